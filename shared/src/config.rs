@@ -1,0 +1,268 @@
+//! Typed, layered configuration: serde defaults, then an optional TOML file, then environment
+//! variables `AGORA_<SECTION>__<KEY>`. Every section is validated at start-up, and a bad value
+//! stops the process with one line naming the key and the problem.
+
+use std::{fmt, net::SocketAddr, path::PathBuf};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+/// A configuration problem, reported as `invalid configuration: <key>: <problem>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self { key: key.into(), problem: problem.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration: {}: {}", self.key, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A section that can check itself after loading.
+pub trait Validate {
+    /// `prefix` is the section's key, used to name offending keys in errors.
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError>;
+}
+
+/// The merged configuration sources, from which typed sections are extracted.
+#[derive(Clone)]
+pub struct ConfigSource {
+    figment: Figment,
+}
+
+impl ConfigSource {
+    /// Defaults, then `file` (if given, it must exist), then `AGORA_*` environment variables.
+    pub fn load(file: Option<PathBuf>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::new(
+                    "config file",
+                    format!("{} does not exist or is not a file", path.display()),
+                ));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(Env::prefixed("AGORA_").split("__").map(|k| {
+            // AGORA_AUTH__DATABASE_URL -> auth.database_url; keys are case-insensitive.
+            k.as_str().to_ascii_lowercase().into()
+        }));
+        Ok(Self { figment })
+    }
+
+    /// Sources from explicit `key = value` pairs layered over defaults; used by tests and tools.
+    pub fn from_toml(text: &str) -> Self {
+        Self { figment: Figment::new().merge(Toml::string(text)) }
+    }
+
+    /// Extracts and validates section `key` (`""` for the top level).
+    pub fn section<T>(&self, key: &str) -> Result<T, ConfigError>
+    where
+        T: DeserializeOwned + Serialize + Default + Validate,
+    {
+        let figment = Figment::from(Serialized::defaults(T::default())).merge(if key.is_empty() {
+            self.figment.clone()
+        } else {
+            self.figment.clone().focus(key)
+        });
+        let value: T = figment.extract().map_err(|err| figment_error(key, err))?;
+        value.validate(key)?;
+        Ok(value)
+    }
+}
+
+fn figment_error(section: &str, err: figment::Error) -> ConfigError {
+    let err = err.into_iter().next().expect("figment errors are never empty");
+    let mut key: Vec<String> = Vec::new();
+    if !section.is_empty() {
+        key.push(section.to_owned());
+    }
+    key.extend(err.path.iter().cloned());
+    let key = if key.is_empty() { "config".to_owned() } else { key.join(".") };
+    ConfigError::new(key, err.kind.to_string())
+}
+
+/// How the platform runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Everything in one process, SQLite under `data_dir`, in-process bus.
+    #[default]
+    Embedded,
+    /// One or more services per process, PostgreSQL, Kafka and Redis.
+    Distributed,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines in embedded mode, JSON in distributed mode.
+    #[default]
+    Auto,
+    Pretty,
+    Json,
+}
+
+/// Settings shared by the whole process (top level of the configuration).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CommonConfig {
+    pub mode: Mode,
+    /// Where embedded stores live (`<data_dir>/<service>.db`).
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    /// `tracing` filter, e.g. `info,agora_auth=debug`; `RUST_LOG` wins when set.
+    pub log_level: String,
+    /// First platform admin created in embedded mode (generated and printed once when unset).
+    pub bootstrap_admin_email: Option<String>,
+    pub bootstrap_admin_password: Option<String>,
+}
+
+impl Default for CommonConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Embedded,
+            data_dir: PathBuf::from("./data"),
+            log_format: LogFormat::Auto,
+            log_level: "info".into(),
+            bootstrap_admin_email: None,
+            bootstrap_admin_password: None,
+        }
+    }
+}
+
+impl Validate for CommonConfig {
+    fn validate(&self, _prefix: &str) -> Result<(), ConfigError> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::new("data_dir", "must not be empty"));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log_level)
+            .map_err(|e| ConfigError::new("log_level", e.to_string()))?;
+        Ok(())
+    }
+}
+
+/// Addresses and store of one service; every service section flattens this in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceEndpoints {
+    pub http_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
+    /// `sqlite://path`, `postgres://...`; defaults to `<data_dir>/<service>.db` in embedded mode.
+    pub database_url: Option<String>,
+    /// Largest number of pooled store connections.
+    pub database_pool_size: u32,
+}
+
+impl ServiceEndpoints {
+    pub fn new(http_port: u16, grpc_port: u16) -> Self {
+        Self {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], http_port)),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], grpc_port)),
+            database_url: None,
+            database_pool_size: 10,
+        }
+    }
+
+    pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        if let Some(url) = &self.database_url {
+            crate::db::Backend::from_url(url)
+                .map_err(|problem| ConfigError::new(format!("{prefix}.database_url"), problem))?;
+        }
+        if self.database_pool_size == 0 {
+            return Err(ConfigError::new(format!("{prefix}.database_pool_size"), "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The store URL to use: the configured one, or an SQLite file under `data_dir` in embedded
+    /// mode. Distributed mode requires an explicit URL.
+    pub fn resolve_database_url(
+        &self,
+        prefix: &str,
+        common: &CommonConfig,
+        service: &str,
+    ) -> Result<String, ConfigError> {
+        match (&self.database_url, common.mode) {
+            (Some(url), _) => Ok(url.clone()),
+            (None, Mode::Embedded) => {
+                Ok(format!("sqlite://{}", common.data_dir.join(format!("{service}.db")).display()))
+            }
+            (None, Mode::Distributed) => Err(ConfigError::new(
+                format!("{prefix}.database_url"),
+                "is required in distributed mode",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(default)]
+    struct Section {
+        port: u16,
+        name: String,
+    }
+
+    impl Default for Section {
+        fn default() -> Self {
+            Self { port: 80, name: "x".into() }
+        }
+    }
+
+    impl Validate for Section {
+        fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+            if self.name.is_empty() {
+                return Err(ConfigError::new(format!("{prefix}.name"), "must not be empty"));
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn defaults_then_overrides() {
+        let src = ConfigSource::from_toml("[svc]\nport = 9000\n");
+        let s: Section = src.section("svc").unwrap();
+        assert_eq!(s.port, 9000);
+        assert_eq!(s.name, "x");
+    }
+
+    #[test]
+    fn bad_value_names_the_key() {
+        let src = ConfigSource::from_toml("[svc]\nport = \"many\"\n");
+        let err = src.section::<Section>("svc").unwrap_err();
+        assert_eq!(err.key, "svc.port");
+        assert!(err.to_string().starts_with("invalid configuration: svc.port: "), "{err}");
+    }
+
+    #[test]
+    fn validation_runs() {
+        let src = ConfigSource::from_toml("[svc]\nname = \"\"\n");
+        let err = src.section::<Section>("svc").unwrap_err();
+        assert_eq!(err.to_string(), "invalid configuration: svc.name: must not be empty");
+    }
+
+    #[test]
+    fn unknown_database_scheme_is_rejected() {
+        let mut endpoints = ServiceEndpoints::new(1, 2);
+        endpoints.database_url = Some("mysql://localhost/x".into());
+        let err = endpoints.validate("auth").unwrap_err();
+        assert_eq!(err.key, "auth.database_url");
+    }
+}

@@ -1,0 +1,49 @@
+//! HTTP plumbing every service shares: request ids and trace context, metrics, the
+//! authenticated caller, role guards, JSON bodies with field errors, pagination, health checks
+//! and problem+json for every framework-level failure.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::error::AppError;
+
+pub mod caller;
+pub mod health;
+pub mod json;
+pub mod observe;
+pub mod page;
+
+pub use caller::{ApiKeyResolver, Authenticator, Caller, Credential, Role};
+pub use json::ValidJson;
+pub use page::{Page, PageParams};
+
+/// Name of the service answering, stored in app data for metrics and logs.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceName(pub &'static str);
+
+/// Registers the error handlers for path and query extraction, and the JSON body limit.
+pub fn configure_extractors(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::PathConfig::default()
+            .error_handler(|err, _| AppError::BadRequest(format!("invalid path: {err}")).into()),
+    )
+    .app_data(
+        web::QueryConfig::default()
+            .error_handler(|err, _| AppError::BadRequest(format!("invalid query: {err}")).into()),
+    );
+}
+
+/// The fallback for unknown routes: 404 problem+json.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    actix_web::ResponseError::error_response(&AppError::NotFound(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+/// `GET /metrics` in the Prometheus text format.
+pub async fn metrics() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(crate::telemetry::render_metrics())
+}

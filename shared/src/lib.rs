@@ -1,0 +1,15 @@
+//! The kernel every Agora service stands on: configuration, errors, storage, the event bus,
+//! tokens, telemetry, and the HTTP and gRPC plumbing that every service shares.
+
+pub mod bus;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod grpc;
+pub mod http;
+pub mod service;
+pub mod telemetry;
+pub mod testing;
+pub mod tokens;
+
+pub use error::{AppError, AppResult, FieldError};

@@ -1,0 +1,62 @@
+//! What the binary needs to start a service: the shared context handed to each service's
+//! `start`, and the handle a started service returns.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    bus::SharedBus,
+    config::{CommonConfig, ConfigSource},
+    tokens::Denylist,
+};
+
+/// Everything a service gets from the process that runs it.
+#[derive(Clone)]
+pub struct ServiceContext {
+    pub common: CommonConfig,
+    pub config: ConfigSource,
+    pub bus: SharedBus,
+    /// Revoked access tokens, shared by every service of this process.
+    pub denylist: Arc<dyn Denylist>,
+    /// Apply migrations at start (always in embedded mode; opt-in in distributed mode).
+    pub migrate_on_start: bool,
+}
+
+/// A started service: where it listens and the tasks that make it up.
+pub struct RunningService {
+    pub name: &'static str,
+    pub http_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
+    /// Its HTTP server, gRPC server and background jobs; they end after `shutdown` fires.
+    pub tasks: JoinSet<anyhow::Result<()>>,
+}
+
+impl RunningService {
+    /// Waits for every task; the first failure is returned.
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        let mut result = Ok(());
+        while let Some(joined) = self.tasks.join_next().await {
+            let outcome = joined.map_err(anyhow::Error::from).and_then(|r| r);
+            if let Err(err) = outcome
+                && result.is_ok()
+            {
+                result = Err(err.context(format!("{} stopped", self.name)));
+            }
+        }
+        result
+    }
+}
+
+/// Runs an actix server until `shutdown`, then stops it gracefully (in-flight requests finish).
+pub async fn run_http(server: actix_web::dev::Server, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let handle = server.handle();
+    let stopper = tokio::spawn(async move {
+        shutdown.cancelled().await;
+        handle.stop(true).await;
+    });
+    let result = server.await;
+    stopper.abort();
+    result.map_err(Into::into)
+}

@@ -1,0 +1,96 @@
+//! Test support: fresh stores for each test. SQLite always; PostgreSQL when
+//! `AGORA_TEST_DATABASE_URL` names a server (a new database is created per store and dropped
+//! afterwards). With `AGORA_TEST_REQUIRE_INFRA=1` a missing server fails instead of skipping.
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+
+/// A fresh, empty store that is removed when dropped.
+pub struct TestDb {
+    pub url: String,
+    pub backend: &'static str,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// A new SQLite file in a temporary directory.
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        Self { url, backend: "sqlite", _dir: Some(dir), pg: None }
+    }
+
+    /// A new database on the server named by `AGORA_TEST_DATABASE_URL`, or `None` (reported as
+    /// skipped; a failure when infrastructure is required).
+    pub fn postgres() -> Option<Self> {
+        let Ok(admin_url) = std::env::var("AGORA_TEST_DATABASE_URL") else {
+            skip_or_fail("postgres", "AGORA_TEST_DATABASE_URL is not set");
+            return None;
+        };
+        let name = format!("agora_test_{}", uuid::Uuid::now_v7().simple());
+        let mut conn = PgConnection::establish(&admin_url)
+            .unwrap_or_else(|e| panic!("AGORA_TEST_DATABASE_URL does not answer: {e}"));
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .expect("create test database");
+        let url = with_database(&admin_url, &name);
+        Some(Self { url, backend: "postgres", _dir: None, pg: Some((admin_url, name)) })
+    }
+
+    /// SQLite, plus PostgreSQL when configured.
+    pub fn all() -> Vec<Self> {
+        let mut dbs = vec![Self::sqlite()];
+        dbs.extend(Self::postgres());
+        dbs
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = &self.pg
+            && let Ok(mut conn) = PgConnection::establish(admin)
+        {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn);
+        }
+    }
+}
+
+/// Replaces the database name in a PostgreSQL URL.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_part = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{host_part}/{name}?{q}"),
+        None => format!("{host_part}/{name}"),
+    }
+}
+
+/// Whether CI demands every real server be present.
+pub fn infra_required() -> bool {
+    std::env::var("AGORA_TEST_REQUIRE_INFRA").is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// Reports a suite as skipped, or panics when infrastructure is required.
+pub fn skip_or_fail(what: &str, why: &str) {
+    if infra_required() {
+        panic!("{what} is required (AGORA_TEST_REQUIRE_INFRA=1) but {why}");
+    }
+    eprintln!("skipped: {what} suite ({why})");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_database_name() {
+        assert_eq!(with_database("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
+        assert_eq!(with_database("postgres://u@h/db?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+        assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
+    }
+}

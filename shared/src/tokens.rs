@@ -1,0 +1,425 @@
+//! Access tokens: EdDSA (Ed25519) JWTs with a `kid`, checked for issuer, audience, expiry and
+//! not-before with a small clock skew; the JWKS document that publishes the public keys; a key
+//! source that caches a remote JWKS and refetches it, at a bounded rate, on an unknown `kid`; and
+//! the denylist of revoked token ids that verifiers consult.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, RwLock},
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, spki::der::pem::LineEnding};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, jwk::JwkSet};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::AppError;
+
+/// Allowed clock difference between issuer and verifier.
+pub const LEEWAY_SECS: u64 = 30;
+
+/// An Ed25519 signing key with its key id.
+#[derive(Clone)]
+pub struct KeyPair {
+    pub kid: String,
+    private_pem: String,
+    public: [u8; 32],
+}
+
+impl std::fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyPair").field("kid", &self.kid).finish_non_exhaustive()
+    }
+}
+
+impl KeyPair {
+    pub fn generate() -> Self {
+        let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        Self::from_signing_key(&key)
+    }
+
+    /// From a PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
+    pub fn from_pem(pem: &str) -> Result<Self, String> {
+        let key = ed25519_dalek::SigningKey::from_pkcs8_pem(pem.trim())
+            .map_err(|e| format!("not an Ed25519 PKCS#8 PEM private key: {e}"))?;
+        Ok(Self::from_signing_key(&key))
+    }
+
+    fn from_signing_key(key: &ed25519_dalek::SigningKey) -> Self {
+        let public = key.verifying_key().to_bytes();
+        let private_pem = key
+            .to_pkcs8_pem(LineEnding::LF)
+            .expect("an Ed25519 key always encodes as PKCS#8")
+            .to_string();
+        Self { kid: kid_for(&public), private_pem, public }
+    }
+
+    pub fn private_pem(&self) -> &str {
+        &self.private_pem
+    }
+
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey { kid: self.kid.clone(), x: URL_SAFE_NO_PAD.encode(self.public) }
+    }
+
+    fn encoding_key(&self) -> EncodingKey {
+        EncodingKey::from_ed_pem(self.private_pem.as_bytes())
+            .expect("PEM produced by to_pkcs8_pem parses")
+    }
+}
+
+/// The key id: the start of the SHA-256 of the public key, so every replica derives the same.
+fn kid_for(public: &[u8; 32]) -> String {
+    URL_SAFE_NO_PAD.encode(&Sha256::digest(public)[..12])
+}
+
+/// A public verification key as published in the JWKS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    pub kid: String,
+    /// Base64url of the 32-byte Ed25519 public key.
+    pub x: String,
+}
+
+/// The JWKS document for `keys`.
+pub fn jwks(keys: &[PublicKey]) -> serde_json::Value {
+    serde_json::json!({
+        "keys": keys.iter().map(|k| serde_json::json!({
+            "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": k.kid, "x": k.x,
+        })).collect::<Vec<_>>()
+    })
+}
+
+/// Claims of an Agora access token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    /// User id.
+    pub sub: String,
+    /// Tenant id.
+    pub tid: String,
+    pub role: String,
+    #[serde(default)]
+    pub perms: Vec<String>,
+    pub email: String,
+    pub jti: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+}
+
+/// Issuer and audience every token carries.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: Duration,
+}
+
+/// Signs access tokens with the active key.
+pub struct Signer {
+    settings: TokenSettings,
+    kid: String,
+    key: EncodingKey,
+}
+
+/// What a token is issued for.
+pub struct Subject<'a> {
+    pub user_id: &'a str,
+    pub tenant_id: &'a str,
+    pub role: &'a str,
+    pub permissions: &'a [String],
+    pub email: &'a str,
+}
+
+impl Signer {
+    pub fn new(settings: TokenSettings, key: &KeyPair) -> Self {
+        Self { settings, kid: key.kid.clone(), key: key.encoding_key() }
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.settings.access_ttl
+    }
+
+    /// Issues an access token; returns it with its claims.
+    pub fn issue(&self, subject: &Subject<'_>) -> Result<(String, Claims), AppError> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.audience.clone(),
+            sub: subject.user_id.to_owned(),
+            tid: subject.tenant_id.to_owned(),
+            role: subject.role.to_owned(),
+            perms: subject.permissions.to_vec(),
+            email: subject.email.to_owned(),
+            jti: uuid::Uuid::now_v7().to_string(),
+            iat: now,
+            nbf: now,
+            exp: now + self.settings.access_ttl.as_secs() as i64,
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &self.key)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("signing failed: {e}")))?;
+        Ok((token, claims))
+    }
+}
+
+/// Where a verifier finds public keys by `kid`.
+#[async_trait]
+pub trait KeySource: Send + Sync {
+    async fn key(&self, kid: &str) -> Option<DecodingKey>;
+}
+
+/// Keys held in memory and replaced when the owner reloads its keyring.
+#[derive(Default)]
+pub struct StaticKeys {
+    keys: RwLock<HashMap<String, DecodingKey>>,
+}
+
+impl StaticKeys {
+    pub fn new(keys: &[PublicKey]) -> Self {
+        let this = Self::default();
+        this.replace(keys);
+        this
+    }
+
+    pub fn replace(&self, keys: &[PublicKey]) {
+        let map = keys
+            .iter()
+            .filter_map(|k| Some((k.kid.clone(), DecodingKey::from_ed_components(&k.x).ok()?)))
+            .collect();
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = map;
+    }
+}
+
+#[async_trait]
+impl KeySource for StaticKeys {
+    async fn key(&self, kid: &str) -> Option<DecodingKey> {
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).get(kid).cloned()
+    }
+}
+
+/// A JWKS fetched over HTTP, cached, and refetched on an unknown `kid` at most once per
+/// `min_refetch` so forged kids cannot make the verifier hammer the issuer.
+pub struct RemoteJwks {
+    url: String,
+    client: reqwest::Client,
+    min_refetch: Duration,
+    keys: RwLock<HashMap<String, DecodingKey>>,
+    last_fetch: Mutex<Option<Instant>>,
+    fetches: std::sync::atomic::AtomicU64,
+}
+
+impl RemoteJwks {
+    pub fn new(url: impl Into<String>, min_refetch: Duration) -> Self {
+        Self {
+            url: url.into(),
+            client: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .timeout(Duration::from_secs(5))
+                .build()
+                .expect("static reqwest configuration is valid"),
+            min_refetch,
+            keys: RwLock::default(),
+            last_fetch: Mutex::new(None),
+            fetches: Default::default(),
+        }
+    }
+
+    /// How many times the JWKS was fetched (for metrics and tests).
+    pub fn fetch_count(&self) -> u64 {
+        self.fetches.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    async fn refresh(&self) {
+        {
+            let mut last = self.last_fetch.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| t.elapsed() < self.min_refetch) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        self.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let set: JwkSet = match self.client.get(&self.url).send().await {
+            Ok(resp) if resp.status().is_success() => match resp.json().await {
+                Ok(set) => set,
+                Err(err) => return tracing::warn!(error = %err, "jwks is not valid json"),
+            },
+            Ok(resp) => return tracing::warn!(status = %resp.status(), "jwks fetch failed"),
+            Err(err) => return tracing::warn!(error = %err, "jwks fetch failed"),
+        };
+        let map = set
+            .keys
+            .iter()
+            .filter_map(|jwk| {
+                Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?))
+            })
+            .collect();
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = map;
+    }
+}
+
+#[async_trait]
+impl KeySource for RemoteJwks {
+    async fn key(&self, kid: &str) -> Option<DecodingKey> {
+        if let Some(key) = self.keys.read().unwrap_or_else(|p| p.into_inner()).get(kid) {
+            return Some(key.clone());
+        }
+        self.refresh().await;
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).get(kid).cloned()
+    }
+}
+
+/// Revoked access-token ids, kept until the token would have expired anyway.
+#[async_trait]
+pub trait Denylist: Send + Sync {
+    async fn deny(&self, jti: &str, expires_at: i64);
+    async fn is_denied(&self, jti: &str) -> bool;
+}
+
+/// In-memory denylist (embedded mode; the owner persists entries and reloads them at start).
+#[derive(Default)]
+pub struct MemoryDenylist {
+    entries: Mutex<HashMap<String, i64>>,
+}
+
+#[async_trait]
+impl Denylist for MemoryDenylist {
+    async fn deny(&self, jti: &str, expires_at: i64) {
+        let now = chrono::Utc::now().timestamp() - LEEWAY_SECS as i64;
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.retain(|_, exp| *exp > now);
+        entries.insert(jti.to_owned(), expires_at);
+    }
+
+    async fn is_denied(&self, jti: &str) -> bool {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).contains_key(jti)
+    }
+}
+
+/// Verifies access tokens: EdDSA only, known `kid`, issuer, audience, time, denylist.
+pub struct Verifier {
+    keys: Arc<dyn KeySource>,
+    denylist: Arc<dyn Denylist>,
+    validation: Validation,
+}
+
+impl Verifier {
+    pub fn new(
+        issuer: &str,
+        audience: &str,
+        keys: Arc<dyn KeySource>,
+        denylist: Arc<dyn Denylist>,
+    ) -> Self {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.algorithms = vec![Algorithm::EdDSA];
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_SECS;
+        Self { keys, denylist, validation }
+    }
+
+    pub fn denylist(&self) -> &Arc<dyn Denylist> {
+        &self.denylist
+    }
+
+    /// Verified claims, or 401 naming the reason in general terms.
+    pub async fn verify(&self, token: &str) -> Result<Claims, AppError> {
+        let unauthorized = |why: &str| AppError::Unauthorized(format!("invalid access token: {why}"));
+        let header = jsonwebtoken::decode_header(token).map_err(|_| unauthorized("malformed"))?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(unauthorized("unsupported algorithm"));
+        }
+        let kid = header.kid.ok_or_else(|| unauthorized("no key id"))?;
+        let key = self.keys.key(&kid).await.ok_or_else(|| unauthorized("unknown key id"))?;
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &self.validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            match e.kind() {
+                ErrorKind::ExpiredSignature => unauthorized("expired"),
+                ErrorKind::ImmatureSignature => unauthorized("not yet valid"),
+                ErrorKind::InvalidAudience => unauthorized("wrong audience"),
+                ErrorKind::InvalidIssuer => unauthorized("wrong issuer"),
+                _ => unauthorized("bad signature or claims"),
+            }
+        })?;
+        if self.denylist.is_denied(&data.claims.jti).await {
+            return Err(unauthorized("revoked"));
+        }
+        Ok(data.claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> TokenSettings {
+        TokenSettings {
+            issuer: "agora".into(),
+            audience: "agora-api".into(),
+            access_ttl: Duration::from_secs(900),
+        }
+    }
+
+    fn subject() -> Subject<'static> {
+        Subject { user_id: "u1", tenant_id: "t1", role: "TENANT_USER", permissions: &[], email: "a@b.c" }
+    }
+
+    fn verifier_for(keys: &[PublicKey]) -> Verifier {
+        Verifier::new(
+            "agora",
+            "agora-api",
+            Arc::new(StaticKeys::new(keys)),
+            Arc::new(MemoryDenylist::default()),
+        )
+    }
+
+    #[tokio::test]
+    async fn round_trip_and_denylist() {
+        let key = KeyPair::generate();
+        let signer = Signer::new(settings(), &key);
+        let verifier = verifier_for(&[key.public_key()]);
+        let (token, claims) = signer.issue(&subject()).unwrap();
+        let verified = verifier.verify(&token).await.unwrap();
+        assert_eq!(verified, claims);
+        verifier.denylist().deny(&claims.jti, claims.exp).await;
+        let err = verifier.verify(&token).await.unwrap_err();
+        assert!(err.to_string().contains("revoked"));
+    }
+
+    #[tokio::test]
+    async fn rejects_foreign_keys_and_audiences() {
+        let key = KeyPair::generate();
+        let other = KeyPair::generate();
+        let (token, _) = Signer::new(settings(), &other).issue(&subject()).unwrap();
+        // Unknown kid.
+        assert!(verifier_for(&[key.public_key()]).verify(&token).await.is_err());
+        // Same kid published with the wrong public key: bad signature.
+        let forged = PublicKey { kid: other.kid.clone(), x: key.public_key().x };
+        assert!(verifier_for(&[forged]).verify(&token).await.is_err());
+        let mut s = settings();
+        s.audience = "elsewhere".into();
+        let (token, _) = Signer::new(s, &key).issue(&subject()).unwrap();
+        let err = verifier_for(&[key.public_key()]).verify(&token).await.unwrap_err();
+        assert!(err.to_string().contains("audience"));
+    }
+
+    #[test]
+    fn pem_round_trip_keeps_kid() {
+        let key = KeyPair::generate();
+        let again = KeyPair::from_pem(key.private_pem()).unwrap();
+        assert_eq!(again.kid, key.kid);
+        assert!(KeyPair::from_pem("not a key").is_err());
+    }
+}
