@@ -1,1 +1,218 @@
-fn main() {}
+//! `agora`: with no subcommand, the whole platform in one process (embedded mode); `serve`
+//! runs chosen services (distributed mode); `migrate` and `admin` are operator tools.
+
+use std::{path::PathBuf, process::ExitCode, sync::Arc};
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use agora_shared::{
+    bus::InProcessBus,
+    config::{CommonConfig, ConfigSource, Mode},
+    db::Db,
+    http::Role,
+    service::ServiceContext,
+    tokens::{KeyPair, MemoryDenylist},
+};
+
+#[derive(Parser)]
+#[command(name = "agora", version, about = "Agora: a multi-tenant backend platform")]
+struct Cli {
+    /// TOML configuration file (environment variables `AGORA_...` override it).
+    #[arg(long, global = true, env = "AGORA_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the chosen services (distributed mode).
+    Serve {
+        /// Service to run; repeat for several.
+        #[arg(long = "service", required = true, value_parser = ["auth"])]
+        services: Vec<String>,
+        /// Apply pending migrations before serving.
+        #[arg(long)]
+        migrate: bool,
+    },
+    /// Apply pending migrations of a service's store.
+    Migrate {
+        #[arg(long = "service", default_value = "all", value_parser = ["auth", "all"])]
+        service: String,
+    },
+    /// Operator tasks.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an active user with a password (the tenant is created when missing).
+    CreateUser {
+        #[arg(long)]
+        email: String,
+        #[arg(long, env = "AGORA_NEW_USER_PASSWORD")]
+        password: String,
+        #[arg(long, default_value = "Administrator")]
+        name: String,
+        #[arg(long, default_value = "TENANT_ADMIN", value_parser = ["PLATFORM_ADMIN", "TENANT_ADMIN", "TENANT_USER"])]
+        role: String,
+        /// Tenant name; platform admins go to the `platform` tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Rotate the store-managed token signing key (running services pick it up within a minute).
+    RotateSigningKey,
+    /// Print a new Ed25519 signing key (PKCS#8 PEM) for `AGORA_AUTH__SIGNING_KEY`.
+    GenerateSigningKey,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = ConfigSource::load(cli.config)?;
+    let mut common: CommonConfig = config.section("")?;
+    match cli.command {
+        None => {
+            common.mode = Mode::Embedded;
+            agora_shared::telemetry::init(&common);
+            run_services(config, common, true, &["auth"]).await
+        }
+        Some(Command::Serve { services, migrate }) => {
+            agora_shared::telemetry::init(&common);
+            let names: Vec<&str> = services.iter().map(String::as_str).collect();
+            run_services(config, common, migrate, &names).await
+        }
+        Some(Command::Migrate { service: _ }) => {
+            // `auth` is the only service so far, so `all` and `auth` migrate the same store.
+            let url = agora_auth::database_url(&context(config, common, true))?;
+            let applied =
+                tokio::task::spawn_blocking(move || Db::migrate(&url, agora_auth::MIGRATIONS)).await??;
+            println!("auth: {applied} migration(s) applied");
+            Ok(())
+        }
+        Some(Command::Admin { command }) => admin(config, common, command).await,
+    }
+}
+
+fn context(config: ConfigSource, common: CommonConfig, migrate: bool) -> ServiceContext {
+    ServiceContext {
+        common,
+        config,
+        bus: Arc::new(InProcessBus::new()),
+        denylist: Arc::new(MemoryDenylist::default()),
+        migrate_on_start: migrate,
+    }
+}
+
+async fn run_services(config: ConfigSource, common: CommonConfig, migrate: bool, names: &[&str]) -> anyhow::Result<()> {
+    let embedded = common.mode == Mode::Embedded;
+    let ctx = context(config, common.clone(), migrate);
+    let shutdown = CancellationToken::new();
+    let mut running = Vec::new();
+    if names.contains(&"auth") {
+        let started = agora_auth::start(&ctx, shutdown.clone()).await?;
+        if embedded {
+            let created = agora_auth::admin::bootstrap_platform_admin(
+                &started.state.db,
+                common.bootstrap_admin_email.as_deref(),
+                common.bootstrap_admin_password.as_ref().map(|s| s.expose()),
+            )
+            .await?;
+            if let Some((email, generated)) = created {
+                println!("created platform admin {email}");
+                if let Some(password) = generated {
+                    println!("  password (shown once): {password}");
+                }
+            }
+        }
+        println!("auth      http://{}  grpc {}", started.service.http_addr, started.service.grpc_addr);
+        running.push(started.service);
+    }
+    println!("agora is running ({} mode); Ctrl-C stops it", if embedded { "embedded" } else { "distributed" });
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        stop.cancel();
+    });
+    // Stop in reverse start order; the first failure ends the rest too.
+    let mut result = Ok(());
+    while let Some(service) = running.pop() {
+        if let Err(err) = service.wait().await {
+            shutdown.cancel();
+            if result.is_ok() {
+                result = Err(err);
+            }
+        }
+    }
+    result
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return drop(ctrl_c.await),
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn admin(config: ConfigSource, common: CommonConfig, command: AdminCommand) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::GenerateSigningKey => print!("{}", KeyPair::generate().private_pem()),
+        AdminCommand::CreateUser { email, password, name, role, tenant } => {
+            let role: Role = role.parse().map_err(anyhow::Error::msg)?;
+            let tenant = match (role, tenant) {
+                (Role::PlatformAdmin, _) => agora_auth::domain::PLATFORM_TENANT.to_owned(),
+                (_, Some(t)) => t,
+                (_, None) => anyhow::bail!("--tenant is required for tenant users"),
+            };
+            let db = open_auth_store(config, common).await?;
+            let id = agora_auth::admin::create_user(&db, &email, &password, &name, role, &tenant).await?;
+            println!("created user {id} ({email}, {role}) in tenant {tenant}");
+        }
+        AdminCommand::RotateSigningKey => {
+            let db = open_auth_store(config, common).await?;
+            let kid = agora_auth::keys::rotate(&db).await?;
+            println!("new signing key {kid}; the previous key keeps verifying until its tokens expire");
+        }
+    }
+    Ok(())
+}
+
+/// The auth store, migrated.
+async fn open_auth_store(config: ConfigSource, common: CommonConfig) -> anyhow::Result<Db> {
+    let ctx = context(config, common, true);
+    let url = agora_auth::database_url(&ctx)?;
+    let migrate_url = url.clone();
+    tokio::task::spawn_blocking(move || Db::migrate(&migrate_url, agora_auth::MIGRATIONS)).await??;
+    Db::connect(&url, 2)
+}

@@ -1,1 +1,13 @@
+//! Generated gRPC services and event messages of Agora (from `proto/`).
 
+pub mod auth {
+    pub mod v1 {
+        tonic::include_proto!("agora.auth.v1");
+    }
+}
+
+pub mod events {
+    pub mod v1 {
+        tonic::include_proto!("agora.events.v1");
+    }
+}

@@ -95,6 +95,27 @@ fn figment_error(section: &str, err: figment::Error) -> ConfigError {
     ConfigError::new(key, err.kind.to_string())
 }
 
+/// A secret configuration value: never shown by `Debug` or logs.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
 /// How the platform runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -129,7 +150,7 @@ pub struct CommonConfig {
     pub log_level: String,
     /// First platform admin created in embedded mode (generated and printed once when unset).
     pub bootstrap_admin_email: Option<String>,
-    pub bootstrap_admin_password: Option<String>,
+    pub bootstrap_admin_password: Option<Secret>,
 }
 
 impl Default for CommonConfig {

@@ -106,6 +106,9 @@ pub struct Claims {
     #[serde(default)]
     pub perms: Vec<String>,
     pub email: String,
+    /// Session (refresh-token family) the token was issued in; logout ends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     pub jti: String,
     pub iat: i64,
     pub nbf: i64,
@@ -134,6 +137,7 @@ pub struct Subject<'a> {
     pub role: &'a str,
     pub permissions: &'a [String],
     pub email: &'a str,
+    pub session_id: Option<&'a str>,
 }
 
 impl Signer {
@@ -160,6 +164,7 @@ impl Signer {
             role: subject.role.to_owned(),
             perms: subject.permissions.to_vec(),
             email: subject.email.to_owned(),
+            sid: subject.session_id.map(str::to_owned),
             jti: uuid::Uuid::now_v7().to_string(),
             iat: now,
             nbf: now,
@@ -373,7 +378,7 @@ mod tests {
     }
 
     fn subject() -> Subject<'static> {
-        Subject { user_id: "u1", tenant_id: "t1", role: "TENANT_USER", permissions: &[], email: "a@b.c" }
+        Subject { user_id: "u1", tenant_id: "t1", role: "TENANT_USER", permissions: &[], email: "a@b.c", session_id: None }
     }
 
     fn verifier_for(keys: &[PublicKey]) -> Verifier {

@@ -1,1 +1,166 @@
+//! The auth service: tenants, users, teams, API keys, sessions and the token signing keys.
+//! HTTP under `/api/v1` (see `http`), gRPC `agora.auth.v1.AuthService` (see `grpc`), events on
+//! `agora.auth.events` (see `events`).
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use diesel_migrations::embed_migrations;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use agora_shared::{
+    AppError,
+    bus::{Outbox, run_relay},
+    config::{ConfigError, Mode},
+    db::{Db, Migrations},
+    http::{ApiKeyResolver, Authenticator, Caller, Credential, Role},
+    service::{RunningService, ServiceContext},
+    tokens::{Denylist, Verifier},
+};
+
+pub mod admin;
+pub mod config;
+pub mod domain;
+pub mod events;
+pub mod grpc;
+pub mod http;
+pub mod keys;
+pub mod mail;
+pub mod model;
+pub mod openapi;
+pub mod schema;
+pub mod sessions;
+pub mod store;
+
+pub use config::AuthConfig;
+
+/// Service name: config section, store file, metrics label.
+pub const NAME: &str = "auth";
+
+/// The store's migrations for both backends.
+pub const MIGRATIONS: Migrations = Migrations {
+    postgres: embed_migrations!("migrations/postgres"),
+    sqlite: embed_migrations!("migrations/sqlite"),
+};
+
+/// Everything handlers need.
+pub struct AuthState {
+    pub db: Db,
+    pub config: AuthConfig,
+    pub keyring: Arc<keys::Keyring>,
+    pub denylist: Arc<dyn Denylist>,
+    pub outbox: Outbox,
+    pub mailer: Option<mail::Mailer>,
+}
+
+#[async_trait]
+impl ApiKeyResolver for AuthState {
+    async fn resolve(&self, key: &str) -> Result<Option<Caller>, AppError> {
+        let hash = domain::secret_hash(key);
+        self.db
+            .write(move |conn| {
+                let Some((row, email)) = store::api_keys::resolve(conn, &hash)? else {
+                    return Ok(None);
+                };
+                store::api_keys::touch(conn, &row.id)?;
+                Ok(Some(Caller {
+                    user_id: row.created_by,
+                    tenant_id: row.tenant_id,
+                    role: row.role.parse().unwrap_or(Role::TenantUser),
+                    permissions: Vec::new(),
+                    email,
+                    credential: Credential::ApiKey { key_id: row.id },
+                }))
+            })
+            .await
+    }
+}
+
+/// The resolved database URL of the auth store.
+pub fn database_url(ctx: &ServiceContext) -> Result<String, ConfigError> {
+    let config: AuthConfig = ctx.config.section(NAME)?;
+    config.endpoints.resolve_database_url(NAME, &ctx.common, NAME)
+}
+
+/// A started auth service and its state (tests reach into the state).
+pub struct Started {
+    pub service: RunningService,
+    pub state: Arc<AuthState>,
+    pub authenticator: Authenticator,
+}
+
+/// Starts HTTP, gRPC, the outbox relay and the key reloader; all stop on `shutdown`.
+pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow::Result<Started> {
+    let config: AuthConfig = ctx.config.section(NAME)?;
+    let url = config.endpoints.resolve_database_url(NAME, &ctx.common, NAME)?;
+    if ctx.common.mode == Mode::Distributed && config.signing_key.is_none() {
+        return Err(ConfigError::new("auth.signing_key", "is required in distributed mode").into());
+    }
+    if ctx.migrate_on_start {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || Db::migrate(&url, MIGRATIONS)).await??;
+    }
+    let db = Db::connect(&url, config.endpoints.database_pool_size)?;
+    let keyring = keys::Keyring::load(&db, &config).await?;
+    let denied = db.read(store::sessions::live_denied_tokens).await?;
+    for (jti, exp) in denied {
+        ctx.denylist.deny(&jti, exp.and_utc().timestamp()).await;
+    }
+    let verifier = Arc::new(Verifier::new(
+        &config.issuer,
+        &config.audience,
+        keyring.verify_keys(),
+        ctx.denylist.clone(),
+    ));
+    let mailer = config.smtp_url.as_ref().map(|url| mail::Mailer::new(url, &config.mail_from)).transpose()?;
+    let state = Arc::new(AuthState {
+        db: db.clone(),
+        config: config.clone(),
+        keyring: keyring.clone(),
+        denylist: ctx.denylist.clone(),
+        outbox: Outbox::new(),
+        mailer,
+    });
+    let authenticator = Authenticator { verifier, api_keys: Some(state.clone()) };
+
+    let http_listener = std::net::TcpListener::bind(config.endpoints.http_addr)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.endpoints.http_addr))?;
+    let http_addr = http_listener.local_addr()?;
+    let grpc_listener = agora_shared::grpc::bind(config.endpoints.grpc_addr).await?;
+    let grpc_addr = grpc_listener.local_addr()?;
+
+    let mut tasks = JoinSet::new();
+    let server = http::server(state.clone(), authenticator.clone(), http_listener, config.http_workers)?;
+    tasks.spawn(agora_shared::service::run_http(server, shutdown.clone()));
+    tasks.spawn(agora_shared::grpc::serve(
+        grpc_listener,
+        grpc::routes(state.clone(), authenticator.clone()),
+        shutdown.clone(),
+    ));
+    let relay_shutdown = shutdown.clone();
+    let (bus, outbox) = (ctx.bus.clone(), state.outbox.clone());
+    tasks.spawn(async move {
+        run_relay(db, bus, outbox, relay_shutdown).await;
+        Ok(())
+    });
+    let reload_state = state.clone();
+    let reload_shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+                _ = reload_shutdown.cancelled() => return Ok(()),
+            }
+            if let Err(err) = reload_state.keyring.reload(&reload_state.db).await {
+                tracing::warn!(error = %format!("{err:#}"), "signing key reload failed");
+            }
+        }
+    });
+    tracing::info!(%http_addr, %grpc_addr, "auth service started");
+    Ok(Started {
+        service: RunningService { name: NAME, http_addr, grpc_addr, tasks },
+        state,
+        authenticator,
+    })
+}

@@ -1,5 +1,7 @@
 //! The in-process bus for embedded mode and tests: one ordered log per topic, committed offsets
 //! per consumer group, one active member per group (as one Kafka partition has one owner).
+//! Like a Kafka topic, the log is retained by size, not by consumption: a group that joins
+//! later still reads from the oldest retained event.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -11,8 +13,8 @@ use tokio::sync::{Notify, OwnedMutexGuard};
 
 use super::{BusError, Delivery, Event, EventBus, Subscription};
 
-/// Events kept per topic when some group lags far behind, or no group has subscribed yet.
-const MAX_RETAINED: usize = 1_000_000;
+/// Events retained per topic; older ones are dropped (a group lagging further skips them).
+const MAX_RETAINED: usize = 100_000;
 
 #[derive(Default)]
 struct Group {
@@ -34,15 +36,8 @@ impl Topic {
         self.base + self.log.len() as u64
     }
 
-    /// Drops events every group has committed, and the oldest beyond the retention cap.
+    /// Drops the oldest events beyond the retention cap.
     fn trim(&mut self) {
-        let floor = self.groups.values().map(|g| g.committed).min();
-        if let Some(floor) = floor {
-            while self.base < floor && !self.log.is_empty() {
-                self.log.pop_front();
-                self.base += 1;
-            }
-        }
         while self.log.len() > MAX_RETAINED {
             self.log.pop_front();
             self.base += 1;
@@ -147,7 +142,6 @@ impl Subscription for InProcessSubscription {
             if let Some(g) = t.groups.get_mut(&self.group) {
                 g.committed = g.committed.max(delivery.offset + 1);
             }
-            t.trim();
         });
         Ok(())
     }

@@ -54,7 +54,7 @@ impl FromStr for Role {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
     /// An access token with its id and expiry (unix seconds).
-    Jwt { jti: String, exp: i64, token: String },
+    Jwt { jti: String, exp: i64, session_id: Option<String>, token: String },
     /// An API key, by key id.
     ApiKey { key_id: String },
 }
@@ -168,6 +168,7 @@ impl Authenticator {
             credential: Credential::Jwt {
                 jti: claims.jti,
                 exp: claims.exp,
+                session_id: claims.sid,
                 token: credential.to_owned(),
             },
         })

@@ -86,10 +86,8 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
             serde_json::error::Category::Data => {
                 let message = inner.to_string();
                 let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
-                let field = if message.starts_with("unknown field") {
-                    let name = message.split('`').nth(1).unwrap_or("?");
-                    if path == "." { name.to_owned() } else { format!("{path}.{name}") }
-                } else if message.starts_with("missing field") {
+                // The path of a missing field is its parent's; name the field itself.
+                let field = if message.starts_with("missing field") {
                     let name = message.split('`').nth(1).unwrap_or("?");
                     if path == "." { name.to_owned() } else { format!("{path}.{name}") }
                 } else if path == "." {

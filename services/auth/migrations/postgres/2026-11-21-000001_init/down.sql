@@ -1,0 +1,13 @@
+DROP TABLE outbox;
+DROP TABLE inbox;
+DROP TABLE audit_log;
+DROP TABLE signing_keys;
+DROP TABLE api_keys;
+DROP TABLE team_members;
+DROP TABLE teams;
+DROP TABLE one_time_tokens;
+DROP TABLE revoked_access_tokens;
+DROP TABLE refresh_tokens;
+DROP TABLE login_throttle;
+DROP TABLE users;
+DROP TABLE tenants;

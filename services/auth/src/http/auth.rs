@@ -1,0 +1,328 @@
+//! `/auth/*`: register, login, refresh, logout, me, password change and reset, invitations.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+
+use agora_proto::events::v1::PasswordResetRequested;
+use agora_shared::{
+    AppError, AppResult,
+    db::now,
+    http::{Caller, Credential, ValidJson},
+};
+
+use super::{client_ip, created, hash_password};
+use crate::{
+    AuthState, domain, events,
+    model::*,
+    sessions,
+    store::{self, audit::Audit, sessions::OneTimeRow, tenants::TenantRow, users::UserRow},
+};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/auth/register", web::post().to(register))
+        .route("/auth/login", web::post().to(login))
+        .route("/auth/refresh", web::post().to(refresh))
+        .route("/auth/logout", web::post().to(logout))
+        .route("/auth/me", web::get().to(me))
+        .route("/auth/me", web::put().to(update_me))
+        .route("/auth/change-password", web::post().to(change_password))
+        .route("/auth/forgot", web::post().to(forgot))
+        .route("/auth/reset", web::post().to(reset))
+        .route("/auth/accept-invite", web::post().to(accept_invite));
+}
+
+/// Creates a tenant (plan STARTER) and its first user, a TENANT_ADMIN, and signs them in.
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses((status = 201, body = TokenResponse), (status = 409, description = "email or tenant name taken"),
+        (status = 422, description = "invalid fields, including each broken password rule")))]
+pub async fn register(state: web::Data<AuthState>, body: ValidJson<RegisterRequest>) -> AppResult<HttpResponse> {
+    let body = body.0;
+    let hash = hash_password(body.password.clone()).await?;
+    let signer = state.keyring.signer();
+    let ttl = std::time::Duration::from_secs(state.config.refresh_ttl_secs);
+    let resp = state
+        .db
+        .write(move |conn| {
+            let tenant_name = body.tenant_name.trim().to_owned();
+            let email = domain::normalize_email(&body.email);
+            if store::tenants::name_taken(conn, &tenant_name)? {
+                return Err(AppError::Conflict("a tenant with this name already exists".into()));
+            }
+            if store::users::email_taken(conn, &email)? {
+                return Err(AppError::Conflict("a user with this email already exists".into()));
+            }
+            let tenant = TenantRow {
+                id: uuid::Uuid::now_v7().to_string(),
+                name_key: store::tenants::name_key(&tenant_name),
+                name: tenant_name,
+                plan: domain::DEFAULT_PLAN.into(),
+                status: domain::TENANT_ACTIVE.into(),
+                created_at: now(),
+                updated_at: now(),
+            };
+            store::tenants::insert(conn, &tenant)?;
+            let user = UserRow {
+                id: uuid::Uuid::now_v7().to_string(),
+                tenant_id: tenant.id.clone(),
+                email,
+                name: body.name.trim().to_owned(),
+                password_hash: Some(hash),
+                role: "TENANT_ADMIN".into(),
+                status: domain::USER_ACTIVE.into(),
+                permissions: "[]".into(),
+                created_at: now(),
+                updated_at: now(),
+            };
+            store::users::insert(conn, &user)?;
+            events::tenant_changed(conn, "tenant.created", &tenant)?;
+            events::user_changed(conn, "user.registered", &user, None, None)?;
+            let issued = sessions::issue(conn, &signer, ttl, &user, None)?;
+            Ok(sessions::response(&user, Some(&tenant), issued))
+        })
+        .await?;
+    state.outbox.wake();
+    let location = format!("/api/v1/tenants/{}", resp.user.tenant_id);
+    Ok(created(location, resp))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = TokenResponse), (status = 401, description = "wrong email or password"),
+        (status = 429, description = "too many failures for this account; see Retry-After")))]
+pub async fn login(state: web::Data<AuthState>, req: HttpRequest, body: ValidJson<LoginRequest>) -> AppResult<HttpResponse> {
+    let state = state.into_inner();
+    let resp = sessions::login(&state, &body.0.email, &body.0.password, client_ip(&req)).await?;
+    Ok(HttpResponse::Ok().json(resp))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = TokenResponse), (status = 401, description = "invalid, expired or reused token")))]
+pub async fn refresh(state: web::Data<AuthState>, req: HttpRequest, body: ValidJson<RefreshRequest>) -> AppResult<HttpResponse> {
+    let state = state.into_inner();
+    let resp = sessions::refresh(&state, &body.0.refresh_token, client_ip(&req)).await?;
+    Ok(HttpResponse::Ok().json(resp))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body(content = LogoutRequest, description = "optional"),
+    responses((status = 204, description = "session ended"), (status = 401)), security(("bearer" = [])))]
+pub async fn logout(state: web::Data<AuthState>, req: HttpRequest, caller: Caller, body: web::Bytes) -> AppResult<HttpResponse> {
+    let body: LogoutRequest = if body.is_empty() {
+        LogoutRequest::default()
+    } else {
+        let parsed: LogoutRequest = agora_shared::http::json::parse(&body)?;
+        validator::Validate::validate(&parsed)
+            .map_err(|e| AppError::Validation(agora_shared::http::json::field_errors(&e)))?;
+        parsed
+    };
+    let state = state.into_inner();
+    sessions::logout(&state, &caller, body.refresh_token.as_deref(), client_ip(&req)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn load_me(state: &AuthState, caller: &Caller) -> AppResult<UserRow> {
+    let id = caller.user_id.clone();
+    state.db.read(move |conn| store::users::get(conn, &id)?.ok_or_else(|| AppError::not_found("user"))).await
+}
+
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
+    responses((status = 200, body = User), (status = 401)), security(("bearer" = [])))]
+pub async fn me(state: web::Data<AuthState>, caller: Caller) -> AppResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(User::from(&load_me(&state, &caller).await?)))
+}
+
+#[utoipa::path(put, path = "/api/v1/auth/me", tag = "auth", request_body = UpdateMeRequest,
+    responses((status = 200, body = User), (status = 401), (status = 422)), security(("bearer" = [])))]
+pub async fn update_me(state: web::Data<AuthState>, caller: Caller, body: ValidJson<UpdateMeRequest>) -> AppResult<HttpResponse> {
+    let id = caller.user_id.clone();
+    let name = body.0.name.trim().to_owned();
+    let user = state
+        .db
+        .write(move |conn| {
+            let mut user = store::users::get(conn, &id)?.ok_or_else(|| AppError::not_found("user"))?;
+            user.name = name;
+            user.updated_at = now();
+            store::users::update(conn, &user)?;
+            events::user_changed(conn, "user.updated", &user, Some(&id), None)?;
+            Ok(user)
+        })
+        .await?;
+    state.outbox.wake();
+    Ok(HttpResponse::Ok().json(User::from(&user)))
+}
+
+/// Changes the password and ends every other session of the user.
+#[utoipa::path(post, path = "/api/v1/auth/change-password", tag = "auth", request_body = ChangePasswordRequest,
+    responses((status = 204), (status = 401), (status = 422, description = "wrong current password or weak new one")),
+    security(("bearer" = [])))]
+pub async fn change_password(
+    state: web::Data<AuthState>,
+    req: HttpRequest,
+    caller: Caller,
+    body: ValidJson<ChangePasswordRequest>,
+) -> AppResult<HttpResponse> {
+    let Credential::Jwt { session_id, .. } = caller.credential.clone() else {
+        return Err(AppError::Forbidden("changing a password needs a user's access token".into()));
+    };
+    let body = body.0;
+    let user = load_me(&state, &caller).await?;
+    let (current, stored) = (body.current_password.clone(), user.password_hash.clone());
+    let ok = tokio::task::spawn_blocking(move || domain::verify_password(&current, stored.as_deref()))
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?;
+    if !ok {
+        return Err(AppError::invalid("current_password", "is not the current password"));
+    }
+    let hash = hash_password(body.new_password).await?;
+    let ip = client_ip(&req).map(|i| i.to_string());
+    state
+        .db
+        .write(move |conn| {
+            let mut user = user;
+            user.password_hash = Some(hash);
+            user.updated_at = now();
+            store::users::update(conn, &user)?;
+            let ended = store::sessions::revoke_user_sessions(conn, &user.id, session_id.as_deref())?;
+            store::audit::record(
+                conn,
+                Audit {
+                    action: "password.changed",
+                    tenant_id: Some(&user.tenant_id),
+                    user_id: Some(&user.id),
+                    subject: &user.id,
+                    client_ip: ip.as_deref(),
+                    detail: json!({"other_sessions_ended": ended}),
+                },
+            )
+        })
+        .await?;
+    state.outbox.wake();
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Starts a password reset. The answer is the same whether or not the email exists; the token
+/// goes out as an event (and by email when SMTP is configured).
+#[utoipa::path(post, path = "/api/v1/auth/forgot", tag = "auth", request_body = ForgotRequest,
+    responses((status = 202, body = Accepted)))]
+pub async fn forgot(state: web::Data<AuthState>, body: ValidJson<ForgotRequest>) -> AppResult<HttpResponse> {
+    let email = domain::normalize_email(&body.0.email);
+    let state = state.into_inner();
+    // The work happens after the answer so its duration reveals nothing.
+    tokio::spawn(async move {
+        if let Err(err) = start_reset(&state, email).await {
+            tracing::warn!(error = %err, "password reset could not be started");
+        }
+    });
+    Ok(HttpResponse::Accepted().json(Accepted {
+        message: "if an account exists for this email, a reset link is on its way".into(),
+    }))
+}
+
+async fn start_reset(state: &AuthState, email: String) -> AppResult<()> {
+    let token = domain::random_secret("rst_");
+    let hash = domain::secret_hash(&token);
+    let event_token = token.clone();
+    let sent_to = state
+        .db
+        .write(move |conn| {
+            let Some(user) = store::users::find_by_email(conn, &email)?.filter(UserRow::is_active) else {
+                return Ok(None);
+            };
+            store::sessions::void_one_time(conn, &user.id, domain::PURPOSE_RESET)?;
+            let expires = now() + chrono::Duration::seconds(domain::RESET_TTL.as_secs() as i64);
+            store::sessions::insert_one_time(
+                conn,
+                &OneTimeRow {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    user_id: user.id.clone(),
+                    purpose: domain::PURPOSE_RESET.into(),
+                    token_hash: hash,
+                    expires_at: expires,
+                    used_at: None,
+                    created_at: now(),
+                },
+            )?;
+            let message = PasswordResetRequested {
+                user_id: user.id.clone(),
+                tenant_id: user.tenant_id.clone(),
+                email: user.email.clone(),
+                token: event_token,
+                expires_at_unix: expires.and_utc().timestamp(),
+            };
+            events::emit(conn, "password_reset.requested", &user.id, Some(&user.tenant_id), &message)?;
+            Ok(Some(user.email))
+        })
+        .await?;
+    state.outbox.wake();
+    if let (Some(to), Some(mailer)) = (sent_to, &state.mailer) {
+        let link = format!("{}?token={token}", state.config.reset_url);
+        mailer.send_reset(&to, &link).await;
+    }
+    Ok(())
+}
+
+/// Sets a new password with a reset token; every session of the user ends.
+#[utoipa::path(post, path = "/api/v1/auth/reset", tag = "auth", request_body = ResetRequest,
+    responses((status = 204), (status = 422, description = "invalid or expired token, or weak password")))]
+pub async fn reset(state: web::Data<AuthState>, req: HttpRequest, body: ValidJson<ResetRequest>) -> AppResult<HttpResponse> {
+    let body = body.0;
+    let hash = hash_password(body.new_password).await?;
+    let token_hash = domain::secret_hash(&body.token);
+    let ip = client_ip(&req).map(|i| i.to_string());
+    state
+        .db
+        .write(move |conn| {
+            let user_id = store::sessions::claim_one_time(conn, &token_hash, domain::PURPOSE_RESET)?
+                .ok_or_else(|| AppError::invalid("token", "is invalid, used or expired"))?;
+            let mut user = store::users::get(conn, &user_id)?.ok_or_else(|| AppError::invalid("token", "is invalid, used or expired"))?;
+            user.password_hash = Some(hash);
+            user.updated_at = now();
+            store::users::update(conn, &user)?;
+            store::sessions::revoke_user_sessions(conn, &user.id, None)?;
+            store::sessions::clear_throttle(conn, &user.email)?;
+            store::audit::record(
+                conn,
+                Audit {
+                    action: "password.reset",
+                    tenant_id: Some(&user.tenant_id),
+                    user_id: Some(&user.id),
+                    subject: &user.id,
+                    client_ip: ip.as_deref(),
+                    detail: json!({}),
+                },
+            )
+        })
+        .await?;
+    state.outbox.wake();
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Accepts an invitation: sets the password, activates the user and signs them in.
+#[utoipa::path(post, path = "/api/v1/auth/accept-invite", tag = "auth", request_body = AcceptInviteRequest,
+    responses((status = 200, body = TokenResponse), (status = 422, description = "invalid or expired token, or weak password")))]
+pub async fn accept_invite(state: web::Data<AuthState>, body: ValidJson<AcceptInviteRequest>) -> AppResult<HttpResponse> {
+    let body = body.0;
+    let hash = hash_password(body.password).await?;
+    let token_hash = domain::secret_hash(&body.token);
+    let signer = state.keyring.signer();
+    let ttl = std::time::Duration::from_secs(state.config.refresh_ttl_secs);
+    let resp = state
+        .db
+        .write(move |conn| {
+            let invalid = || AppError::invalid("token", "is invalid, used or expired");
+            let user_id = store::sessions::claim_one_time(conn, &token_hash, domain::PURPOSE_INVITE)?.ok_or_else(invalid)?;
+            let mut user = store::users::get(conn, &user_id)?.filter(|u| u.status == domain::USER_INVITED).ok_or_else(invalid)?;
+            user.password_hash = Some(hash);
+            user.status = domain::USER_ACTIVE.into();
+            if let Some(name) = body.name {
+                user.name = name.trim().to_owned();
+            }
+            user.updated_at = now();
+            store::users::update(conn, &user)?;
+            events::user_changed(conn, "user.invitation_accepted", &user, Some(&user.id), None)?;
+            let tenant = store::tenants::get(conn, &user.tenant_id)?;
+            let issued = sessions::issue(conn, &signer, ttl, &user, None)?;
+            Ok(sessions::response(&user, tenant.as_ref(), issued))
+        })
+        .await?;
+    state.outbox.wake();
+    Ok(HttpResponse::Ok().json(resp))
+}

@@ -1,0 +1,109 @@
+//! The outbox and inbox on the service's real store: events survive until published, and a
+//! consumer handles a redelivered event once.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use tokio_util::sync::CancellationToken;
+
+use agora_shared::{
+    bus::{Event, EventBus, InProcessBus, Outbox, run_consumer, run_relay},
+    db::Db,
+    testing::TestDb,
+};
+
+async fn outbox_waits_for_the_bus_and_inbox_dedupes(db: TestDb) {
+    tokio::task::spawn_blocking({
+        let url = db.url.clone();
+        move || Db::migrate(&url, agora_auth::MIGRATIONS)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let store = Db::connect(&db.url, 4).unwrap();
+    // Events written in transactions, in order, for two aggregates.
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let event = Event::new("agora/test", "agora.test.happened", format!("k{}", i % 2), Some("t1".into()), vec![i as u8]);
+        ids.push(event.id.clone());
+        store.write(move |conn| Outbox::enqueue(conn, "agora.test.events", &event)).await.unwrap();
+    }
+    // A rolled-back transaction leaves no event behind.
+    let ghost = Event::new("agora/test", "agora.test.ghost", "k0", None, vec![]);
+    let _ = store
+        .write(move |conn| {
+            Outbox::enqueue(conn, "agora.test.events", &ghost)?;
+            Err::<(), _>(agora_shared::AppError::Conflict("rolled back".into()))
+        })
+        .await;
+    assert_eq!(Outbox::pending(&store).await.unwrap(), 20);
+
+    let bus = InProcessBus::new();
+    let shutdown = CancellationToken::new();
+    let outbox = Outbox::new();
+    let relay = tokio::spawn(run_relay(store.clone(), Arc::new(bus.clone()), outbox.clone(), shutdown.clone()));
+    outbox.wake();
+
+    // Consume with inbox dedupe; publish a duplicate of the first event as a redelivery.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let handler: agora_shared::bus::Handler = {
+        let seen = seen.clone();
+        let count = count.clone();
+        Arc::new(move |_conn, event: &Event| {
+            count.fetch_add(1, Ordering::SeqCst);
+            seen.lock().unwrap().push(event.id.clone());
+            Ok(())
+        })
+    };
+    let consumer = tokio::spawn(run_consumer(
+        Arc::new(bus.clone()),
+        store.clone(),
+        "agora.test.events".into(),
+        "test-consumer".into(),
+        handler,
+        shutdown.clone(),
+    ));
+    tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while count.load(Ordering::SeqCst) < 20 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("all events consumed");
+    let mut first = Event::new("x", "y", "k0", None, vec![]);
+    first.id = ids[0].clone();
+    bus.publish("agora.test.events", &first).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(count.load(Ordering::SeqCst), 20, "a redelivered event is handled once");
+    assert_eq!(*seen.lock().unwrap(), ids, "published in outbox order");
+    assert_eq!(Outbox::pending(&store).await.unwrap(), 0);
+    shutdown.cancel();
+    relay.await.unwrap();
+    consumer.await.unwrap().unwrap();
+}
+
+async fn uncommitted_events_are_redelivered(db: TestDb) {
+    let _ = db;
+    let bus = InProcessBus::new();
+    for i in 0..3u8 {
+        bus.publish("t", &Event::new("s", "e", "k", None, vec![i])).await.unwrap();
+    }
+    let mut first = bus.subscribe("t", "g").await.unwrap();
+    let d0 = first.next().await.unwrap();
+    first.commit(&d0).await.unwrap();
+    let d1 = first.next().await.unwrap();
+    assert_eq!(d1.event.data, vec![1]);
+    // The member dies before committing d1: the next member gets it again.
+    drop(first);
+    let mut second = bus.subscribe("t", "g").await.unwrap();
+    assert_eq!(second.next().await.unwrap().event.data, vec![1]);
+    assert_eq!(second.next().await.unwrap().event.data, vec![2]);
+    // Another group sees everything from the start.
+    let mut other = bus.subscribe("t", "h").await.unwrap();
+    assert_eq!(other.next().await.unwrap().event.data, vec![0]);
+}
+
+crate::on_every_store!(outbox_waits_for_the_bus_and_inbox_dedupes, uncommitted_events_are_redelivered);

@@ -1,0 +1,216 @@
+//! `spawn_app`: the real auth service on free ports with a fresh store and an in-process bus.
+
+use std::{sync::Arc, time::Duration};
+
+use reqwest::{Client, Method, RequestBuilder, Response};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use agora_auth::AuthState;
+use agora_shared::{
+    bus::{Event, EventBus, InProcessBus},
+    config::{CommonConfig, ConfigSource},
+    service::ServiceContext,
+    testing::TestDb,
+    tokens::{KeyPair, MemoryDenylist},
+};
+
+/// Runs each listed test on SQLite and on PostgreSQL (skipped, or failing under
+/// AGORA_TEST_REQUIRE_INFRA=1, when no server is configured).
+#[macro_export]
+macro_rules! on_every_store {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(agora_shared::testing::TestDb::sqlite()).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(db) = agora_shared::testing::TestDb::postgres() {
+                        super::$name(db).await
+                    }
+                }
+            )*
+        }
+    };
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub grpc: String,
+    pub client: Client,
+    pub bus: InProcessBus,
+    pub state: Arc<AuthState>,
+    /// The configured signing key (when the app was spawned with one).
+    pub key: Option<KeyPair>,
+    shutdown: CancellationToken,
+    _db: TestDb,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Options for [`spawn_with`].
+#[derive(Default)]
+pub struct Options {
+    /// Sign with a configured key (otherwise keys are generated into the store).
+    pub configured_key: bool,
+    pub extra_toml: String,
+}
+
+pub async fn spawn(db: TestDb) -> TestApp {
+    spawn_with(db, Options { configured_key: true, ..Default::default() }).await
+}
+
+pub async fn spawn_with(db: TestDb, options: Options) -> TestApp {
+    let key = options.configured_key.then(KeyPair::generate);
+    let mut toml = format!(
+        "[auth]\nhttp_addr = \"127.0.0.1:0\"\ngrpc_addr = \"127.0.0.1:0\"\ndatabase_url = \"{}\"\n\
+         http_workers = 1\nlockout_threshold = 3\nlockout_base_secs = 60\n{}\n",
+        db.url, options.extra_toml
+    );
+    if let Some(key) = &key {
+        toml.push_str(&format!("signing_key = '''{}'''\n", key.private_pem()));
+    }
+    let bus = InProcessBus::new();
+    let ctx = ServiceContext {
+        common: CommonConfig::default(),
+        config: ConfigSource::from_toml(&toml),
+        bus: Arc::new(bus.clone()),
+        denylist: Arc::new(MemoryDenylist::default()),
+        migrate_on_start: true,
+    };
+    let shutdown = CancellationToken::new();
+    let started = agora_auth::start(&ctx, shutdown.clone()).await.expect("auth starts");
+    let base = format!("http://{}", started.service.http_addr);
+    let grpc = format!("http://{}", started.service.grpc_addr);
+    let state = started.state.clone();
+    tokio::spawn(started.service.wait());
+    TestApp { base, grpc, client: Client::new(), bus, state, key, shutdown, _db: db }
+}
+
+/// A signed-in user.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub access: String,
+    pub refresh: String,
+    pub user_id: String,
+    pub tenant_id: String,
+    pub email: String,
+}
+
+pub const PASSWORD: &str = "Sup3r-secret!";
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    pub fn authed(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
+        self.req(method, path).bearer_auth(token)
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.req(Method::POST, path).json(&body).send().await.expect("request")
+    }
+
+    /// Registers `email` with a new tenant `tenant` and returns the session.
+    pub async fn register(&self, email: &str, tenant: &str) -> Session {
+        let resp = self
+            .post("/api/v1/auth/register", json!({"email": email, "password": PASSWORD, "name": "Test", "tenant_name": tenant}))
+            .await;
+        assert_eq!(resp.status(), 201, "register {email}");
+        session(resp.json().await.expect("json"))
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.post("/api/v1/auth/login", json!({"email": email, "password": password})).await
+    }
+
+    /// Creates a platform admin through the admin tooling and signs in.
+    pub async fn platform_admin(&self) -> Session {
+        agora_auth::admin::create_user(
+            &self.state.db,
+            "root@platform.test",
+            PASSWORD,
+            "Root",
+            agora_shared::http::Role::PlatformAdmin,
+            "platform",
+        )
+        .await
+        .expect("create platform admin");
+        let resp = self.login("root@platform.test", PASSWORD).await;
+        assert_eq!(resp.status(), 200);
+        session(resp.json().await.expect("json"))
+    }
+
+    /// Waits (up to 5 s) for the first event on the auth topic matching `pred`.
+    pub async fn event(&self, pred: impl Fn(&Event) -> bool) -> Event {
+        let group = format!("test-{}", uuid::Uuid::now_v7());
+        let mut sub = self.bus.subscribe("agora.auth.events", &group).await.expect("subscribe");
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let d = sub.next().await.expect("next");
+                if pred(&d.event) {
+                    return d.event;
+                }
+            }
+        })
+        .await
+        .expect("event within 5 s")
+    }
+
+    /// Every event published so far of `event_type`.
+    pub async fn events_of(&self, event_type: &str) -> Vec<Event> {
+        let group = format!("test-{}", uuid::Uuid::now_v7());
+        let mut sub = self.bus.subscribe("agora.auth.events", &group).await.expect("subscribe");
+        let mut out = Vec::new();
+        while let Ok(Ok(d)) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await {
+            if d.event.event_type == event_type {
+                out.push(d.event);
+            }
+        }
+        out
+    }
+}
+
+pub fn session(body: Value) -> Session {
+    Session {
+        access: body["access_token"].as_str().expect("access_token").into(),
+        refresh: body["refresh_token"].as_str().expect("refresh_token").into(),
+        user_id: body["user"]["id"].as_str().expect("user.id").into(),
+        tenant_id: body["user"]["tenant_id"].as_str().expect("user.tenant_id").into(),
+        email: body["user"]["email"].as_str().expect("user.email").into(),
+    }
+}
+
+/// Asserts a problem+json response with `status`; returns its body.
+pub async fn problem(resp: Response, status: u16) -> Value {
+    assert_eq!(resp.status(), status, "status");
+    let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert_eq!(ct, "application/problem+json", "content type");
+    let body: Value = resp.json().await.expect("problem json");
+    assert_eq!(body["status"], status);
+    assert!(body["title"].is_string() && body["detail"].is_string() && body["type"].is_string());
+    body
+}
+
+/// Field names listed in a 422 problem.
+pub fn fields(problem: &Value) -> Vec<String> {
+    problem["errors"].as_array().map_or_else(Vec::new, |e| {
+        e.iter().map(|x| x["field"].as_str().unwrap_or_default().to_owned()).collect()
+    })
+}
