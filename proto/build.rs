@@ -1,7 +1,10 @@
 //! Compiles proto/ with a vendored protoc, so no system protoc is needed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/agora/auth/v1/auth.proto", "proto/agora/events/v1/auth.proto"];
+    let protos = [
+        "proto/agora/auth/v1/auth.proto",
+        "proto/agora/events/v1/auth.proto",
+    ];
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
     tonic_prost_build::configure().compile_with_config(config, &protos, &["proto"])?;

@@ -16,7 +16,11 @@ use agora_shared::{
 };
 
 #[derive(Parser)]
-#[command(name = "agora", version, about = "Agora: a multi-tenant backend platform")]
+#[command(
+    name = "agora",
+    version,
+    about = "Agora: a multi-tenant backend platform"
+)]
 struct Cli {
     /// TOML configuration file (environment variables `AGORA_...` override it).
     #[arg(long, global = true, env = "AGORA_CONFIG")]
@@ -106,7 +110,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             // `auth` is the only service so far, so `all` and `auth` migrate the same store.
             let url = agora_auth::database_url(&context(config, common, true))?;
             let applied =
-                tokio::task::spawn_blocking(move || Db::migrate(&url, agora_auth::MIGRATIONS)).await??;
+                tokio::task::spawn_blocking(move || Db::migrate(&url, agora_auth::MIGRATIONS))
+                    .await??;
             println!("auth: {applied} migration(s) applied");
             Ok(())
         }
@@ -124,7 +129,12 @@ fn context(config: ConfigSource, common: CommonConfig, migrate: bool) -> Service
     }
 }
 
-async fn run_services(config: ConfigSource, common: CommonConfig, migrate: bool, names: &[&str]) -> anyhow::Result<()> {
+async fn run_services(
+    config: ConfigSource,
+    common: CommonConfig,
+    migrate: bool,
+    names: &[&str],
+) -> anyhow::Result<()> {
     let embedded = common.mode == Mode::Embedded;
     let ctx = context(config, common.clone(), migrate);
     let shutdown = CancellationToken::new();
@@ -145,10 +155,16 @@ async fn run_services(config: ConfigSource, common: CommonConfig, migrate: bool,
                 }
             }
         }
-        println!("auth      http://{}  grpc {}", started.service.http_addr, started.service.grpc_addr);
+        println!(
+            "auth      http://{}  grpc {}",
+            started.service.http_addr, started.service.grpc_addr
+        );
         running.push(started.service);
     }
-    println!("agora is running ({} mode); Ctrl-C stops it", if embedded { "embedded" } else { "distributed" });
+    println!(
+        "agora is running ({} mode); Ctrl-C stops it",
+        if embedded { "embedded" } else { "distributed" }
+    );
     let stop = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -172,10 +188,11 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return drop(ctrl_c.await),
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return drop(ctrl_c.await),
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -185,10 +202,20 @@ async fn wait_for_signal() {
     let _ = ctrl_c.await;
 }
 
-async fn admin(config: ConfigSource, common: CommonConfig, command: AdminCommand) -> anyhow::Result<()> {
+async fn admin(
+    config: ConfigSource,
+    common: CommonConfig,
+    command: AdminCommand,
+) -> anyhow::Result<()> {
     match command {
         AdminCommand::GenerateSigningKey => print!("{}", KeyPair::generate().private_pem()),
-        AdminCommand::CreateUser { email, password, name, role, tenant } => {
+        AdminCommand::CreateUser {
+            email,
+            password,
+            name,
+            role,
+            tenant,
+        } => {
             let role: Role = role.parse().map_err(anyhow::Error::msg)?;
             let tenant = match (role, tenant) {
                 (Role::PlatformAdmin, _) => agora_auth::domain::PLATFORM_TENANT.to_owned(),
@@ -196,13 +223,16 @@ async fn admin(config: ConfigSource, common: CommonConfig, command: AdminCommand
                 (_, None) => anyhow::bail!("--tenant is required for tenant users"),
             };
             let db = open_auth_store(config, common).await?;
-            let id = agora_auth::admin::create_user(&db, &email, &password, &name, role, &tenant).await?;
+            let id = agora_auth::admin::create_user(&db, &email, &password, &name, role, &tenant)
+                .await?;
             println!("created user {id} ({email}, {role}) in tenant {tenant}");
         }
         AdminCommand::RotateSigningKey => {
             let db = open_auth_store(config, common).await?;
             let kid = agora_auth::keys::rotate(&db).await?;
-            println!("new signing key {kid}; the previous key keeps verifying until its tokens expire");
+            println!(
+                "new signing key {kid}; the previous key keeps verifying until its tokens expire"
+            );
         }
     }
     Ok(())
@@ -213,6 +243,7 @@ async fn open_auth_store(config: ConfigSource, common: CommonConfig) -> anyhow::
     let ctx = context(config, common, true);
     let url = agora_auth::database_url(&ctx)?;
     let migrate_url = url.clone();
-    tokio::task::spawn_blocking(move || Db::migrate(&migrate_url, agora_auth::MIGRATIONS)).await??;
+    tokio::task::spawn_blocking(move || Db::migrate(&migrate_url, agora_auth::MIGRATIONS))
+        .await??;
     Db::connect(&url, 2)
 }

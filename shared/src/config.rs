@@ -19,7 +19,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
-        Self { key: key.into(), problem: problem.into() }
+        Self {
+            key: key.into(),
+            problem: problem.into(),
+        }
     }
 }
 
@@ -65,7 +68,9 @@ impl ConfigSource {
 
     /// Sources from explicit `key = value` pairs layered over defaults; used by tests and tools.
     pub fn from_toml(text: &str) -> Self {
-        Self { figment: Figment::new().merge(Toml::string(text)) }
+        Self {
+            figment: Figment::new().merge(Toml::string(text)),
+        }
     }
 
     /// Extracts and validates section `key` (`""` for the top level).
@@ -85,13 +90,20 @@ impl ConfigSource {
 }
 
 fn figment_error(section: &str, err: figment::Error) -> ConfigError {
-    let err = err.into_iter().next().expect("figment errors are never empty");
+    let err = err
+        .into_iter()
+        .next()
+        .expect("figment errors are never empty");
     let mut key: Vec<String> = Vec::new();
     if !section.is_empty() {
         key.push(section.to_owned());
     }
     key.extend(err.path.iter().cloned());
-    let key = if key.is_empty() { "config".to_owned() } else { key.join(".") };
+    let key = if key.is_empty() {
+        "config".to_owned()
+    } else {
+        key.join(".")
+    };
     ConfigError::new(key, err.kind.to_string())
 }
 
@@ -204,7 +216,10 @@ impl ServiceEndpoints {
                 .map_err(|problem| ConfigError::new(format!("{prefix}.database_url"), problem))?;
         }
         if self.database_pool_size == 0 {
-            return Err(ConfigError::new(format!("{prefix}.database_pool_size"), "must be at least 1"));
+            return Err(ConfigError::new(
+                format!("{prefix}.database_pool_size"),
+                "must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -219,9 +234,10 @@ impl ServiceEndpoints {
     ) -> Result<String, ConfigError> {
         match (&self.database_url, common.mode) {
             (Some(url), _) => Ok(url.clone()),
-            (None, Mode::Embedded) => {
-                Ok(format!("sqlite://{}", common.data_dir.join(format!("{service}.db")).display()))
-            }
+            (None, Mode::Embedded) => Ok(format!(
+                "sqlite://{}",
+                common.data_dir.join(format!("{service}.db")).display()
+            )),
             (None, Mode::Distributed) => Err(ConfigError::new(
                 format!("{prefix}.database_url"),
                 "is required in distributed mode",
@@ -243,14 +259,20 @@ mod tests {
 
     impl Default for Section {
         fn default() -> Self {
-            Self { port: 80, name: "x".into() }
+            Self {
+                port: 80,
+                name: "x".into(),
+            }
         }
     }
 
     impl Validate for Section {
         fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
             if self.name.is_empty() {
-                return Err(ConfigError::new(format!("{prefix}.name"), "must not be empty"));
+                return Err(ConfigError::new(
+                    format!("{prefix}.name"),
+                    "must not be empty",
+                ));
             }
             Ok(())
         }
@@ -269,14 +291,21 @@ mod tests {
         let src = ConfigSource::from_toml("[svc]\nport = \"many\"\n");
         let err = src.section::<Section>("svc").unwrap_err();
         assert_eq!(err.key, "svc.port");
-        assert!(err.to_string().starts_with("invalid configuration: svc.port: "), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("invalid configuration: svc.port: "),
+            "{err}"
+        );
     }
 
     #[test]
     fn validation_runs() {
         let src = ConfigSource::from_toml("[svc]\nname = \"\"\n");
         let err = src.section::<Section>("svc").unwrap_err();
-        assert_eq!(err.to_string(), "invalid configuration: svc.name: must not be empty");
+        assert_eq!(
+            err.to_string(),
+            "invalid configuration: svc.name: must not be empty"
+        );
     }
 
     #[test]

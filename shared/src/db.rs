@@ -10,8 +10,7 @@ use std::{
 
 use anyhow::Context;
 use diesel::{
-    Connection, PgConnection, SqliteConnection, connection::SimpleConnection,
-    r2d2::R2D2Connection,
+    Connection, PgConnection, SqliteConnection, connection::SimpleConnection, r2d2::R2D2Connection,
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
 
@@ -40,7 +39,10 @@ impl Backend {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return Ok(Self::Postgres(url.to_owned()));
         }
-        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
             if path.is_empty() {
                 return Err("sqlite URL names no file".into());
             }
@@ -126,7 +128,11 @@ impl Db {
             .connection_timeout(Duration::from_secs(5))
             .build(Manager { backend })
             .context("cannot connect to the database")?;
-        Ok(Self { pool, sqlite, write_lock: Arc::new(Mutex::new(())) })
+        Ok(Self {
+            pool,
+            sqlite,
+            write_lock: Arc::new(Mutex::new(())),
+        })
     }
 
     /// Applies pending migrations for the URL's backend; returns how many ran.
@@ -134,13 +140,16 @@ impl Db {
         let backend = Backend::from_url(url).map_err(anyhow::Error::msg)?;
         let applied = match backend {
             Backend::Postgres(url) => {
-                let mut conn = PgConnection::establish(&url).context("cannot connect to postgres")?;
-                conn.run_pending_migrations(migrations.postgres).map(|v| v.len())
+                let mut conn =
+                    PgConnection::establish(&url).context("cannot connect to postgres")?;
+                conn.run_pending_migrations(migrations.postgres)
+                    .map(|v| v.len())
             }
             Backend::Sqlite(path) => {
                 ensure_parent_writable(&path)?;
                 let mut conn = open_sqlite(&path).context("cannot open sqlite database")?;
-                conn.run_pending_migrations(migrations.sqlite).map(|v| v.len())
+                conn.run_pending_migrations(migrations.sqlite)
+                    .map(|v| v.len())
             }
         };
         applied.map_err(|e| anyhow::anyhow!("migration failed: {e}"))
@@ -177,7 +186,9 @@ impl Db {
         let trace = crate::telemetry::current_traceparent();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get()?;
-            let _guard = lock.as_ref().map(|l| l.lock().unwrap_or_else(|p| p.into_inner()));
+            let _guard = lock
+                .as_ref()
+                .map(|l| l.lock().unwrap_or_else(|p| p.into_inner()));
             crate::telemetry::with_traceparent_sync(trace, || (*conn).transaction(f))
         })
         .await
@@ -186,7 +197,8 @@ impl Db {
 
     /// Readiness check: one round trip to the store.
     pub async fn ping(&self) -> AppResult<()> {
-        self.read(|conn| conn.batch_execute("SELECT 1").map_err(AppError::from)).await
+        self.read(|conn| conn.batch_execute("SELECT 1").map_err(AppError::from))
+            .await
     }
 }
 
@@ -217,7 +229,8 @@ trait TruncateNanos {
 impl TruncateNanos for chrono::NaiveDateTime {
     fn with_nanosecond_truncated(self) -> Self {
         use chrono::Timelike;
-        self.with_nanosecond(self.nanosecond() / 1000 * 1000).unwrap_or(self)
+        self.with_nanosecond(self.nanosecond() / 1000 * 1000)
+            .unwrap_or(self)
     }
 }
 
@@ -232,18 +245,27 @@ mod tests {
 
     #[test]
     fn backend_from_url() {
-        assert!(matches!(Backend::from_url("postgres://u@h/db"), Ok(Backend::Postgres(_))));
+        assert!(matches!(
+            Backend::from_url("postgres://u@h/db"),
+            Ok(Backend::Postgres(_))
+        ));
         assert_eq!(
             Backend::from_url("sqlite://./data/auth.db"),
             Ok(Backend::Sqlite(PathBuf::from("./data/auth.db")))
         );
-        assert!(Backend::from_url("mysql://x").unwrap_err().contains("unknown database scheme `mysql`"));
+        assert!(
+            Backend::from_url("mysql://x")
+                .unwrap_err()
+                .contains("unknown database scheme `mysql`")
+        );
         assert!(Backend::from_url("sqlite://").is_err());
     }
 
     #[test]
     fn unwritable_directory_is_reported() {
-        let err = Db::connect("sqlite:///proc/agora/x.db", 1).err().expect("must fail");
+        let err = Db::connect("sqlite:///proc/agora/x.db", 1)
+            .err()
+            .expect("must fail");
         assert!(format!("{err:#}").contains("/proc/agora"), "{err:#}");
     }
 }

@@ -16,7 +16,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -41,7 +44,10 @@ pub enum AppError {
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{detail}")]
-    TooManyRequests { detail: String, retry_after_secs: u64 },
+    TooManyRequests {
+        detail: String,
+        retry_after_secs: u64,
+    },
     #[error("{0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -88,7 +94,11 @@ impl AppError {
         Problem {
             kind: format!(
                 "https://agora.dev/problems/{}",
-                status.canonical_reason().unwrap_or("error").to_lowercase().replace(' ', "-")
+                status
+                    .canonical_reason()
+                    .unwrap_or("error")
+                    .to_lowercase()
+                    .replace(' ', "-")
             ),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
@@ -126,10 +136,15 @@ impl ResponseError for AppError {
             tracing::error!(error = %format!("{cause:#}"), "internal error");
         }
         let mut builder = HttpResponse::build(self.status());
-        if let Self::TooManyRequests { retry_after_secs, .. } = self {
+        if let Self::TooManyRequests {
+            retry_after_secs, ..
+        } = self
+        {
             builder.insert_header(("Retry-After", retry_after_secs.to_string()));
         }
-        builder.content_type("application/problem+json").json(self.problem())
+        builder
+            .content_type("application/problem+json")
+            .json(self.problem())
     }
 }
 
@@ -197,7 +212,10 @@ mod tests {
         let body = serde_json::to_value(err.problem()).unwrap();
         assert_eq!(body["status"], 422);
         assert_eq!(body["errors"][0]["field"], "email");
-        assert_eq!(body["type"], "https://agora.dev/problems/unprocessable-entity");
+        assert_eq!(
+            body["type"],
+            "https://agora.dev/problems/unprocessable-entity"
+        );
     }
 
     #[test]

@@ -17,7 +17,11 @@ use crate::http::{Authenticator, Caller};
 
 /// Serves `routes` (which should include the health service from [`health`]) on `listener`
 /// until `shutdown`, letting in-flight calls finish.
-pub async fn serve(listener: TcpListener, routes: Routes, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tonic::transport::Server::builder()
         .timeout(Duration::from_secs(30))
@@ -36,8 +40,16 @@ pub fn health() -> (
 }
 
 /// A lazily connecting channel to `addr` with connect and per-request timeouts.
-pub fn channel(addr: &str, connect_timeout: Duration, request_timeout: Duration) -> anyhow::Result<Channel> {
-    let uri = if addr.contains("://") { addr.to_owned() } else { format!("http://{addr}") };
+pub fn channel(
+    addr: &str,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+) -> anyhow::Result<Channel> {
+    let uri = if addr.contains("://") {
+        addr.to_owned()
+    } else {
+        format!("http://{addr}")
+    };
     Ok(Endpoint::from_shared(uri)?
         .connect_timeout(connect_timeout)
         .timeout(request_timeout)
@@ -57,9 +69,9 @@ impl Forward {
     /// in later services; here a token is required for identity-bearing calls).
     pub fn for_caller(caller: &Caller) -> Self {
         match &caller.credential {
-            crate::http::Credential::Jwt { token, .. } => {
-                Self { authorization: Some(format!("Bearer {token}")) }
-            }
+            crate::http::Credential::Jwt { token, .. } => Self {
+                authorization: Some(format!("Bearer {token}")),
+            },
             crate::http::Credential::ApiKey { .. } => Self::default(),
         }
     }
@@ -87,13 +99,18 @@ pub async fn caller<T>(auth: &Authenticator, request: &Request<T>) -> Result<Cal
     let md = request.metadata();
     let authorization = md.get("authorization").and_then(|v| v.to_str().ok());
     let api_key = md.get("x-api-key").and_then(|v| v.to_str().ok());
-    auth.authenticate(authorization, api_key).await.map_err(Status::from)
+    auth.authenticate(authorization, api_key)
+        .await
+        .map_err(Status::from)
 }
 
 /// The trace context a gRPC request carried, continued, or a new one.
 pub fn traceparent<T>(request: &Request<T>) -> String {
     crate::telemetry::continue_or_start_trace(
-        request.metadata().get("traceparent").and_then(|v| v.to_str().ok()),
+        request
+            .metadata()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok()),
     )
 }
 

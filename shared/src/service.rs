@@ -50,7 +50,10 @@ impl RunningService {
 }
 
 /// Runs an actix server until `shutdown`, then stops it gracefully (in-flight requests finish).
-pub async fn run_http(server: actix_web::dev::Server, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run_http(
+    server: actix_web::dev::Server,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let handle = server.handle();
     let stopper = tokio::spawn(async move {
         shutdown.cancelled().await;

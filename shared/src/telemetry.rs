@@ -12,17 +12,25 @@ use crate::config::{CommonConfig, LogFormat, Mode};
 /// Installs the global tracing subscriber once; later calls are no-ops.
 pub fn init(common: &CommonConfig) {
     use tracing_subscriber::{EnvFilter, fmt};
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(&common.log_level));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&common.log_level));
     let json = match common.log_format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,
         LogFormat::Auto => common.mode == Mode::Distributed,
     };
     let result = if json {
-        fmt().with_env_filter(filter).json().with_current_span(true).try_init()
+        fmt()
+            .with_env_filter(filter)
+            .json()
+            .with_current_span(true)
+            .try_init()
     } else {
-        fmt().with_env_filter(filter).with_target(false).compact().try_init()
+        fmt()
+            .with_env_filter(filter)
+            .with_target(false)
+            .compact()
+            .try_init()
     };
     drop(result);
 }
@@ -66,7 +74,10 @@ pub fn continue_or_start_trace(incoming: Option<&str>) -> String {
         && parts[0] == "00"
         && parts[1].len() == 32
         && parts[2].len() == 16
-        && parts[1].chars().chain(parts[2].chars()).all(|c| c.is_ascii_hexdigit())
+        && parts[1]
+            .chars()
+            .chain(parts[2].chars())
+            .all(|c| c.is_ascii_hexdigit())
         && parts[1] != "00000000000000000000000000000000";
     if valid {
         return format!("00-{}-{}-{}", parts[1], hex_encode(&span), parts[3]);
@@ -94,26 +105,46 @@ pub fn metrics() -> &'static Metrics {
     METRICS.get_or_init(|| {
         let registry = Registry::new();
         let http_requests = IntCounterVec::new(
-            Opts::new("agora_http_requests_total", "HTTP requests by service, route and status"),
+            Opts::new(
+                "agora_http_requests_total",
+                "HTTP requests by service, route and status",
+            ),
             &["service", "method", "route", "status"],
         )
         .expect("metric definition is valid");
         let http_errors = IntCounterVec::new(
-            Opts::new("agora_http_errors_total", "HTTP responses with status >= 500"),
+            Opts::new(
+                "agora_http_errors_total",
+                "HTTP responses with status >= 500",
+            ),
             &["service", "method", "route"],
         )
         .expect("metric definition is valid");
         let http_latency = HistogramVec::new(
-            HistogramOpts::new("agora_http_request_duration_seconds", "HTTP request latency")
-                .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            HistogramOpts::new(
+                "agora_http_request_duration_seconds",
+                "HTTP request latency",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
             &["service", "method", "route"],
         )
         .expect("metric definition is valid");
         for c in [&http_requests, &http_errors] {
-            registry.register(Box::new(c.clone())).expect("registered once");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("registered once");
         }
-        registry.register(Box::new(http_latency.clone())).expect("registered once");
-        Metrics { registry, http_requests, http_errors, http_latency }
+        registry
+            .register(Box::new(http_latency.clone()))
+            .expect("registered once");
+        Metrics {
+            registry,
+            http_requests,
+            http_errors,
+            http_latency,
+        }
     })
 }
 
@@ -132,7 +163,9 @@ mod tests {
 
     #[test]
     fn traceparent_is_continued_or_started() {
-        let tp = continue_or_start_trace(Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+        let tp = continue_or_start_trace(Some(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ));
         assert!(tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
         assert!(!tp.contains("00f067aa0ba902b7"));
         let fresh = continue_or_start_trace(Some("garbage"));

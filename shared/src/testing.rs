@@ -17,7 +17,12 @@ impl TestDb {
     pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("store.db").display());
-        Self { url, backend: "sqlite", _dir: Some(dir), pg: None }
+        Self {
+            url,
+            backend: "sqlite",
+            _dir: Some(dir),
+            pg: None,
+        }
     }
 
     /// A new database on the server named by `AGORA_TEST_DATABASE_URL`, or `None` (reported as
@@ -34,7 +39,12 @@ impl TestDb {
             .execute(&mut conn)
             .expect("create test database");
         let url = with_database(&admin_url, &name);
-        Some(Self { url, backend: "postgres", _dir: None, pg: Some((admin_url, name)) })
+        Some(Self {
+            url,
+            backend: "postgres",
+            _dir: None,
+            pg: Some((admin_url, name)),
+        })
     }
 
     /// SQLite, plus PostgreSQL when configured.
@@ -58,7 +68,9 @@ impl Drop for TestDb {
 
 /// Replaces the database name in a PostgreSQL URL.
 fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
     let host_part = match base[scheme_end..].find('/') {
         Some(i) => &base[..scheme_end + i],
@@ -89,8 +101,14 @@ mod tests {
 
     #[test]
     fn replaces_database_name() {
-        assert_eq!(with_database("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
-        assert_eq!(with_database("postgres://u@h/db?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+        assert_eq!(
+            with_database("postgres://u@h:5432/postgres", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u@h/db?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
         assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
     }
 }

@@ -31,7 +31,9 @@ pub struct KeyPair {
 
 impl std::fmt::Debug for KeyPair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyPair").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("KeyPair")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -54,7 +56,11 @@ impl KeyPair {
             .to_pkcs8_pem(LineEnding::LF)
             .expect("an Ed25519 key always encodes as PKCS#8")
             .to_string();
-        Self { kid: kid_for(&public), private_pem, public }
+        Self {
+            kid: kid_for(&public),
+            private_pem,
+            public,
+        }
     }
 
     pub fn private_pem(&self) -> &str {
@@ -62,7 +68,10 @@ impl KeyPair {
     }
 
     pub fn public_key(&self) -> PublicKey {
-        PublicKey { kid: self.kid.clone(), x: URL_SAFE_NO_PAD.encode(self.public) }
+        PublicKey {
+            kid: self.kid.clone(),
+            x: URL_SAFE_NO_PAD.encode(self.public),
+        }
     }
 
     fn encoding_key(&self) -> EncodingKey {
@@ -142,7 +151,11 @@ pub struct Subject<'a> {
 
 impl Signer {
     pub fn new(settings: TokenSettings, key: &KeyPair) -> Self {
-        Self { settings, kid: key.kid.clone(), key: key.encoding_key() }
+        Self {
+            settings,
+            kid: key.kid.clone(),
+            key: key.encoding_key(),
+        }
     }
 
     pub fn kid(&self) -> &str {
@@ -209,7 +222,11 @@ impl StaticKeys {
 #[async_trait]
 impl KeySource for StaticKeys {
     async fn key(&self, kid: &str) -> Option<DecodingKey> {
-        self.keys.read().unwrap_or_else(|p| p.into_inner()).get(kid).cloned()
+        self.keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(kid)
+            .cloned()
     }
 }
 
@@ -253,7 +270,8 @@ impl RemoteJwks {
             }
             *last = Some(Instant::now());
         }
-        self.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.fetches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let set: JwkSet = match self.client.get(&self.url).send().await {
             Ok(resp) if resp.status().is_success() => match resp.json().await {
                 Ok(set) => set,
@@ -265,9 +283,7 @@ impl RemoteJwks {
         let map = set
             .keys
             .iter()
-            .filter_map(|jwk| {
-                Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?))
-            })
+            .filter_map(|jwk| Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?)))
             .collect();
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = map;
     }
@@ -280,7 +296,11 @@ impl KeySource for RemoteJwks {
             return Some(key.clone());
         }
         self.refresh().await;
-        self.keys.read().unwrap_or_else(|p| p.into_inner()).get(kid).cloned()
+        self.keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(kid)
+            .cloned()
     }
 }
 
@@ -307,7 +327,10 @@ impl Denylist for MemoryDenylist {
     }
 
     async fn is_denied(&self, jti: &str) -> bool {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).contains_key(jti)
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(jti)
     }
 }
 
@@ -332,7 +355,11 @@ impl Verifier {
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECS;
-        Self { keys, denylist, validation }
+        Self {
+            keys,
+            denylist,
+            validation,
+        }
     }
 
     pub fn denylist(&self) -> &Arc<dyn Denylist> {
@@ -341,13 +368,18 @@ impl Verifier {
 
     /// Verified claims, or 401 naming the reason in general terms.
     pub async fn verify(&self, token: &str) -> Result<Claims, AppError> {
-        let unauthorized = |why: &str| AppError::Unauthorized(format!("invalid access token: {why}"));
+        let unauthorized =
+            |why: &str| AppError::Unauthorized(format!("invalid access token: {why}"));
         let header = jsonwebtoken::decode_header(token).map_err(|_| unauthorized("malformed"))?;
         if header.alg != Algorithm::EdDSA {
             return Err(unauthorized("unsupported algorithm"));
         }
         let kid = header.kid.ok_or_else(|| unauthorized("no key id"))?;
-        let key = self.keys.key(&kid).await.ok_or_else(|| unauthorized("unknown key id"))?;
+        let key = self
+            .keys
+            .key(&kid)
+            .await
+            .ok_or_else(|| unauthorized("unknown key id"))?;
         let data = jsonwebtoken::decode::<Claims>(token, &key, &self.validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind;
             match e.kind() {
@@ -378,7 +410,14 @@ mod tests {
     }
 
     fn subject() -> Subject<'static> {
-        Subject { user_id: "u1", tenant_id: "t1", role: "TENANT_USER", permissions: &[], email: "a@b.c", session_id: None }
+        Subject {
+            user_id: "u1",
+            tenant_id: "t1",
+            role: "TENANT_USER",
+            permissions: &[],
+            email: "a@b.c",
+            session_id: None,
+        }
     }
 
     fn verifier_for(keys: &[PublicKey]) -> Verifier {
@@ -409,14 +448,25 @@ mod tests {
         let other = KeyPair::generate();
         let (token, _) = Signer::new(settings(), &other).issue(&subject()).unwrap();
         // Unknown kid.
-        assert!(verifier_for(&[key.public_key()]).verify(&token).await.is_err());
+        assert!(
+            verifier_for(&[key.public_key()])
+                .verify(&token)
+                .await
+                .is_err()
+        );
         // Same kid published with the wrong public key: bad signature.
-        let forged = PublicKey { kid: other.kid.clone(), x: key.public_key().x };
+        let forged = PublicKey {
+            kid: other.kid.clone(),
+            x: key.public_key().x,
+        };
         assert!(verifier_for(&[forged]).verify(&token).await.is_err());
         let mut s = settings();
         s.audience = "elsewhere".into();
         let (token, _) = Signer::new(s, &key).issue(&subject()).unwrap();
-        let err = verifier_for(&[key.public_key()]).verify(&token).await.unwrap_err();
+        let err = verifier_for(&[key.public_key()])
+            .verify(&token)
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("audience"));
     }
 

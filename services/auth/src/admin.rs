@@ -30,7 +30,15 @@ pub async fn bootstrap_platform_admin(
             (p.clone(), Some(p))
         }
     };
-    create_user(db, &email, &password, "Platform admin", Role::PlatformAdmin, domain::PLATFORM_TENANT).await?;
+    create_user(
+        db,
+        &email,
+        &password,
+        "Platform admin",
+        Role::PlatformAdmin,
+        domain::PLATFORM_TENANT,
+    )
+    .await?;
     Ok(Some((email, generated)))
 }
 
@@ -61,7 +69,11 @@ pub async fn create_user(
                         id: uuid::Uuid::now_v7().to_string(),
                         name: tenant_name.clone(),
                         name_key: store::tenants::name_key(&tenant_name),
-                        plan: if role == Role::PlatformAdmin { "ENTERPRISE".into() } else { domain::DEFAULT_PLAN.into() },
+                        plan: if role == Role::PlatformAdmin {
+                            "ENTERPRISE".into()
+                        } else {
+                            domain::DEFAULT_PLAN.into()
+                        },
                         status: domain::TENANT_ACTIVE.into(),
                         created_at: now(),
                         updated_at: now(),
@@ -72,7 +84,9 @@ pub async fn create_user(
                 }
             };
             if store::users::email_taken(conn, &email)? {
-                return Err(AppError::Conflict(format!("a user with email {email} already exists")));
+                return Err(AppError::Conflict(format!(
+                    "a user with email {email} already exists"
+                )));
             }
             let user = UserRow {
                 id: uuid::Uuid::now_v7().to_string(),

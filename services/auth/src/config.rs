@@ -86,24 +86,37 @@ impl Validate for AuthConfig {
             return Err(ConfigError::new(key("audience"), "must not be empty"));
         }
         if !(60..=86_400).contains(&self.access_ttl_secs) {
-            return Err(ConfigError::new(key("access_ttl_secs"), "must be between 60 and 86400"));
+            return Err(ConfigError::new(
+                key("access_ttl_secs"),
+                "must be between 60 and 86400",
+            ));
         }
         if self.refresh_ttl_secs < self.access_ttl_secs {
-            return Err(ConfigError::new(key("refresh_ttl_secs"), "must not be shorter than access_ttl_secs"));
+            return Err(ConfigError::new(
+                key("refresh_ttl_secs"),
+                "must not be shorter than access_ttl_secs",
+            ));
         }
         if let Some(pem) = &self.signing_key {
             KeyPair::from_pem(pem).map_err(|e| ConfigError::new(key("signing_key"), e))?;
         }
         for (i, pem) in self.previous_signing_keys.iter().enumerate() {
-            KeyPair::from_pem(pem).map_err(|e| ConfigError::new(key(&format!("previous_signing_keys[{i}]")), e))?;
+            KeyPair::from_pem(pem)
+                .map_err(|e| ConfigError::new(key(&format!("previous_signing_keys[{i}]")), e))?;
         }
         if self.lockout_threshold == 0 {
-            return Err(ConfigError::new(key("lockout_threshold"), "must be at least 1"));
+            return Err(ConfigError::new(
+                key("lockout_threshold"),
+                "must be at least 1",
+            ));
         }
         if let Some(url) = &self.smtp_url
             && !(url.expose().starts_with("smtp://") || url.expose().starts_with("smtps://"))
         {
-            return Err(ConfigError::new(key("smtp_url"), "must start with smtp:// or smtps://"));
+            return Err(ConfigError::new(
+                key("smtp_url"),
+                "must start with smtp:// or smtps://",
+            ));
         }
         if self.http_workers == 0 {
             return Err(ConfigError::new(key("http_workers"), "must be at least 1"));
@@ -131,9 +144,13 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
-        let err = ConfigSource::from_toml("[auth]\nsigning_key = \"nope\"\n").section::<AuthConfig>("auth").unwrap_err();
+        let err = ConfigSource::from_toml("[auth]\nsigning_key = \"nope\"\n")
+            .section::<AuthConfig>("auth")
+            .unwrap_err();
         assert_eq!(err.key, "auth.signing_key");
-        let err = ConfigSource::from_toml("[auth]\ndatabase_url = \"mongodb://x\"\n").section::<AuthConfig>("auth").unwrap_err();
+        let err = ConfigSource::from_toml("[auth]\ndatabase_url = \"mongodb://x\"\n")
+            .section::<AuthConfig>("auth")
+            .unwrap_err();
         assert_eq!(err.key, "auth.database_url");
         assert!(err.problem.contains("unknown database scheme"));
     }

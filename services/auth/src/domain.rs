@@ -43,11 +43,22 @@ pub fn check_password(field: &str, password: &str) -> Vec<FieldError> {
         }
     };
     rule((8..=128).contains(&len), "must be 8 to 128 characters long");
-    rule(password.chars().any(|c| c.is_lowercase()), "must contain a lower-case letter");
-    rule(password.chars().any(|c| c.is_uppercase()), "must contain an upper-case letter");
-    rule(password.chars().any(|c| c.is_ascii_digit()), "must contain a digit");
     rule(
-        password.chars().any(|c| !c.is_alphanumeric() && !c.is_whitespace()),
+        password.chars().any(|c| c.is_lowercase()),
+        "must contain a lower-case letter",
+    );
+    rule(
+        password.chars().any(|c| c.is_uppercase()),
+        "must contain an upper-case letter",
+    );
+    rule(
+        password.chars().any(|c| c.is_ascii_digit()),
+        "must contain a digit",
+    );
+    rule(
+        password
+            .chars()
+            .any(|c| !c.is_alphanumeric() && !c.is_whitespace()),
         "must contain a symbol",
     );
     broken
@@ -66,8 +77,13 @@ pub fn hash_password(password: &str) -> Result<String, AppError> {
 /// accounts take as long as known ones.
 pub fn verify_password(password: &str, stored: Option<&str>) -> bool {
     let stored = stored.unwrap_or_else(|| dummy_hash());
-    let Ok(parsed) = PasswordHash::new(stored) else { return false };
-    Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok() && stored != dummy_hash()
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return false;
+    };
+    Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok()
+        && stored != dummy_hash()
 }
 
 fn dummy_hash() -> &'static str {
@@ -108,8 +124,14 @@ pub fn check_permissions(field: &str, permissions: &[String]) -> Vec<FieldError>
         .iter()
         .enumerate()
         .filter(|(_, p)| {
-            let Some((svc, action)) = p.split_once(':') else { return true };
-            let word = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c == '-');
+            let Some((svc, action)) = p.split_once(':') else {
+                return true;
+            };
+            let word = |s: &str| {
+                !s.is_empty()
+                    && s.chars()
+                        .all(|c| c.is_ascii_lowercase() || c == '_' || c == '-')
+            };
             !(word(svc) && word(action))
         })
         .map(|(i, _)| FieldError::new(format!("{field}[{i}]"), "must look like `service:action`"))
@@ -163,6 +185,9 @@ mod tests {
     #[test]
     fn permission_format() {
         assert!(check_permissions("p", &["tickets:manage".into()]).is_empty());
-        assert_eq!(check_permissions("p", &["admin".into(), "x:Y".into()]).len(), 2);
+        assert_eq!(
+            check_permissions("p", &["admin".into(), "x:Y".into()]).len(),
+            2
+        );
     }
 }

@@ -70,7 +70,12 @@ pub fn user_changed(
     emit(conn, name, &u.id, Some(&u.tenant_id), &message)
 }
 
-pub fn team_changed(conn: &mut DbConnection, name: &str, t: &TeamRow, members: &[String]) -> AppResult<()> {
+pub fn team_changed(
+    conn: &mut DbConnection,
+    name: &str,
+    t: &TeamRow,
+    members: &[String],
+) -> AppResult<()> {
     let message = TeamChanged {
         team_id: t.id.clone(),
         tenant_id: t.tenant_id.clone(),

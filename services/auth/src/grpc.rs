@@ -9,8 +9,7 @@ use agora_proto::auth::v1::{
     auth_service_server::{AuthService, AuthServiceServer},
 };
 use agora_shared::{
-    AppError,
-    grpc,
+    AppError, grpc,
     http::{ApiKeyResolver, Authenticator, Credential, PageParams},
 };
 
@@ -58,7 +57,10 @@ fn team_message(t: &TeamRow, member_ids: Vec<String>) -> pb::Team {
 
 #[tonic::async_trait]
 impl AuthService for Grpc {
-    async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Result<Response<pb::User>, Status> {
+    async fn get_user(
+        &self,
+        request: Request<pb::GetUserRequest>,
+    ) -> Result<Response<pb::User>, Status> {
         let caller = grpc::caller(&self.auth, &request).await?;
         let id = request.into_inner().user_id;
         let user = self
@@ -71,14 +73,18 @@ impl AuthService for Grpc {
         Ok(Response::new(user_message(&user)))
     }
 
-    async fn get_team(&self, request: Request<pb::GetTeamRequest>) -> Result<Response<pb::Team>, Status> {
+    async fn get_team(
+        &self,
+        request: Request<pb::GetTeamRequest>,
+    ) -> Result<Response<pb::Team>, Status> {
         let caller = grpc::caller(&self.auth, &request).await?;
         let id = request.into_inner().team_id;
         let team = self
             .state
             .db
             .read(move |conn| {
-                let team = store::teams::get(conn, &caller.tenant_id, &id)?.ok_or_else(|| AppError::not_found("team"))?;
+                let team = store::teams::get(conn, &caller.tenant_id, &id)?
+                    .ok_or_else(|| AppError::not_found("team"))?;
                 let members = store::teams::members(conn, &team.id)?;
                 Ok(team_message(&team, members))
             })
@@ -86,7 +92,10 @@ impl AuthService for Grpc {
         Ok(Response::new(team))
     }
 
-    async fn list_teams(&self, request: Request<pb::ListTeamsRequest>) -> Result<Response<pb::ListTeamsResponse>, Status> {
+    async fn list_teams(
+        &self,
+        request: Request<pb::ListTeamsRequest>,
+    ) -> Result<Response<pb::ListTeamsResponse>, Status> {
         let caller = grpc::caller(&self.auth, &request).await?;
         let req = request.into_inner();
         let page = PageParams {
@@ -99,13 +108,22 @@ impl AuthService for Grpc {
             .state
             .db
             .read(move |conn| {
-                let rows = store::teams::list(conn, &caller.tenant_id, zone.as_deref(), after.as_deref(), limit)?;
+                let rows = store::teams::list(
+                    conn,
+                    &caller.tenant_id,
+                    zone.as_deref(),
+                    after.as_deref(),
+                    limit,
+                )?;
                 let page = agora_shared::http::Page::from_rows(rows, limit, |t| t.id.clone());
                 let mut teams = Vec::with_capacity(page.items.len());
                 for t in &page.items {
                     teams.push(team_message(t, store::teams::members(conn, &t.id)?));
                 }
-                Ok(pb::ListTeamsResponse { teams, next_cursor: page.next_cursor.unwrap_or_default() })
+                Ok(pb::ListTeamsResponse {
+                    teams,
+                    next_cursor: page.next_cursor.unwrap_or_default(),
+                })
             })
             .await?;
         Ok(Response::new(resp))
@@ -134,7 +152,12 @@ impl AuthService for Grpc {
         Ok(Response::new(resp))
     }
 
-    async fn get_jwks(&self, _: Request<pb::GetJwksRequest>) -> Result<Response<pb::GetJwksResponse>, Status> {
-        Ok(Response::new(pb::GetJwksResponse { jwks_json: self.state.keyring.jwks().to_string() }))
+    async fn get_jwks(
+        &self,
+        _: Request<pb::GetJwksRequest>,
+    ) -> Result<Response<pb::GetJwksResponse>, Status> {
+        Ok(Response::new(pb::GetJwksResponse {
+            jwks_json: self.state.keyring.jwks().to_string(),
+        }))
     }
 }

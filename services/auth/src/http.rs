@@ -80,7 +80,9 @@ pub fn client_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
 
 /// 201 with a Location header.
 pub fn created(location: String, body: impl serde::Serialize) -> HttpResponse {
-    HttpResponse::Created().insert_header(("Location", location)).json(body)
+    HttpResponse::Created()
+        .insert_header(("Location", location))
+        .json(body)
 }
 
 /// Hashes a password off the async runtime.

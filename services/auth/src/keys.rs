@@ -14,8 +14,13 @@ use agora_shared::{
 use crate::{config::AuthConfig, store};
 
 enum Source {
-    Config { active: KeyPair, previous: Vec<KeyPair> },
-    Store { rotation_days: u32 },
+    Config {
+        active: KeyPair,
+        previous: Vec<KeyPair>,
+    },
+    Store {
+        rotation_days: u32,
+    },
 }
 
 /// Active signer plus every public key that still verifies.
@@ -40,14 +45,21 @@ impl Keyring {
                     .map(|p| KeyPair::from_pem(p).map_err(anyhow::Error::msg))
                     .collect::<anyhow::Result<_>>()?,
             },
-            None => Source::Store { rotation_days: config.key_rotation_days },
+            None => Source::Store {
+                rotation_days: config.key_rotation_days,
+            },
         };
         let (signer, public) = match &source {
             Source::Config { active, previous } => {
-                let public = std::iter::once(active).chain(previous).map(KeyPair::public_key).collect();
+                let public = std::iter::once(active)
+                    .chain(previous)
+                    .map(KeyPair::public_key)
+                    .collect();
                 (Signer::new(settings.clone(), active), public)
             }
-            Source::Store { rotation_days } => load_from_store(db, &settings, *rotation_days).await?,
+            Source::Store { rotation_days } => {
+                load_from_store(db, &settings, *rotation_days).await?
+            }
         };
         Ok(Arc::new(Self {
             verify: Arc::new(StaticKeys::new(&public)),
@@ -60,7 +72,9 @@ impl Keyring {
 
     /// Picks up keys rotated by another process (or rotates when due), in store mode.
     pub async fn reload(&self, db: &Db) -> anyhow::Result<()> {
-        let Source::Store { rotation_days } = self.source else { return Ok(()) };
+        let Source::Store { rotation_days } = self.source else {
+            return Ok(());
+        };
         let (signer, public) = load_from_store(db, &self.settings, rotation_days).await?;
         self.verify.replace(&public);
         *self.public.write().unwrap_or_else(|p| p.into_inner()) = public;
@@ -69,7 +83,10 @@ impl Keyring {
     }
 
     pub fn signer(&self) -> Arc<Signer> {
-        self.signer.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.signer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn jwks(&self) -> serde_json::Value {
@@ -88,14 +105,19 @@ async fn load_from_store(
     rotation_days: u32,
 ) -> anyhow::Result<(Signer, Vec<PublicKey>)> {
     // A retired key verifies as long as a token it signed can live.
-    let grace = chrono::Duration::seconds(settings.access_ttl.as_secs() as i64 + tokens::LEEWAY_SECS as i64);
+    let grace = chrono::Duration::seconds(
+        settings.access_ttl.as_secs() as i64 + tokens::LEEWAY_SECS as i64,
+    );
     let rows = db
         .write(move |conn| {
             let mut rows = store::keys::usable(conn, now() - grace)?;
             let active = rows.iter().find(|r| r.retired_at.is_none());
             let due = match active {
                 None => true,
-                Some(k) => rotation_days > 0 && now() - k.created_at > chrono::Duration::days(rotation_days.into()),
+                Some(k) => {
+                    rotation_days > 0
+                        && now() - k.created_at > chrono::Duration::days(rotation_days.into())
+                }
             };
             if due {
                 rotate_in(conn)?;
@@ -108,8 +130,17 @@ async fn load_from_store(
         .iter()
         .find(|r| r.retired_at.is_none())
         .ok_or_else(|| anyhow::anyhow!("no active signing key in the store"))?;
-    let signer = Signer::new(settings.clone(), &KeyPair::from_pem(&active.private_pem).map_err(anyhow::Error::msg)?);
-    let public = rows.iter().map(|r| PublicKey { kid: r.kid.clone(), x: r.public_x.clone() }).collect();
+    let signer = Signer::new(
+        settings.clone(),
+        &KeyPair::from_pem(&active.private_pem).map_err(anyhow::Error::msg)?,
+    );
+    let public = rows
+        .iter()
+        .map(|r| PublicKey {
+            kid: r.kid.clone(),
+            x: r.public_x.clone(),
+        })
+        .collect();
     Ok((signer, public))
 }
 

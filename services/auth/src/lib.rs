@@ -80,7 +80,9 @@ impl ApiKeyResolver for AuthState {
 /// The resolved database URL of the auth store.
 pub fn database_url(ctx: &ServiceContext) -> Result<String, ConfigError> {
     let config: AuthConfig = ctx.config.section(NAME)?;
-    config.endpoints.resolve_database_url(NAME, &ctx.common, NAME)
+    config
+        .endpoints
+        .resolve_database_url(NAME, &ctx.common, NAME)
 }
 
 /// A started auth service and its state (tests reach into the state).
@@ -93,7 +95,9 @@ pub struct Started {
 /// Starts HTTP, gRPC, the outbox relay and the key reloader; all stop on `shutdown`.
 pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow::Result<Started> {
     let config: AuthConfig = ctx.config.section(NAME)?;
-    let url = config.endpoints.resolve_database_url(NAME, &ctx.common, NAME)?;
+    let url = config
+        .endpoints
+        .resolve_database_url(NAME, &ctx.common, NAME)?;
     if ctx.common.mode == Mode::Distributed && config.signing_key.is_none() {
         return Err(ConfigError::new("auth.signing_key", "is required in distributed mode").into());
     }
@@ -113,7 +117,11 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
         keyring.verify_keys(),
         ctx.denylist.clone(),
     ));
-    let mailer = config.smtp_url.as_ref().map(|url| mail::Mailer::new(url, &config.mail_from)).transpose()?;
+    let mailer = config
+        .smtp_url
+        .as_ref()
+        .map(|url| mail::Mailer::new(url, &config.mail_from))
+        .transpose()?;
     let state = Arc::new(AuthState {
         db: db.clone(),
         config: config.clone(),
@@ -122,7 +130,10 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
         outbox: Outbox::new(),
         mailer,
     });
-    let authenticator = Authenticator { verifier, api_keys: Some(state.clone()) };
+    let authenticator = Authenticator {
+        verifier,
+        api_keys: Some(state.clone()),
+    };
 
     let http_listener = std::net::TcpListener::bind(config.endpoints.http_addr)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.endpoints.http_addr))?;
@@ -131,7 +142,12 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
     let grpc_addr = grpc_listener.local_addr()?;
 
     let mut tasks = JoinSet::new();
-    let server = http::server(state.clone(), authenticator.clone(), http_listener, config.http_workers)?;
+    let server = http::server(
+        state.clone(),
+        authenticator.clone(),
+        http_listener,
+        config.http_workers,
+    )?;
     tasks.spawn(agora_shared::service::run_http(server, shutdown.clone()));
     tasks.spawn(agora_shared::grpc::serve(
         grpc_listener,
@@ -159,7 +175,12 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
     });
     tracing::info!(%http_addr, %grpc_addr, "auth service started");
     Ok(Started {
-        service: RunningService { name: NAME, http_addr, grpc_addr, tasks },
+        service: RunningService {
+            name: NAME,
+            http_addr,
+            grpc_addr,
+            tasks,
+        },
         state,
         authenticator,
     })

@@ -1,8 +1,6 @@
 //! Outgoing email (password resets) over SMTP with lettre, when `auth.smtp_url` is set.
 
-use lettre::{
-    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor, message::Mailbox,
-};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor, message::Mailbox};
 
 use agora_shared::config::Secret;
 

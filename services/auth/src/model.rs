@@ -194,7 +194,10 @@ fn password_policy(password: &str) -> Result<(), ValidationError> {
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
-    #[validate(email(message = "must be an email address"), length(max = 254, message = "must be at most 254 characters"))]
+    #[validate(
+        email(message = "must be an email address"),
+        length(max = 254, message = "must be at most 254 characters")
+    )]
     pub email: String,
     /// 8-128 characters with a lower-case letter, an upper-case letter, a digit and a symbol.
     #[validate(custom(function = "password_policy"))]
@@ -294,7 +297,10 @@ pub struct UpdateTenantRequest {
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InviteUserRequest {
-    #[validate(email(message = "must be an email address"), length(max = 254, message = "must be at most 254 characters"))]
+    #[validate(
+        email(message = "must be an email address"),
+        length(max = 254, message = "must be at most 254 characters")
+    )]
     pub email: String,
     #[validate(length(min = 1, max = 100, message = "must be 1 to 100 characters"))]
     pub name: String,

@@ -66,7 +66,11 @@ pub fn issue(
         email: &user.email,
         session_id: Some(&family),
     })?;
-    Ok(Issued { access_token, refresh_token, expires_in: signer.ttl().as_secs() })
+    Ok(Issued {
+        access_token,
+        refresh_token,
+        expires_in: signer.ttl().as_secs(),
+    })
 }
 
 pub fn response(user: &UserRow, tenant: Option<&TenantRow>, issued: Issued) -> TokenResponse {
@@ -92,12 +96,22 @@ enum LoginOutcome {
 /// Checks the password (off the async runtime) and opens a session. Unknown emails and wrong
 /// passwords answer the same 401 after the same work; repeated failures lock the email out for
 /// a doubling time (429 with Retry-After).
-pub async fn login(state: &Arc<AuthState>, email: &str, password: &str, ip: Option<IpAddr>) -> AppResult<TokenResponse> {
+pub async fn login(
+    state: &Arc<AuthState>,
+    email: &str,
+    password: &str,
+    ip: Option<IpAddr>,
+) -> AppResult<TokenResponse> {
     let email = domain::normalize_email(email);
     let lookup = email.clone();
     let (throttle, user) = state
         .db
-        .read(move |conn| Ok((store::sessions::throttle(conn, &lookup)?, store::users::find_by_email(conn, &lookup)?)))
+        .read(move |conn| {
+            Ok((
+                store::sessions::throttle(conn, &lookup)?,
+                store::users::find_by_email(conn, &lookup)?,
+            ))
+        })
         .await?;
     if let Some(until) = throttle.as_ref().and_then(|t| t.locked_until)
         && until > now()
@@ -110,9 +124,10 @@ pub async fn login(state: &Arc<AuthState>, email: &str, password: &str, ip: Opti
     }
     let password = password.to_owned();
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-    let matches = tokio::task::spawn_blocking(move || domain::verify_password(&password, stored.as_deref()))
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?;
+    let matches =
+        tokio::task::spawn_blocking(move || domain::verify_password(&password, stored.as_deref()))
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?;
     let ok = matches && user.as_ref().is_some_and(UserRow::is_active);
     let signer = state.keyring.signer();
     let config = state.config.clone();
@@ -134,7 +149,8 @@ pub async fn login(state: &Arc<AuthState>, email: &str, password: &str, ip: Opti
                     &ThrottleRow {
                         email: email.clone(),
                         failures,
-                        locked_until: lock.map(|d| now() + chrono::Duration::seconds(d.as_secs() as i64)),
+                        locked_until: lock
+                            .map(|d| now() + chrono::Duration::seconds(d.as_secs() as i64)),
                         updated_at: now(),
                     },
                 )?;
@@ -153,7 +169,13 @@ pub async fn login(state: &Arc<AuthState>, email: &str, password: &str, ip: Opti
             }
             let user = user.expect("ok implies a user");
             store::sessions::clear_throttle(conn, &email)?;
-            let issued = issue(conn, &signer, Duration::from_secs(config.refresh_ttl_secs), &user, None)?;
+            let issued = issue(
+                conn,
+                &signer,
+                Duration::from_secs(config.refresh_ttl_secs),
+                &user,
+                None,
+            )?;
             store::audit::record(
                 conn,
                 Audit {
@@ -166,7 +188,11 @@ pub async fn login(state: &Arc<AuthState>, email: &str, password: &str, ip: Opti
                 },
             )?;
             let tenant = store::tenants::get(conn, &user.tenant_id)?;
-            Ok(LoginOutcome::Ok(Box::new(response(&user, tenant.as_ref(), issued))))
+            Ok(LoginOutcome::Ok(Box::new(response(
+                &user,
+                tenant.as_ref(),
+                issued,
+            ))))
         })
         .await?;
     state.outbox.wake();
@@ -184,7 +210,11 @@ enum RefreshOutcome {
 
 /// Rotates a refresh token. Exactly one of concurrent uses of one token succeeds; a token used
 /// before revokes its whole family.
-pub async fn refresh(state: &Arc<AuthState>, token: &str, ip: Option<IpAddr>) -> AppResult<TokenResponse> {
+pub async fn refresh(
+    state: &Arc<AuthState>,
+    token: &str,
+    ip: Option<IpAddr>,
+) -> AppResult<TokenResponse> {
     let hash = domain::secret_hash(token);
     let signer = state.keyring.signer();
     let ttl = Duration::from_secs(state.config.refresh_ttl_secs);
@@ -193,7 +223,8 @@ pub async fn refresh(state: &Arc<AuthState>, token: &str, ip: Option<IpAddr>) ->
         .db
         .write(move |conn| {
             if store::sessions::claim_refresh(conn, &hash)? {
-                let row = store::sessions::find_refresh(conn, &hash)?.ok_or_else(|| AppError::not_found("session"))?;
+                let row = store::sessions::find_refresh(conn, &hash)?
+                    .ok_or_else(|| AppError::not_found("session"))?;
                 let user = match store::users::get(conn, &row.user_id)? {
                     Some(u) if u.is_active() => u,
                     _ => {
@@ -241,15 +272,30 @@ pub async fn refresh(state: &Arc<AuthState>, token: &str, ip: Option<IpAddr>) ->
         RefreshOutcome::Reused => Err(AppError::Unauthorized(
             "refresh token was already used; the session has been revoked".into(),
         )),
-        RefreshOutcome::Invalid => Err(AppError::Unauthorized("invalid or expired refresh token".into())),
+        RefreshOutcome::Invalid => Err(AppError::Unauthorized(
+            "invalid or expired refresh token".into(),
+        )),
     }
 }
 
 /// Ends the caller's session: the access token is denylisted until it expires and its
 /// refresh-token family (and that of `refresh_token`, if it is the caller's) is revoked.
-pub async fn logout(state: &Arc<AuthState>, caller: &Caller, refresh_token: Option<&str>, ip: Option<IpAddr>) -> AppResult<()> {
-    let Credential::Jwt { jti, exp, session_id, .. } = caller.credential.clone() else {
-        return Err(AppError::BadRequest("logout needs an access token, not an API key".into()));
+pub async fn logout(
+    state: &Arc<AuthState>,
+    caller: &Caller,
+    refresh_token: Option<&str>,
+    ip: Option<IpAddr>,
+) -> AppResult<()> {
+    let Credential::Jwt {
+        jti,
+        exp,
+        session_id,
+        ..
+    } = caller.credential.clone()
+    else {
+        return Err(AppError::BadRequest(
+            "logout needs an access token, not an API key".into(),
+        ));
     };
     let hash = refresh_token.map(domain::secret_hash);
     let user_id = caller.user_id.clone();
@@ -259,7 +305,8 @@ pub async fn logout(state: &Arc<AuthState>, caller: &Caller, refresh_token: Opti
     state
         .db
         .write(move |conn| {
-            let expires = chrono::DateTime::from_timestamp(exp, 0).map_or_else(now, |d| d.naive_utc());
+            let expires =
+                chrono::DateTime::from_timestamp(exp, 0).map_or_else(now, |d| d.naive_utc());
             store::sessions::deny_access_token(conn, &deny_jti, expires)?;
             let mut families: Vec<String> = session_id.into_iter().collect();
             if let Some(hash) = hash

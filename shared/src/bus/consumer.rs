@@ -66,7 +66,11 @@ async fn handle_once(db: &Db, group: &str, event: &Event, handler: Handler) -> A
     let event = event.clone();
     db.write(move |conn| {
         let seen: i64 = inbox::table
-            .filter(inbox::consumer.eq(&group).and(inbox::event_id.eq(&event.id)))
+            .filter(
+                inbox::consumer
+                    .eq(&group)
+                    .and(inbox::event_id.eq(&event.id)),
+            )
             .count()
             .get_result(conn)?;
         if seen > 0 {

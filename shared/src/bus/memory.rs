@@ -79,7 +79,10 @@ impl EventBus for InProcessBus {
             let base = t.base;
             t.groups
                 .entry(group.to_owned())
-                .or_insert_with(|| Group { committed: base, member: Default::default() })
+                .or_insert_with(|| Group {
+                    committed: base,
+                    member: Default::default(),
+                })
                 .member
                 .clone()
         });
@@ -111,7 +114,9 @@ impl Subscription for InProcessSubscription {
             self.guard = Some(self.member.clone().lock_owned().await);
             // A new owner resumes after the group's last commit: uncommitted events come again.
             self.position = self.bus.with_topic(&self.topic, |t| {
-                t.groups.get(&self.group).map_or(t.base, |g| g.committed.max(t.base))
+                t.groups
+                    .get(&self.group)
+                    .map_or(t.base, |g| g.committed.max(t.base))
             });
         }
         loop {
@@ -124,13 +129,20 @@ impl Subscription for InProcessSubscription {
             if let Some(event) = found {
                 let offset = self.position;
                 self.position += 1;
-                return Ok(Delivery { topic: self.topic.clone(), partition: 0, offset, event });
+                return Ok(Delivery {
+                    topic: self.topic.clone(),
+                    partition: 0,
+                    offset,
+                    event,
+                });
             }
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             // Re-check after registering so a publish in between is not missed.
-            let more = self.bus.with_topic(&self.topic, |t| self.position < t.end());
+            let more = self
+                .bus
+                .with_topic(&self.topic, |t| self.position < t.end());
             if !more {
                 notified.await;
             }

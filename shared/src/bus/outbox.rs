@@ -88,7 +88,10 @@ impl Outbox {
     /// Events not yet published (for readiness reporting and tests).
     pub async fn pending(db: &Db) -> AppResult<i64> {
         db.read(|conn| {
-            Ok(outbox::table.filter(outbox::sent_at.is_null()).count().get_result(conn)?)
+            Ok(outbox::table
+                .filter(outbox::sent_at.is_null())
+                .count()
+                .get_result(conn)?)
         })
         .await
     }
@@ -122,7 +125,8 @@ pub async fn run_relay(db: Db, bus: SharedBus, outbox: Outbox, shutdown: Cancell
             let cutoff = now() - KEEP_SENT;
             let _ = db
                 .write(move |conn| {
-                    diesel::delete(outbox::table.filter(outbox::sent_at.lt(cutoff))).execute(conn)?;
+                    diesel::delete(outbox::table.filter(outbox::sent_at.lt(cutoff)))
+                        .execute(conn)?;
                     Ok(())
                 })
                 .await;
@@ -178,7 +182,10 @@ async fn relay_once(db: &Db, bus: &SharedBus) -> anyhow::Result<usize> {
             let reason = err.to_string();
             db.write(move |conn| {
                 diesel::update(outbox::table.find(id))
-                    .set((outbox::attempts.eq(outbox::attempts + 1), outbox::last_error.eq(reason)))
+                    .set((
+                        outbox::attempts.eq(outbox::attempts + 1),
+                        outbox::last_error.eq(reason),
+                    ))
                     .execute(conn)?;
                 Ok(())
             })
@@ -186,7 +193,9 @@ async fn relay_once(db: &Db, bus: &SharedBus) -> anyhow::Result<usize> {
             return Err(err.into());
         }
         db.write(move |conn| {
-            diesel::update(outbox::table.find(id)).set(outbox::sent_at.eq(now())).execute(conn)?;
+            diesel::update(outbox::table.find(id))
+                .set(outbox::sent_at.eq(now()))
+                .execute(conn)?;
             Ok(())
         })
         .await?;

@@ -54,7 +54,12 @@ impl FromStr for Role {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
     /// An access token with its id and expiry (unix seconds).
-    Jwt { jti: String, exp: i64, session_id: Option<String>, token: String },
+    Jwt {
+        jti: String,
+        exp: i64,
+        session_id: Option<String>,
+        token: String,
+    },
     /// An API key, by key id.
     ApiKey { key_id: String },
 }
@@ -90,7 +95,9 @@ impl Caller {
         if self.role >= Role::TenantAdmin || self.permissions.iter().any(|p| p == permission) {
             Ok(())
         } else {
-            Err(AppError::Forbidden(format!("requires TENANT_ADMIN or permission {permission}")))
+            Err(AppError::Forbidden(format!(
+                "requires TENANT_ADMIN or permission {permission}"
+            )))
         }
     }
 
@@ -135,7 +142,9 @@ impl Authenticator {
         };
         let credential = match (bearer, x_api_key.map(str::trim)) {
             (Some(a), Some(b)) if a != b => {
-                return Err(AppError::Unauthorized("two different credentials presented".into()));
+                return Err(AppError::Unauthorized(
+                    "two different credentials presented".into(),
+                ));
             }
             (Some(a), _) => a,
             (None, Some(b)) => b,
@@ -152,7 +161,9 @@ impl Authenticator {
                 .ok_or_else(|| AppError::Unauthorized("invalid API key".into()));
         }
         if bearer.is_none() {
-            return Err(AppError::Unauthorized("X-API-Key must hold an API key".into()));
+            return Err(AppError::Unauthorized(
+                "X-API-Key must hold an API key".into(),
+            ));
         }
         let claims = self.verifier.verify(credential).await?;
         let role = claims
@@ -180,9 +191,13 @@ impl FromRequest for Caller {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let auth = req.app_data::<actix_web::web::Data<Authenticator>>().cloned();
+        let auth = req
+            .app_data::<actix_web::web::Data<Authenticator>>()
+            .cloned();
         let header_value = |name| {
-            req.headers().get(name).map(|v| v.to_str().map(str::to_owned).unwrap_or_default())
+            req.headers()
+                .get(name)
+                .map(|v| v.to_str().map(str::to_owned).unwrap_or_default())
         };
         let authorization = header_value(header::AUTHORIZATION);
         let api_key = header_value(header::HeaderName::from_static("x-api-key"));
@@ -190,7 +205,9 @@ impl FromRequest for Caller {
             let auth = auth.ok_or_else(|| {
                 AppError::Internal(anyhow::anyhow!("Authenticator missing from app data"))
             })?;
-            Ok(auth.authenticate(authorization.as_deref(), api_key.as_deref()).await?)
+            Ok(auth
+                .authenticate(authorization.as_deref(), api_key.as_deref())
+                .await?)
         })
     }
 }

@@ -6,7 +6,8 @@ use serde_json::json;
 use crate::db::Db;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health/live", web::get().to(live)).route("/health/ready", web::get().to(ready));
+    cfg.route("/health/live", web::get().to(live))
+        .route("/health/ready", web::get().to(ready));
 }
 
 async fn live() -> HttpResponse {

@@ -30,13 +30,20 @@ where
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req.app_data::<JsonLimit>().map_or(DEFAULT_JSON_LIMIT, |l| l.0);
+        let limit = req
+            .app_data::<JsonLimit>()
+            .map_or(DEFAULT_JSON_LIMIT, |l| l.0);
         let content_type_ok = req
             .headers()
             .get(actix_web::http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| {
-                let ct = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+                let ct = ct
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase();
                 ct == "application/json" || ct.ends_with("+json")
             });
         let declared = req
@@ -63,7 +70,9 @@ where
                 body.extend_from_slice(&chunk);
             }
             let value = parse::<T>(&body)?;
-            value.validate().map_err(|e| AppError::Validation(field_errors(&e)))?;
+            value
+                .validate()
+                .map_err(|e| AppError::Validation(field_errors(&e)))?;
             Ok(ValidJson(value))
         })
     }
@@ -76,7 +85,9 @@ fn too_large(limit: usize) -> AppError {
 /// Parses `body`, classifying failures as 400 (not JSON) or 422 (wrong shape, with the field).
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
     if body.is_empty() {
-        return Err(AppError::BadRequest("request body is empty; a JSON object is expected".into()));
+        return Err(AppError::BadRequest(
+            "request body is empty; a JSON object is expected".into(),
+        ));
     }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|err| {
@@ -85,11 +96,19 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
         match inner.classify() {
             serde_json::error::Category::Data => {
                 let message = inner.to_string();
-                let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+                let message = message
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or(&message)
+                    .to_owned();
                 // The path of a missing field is its parent's; name the field itself.
                 let field = if message.starts_with("missing field") {
                     let name = message.split('`').nth(1).unwrap_or("?");
-                    if path == "." { name.to_owned() } else { format!("{path}.{name}") }
+                    if path == "." {
+                        name.to_owned()
+                    } else {
+                        format!("{path}.{name}")
+                    }
                 } else if path == "." {
                     "body".to_owned()
                 } else {
@@ -112,7 +131,11 @@ pub fn field_errors(errors: &ValidationErrors) -> Vec<FieldError> {
 
 fn collect(errors: &ValidationErrors, prefix: &str, out: &mut Vec<FieldError>) {
     for (field, kind) in errors.errors() {
-        let name = if prefix.is_empty() { field.to_string() } else { format!("{prefix}.{field}") };
+        let name = if prefix.is_empty() {
+            field.to_string()
+        } else {
+            format!("{prefix}.{field}")
+        };
         match kind {
             ValidationErrorsKind::Field(list) => {
                 for e in list {
@@ -148,7 +171,10 @@ mod tests {
 
     #[test]
     fn classifies_parse_failures() {
-        assert!(matches!(parse::<Body>(b"{nope"), Err(AppError::BadRequest(_))));
+        assert!(matches!(
+            parse::<Body>(b"{nope"),
+            Err(AppError::BadRequest(_))
+        ));
         match parse::<Body>(br#"{"name":"a","count":1,"extra":true}"#) {
             Err(AppError::Validation(e)) => assert_eq!(e[0].field, "extra"),
             other => panic!("{other:?}"),

@@ -37,21 +37,35 @@ pub async fn observe(
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let traceparent = telemetry::continue_or_start_trace(
-        req.headers().get("traceparent").and_then(|v| v.to_str().ok()),
+        req.headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok()),
     );
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let method = req.method().to_string();
-    let span = tracing::info_span!("http", service, %method, path = %req.path(), request_id = %request_id);
-    let result = telemetry::with_traceparent(traceparent, next.call(req)).instrument(span.clone()).await;
+    let span =
+        tracing::info_span!("http", service, %method, path = %req.path(), request_id = %request_id);
+    let result = telemetry::with_traceparent(traceparent, next.call(req))
+        .instrument(span.clone())
+        .await;
     let mut res = result?;
-    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".into());
     let status = res.status().as_u16();
     let elapsed = started.elapsed().as_secs_f64();
     let m = telemetry::metrics();
-    m.http_requests.with_label_values(&[service, &method, &route, &status.to_string()]).inc();
-    m.http_latency.with_label_values(&[service, &method, &route]).observe(elapsed);
+    m.http_requests
+        .with_label_values(&[service, &method, &route, &status.to_string()])
+        .inc();
+    m.http_latency
+        .with_label_values(&[service, &method, &route])
+        .observe(elapsed);
     if status >= 500 {
-        m.http_errors.with_label_values(&[service, &method, &route]).inc();
+        m.http_errors
+            .with_label_values(&[service, &method, &route])
+            .inc();
     }
     span.in_scope(|| tracing::debug!(status, elapsed_ms = elapsed * 1000.0, "request"));
     if let Ok(value) = HeaderValue::from_str(&request_id) {

@@ -22,7 +22,10 @@ impl PageParams {
         match self.limit {
             None => Ok(DEFAULT_LIMIT),
             Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            Some(_) => Err(AppError::invalid("limit", format!("must be between 1 and {MAX_LIMIT}"))),
+            Some(_) => Err(AppError::invalid(
+                "limit",
+                format!("must be between 1 and {MAX_LIMIT}"),
+            )),
         }
     }
 
@@ -54,12 +57,22 @@ impl<T> Page<T> {
     pub fn from_rows(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> String) -> Self {
         let more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
-        let next_cursor = if more { rows.last().map(|r| URL_SAFE_NO_PAD.encode(key(r))) } else { None };
-        Self { items: rows, next_cursor }
+        let next_cursor = if more {
+            rows.last().map(|r| URL_SAFE_NO_PAD.encode(key(r)))
+        } else {
+            None
+        };
+        Self {
+            items: rows,
+            next_cursor,
+        }
     }
 
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
-        Page { items: self.items.into_iter().map(f).collect(), next_cursor: self.next_cursor }
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next_cursor: self.next_cursor,
+        }
     }
 }
 
@@ -71,9 +84,26 @@ mod tests {
     fn pages_and_cursors() {
         let page = Page::from_rows(vec!["a", "b", "c"], 2, |s| s.to_string());
         assert_eq!(page.items, vec!["a", "b"]);
-        let params = PageParams { limit: Some(2), cursor: page.next_cursor };
+        let params = PageParams {
+            limit: Some(2),
+            cursor: page.next_cursor,
+        };
         assert_eq!(params.after().unwrap().as_deref(), Some("b"));
-        assert!(PageParams { limit: Some(0), cursor: None }.limit().is_err());
-        assert!(PageParams { limit: None, cursor: Some("!!".into()) }.after().is_err());
+        assert!(
+            PageParams {
+                limit: Some(0),
+                cursor: None
+            }
+            .limit()
+            .is_err()
+        );
+        assert!(
+            PageParams {
+                limit: None,
+                cursor: Some("!!".into())
+            }
+            .after()
+            .is_err()
+        );
     }
 }

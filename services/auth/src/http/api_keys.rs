@@ -27,19 +27,31 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 fn require_admin_session(caller: &Caller) -> AppResult<()> {
     caller.require_role(Role::TenantAdmin)?;
     if matches!(caller.credential, Credential::ApiKey { .. }) {
-        return Err(AppError::Forbidden("API keys are managed with a user's access token".into()));
+        return Err(AppError::Forbidden(
+            "API keys are managed with a user's access token".into(),
+        ));
     }
     Ok(())
 }
 
 #[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", request_body = CreateApiKeyRequest,
     responses((status = 201, body = CreatedApiKey), (status = 403), (status = 422)), security(("bearer" = [])))]
-pub async fn create(state: web::Data<AuthState>, req: HttpRequest, caller: Caller, body: ValidJson<CreateApiKeyRequest>) -> AppResult<HttpResponse> {
+pub async fn create(
+    state: web::Data<AuthState>,
+    req: HttpRequest,
+    caller: Caller,
+    body: ValidJson<CreateApiKeyRequest>,
+) -> AppResult<HttpResponse> {
     require_admin_session(&caller)?;
     let body = body.0;
     let role = match body.role.parse::<Role>() {
         Ok(r @ (Role::TenantAdmin | Role::TenantUser)) if r <= caller.role => r,
-        _ => return Err(AppError::invalid("role", "must be TENANT_ADMIN or TENANT_USER, and not above your own role")),
+        _ => {
+            return Err(AppError::invalid(
+                "role",
+                "must be TENANT_ADMIN or TENANT_USER, and not above your own role",
+            ));
+        }
     };
     if body.expires_at.is_some_and(|e| e <= chrono::Utc::now()) {
         return Err(AppError::invalid("expires_at", "must be in the future"));
@@ -92,18 +104,35 @@ pub async fn create(state: web::Data<AuthState>, req: HttpRequest, caller: Calle
 
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", params(("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = ApiKeyPage), (status = 403)), security(("bearer" = [])))]
-pub async fn list(state: web::Data<AuthState>, caller: Caller, page: web::Query<PageParams>) -> AppResult<HttpResponse> {
+pub async fn list(
+    state: web::Data<AuthState>,
+    caller: Caller,
+    page: web::Query<PageParams>,
+) -> AppResult<HttpResponse> {
     require_admin_session(&caller)?;
     let (limit, after, tenant_id) = (page.limit()?, page.after()?, caller.tenant_id.clone());
-    let rows = state.db.read(move |conn| store::api_keys::list(conn, &tenant_id, after.as_deref(), limit)).await?;
-    Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |k| k.id.clone()).map(|k| ApiKey::from(&k))))
+    let rows = state
+        .db
+        .read(move |conn| store::api_keys::list(conn, &tenant_id, after.as_deref(), limit))
+        .await?;
+    Ok(HttpResponse::Ok()
+        .json(Page::from_rows(rows, limit, |k| k.id.clone()).map(|k| ApiKey::from(&k))))
 }
 
 #[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys",
     responses((status = 204), (status = 403), (status = 404)), security(("bearer" = [])))]
-pub async fn revoke(state: web::Data<AuthState>, req: HttpRequest, caller: Caller, id: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn revoke(
+    state: web::Data<AuthState>,
+    req: HttpRequest,
+    caller: Caller,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
     require_admin_session(&caller)?;
-    let (tenant_id, user_id, id) = (caller.tenant_id.clone(), caller.user_id.clone(), id.into_inner());
+    let (tenant_id, user_id, id) = (
+        caller.tenant_id.clone(),
+        caller.user_id.clone(),
+        id.into_inner(),
+    );
     let ip = client_ip(&req).map(|i| i.to_string());
     state
         .db

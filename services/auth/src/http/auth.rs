@@ -35,7 +35,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
     responses((status = 201, body = TokenResponse), (status = 409, description = "email or tenant name taken"),
         (status = 422, description = "invalid fields, including each broken password rule")))]
-pub async fn register(state: web::Data<AuthState>, body: ValidJson<RegisterRequest>) -> AppResult<HttpResponse> {
+pub async fn register(
+    state: web::Data<AuthState>,
+    body: ValidJson<RegisterRequest>,
+) -> AppResult<HttpResponse> {
     let body = body.0;
     let hash = hash_password(body.password.clone()).await?;
     let signer = state.keyring.signer();
@@ -46,10 +49,14 @@ pub async fn register(state: web::Data<AuthState>, body: ValidJson<RegisterReque
             let tenant_name = body.tenant_name.trim().to_owned();
             let email = domain::normalize_email(&body.email);
             if store::tenants::name_taken(conn, &tenant_name)? {
-                return Err(AppError::Conflict("a tenant with this name already exists".into()));
+                return Err(AppError::Conflict(
+                    "a tenant with this name already exists".into(),
+                ));
             }
             if store::users::email_taken(conn, &email)? {
-                return Err(AppError::Conflict("a user with this email already exists".into()));
+                return Err(AppError::Conflict(
+                    "a user with this email already exists".into(),
+                ));
             }
             let tenant = TenantRow {
                 id: uuid::Uuid::now_v7().to_string(),
@@ -88,7 +95,11 @@ pub async fn register(state: web::Data<AuthState>, body: ValidJson<RegisterReque
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = TokenResponse), (status = 401, description = "wrong email or password"),
         (status = 429, description = "too many failures for this account; see Retry-After")))]
-pub async fn login(state: web::Data<AuthState>, req: HttpRequest, body: ValidJson<LoginRequest>) -> AppResult<HttpResponse> {
+pub async fn login(
+    state: web::Data<AuthState>,
+    req: HttpRequest,
+    body: ValidJson<LoginRequest>,
+) -> AppResult<HttpResponse> {
     let state = state.into_inner();
     let resp = sessions::login(&state, &body.0.email, &body.0.password, client_ip(&req)).await?;
     Ok(HttpResponse::Ok().json(resp))
@@ -96,7 +107,11 @@ pub async fn login(state: web::Data<AuthState>, req: HttpRequest, body: ValidJso
 
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = TokenResponse), (status = 401, description = "invalid, expired or reused token")))]
-pub async fn refresh(state: web::Data<AuthState>, req: HttpRequest, body: ValidJson<RefreshRequest>) -> AppResult<HttpResponse> {
+pub async fn refresh(
+    state: web::Data<AuthState>,
+    req: HttpRequest,
+    body: ValidJson<RefreshRequest>,
+) -> AppResult<HttpResponse> {
     let state = state.into_inner();
     let resp = sessions::refresh(&state, &body.0.refresh_token, client_ip(&req)).await?;
     Ok(HttpResponse::Ok().json(resp))
@@ -104,7 +119,12 @@ pub async fn refresh(state: web::Data<AuthState>, req: HttpRequest, body: ValidJ
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body(content = LogoutRequest, description = "optional"),
     responses((status = 204, description = "session ended"), (status = 401)), security(("bearer" = [])))]
-pub async fn logout(state: web::Data<AuthState>, req: HttpRequest, caller: Caller, body: web::Bytes) -> AppResult<HttpResponse> {
+pub async fn logout(
+    state: web::Data<AuthState>,
+    req: HttpRequest,
+    caller: Caller,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
     let body: LogoutRequest = if body.is_empty() {
         LogoutRequest::default()
     } else {
@@ -114,13 +134,22 @@ pub async fn logout(state: web::Data<AuthState>, req: HttpRequest, caller: Calle
         parsed
     };
     let state = state.into_inner();
-    sessions::logout(&state, &caller, body.refresh_token.as_deref(), client_ip(&req)).await?;
+    sessions::logout(
+        &state,
+        &caller,
+        body.refresh_token.as_deref(),
+        client_ip(&req),
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 async fn load_me(state: &AuthState, caller: &Caller) -> AppResult<UserRow> {
     let id = caller.user_id.clone();
-    state.db.read(move |conn| store::users::get(conn, &id)?.ok_or_else(|| AppError::not_found("user"))).await
+    state
+        .db
+        .read(move |conn| store::users::get(conn, &id)?.ok_or_else(|| AppError::not_found("user")))
+        .await
 }
 
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
@@ -131,13 +160,18 @@ pub async fn me(state: web::Data<AuthState>, caller: Caller) -> AppResult<HttpRe
 
 #[utoipa::path(put, path = "/api/v1/auth/me", tag = "auth", request_body = UpdateMeRequest,
     responses((status = 200, body = User), (status = 401), (status = 422)), security(("bearer" = [])))]
-pub async fn update_me(state: web::Data<AuthState>, caller: Caller, body: ValidJson<UpdateMeRequest>) -> AppResult<HttpResponse> {
+pub async fn update_me(
+    state: web::Data<AuthState>,
+    caller: Caller,
+    body: ValidJson<UpdateMeRequest>,
+) -> AppResult<HttpResponse> {
     let id = caller.user_id.clone();
     let name = body.0.name.trim().to_owned();
     let user = state
         .db
         .write(move |conn| {
-            let mut user = store::users::get(conn, &id)?.ok_or_else(|| AppError::not_found("user"))?;
+            let mut user =
+                store::users::get(conn, &id)?.ok_or_else(|| AppError::not_found("user"))?;
             user.name = name;
             user.updated_at = now();
             store::users::update(conn, &user)?;
@@ -160,16 +194,22 @@ pub async fn change_password(
     body: ValidJson<ChangePasswordRequest>,
 ) -> AppResult<HttpResponse> {
     let Credential::Jwt { session_id, .. } = caller.credential.clone() else {
-        return Err(AppError::Forbidden("changing a password needs a user's access token".into()));
+        return Err(AppError::Forbidden(
+            "changing a password needs a user's access token".into(),
+        ));
     };
     let body = body.0;
     let user = load_me(&state, &caller).await?;
     let (current, stored) = (body.current_password.clone(), user.password_hash.clone());
-    let ok = tokio::task::spawn_blocking(move || domain::verify_password(&current, stored.as_deref()))
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?;
+    let ok =
+        tokio::task::spawn_blocking(move || domain::verify_password(&current, stored.as_deref()))
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?;
     if !ok {
-        return Err(AppError::invalid("current_password", "is not the current password"));
+        return Err(AppError::invalid(
+            "current_password",
+            "is not the current password",
+        ));
     }
     let hash = hash_password(body.new_password).await?;
     let ip = client_ip(&req).map(|i| i.to_string());
@@ -180,7 +220,8 @@ pub async fn change_password(
             user.password_hash = Some(hash);
             user.updated_at = now();
             store::users::update(conn, &user)?;
-            let ended = store::sessions::revoke_user_sessions(conn, &user.id, session_id.as_deref())?;
+            let ended =
+                store::sessions::revoke_user_sessions(conn, &user.id, session_id.as_deref())?;
             store::audit::record(
                 conn,
                 Audit {
@@ -202,7 +243,10 @@ pub async fn change_password(
 /// goes out as an event (and by email when SMTP is configured).
 #[utoipa::path(post, path = "/api/v1/auth/forgot", tag = "auth", request_body = ForgotRequest,
     responses((status = 202, body = Accepted)))]
-pub async fn forgot(state: web::Data<AuthState>, body: ValidJson<ForgotRequest>) -> AppResult<HttpResponse> {
+pub async fn forgot(
+    state: web::Data<AuthState>,
+    body: ValidJson<ForgotRequest>,
+) -> AppResult<HttpResponse> {
     let email = domain::normalize_email(&body.0.email);
     let state = state.into_inner();
     // The work happens after the answer so its duration reveals nothing.
@@ -223,7 +267,8 @@ async fn start_reset(state: &AuthState, email: String) -> AppResult<()> {
     let sent_to = state
         .db
         .write(move |conn| {
-            let Some(user) = store::users::find_by_email(conn, &email)?.filter(UserRow::is_active) else {
+            let Some(user) = store::users::find_by_email(conn, &email)?.filter(UserRow::is_active)
+            else {
                 return Ok(None);
             };
             store::sessions::void_one_time(conn, &user.id, domain::PURPOSE_RESET)?;
@@ -247,7 +292,13 @@ async fn start_reset(state: &AuthState, email: String) -> AppResult<()> {
                 token: event_token,
                 expires_at_unix: expires.and_utc().timestamp(),
             };
-            events::emit(conn, "password_reset.requested", &user.id, Some(&user.tenant_id), &message)?;
+            events::emit(
+                conn,
+                "password_reset.requested",
+                &user.id,
+                Some(&user.tenant_id),
+                &message,
+            )?;
             Ok(Some(user.email))
         })
         .await?;
@@ -262,7 +313,11 @@ async fn start_reset(state: &AuthState, email: String) -> AppResult<()> {
 /// Sets a new password with a reset token; every session of the user ends.
 #[utoipa::path(post, path = "/api/v1/auth/reset", tag = "auth", request_body = ResetRequest,
     responses((status = 204), (status = 422, description = "invalid or expired token, or weak password")))]
-pub async fn reset(state: web::Data<AuthState>, req: HttpRequest, body: ValidJson<ResetRequest>) -> AppResult<HttpResponse> {
+pub async fn reset(
+    state: web::Data<AuthState>,
+    req: HttpRequest,
+    body: ValidJson<ResetRequest>,
+) -> AppResult<HttpResponse> {
     let body = body.0;
     let hash = hash_password(body.new_password).await?;
     let token_hash = domain::secret_hash(&body.token);
@@ -270,9 +325,11 @@ pub async fn reset(state: web::Data<AuthState>, req: HttpRequest, body: ValidJso
     state
         .db
         .write(move |conn| {
-            let user_id = store::sessions::claim_one_time(conn, &token_hash, domain::PURPOSE_RESET)?
+            let user_id =
+                store::sessions::claim_one_time(conn, &token_hash, domain::PURPOSE_RESET)?
+                    .ok_or_else(|| AppError::invalid("token", "is invalid, used or expired"))?;
+            let mut user = store::users::get(conn, &user_id)?
                 .ok_or_else(|| AppError::invalid("token", "is invalid, used or expired"))?;
-            let mut user = store::users::get(conn, &user_id)?.ok_or_else(|| AppError::invalid("token", "is invalid, used or expired"))?;
             user.password_hash = Some(hash);
             user.updated_at = now();
             store::users::update(conn, &user)?;
@@ -298,7 +355,10 @@ pub async fn reset(state: web::Data<AuthState>, req: HttpRequest, body: ValidJso
 /// Accepts an invitation: sets the password, activates the user and signs them in.
 #[utoipa::path(post, path = "/api/v1/auth/accept-invite", tag = "auth", request_body = AcceptInviteRequest,
     responses((status = 200, body = TokenResponse), (status = 422, description = "invalid or expired token, or weak password")))]
-pub async fn accept_invite(state: web::Data<AuthState>, body: ValidJson<AcceptInviteRequest>) -> AppResult<HttpResponse> {
+pub async fn accept_invite(
+    state: web::Data<AuthState>,
+    body: ValidJson<AcceptInviteRequest>,
+) -> AppResult<HttpResponse> {
     let body = body.0;
     let hash = hash_password(body.password).await?;
     let token_hash = domain::secret_hash(&body.token);
@@ -308,8 +368,12 @@ pub async fn accept_invite(state: web::Data<AuthState>, body: ValidJson<AcceptIn
         .db
         .write(move |conn| {
             let invalid = || AppError::invalid("token", "is invalid, used or expired");
-            let user_id = store::sessions::claim_one_time(conn, &token_hash, domain::PURPOSE_INVITE)?.ok_or_else(invalid)?;
-            let mut user = store::users::get(conn, &user_id)?.filter(|u| u.status == domain::USER_INVITED).ok_or_else(invalid)?;
+            let user_id =
+                store::sessions::claim_one_time(conn, &token_hash, domain::PURPOSE_INVITE)?
+                    .ok_or_else(invalid)?;
+            let mut user = store::users::get(conn, &user_id)?
+                .filter(|u| u.status == domain::USER_INVITED)
+                .ok_or_else(invalid)?;
             user.password_hash = Some(hash);
             user.status = domain::USER_ACTIVE.into();
             if let Some(name) = body.name {
@@ -317,7 +381,13 @@ pub async fn accept_invite(state: web::Data<AuthState>, body: ValidJson<AcceptIn
             }
             user.updated_at = now();
             store::users::update(conn, &user)?;
-            events::user_changed(conn, "user.invitation_accepted", &user, Some(&user.id), None)?;
+            events::user_changed(
+                conn,
+                "user.invitation_accepted",
+                &user,
+                Some(&user.id),
+                None,
+            )?;
             let tenant = store::tenants::get(conn, &user.tenant_id)?;
             let issued = sessions::issue(conn, &signer, ttl, &user, None)?;
             Ok(sessions::response(&user, tenant.as_ref(), issued))

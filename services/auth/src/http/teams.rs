@@ -27,7 +27,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/teams/{id}", web::patch().to(update))
         .route("/teams/{id}", web::delete().to(delete))
         .route("/teams/{id}/members", web::post().to(add_member))
-        .route("/teams/{id}/members/{user_id}", web::delete().to(remove_member));
+        .route(
+            "/teams/{id}/members/{user_id}",
+            web::delete().to(remove_member),
+        );
 }
 
 #[derive(Debug, Deserialize)]
@@ -37,20 +40,35 @@ pub struct TeamQuery {
     pub page: PageParams,
 }
 
-fn check_members(conn: &mut DbConnection, tenant_id: &str, ids: &[String]) -> AppResult<Vec<String>> {
+fn check_members(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    ids: &[String],
+) -> AppResult<Vec<String>> {
     let mut ids = ids.to_vec();
     ids.sort();
     ids.dedup();
     let found = store::users::existing_in_tenant(conn, tenant_id, &ids)?;
-    let unknown: Vec<&str> = ids.iter().filter(|id| !found.contains(id)).map(String::as_str).collect();
+    let unknown: Vec<&str> = ids
+        .iter()
+        .filter(|id| !found.contains(id))
+        .map(String::as_str)
+        .collect();
     if !unknown.is_empty() {
-        return Err(AppError::invalid("member_ids", format!("not users of this tenant: {}", unknown.join(", "))));
+        return Err(AppError::invalid(
+            "member_ids",
+            format!("not users of this tenant: {}", unknown.join(", ")),
+        ));
     }
     Ok(ids)
 }
 
 fn clean_skills(skills: &[String]) -> String {
-    let mut skills: Vec<String> = skills.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+    let mut skills: Vec<String> = skills
+        .iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
     skills.dedup();
     store::to_json_list(&skills)
 }
@@ -62,20 +80,33 @@ fn load(conn: &mut DbConnection, tenant_id: &str, id: &str) -> AppResult<TeamRow
 #[utoipa::path(get, path = "/api/v1/teams", tag = "teams",
     params(("zone" = Option<String>, Query), ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = TeamPage)), security(("bearer" = [])))]
-pub async fn list(state: web::Data<AuthState>, caller: Caller, query: web::Query<TeamQuery>) -> AppResult<HttpResponse> {
+pub async fn list(
+    state: web::Data<AuthState>,
+    caller: Caller,
+    query: web::Query<TeamQuery>,
+) -> AppResult<HttpResponse> {
     let query = query.into_inner();
     let (limit, after) = (query.page.limit()?, query.page.after()?);
     let tenant_id = caller.tenant_id.clone();
     let page = state
         .db
         .read(move |conn| {
-            let rows = store::teams::list(conn, &tenant_id, query.zone.as_deref(), after.as_deref(), limit)?;
+            let rows = store::teams::list(
+                conn,
+                &tenant_id,
+                query.zone.as_deref(),
+                after.as_deref(),
+                limit,
+            )?;
             let page = Page::from_rows(rows, limit, |t| t.id.clone());
             let mut items = Vec::with_capacity(page.items.len());
             for t in &page.items {
                 items.push(Team::new(t, store::teams::members(conn, &t.id)?));
             }
-            Ok(Page { items, next_cursor: page.next_cursor })
+            Ok(Page {
+                items,
+                next_cursor: page.next_cursor,
+            })
         })
         .await?;
     Ok(HttpResponse::Ok().json(page))
@@ -83,7 +114,11 @@ pub async fn list(state: web::Data<AuthState>, caller: Caller, query: web::Query
 
 #[utoipa::path(post, path = "/api/v1/teams", tag = "teams", request_body = CreateTeamRequest,
     responses((status = 201, body = Team), (status = 403), (status = 409), (status = 422)), security(("bearer" = [])))]
-pub async fn create(state: web::Data<AuthState>, caller: Caller, body: ValidJson<CreateTeamRequest>) -> AppResult<HttpResponse> {
+pub async fn create(
+    state: web::Data<AuthState>,
+    caller: Caller,
+    body: ValidJson<CreateTeamRequest>,
+) -> AppResult<HttpResponse> {
     caller.require_permission(MANAGE)?;
     let body = body.0;
     let tenant_id = caller.tenant_id.clone();
@@ -113,7 +148,11 @@ pub async fn create(state: web::Data<AuthState>, caller: Caller, body: ValidJson
 
 #[utoipa::path(get, path = "/api/v1/teams/{id}", tag = "teams",
     responses((status = 200, body = Team), (status = 404)), security(("bearer" = [])))]
-pub async fn get(state: web::Data<AuthState>, caller: Caller, id: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn get(
+    state: web::Data<AuthState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
     let (tenant_id, id) = (caller.tenant_id.clone(), id.into_inner());
     let team = state
         .db
@@ -127,7 +166,12 @@ pub async fn get(state: web::Data<AuthState>, caller: Caller, id: web::Path<Stri
 
 #[utoipa::path(patch, path = "/api/v1/teams/{id}", tag = "teams", request_body = UpdateTeamRequest,
     responses((status = 200, body = Team), (status = 403), (status = 404), (status = 409), (status = 422)), security(("bearer" = [])))]
-pub async fn update(state: web::Data<AuthState>, caller: Caller, id: web::Path<String>, body: ValidJson<UpdateTeamRequest>) -> AppResult<HttpResponse> {
+pub async fn update(
+    state: web::Data<AuthState>,
+    caller: Caller,
+    id: web::Path<String>,
+    body: ValidJson<UpdateTeamRequest>,
+) -> AppResult<HttpResponse> {
     caller.require_permission(MANAGE)?;
     let (tenant_id, id, body) = (caller.tenant_id.clone(), id.into_inner(), body.0);
     let team = state
@@ -164,7 +208,11 @@ pub async fn update(state: web::Data<AuthState>, caller: Caller, id: web::Path<S
 
 #[utoipa::path(delete, path = "/api/v1/teams/{id}", tag = "teams",
     responses((status = 204), (status = 403), (status = 404)), security(("bearer" = [])))]
-pub async fn delete(state: web::Data<AuthState>, caller: Caller, id: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn delete(
+    state: web::Data<AuthState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
     caller.require_permission(MANAGE)?;
     let (tenant_id, id) = (caller.tenant_id.clone(), id.into_inner());
     state
@@ -182,13 +230,22 @@ pub async fn delete(state: web::Data<AuthState>, caller: Caller, id: web::Path<S
 
 #[utoipa::path(post, path = "/api/v1/teams/{id}/members", tag = "teams", request_body = AddMemberRequest,
     responses((status = 200, body = Team), (status = 403), (status = 404), (status = 422)), security(("bearer" = [])))]
-pub async fn add_member(state: web::Data<AuthState>, caller: Caller, id: web::Path<String>, body: ValidJson<AddMemberRequest>) -> AppResult<HttpResponse> {
+pub async fn add_member(
+    state: web::Data<AuthState>,
+    caller: Caller,
+    id: web::Path<String>,
+    body: ValidJson<AddMemberRequest>,
+) -> AppResult<HttpResponse> {
     change_members(&state, &caller, id.into_inner(), Some(body.0.user_id), None).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/teams/{id}/members/{user_id}", tag = "teams",
     responses((status = 200, body = Team), (status = 403), (status = 404)), security(("bearer" = [])))]
-pub async fn remove_member(state: web::Data<AuthState>, caller: Caller, path: web::Path<(String, String)>) -> AppResult<HttpResponse> {
+pub async fn remove_member(
+    state: web::Data<AuthState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> AppResult<HttpResponse> {
     let (id, user_id) = path.into_inner();
     change_members(&state, &caller, id, None, Some(user_id)).await
 }

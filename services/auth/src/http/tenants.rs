@@ -27,26 +27,45 @@ fn check_plan(plan: &str) -> AppResult<()> {
     if domain::PLANS.contains(&plan) {
         Ok(())
     } else {
-        Err(AppError::invalid("plan", format!("must be one of {}", domain::PLANS.join(", "))))
+        Err(AppError::invalid(
+            "plan",
+            format!("must be one of {}", domain::PLANS.join(", ")),
+        ))
     }
 }
 
 /// A tenant the caller may see: its own, or any for a platform admin; others are 404.
 pub fn visible(caller: &Caller, tenant_id: &str) -> AppResult<()> {
-    if caller.can_access_tenant(tenant_id) { Ok(()) } else { Err(AppError::not_found("tenant")) }
+    if caller.can_access_tenant(tenant_id) {
+        Ok(())
+    } else {
+        Err(AppError::not_found("tenant"))
+    }
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", params(("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = TenantPage), (status = 403)), security(("bearer" = [])))]
-pub async fn list(state: web::Data<AuthState>, caller: Caller, page: web::Query<PageParams>) -> AppResult<HttpResponse> {
+pub async fn list(
+    state: web::Data<AuthState>,
+    caller: Caller,
+    page: web::Query<PageParams>,
+) -> AppResult<HttpResponse> {
     caller.require_role(Role::TenantAdmin)?;
     let (limit, after) = (page.limit()?, page.after()?);
     let rows = if caller.is_platform_admin() {
-        state.db.read(move |conn| store::tenants::list(conn, after.as_deref(), limit)).await?
+        state
+            .db
+            .read(move |conn| store::tenants::list(conn, after.as_deref(), limit))
+            .await?
     } else {
         let id = caller.tenant_id.clone();
-        let own = state.db.read(move |conn| store::tenants::get(conn, &id)).await?;
-        own.into_iter().filter(|t| after.as_ref().is_none_or(|a| &t.id > a)).collect()
+        let own = state
+            .db
+            .read(move |conn| store::tenants::get(conn, &id))
+            .await?;
+        own.into_iter()
+            .filter(|t| after.as_ref().is_none_or(|a| &t.id > a))
+            .collect()
     };
     let page = Page::from_rows(rows, limit, |t| t.id.clone()).map(|t| Tenant::from(&t));
     Ok(HttpResponse::Ok().json(page))
@@ -54,7 +73,11 @@ pub async fn list(state: web::Data<AuthState>, caller: Caller, page: web::Query<
 
 #[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = CreateTenantRequest,
     responses((status = 201, body = Tenant), (status = 403), (status = 409), (status = 422)), security(("bearer" = [])))]
-pub async fn create(state: web::Data<AuthState>, caller: Caller, body: ValidJson<CreateTenantRequest>) -> AppResult<HttpResponse> {
+pub async fn create(
+    state: web::Data<AuthState>,
+    caller: Caller,
+    body: ValidJson<CreateTenantRequest>,
+) -> AppResult<HttpResponse> {
     caller.require_role(Role::PlatformAdmin)?;
     let body = body.0;
     let plan = body.plan.unwrap_or_else(|| domain::DEFAULT_PLAN.into());
@@ -77,18 +100,27 @@ pub async fn create(state: web::Data<AuthState>, caller: Caller, body: ValidJson
         })
         .await?;
     state.outbox.wake();
-    Ok(created(format!("/api/v1/tenants/{}", tenant.id), Tenant::from(&tenant)))
+    Ok(created(
+        format!("/api/v1/tenants/{}", tenant.id),
+        Tenant::from(&tenant),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{id}", tag = "tenants",
     responses((status = 200, body = Tenant), (status = 404)), security(("bearer" = [])))]
-pub async fn get(state: web::Data<AuthState>, caller: Caller, id: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn get(
+    state: web::Data<AuthState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
     caller.require_role(Role::TenantAdmin)?;
     visible(&caller, &id)?;
     let id = id.into_inner();
     let tenant = state
         .db
-        .read(move |conn| store::tenants::get(conn, &id)?.ok_or_else(|| AppError::not_found("tenant")))
+        .read(move |conn| {
+            store::tenants::get(conn, &id)?.ok_or_else(|| AppError::not_found("tenant"))
+        })
         .await?;
     Ok(HttpResponse::Ok().json(Tenant::from(&tenant)))
 }
@@ -107,7 +139,9 @@ pub async fn update(
     visible(&caller, &id)?;
     let body = body.0;
     if (body.plan.is_some() || body.status.is_some()) && !caller.is_platform_admin() {
-        return Err(AppError::Forbidden("only platform admins change a tenant's plan or status".into()));
+        return Err(AppError::Forbidden(
+            "only platform admins change a tenant's plan or status".into(),
+        ));
     }
     if let Some(plan) = &body.plan {
         check_plan(plan)?;
@@ -121,7 +155,8 @@ pub async fn update(
     let tenant = state
         .db
         .write(move |conn| {
-            let mut t = store::tenants::get(conn, &id)?.ok_or_else(|| AppError::not_found("tenant"))?;
+            let mut t =
+                store::tenants::get(conn, &id)?.ok_or_else(|| AppError::not_found("tenant"))?;
             if let Some(name) = body.name {
                 t.name_key = store::tenants::name_key(&name);
                 t.name = name.trim().to_owned();
@@ -141,10 +176,16 @@ pub async fn update(
 /// Deletes a tenant with its users, teams and keys (platform admins; not their own tenant).
 #[utoipa::path(delete, path = "/api/v1/tenants/{id}", tag = "tenants",
     responses((status = 204), (status = 403), (status = 404), (status = 409)), security(("bearer" = [])))]
-pub async fn delete(state: web::Data<AuthState>, caller: Caller, id: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn delete(
+    state: web::Data<AuthState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
     caller.require_role(Role::PlatformAdmin)?;
     if *id == caller.tenant_id {
-        return Err(AppError::Conflict("a platform admin cannot delete its own tenant".into()));
+        return Err(AppError::Conflict(
+            "a platform admin cannot delete its own tenant".into(),
+        ));
     }
     let id = id.into_inner();
     state

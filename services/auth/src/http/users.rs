@@ -27,21 +27,32 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 fn tenant_role(field: &str, role: &str) -> AppResult<Role> {
     match role.parse() {
         Ok(r @ (Role::TenantAdmin | Role::TenantUser)) => Ok(r),
-        _ => Err(AppError::invalid(field, "must be TENANT_ADMIN or TENANT_USER")),
+        _ => Err(AppError::invalid(
+            field,
+            "must be TENANT_ADMIN or TENANT_USER",
+        )),
     }
 }
 
 fn check_permissions(permissions: &[String]) -> AppResult<()> {
     let broken = domain::check_permissions("permissions", permissions);
-    if broken.is_empty() { Ok(()) } else { Err(AppError::Validation(broken)) }
+    if broken.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::Validation(broken))
+    }
 }
 
 /// Refuses a change that would leave `user`'s tenant without an active TENANT_ADMIN.
 fn keep_an_admin(conn: &mut DbConnection, user: &UserRow, still_admin: bool) -> AppResult<()> {
     let is_active_admin = user.role() == Role::TenantAdmin && user.is_active();
-    if is_active_admin && !still_admin && store::users::other_active_admins(conn, &user.tenant_id, &user.id)? == 0 {
+    if is_active_admin
+        && !still_admin
+        && store::users::other_active_admins(conn, &user.tenant_id, &user.id)? == 0
+    {
         return Err(AppError::Conflict(
-            "the last active TENANT_ADMIN of a tenant cannot be demoted, deactivated or deleted".into(),
+            "the last active TENANT_ADMIN of a tenant cannot be demoted, deactivated or deleted"
+                .into(),
         ));
     }
     Ok(())
@@ -49,12 +60,21 @@ fn keep_an_admin(conn: &mut DbConnection, user: &UserRow, still_admin: bool) -> 
 
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/users", tag = "users", params(("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = UserPage), (status = 403), (status = 404)), security(("bearer" = [])))]
-pub async fn list(state: web::Data<AuthState>, caller: Caller, id: web::Path<String>, page: web::Query<PageParams>) -> AppResult<HttpResponse> {
+pub async fn list(
+    state: web::Data<AuthState>,
+    caller: Caller,
+    id: web::Path<String>,
+    page: web::Query<PageParams>,
+) -> AppResult<HttpResponse> {
     caller.require_role(Role::TenantAdmin)?;
     visible(&caller, &id)?;
     let (limit, after, id) = (page.limit()?, page.after()?, id.into_inner());
-    let rows = state.db.read(move |conn| store::users::list(conn, &id, after.as_deref(), limit)).await?;
-    Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |u| u.id.clone()).map(|u| User::from(&u))))
+    let rows = state
+        .db
+        .read(move |conn| store::users::list(conn, &id, after.as_deref(), limit))
+        .await?;
+    Ok(HttpResponse::Ok()
+        .json(Page::from_rows(rows, limit, |u| u.id.clone()).map(|u| User::from(&u))))
 }
 
 /// Invites a user: created INVITED, with a single-use invitation token (7 days) returned once
@@ -62,7 +82,12 @@ pub async fn list(state: web::Data<AuthState>, caller: Caller, id: web::Path<Str
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/users", tag = "users", request_body = InviteUserRequest,
     responses((status = 201, body = InvitedUser), (status = 403), (status = 404), (status = 409), (status = 422)),
     security(("bearer" = [])))]
-pub async fn invite(state: web::Data<AuthState>, caller: Caller, id: web::Path<String>, body: ValidJson<InviteUserRequest>) -> AppResult<HttpResponse> {
+pub async fn invite(
+    state: web::Data<AuthState>,
+    caller: Caller,
+    id: web::Path<String>,
+    body: ValidJson<InviteUserRequest>,
+) -> AppResult<HttpResponse> {
     caller.require_role(Role::TenantAdmin)?;
     visible(&caller, &id)?;
     let body = body.0;
@@ -79,7 +104,9 @@ pub async fn invite(state: web::Data<AuthState>, caller: Caller, id: web::Path<S
             store::tenants::get(conn, &tenant_id)?.ok_or_else(|| AppError::not_found("tenant"))?;
             let email = domain::normalize_email(&body.email);
             if store::users::email_taken(conn, &email)? {
-                return Err(AppError::Conflict("a user with this email already exists".into()));
+                return Err(AppError::Conflict(
+                    "a user with this email already exists".into(),
+                ));
             }
             let user = UserRow {
                 id: uuid::Uuid::now_v7().to_string(),
@@ -107,7 +134,13 @@ pub async fn invite(state: web::Data<AuthState>, caller: Caller, id: web::Path<S
                     created_at: now(),
                 },
             )?;
-            events::user_changed(conn, "user.invited", &user, Some(&actor), Some(&event_token))?;
+            events::user_changed(
+                conn,
+                "user.invited",
+                &user,
+                Some(&actor),
+                Some(&event_token),
+            )?;
             Ok((user, expires))
         })
         .await?;
@@ -115,19 +148,30 @@ pub async fn invite(state: web::Data<AuthState>, caller: Caller, id: web::Path<S
     let location = format!("/api/v1/tenants/{}/users/{}", user.tenant_id, user.id);
     Ok(created(
         location,
-        InvitedUser { user: User::from(&user), invitation_token: token, invitation_expires_at: expires.and_utc() },
+        InvitedUser {
+            user: User::from(&user),
+            invitation_token: token,
+            invitation_expires_at: expires.and_utc(),
+        },
     ))
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/users/{user_id}", tag = "users",
     responses((status = 200, body = User), (status = 403), (status = 404)), security(("bearer" = [])))]
-pub async fn get(state: web::Data<AuthState>, caller: Caller, path: web::Path<(String, String)>) -> AppResult<HttpResponse> {
+pub async fn get(
+    state: web::Data<AuthState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> AppResult<HttpResponse> {
     caller.require_role(Role::TenantAdmin)?;
     let (tenant_id, user_id) = path.into_inner();
     visible(&caller, &tenant_id)?;
     let user = state
         .db
-        .read(move |conn| store::users::get_in_tenant(conn, &tenant_id, &user_id)?.ok_or_else(|| AppError::not_found("user")))
+        .read(move |conn| {
+            store::users::get_in_tenant(conn, &tenant_id, &user_id)?
+                .ok_or_else(|| AppError::not_found("user"))
+        })
         .await?;
     Ok(HttpResponse::Ok().json(User::from(&user)))
 }
@@ -147,7 +191,11 @@ pub async fn update(
     let (tenant_id, user_id) = path.into_inner();
     visible(&caller, &tenant_id)?;
     let body = body.0;
-    let role = body.role.as_deref().map(|r| tenant_role("role", r)).transpose()?;
+    let role = body
+        .role
+        .as_deref()
+        .map(|r| tenant_role("role", r))
+        .transpose()?;
     if let Some(status) = &body.status
         && status != domain::USER_ACTIVE
         && status != domain::USER_INACTIVE
@@ -162,19 +210,33 @@ pub async fn update(
         .db
         .write(move |conn| {
             store::lock_tenant(conn, &tenant_id)?;
-            let mut user = store::users::get_in_tenant(conn, &tenant_id, &user_id)?.ok_or_else(|| AppError::not_found("user"))?;
+            let mut user = store::users::get_in_tenant(conn, &tenant_id, &user_id)?
+                .ok_or_else(|| AppError::not_found("user"))?;
             if user.role() == Role::PlatformAdmin {
-                return Err(AppError::Forbidden("platform admins are managed with `agora admin`".into()));
+                return Err(AppError::Forbidden(
+                    "platform admins are managed with `agora admin`".into(),
+                ));
             }
             let new_role = role.unwrap_or(user.role());
             let new_status = body.status.clone().unwrap_or_else(|| user.status.clone());
             if new_status == domain::USER_ACTIVE && user.password_hash.is_none() {
-                return Err(AppError::invalid("status", "an invited user becomes ACTIVE by accepting the invitation"));
+                return Err(AppError::invalid(
+                    "status",
+                    "an invited user becomes ACTIVE by accepting the invitation",
+                ));
             }
-            keep_an_admin(conn, &user, new_role == Role::TenantAdmin && new_status == domain::USER_ACTIVE)?;
+            keep_an_admin(
+                conn,
+                &user,
+                new_role == Role::TenantAdmin && new_status == domain::USER_ACTIVE,
+            )?;
             let deactivated = user.is_active() && new_status == domain::USER_INACTIVE;
             user.role = new_role.as_str().into();
-            user.status = if user.status == domain::USER_INVITED && body.status.is_none() { user.status } else { new_status };
+            user.status = if user.status == domain::USER_INVITED && body.status.is_none() {
+                user.status
+            } else {
+                new_status
+            };
             if let Some(name) = body.name {
                 user.name = name.trim().to_owned();
             }
@@ -196,7 +258,11 @@ pub async fn update(
 
 #[utoipa::path(delete, path = "/api/v1/tenants/{id}/users/{user_id}", tag = "users",
     responses((status = 204), (status = 403), (status = 404), (status = 409, description = "last admin")), security(("bearer" = [])))]
-pub async fn delete(state: web::Data<AuthState>, caller: Caller, path: web::Path<(String, String)>) -> AppResult<HttpResponse> {
+pub async fn delete(
+    state: web::Data<AuthState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> AppResult<HttpResponse> {
     caller.require_role(Role::TenantAdmin)?;
     let (tenant_id, user_id) = path.into_inner();
     visible(&caller, &tenant_id)?;
@@ -205,9 +271,12 @@ pub async fn delete(state: web::Data<AuthState>, caller: Caller, path: web::Path
         .db
         .write(move |conn| {
             store::lock_tenant(conn, &tenant_id)?;
-            let user = store::users::get_in_tenant(conn, &tenant_id, &user_id)?.ok_or_else(|| AppError::not_found("user"))?;
+            let user = store::users::get_in_tenant(conn, &tenant_id, &user_id)?
+                .ok_or_else(|| AppError::not_found("user"))?;
             if user.role() == Role::PlatformAdmin {
-                return Err(AppError::Forbidden("platform admins are managed with `agora admin`".into()));
+                return Err(AppError::Forbidden(
+                    "platform admins are managed with `agora admin`".into(),
+                ));
             }
             keep_an_admin(conn, &user, false)?;
             store::users::delete(conn, &user.id)?;

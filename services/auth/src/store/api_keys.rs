@@ -2,7 +2,10 @@
 
 use diesel::prelude::*;
 
-use agora_shared::{AppResult, db::{DbConnection, now}};
+use agora_shared::{
+    AppResult,
+    db::{DbConnection, now},
+};
 
 use crate::schema::{api_keys, users};
 
@@ -23,14 +26,25 @@ pub struct ApiKeyRow {
 }
 
 pub fn insert(conn: &mut DbConnection, row: &ApiKeyRow) -> AppResult<()> {
-    diesel::insert_into(api_keys::table).values(row).execute(conn)?;
+    diesel::insert_into(api_keys::table)
+        .values(row)
+        .execute(conn)?;
     Ok(())
 }
 
 /// Live (not revoked) keys of a tenant, in id order.
-pub fn list(conn: &mut DbConnection, tenant_id: &str, after: Option<&str>, limit: i64) -> AppResult<Vec<ApiKeyRow>> {
+pub fn list(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> AppResult<Vec<ApiKeyRow>> {
     let mut query = api_keys::table
-        .filter(api_keys::tenant_id.eq(tenant_id.to_owned()).and(api_keys::revoked_at.is_null()))
+        .filter(
+            api_keys::tenant_id
+                .eq(tenant_id.to_owned())
+                .and(api_keys::revoked_at.is_null()),
+        )
         .select(ApiKeyRow::as_select())
         .order(api_keys::id.asc())
         .into_boxed();
@@ -44,7 +58,10 @@ pub fn list(conn: &mut DbConnection, tenant_id: &str, after: Option<&str>, limit
 pub fn revoke(conn: &mut DbConnection, tenant_id: &str, id: &str) -> AppResult<bool> {
     Ok(diesel::update(
         api_keys::table.filter(
-            api_keys::id.eq(id).and(api_keys::tenant_id.eq(tenant_id)).and(api_keys::revoked_at.is_null()),
+            api_keys::id
+                .eq(id)
+                .and(api_keys::tenant_id.eq(tenant_id))
+                .and(api_keys::revoked_at.is_null()),
         ),
     )
     .set(api_keys::revoked_at.eq(now()))
@@ -61,7 +78,11 @@ pub fn resolve(conn: &mut DbConnection, hash: &str) -> AppResult<Option<(ApiKeyR
             api_keys::key_hash
                 .eq(hash)
                 .and(api_keys::revoked_at.is_null())
-                .and(api_keys::expires_at.is_null().or(api_keys::expires_at.gt(now)))
+                .and(
+                    api_keys::expires_at
+                        .is_null()
+                        .or(api_keys::expires_at.gt(now)),
+                )
                 .and(users::status.eq(crate::domain::USER_ACTIVE)),
         )
         .select((ApiKeyRow::as_select(), users::email))
@@ -74,8 +95,13 @@ pub fn touch(conn: &mut DbConnection, id: &str) -> AppResult<()> {
     let now = now();
     let stale = now - chrono::Duration::seconds(60);
     diesel::update(
-        api_keys::table
-            .filter(api_keys::id.eq(id).and(api_keys::last_used_at.is_null().or(api_keys::last_used_at.lt(stale)))),
+        api_keys::table.filter(
+            api_keys::id.eq(id).and(
+                api_keys::last_used_at
+                    .is_null()
+                    .or(api_keys::last_used_at.lt(stale)),
+            ),
+        ),
     )
     .set(api_keys::last_used_at.eq(now))
     .execute(conn)?;

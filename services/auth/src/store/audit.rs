@@ -2,8 +2,12 @@
 
 use diesel::prelude::*;
 
-use agora_shared::{AppResult, bus::{Event, Outbox}, db::{DbConnection, now}};
 use agora_proto::events::v1::AuditRecorded;
+use agora_shared::{
+    AppResult,
+    bus::{Event, Outbox},
+    db::{DbConnection, now},
+};
 
 use crate::{events, schema::audit_log};
 

@@ -17,23 +17,42 @@ pub struct SigningKeyRow {
 }
 
 pub fn insert(conn: &mut DbConnection, row: &SigningKeyRow) -> AppResult<()> {
-    diesel::insert_into(signing_keys::table).values(row).execute(conn)?;
+    diesel::insert_into(signing_keys::table)
+        .values(row)
+        .execute(conn)?;
     Ok(())
 }
 
 /// Keys newest first, including retired ones retired after `retired_since`.
-pub fn usable(conn: &mut DbConnection, retired_since: chrono::NaiveDateTime) -> AppResult<Vec<SigningKeyRow>> {
+pub fn usable(
+    conn: &mut DbConnection,
+    retired_since: chrono::NaiveDateTime,
+) -> AppResult<Vec<SigningKeyRow>> {
     Ok(signing_keys::table
-        .filter(signing_keys::retired_at.is_null().or(signing_keys::retired_at.gt(retired_since)))
+        .filter(
+            signing_keys::retired_at
+                .is_null()
+                .or(signing_keys::retired_at.gt(retired_since)),
+        )
         .select(SigningKeyRow::as_select())
         .order(signing_keys::created_at.desc())
         .load(conn)?)
 }
 
 /// Retires every active key except `kid`.
-pub fn retire_others(conn: &mut DbConnection, kid: &str, at: chrono::NaiveDateTime) -> AppResult<()> {
-    diesel::update(signing_keys::table.filter(signing_keys::kid.ne(kid).and(signing_keys::retired_at.is_null())))
-        .set(signing_keys::retired_at.eq(at))
-        .execute(conn)?;
+pub fn retire_others(
+    conn: &mut DbConnection,
+    kid: &str,
+    at: chrono::NaiveDateTime,
+) -> AppResult<()> {
+    diesel::update(
+        signing_keys::table.filter(
+            signing_keys::kid
+                .ne(kid)
+                .and(signing_keys::retired_at.is_null()),
+        ),
+    )
+    .set(signing_keys::retired_at.eq(at))
+    .execute(conn)?;
     Ok(())
 }

@@ -3,7 +3,10 @@
 
 use diesel::prelude::*;
 
-use agora_shared::{AppResult, db::{DbConnection, now}};
+use agora_shared::{
+    AppResult,
+    db::{DbConnection, now},
+};
 
 use crate::schema::{login_throttle, one_time_tokens, refresh_tokens, revoked_access_tokens};
 
@@ -17,7 +20,11 @@ pub struct ThrottleRow {
 }
 
 pub fn throttle(conn: &mut DbConnection, email: &str) -> AppResult<Option<ThrottleRow>> {
-    Ok(login_throttle::table.find(email).select(ThrottleRow::as_select()).first(conn).optional()?)
+    Ok(login_throttle::table
+        .find(email)
+        .select(ThrottleRow::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 pub fn save_throttle(conn: &mut DbConnection, row: &ThrottleRow) -> AppResult<()> {
@@ -29,7 +36,9 @@ pub fn save_throttle(conn: &mut DbConnection, row: &ThrottleRow) -> AppResult<()
         ))
         .execute(conn)?;
     if updated == 0 {
-        diesel::insert_into(login_throttle::table).values(row).execute(conn)?;
+        diesel::insert_into(login_throttle::table)
+            .values(row)
+            .execute(conn)?;
     }
     Ok(())
 }
@@ -54,7 +63,9 @@ pub struct RefreshRow {
 }
 
 pub fn insert_refresh(conn: &mut DbConnection, row: &RefreshRow) -> AppResult<()> {
-    diesel::insert_into(refresh_tokens::table).values(row).execute(conn)?;
+    diesel::insert_into(refresh_tokens::table)
+        .values(row)
+        .execute(conn)?;
     Ok(())
 }
 
@@ -86,15 +97,22 @@ pub fn find_refresh(conn: &mut DbConnection, hash: &str) -> AppResult<Option<Ref
 /// Revokes every token of a family; returns how many were still live.
 pub fn revoke_family(conn: &mut DbConnection, family_id: &str) -> AppResult<usize> {
     Ok(diesel::update(
-        refresh_tokens::table
-            .filter(refresh_tokens::family_id.eq(family_id).and(refresh_tokens::revoked_at.is_null())),
+        refresh_tokens::table.filter(
+            refresh_tokens::family_id
+                .eq(family_id)
+                .and(refresh_tokens::revoked_at.is_null()),
+        ),
     )
     .set(refresh_tokens::revoked_at.eq(now()))
     .execute(conn)?)
 }
 
 /// Revokes all of a user's sessions except `keep` (a family id).
-pub fn revoke_user_sessions(conn: &mut DbConnection, user_id: &str, keep: Option<&str>) -> AppResult<usize> {
+pub fn revoke_user_sessions(
+    conn: &mut DbConnection,
+    user_id: &str,
+    keep: Option<&str>,
+) -> AppResult<usize> {
     let keep = keep.unwrap_or("").to_owned();
     Ok(diesel::update(
         refresh_tokens::table.filter(
@@ -108,23 +126,40 @@ pub fn revoke_user_sessions(conn: &mut DbConnection, user_id: &str, keep: Option
     .execute(conn)?)
 }
 
-pub fn deny_access_token(conn: &mut DbConnection, jti: &str, expires_at: chrono::NaiveDateTime) -> AppResult<()> {
-    let exists: i64 = revoked_access_tokens::table.find(jti).count().get_result(conn)?;
+pub fn deny_access_token(
+    conn: &mut DbConnection,
+    jti: &str,
+    expires_at: chrono::NaiveDateTime,
+) -> AppResult<()> {
+    let exists: i64 = revoked_access_tokens::table
+        .find(jti)
+        .count()
+        .get_result(conn)?;
     if exists == 0 {
         diesel::insert_into(revoked_access_tokens::table)
-            .values((revoked_access_tokens::jti.eq(jti), revoked_access_tokens::expires_at.eq(expires_at)))
+            .values((
+                revoked_access_tokens::jti.eq(jti),
+                revoked_access_tokens::expires_at.eq(expires_at),
+            ))
             .execute(conn)?;
     }
     Ok(())
 }
 
 /// Revoked access tokens that have not expired yet (to reload the denylist at start).
-pub fn live_denied_tokens(conn: &mut DbConnection) -> AppResult<Vec<(String, chrono::NaiveDateTime)>> {
+pub fn live_denied_tokens(
+    conn: &mut DbConnection,
+) -> AppResult<Vec<(String, chrono::NaiveDateTime)>> {
     let cutoff = now();
-    diesel::delete(revoked_access_tokens::table.filter(revoked_access_tokens::expires_at.lt(cutoff)))
-        .execute(conn)?;
+    diesel::delete(
+        revoked_access_tokens::table.filter(revoked_access_tokens::expires_at.lt(cutoff)),
+    )
+    .execute(conn)?;
     Ok(revoked_access_tokens::table
-        .select((revoked_access_tokens::jti, revoked_access_tokens::expires_at))
+        .select((
+            revoked_access_tokens::jti,
+            revoked_access_tokens::expires_at,
+        ))
         .load(conn)?)
 }
 
@@ -141,12 +176,18 @@ pub struct OneTimeRow {
 }
 
 pub fn insert_one_time(conn: &mut DbConnection, row: &OneTimeRow) -> AppResult<()> {
-    diesel::insert_into(one_time_tokens::table).values(row).execute(conn)?;
+    diesel::insert_into(one_time_tokens::table)
+        .values(row)
+        .execute(conn)?;
     Ok(())
 }
 
 /// Uses the live single-use token `hash` for `purpose`; returns its user id when claimed.
-pub fn claim_one_time(conn: &mut DbConnection, hash: &str, purpose: &str) -> AppResult<Option<String>> {
+pub fn claim_one_time(
+    conn: &mut DbConnection,
+    hash: &str,
+    purpose: &str,
+) -> AppResult<Option<String>> {
     let n = diesel::update(
         one_time_tokens::table.filter(
             one_time_tokens::token_hash

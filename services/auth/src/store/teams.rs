@@ -27,7 +27,10 @@ fn conflict(e: diesel::result::Error) -> AppError {
 }
 
 pub fn insert(conn: &mut DbConnection, row: &TeamRow) -> AppResult<()> {
-    diesel::insert_into(teams::table).values(row).execute(conn).map_err(conflict)?;
+    diesel::insert_into(teams::table)
+        .values(row)
+        .execute(conn)
+        .map_err(conflict)?;
     Ok(())
 }
 
@@ -75,9 +78,11 @@ pub fn update(conn: &mut DbConnection, row: &TeamRow) -> AppResult<()> {
 }
 
 pub fn delete(conn: &mut DbConnection, tenant_id: &str, id: &str) -> AppResult<bool> {
-    Ok(diesel::delete(teams::table.filter(teams::id.eq(id).and(teams::tenant_id.eq(tenant_id))))
-        .execute(conn)?
-        > 0)
+    Ok(
+        diesel::delete(teams::table.filter(teams::id.eq(id).and(teams::tenant_id.eq(tenant_id))))
+            .execute(conn)?
+            > 0,
+    )
 }
 
 pub fn members(conn: &mut DbConnection, team_id: &str) -> AppResult<Vec<String>> {
@@ -93,7 +98,10 @@ pub fn set_members(conn: &mut DbConnection, team_id: &str, user_ids: &[String]) 
     diesel::delete(team_members::table.filter(team_members::team_id.eq(team_id))).execute(conn)?;
     for user_id in user_ids {
         diesel::insert_into(team_members::table)
-            .values((team_members::team_id.eq(team_id), team_members::user_id.eq(user_id)))
+            .values((
+                team_members::team_id.eq(team_id),
+                team_members::user_id.eq(user_id),
+            ))
             .execute(conn)?;
     }
     Ok(())

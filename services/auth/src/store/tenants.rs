@@ -24,15 +24,24 @@ pub fn name_key(name: &str) -> String {
 }
 
 pub fn insert(conn: &mut DbConnection, row: &TenantRow) -> AppResult<()> {
-    diesel::insert_into(tenants::table).values(row).execute(conn).map_err(|e| match AppError::from(e) {
-        AppError::Conflict(_) => AppError::Conflict("a tenant with this name already exists".into()),
-        other => other,
-    })?;
+    diesel::insert_into(tenants::table)
+        .values(row)
+        .execute(conn)
+        .map_err(|e| match AppError::from(e) {
+            AppError::Conflict(_) => {
+                AppError::Conflict("a tenant with this name already exists".into())
+            }
+            other => other,
+        })?;
     Ok(())
 }
 
 pub fn get(conn: &mut DbConnection, id: &str) -> AppResult<Option<TenantRow>> {
-    Ok(tenants::table.find(id).select(TenantRow::as_select()).first(conn).optional()?)
+    Ok(tenants::table
+        .find(id)
+        .select(TenantRow::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 pub fn find_by_name(conn: &mut DbConnection, name: &str) -> AppResult<Option<TenantRow>> {
@@ -49,7 +58,10 @@ pub fn name_taken(conn: &mut DbConnection, name: &str) -> AppResult<bool> {
 
 /// Tenants in id order after `after`, up to `limit` (+1 to detect a next page).
 pub fn list(conn: &mut DbConnection, after: Option<&str>, limit: i64) -> AppResult<Vec<TenantRow>> {
-    let mut query = tenants::table.select(TenantRow::as_select()).order(tenants::id.asc()).into_boxed();
+    let mut query = tenants::table
+        .select(TenantRow::as_select())
+        .order(tenants::id.asc())
+        .into_boxed();
     if let Some(after) = after {
         query = query.filter(tenants::id.gt(after.to_owned()));
     }
@@ -67,7 +79,9 @@ pub fn update(conn: &mut DbConnection, row: &TenantRow) -> AppResult<()> {
         ))
         .execute(conn)
         .map_err(|e| match AppError::from(e) {
-            AppError::Conflict(_) => AppError::Conflict("a tenant with this name already exists".into()),
+            AppError::Conflict(_) => {
+                AppError::Conflict("a tenant with this name already exists".into())
+            }
             other => other,
         })?;
     Ok(())

@@ -36,10 +36,15 @@ impl UserRow {
 }
 
 pub fn insert(conn: &mut DbConnection, row: &UserRow) -> AppResult<()> {
-    diesel::insert_into(users::table).values(row).execute(conn).map_err(|e| match AppError::from(e) {
-        AppError::Conflict(_) => AppError::Conflict("a user with this email already exists".into()),
-        other => other,
-    })?;
+    diesel::insert_into(users::table)
+        .values(row)
+        .execute(conn)
+        .map_err(|e| match AppError::from(e) {
+            AppError::Conflict(_) => {
+                AppError::Conflict("a user with this email already exists".into())
+            }
+            other => other,
+        })?;
     Ok(())
 }
 
@@ -56,11 +61,19 @@ pub fn find_by_email(conn: &mut DbConnection, email: &str) -> AppResult<Option<U
 }
 
 pub fn get(conn: &mut DbConnection, id: &str) -> AppResult<Option<UserRow>> {
-    Ok(users::table.find(id).select(UserRow::as_select()).first(conn).optional()?)
+    Ok(users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 /// The user `id` if it belongs to `tenant_id`.
-pub fn get_in_tenant(conn: &mut DbConnection, tenant_id: &str, id: &str) -> AppResult<Option<UserRow>> {
+pub fn get_in_tenant(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    id: &str,
+) -> AppResult<Option<UserRow>> {
     Ok(users::table
         .filter(users::id.eq(id).and(users::tenant_id.eq(tenant_id)))
         .select(UserRow::as_select())
@@ -68,7 +81,12 @@ pub fn get_in_tenant(conn: &mut DbConnection, tenant_id: &str, id: &str) -> AppR
         .optional()?)
 }
 
-pub fn list(conn: &mut DbConnection, tenant_id: &str, after: Option<&str>, limit: i64) -> AppResult<Vec<UserRow>> {
+pub fn list(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> AppResult<Vec<UserRow>> {
     let mut query = users::table
         .filter(users::tenant_id.eq(tenant_id.to_owned()))
         .select(UserRow::as_select())
@@ -81,7 +99,11 @@ pub fn list(conn: &mut DbConnection, tenant_id: &str, after: Option<&str>, limit
 }
 
 /// Ids among `ids` that are users of `tenant_id`.
-pub fn existing_in_tenant(conn: &mut DbConnection, tenant_id: &str, ids: &[String]) -> AppResult<Vec<String>> {
+pub fn existing_in_tenant(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    ids: &[String],
+) -> AppResult<Vec<String>> {
     Ok(users::table
         .filter(users::tenant_id.eq(tenant_id).and(users::id.eq_any(ids)))
         .select(users::id)
@@ -108,7 +130,11 @@ pub fn delete(conn: &mut DbConnection, id: &str) -> AppResult<()> {
 }
 
 /// Active tenant admins of `tenant_id` other than `except`.
-pub fn other_active_admins(conn: &mut DbConnection, tenant_id: &str, except: &str) -> AppResult<i64> {
+pub fn other_active_admins(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    except: &str,
+) -> AppResult<i64> {
     Ok(users::table
         .filter(
             users::tenant_id

@@ -11,7 +11,12 @@ async fn api_key_lifecycle(db: TestDb) {
     let app = spawn(db).await;
     let a = app.register("a@x.test", "Acme").await;
     let b = app.register("b@y.test", "Beta").await;
-    let resp = app.authed(Method::POST, "/api/v1/api-keys", &a.access).json(&json!({"name": "ci", "role": "TENANT_USER"})).send().await.unwrap();
+    let resp = app
+        .authed(Method::POST, "/api/v1/api-keys", &a.access)
+        .json(&json!({"name": "ci", "role": "TENANT_USER"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 201);
     let created: Value = resp.json().await.unwrap();
     let key = created["key"].as_str().unwrap().to_owned();
@@ -19,20 +24,68 @@ async fn api_key_lifecycle(db: TestDb) {
     let id = created["id"].as_str().unwrap().to_owned();
 
     // Works as Bearer and as X-API-Key; acts within its tenant and role.
-    let me: Value = app.authed(Method::GET, "/api/v1/auth/me", &key).send().await.unwrap().json().await.unwrap();
+    let me: Value = app
+        .authed(Method::GET, "/api/v1/auth/me", &key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["id"], a.user_id.as_str());
-    let teams = app.req(Method::GET, "/api/v1/teams").header("x-api-key", &key).send().await.unwrap();
+    let teams = app
+        .req(Method::GET, "/api/v1/teams")
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(teams.status(), 200);
-    problem(app.req(Method::GET, &format!("/api/v1/tenants/{}/users", a.tenant_id)).header("x-api-key", &key).send().await.unwrap(), 403).await;
+    problem(
+        app.req(
+            Method::GET,
+            &format!("/api/v1/tenants/{}/users", a.tenant_id),
+        )
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap(),
+        403,
+    )
+    .await;
     // Two different credentials in one request are refused.
-    let both = app.authed(Method::GET, "/api/v1/auth/me", &a.access).header("x-api-key", &key).send().await.unwrap();
+    let both = app
+        .authed(Method::GET, "/api/v1/auth/me", &a.access)
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
     let body = problem(both, 401).await;
-    assert!(body["detail"].as_str().unwrap().contains("two different credentials"));
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("two different credentials")
+    );
     // A key cannot mint keys.
-    problem(app.authed(Method::POST, "/api/v1/api-keys", &key).json(&json!({"name": "x", "role": "TENANT_USER"})).send().await.unwrap(), 403).await;
+    problem(
+        app.authed(Method::POST, "/api/v1/api-keys", &key)
+            .json(&json!({"name": "x", "role": "TENANT_USER"}))
+            .send()
+            .await
+            .unwrap(),
+        403,
+    )
+    .await;
 
     // Listed without the secret, with last use recorded.
-    let list: Value = app.authed(Method::GET, "/api/v1/api-keys", &a.access).send().await.unwrap().json().await.unwrap();
+    let list: Value = app
+        .authed(Method::GET, "/api/v1/api-keys", &a.access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let item = &list["items"][0];
     assert_eq!(item["id"], id.as_str());
     assert!(item.get("key").is_none());
@@ -40,24 +93,69 @@ async fn api_key_lifecycle(db: TestDb) {
     assert!(key.starts_with(item["prefix"].as_str().unwrap()));
     // Stored hashed: the secret appears nowhere in the store.
     let stored: Vec<String> = {
-        use diesel::prelude::*;
         use agora_auth::schema::api_keys;
-        app.state.db.read(|conn| Ok(api_keys::table.select(api_keys::key_hash).load(conn)?)).await.unwrap()
+        use diesel::prelude::*;
+        app.state
+            .db
+            .read(|conn| Ok(api_keys::table.select(api_keys::key_hash).load(conn)?))
+            .await
+            .unwrap()
     };
     assert!(!stored.iter().any(|h| h.contains(&key[4..])));
 
     // Tenant B can neither see nor revoke it.
-    let b_list: Value = app.authed(Method::GET, "/api/v1/api-keys", &b.access).send().await.unwrap().json().await.unwrap();
+    let b_list: Value = app
+        .authed(Method::GET, "/api/v1/api-keys", &b.access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(b_list["items"].as_array().unwrap().is_empty());
-    problem(app.authed(Method::DELETE, &format!("/api/v1/api-keys/{id}"), &b.access).send().await.unwrap(), 404).await;
+    problem(
+        app.authed(Method::DELETE, &format!("/api/v1/api-keys/{id}"), &b.access)
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
 
-    assert_eq!(app.authed(Method::DELETE, &format!("/api/v1/api-keys/{id}"), &a.access).send().await.unwrap().status(), 204);
-    problem(app.authed(Method::GET, "/api/v1/auth/me", &key).send().await.unwrap(), 401).await;
-    problem(app.authed(Method::DELETE, &format!("/api/v1/api-keys/{id}"), &a.access).send().await.unwrap(), 404).await;
-    app.event(|e| e.event_type == "agora.auth.audit.api_key.revoked").await;
+    assert_eq!(
+        app.authed(Method::DELETE, &format!("/api/v1/api-keys/{id}"), &a.access)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    problem(
+        app.authed(Method::GET, "/api/v1/auth/me", &key)
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
+    problem(
+        app.authed(Method::DELETE, &format!("/api/v1/api-keys/{id}"), &a.access)
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+    app.event(|e| e.event_type == "agora.auth.audit.api_key.revoked")
+        .await;
 
     // Validation: role, expiry.
-    let bad = app.authed(Method::POST, "/api/v1/api-keys", &a.access).json(&json!({"name": "x", "role": "PLATFORM_ADMIN"})).send().await.unwrap();
+    let bad = app
+        .authed(Method::POST, "/api/v1/api-keys", &a.access)
+        .json(&json!({"name": "x", "role": "PLATFORM_ADMIN"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(fields(&problem(bad, 422).await), vec!["role"]);
     let past = app
         .authed(Method::POST, "/api/v1/api-keys", &a.access)
@@ -77,9 +175,23 @@ async fn api_key_lifecycle(db: TestDb) {
         .await
         .unwrap();
     let short_key = short["key"].as_str().unwrap();
-    assert_eq!(app.authed(Method::GET, "/api/v1/auth/me", short_key).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.authed(Method::GET, "/api/v1/auth/me", short_key)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    problem(app.authed(Method::GET, "/api/v1/auth/me", short_key).send().await.unwrap(), 401).await;
+    problem(
+        app.authed(Method::GET, "/api/v1/auth/me", short_key)
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
 }
 
 crate::on_every_store!(api_key_lifecycle);

@@ -26,9 +26,18 @@ async fn outbox_waits_for_the_bus_and_inbox_dedupes(db: TestDb) {
     // Events written in transactions, in order, for two aggregates.
     let mut ids = Vec::new();
     for i in 0..20 {
-        let event = Event::new("agora/test", "agora.test.happened", format!("k{}", i % 2), Some("t1".into()), vec![i as u8]);
+        let event = Event::new(
+            "agora/test",
+            "agora.test.happened",
+            format!("k{}", i % 2),
+            Some("t1".into()),
+            vec![i as u8],
+        );
         ids.push(event.id.clone());
-        store.write(move |conn| Outbox::enqueue(conn, "agora.test.events", &event)).await.unwrap();
+        store
+            .write(move |conn| Outbox::enqueue(conn, "agora.test.events", &event))
+            .await
+            .unwrap();
     }
     // A rolled-back transaction leaves no event behind.
     let ghost = Event::new("agora/test", "agora.test.ghost", "k0", None, vec![]);
@@ -43,7 +52,12 @@ async fn outbox_waits_for_the_bus_and_inbox_dedupes(db: TestDb) {
     let bus = InProcessBus::new();
     let shutdown = CancellationToken::new();
     let outbox = Outbox::new();
-    let relay = tokio::spawn(run_relay(store.clone(), Arc::new(bus.clone()), outbox.clone(), shutdown.clone()));
+    let relay = tokio::spawn(run_relay(
+        store.clone(),
+        Arc::new(bus.clone()),
+        outbox.clone(),
+        shutdown.clone(),
+    ));
     outbox.wake();
 
     // Consume with inbox dedupe; publish a duplicate of the first event as a redelivery.
@@ -77,7 +91,11 @@ async fn outbox_waits_for_the_bus_and_inbox_dedupes(db: TestDb) {
     first.id = ids[0].clone();
     bus.publish("agora.test.events", &first).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(count.load(Ordering::SeqCst), 20, "a redelivered event is handled once");
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        20,
+        "a redelivered event is handled once"
+    );
     assert_eq!(*seen.lock().unwrap(), ids, "published in outbox order");
     assert_eq!(Outbox::pending(&store).await.unwrap(), 0);
     shutdown.cancel();
@@ -89,7 +107,9 @@ async fn uncommitted_events_are_redelivered(db: TestDb) {
     let _ = db;
     let bus = InProcessBus::new();
     for i in 0..3u8 {
-        bus.publish("t", &Event::new("s", "e", "k", None, vec![i])).await.unwrap();
+        bus.publish("t", &Event::new("s", "e", "k", None, vec![i]))
+            .await
+            .unwrap();
     }
     let mut first = bus.subscribe("t", "g").await.unwrap();
     let d0 = first.next().await.unwrap();
@@ -106,4 +126,7 @@ async fn uncommitted_events_are_redelivered(db: TestDb) {
     assert_eq!(other.next().await.unwrap().event.data, vec![0]);
 }
 
-crate::on_every_store!(outbox_waits_for_the_bus_and_inbox_dedupes, uncommitted_events_are_redelivered);
+crate::on_every_store!(
+    outbox_waits_for_the_bus_and_inbox_dedupes,
+    uncommitted_events_are_redelivered
+);

@@ -3,6 +3,7 @@
 
 mod api_keys;
 mod bus;
+mod ops;
 mod sessions;
 mod support;
 mod teams;

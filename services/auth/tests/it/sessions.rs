@@ -24,12 +24,27 @@ async fn register_login_me_and_events(db: TestDb) {
     assert_eq!(body["expires_in"], 900);
     let s = session(body);
 
-    let me: serde_json::Value = app.authed(Method::GET, "/api/v1/auth/me", &s.access).send().await.unwrap().json().await.unwrap();
+    let me: serde_json::Value = app
+        .authed(Method::GET, "/api/v1/auth/me", &s.access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["id"], s.user_id.as_str());
 
-    let resp = app.authed(Method::PUT, "/api/v1/auth/me", &s.access).json(&json!({"name": "Ana B"})).send().await.unwrap();
+    let resp = app
+        .authed(Method::PUT, "/api/v1/auth/me", &s.access)
+        .json(&json!({"name": "Ana B"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.json::<serde_json::Value>().await.unwrap()["name"], "Ana B");
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap()["name"],
+        "Ana B"
+    );
 
     let resp = app.login("ANA@acme.test", PASSWORD).await;
     assert_eq!(resp.status(), 200);
@@ -37,25 +52,40 @@ async fn register_login_me_and_events(db: TestDb) {
     assert_eq!(body["user"]["id"], s.user_id.as_str());
 
     // The registration went out on the bus as a CloudEvent with its tenant.
-    let event = app.event(|e| e.event_type == "agora.auth.user.registered").await;
+    let event = app
+        .event(|e| e.event_type == "agora.auth.user.registered")
+        .await;
     assert_eq!(event.source, "agora/auth");
     assert_eq!(event.key, s.user_id);
     assert_eq!(event.tenant_id.as_deref(), Some(s.tenant_id.as_str()));
-    let msg: agora_proto::events::v1::UserChanged = prost::Message::decode(event.data.as_slice()).unwrap();
+    let msg: agora_proto::events::v1::UserChanged =
+        prost::Message::decode(event.data.as_slice()).unwrap();
     assert_eq!(msg.email, "ana@acme.test");
     assert_eq!(msg.role, "TENANT_ADMIN");
-    let audit = app.event(|e| e.event_type == "agora.auth.audit.login.succeeded").await;
+    let audit = app
+        .event(|e| e.event_type == "agora.auth.audit.login.succeeded")
+        .await;
     assert_eq!(audit.tenant_id.as_deref(), Some(s.tenant_id.as_str()));
 
     // Without a credential: 401.
-    problem(app.req(Method::GET, "/api/v1/auth/me").send().await.unwrap(), 401).await;
+    problem(
+        app.req(Method::GET, "/api/v1/auth/me")
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
 }
 
 async fn register_conflicts_and_rules(db: TestDb) {
     let app = spawn(db).await;
     app.register("a@x.test", "Acme").await;
     let dup_email = app
-        .post("/api/v1/auth/register", json!({"email": "A@x.test", "password": PASSWORD, "name": "A", "tenant_name": "Other"}))
+        .post(
+            "/api/v1/auth/register",
+            json!({"email": "A@x.test", "password": PASSWORD, "name": "A", "tenant_name": "Other"}),
+        )
         .await;
     problem(dup_email, 409).await;
     let dup_tenant = app
@@ -80,32 +110,93 @@ async fn register_conflicts_and_rules(db: TestDb) {
     }
     let long = format!("Aa1!{}", "x".repeat(125));
     let body = problem(
-        app.post("/api/v1/auth/register", json!({"email": "c@x.test", "password": long, "name": "C", "tenant_name": "Cee"})).await,
+        app.post(
+            "/api/v1/auth/register",
+            json!({"email": "c@x.test", "password": long, "name": "C", "tenant_name": "Cee"}),
+        )
+        .await,
         422,
     )
     .await;
-    assert!(body["errors"][0]["message"].as_str().unwrap().contains("8 to 128"));
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("8 to 128")
+    );
 }
 
 async fn bad_bodies_are_4xx_problems(db: TestDb) {
     let app = spawn(db).await;
     let post_raw = |body: &'static str, ct: &'static str| {
-        app.req(Method::POST, "/api/v1/auth/login").header("content-type", ct).body(body).send()
+        app.req(Method::POST, "/api/v1/auth/login")
+            .header("content-type", ct)
+            .body(body)
+            .send()
     };
-    problem(post_raw("{\"email\": ", "application/json").await.unwrap(), 400).await;
+    problem(
+        post_raw("{\"email\": ", "application/json").await.unwrap(),
+        400,
+    )
+    .await;
     problem(post_raw("", "application/json").await.unwrap(), 400).await;
     problem(post_raw("{}", "text/plain").await.unwrap(), 400).await;
-    let body = problem(post_raw("{\"email\":\"a@b.c\",\"password\":\"x\",\"admin\":true}", "application/json").await.unwrap(), 422).await;
+    let body = problem(
+        post_raw(
+            "{\"email\":\"a@b.c\",\"password\":\"x\",\"admin\":true}",
+            "application/json",
+        )
+        .await
+        .unwrap(),
+        422,
+    )
+    .await;
     assert_eq!(fields(&body), vec!["admin"]);
-    let body = problem(post_raw("{\"email\":\"a@b.c\"}", "application/json").await.unwrap(), 422).await;
+    let body = problem(
+        post_raw("{\"email\":\"a@b.c\"}", "application/json")
+            .await
+            .unwrap(),
+        422,
+    )
+    .await;
     assert_eq!(fields(&body), vec!["password"]);
-    let body = problem(post_raw("{\"email\":5,\"password\":\"x\"}", "application/json").await.unwrap(), 422).await;
+    let body = problem(
+        post_raw("{\"email\":5,\"password\":\"x\"}", "application/json")
+            .await
+            .unwrap(),
+        422,
+    )
+    .await;
     assert_eq!(fields(&body), vec!["email"]);
-    let huge = format!("{{\"email\":\"{}\",\"password\":\"x\"}}", "a".repeat(2 * 1024 * 1024));
-    let resp = app.req(Method::POST, "/api/v1/auth/login").header("content-type", "application/json").body(huge).send().await.unwrap();
+    let huge = format!(
+        "{{\"email\":\"{}\",\"password\":\"x\"}}",
+        "a".repeat(2 * 1024 * 1024)
+    );
+    let resp = app
+        .req(Method::POST, "/api/v1/auth/login")
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
     problem(resp, 413).await;
-    problem(app.req(Method::GET, "/api/v1/nowhere").send().await.unwrap(), 404).await;
-    problem(app.req(Method::GET, "/api/v1/tenants?limit=abc").bearer_auth("x").send().await.unwrap(), 401).await;
+    problem(
+        app.req(Method::GET, "/api/v1/nowhere")
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+    problem(
+        app.req(Method::GET, "/api/v1/tenants?limit=abc")
+            .bearer_auth("x")
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
 }
 
 async fn wrong_email_and_wrong_password_look_the_same(db: TestDb) {
@@ -114,7 +205,9 @@ async fn wrong_email_and_wrong_password_look_the_same(db: TestDb) {
     let unknown = problem(app.login("nobody@x.test", PASSWORD).await, 401).await;
     let wrong = problem(app.login("a@x.test", "Wrong-pass1!").await, 401).await;
     assert_eq!(unknown, wrong);
-    let failed = app.event(|e| e.event_type == "agora.auth.audit.login.failed").await;
+    let failed = app
+        .event(|e| e.event_type == "agora.auth.audit.login.failed")
+        .await;
     assert!(!failed.data.is_empty());
 }
 
@@ -127,31 +220,67 @@ async fn repeated_failures_lock_the_account(db: TestDb) {
     }
     let resp = app.login("a@x.test", PASSWORD).await;
     assert_eq!(resp.status(), 429);
-    let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
     // Unknown accounts lock the same way, so a lockout reveals nothing.
     for _ in 0..3 {
         problem(app.login("ghost@x.test", "Wrong-pass1!").await, 401).await;
     }
-    assert_eq!(app.login("ghost@x.test", "Wrong-pass1!").await.status(), 429);
+    assert_eq!(
+        app.login("ghost@x.test", "Wrong-pass1!").await.status(),
+        429
+    );
 }
 
 async fn refresh_rotates_and_reuse_revokes_the_family(db: TestDb) {
     let app = spawn(db).await;
     let s = app.register("a@x.test", "Acme").await;
-    let first = app.post("/api/v1/auth/refresh", json!({"refresh_token": s.refresh})).await;
+    let first = app
+        .post("/api/v1/auth/refresh", json!({"refresh_token": s.refresh}))
+        .await;
     assert_eq!(first.status(), 200);
     let next = session(first.json().await.unwrap());
     assert_ne!(next.refresh, s.refresh);
     // Presenting the used token again: 401 and the whole family dies, the new token too.
-    let body = problem(app.post("/api/v1/auth/refresh", json!({"refresh_token": s.refresh})).await, 401).await;
+    let body = problem(
+        app.post("/api/v1/auth/refresh", json!({"refresh_token": s.refresh}))
+            .await,
+        401,
+    )
+    .await;
     assert!(body["detail"].as_str().unwrap().contains("revoked"));
-    problem(app.post("/api/v1/auth/refresh", json!({"refresh_token": next.refresh})).await, 401).await;
-    app.event(|e| e.event_type == "agora.auth.audit.refresh.reuse_detected").await;
+    problem(
+        app.post(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": next.refresh}),
+        )
+        .await,
+        401,
+    )
+    .await;
+    app.event(|e| e.event_type == "agora.auth.audit.refresh.reuse_detected")
+        .await;
     // Garbage and a second, independent session are unaffected by each other.
-    problem(app.post("/api/v1/auth/refresh", json!({"refresh_token": "rt_nope"})).await, 401).await;
+    problem(
+        app.post("/api/v1/auth/refresh", json!({"refresh_token": "rt_nope"}))
+            .await,
+        401,
+    )
+    .await;
     let other = session(app.login("a@x.test", PASSWORD).await.json().await.unwrap());
-    assert_eq!(app.post("/api/v1/auth/refresh", json!({"refresh_token": other.refresh})).await.status(), 200);
+    assert_eq!(
+        app.post(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": other.refresh})
+        )
+        .await
+        .status(),
+        200
+    );
 }
 
 async fn concurrent_refreshes_one_wins(db: TestDb) {
@@ -163,25 +292,56 @@ async fn concurrent_refreshes_one_wins(db: TestDb) {
         let url = app.url("/api/v1/auth/refresh");
         let token = s.refresh.clone();
         handles.push(tokio::spawn(async move {
-            client.post(url).json(&json!({"refresh_token": token})).send().await.unwrap().status().as_u16()
+            client
+                .post(url)
+                .json(&json!({"refresh_token": token}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
         }));
     }
     let mut statuses = Vec::new();
     for h in handles {
         statuses.push(h.await.unwrap());
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 19, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        19,
+        "{statuses:?}"
+    );
 }
 
 async fn logout_ends_the_session(db: TestDb) {
     let app = spawn(db).await;
     let s = app.register("a@x.test", "Acme").await;
-    let resp = app.authed(Method::POST, "/api/v1/auth/logout", &s.access).send().await.unwrap();
+    let resp = app
+        .authed(Method::POST, "/api/v1/auth/logout", &s.access)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 204);
-    let body = problem(app.authed(Method::GET, "/api/v1/auth/me", &s.access).send().await.unwrap(), 401).await;
+    let body = problem(
+        app.authed(Method::GET, "/api/v1/auth/me", &s.access)
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
     assert!(body["detail"].as_str().unwrap().contains("revoked"));
-    problem(app.post("/api/v1/auth/refresh", json!({"refresh_token": s.refresh})).await, 401).await;
+    problem(
+        app.post("/api/v1/auth/refresh", json!({"refresh_token": s.refresh}))
+            .await,
+        401,
+    )
+    .await;
     // A second session, logged out with its refresh token named in the body.
     let t = session(app.login("a@x.test", PASSWORD).await.json().await.unwrap());
     let resp = app
@@ -191,8 +351,20 @@ async fn logout_ends_the_session(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 204);
-    problem(app.post("/api/v1/auth/refresh", json!({"refresh_token": t.refresh})).await, 401).await;
-    problem(app.authed(Method::POST, "/api/v1/auth/logout", &t.access).send().await.unwrap(), 401).await;
+    problem(
+        app.post("/api/v1/auth/refresh", json!({"refresh_token": t.refresh}))
+            .await,
+        401,
+    )
+    .await;
+    problem(
+        app.authed(Method::POST, "/api/v1/auth/logout", &t.access)
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
 }
 
 async fn change_password_ends_other_sessions(db: TestDb) {
@@ -220,39 +392,88 @@ async fn change_password_ends_other_sessions(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(ok.status(), 204);
-    problem(app.post("/api/v1/auth/refresh", json!({"refresh_token": elsewhere.refresh})).await, 401).await;
-    assert_eq!(app.post("/api/v1/auth/refresh", json!({"refresh_token": here.refresh})).await.status(), 200);
+    problem(
+        app.post(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": elsewhere.refresh}),
+        )
+        .await,
+        401,
+    )
+    .await;
+    assert_eq!(
+        app.post(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": here.refresh})
+        )
+        .await
+        .status(),
+        200
+    );
     problem(app.login("a@x.test", PASSWORD).await, 401).await;
     assert_eq!(app.login("a@x.test", "N3w-password!").await.status(), 200);
-    app.event(|e| e.event_type == "agora.auth.audit.password.changed").await;
+    app.event(|e| e.event_type == "agora.auth.audit.password.changed")
+        .await;
 }
 
 async fn forgot_and_reset(db: TestDb) {
     let app = spawn(db).await;
     let s = app.register("a@x.test", "Acme").await;
-    let known = app.post("/api/v1/auth/forgot", json!({"email": "a@x.test"})).await;
-    let unknown = app.post("/api/v1/auth/forgot", json!({"email": "nobody@x.test"})).await;
+    let known = app
+        .post("/api/v1/auth/forgot", json!({"email": "a@x.test"}))
+        .await;
+    let unknown = app
+        .post("/api/v1/auth/forgot", json!({"email": "nobody@x.test"}))
+        .await;
     assert_eq!(known.status(), 202);
     assert_eq!(unknown.status(), 202);
     assert_eq!(known.text().await.unwrap(), unknown.text().await.unwrap());
-    let event = app.event(|e| e.event_type == "agora.auth.password_reset.requested").await;
-    let msg: agora_proto::events::v1::PasswordResetRequested = prost::Message::decode(event.data.as_slice()).unwrap();
+    let event = app
+        .event(|e| e.event_type == "agora.auth.password_reset.requested")
+        .await;
+    let msg: agora_proto::events::v1::PasswordResetRequested =
+        prost::Message::decode(event.data.as_slice()).unwrap();
     assert_eq!(msg.user_id, s.user_id);
     assert!(msg.token.starts_with("rst_"));
     let ttl = msg.expires_at_unix - chrono::Utc::now().timestamp();
     assert!((1700..=1800).contains(&ttl), "{ttl}");
 
-    let weak = app.post("/api/v1/auth/reset", json!({"token": msg.token, "new_password": "weak"})).await;
+    let weak = app
+        .post(
+            "/api/v1/auth/reset",
+            json!({"token": msg.token, "new_password": "weak"}),
+        )
+        .await;
     assert_eq!(fields(&problem(weak, 422).await), vec!["new_password"]);
-    let ok = app.post("/api/v1/auth/reset", json!({"token": msg.token, "new_password": "R3set-password!"})).await;
+    let ok = app
+        .post(
+            "/api/v1/auth/reset",
+            json!({"token": msg.token, "new_password": "R3set-password!"}),
+        )
+        .await;
     assert_eq!(ok.status(), 204);
-    let again = app.post("/api/v1/auth/reset", json!({"token": msg.token, "new_password": "R3set-password!"})).await;
+    let again = app
+        .post(
+            "/api/v1/auth/reset",
+            json!({"token": msg.token, "new_password": "R3set-password!"}),
+        )
+        .await;
     assert_eq!(fields(&problem(again, 422).await), vec!["token"]);
     // Old sessions are gone, the new password works.
-    problem(app.post("/api/v1/auth/refresh", json!({"refresh_token": s.refresh})).await, 401).await;
+    problem(
+        app.post("/api/v1/auth/refresh", json!({"refresh_token": s.refresh}))
+            .await,
+        401,
+    )
+    .await;
     assert_eq!(app.login("a@x.test", "R3set-password!").await.status(), 200);
     // Only one reset event: unknown emails produce none.
-    assert_eq!(app.events_of("agora.auth.password_reset.requested").await.len(), 1);
+    assert_eq!(
+        app.events_of("agora.auth.password_reset.requested")
+            .await
+            .len(),
+        1
+    );
 }
 
 crate::on_every_store!(

@@ -68,7 +68,14 @@ pub struct Options {
 }
 
 pub async fn spawn(db: TestDb) -> TestApp {
-    spawn_with(db, Options { configured_key: true, ..Default::default() }).await
+    spawn_with(
+        db,
+        Options {
+            configured_key: true,
+            ..Default::default()
+        },
+    )
+    .await
 }
 
 pub async fn spawn_with(db: TestDb, options: Options) -> TestApp {
@@ -90,12 +97,23 @@ pub async fn spawn_with(db: TestDb, options: Options) -> TestApp {
         migrate_on_start: true,
     };
     let shutdown = CancellationToken::new();
-    let started = agora_auth::start(&ctx, shutdown.clone()).await.expect("auth starts");
+    let started = agora_auth::start(&ctx, shutdown.clone())
+        .await
+        .expect("auth starts");
     let base = format!("http://{}", started.service.http_addr);
     let grpc = format!("http://{}", started.service.grpc_addr);
     let state = started.state.clone();
     tokio::spawn(started.service.wait());
-    TestApp { base, grpc, client: Client::new(), bus, state, key, shutdown, _db: db }
+    TestApp {
+        base,
+        grpc,
+        client: Client::new(),
+        bus,
+        state,
+        key,
+        shutdown,
+        _db: db,
+    }
 }
 
 /// A signed-in user.
@@ -124,7 +142,11 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Response {
-        self.req(Method::POST, path).json(&body).send().await.expect("request")
+        self.req(Method::POST, path)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
     }
 
     /// Registers `email` with a new tenant `tenant` and returns the session.
@@ -137,7 +159,11 @@ impl TestApp {
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Response {
-        self.post("/api/v1/auth/login", json!({"email": email, "password": password})).await
+        self.post(
+            "/api/v1/auth/login",
+            json!({"email": email, "password": password}),
+        )
+        .await
     }
 
     /// Creates a platform admin through the admin tooling and signs in.
@@ -160,7 +186,11 @@ impl TestApp {
     /// Waits (up to 5 s) for the first event on the auth topic matching `pred`.
     pub async fn event(&self, pred: impl Fn(&Event) -> bool) -> Event {
         let group = format!("test-{}", uuid::Uuid::now_v7());
-        let mut sub = self.bus.subscribe("agora.auth.events", &group).await.expect("subscribe");
+        let mut sub = self
+            .bus
+            .subscribe("agora.auth.events", &group)
+            .await
+            .expect("subscribe");
         tokio::time::timeout(Duration::from_secs(5), async {
             loop {
                 let d = sub.next().await.expect("next");
@@ -176,7 +206,11 @@ impl TestApp {
     /// Every event published so far of `event_type`.
     pub async fn events_of(&self, event_type: &str) -> Vec<Event> {
         let group = format!("test-{}", uuid::Uuid::now_v7());
-        let mut sub = self.bus.subscribe("agora.auth.events", &group).await.expect("subscribe");
+        let mut sub = self
+            .bus
+            .subscribe("agora.auth.events", &group)
+            .await
+            .expect("subscribe");
         let mut out = Vec::new();
         while let Ok(Ok(d)) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await {
             if d.event.event_type == event_type {
@@ -190,9 +224,15 @@ impl TestApp {
 pub fn session(body: Value) -> Session {
     Session {
         access: body["access_token"].as_str().expect("access_token").into(),
-        refresh: body["refresh_token"].as_str().expect("refresh_token").into(),
+        refresh: body["refresh_token"]
+            .as_str()
+            .expect("refresh_token")
+            .into(),
         user_id: body["user"]["id"].as_str().expect("user.id").into(),
-        tenant_id: body["user"]["tenant_id"].as_str().expect("user.tenant_id").into(),
+        tenant_id: body["user"]["tenant_id"]
+            .as_str()
+            .expect("user.tenant_id")
+            .into(),
         email: body["user"]["email"].as_str().expect("user.email").into(),
     }
 }
@@ -200,7 +240,12 @@ pub fn session(body: Value) -> Session {
 /// Asserts a problem+json response with `status`; returns its body.
 pub async fn problem(resp: Response, status: u16) -> Value {
     assert_eq!(resp.status(), status, "status");
-    let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     assert_eq!(ct, "application/problem+json", "content type");
     let body: Value = resp.json().await.expect("problem json");
     assert_eq!(body["status"], status);
@@ -211,6 +256,8 @@ pub async fn problem(resp: Response, status: u16) -> Value {
 /// Field names listed in a 422 problem.
 pub fn fields(problem: &Value) -> Vec<String> {
     problem["errors"].as_array().map_or_else(Vec::new, |e| {
-        e.iter().map(|x| x["field"].as_str().unwrap_or_default().to_owned()).collect()
+        e.iter()
+            .map(|x| x["field"].as_str().unwrap_or_default().to_owned())
+            .collect()
     })
 }

@@ -25,11 +25,32 @@ async fn teams_crud_members_and_isolation(db: TestDb) {
     let id = team["id"].as_str().unwrap().to_owned();
     let path = format!("/api/v1/teams/{id}");
 
-    problem(app.authed(Method::POST, "/api/v1/teams", &a.access).json(&json!({"name": "North", "zone": "Central"})).send().await.unwrap(), 409).await;
-    let foreign = app.authed(Method::POST, "/api/v1/teams", &a.access).json(&json!({"name": "X", "zone": "Z", "member_ids": [b.user_id]})).send().await.unwrap();
+    problem(
+        app.authed(Method::POST, "/api/v1/teams", &a.access)
+            .json(&json!({"name": "North", "zone": "Central"}))
+            .send()
+            .await
+            .unwrap(),
+        409,
+    )
+    .await;
+    let foreign = app
+        .authed(Method::POST, "/api/v1/teams", &a.access)
+        .json(&json!({"name": "X", "zone": "Z", "member_ids": [b.user_id]}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(fields(&problem(foreign, 422).await), vec!["member_ids"]);
-    let invalid = app.authed(Method::POST, "/api/v1/teams", &a.access).json(&json!({"name": "", "zone": "Z", "daily_capacity": 0})).send().await.unwrap();
-    assert_eq!(fields(&problem(invalid, 422).await), vec!["daily_capacity", "name"]);
+    let invalid = app
+        .authed(Method::POST, "/api/v1/teams", &a.access)
+        .json(&json!({"name": "", "zone": "Z", "daily_capacity": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        fields(&problem(invalid, 422).await),
+        vec!["daily_capacity", "name"]
+    );
 
     let patched: Value = app
         .authed(Method::PATCH, &path, &a.access)
@@ -43,20 +64,49 @@ async fn teams_crud_members_and_isolation(db: TestDb) {
     assert_eq!(patched["daily_capacity"], 8);
     assert_eq!(patched["member_ids"], json!([a.user_id]));
 
-    let filtered: Value = app.authed(Method::GET, "/api/v1/teams?zone=Central", &a.access).send().await.unwrap().json().await.unwrap();
+    let filtered: Value = app
+        .authed(Method::GET, "/api/v1/teams?zone=Central", &a.access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(filtered["items"].as_array().unwrap().len(), 1);
-    let none: Value = app.authed(Method::GET, "/api/v1/teams?zone=Borneo", &a.access).send().await.unwrap().json().await.unwrap();
+    let none: Value = app
+        .authed(Method::GET, "/api/v1/teams?zone=Borneo", &a.access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(none["items"].as_array().unwrap().is_empty());
 
     // Tenant B sees nothing and can change nothing.
-    let b_list: Value = app.authed(Method::GET, "/api/v1/teams", &b.access).send().await.unwrap().json().await.unwrap();
+    let b_list: Value = app
+        .authed(Method::GET, "/api/v1/teams", &b.access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(b_list["items"].as_array().unwrap().is_empty());
     for (method, p, body) in [
         (Method::GET, path.clone(), None),
         (Method::PATCH, path.clone(), Some(json!({"name": "Pwned"}))),
         (Method::DELETE, path.clone(), None),
-        (Method::POST, format!("{path}/members"), Some(json!({"user_id": b.user_id}))),
-        (Method::DELETE, format!("{path}/members/{}", a.user_id), None),
+        (
+            Method::POST,
+            format!("{path}/members"),
+            Some(json!({"user_id": b.user_id})),
+        ),
+        (
+            Method::DELETE,
+            format!("{path}/members/{}", a.user_id),
+            None,
+        ),
     ] {
         let mut req = app.authed(method, &p, &b.access);
         if let Some(body) = body {
@@ -67,7 +117,11 @@ async fn teams_crud_members_and_isolation(db: TestDb) {
 
     // A plain user reads but cannot write, unless granted teams:manage.
     let invited: Value = app
-        .authed(Method::POST, &format!("/api/v1/tenants/{}/users", a.tenant_id), &a.access)
+        .authed(
+            Method::POST,
+            &format!("/api/v1/tenants/{}/users", a.tenant_id),
+            &a.access,
+        )
         .json(&json!({"email": "u@x.test", "name": "U", "role": "TENANT_USER"}))
         .send()
         .await
@@ -76,16 +130,38 @@ async fn teams_crud_members_and_isolation(db: TestDb) {
         .await
         .unwrap();
     let u = session(
-        app.post("/api/v1/auth/accept-invite", json!({"token": invited["invitation_token"], "password": PASSWORD}))
+        app.post(
+            "/api/v1/auth/accept-invite",
+            json!({"token": invited["invitation_token"], "password": PASSWORD}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap(),
+    );
+    assert_eq!(
+        app.authed(Method::GET, &path, &u.access)
+            .send()
             .await
-            .json()
+            .unwrap()
+            .status(),
+        200
+    );
+    problem(
+        app.authed(Method::PATCH, &path, &u.access)
+            .json(&json!({"name": "Mine"}))
+            .send()
             .await
             .unwrap(),
-    );
-    assert_eq!(app.authed(Method::GET, &path, &u.access).send().await.unwrap().status(), 200);
-    problem(app.authed(Method::PATCH, &path, &u.access).json(&json!({"name": "Mine"})).send().await.unwrap(), 403).await;
+        403,
+    )
+    .await;
     let grant = app
-        .authed(Method::PATCH, &format!("/api/v1/tenants/{}/users/{}", a.tenant_id, u.user_id), &a.access)
+        .authed(
+            Method::PATCH,
+            &format!("/api/v1/tenants/{}/users/{}", a.tenant_id, u.user_id),
+            &a.access,
+        )
         .json(&json!({"permissions": ["teams:manage"]}))
         .send()
         .await
@@ -102,13 +178,51 @@ async fn teams_crud_members_and_isolation(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(added["member_ids"].as_array().unwrap().len(), 2);
-    let resp = app.authed(Method::DELETE, &format!("{path}/members/{}", a.user_id), &u.access).send().await.unwrap();
-    assert_eq!(resp.json::<Value>().await.unwrap()["member_ids"], json!([u.user_id]));
-    problem(app.authed(Method::DELETE, &format!("{path}/members/{}", a.user_id), &u.access).send().await.unwrap(), 404).await;
+    let resp = app
+        .authed(
+            Method::DELETE,
+            &format!("{path}/members/{}", a.user_id),
+            &u.access,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["member_ids"],
+        json!([u.user_id])
+    );
+    problem(
+        app.authed(
+            Method::DELETE,
+            &format!("{path}/members/{}", a.user_id),
+            &u.access,
+        )
+        .send()
+        .await
+        .unwrap(),
+        404,
+    )
+    .await;
 
-    assert_eq!(app.authed(Method::DELETE, &path, &a.access).send().await.unwrap().status(), 204);
-    problem(app.authed(Method::GET, &path, &a.access).send().await.unwrap(), 404).await;
-    let deleted = app.event(|e| e.event_type == "agora.auth.team.deleted").await;
+    assert_eq!(
+        app.authed(Method::DELETE, &path, &a.access)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    problem(
+        app.authed(Method::GET, &path, &a.access)
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+    let deleted = app
+        .event(|e| e.event_type == "agora.auth.team.deleted")
+        .await;
     assert_eq!(deleted.key, id);
 }
 

@@ -29,7 +29,12 @@ async fn forged_and_stale_tokens_are_rejected(db: TestDb) {
     let s = app.register("a@x.test", "Acme").await;
     let key = app.key.clone().unwrap();
     let sign = |header: Header, claims: &Value| {
-        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_pem(key.private_pem().as_bytes()).unwrap()).unwrap()
+        jsonwebtoken::encode(
+            &header,
+            claims,
+            &EncodingKey::from_ed_pem(key.private_pem().as_bytes()).unwrap(),
+        )
+        .unwrap()
     };
     let eddsa = || {
         let mut h = Header::new(Algorithm::EdDSA);
@@ -38,27 +43,61 @@ async fn forged_and_stale_tokens_are_rejected(db: TestDb) {
     };
     // Control: a token we sign ourselves with the service key and valid claims is accepted.
     let good = sign(eddsa(), &claims(&s, json!({})));
-    assert_eq!(app.authed(Method::GET, "/api/v1/auth/me", &good).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.authed(Method::GET, "/api/v1/auth/me", &good)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     let mut forged = Vec::new();
     // alg none: header and claims, no signature.
-    let none_header = URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "JWT", "kid": key.kid}).to_string());
+    let none_header =
+        URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "JWT", "kid": key.kid}).to_string());
     let body = URL_SAFE_NO_PAD.encode(claims(&s, json!({"role": "PLATFORM_ADMIN"})).to_string());
     forged.push(("alg none", format!("{none_header}.{body}.")));
     // HS256 keyed with the public key (algorithm confusion).
     let mut hs = Header::new(Algorithm::HS256);
     hs.kid = Some(key.kid.clone());
     let public = URL_SAFE_NO_PAD.decode(key.public_key().x).unwrap();
-    let hs_token = jsonwebtoken::encode(&hs, &claims(&s, json!({})), &EncodingKey::from_secret(&public)).unwrap();
+    let hs_token = jsonwebtoken::encode(
+        &hs,
+        &claims(&s, json!({})),
+        &EncodingKey::from_secret(&public),
+    )
+    .unwrap();
     forged.push(("hs256 with public key", hs_token));
     // A valid token with its payload swapped: the signature no longer matches.
     let parts: Vec<&str> = good.split('.').collect();
     let evil = URL_SAFE_NO_PAD.encode(claims(&s, json!({"role": "PLATFORM_ADMIN"})).to_string());
-    forged.push(("wrong signature", format!("{}.{}.{}", parts[0], evil, parts[2])));
-    forged.push(("expired", sign(eddsa(), &claims(&s, json!({"exp": chrono::Utc::now().timestamp() - 120})))));
-    forged.push(("not yet valid", sign(eddsa(), &claims(&s, json!({"nbf": chrono::Utc::now().timestamp() + 600})))));
-    forged.push(("wrong audience", sign(eddsa(), &claims(&s, json!({"aud": "someone-else"})))));
-    forged.push(("wrong issuer", sign(eddsa(), &claims(&s, json!({"iss": "evil"})))));
+    forged.push((
+        "wrong signature",
+        format!("{}.{}.{}", parts[0], evil, parts[2]),
+    ));
+    forged.push((
+        "expired",
+        sign(
+            eddsa(),
+            &claims(&s, json!({"exp": chrono::Utc::now().timestamp() - 120})),
+        ),
+    ));
+    forged.push((
+        "not yet valid",
+        sign(
+            eddsa(),
+            &claims(&s, json!({"nbf": chrono::Utc::now().timestamp() + 600})),
+        ),
+    ));
+    forged.push((
+        "wrong audience",
+        sign(eddsa(), &claims(&s, json!({"aud": "someone-else"}))),
+    ));
+    forged.push((
+        "wrong issuer",
+        sign(eddsa(), &claims(&s, json!({"iss": "evil"}))),
+    ));
     let mut unknown = Header::new(Algorithm::EdDSA);
     unknown.kid = Some("unknown-kid".into());
     forged.push(("unknown kid", sign(unknown, &claims(&s, json!({})))));
@@ -74,18 +113,34 @@ async fn forged_and_stale_tokens_are_rejected(db: TestDb) {
     forged.push(("signed by another key", other_token));
     forged.push(("garbage", "not.a.jwt".into()));
     for (what, token) in forged {
-        let resp = app.authed(Method::GET, "/api/v1/auth/me", &token).send().await.unwrap();
+        let resp = app
+            .authed(Method::GET, "/api/v1/auth/me", &token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 401, "{what}");
     }
     // Malformed Authorization headers.
-    let resp = app.req(Method::GET, "/api/v1/auth/me").header("authorization", "Basic abc").send().await.unwrap();
+    let resp = app
+        .req(Method::GET, "/api/v1/auth/me")
+        .header("authorization", "Basic abc")
+        .send()
+        .await
+        .unwrap();
     problem(resp, 401).await;
 }
 
 async fn jwks_and_key_rotation(db: TestDb) {
     let app = spawn_with(db, Options::default()).await;
     let s = app.register("a@x.test", "Acme").await;
-    let jwks: Value = app.req(Method::GET, "/.well-known/jwks.json").send().await.unwrap().json().await.unwrap();
+    let jwks: Value = app
+        .req(Method::GET, "/.well-known/jwks.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
     assert_eq!(jwks["keys"][0]["kty"], "OKP");
     assert_eq!(jwks["keys"][0]["alg"], "EdDSA");
@@ -94,15 +149,50 @@ async fn jwks_and_key_rotation(db: TestDb) {
     let new_kid = agora_auth::keys::rotate(&app.state.db).await.unwrap();
     app.state.keyring.reload(&app.state.db).await.unwrap();
     assert_ne!(new_kid, old_kid);
-    let jwks: Value = app.req(Method::GET, "/.well-known/jwks.json").send().await.unwrap().json().await.unwrap();
-    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
-    assert!(kids.contains(&old_kid.as_str()) && kids.contains(&new_kid.as_str()), "{kids:?}");
+    let jwks: Value = app
+        .req(Method::GET, "/.well-known/jwks.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(
+        kids.contains(&old_kid.as_str()) && kids.contains(&new_kid.as_str()),
+        "{kids:?}"
+    );
     // The old token still verifies; new tokens carry the new kid.
-    assert_eq!(app.authed(Method::GET, "/api/v1/auth/me", &s.access).send().await.unwrap().status(), 200);
-    let fresh = crate::support::session(app.login("a@x.test", crate::support::PASSWORD).await.json().await.unwrap());
+    assert_eq!(
+        app.authed(Method::GET, "/api/v1/auth/me", &s.access)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let fresh = crate::support::session(
+        app.login("a@x.test", crate::support::PASSWORD)
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
     let header = jsonwebtoken::decode_header(&fresh.access).unwrap();
     assert_eq!(header.kid.as_deref(), Some(new_kid.as_str()));
-    assert_eq!(app.authed(Method::GET, "/api/v1/auth/me", &fresh.access).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.authed(Method::GET, "/api/v1/auth/me", &fresh.access)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 async fn grpc_api(db: TestDb) {
@@ -119,23 +209,71 @@ async fn grpc_api(db: TestDb) {
         .await
         .unwrap();
     let mut client = AuthServiceClient::connect(app.grpc.clone()).await.unwrap();
-    let user = client.get_user(with(&a.access, pb::GetUserRequest { user_id: a.user_id.clone() })).await.unwrap().into_inner();
+    let user = client
+        .get_user(with(
+            &a.access,
+            pb::GetUserRequest {
+                user_id: a.user_id.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(user.email, "a@x.test");
     // Another tenant's user is not found; no credential is unauthenticated.
-    let err = client.get_user(with(&b.access, pb::GetUserRequest { user_id: a.user_id.clone() })).await.unwrap_err();
+    let err = client
+        .get_user(with(
+            &b.access,
+            pb::GetUserRequest {
+                user_id: a.user_id.clone(),
+            },
+        ))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
-    let err = client.get_user(Request::new(pb::GetUserRequest { user_id: a.user_id.clone() })).await.unwrap_err();
+    let err = client
+        .get_user(Request::new(pb::GetUserRequest {
+            user_id: a.user_id.clone(),
+        }))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unauthenticated);
 
     let team_id = team["id"].as_str().unwrap().to_owned();
-    let got = client.get_team(with(&a.access, pb::GetTeamRequest { team_id: team_id.clone() })).await.unwrap().into_inner();
+    let got = client
+        .get_team(with(
+            &a.access,
+            pb::GetTeamRequest {
+                team_id: team_id.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(got.member_ids, vec![a.user_id.clone()]);
     assert_eq!(got.daily_capacity, 5);
-    let err = client.get_team(with(&b.access, pb::GetTeamRequest { team_id })).await.unwrap_err();
+    let err = client
+        .get_team(with(&b.access, pb::GetTeamRequest { team_id }))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
-    let list = client.list_teams(with(&a.access, pb::ListTeamsRequest { limit: 10, ..Default::default() })).await.unwrap().into_inner();
+    let list = client
+        .list_teams(with(
+            &a.access,
+            pb::ListTeamsRequest {
+                limit: 10,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(list.teams.len(), 1);
-    let list = client.list_teams(with(&b.access, pb::ListTeamsRequest::default())).await.unwrap().into_inner();
+    let list = client
+        .list_teams(with(&b.access, pb::ListTeamsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(list.teams.is_empty());
 
     let key: Value = app
@@ -148,35 +286,64 @@ async fn grpc_api(db: TestDb) {
         .await
         .unwrap();
     let verified = client
-        .verify_api_key(pb::VerifyApiKeyRequest { key: key["key"].as_str().unwrap().into() })
+        .verify_api_key(pb::VerifyApiKeyRequest {
+            key: key["key"].as_str().unwrap().into(),
+        })
         .await
         .unwrap()
         .into_inner();
     assert!(verified.valid);
     assert_eq!(verified.tenant_id, a.tenant_id);
     assert_eq!(verified.role, "TENANT_USER");
-    let bogus = client.verify_api_key(pb::VerifyApiKeyRequest { key: "agk_bogus".into() }).await.unwrap().into_inner();
-    assert!(!bogus.valid);
-
-    let jwks = client.get_jwks(pb::GetJwksRequest {}).await.unwrap().into_inner();
-    let jwks: Value = serde_json::from_str(&jwks.jwks_json).unwrap();
-    assert_eq!(jwks["keys"][0]["kid"], app.key.as_ref().unwrap().kid.as_str());
-
-    // The standard health service answers.
-    let channel = tonic::transport::Endpoint::from_shared(app.grpc.clone()).unwrap().connect().await.unwrap();
-    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-    let status = health
-        .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+    let bogus = client
+        .verify_api_key(pb::VerifyApiKeyRequest {
+            key: "agk_bogus".into(),
+        })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(status.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    assert!(!bogus.valid);
+
+    let jwks = client
+        .get_jwks(pb::GetJwksRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let jwks: Value = serde_json::from_str(&jwks.jwks_json).unwrap();
+    assert_eq!(
+        jwks["keys"][0]["kid"],
+        app.key.as_ref().unwrap().kid.as_str()
+    );
+
+    // The standard health service answers.
+    let channel = tonic::transport::Endpoint::from_shared(app.grpc.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        status.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
 }
 
 fn with<T>(token: &str, msg: T) -> Request<T> {
     let mut r = Request::new(msg);
-    r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
     r
 }
 
-crate::on_every_store!(forged_and_stale_tokens_are_rejected, jwks_and_key_rotation, grpc_api);
+crate::on_every_store!(
+    forged_and_stale_tokens_are_rejected,
+    jwks_and_key_rotation,
+    grpc_api
+);

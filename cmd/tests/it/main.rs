@@ -1,0 +1,164 @@
+//! The `agora` binary as a user runs it: start-up, bad configuration, shutdown.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+fn agora() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_agora"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd
+}
+
+/// Runs `cmd` to completion and returns (exit code, stderr lines).
+fn fails(cmd: &mut Command) -> (i32, Vec<String>) {
+    let out = cmd.output().expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+#[test]
+fn unknown_database_scheme_stops_startup_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stderr) = fails(
+        agora()
+            .current_dir(dir.path())
+            .env("AGORA_AUTH__DATABASE_URL", "mysql://db/auth"),
+    );
+    assert_ne!(code, 0);
+    assert_eq!(stderr.len(), 1, "{stderr:?}");
+    assert!(
+        stderr[0]
+            .contains("invalid configuration: auth.database_url: unknown database scheme `mysql`"),
+        "{stderr:?}"
+    );
+}
+
+#[test]
+fn unwritable_data_directory_stops_startup() {
+    let (code, stderr) = fails(agora().env("AGORA_DATA_DIR", "/proc/agora-data"));
+    assert_ne!(code, 0);
+    assert_eq!(stderr.len(), 1, "{stderr:?}");
+    assert!(
+        stderr[0].contains("data directory /proc/agora-data"),
+        "{stderr:?}"
+    );
+}
+
+#[test]
+fn distributed_mode_needs_a_signing_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("auth.db").display());
+    let (code, stderr) = fails(
+        agora()
+            .args(["serve", "--service", "auth"])
+            .env("AGORA_MODE", "distributed")
+            .env("AGORA_AUTH__DATABASE_URL", url),
+    );
+    assert_ne!(code, 0);
+    assert_eq!(
+        stderr,
+        vec!["error: invalid configuration: auth.signing_key: is required in distributed mode"]
+    );
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    let (code, stderr) = fails(agora().env("AGORA_AUTH__ACCESS_TTL_SECS", "soon"));
+    assert_ne!(code, 0);
+    assert_eq!(stderr.len(), 1, "{stderr:?}");
+    assert!(stderr[0].contains("auth.access_ttl_secs"), "{stderr:?}");
+    let (code, stderr) = fails(agora().env("AGORA_MODE", "cluster"));
+    assert_ne!(code, 0);
+    assert!(
+        stderr[0].contains("invalid configuration: mode"),
+        "{stderr:?}"
+    );
+}
+
+#[test]
+fn embedded_platform_starts_serves_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = agora()
+        .current_dir(dir.path())
+        .env("AGORA_AUTH__HTTP_ADDR", "127.0.0.1:0")
+        .env("AGORA_AUTH__GRPC_ADDR", "127.0.0.1:0")
+        .env("AGORA_BOOTSTRAP_ADMIN_EMAIL", "boss@example.test")
+        .env("AGORA_BOOTSTRAP_ADMIN_PASSWORD", "B00tstrap-pass!")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut base = None;
+    let mut printed = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("auth") {
+            base = rest.split_whitespace().next().map(str::to_owned);
+        }
+        printed.push(line.clone());
+        if line.starts_with("agora is running") {
+            break;
+        }
+    }
+    assert!(
+        printed
+            .iter()
+            .any(|l| l.contains("created platform admin boss@example.test")),
+        "{printed:?}"
+    );
+    assert!(
+        !printed.iter().any(|l| l.contains("B00tstrap-pass!")),
+        "a configured password is never printed"
+    );
+    let base = base.expect("auth address printed");
+    assert!(
+        dir.path().join("data/auth.db").exists(),
+        "store under ./data"
+    );
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let ready = client
+            .get(format!("{base}/health/ready"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), 200);
+        let login = client
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&serde_json::json!({"email": "boss@example.test", "password": "B00tstrap-pass!"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status(), 200);
+        let body: serde_json::Value = login.json().await.unwrap();
+        assert_eq!(body["user"]["role"], "PLATFORM_ADMIN");
+    });
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "graceful shutdown exits 0, got {status}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "did not stop within 15 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
