@@ -32,19 +32,25 @@ impl TestDb {
             skip_or_fail("postgres", "AGORA_TEST_DATABASE_URL is not set");
             return None;
         };
+        Some(Self::postgres_at(&admin_url))
+    }
+
+    /// A new database on the server at `admin_url` (any database URL of that server).
+    pub fn postgres_at(admin_url: &str) -> Self {
+        let admin_url = admin_url.to_owned();
         let name = format!("agora_test_{}", uuid::Uuid::now_v7().simple());
         let mut conn = PgConnection::establish(&admin_url)
-            .unwrap_or_else(|e| panic!("AGORA_TEST_DATABASE_URL does not answer: {e}"));
+            .unwrap_or_else(|e| panic!("the test PostgreSQL server does not answer: {e}"));
         diesel::sql_query(format!("CREATE DATABASE {name}"))
             .execute(&mut conn)
             .expect("create test database");
         let url = with_database(&admin_url, &name);
-        Some(Self {
+        Self {
             url,
             backend: "postgres",
             _dir: None,
             pg: Some((admin_url, name)),
-        })
+        }
     }
 
     /// SQLite, plus PostgreSQL when configured.

@@ -476,7 +476,29 @@ async fn forgot_and_reset(db: TestDb) {
     );
 }
 
+async fn reset_link_is_emailed_when_smtp_is_configured(db: TestDb) {
+    let (port, mut mail) = crate::support::fake_smtp().await;
+    let app = crate::support::spawn_with(
+        db,
+        crate::support::Options {
+            configured_key: true,
+            extra_toml: format!(
+                "smtp_url = \"smtp://127.0.0.1:{port}\"\nreset_url = \"https://app.example.test/reset\"\n"
+            ),
+        },
+    )
+    .await;
+    app.register("a@x.test", "Acme").await;
+    assert_eq!(app.post("/api/v1/auth/forgot", json!({"email": "a@x.test"})).await.status(), 202);
+    let message = tokio::time::timeout(std::time::Duration::from_secs(5), mail.recv()).await.unwrap().unwrap();
+    let event = app.event(|e| e.event_type == "agora.auth.password_reset.requested").await;
+    let msg: agora_proto::events::v1::PasswordResetRequested = prost::Message::decode(event.data.as_slice()).unwrap();
+    assert!(message.contains("To: a@x.test"), "{message}");
+    assert!(message.contains(&format!("https://app.example.test/reset?token={}", msg.token)), "{message}");
+}
+
 crate::on_every_store!(
+    reset_link_is_emailed_when_smtp_is_configured,
     register_login_me_and_events,
     register_conflicts_and_rules,
     bad_bodies_are_4xx_problems,
