@@ -489,12 +489,50 @@ async fn reset_link_is_emailed_when_smtp_is_configured(db: TestDb) {
     )
     .await;
     app.register("a@x.test", "Acme").await;
-    assert_eq!(app.post("/api/v1/auth/forgot", json!({"email": "a@x.test"})).await.status(), 202);
-    let message = tokio::time::timeout(std::time::Duration::from_secs(5), mail.recv()).await.unwrap().unwrap();
-    let event = app.event(|e| e.event_type == "agora.auth.password_reset.requested").await;
-    let msg: agora_proto::events::v1::PasswordResetRequested = prost::Message::decode(event.data.as_slice()).unwrap();
+    assert_eq!(
+        app.post("/api/v1/auth/forgot", json!({"email": "a@x.test"}))
+            .await
+            .status(),
+        202
+    );
+    let message = tokio::time::timeout(std::time::Duration::from_secs(5), mail.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let event = app
+        .event(|e| e.event_type == "agora.auth.password_reset.requested")
+        .await;
+    let msg: agora_proto::events::v1::PasswordResetRequested =
+        prost::Message::decode(event.data.as_slice()).unwrap();
     assert!(message.contains("To: a@x.test"), "{message}");
-    assert!(message.contains(&format!("https://app.example.test/reset?token={}", msg.token)), "{message}");
+    let body = quoted_printable(&message);
+    let link = format!("https://app.example.test/reset?token={}", msg.token);
+    assert!(body.contains(&link), "{body}");
+}
+
+/// Decodes a quoted-printable body (soft line breaks and `=XX` escapes).
+fn quoted_printable(text: &str) -> String {
+    let joined = text.replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'=' && i + 3 <= bytes.len())
+            .then(|| std::str::from_utf8(&bytes[i + 1..i + 3]).ok())
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match escaped {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 crate::on_every_store!(

@@ -288,7 +288,11 @@ pub async fn fake_smtp() -> (u16, tokio::sync::mpsc::UnboundedReceiver<String>) 
                         }
                         continue;
                     }
-                    let verb = line.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
+                    let verb = line
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_ascii_uppercase();
                     let reply: &[u8] = match verb.as_str() {
                         "EHLO" | "HELO" => b"250 fake\r\n",
                         "DATA" => {

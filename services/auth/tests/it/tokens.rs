@@ -342,15 +342,24 @@ async fn remote_jwks_is_cached_and_refetched_at_a_bounded_rate(db: TestDb) {
 
     let app = spawn_with(db, Options::default()).await;
     let s = app.register("a@x.test", "Acme").await;
-    let remote = Arc::new(RemoteJwks::new(app.url("/.well-known/jwks.json"), Duration::from_millis(300)));
-    let verifier = Verifier::new("agora", "agora", remote.clone(), Arc::new(MemoryDenylist::default()));
+    let remote = Arc::new(RemoteJwks::new(
+        app.url("/.well-known/jwks.json"),
+        Duration::from_millis(300),
+    ));
+    let verifier = Verifier::new(
+        "agora",
+        "agora",
+        remote.clone(),
+        Arc::new(MemoryDenylist::default()),
+    );
     assert_eq!(verifier.verify(&s.access).await.unwrap().sub, s.user_id);
     assert_eq!(verifier.verify(&s.access).await.unwrap().sub, s.user_id);
     assert_eq!(remote.fetch_count(), 1, "cached after the first fetch");
     // A flood of unknown kids does not turn into a flood of fetches.
     let parts: Vec<&str> = s.access.split('.').collect();
     for i in 0..20 {
-        let header = URL_SAFE_NO_PAD.encode(json!({"alg": "EdDSA", "typ": "JWT", "kid": format!("bogus-{i}")}).to_string());
+        let header = URL_SAFE_NO_PAD
+            .encode(json!({"alg": "EdDSA", "typ": "JWT", "kid": format!("bogus-{i}")}).to_string());
         let forged = format!("{header}.{}.{}", parts[1], parts[2]);
         assert!(verifier.verify(&forged).await.is_err());
     }
@@ -359,10 +368,19 @@ async fn remote_jwks_is_cached_and_refetched_at_a_bounded_rate(db: TestDb) {
     tokio::time::sleep(Duration::from_millis(350)).await;
     agora_auth::keys::rotate(&app.state.db).await.unwrap();
     app.state.keyring.reload(&app.state.db).await.unwrap();
-    let fresh = crate::support::session(app.login("a@x.test", crate::support::PASSWORD).await.json().await.unwrap());
+    let fresh = crate::support::session(
+        app.login("a@x.test", crate::support::PASSWORD)
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
     assert_eq!(verifier.verify(&fresh.access).await.unwrap().sub, s.user_id);
     assert_eq!(remote.fetch_count(), 2);
-    assert!(verifier.verify(&s.access).await.is_ok(), "the old key still verifies");
+    assert!(
+        verifier.verify(&s.access).await.is_ok(),
+        "the old key still verifies"
+    );
 }
 
 fn with<T>(token: &str, msg: T) -> Request<T> {
