@@ -12,6 +12,7 @@ use agora_shared::{
     db::Db,
     http::Role,
     service::ServiceContext,
+    telemetry::TelemetryGuard,
     tokens::{KeyPair, MemoryDenylist},
 };
 
@@ -83,7 +84,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let mut telemetry = None;
+    let result = runtime.block_on(run(cli, &mut telemetry));
+    // Flush exported traces while the runtime's workers still drive the exporter.
+    drop(telemetry);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -92,17 +97,17 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, telemetry: &mut Option<TelemetryGuard>) -> anyhow::Result<()> {
     let config = ConfigSource::load(cli.config)?;
     let mut common: CommonConfig = config.section("")?;
     match cli.command {
         None => {
             common.mode = Mode::Embedded;
-            agora_shared::telemetry::init(&common);
+            *telemetry = Some(agora_shared::telemetry::init(&common)?);
             run_services(config, common, true, &["auth"]).await
         }
         Some(Command::Serve { services, migrate }) => {
-            agora_shared::telemetry::init(&common);
+            *telemetry = Some(agora_shared::telemetry::init(&common)?);
             let names: Vec<&str> = services.iter().map(String::as_str).collect();
             run_services(config, common, migrate, &names).await
         }

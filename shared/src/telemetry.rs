@@ -9,9 +9,28 @@ use rand::RngCore;
 
 use crate::config::{CommonConfig, LogFormat, Mode};
 
-/// Installs the global tracing subscriber once; later calls are no-ops.
-pub fn init(common: &CommonConfig) {
-    use tracing_subscriber::{EnvFilter, fmt};
+/// Flushes exported traces when dropped (hold it until the process ends).
+pub struct TelemetryGuard {
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take()
+            && let Err(err) = provider.shutdown()
+        {
+            eprintln!("warning: trace export did not flush: {err}");
+        }
+    }
+}
+
+/// Installs the global tracing subscriber once (later calls only return a guard): logs in the
+/// configured format and, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans exported over OTLP
+/// gRPC. Call inside the tokio runtime.
+pub fn init(common: &CommonConfig) -> anyhow::Result<TelemetryGuard> {
+    use tracing_subscriber::{
+        EnvFilter, Layer, fmt, layer::SubscriberExt, util::SubscriberInitExt,
+    };
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&common.log_level));
     let json = match common.log_format {
@@ -19,20 +38,62 @@ pub fn init(common: &CommonConfig) {
         LogFormat::Pretty => false,
         LogFormat::Auto => common.mode == Mode::Distributed,
     };
-    let result = if json {
-        fmt()
-            .with_env_filter(filter)
-            .json()
-            .with_current_span(true)
-            .try_init()
+    let logs = if json {
+        fmt::layer().json().with_current_span(true).boxed()
     } else {
-        fmt()
-            .with_env_filter(filter)
-            .with_target(false)
-            .compact()
-            .try_init()
+        fmt::layer().with_target(false).compact().boxed()
     };
-    drop(result);
+    let provider = match std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => Some(otlp_provider(&endpoint)?),
+        _ => None,
+    };
+    let traces = provider.as_ref().map(|p| {
+        use opentelemetry::trace::TracerProvider as _;
+        tracing_opentelemetry::layer().with_tracer(p.tracer("agora"))
+    });
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(logs)
+        .with(traces)
+        .try_init();
+    if installed.is_ok()
+        && let Some(p) = &provider
+    {
+        opentelemetry::global::set_tracer_provider(p.clone());
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
+    }
+    Ok(TelemetryGuard {
+        provider: installed.is_ok().then_some(provider).flatten(),
+    })
+}
+
+fn otlp_provider(endpoint: &str) -> anyhow::Result<opentelemetry_sdk::trace::SdkTracerProvider> {
+    use opentelemetry_otlp::WithExportConfig;
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .build()
+        .map_err(|e| anyhow::anyhow!("invalid configuration: OTEL_EXPORTER_OTLP_ENDPOINT: {e}"))?;
+    let mut resource = opentelemetry_sdk::Resource::builder();
+    if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+        resource = resource.with_service_name("agora");
+    }
+    Ok(opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource.build())
+        .build())
+}
+
+/// Makes `span` a child of the remote span named by `traceparent` (when traces are exported).
+pub fn set_remote_parent(span: &tracing::Span, traceparent: Option<&str>) {
+    use opentelemetry::propagation::TextMapPropagator;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let Some(tp) = traceparent else { return };
+    let carrier = std::collections::HashMap::from([("traceparent".to_owned(), tp.to_owned())]);
+    let cx = opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&carrier);
+    let _ = span.set_parent(cx);
 }
 
 tokio::task_local! {

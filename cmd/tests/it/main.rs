@@ -162,3 +162,114 @@ fn embedded_platform_starts_serves_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn traces_are_exported_over_otlp_when_configured() {
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+        trace_service_server::{TraceService, TraceServiceServer},
+    };
+    use tokio::sync::mpsc;
+
+    struct Collector(mpsc::UnboundedSender<ExportTraceServiceRequest>);
+
+    #[tonic::async_trait]
+    impl TraceService for Collector {
+        async fn export(
+            &self,
+            request: tonic::Request<ExportTraceServiceRequest>,
+        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+            let _ = self.0.send(request.into_inner());
+            Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+        }
+    }
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    rt.spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(Collector(tx)))
+            .serve_with_incoming(tokio_stream_listener(listener)),
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = agora()
+        .current_dir(dir.path())
+        .env("AGORA_AUTH__HTTP_ADDR", "127.0.0.1:0")
+        .env("AGORA_AUTH__GRPC_ADDR", "127.0.0.1:0")
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{port}"),
+        )
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut base = None;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("auth ") {
+            base = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if line.starts_with("agora is running") {
+            break;
+        }
+    }
+    let base = base.expect("auth address printed");
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    rt.block_on(async {
+        let resp = reqwest::Client::new()
+            .get(format!("{base}/health/live"))
+            .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    });
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+
+    let mut spans = Vec::new();
+    let mut service_names = Vec::new();
+    while let Ok(req) = rx.try_recv() {
+        for rs in req.resource_spans {
+            for attr in rs.resource.iter().flat_map(|r| r.attributes.iter()) {
+                if attr.key == "service.name" {
+                    service_names.push(format!("{:?}", attr.value));
+                }
+            }
+            for ss in rs.scope_spans {
+                spans.extend(ss.spans);
+            }
+        }
+    }
+    assert!(
+        service_names.iter().any(|n| n.contains("agora")),
+        "{service_names:?}"
+    );
+    let ids: Vec<String> = spans
+        .iter()
+        .map(|s| s.trace_id.iter().map(|b| format!("{b:02x}")).collect())
+        .collect();
+    assert!(
+        ids.iter().any(|id| id == trace_id),
+        "the request span continues the caller's trace: {ids:?} {:?}",
+        spans
+            .iter()
+            .map(|s| (&s.name, s.parent_span_id.len()))
+            .collect::<Vec<_>>()
+    );
+}
+
+fn tokio_stream_listener(
+    listener: tokio::net::TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    tokio_stream::wrappers::TcpListenerStream::new(listener)
+}

@@ -36,15 +36,17 @@ pub async fn observe(
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let traceparent = telemetry::continue_or_start_trace(
-        req.headers()
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok()),
-    );
+    let incoming = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let traceparent = telemetry::continue_or_start_trace(incoming.as_deref());
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let method = req.method().to_string();
     let span =
         tracing::info_span!("http", service, %method, path = %req.path(), request_id = %request_id);
+    telemetry::set_remote_parent(&span, incoming.as_deref());
     let result = telemetry::with_traceparent(traceparent, next.call(req))
         .instrument(span.clone())
         .await;
