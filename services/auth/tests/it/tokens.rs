@@ -220,6 +220,25 @@ async fn grpc_api(db: TestDb) {
         .unwrap()
         .into_inner();
     assert_eq!(user.email, "a@x.test");
+    // The shared channel builder and the forwarding interceptor carry the caller's identity.
+    let channel = agora_shared::grpc::channel(
+        app.grpc.trim_start_matches("http://"),
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap();
+    let forward = agora_shared::grpc::Forward {
+        authorization: Some(format!("Bearer {}", a.access)),
+    };
+    let mut forwarded = AuthServiceClient::with_interceptor(channel, forward);
+    let user = forwarded
+        .get_user(pb::GetUserRequest {
+            user_id: a.user_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(user.tenant_id, a.tenant_id);
     // Another tenant's user is not found; no credential is unauthenticated.
     let err = client
         .get_user(with(
@@ -393,5 +412,6 @@ fn with<T>(token: &str, msg: T) -> Request<T> {
 crate::on_every_store!(
     forged_and_stale_tokens_are_rejected,
     jwks_and_key_rotation,
+    remote_jwks_is_cached_and_refetched_at_a_bounded_rate,
     grpc_api
 );
