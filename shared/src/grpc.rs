@@ -65,14 +65,10 @@ pub struct Forward {
 }
 
 impl Forward {
-    /// Forwards `caller`'s access token (API-key callers are forwarded as themselves by id only
-    /// in later services; here a token is required for identity-bearing calls).
+    /// Forwards `caller`'s own credential, so the callee applies the caller's identity.
     pub fn for_caller(caller: &Caller) -> Self {
-        match &caller.credential {
-            crate::http::Credential::Jwt { token, .. } => Self {
-                authorization: Some(format!("Bearer {token}")),
-            },
-            crate::http::Credential::ApiKey { .. } => Self::default(),
+        Self {
+            authorization: Some(caller.credential.authorization()),
         }
     }
 }

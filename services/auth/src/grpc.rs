@@ -138,7 +138,7 @@ impl AuthService for Grpc {
             Some(caller) => pb::VerifyApiKeyResponse {
                 valid: true,
                 key_id: match caller.credential {
-                    Credential::ApiKey { key_id } => key_id,
+                    Credential::ApiKey { key_id, .. } => key_id,
                     Credential::Jwt { .. } => String::new(),
                 },
                 tenant_id: caller.tenant_id,

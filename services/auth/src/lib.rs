@@ -58,6 +58,7 @@ pub struct AuthState {
 impl ApiKeyResolver for AuthState {
     async fn resolve(&self, key: &str) -> Result<Option<Caller>, AppError> {
         let hash = domain::secret_hash(key);
+        let key = key.to_owned();
         self.db
             .write(move |conn| {
                 let Some((row, email)) = store::api_keys::resolve(conn, &hash)? else {
@@ -70,7 +71,10 @@ impl ApiKeyResolver for AuthState {
                     role: row.role.parse().unwrap_or(Role::TenantUser),
                     permissions: Vec::new(),
                     email,
-                    credential: Credential::ApiKey { key_id: row.id },
+                    credential: Credential::ApiKey {
+                        key_id: row.id,
+                        key,
+                    },
                 }))
             })
             .await

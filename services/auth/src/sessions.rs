@@ -16,13 +16,7 @@ use agora_shared::{
 use crate::{
     AuthState, domain,
     model::{self, TokenResponse},
-    store::{
-        self,
-        audit::Audit,
-        sessions::{RefreshRow, ThrottleRow},
-        tenants::TenantRow,
-        users::UserRow,
-    },
+    store::{self, audit::Audit, sessions::RefreshRow, tenants::TenantRow, users::UserRow},
 };
 
 /// Tokens of a new or continued session.
@@ -137,23 +131,17 @@ pub async fn login(
         .write(move |conn| {
             let ip = ip.as_deref();
             if !ok {
-                let failures = throttle.map_or(0, |t| t.failures) + 1;
+                let failures = store::sessions::count_failure(conn, &email)?;
                 let lock = domain::lockout(
                     failures as u32,
                     config.lockout_threshold,
                     Duration::from_secs(config.lockout_base_secs),
                     Duration::from_secs(config.lockout_max_secs),
                 );
-                store::sessions::save_throttle(
-                    conn,
-                    &ThrottleRow {
-                        email: email.clone(),
-                        failures,
-                        locked_until: lock
-                            .map(|d| now() + chrono::Duration::seconds(d.as_secs() as i64)),
-                        updated_at: now(),
-                    },
-                )?;
+                if let Some(d) = lock {
+                    let until = now() + chrono::Duration::seconds(d.as_secs() as i64);
+                    store::sessions::lock_until(conn, &email, until)?;
+                }
                 store::audit::record(
                     conn,
                     Audit {

@@ -50,8 +50,8 @@ impl FromStr for Role {
     }
 }
 
-/// How the caller authenticated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How the caller authenticated. `Debug` never shows the secret itself.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Credential {
     /// An access token with its id and expiry (unix seconds).
     Jwt {
@@ -60,8 +60,41 @@ pub enum Credential {
         session_id: Option<String>,
         token: String,
     },
-    /// An API key, by key id.
-    ApiKey { key_id: String },
+    /// An API key: its id, and the key itself so calls made on the caller's behalf can
+    /// present it again.
+    ApiKey { key_id: String, key: String },
+}
+
+impl Credential {
+    /// The credential as an `Authorization` header value, to forward on the caller's behalf.
+    pub fn authorization(&self) -> String {
+        match self {
+            Self::Jwt { token, .. } => format!("Bearer {token}"),
+            Self::ApiKey { key, .. } => format!("Bearer {key}"),
+        }
+    }
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Jwt {
+                jti,
+                exp,
+                session_id,
+                ..
+            } => f
+                .debug_struct("Jwt")
+                .field("jti", jti)
+                .field("exp", exp)
+                .field("session_id", session_id)
+                .finish_non_exhaustive(),
+            Self::ApiKey { key_id, .. } => f
+                .debug_struct("ApiKey")
+                .field("key_id", key_id)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 /// Who is calling, as proven by a verified credential.
@@ -215,6 +248,22 @@ impl FromRequest for Caller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let jwt = Credential::Jwt {
+            jti: "j".into(),
+            exp: 1,
+            session_id: None,
+            token: "secret-token".into(),
+        };
+        let key = Credential::ApiKey {
+            key_id: "k".into(),
+            key: "agk_secret".into(),
+        };
+        assert!(!format!("{jwt:?}{key:?}").contains("secret"));
+        assert_eq!(key.authorization(), "Bearer agk_secret");
+    }
 
     #[test]
     fn role_order_and_parse() {

@@ -10,7 +10,7 @@ use agora_shared::{
 
 use crate::schema::{login_throttle, one_time_tokens, refresh_tokens, revoked_access_tokens};
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = login_throttle)]
 pub struct ThrottleRow {
     pub email: String,
@@ -27,19 +27,42 @@ pub fn throttle(conn: &mut DbConnection, email: &str) -> AppResult<Option<Thrott
         .optional()?)
 }
 
-pub fn save_throttle(conn: &mut DbConnection, row: &ThrottleRow) -> AppResult<()> {
-    let updated = diesel::update(login_throttle::table.find(&row.email))
-        .set((
-            login_throttle::failures.eq(row.failures),
-            login_throttle::locked_until.eq(row.locked_until),
-            login_throttle::updated_at.eq(row.updated_at),
-        ))
+/// Counts one more failed login for `email` atomically (an upsert, so concurrent failures are
+/// all counted) and returns the new count.
+pub fn count_failure(conn: &mut DbConnection, email: &str) -> AppResult<i32> {
+    use diesel::sql_types::{Text, Timestamp};
+    const UPSERT: &str = "INSERT INTO login_throttle (email, failures, locked_until, updated_at) \
+         VALUES ({email}, 1, NULL, {at}) ON CONFLICT (email) DO UPDATE \
+         SET failures = login_throttle.failures + 1, updated_at = excluded.updated_at";
+    match conn {
+        DbConnection::Postgres(pg) => {
+            diesel::sql_query(UPSERT.replace("{email}", "$1").replace("{at}", "$2"))
+                .bind::<Text, _>(email)
+                .bind::<Timestamp, _>(now())
+                .execute(pg)?
+        }
+        DbConnection::Sqlite(lite) => {
+            diesel::sql_query(UPSERT.replace("{email}", "?").replace("{at}", "?"))
+                .bind::<Text, _>(email)
+                .bind::<Timestamp, _>(now())
+                .execute(lite)?
+        }
+    };
+    Ok(login_throttle::table
+        .find(email)
+        .select(login_throttle::failures)
+        .first(conn)?)
+}
+
+/// Locks `email` out until `until`.
+pub fn lock_until(
+    conn: &mut DbConnection,
+    email: &str,
+    until: chrono::NaiveDateTime,
+) -> AppResult<()> {
+    diesel::update(login_throttle::table.find(email))
+        .set(login_throttle::locked_until.eq(until))
         .execute(conn)?;
-    if updated == 0 {
-        diesel::insert_into(login_throttle::table)
-            .values(row)
-            .execute(conn)?;
-    }
     Ok(())
 }
 

@@ -236,6 +236,46 @@ async fn repeated_failures_lock_the_account(db: TestDb) {
     );
 }
 
+async fn concurrent_failures_are_all_counted(db: TestDb) {
+    let app = spawn(db).await;
+    app.register("a@x.test", "Acme").await;
+    // Ten wrong passwords at once: every one counts, so the account ends up locked.
+    let mut handles = Vec::new();
+    for _ in 0..10 {
+        let client = app.client.clone();
+        let url = app.url("/api/v1/auth/login");
+        handles.push(tokio::spawn(async move {
+            let body = json!({"email": "a@x.test", "password": "Wrong-pass1!"});
+            client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for h in handles {
+        assert!([401, 429].contains(&h.await.unwrap()));
+    }
+    assert_eq!(app.login("a@x.test", PASSWORD).await.status(), 429);
+    let failures: i32 = {
+        use agora_auth::schema::login_throttle;
+        use diesel::prelude::*;
+        app.state
+            .db
+            .read(|conn| {
+                Ok(login_throttle::table
+                    .select(login_throttle::failures)
+                    .first(conn)?)
+            })
+            .await
+            .unwrap()
+    };
+    assert!(failures >= 3, "{failures}");
+}
+
 async fn refresh_rotates_and_reuse_revokes_the_family(db: TestDb) {
     let app = spawn(db).await;
     let s = app.register("a@x.test", "Acme").await;
@@ -542,6 +582,7 @@ crate::on_every_store!(
     bad_bodies_are_4xx_problems,
     wrong_email_and_wrong_password_look_the_same,
     repeated_failures_lock_the_account,
+    concurrent_failures_are_all_counted,
     refresh_rotates_and_reuse_revokes_the_family,
     concurrent_refreshes_one_wins,
     logout_ends_the_session,
