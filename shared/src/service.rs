@@ -31,6 +31,8 @@ pub struct RunningService {
     pub grpc_addr: SocketAddr,
     /// Its HTTP server, gRPC server and background jobs; they end after `shutdown` fires.
     pub tasks: JoinSet<anyhow::Result<()>>,
+    /// Cancelled when any task fails, so the rest of the process stops instead of limping on.
+    pub shutdown: CancellationToken,
 }
 
 impl RunningService {
@@ -42,6 +44,7 @@ impl RunningService {
             if let Err(err) = outcome
                 && result.is_ok()
             {
+                self.shutdown.cancel();
                 result = Err(err.context(format!("{} stopped", self.name)));
             }
         }

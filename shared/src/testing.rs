@@ -2,7 +2,31 @@
 //! `AGORA_TEST_DATABASE_URL` names a server (a new database is created per store and dropped
 //! afterwards). With `AGORA_TEST_REQUIRE_INFRA=1` a missing server fails instead of skipping.
 
+use std::sync::Arc;
+
 use diesel::{Connection, PgConnection, RunQueryDsl};
+
+use crate::{
+    bus::InProcessBus,
+    config::{CommonConfig, ConfigSource},
+    service::ServiceContext,
+    tokens::MemoryDenylist,
+};
+
+/// What a service under test runs with: configuration from `toml` (set addresses to port 0),
+/// a real in-process bus (returned too, to watch events), an in-memory denylist, and
+/// migrations applied at start.
+pub fn service_context(toml: &str) -> (ServiceContext, InProcessBus) {
+    let bus = InProcessBus::new();
+    let ctx = ServiceContext {
+        common: CommonConfig::default(),
+        config: ConfigSource::from_toml(toml),
+        bus: Arc::new(bus.clone()),
+        denylist: Arc::new(MemoryDenylist::default()),
+        migrate_on_start: true,
+    };
+    (ctx, bus)
+}
 
 /// A fresh, empty store that is removed when dropped.
 pub struct TestDb {

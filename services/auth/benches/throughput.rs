@@ -12,13 +12,7 @@ use std::{
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use agora_shared::{
-    bus::InProcessBus,
-    config::{CommonConfig, ConfigSource},
-    service::ServiceContext,
-    testing::TestDb,
-    tokens::{KeyPair, MemoryDenylist},
-};
+use agora_shared::{testing::TestDb, tokens::KeyPair};
 
 const PHASE: Duration = Duration::from_secs(8);
 const CLIENTS: usize = 16;
@@ -37,13 +31,7 @@ async fn main() {
          lockout_threshold = 1000000\nsigning_key = '''{}'''\n",
         key.private_pem()
     );
-    let ctx = ServiceContext {
-        common: CommonConfig::default(),
-        config: ConfigSource::from_toml(&toml),
-        bus: Arc::new(InProcessBus::new()),
-        denylist: Arc::new(MemoryDenylist::default()),
-        migrate_on_start: true,
-    };
+    let (ctx, _bus) = agora_shared::testing::service_context(&toml);
     let shutdown = CancellationToken::new();
     let started = agora_auth::start(&ctx, shutdown.clone())
         .await

@@ -184,6 +184,7 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
             http_addr,
             grpc_addr,
             tasks,
+            shutdown,
         },
         state,
         authenticator,

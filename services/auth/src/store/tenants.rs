@@ -23,16 +23,21 @@ pub fn name_key(name: &str) -> String {
     name.trim().to_lowercase()
 }
 
+/// Tenant names are unique: a violation is a clear 409.
+fn name_conflict(e: diesel::result::Error) -> AppError {
+    match AppError::from(e) {
+        AppError::Conflict(_) => {
+            AppError::Conflict("a tenant with this name already exists".into())
+        }
+        other => other,
+    }
+}
+
 pub fn insert(conn: &mut DbConnection, row: &TenantRow) -> AppResult<()> {
     diesel::insert_into(tenants::table)
         .values(row)
         .execute(conn)
-        .map_err(|e| match AppError::from(e) {
-            AppError::Conflict(_) => {
-                AppError::Conflict("a tenant with this name already exists".into())
-            }
-            other => other,
-        })?;
+        .map_err(name_conflict)?;
     Ok(())
 }
 
@@ -78,12 +83,7 @@ pub fn update(conn: &mut DbConnection, row: &TenantRow) -> AppResult<()> {
             tenants::updated_at.eq(row.updated_at),
         ))
         .execute(conn)
-        .map_err(|e| match AppError::from(e) {
-            AppError::Conflict(_) => {
-                AppError::Conflict("a tenant with this name already exists".into())
-            }
-            other => other,
-        })?;
+        .map_err(name_conflict)?;
     Ok(())
 }
 

@@ -45,6 +45,13 @@ async fn register_login_me_and_events(db: TestDb) {
         resp.json::<serde_json::Value>().await.unwrap()["name"],
         "Ana B"
     );
+    let empty = app
+        .authed(Method::PUT, "/api/v1/auth/me", &s.access)
+        .json(&json!({"name": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fields(&problem(empty, 422).await), vec!["name"]);
 
     let resp = app.login("ANA@acme.test", PASSWORD).await;
     assert_eq!(resp.status(), 200);

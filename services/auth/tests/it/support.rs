@@ -9,10 +9,8 @@ use tokio_util::sync::CancellationToken;
 use agora_auth::AuthState;
 use agora_shared::{
     bus::{Event, EventBus, InProcessBus},
-    config::{CommonConfig, ConfigSource},
-    service::ServiceContext,
     testing::TestDb,
-    tokens::{KeyPair, MemoryDenylist},
+    tokens::KeyPair,
 };
 
 /// Runs each listed test on SQLite and on PostgreSQL (skipped, or failing under
@@ -88,14 +86,7 @@ pub async fn spawn_with(db: TestDb, options: Options) -> TestApp {
     if let Some(key) = &key {
         toml.push_str(&format!("signing_key = '''{}'''\n", key.private_pem()));
     }
-    let bus = InProcessBus::new();
-    let ctx = ServiceContext {
-        common: CommonConfig::default(),
-        config: ConfigSource::from_toml(&toml),
-        bus: Arc::new(bus.clone()),
-        denylist: Arc::new(MemoryDenylist::default()),
-        migrate_on_start: true,
-    };
+    let (ctx, bus) = agora_shared::testing::service_context(&toml);
     let shutdown = CancellationToken::new();
     let started = agora_auth::start(&ctx, shutdown.clone())
         .await

@@ -298,6 +298,16 @@ async fn invitation_flow(db: TestDb) {
     assert_eq!(me["status"], "ACTIVE");
     assert_eq!(me["name"], "Una");
     assert_eq!(me["permissions"], json!(["tickets:manage"]));
+    let by_admin: Value = app
+        .authed(Method::GET, &format!("{path}/{}", u.user_id), &a.access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_admin["email"], "u@x.test");
+    assert_eq!(by_admin["status"], "ACTIVE");
     let again = app
         .post(
             "/api/v1/auth/accept-invite",
