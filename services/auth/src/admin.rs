@@ -104,7 +104,6 @@ pub async fn create_user(
             events::user_changed(conn, "user.created", &user, None, None)?;
             Ok(user.id)
         })
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", e.problem().detail))?;
+        .await?;
     Ok(id)
 }

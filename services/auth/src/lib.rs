@@ -58,26 +58,35 @@ pub struct AuthState {
 impl ApiKeyResolver for AuthState {
     async fn resolve(&self, key: &str) -> Result<Option<Caller>, AppError> {
         let hash = domain::secret_hash(key);
-        let key = key.to_owned();
-        self.db
-            .write(move |conn| {
-                let Some((row, email)) = store::api_keys::resolve(conn, &hash)? else {
-                    return Ok(None);
-                };
-                store::api_keys::touch(conn, &row.id)?;
-                Ok(Some(Caller {
-                    user_id: row.created_by,
-                    tenant_id: row.tenant_id,
-                    role: row.role.parse().unwrap_or(Role::TenantUser),
-                    permissions: Vec::new(),
-                    email,
-                    credential: Credential::ApiKey {
-                        key_id: row.id,
-                        key,
-                    },
-                }))
-            })
-            .await
+        let Some((row, email)) = self
+            .db
+            .read(move |conn| store::api_keys::resolve(conn, &hash))
+            .await?
+        else {
+            return Ok(None);
+        };
+        // Last use is recorded at most once a minute, so verification stays a read.
+        let stale = chrono::Duration::seconds(60);
+        if row
+            .last_used_at
+            .is_none_or(|t| agora_shared::db::now() - t > stale)
+        {
+            let id = row.id.clone();
+            self.db
+                .write(move |conn| store::api_keys::touch(conn, &id))
+                .await?;
+        }
+        Ok(Some(Caller {
+            user_id: row.created_by,
+            tenant_id: row.tenant_id,
+            role: row.role.parse().unwrap_or(Role::TenantUser),
+            permissions: Vec::new(),
+            email,
+            credential: Credential::ApiKey {
+                key_id: row.id,
+                key: key.to_owned(),
+            },
+        }))
     }
 }
 

@@ -232,11 +232,7 @@ pub async fn update(
             )?;
             let deactivated = user.is_active() && new_status == domain::USER_INACTIVE;
             user.role = new_role.as_str().into();
-            user.status = if user.status == domain::USER_INVITED && body.status.is_none() {
-                user.status
-            } else {
-                new_status
-            };
+            user.status = new_status;
             if let Some(name) = body.name {
                 user.name = name.trim().to_owned();
             }
