@@ -35,7 +35,7 @@ enum Command {
     /// Run the chosen services (distributed mode).
     Serve {
         /// Service to run; repeat for several.
-        #[arg(long = "service", required = true, value_parser = ["auth"])]
+        #[arg(long = "service", required = true, value_parser = ["auth", "gateway"])]
         services: Vec<String>,
         /// Apply pending migrations before serving.
         #[arg(long)]
@@ -104,7 +104,7 @@ async fn run(cli: Cli, telemetry: &mut Option<TelemetryGuard>) -> anyhow::Result
         None => {
             common.mode = Mode::Embedded;
             *telemetry = Some(agora_shared::telemetry::init(&common)?);
-            run_services(config, common, true, &["auth"]).await
+            run_services(config, common, true, &["auth", "gateway"]).await
         }
         Some(Command::Serve { services, migrate }) => {
             *telemetry = Some(agora_shared::telemetry::init(&common)?);
@@ -144,6 +144,7 @@ async fn run_services(
     let ctx = context(config, common.clone(), migrate);
     let shutdown = CancellationToken::new();
     let mut running = Vec::new();
+    let mut discovered = Vec::new();
     if names.contains(&"auth") {
         let started = agora_auth::start(&ctx, shutdown.clone()).await?;
         if embedded {
@@ -164,7 +165,17 @@ async fn run_services(
             "auth      http://{}  grpc {}",
             started.service.http_addr, started.service.grpc_addr
         );
+        discovered.push(agora_gateway::Discovered {
+            name: "auth".into(),
+            http: started.service.http_addr,
+            grpc: started.service.grpc_addr,
+        });
         running.push(started.service);
+    }
+    if names.contains(&"gateway") {
+        let gateway = agora_gateway::start(&ctx, shutdown.clone(), &discovered).await?;
+        println!("gateway   http://{}", gateway.http_addr);
+        running.push(gateway);
     }
     println!(
         "agora is running ({} mode); Ctrl-C stops it",

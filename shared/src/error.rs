@@ -50,6 +50,12 @@ pub enum AppError {
     },
     #[error("{0}")]
     Unavailable(String),
+    /// An upstream answered badly or not at all (gateway).
+    #[error("{0}")]
+    BadGateway(String),
+    /// An upstream did not answer in time (gateway).
+    #[error("{0}")]
+    GatewayTimeout(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -76,6 +82,8 @@ impl AppError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            Self::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -161,7 +169,8 @@ impl From<AppError> for tonic::Status {
             AppError::PayloadTooLarge(_) | AppError::TooManyRequests { .. } => {
                 Code::ResourceExhausted
             }
-            AppError::Unavailable(_) => Code::Unavailable,
+            AppError::Unavailable(_) | AppError::BadGateway(_) => Code::Unavailable,
+            AppError::GatewayTimeout(_) => Code::DeadlineExceeded,
             AppError::Internal(cause) => {
                 tracing::error!(error = %format!("{cause:#}"), "internal error");
                 Code::Internal

@@ -114,6 +114,9 @@ pub struct Claims {
     pub role: String,
     #[serde(default)]
     pub perms: Vec<String>,
+    /// The tenant's plan when the token was issued (rate limits by plan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
     pub email: String,
     /// Session (refresh-token family) the token was issued in; logout ends it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -147,6 +150,7 @@ pub struct Subject<'a> {
     pub permissions: &'a [String],
     pub email: &'a str,
     pub session_id: Option<&'a str>,
+    pub plan: Option<&'a str>,
 }
 
 impl Signer {
@@ -176,6 +180,7 @@ impl Signer {
             tid: subject.tenant_id.to_owned(),
             role: subject.role.to_owned(),
             perms: subject.permissions.to_vec(),
+            plan: subject.plan.map(str::to_owned),
             email: subject.email.to_owned(),
             sid: subject.session_id.map(str::to_owned),
             jti: uuid::Uuid::now_v7().to_string(),
@@ -237,7 +242,8 @@ pub struct RemoteJwks {
     client: reqwest::Client,
     min_refetch: Duration,
     keys: RwLock<HashMap<String, DecodingKey>>,
-    last_fetch: Mutex<Option<Instant>>,
+    /// Held while fetching, so concurrent verifiers wait for one fetch instead of failing.
+    last_fetch: tokio::sync::Mutex<Option<Instant>>,
     fetches: std::sync::atomic::AtomicU64,
 }
 
@@ -252,7 +258,7 @@ impl RemoteJwks {
                 .expect("static reqwest configuration is valid"),
             min_refetch,
             keys: RwLock::default(),
-            last_fetch: Mutex::new(None),
+            last_fetch: tokio::sync::Mutex::new(None),
             fetches: Default::default(),
         }
     }
@@ -262,14 +268,21 @@ impl RemoteJwks {
         self.fetches.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    async fn refresh(&self) {
+    /// Fetches the JWKS unless `kid` arrived meanwhile or the last fetch was too recent.
+    async fn refresh(&self, kid: &str) {
+        let mut last = self.last_fetch.lock().await;
+        if self
+            .keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(kid)
         {
-            let mut last = self.last_fetch.lock().unwrap_or_else(|p| p.into_inner());
-            if last.is_some_and(|t| t.elapsed() < self.min_refetch) {
-                return;
-            }
-            *last = Some(Instant::now());
+            return;
         }
+        if last.is_some_and(|t| t.elapsed() < self.min_refetch) {
+            return;
+        }
+        *last = Some(Instant::now());
         self.fetches
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let set: JwkSet = match self.client.get(&self.url).send().await {
@@ -295,7 +308,7 @@ impl KeySource for RemoteJwks {
         if let Some(key) = self.keys.read().unwrap_or_else(|p| p.into_inner()).get(kid) {
             return Some(key.clone());
         }
-        self.refresh().await;
+        self.refresh(kid).await;
         self.keys
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -417,6 +430,7 @@ mod tests {
             permissions: &[],
             email: "a@b.c",
             session_id: None,
+            plan: None,
         }
     }
 

@@ -89,6 +89,7 @@ fn embedded_platform_starts_serves_and_stops_on_sigterm() {
         .current_dir(dir.path())
         .env("AGORA_AUTH__HTTP_ADDR", "127.0.0.1:0")
         .env("AGORA_AUTH__GRPC_ADDR", "127.0.0.1:0")
+        .env("AGORA_GATEWAY__HTTP_ADDR", "127.0.0.1:0")
         .env("AGORA_BOOTSTRAP_ADMIN_EMAIL", "boss@example.test")
         .env("AGORA_BOOTSTRAP_ADMIN_PASSWORD", "B00tstrap-pass!")
         .env("RUST_LOG", "warn")
@@ -201,6 +202,7 @@ fn traces_are_exported_over_otlp_when_configured() {
         .current_dir(dir.path())
         .env("AGORA_AUTH__HTTP_ADDR", "127.0.0.1:0")
         .env("AGORA_AUTH__GRPC_ADDR", "127.0.0.1:0")
+        .env("AGORA_GATEWAY__HTTP_ADDR", "127.0.0.1:0")
         .env(
             "OTEL_EXPORTER_OTLP_ENDPOINT",
             format!("http://127.0.0.1:{port}"),

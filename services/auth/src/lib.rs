@@ -82,6 +82,7 @@ impl ApiKeyResolver for AuthState {
             role: row.role.parse().unwrap_or(Role::TenantUser),
             permissions: Vec::new(),
             email,
+            plan: None,
             credential: Credential::ApiKey {
                 key_id: row.id,
                 key: key.to_owned(),

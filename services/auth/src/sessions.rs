@@ -52,6 +52,7 @@ pub fn issue(
         },
     )?;
     let permissions = user.permissions();
+    let plan = store::tenants::get(conn, &user.tenant_id)?.map(|t| t.plan);
     let (access_token, _) = signer.issue(&Subject {
         user_id: &user.id,
         tenant_id: &user.tenant_id,
@@ -59,6 +60,7 @@ pub fn issue(
         permissions: &permissions,
         email: &user.email,
         session_id: Some(&family),
+        plan: plan.as_deref(),
     })?;
     Ok(Issued {
         access_token,

@@ -106,6 +106,8 @@ pub struct Caller {
     pub role: Role,
     pub permissions: Vec<String>,
     pub email: String,
+    /// The tenant's plan, when the credential says.
+    pub plan: Option<String>,
     pub credential: Credential,
 }
 
@@ -209,6 +211,7 @@ impl Authenticator {
             role,
             permissions: claims.perms,
             email: claims.email,
+            plan: claims.plan,
             credential: Credential::Jwt {
                 jti: claims.jti,
                 exp: claims.exp,

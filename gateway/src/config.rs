@@ -1,0 +1,271 @@
+//! The `[gateway]` configuration section (`AGORA_GATEWAY__*`).
+
+use std::{collections::BTreeMap, net::SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use agora_shared::config::{ConfigError, Validate};
+
+/// A service behind the gateway: where it is and which path prefixes go to it. Adding a
+/// service to the platform is one entry here.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UpstreamConfig {
+    /// Base URL of its HTTP API, e.g. `http://127.0.0.1:8081`.
+    pub url: String,
+    /// Its gRPC address (the auth service's is used to verify API keys).
+    pub grpc: Option<String>,
+    /// Path prefixes routed to it (matched on whole segments, longest first).
+    pub prefixes: Vec<String>,
+    /// Time allowed for the upstream to answer before a 504.
+    pub timeout_secs: u64,
+    /// Whether `/health` reports 503 while it is down.
+    pub required: bool,
+    /// Largest request body for its routes (defaults to `gateway.max_body_bytes`).
+    pub max_body_bytes: Option<usize>,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            grpc: None,
+            prefixes: Vec::new(),
+            timeout_secs: 30,
+            required: true,
+            max_body_bytes: None,
+        }
+    }
+}
+
+/// `limit` requests per `period_secs`, replenished continuously (GCRA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Quota {
+    pub limit: u32,
+    pub period_secs: u64,
+}
+
+impl Quota {
+    pub const fn per_minute(limit: u32) -> Self {
+        Self {
+            limit,
+            period_secs: 60,
+        }
+    }
+}
+
+/// Rate-limit classes and their overrides.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RateLimits {
+    /// Login, forgot, reset, accept-invite: per client IP and account.
+    pub credential: Quota,
+    /// Login, forgot, reset, accept-invite: per client IP.
+    pub credential_ip: Quota,
+    /// Register: per client IP.
+    pub register: Quota,
+    /// Everything else: per caller (user, API key, or client IP when anonymous).
+    pub api: Quota,
+    /// Upload routes: per caller.
+    pub upload: Quota,
+    /// Path prefix -> quota replacing the api or upload quota on those routes.
+    pub routes: BTreeMap<String, Quota>,
+    /// Tenant plan (FREE, STARTER, ...) -> api quota for callers on that plan.
+    pub plans: BTreeMap<String, Quota>,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            credential: Quota::per_minute(5),
+            credential_ip: Quota::per_minute(30),
+            register: Quota::per_minute(10),
+            api: Quota::per_minute(100),
+            upload: Quota::per_minute(10),
+            routes: BTreeMap::new(),
+            plans: BTreeMap::new(),
+        }
+    }
+}
+
+/// Cross-origin resource sharing, answered at the edge.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CorsConfig {
+    /// Allowed origins (`*` for any; credentials are then not allowed). Empty: CORS off.
+    pub origins: Vec<String>,
+    pub methods: Vec<String>,
+    pub headers: Vec<String>,
+    pub credentials: bool,
+    pub max_age_secs: usize,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        Self {
+            origins: Vec::new(),
+            methods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+                .map(String::from)
+                .to_vec(),
+            headers: [
+                "authorization",
+                "content-type",
+                "x-api-key",
+                "x-request-id",
+                "if-match",
+            ]
+            .map(String::from)
+            .to_vec(),
+            credentials: false,
+            max_age_secs: 600,
+        }
+    }
+}
+
+/// Settings of the gateway.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GatewayConfig {
+    pub http_addr: SocketAddr,
+    pub http_workers: usize,
+    /// `iss` and `aud` accepted on access tokens (the auth service's).
+    pub issuer: String,
+    pub audience: String,
+    pub services: BTreeMap<String, UpstreamConfig>,
+    /// Exact paths (or prefixes ending in `/`) that need no credential.
+    pub public_paths: Vec<String>,
+    /// Prefixes that take uploads: the upload rate class and `upload_max_body_bytes`.
+    pub upload_prefixes: Vec<String>,
+    pub max_body_bytes: usize,
+    pub upload_max_body_bytes: usize,
+    pub rate_limits: RateLimits,
+    pub cors: CorsConfig,
+    /// Send Strict-Transport-Security (when served over TLS by a terminating proxy).
+    pub hsts: bool,
+    /// Peers whose X-Forwarded-For is believed (IPs or CIDRs).
+    pub trusted_proxies: Vec<String>,
+    /// Least time between JWKS refetches on an unknown key id.
+    pub jwks_refetch_secs: u64,
+    /// How long an API-key verification is reused.
+    pub api_key_cache_secs: u64,
+    pub health_timeout_ms: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        let auth = UpstreamConfig {
+            url: "http://127.0.0.1:8081".into(),
+            grpc: Some("127.0.0.1:9081".into()),
+            prefixes: [
+                "/api/v1/auth",
+                "/api/v1/tenants",
+                "/api/v1/teams",
+                "/api/v1/api-keys",
+                "/.well-known/jwks.json",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..Default::default()
+        };
+        Self {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            http_workers: 2,
+            issuer: "agora".into(),
+            audience: "agora".into(),
+            services: BTreeMap::from([("auth".to_owned(), auth)]),
+            public_paths: [
+                "/api/v1/auth/register",
+                "/api/v1/auth/login",
+                "/api/v1/auth/refresh",
+                "/api/v1/auth/forgot",
+                "/api/v1/auth/reset",
+                "/api/v1/auth/accept-invite",
+                "/.well-known/jwks.json",
+            ]
+            .map(String::from)
+            .to_vec(),
+            upload_prefixes: Vec::new(),
+            max_body_bytes: 1024 * 1024,
+            upload_max_body_bytes: 100 * 1024 * 1024,
+            rate_limits: RateLimits::default(),
+            cors: CorsConfig::default(),
+            hsts: false,
+            trusted_proxies: Vec::new(),
+            jwks_refetch_secs: 10,
+            api_key_cache_secs: 10,
+            health_timeout_ms: 2000,
+        }
+    }
+}
+
+impl Validate for GatewayConfig {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("{prefix}.{k}");
+        if !self.services.contains_key("auth") {
+            return Err(ConfigError::new(
+                key("services.auth"),
+                "is required (tokens and API keys are verified with it)",
+            ));
+        }
+        for (name, svc) in &self.services {
+            if !(svc.url.starts_with("http://") || svc.url.starts_with("https://")) {
+                return Err(ConfigError::new(
+                    key(&format!("services.{name}.url")),
+                    "must be an http:// or https:// URL",
+                ));
+            }
+            for p in &svc.prefixes {
+                if !p.starts_with('/') {
+                    return Err(ConfigError::new(
+                        key(&format!("services.{name}.prefixes")),
+                        format!("`{p}` must start with /"),
+                    ));
+                }
+            }
+            if svc.timeout_secs == 0 {
+                return Err(ConfigError::new(
+                    key(&format!("services.{name}.timeout_secs")),
+                    "must be at least 1",
+                ));
+            }
+        }
+        let quotas = [
+            ("credential", self.rate_limits.credential),
+            ("credential_ip", self.rate_limits.credential_ip),
+            ("register", self.rate_limits.register),
+            ("api", self.rate_limits.api),
+            ("upload", self.rate_limits.upload),
+        ];
+        let overrides = self
+            .rate_limits
+            .routes
+            .iter()
+            .chain(self.rate_limits.plans.iter());
+        for (name, q) in quotas
+            .iter()
+            .map(|(n, q)| (n.to_string(), *q))
+            .chain(overrides.map(|(n, q)| (n.clone(), *q)))
+        {
+            if q.limit == 0 || q.period_secs == 0 {
+                return Err(ConfigError::new(
+                    key(&format!("rate_limits.{name}")),
+                    "limit and period_secs must be at least 1",
+                ));
+            }
+        }
+        for p in &self.trusted_proxies {
+            crate::client_ip::parse_net(p)
+                .map_err(|e| ConfigError::new(key("trusted_proxies"), e))?;
+        }
+        if self.cors.credentials && self.cors.origins.iter().any(|o| o == "*") {
+            return Err(ConfigError::new(
+                key("cors.credentials"),
+                "cannot be true when origins contains `*`",
+            ));
+        }
+        if self.http_workers == 0 {
+            return Err(ConfigError::new(key("http_workers"), "must be at least 1"));
+        }
+        Ok(())
+    }
+}

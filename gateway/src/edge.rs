@@ -1,0 +1,204 @@
+//! The one handler every proxied request goes through: route, authenticate, rate-limit,
+//! forward.
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    time::Instant,
+};
+
+use actix_web::{
+    HttpMessage, HttpRequest, HttpResponse, ResponseError,
+    http::header::{self, HeaderValue},
+    web,
+};
+use futures::StreamExt;
+
+use agora_shared::{
+    AppError,
+    http::{Caller, Credential, observe::RequestId},
+};
+
+use crate::{
+    Gateway, metrics,
+    proxy::{self, Body, Forwarded},
+    ratelimit::{Class, Decision, Subject, checks, classify},
+    ws,
+};
+
+/// Credential bodies are small; this much is read to find the account being tried.
+const CREDENTIAL_BODY_LIMIT: usize = 64 * 1024;
+
+pub async fn handle(
+    req: HttpRequest,
+    payload: web::Payload,
+    gw: web::Data<Gateway>,
+    client: web::Data<awc::Client>,
+) -> Result<HttpResponse, AppError> {
+    let started = Instant::now();
+    let path = req.path().to_owned();
+    let route = gw
+        .router
+        .find(&path)
+        .ok_or_else(|| AppError::NotFound(format!("no route for {path}")))?;
+
+    let peer = req
+        .peer_addr()
+        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |a| a.ip());
+    let xff = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    let client_ip = gw.client_ip.resolve(peer, xff);
+    let prior_forwarded_for = gw.client_ip.trusts(peer).then_some(xff).flatten();
+
+    let caller = authenticate(&gw, &req, &path).await?;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > route.max_body_bytes) {
+        return Err(AppError::PayloadTooLarge(format!(
+            "request body exceeds {} bytes",
+            route.max_body_bytes
+        )));
+    }
+
+    let class = classify(req.method().as_str(), &path, route.upload);
+    let (body, account) = if class == Class::Credential {
+        let bytes = read_small(payload).await?;
+        let account = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("email").and_then(|e| e.as_str()).map(str::to_owned));
+        (Body::Read(bytes), account)
+    } else {
+        (Body::Stream(payload), None)
+    };
+
+    let subject = match &caller {
+        Some(c) => Subject::Caller {
+            id: match &c.credential {
+                Credential::ApiKey { key_id, .. } => key_id,
+                Credential::Jwt { .. } => &c.user_id,
+            },
+            plan: c.plan.as_deref(),
+        },
+        None => Subject::Anonymous { ip: client_ip },
+    };
+    let mut reported: Option<Decision> = None;
+    for (key, quota) in checks(
+        &gw.config.rate_limits,
+        class,
+        &path,
+        client_ip,
+        &subject,
+        account.as_deref(),
+    ) {
+        let decision = gw.limits.check(&key, quota).await;
+        if !decision.allowed {
+            metrics::rate_limited(class.as_str());
+            let mut resp = AppError::TooManyRequests {
+                detail: "rate limit exceeded; retry after the time in Retry-After".into(),
+                retry_after_secs: decision.retry_after_secs,
+            }
+            .error_response();
+            rate_limit_headers(&mut resp, &decision);
+            return Ok(resp);
+        }
+        if reported.is_none_or(|r| decision.remaining < r.remaining) {
+            reported = Some(decision);
+        }
+    }
+
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let traceparent = agora_shared::telemetry::current_traceparent().unwrap_or_default();
+    let headers = proxy::upstream_headers(
+        &req,
+        &Forwarded {
+            client_ip,
+            prior_forwarded_for,
+            request_id: &request_id,
+            traceparent: &traceparent,
+        },
+    );
+    let result = match body {
+        Body::Stream(payload) if ws::is_upgrade(&req) => {
+            ws::relay(&client, &req, payload, &route, headers).await
+        }
+        body => proxy::forward(&client, &req, &route, headers, body).await,
+    };
+    let mut resp = result.unwrap_or_else(|err| err.error_response());
+    if let Some(decision) = reported {
+        rate_limit_headers(&mut resp, &decision);
+    }
+    metrics::proxied(
+        &route.service,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    Ok(resp)
+}
+
+/// The verified caller, or `None` on public routes. Two different credentials are refused
+/// everywhere, so one cannot be smuggled past the edge behind another.
+async fn authenticate(
+    gw: &Gateway,
+    req: &HttpRequest,
+    path: &str,
+) -> Result<Option<Caller>, AppError> {
+    let value = |name: &str| {
+        req.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap_or_default().to_owned())
+    };
+    let authorization = value("authorization");
+    let api_key = value("x-api-key");
+    if gw.is_public(path) {
+        let bearer = authorization
+            .as_deref()
+            .and_then(|a| a.split_once(' '))
+            .map(|(_, t)| t.trim());
+        if let (Some(a), Some(b)) = (bearer, api_key.as_deref())
+            && a != b.trim()
+        {
+            return Err(AppError::Unauthorized(
+                "two different credentials presented".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    gw.auth
+        .authenticate(authorization.as_deref(), api_key.as_deref())
+        .await
+        .map(Some)
+}
+
+async fn read_small(mut payload: web::Payload) -> Result<web::Bytes, AppError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| AppError::BadRequest(format!("body: {e}")))?;
+        if body.len() + chunk.len() > CREDENTIAL_BODY_LIMIT {
+            return Err(AppError::PayloadTooLarge(format!(
+                "request body exceeds {CREDENTIAL_BODY_LIMIT} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+fn rate_limit_headers(resp: &mut HttpResponse, d: &Decision) {
+    let headers = resp.headers_mut();
+    for (name, value) in [
+        ("ratelimit-limit", d.limit.to_string()),
+        ("ratelimit-remaining", d.remaining.to_string()),
+        ("ratelimit-reset", d.reset_secs.to_string()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(header::HeaderName::from_static(name), v);
+        }
+    }
+}

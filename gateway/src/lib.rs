@@ -1,0 +1,198 @@
+//! The gateway: the one front door. Routes by path prefix to the services, authenticates at the
+//! edge, rate-limits, answers CORS, adds security headers, limits bodies, streams bodies and
+//! WebSockets through, and aggregates health, metrics and OpenAPI.
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use actix_cors::Cors;
+use actix_web::{
+    App, HttpServer,
+    middleware::{Condition, DefaultHeaders, from_fn},
+    web,
+};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use agora_shared::{
+    http::{Authenticator, ServiceName, configure_extractors, observe::observe},
+    service::{RunningService, ServiceContext},
+};
+
+pub mod client_ip;
+pub mod config;
+mod edge;
+pub mod edge_auth;
+mod metrics;
+pub mod ops;
+pub mod proxy;
+pub mod ratelimit;
+pub mod routing;
+mod ws;
+
+pub use config::GatewayConfig;
+
+pub const NAME: &str = "gateway";
+
+/// Shared by every worker.
+pub struct Gateway {
+    pub config: GatewayConfig,
+    pub router: routing::Router,
+    pub limits: Arc<dyn ratelimit::RateLimitStore>,
+    pub auth: Authenticator,
+    pub client_ip: client_ip::ClientIp,
+    openapi_cache: Mutex<Option<(Instant, serde_json::Value)>>,
+}
+
+impl Gateway {
+    /// Whether `path` needs no credential.
+    pub fn is_public(&self, path: &str) -> bool {
+        self.config.public_paths.iter().any(|p| {
+            if p.ends_with('/') {
+                path.starts_with(p.as_str())
+            } else {
+                path == p
+            }
+        })
+    }
+}
+
+/// A service started in this process, whose addresses replace the configured ones.
+#[derive(Debug, Clone)]
+pub struct Discovered {
+    pub name: String,
+    pub http: SocketAddr,
+    pub grpc: SocketAddr,
+}
+
+/// Starts the gateway; it stops on `shutdown`.
+pub async fn start(
+    ctx: &ServiceContext,
+    shutdown: CancellationToken,
+    discovered: &[Discovered],
+) -> anyhow::Result<RunningService> {
+    let mut config: GatewayConfig = ctx.config.section(NAME)?;
+    for d in discovered {
+        if let Some(svc) = config.services.get_mut(&d.name) {
+            svc.url = format!("http://{}", d.http);
+            svc.grpc = Some(d.grpc.to_string());
+        }
+    }
+    let auth_svc = config.services.get("auth").cloned().unwrap_or_default();
+    let auth_grpc = auth_svc.grpc.clone().ok_or_else(|| {
+        agora_shared::config::ConfigError::new("gateway.services.auth.grpc", "is required")
+    })?;
+    let authenticator =
+        edge_auth::authenticator(&config, &auth_svc.url, &auth_grpc, ctx.denylist.clone())?;
+    let memory = Arc::new(ratelimit::MemoryStore::default());
+    let gateway = Arc::new(Gateway {
+        router: routing::Router::new(&config),
+        limits: memory.clone(),
+        auth: authenticator,
+        client_ip: client_ip::ClientIp::new(&config.trusted_proxies).map_err(anyhow::Error::msg)?,
+        openapi_cache: Mutex::new(None),
+        config,
+    });
+
+    let listener = std::net::TcpListener::bind(gateway.config.http_addr)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", gateway.config.http_addr))?;
+    let http_addr = listener.local_addr()?;
+    let workers = gateway.config.http_workers;
+    let data = web::Data::from(gateway.clone());
+    let server = HttpServer::new(move || {
+        let cfg = &data.config;
+        let client = awc::Client::builder()
+            .no_default_headers()
+            .disable_redirects()
+            .timeout(Duration::from_secs(300))
+            .finish();
+        let mut security = DefaultHeaders::new()
+            .add(("X-Content-Type-Options", "nosniff"))
+            .add(("X-Frame-Options", "DENY"))
+            .add(("Referrer-Policy", "no-referrer"))
+            .add((
+                "Content-Security-Policy",
+                "default-src 'none'; frame-ancestors 'none'",
+            ));
+        if cfg.hsts {
+            security = security.add((
+                "Strict-Transport-Security",
+                "max-age=31536000; includeSubDomains",
+            ));
+        }
+        App::new()
+            .app_data(ServiceName(NAME))
+            .app_data(data.clone())
+            .app_data(web::Data::new(client))
+            .wrap(Condition::new(
+                !cfg.cors.origins.is_empty(),
+                cors(&cfg.config_cors()),
+            ))
+            .wrap(security)
+            .wrap(from_fn(observe))
+            .configure(configure_extractors)
+            .configure(ops::routes)
+            .default_service(web::to(edge::handle))
+    })
+    .workers(workers)
+    .shutdown_timeout(10)
+    .listen(listener)?
+    .run();
+
+    let mut tasks = JoinSet::new();
+    tasks.spawn(agora_shared::service::run_http(server, shutdown.clone()));
+    let sweep_shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(60)) => memory.sweep(),
+                _ = sweep_shutdown.cancelled() => return Ok(()),
+            }
+        }
+    });
+    tracing::info!(%http_addr, "gateway started");
+    Ok(RunningService {
+        name: NAME,
+        http_addr,
+        grpc_addr: http_addr,
+        tasks,
+        shutdown,
+    })
+}
+
+impl GatewayConfig {
+    fn config_cors(&self) -> config::CorsConfig {
+        self.cors.clone()
+    }
+}
+
+/// CORS from configuration; preflights are answered here, never forwarded.
+fn cors(c: &config::CorsConfig) -> Cors {
+    let mut cors = Cors::default();
+    for origin in &c.origins {
+        cors = if origin == "*" {
+            cors.allow_any_origin()
+        } else {
+            cors.allowed_origin(origin)
+        };
+    }
+    cors = cors
+        .allowed_methods(c.methods.iter().map(String::as_str))
+        .allowed_headers(c.headers.iter().map(String::as_str))
+        .expose_headers([
+            "ratelimit-limit",
+            "ratelimit-remaining",
+            "ratelimit-reset",
+            "retry-after",
+            "x-request-id",
+        ])
+        .max_age(c.max_age_secs);
+    if c.credentials {
+        cors.supports_credentials()
+    } else {
+        cors
+    }
+}

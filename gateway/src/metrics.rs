@@ -1,0 +1,83 @@
+//! Gateway metrics, registered in the process registry served at `/metrics`.
+
+use std::sync::OnceLock;
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
+
+struct GatewayMetrics {
+    proxied: IntCounterVec,
+    latency: HistogramVec,
+    upstream_errors: IntCounterVec,
+    rate_limited: IntCounterVec,
+}
+
+fn get() -> &'static GatewayMetrics {
+    static M: OnceLock<GatewayMetrics> = OnceLock::new();
+    M.get_or_init(|| {
+        let registry = &agora_shared::telemetry::metrics().registry;
+        let proxied = IntCounterVec::new(
+            Opts::new(
+                "agora_gateway_requests_total",
+                "Requests through the gateway by service and status",
+            ),
+            &["service", "status"],
+        )
+        .expect("metric definition is valid");
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "agora_gateway_request_duration_seconds",
+                "Gateway latency by service",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["service"],
+        )
+        .expect("metric definition is valid");
+        let upstream_errors = IntCounterVec::new(
+            Opts::new(
+                "agora_gateway_upstream_errors_total",
+                "Failed upstream calls by service and kind",
+            ),
+            &["service", "kind"],
+        )
+        .expect("metric definition is valid");
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "agora_gateway_rate_limited_total",
+                "Requests refused with 429 by class",
+            ),
+            &["class"],
+        )
+        .expect("metric definition is valid");
+        for c in [&proxied, &upstream_errors, &rate_limited] {
+            let _ = registry.register(Box::new(c.clone()));
+        }
+        let _ = registry.register(Box::new(latency.clone()));
+        GatewayMetrics {
+            proxied,
+            latency,
+            upstream_errors,
+            rate_limited,
+        }
+    })
+}
+
+pub fn proxied(service: &str, status: u16, seconds: f64) {
+    let m = get();
+    m.proxied
+        .with_label_values(&[service, &status.to_string()])
+        .inc();
+    m.latency.with_label_values(&[service]).observe(seconds);
+}
+
+pub fn upstream_error(service: &str, kind: &str) {
+    get()
+        .upstream_errors
+        .with_label_values(&[service, kind])
+        .inc();
+}
+
+pub fn rate_limited(class: &str) {
+    get().rate_limited.with_label_values(&[class]).inc();
+}

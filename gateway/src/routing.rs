@@ -1,0 +1,120 @@
+//! Path-prefix routing to upstream services, longest prefix first, on whole path segments.
+
+use std::{sync::Arc, time::Duration};
+
+use crate::config::GatewayConfig;
+
+/// Where a matched request goes, and what it may send.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub service: String,
+    /// Base URL without trailing slash.
+    pub url: String,
+    pub timeout: Duration,
+    /// Largest request body on this path.
+    pub max_body_bytes: usize,
+    /// Whether the path takes uploads (upload rate class, upload body limit).
+    pub upload: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Service {
+    name: String,
+    url: String,
+    timeout: Duration,
+    max_body_bytes: Option<usize>,
+}
+
+/// The routing table.
+#[derive(Debug, Clone, Default)]
+pub struct Router {
+    entries: Vec<(String, Arc<Service>)>,
+    upload_prefixes: Vec<String>,
+    max_body_bytes: usize,
+    upload_max_body_bytes: usize,
+}
+
+/// Whether `path` is `prefix` or below it (`/api/v1/teams` matches `/api/v1/teams/x`, not
+/// `/api/v1/teamsx`).
+pub fn under(prefix: &str, path: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+impl Router {
+    pub fn new(config: &GatewayConfig) -> Self {
+        let mut entries = Vec::new();
+        for (name, svc) in &config.services {
+            let service = Arc::new(Service {
+                name: name.clone(),
+                url: svc.url.trim_end_matches('/').to_owned(),
+                timeout: Duration::from_secs(svc.timeout_secs),
+                max_body_bytes: svc.max_body_bytes,
+            });
+            for prefix in &svc.prefixes {
+                entries.push((prefix.trim_end_matches('/').to_owned(), service.clone()));
+            }
+        }
+        entries.sort_by_key(|e| std::cmp::Reverse(e.0.len()));
+        Self {
+            entries,
+            upload_prefixes: config.upload_prefixes.clone(),
+            max_body_bytes: config.max_body_bytes,
+            upload_max_body_bytes: config.upload_max_body_bytes,
+        }
+    }
+
+    pub fn find(&self, path: &str) -> Option<Route> {
+        let (_, svc) = self.entries.iter().find(|(p, _)| under(p, path))?;
+        let upload = self.upload_prefixes.iter().any(|u| under(u, path));
+        let default_max = if upload {
+            self.upload_max_body_bytes
+        } else {
+            self.max_body_bytes
+        };
+        Some(Route {
+            service: svc.name.clone(),
+            url: svc.url.clone(),
+            timeout: svc.timeout,
+            max_body_bytes: svc.max_body_bytes.unwrap_or(default_max),
+            upload,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::UpstreamConfig;
+
+    #[test]
+    fn longest_prefix_on_segments() {
+        let mut cfg = GatewayConfig::default();
+        cfg.services.insert(
+            "media".into(),
+            UpstreamConfig {
+                url: "http://m/".into(),
+                prefixes: vec!["/api/v1/teams/media".into()],
+                ..Default::default()
+            },
+        );
+        cfg.upload_prefixes = vec!["/api/v1/teams/media/upload".into()];
+        let r = Router::new(&cfg);
+        assert_eq!(r.find("/api/v1/teams").unwrap().service, "auth");
+        assert_eq!(r.find("/api/v1/teams/1").unwrap().service, "auth");
+        let media = r.find("/api/v1/teams/media/x").unwrap();
+        assert_eq!(media.service, "media");
+        assert!(!media.upload);
+        assert_eq!(media.max_body_bytes, 1024 * 1024);
+        let upload = r.find("/api/v1/teams/media/upload/1").unwrap();
+        assert!(upload.upload);
+        assert_eq!(upload.max_body_bytes, 100 * 1024 * 1024);
+        assert_eq!(media.url, "http://m");
+        assert!(r.find("/api/v1/teamsx").is_none());
+        assert!(r.find("/nope").is_none());
+        assert_eq!(r.find("/.well-known/jwks.json").unwrap().service, "auth");
+    }
+}

@@ -1,0 +1,111 @@
+//! Rate limits: exact under concurrency, headers on every limited response, 429 with
+//! Retry-After.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::support::{PASSWORD, stack};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_the_limit_passes_under_concurrency() {
+    let s = stack("", "[gateway.rate_limits.routes]\n\"/api/v1/echo/limited\" = { limit = 100, period_secs = 3600 }\n").await;
+    let user = s.register("a@x.test", "Acme").await;
+    let mut handles = Vec::new();
+    for _ in 0..200 {
+        let req = s.get_as("/api/v1/echo/limited", &user.access);
+        handles.push(tokio::spawn(async move {
+            req.send().await.unwrap().status().as_u16()
+        }));
+    }
+    let mut ok = 0;
+    let mut limited = 0;
+    for h in handles {
+        match h.await.unwrap() {
+            200 => ok += 1,
+            429 => limited += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!((ok, limited), (100, 100));
+    assert_eq!(s.hits(), 100, "refused requests never reach the upstream");
+
+    let resp = s
+        .get_as("/api/v1/echo/limited", &user.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["ratelimit-limit"], "100");
+    assert_eq!(resp.headers()["ratelimit-remaining"], "0");
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=36).contains(&retry), "{retry}");
+    // Other routes have their own allowance.
+    let other = s
+        .get_as("/api/v1/echo/other", &user.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+    assert_eq!(other.headers()["ratelimit-limit"], "100");
+    assert_eq!(other.headers()["ratelimit-remaining"], "99");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credential_and_register_classes() {
+    let s = stack("", "").await;
+    s.register("a@x.test", "Acme").await;
+    // Login: 5 a minute per client IP and account.
+    for i in 0..5 {
+        let resp = s
+            .req(Method::POST, "/api/v1/auth/login")
+            .json(&json!({"email": "a@x.test", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "login {i}");
+        assert!(resp.headers().contains_key("ratelimit-remaining"));
+    }
+    let sixth = s
+        .req(Method::POST, "/api/v1/auth/login")
+        .json(&json!({"email": "A@x.test", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sixth.status(), 429);
+    let retry: u64 = sixth.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=12).contains(&retry), "{retry}");
+    // Another account from the same address still may try.
+    let other = s
+        .req(Method::POST, "/api/v1/auth/login")
+        .json(&json!({"email": "b@x.test", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 401);
+
+    // Register: 10 a minute per client IP (one was used above).
+    let mut statuses = Vec::new();
+    for i in 0..10 {
+        let resp = s
+            .req(Method::POST, "/api/v1/auth/register")
+            .json(&json!({"email": format!("u{i}@x.test"), "password": PASSWORD, "name": "U", "tenant_name": format!("T{i}")}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(resp.status().as_u16());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        9,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.last(), Some(&429));
+}

@@ -1,0 +1,6 @@
+//! The gateway in front of the real auth service and a small test upstream.
+
+mod edge;
+mod limits;
+mod proxying;
+mod support;

@@ -1,0 +1,380 @@
+//! Routing, forwarding headers, streaming, timeouts, WebSockets, CORS, security headers, body
+//! limits and the gateway's own endpoints.
+
+use std::{sync::atomic::Ordering, time::Duration};
+
+use futures::{SinkExt, StreamExt};
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::support::{problem, stack};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_and_forwarding_headers() {
+    let s = stack("", "").await;
+    let user = s.register("a@x.test", "Acme").await;
+    problem(
+        s.req(Method::GET, "/api/v1/nowhere").send().await.unwrap(),
+        404,
+    )
+    .await;
+    problem(
+        s.req(Method::GET, "/api/v1/echoes")
+            .bearer_auth(&user.access)
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+    // Auth's own routes go to auth.
+    let me: Value = s
+        .get_as("/api/v1/auth/me", &user.access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["id"], user.user_id.as_str());
+
+    let resp = s
+        .get_as("/api/v1/echo/a/b?x=1&y=two", &user.access)
+        .header("x-request-id", "req-42")
+        .header("x-forwarded-for", "6.6.6.6")
+        .header("connection", "keep-alive, x-hop")
+        .header("x-hop", "must not pass")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-request-id"], "req-42");
+    assert_eq!(resp.headers()["x-upstream"], "echo");
+    for h in [
+        "x-content-type-options",
+        "x-frame-options",
+        "referrer-policy",
+        "content-security-policy",
+    ] {
+        assert!(resp.headers().contains_key(h), "{h}");
+    }
+    assert!(!resp.headers().contains_key("strict-transport-security"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["path"], "/api/v1/echo/a/b");
+    assert_eq!(body["query"], "x=1&y=two");
+    let h = &body["headers"];
+    // An untrusted peer's X-Forwarded-For is replaced, not extended.
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "http");
+    assert!(
+        h["x-forwarded-host"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+    assert_eq!(h["x-request-id"], "req-42");
+    assert!(h["traceparent"].as_str().unwrap().starts_with("00-"));
+    assert!(
+        h.get("x-hop").is_none(),
+        "hop-by-hop request headers are dropped"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_proxies_and_hsts() {
+    let s = stack("trusted_proxies = [\"127.0.0.1\"]\nhsts = true", "").await;
+    let user = s.register("a@x.test", "Acme").await;
+    let resp = s
+        .get_as("/api/v1/echo/x", &user.access)
+        .header("x-forwarded-for", "203.0.113.7")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers().contains_key("strict-transport-security"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["headers"]["x-forwarded-for"],
+        "203.0.113.7, 203.0.113.7"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_dead_upstreams() {
+    let s = stack("", "").await;
+    let user = s.register("a@x.test", "Acme").await;
+    let started = std::time::Instant::now();
+    let body = problem(
+        s.get_as("/api/v1/echo/slow", &user.access)
+            .send()
+            .await
+            .unwrap(),
+        504,
+    )
+    .await;
+    assert!(started.elapsed() < Duration::from_millis(2500));
+    assert!(
+        !body["detail"].as_str().unwrap().contains("127.0.0.1"),
+        "no upstream internals"
+    );
+    let body = problem(
+        s.get_as("/api/v1/dead/x", &user.access)
+            .send()
+            .await
+            .unwrap(),
+        502,
+    )
+    .await;
+    assert!(!body["detail"].as_str().unwrap().contains("127.0.0.1"));
+
+    let health = s.req(Method::GET, "/health").send().await.unwrap();
+    assert_eq!(health.status(), 200, "the dead service is not required");
+    let health: Value = health.json().await.unwrap();
+    assert_eq!(health["services"]["auth"]["status"], "ok");
+    assert_eq!(health["services"]["echo"]["status"], "ok");
+    assert_eq!(health["services"]["dead"]["status"], "unreachable");
+
+    let metrics = s
+        .req(Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .contains("agora_gateway_upstream_errors_total{kind=\"timeout\",service=\"echo\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains("agora_gateway_upstream_errors_total{kind=\"connect\",service=\"dead\"} 1")
+    );
+    assert!(metrics.contains("agora_gateway_requests_total"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_service_down_makes_health_503() {
+    let s = stack(
+        "",
+        "[gateway.services.broken]\nurl = \"http://127.0.0.1:1\"\nprefixes = [\"/api/v1/broken\"]\nrequired = true\n",
+    )
+    .await;
+    let resp = s.req(Method::GET, "/health").send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], "degraded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_stream_through() {
+    const MIB: usize = 1024 * 1024;
+    let s = stack("upload_prefixes = [\"/api/v1/echo/upload\"]", "").await;
+    let user = s.register("a@x.test", "Acme").await;
+    // The client sends 1 MiB, then waits until the upstream has received some of it before
+    // sending the other 49: a gateway that buffered bodies whole would deadlock here.
+    let seen = s.seen.clone();
+    let chunk = bytes_of(MIB);
+    let body = futures::stream::unfold(0usize, move |i| {
+        let seen = seen.clone();
+        let chunk = chunk.clone();
+        async move {
+            if i == 50 {
+                return None;
+            }
+            if i == 1 {
+                let waited = tokio::time::timeout(Duration::from_secs(10), async {
+                    while seen.upload_bytes.load(Ordering::SeqCst) == 0 {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                })
+                .await;
+                if waited.is_err() {
+                    return Some((
+                        Err(std::io::Error::other(
+                            "upstream saw nothing: body was buffered",
+                        )),
+                        i + 1,
+                    ));
+                }
+            }
+            Some((Ok::<_, std::io::Error>(chunk), i + 1))
+        }
+    });
+    let resp = s
+        .req(Method::POST, "/api/v1/echo/upload")
+        .bearer_auth(&user.access)
+        .body(reqwest::Body::wrap_stream(body))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let got: Value = resp.json().await.unwrap();
+    assert_eq!(got["bytes"], 50 * MIB);
+
+    // Over the (default 1 MiB) limit elsewhere: 413, declared or streamed.
+    let big = s
+        .req(Method::POST, "/api/v1/echo/x")
+        .bearer_auth(&user.access)
+        .body(vec![b'x'; 2 * MIB])
+        .send()
+        .await
+        .unwrap();
+    problem(big, 413).await;
+    let chunks =
+        futures::stream::iter((0..4).map(|_| Ok::<_, std::io::Error>(bytes_of(MIB / 2 + 1))));
+    let streamed = s
+        .req(Method::POST, "/api/v1/echo/x")
+        .bearer_auth(&user.access)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    problem(streamed, 413).await;
+}
+
+fn bytes_of(n: usize) -> actix_web::web::Bytes {
+    actix_web::web::Bytes::from(vec![b'a'; n])
+}
+
+#[actix_web::test]
+async fn websocket_echo_through_the_gateway() {
+    let s = stack("", "").await;
+    let user = s.register("a@x.test", "Acme").await;
+    let url = s.url("/api/v1/echo/ws").replacen("http://", "ws://", 1);
+    let (_, mut ws) = awc::Client::new()
+        .ws(url.clone())
+        .bearer_auth(&user.access)
+        .connect()
+        .await
+        .expect("websocket through the gateway");
+    ws.send(awc::ws::Message::Text("hello".into()))
+        .await
+        .unwrap();
+    match ws.next().await {
+        Some(Ok(awc::ws::Frame::Text(t))) => assert_eq!(&t[..], b"echo: hello"),
+        other => panic!("{other:?}"),
+    }
+    ws.send(awc::ws::Message::Binary(
+        actix_web::web::Bytes::from_static(b"\x01\x02"),
+    ))
+    .await
+    .unwrap();
+    match ws.next().await {
+        Some(Ok(awc::ws::Frame::Binary(b))) => assert_eq!(&b[..], b"\x01\x02"),
+        other => panic!("{other:?}"),
+    }
+    ws.send(awc::ws::Message::Close(None)).await.unwrap();
+    // Without a credential the upgrade is refused at the edge.
+    let refused = awc::Client::new().ws(url).connect().await;
+    assert!(refused.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_at_the_edge() {
+    let s = stack(
+        "",
+        "[gateway.cors]\norigins = [\"https://app.example.test\"]\ncredentials = true\n",
+    )
+    .await;
+    let preflight = s
+        .req(Method::OPTIONS, "/api/v1/echo/x")
+        .header("origin", "https://app.example.test")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 200);
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://app.example.test"
+    );
+    assert_eq!(
+        preflight.headers()["access-control-allow-credentials"],
+        "true"
+    );
+    assert_eq!(preflight.headers()["access-control-max-age"], "600");
+    assert_eq!(s.hits(), 0, "preflights are answered at the edge");
+    let foreign = s
+        .req(Method::OPTIONS, "/api/v1/echo/x")
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(foreign.status().is_client_error());
+    assert!(
+        !foreign
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
+    let user = s.register("a@x.test", "Acme").await;
+    let actual = s
+        .get_as("/api/v1/echo/x", &user.access)
+        .header("origin", "https://app.example.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        actual.headers()["access-control-allow-origin"],
+        "https://app.example.test"
+    );
+    let exposed = actual.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(
+        exposed.contains("ratelimit-remaining") && exposed.contains("x-request-id"),
+        "{exposed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merged_openapi_and_docs() {
+    let s = stack("", "").await;
+    let doc: Value = s
+        .req(Method::GET, "/openapi.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.contains_key("/api/v1/auth/login"), "auth's paths");
+    assert!(
+        paths.contains_key("/api/v1/echo/headers"),
+        "the echo service's paths"
+    );
+    assert!(doc["components"]["schemas"]["TokenResponse"].is_object());
+    assert!(doc["components"]["schemas"]["Echo"].is_object());
+    assert!(
+        doc["info"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("dead"),
+        "unavailable services are named"
+    );
+    let docs = s.req(Method::GET, "/docs").send().await.unwrap();
+    assert_eq!(docs.status(), 200);
+    assert!(
+        docs.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(docs.text().await.unwrap().contains("/docs/app.js"));
+    let js = s
+        .req(Method::GET, "/docs/app.js")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(js.contains("/openapi.json"));
+}
