@@ -138,6 +138,9 @@ pub struct GatewayConfig {
     pub upload_prefixes: Vec<String>,
     pub max_body_bytes: usize,
     pub upload_max_body_bytes: usize,
+    /// Largest total size of request header names and values (431 above it); the HTTP layer
+    /// itself refuses more than 96 headers or a 128 KiB request head.
+    pub max_header_bytes: usize,
     pub rate_limits: RateLimits,
     pub cors: CorsConfig,
     /// Send Strict-Transport-Security (when served over TLS by a terminating proxy).
@@ -187,6 +190,7 @@ impl Default for GatewayConfig {
             upload_prefixes: Vec::new(),
             max_body_bytes: 1024 * 1024,
             upload_max_body_bytes: 100 * 1024 * 1024,
+            max_header_bytes: 16 * 1024,
             rate_limits: RateLimits::default(),
             cors: CorsConfig::default(),
             hsts: false,

@@ -35,6 +35,17 @@ pub async fn handle(
     client: web::Data<awc::Client>,
 ) -> Result<HttpResponse, AppError> {
     let started = Instant::now();
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if header_bytes > gw.config.max_header_bytes {
+        return Err(AppError::HeadersTooLarge(format!(
+            "request headers exceed {} bytes",
+            gw.config.max_header_bytes
+        )));
+    }
     let path = req.path().to_owned();
     let route = gw
         .router

@@ -43,6 +43,8 @@ pub enum AppError {
     PreconditionFailed(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    #[error("{0}")]
+    HeadersTooLarge(String),
     #[error("{detail}")]
     TooManyRequests {
         detail: String,
@@ -80,6 +82,7 @@ impl AppError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
@@ -166,9 +169,9 @@ impl From<AppError> for tonic::Status {
             AppError::NotFound(_) => Code::NotFound,
             AppError::Conflict(_) => Code::AlreadyExists,
             AppError::PreconditionFailed(_) => Code::FailedPrecondition,
-            AppError::PayloadTooLarge(_) | AppError::TooManyRequests { .. } => {
-                Code::ResourceExhausted
-            }
+            AppError::PayloadTooLarge(_)
+            | AppError::HeadersTooLarge(_)
+            | AppError::TooManyRequests { .. } => Code::ResourceExhausted,
             AppError::Unavailable(_) | AppError::BadGateway(_) => Code::Unavailable,
             AppError::GatewayTimeout(_) => Code::DeadlineExceeded,
             AppError::Internal(cause) => {

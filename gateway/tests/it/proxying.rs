@@ -231,6 +231,15 @@ async fn uploads_stream_through() {
         .await
         .unwrap();
     problem(streamed, 413).await;
+
+    let huge = "x".repeat(20 * 1024);
+    let resp = s
+        .get_as("/api/v1/echo/x", &user.access)
+        .header("x-huge", huge)
+        .send()
+        .await
+        .unwrap();
+    problem(resp, 431).await;
 }
 
 fn bytes_of(n: usize) -> actix_web::web::Bytes {
