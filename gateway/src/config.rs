@@ -23,6 +23,8 @@ pub struct UpstreamConfig {
     pub required: bool,
     /// Largest request body for its routes (defaults to `gateway.max_body_bytes`).
     pub max_body_bytes: Option<usize>,
+    /// Remove the matched prefix before forwarding (mount a service under another path).
+    pub strip_prefix: bool,
 }
 
 impl Default for UpstreamConfig {
@@ -34,6 +36,7 @@ impl Default for UpstreamConfig {
             timeout_secs: 30,
             required: true,
             max_body_bytes: None,
+            strip_prefix: false,
         }
     }
 }

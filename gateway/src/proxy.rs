@@ -95,11 +95,7 @@ pub async fn forward(
     headers: HeaderMap,
     body: Body,
 ) -> Result<HttpResponse, AppError> {
-    let url = format!(
-        "{}{}",
-        route.url,
-        req.uri().path_and_query().map_or("/", |p| p.as_str())
-    );
+    let url = route.upstream_url(req.uri().path_and_query().map_or("/", |p| p.as_str()));
     let mut up = client
         .request(req.method().clone(), url)
         .timeout(route.timeout)

@@ -15,6 +15,26 @@ pub struct Route {
     pub max_body_bytes: usize,
     /// Whether the path takes uploads (upload rate class, upload body limit).
     pub upload: bool,
+    /// The prefix to remove before forwarding, if the service is mounted with `strip_prefix`.
+    pub strip: Option<String>,
+}
+
+impl Route {
+    /// The upstream URL for `path_and_query`.
+    pub fn upstream_url(&self, path_and_query: &str) -> String {
+        let rest = match &self.strip {
+            Some(prefix) => path_and_query
+                .strip_prefix(prefix.as_str())
+                .unwrap_or(path_and_query),
+            None => path_and_query,
+        };
+        let rest = if rest.is_empty() || rest.starts_with('?') {
+            format!("/{rest}")
+        } else {
+            rest.to_owned()
+        };
+        format!("{}{rest}", self.url)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -23,6 +43,7 @@ struct Service {
     url: String,
     timeout: Duration,
     max_body_bytes: Option<usize>,
+    strip_prefix: bool,
 }
 
 /// The routing table.
@@ -53,6 +74,7 @@ impl Router {
                 url: svc.url.trim_end_matches('/').to_owned(),
                 timeout: Duration::from_secs(svc.timeout_secs),
                 max_body_bytes: svc.max_body_bytes,
+                strip_prefix: svc.strip_prefix,
             });
             for prefix in &svc.prefixes {
                 entries.push((prefix.trim_end_matches('/').to_owned(), service.clone()));
@@ -68,7 +90,7 @@ impl Router {
     }
 
     pub fn find(&self, path: &str) -> Option<Route> {
-        let (_, svc) = self.entries.iter().find(|(p, _)| under(p, path))?;
+        let (prefix, svc) = self.entries.iter().find(|(p, _)| under(p, path))?;
         let upload = self.upload_prefixes.iter().any(|u| under(u, path));
         let default_max = if upload {
             self.upload_max_body_bytes
@@ -81,6 +103,7 @@ impl Router {
             timeout: svc.timeout,
             max_body_bytes: svc.max_body_bytes.unwrap_or(default_max),
             upload,
+            strip: svc.strip_prefix.then(|| prefix.clone()),
         })
     }
 }
@@ -116,5 +139,32 @@ mod tests {
         assert!(r.find("/api/v1/teamsx").is_none());
         assert!(r.find("/nope").is_none());
         assert_eq!(r.find("/.well-known/jwks.json").unwrap().service, "auth");
+        assert_eq!(
+            r.find("/api/v1/teams")
+                .unwrap()
+                .upstream_url("/api/v1/teams?x=1"),
+            "http://127.0.0.1:8081/api/v1/teams?x=1"
+        );
+    }
+
+    #[test]
+    fn strip_prefix_mounts_a_service() {
+        let mut cfg = GatewayConfig::default();
+        cfg.services.insert(
+            "probe".into(),
+            UpstreamConfig {
+                url: "http://p".into(),
+                prefixes: vec!["/probe/auth".into()],
+                strip_prefix: true,
+                ..Default::default()
+            },
+        );
+        let r = Router::new(&cfg);
+        let route = r.find("/probe/auth/health/live").unwrap();
+        assert_eq!(
+            route.upstream_url("/probe/auth/health/live"),
+            "http://p/health/live"
+        );
+        assert_eq!(route.upstream_url("/probe/auth?x"), "http://p/?x");
     }
 }

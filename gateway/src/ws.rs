@@ -24,11 +24,7 @@ pub async fn relay(
     route: &Route,
     headers: HeaderMap,
 ) -> Result<HttpResponse, AppError> {
-    let url = format!(
-        "{}{}",
-        route.url,
-        req.uri().path_and_query().map_or("/", |p| p.as_str())
-    );
+    let url = route.upstream_url(req.uri().path_and_query().map_or("/", |p| p.as_str()));
     let url = url
         .replacen("https://", "wss://", 1)
         .replacen("http://", "ws://", 1);
