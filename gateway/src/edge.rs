@@ -129,6 +129,7 @@ pub async fn handle(
     let headers = proxy::upstream_headers(
         &req,
         &Forwarded {
+            peer,
             client_ip,
             prior_forwarded_for,
             request_id: &request_id,
@@ -147,6 +148,7 @@ pub async fn handle(
     }
     metrics::proxied(
         &route.service,
+        &route.prefix,
         resp.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );

@@ -18,20 +18,20 @@ fn get() -> &'static GatewayMetrics {
         let proxied = IntCounterVec::new(
             Opts::new(
                 "agora_gateway_requests_total",
-                "Requests through the gateway by service and status",
+                "Requests through the gateway by service, route prefix and status",
             ),
-            &["service", "status"],
+            &["service", "route", "status"],
         )
         .expect("metric definition is valid");
         let latency = HistogramVec::new(
             HistogramOpts::new(
                 "agora_gateway_request_duration_seconds",
-                "Gateway latency by service",
+                "Gateway latency by service and route prefix",
             )
             .buckets(vec![
                 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ]),
-            &["service"],
+            &["service", "route"],
         )
         .expect("metric definition is valid");
         let upstream_errors = IntCounterVec::new(
@@ -63,12 +63,14 @@ fn get() -> &'static GatewayMetrics {
     })
 }
 
-pub fn proxied(service: &str, status: u16, seconds: f64) {
+pub fn proxied(service: &str, route: &str, status: u16, seconds: f64) {
     let m = get();
     m.proxied
-        .with_label_values(&[service, &status.to_string()])
+        .with_label_values(&[service, route, &status.to_string()])
         .inc();
-    m.latency.with_label_values(&[service]).observe(seconds);
+    m.latency
+        .with_label_values(&[service, route])
+        .observe(seconds);
 }
 
 pub fn upstream_error(service: &str, kind: &str) {

@@ -36,6 +36,8 @@ pub fn hop_by_hop(name: &HeaderName, connection: Option<&str>) -> bool {
 
 /// What the gateway adds to every forwarded request.
 pub struct Forwarded<'a> {
+    /// The TCP peer (appended to a trusted proxy's X-Forwarded-For chain).
+    pub peer: IpAddr,
     pub client_ip: IpAddr,
     /// X-Forwarded-For as received, when the peer is a trusted proxy.
     pub prior_forwarded_for: Option<&'a str>,
@@ -68,7 +70,7 @@ pub fn upstream_headers(req: &HttpRequest, fwd: &Forwarded<'_>) -> HeaderMap {
         }
     }
     let xff = match fwd.prior_forwarded_for {
-        Some(prior) if !prior.trim().is_empty() => format!("{prior}, {}", fwd.client_ip),
+        Some(prior) if !prior.trim().is_empty() => format!("{prior}, {}", fwd.peer),
         _ => fwd.client_ip.to_string(),
     };
     let host = req.connection_info().host().to_owned();

@@ -8,6 +8,8 @@ use crate::config::GatewayConfig;
 #[derive(Debug, Clone)]
 pub struct Route {
     pub service: String,
+    /// The configured prefix that matched (a bounded metrics label).
+    pub prefix: String,
     /// Base URL without trailing slash.
     pub url: String,
     pub timeout: Duration,
@@ -99,6 +101,11 @@ impl Router {
         };
         Some(Route {
             service: svc.name.clone(),
+            prefix: if prefix.is_empty() {
+                "/".to_owned()
+            } else {
+                prefix.clone()
+            },
             url: svc.url.clone(),
             timeout: svc.timeout,
             max_body_bytes: svc.max_body_bytes.unwrap_or(default_max),

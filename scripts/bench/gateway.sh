@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Gateway overhead on this machine, side by side in one run (loopback only, bounded in time):
+#   1. straight to auth's /health/live
+#   2. the same route through the gateway
+#   3. the same route through nginx as a reverse proxy
+#   4. an authenticated route through the gateway (JWT verified at the edge): GET /api/v1/auth/me
+# Installs nginx and wrk from Debian packages when missing. Usage: scripts/bench/gateway.sh [seconds]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+DURATION="${1:-10}"
+CONNECTIONS="${BENCH_CONNECTIONS:-32}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/agora-target}"
+
+need=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]} from Debian packages" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2 && apt-get install -y -qq "${need[@]}" >&2
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+cargo build --release -q
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+AUTH=127.0.0.1:18181
+GATEWAY=127.0.0.1:18180
+NGINX_ADDR=127.0.0.1:18182
+cat > "$work/agora.toml" <<TOML
+data_dir = "$work/data"
+log_level = "warn"
+bootstrap_admin_password = "Bench-admin-1!"
+
+[auth]
+http_addr = "$AUTH"
+grpc_addr = "127.0.0.1:19181"
+
+[gateway]
+http_addr = "$GATEWAY"
+public_paths = ["/api/v1/auth/register", "/api/v1/auth/login", "/probe/"]
+
+[gateway.rate_limits.api]
+limit = 1000000000
+period_secs = 60
+
+[gateway.services.probe]
+url = "http://$AUTH"
+prefixes = ["/probe/auth"]
+strip_prefix = true
+required = false
+TOML
+(cd "$work" && exec "$CARGO_TARGET_DIR/release/agora" --config "$work/agora.toml" > "$work/agora.log" 2>&1) &
+pids+=($!)
+
+cat > "$work/nginx.conf" <<NGINX
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx-body;
+  proxy_temp_path $work/nginx-proxy;
+  upstream auth { server $AUTH; keepalive 64; }
+  server {
+    listen $NGINX_ADDR;
+    location / {
+      proxy_pass http://auth;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$remote_addr;
+    }
+  }
+}
+NGINX
+"$NGINX" -c "$work/nginx.conf"
+
+for _ in $(seq 1 100); do
+  curl -sf "http://$GATEWAY/health" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+curl -sf "http://$GATEWAY/health" >/dev/null || { cat "$work/agora.log"; exit 1; }
+
+TOKEN=$(curl -sf -X POST "http://$GATEWAY/api/v1/auth/register" -H 'Content-Type: application/json' \
+  -d '{"email":"bench@example.test","password":"Bench-pass-1!","name":"Bench","tenant_name":"Bench"}' \
+  | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+
+run() { # name url [header]
+  local out
+  if [ $# -ge 3 ]; then
+    out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -H "$3" "$2")
+  else
+    out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$2")
+  fi
+  local rps p50 p99 errors
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
+  p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+  errors=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+  printf '%-44s %12s %10s %10s %8s\n' "$1" "$rps" "$p50" "$p99" "${errors:-0}"
+  echo "$1|$rps|$p50|$p99" >> "$work/results"
+}
+
+echo "wrk: 2 threads, $CONNECTIONS connections, ${DURATION}s each, $(nproc) cores"
+printf '%-44s %12s %10s %10s %8s\n' "target" "requests/s" "p50" "p99" "non-2xx"
+run "direct: auth /health/live" "http://$AUTH/health/live"
+run "gateway: /health/live on auth" "http://$GATEWAY/probe/auth/health/live"
+run "nginx: /health/live on auth" "http://$NGINX_ADDR/health/live"
+run "gateway: GET /api/v1/auth/me (JWT verified)" "http://$GATEWAY/api/v1/auth/me" "Authorization: Bearer $TOKEN"
+
+python3 - "$work/results" <<'PY'
+import sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, rps, p50, p99 = line.strip().split("|")
+    def ms(v):
+        return float(v[:-2]) if v.endswith("ms") else float(v[:-2]) / 1000 if v.endswith("us") else float(v[:-1]) * 1000
+    rows[name.split(":")[0] + ("-auth" if "me" in name else "")] = (float(rps), ms(p99))
+d, g, n = rows["direct"], rows["gateway"], rows["nginx"]
+print(f"gateway/nginx throughput {g[0] / n[0]:.2f}x, p99 {g[1] / n[1]:.2f}x;"
+      f" gateway/direct throughput {g[0] / d[0]:.2f}x, p99 {g[1] / d[1]:.2f}x")
+PY
