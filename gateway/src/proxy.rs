@@ -102,12 +102,18 @@ pub async fn forward(
         .request(req.method().clone(), url)
         .timeout(route.timeout)
         .no_decompress();
-    for (name, value) in &headers {
-        up = up.append_header((name.clone(), value.clone()));
-    }
+    *up.headers_mut() = headers;
     let overflow = Rc::new(Cell::new(false));
+    // A request without Content-Length or Transfer-Encoding has no body: send none, rather
+    // than an empty chunked one.
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
     let sent = match body {
         Body::Read(bytes) => up.send_body(bytes).await,
+        Body::Stream(_) if declared.unwrap_or(0) == 0 && !chunked => up.send().await,
         Body::Stream(payload) => {
             let limit = route.max_body_bytes;
             let flag = overflow.clone();
@@ -121,7 +127,10 @@ pub async fn forward(
                 }
                 Ok(chunk)
             });
-            up.send_stream(counted).await
+            match declared {
+                Some(len) => up.send_body(SizedStream::new(len, counted)).await,
+                None => up.send_stream(counted).await,
+            }
         }
     };
     let res = sent
