@@ -165,14 +165,18 @@ async fn run_services(
                 }
             }
         }
+        let grpc = started
+            .service
+            .grpc_addr
+            .ok_or_else(|| anyhow::anyhow!("auth started without grpc"))?;
         println!(
-            "auth      http://{}  grpc {}",
-            started.service.http_addr, started.service.grpc_addr
+            "auth      http://{}  grpc {grpc}",
+            started.service.http_addr
         );
         discovered.push(agora_gateway::Discovered {
             name: "auth".into(),
             http: started.service.http_addr,
-            grpc: started.service.grpc_addr,
+            grpc,
         });
         running.push(started.service);
     }

@@ -129,7 +129,7 @@ pub async fn start(
             .app_data(web::Data::new(client))
             .wrap(Condition::new(
                 !cfg.cors.origins.is_empty(),
-                cors(&cfg.config_cors()),
+                cors(&cfg.cors),
             ))
             .wrap(security)
             .wrap(from_fn(observe))
@@ -157,16 +157,10 @@ pub async fn start(
     Ok(RunningService {
         name: NAME,
         http_addr,
-        grpc_addr: http_addr,
+        grpc_addr: None,
         tasks,
         shutdown,
     })
-}
-
-impl GatewayConfig {
-    fn config_cors(&self) -> config::CorsConfig {
-        self.cors.clone()
-    }
 }
 
 /// CORS from configuration; preflights are answered here, never forwarded.

@@ -28,7 +28,8 @@ pub struct ServiceContext {
 pub struct RunningService {
     pub name: &'static str,
     pub http_addr: SocketAddr,
-    pub grpc_addr: SocketAddr,
+    /// Where its gRPC API listens (services without one: `None`).
+    pub grpc_addr: Option<SocketAddr>,
     /// Its HTTP server, gRPC server and background jobs; they end after `shutdown` fires.
     pub tasks: JoinSet<anyhow::Result<()>>,
     /// Cancelled when any task fails, so the rest of the process stops instead of limping on.

@@ -100,7 +100,7 @@ required = false
     let discovered = [Discovered {
         name: "auth".into(),
         http: auth.service.http_addr,
-        grpc: auth.service.grpc_addr,
+        grpc: auth.service.grpc_addr.expect("auth serves grpc"),
     }];
     tokio::spawn(auth.service.wait());
     let gateway = agora_gateway::start(&ctx, shutdown.clone(), &discovered)

@@ -192,7 +192,7 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
         service: RunningService {
             name: NAME,
             http_addr,
-            grpc_addr,
+            grpc_addr: Some(grpc_addr),
             tasks,
             shutdown,
         },

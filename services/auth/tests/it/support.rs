@@ -92,7 +92,10 @@ pub async fn spawn_with(db: TestDb, options: Options) -> TestApp {
         .await
         .expect("auth starts");
     let base = format!("http://{}", started.service.http_addr);
-    let grpc = format!("http://{}", started.service.grpc_addr);
+    let grpc = format!(
+        "http://{}",
+        started.service.grpc_addr.expect("auth serves grpc")
+    );
     let state = started.state.clone();
     tokio::spawn(started.service.wait());
     TestApp {
