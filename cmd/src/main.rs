@@ -249,7 +249,10 @@ async fn admin(
             let db = open_auth_store(config, common).await?;
             let id = agora_auth::admin::create_user(&db, &email, &password, &name, role, &tenant)
                 .await?;
-            println!("created user {id} ({email}, {role}) in tenant {tenant}");
+            println!(
+                "created user {id} ({}, {role}) in tenant {tenant}",
+                agora_auth::domain::normalize_email(&email)
+            );
         }
         AdminCommand::RotateSigningKey => {
             let db = open_auth_store(config, common).await?;

@@ -275,3 +275,68 @@ fn tokio_stream_listener(
 ) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
     tokio_stream::wrappers::TcpListenerStream::new(listener)
 }
+
+#[test]
+fn migrate_and_admin_commands() {
+    let mut stores = vec![agora_shared::testing::TestDb::sqlite()];
+    stores.extend(agora_shared::testing::TestDb::postgres());
+    for db in stores {
+        let run = |args: &[&str]| {
+            let out = agora()
+                .args(args)
+                .env("AGORA_MODE", "distributed")
+                .env("AGORA_AUTH__DATABASE_URL", &db.url)
+                .env("AGORA_NEW_USER_PASSWORD", "Adm1n-password!")
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            (out.status.success(), text)
+        };
+        assert_eq!(
+            run(&["migrate", "--service", "auth"]),
+            (true, "auth: 1 migration(s) applied\n".into()),
+            "{}",
+            db.backend
+        );
+        assert_eq!(
+            run(&["migrate"]),
+            (true, "auth: 0 migration(s) applied\n".into()),
+            "{}",
+            db.backend
+        );
+        let (ok, text) = run(&[
+            "admin",
+            "create-user",
+            "--email",
+            "Ops@Example.test",
+            "--role",
+            "TENANT_ADMIN",
+            "--tenant",
+            "Ops",
+        ]);
+        assert!(
+            ok && text.contains("(ops@example.test, TENANT_ADMIN) in tenant Ops"),
+            "{text}"
+        );
+        let (ok, text) = run(&[
+            "admin",
+            "create-user",
+            "--email",
+            "ops@example.test",
+            "--tenant",
+            "Ops",
+        ]);
+        assert!(!ok && text.contains("already exists"), "{text}");
+        let (ok, text) = run(&["admin", "create-user", "--email", "x@example.test"]);
+        assert!(!ok && text.contains("--tenant is required"), "{text}");
+        let (ok, text) = run(&["admin", "rotate-signing-key"]);
+        assert!(ok && text.starts_with("new signing key "), "{text}");
+    }
+    let out = agora()
+        .args(["admin", "generate-signing-key"])
+        .output()
+        .unwrap();
+    let pem = String::from_utf8(out.stdout).unwrap();
+    assert!(agora_shared::tokens::KeyPair::from_pem(&pem).is_ok());
+}
