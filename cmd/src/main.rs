@@ -255,8 +255,9 @@ async fn admin(
             );
         }
         AdminCommand::RotateSigningKey => {
+            let sealer = config.section::<agora_auth::AuthConfig>("auth")?.sealer();
             let db = open_auth_store(config, common).await?;
-            let kid = agora_auth::keys::rotate(&db).await?;
+            let kid = agora_auth::keys::rotate(&db, sealer).await?;
             println!(
                 "new signing key {kid}; the previous key keeps verifying until its tokens expire"
             );

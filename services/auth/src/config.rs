@@ -28,6 +28,8 @@ pub struct AuthConfig {
     pub previous_signing_keys: Vec<String>,
     /// Store-managed keys rotate after this many days (0: never).
     pub key_rotation_days: u32,
+    /// Base64 of 32 random bytes; when set, store-managed private keys are sealed with it.
+    pub key_encryption_key: Option<Secret>,
     /// Consecutive failed logins before an account's logins are slowed down.
     pub lockout_threshold: u32,
     /// First lockout; doubles with each further failure.
@@ -54,6 +56,7 @@ impl Default for AuthConfig {
             signing_key: None,
             previous_signing_keys: Vec::new(),
             key_rotation_days: 30,
+            key_encryption_key: None,
             lockout_threshold: 5,
             lockout_base_secs: 30,
             lockout_max_secs: 15 * 60,
@@ -66,6 +69,13 @@ impl Default for AuthConfig {
 }
 
 impl AuthConfig {
+    /// The sealer for stored private keys, when a key-encryption key is configured.
+    pub fn sealer(&self) -> Option<agora_shared::sealed::Sealer> {
+        self.key_encryption_key
+            .as_ref()
+            .and_then(|k| agora_shared::sealed::Sealer::from_base64(k.expose()).ok())
+    }
+
     pub fn token_settings(&self) -> TokenSettings {
         TokenSettings {
             issuer: self.issuer.clone(),
@@ -103,6 +113,10 @@ impl Validate for AuthConfig {
         for (i, pem) in self.previous_signing_keys.iter().enumerate() {
             KeyPair::from_pem(pem)
                 .map_err(|e| ConfigError::new(key(&format!("previous_signing_keys[{i}]")), e))?;
+        }
+        if let Some(kek) = &self.key_encryption_key {
+            agora_shared::sealed::Sealer::from_base64(kek.expose())
+                .map_err(|e| ConfigError::new(key("key_encryption_key"), e))?;
         }
         if self.lockout_threshold == 0 {
             return Err(ConfigError::new(

@@ -2,12 +2,14 @@
 //! key comes from configuration, and `auth.previous_signing_keys` keep verifying. Otherwise
 //! (embedded mode) keys are generated into the store and rotated every
 //! `auth.key_rotation_days`: the new key signs while tokens of the old one verify until expiry.
+//! With `auth.key_encryption_key` set, stored private keys are sealed with AES-256-GCM.
 
 use std::sync::{Arc, RwLock};
 
 use agora_shared::{
     AppError, AppResult,
     db::{Db, now},
+    sealed::Sealer,
     tokens::{self, KeyPair, PublicKey, Signer, StaticKeys, TokenSettings},
 };
 
@@ -20,6 +22,8 @@ enum Source {
     },
     Store {
         rotation_days: u32,
+        /// Boxed: the cipher state is large and the enum is built once.
+        sealer: Option<Box<Sealer>>,
     },
 }
 
@@ -47,6 +51,7 @@ impl Keyring {
             },
             None => Source::Store {
                 rotation_days: config.key_rotation_days,
+                sealer: config.sealer().map(Box::new),
             },
         };
         let (signer, public) = match &source {
@@ -57,9 +62,10 @@ impl Keyring {
                     .collect();
                 (Signer::new(settings.clone(), active), public)
             }
-            Source::Store { rotation_days } => {
-                load_from_store(db, &settings, *rotation_days).await?
-            }
+            Source::Store {
+                rotation_days,
+                sealer,
+            } => load_from_store(db, &settings, *rotation_days, sealer.as_deref().cloned()).await?,
         };
         Ok(Arc::new(Self {
             verify: Arc::new(StaticKeys::new(&public)),
@@ -72,10 +78,20 @@ impl Keyring {
 
     /// Picks up keys rotated by another process (or rotates when due), in store mode.
     pub async fn reload(&self, db: &Db) -> anyhow::Result<()> {
-        let Source::Store { rotation_days } = self.source else {
+        let Source::Store {
+            rotation_days,
+            sealer,
+        } = &self.source
+        else {
             return Ok(());
         };
-        let (signer, public) = load_from_store(db, &self.settings, rotation_days).await?;
+        let (signer, public) = load_from_store(
+            db,
+            &self.settings,
+            *rotation_days,
+            sealer.as_deref().cloned(),
+        )
+        .await?;
         self.verify.replace(&public);
         *self.public.write().unwrap_or_else(|p| p.into_inner()) = public;
         *self.signer.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(signer);
@@ -103,11 +119,13 @@ async fn load_from_store(
     db: &Db,
     settings: &TokenSettings,
     rotation_days: u32,
+    sealer: Option<Sealer>,
 ) -> anyhow::Result<(Signer, Vec<PublicKey>)> {
     // A retired key verifies as long as a token it signed can live.
     let grace = chrono::Duration::seconds(
         settings.access_ttl.as_secs() as i64 + tokens::LEEWAY_SECS as i64,
     );
+    let seal_with = sealer.clone();
     let rows = db
         .write(move |conn| {
             let mut rows = store::keys::usable(conn, now() - grace)?;
@@ -120,7 +138,7 @@ async fn load_from_store(
                 }
             };
             if due {
-                rotate_in(conn)?;
+                rotate_in(conn, seal_with.as_ref())?;
                 rows = store::keys::usable(conn, now() - grace)?;
             }
             Ok(rows)
@@ -130,9 +148,10 @@ async fn load_from_store(
         .iter()
         .find(|r| r.retired_at.is_none())
         .ok_or_else(|| anyhow::anyhow!("no active signing key in the store"))?;
+    let pem = open_private_pem(&active.private_pem, sealer.as_ref())?;
     let signer = Signer::new(
         settings.clone(),
-        &KeyPair::from_pem(&active.private_pem).map_err(anyhow::Error::msg)?,
+        &KeyPair::from_pem(&pem).map_err(anyhow::Error::msg)?,
     );
     let public = rows
         .iter()
@@ -144,14 +163,36 @@ async fn load_from_store(
     Ok((signer, public))
 }
 
-fn rotate_in(conn: &mut agora_shared::db::DbConnection) -> AppResult<String> {
+/// The stored private key as PEM, opening it when it was sealed.
+fn open_private_pem(stored: &str, sealer: Option<&Sealer>) -> anyhow::Result<String> {
+    if !Sealer::is_sealed(stored) {
+        return Ok(stored.to_owned());
+    }
+    let sealer = sealer.ok_or_else(|| {
+        anyhow::anyhow!(
+            "invalid configuration: auth.key_encryption_key: is required, the stored signing keys are encrypted"
+        )
+    })?;
+    let plain = sealer
+        .open(stored)
+        .map_err(|e| anyhow::anyhow!("invalid configuration: auth.key_encryption_key: {e}"))?;
+    String::from_utf8(plain).map_err(|_| anyhow::anyhow!("stored signing key is not text"))
+}
+
+fn rotate_in(
+    conn: &mut agora_shared::db::DbConnection,
+    sealer: Option<&Sealer>,
+) -> AppResult<String> {
     let key = KeyPair::generate();
     let at = now();
     store::keys::insert(
         conn,
         &store::keys::SigningKeyRow {
             kid: key.kid.clone(),
-            private_pem: key.private_pem().to_owned(),
+            private_pem: match sealer {
+                Some(s) => s.seal(key.private_pem().as_bytes()),
+                None => key.private_pem().to_owned(),
+            },
             public_x: key.public_key().x,
             created_at: at,
             retired_at: None,
@@ -164,6 +205,6 @@ fn rotate_in(conn: &mut agora_shared::db::DbConnection) -> AppResult<String> {
 
 /// Generates a new signing key in the store and retires the previous one; running processes
 /// pick it up at their next reload. Returns the new key id.
-pub async fn rotate(db: &Db) -> Result<String, AppError> {
-    db.write(rotate_in).await
+pub async fn rotate(db: &Db, sealer: Option<Sealer>) -> Result<String, AppError> {
+    db.write(move |conn| rotate_in(conn, sealer.as_ref())).await
 }

@@ -47,6 +47,7 @@ pub struct TestApp {
     pub state: Arc<AuthState>,
     /// The configured signing key (when the app was spawned with one).
     pub key: Option<KeyPair>,
+    pub db_url: String,
     shutdown: CancellationToken,
     _db: TestDb,
 }
@@ -106,6 +107,7 @@ pub async fn spawn_with(db: TestDb, options: Options) -> TestApp {
         state,
         key,
         shutdown,
+        db_url: db.url.clone(),
         _db: db,
     }
 }

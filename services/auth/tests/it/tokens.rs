@@ -146,7 +146,7 @@ async fn jwks_and_key_rotation(db: TestDb) {
     assert_eq!(jwks["keys"][0]["alg"], "EdDSA");
     let old_kid = jwks["keys"][0]["kid"].as_str().unwrap().to_owned();
 
-    let new_kid = agora_auth::keys::rotate(&app.state.db).await.unwrap();
+    let new_kid = agora_auth::keys::rotate(&app.state.db, None).await.unwrap();
     app.state.keyring.reload(&app.state.db).await.unwrap();
     assert_ne!(new_kid, old_kid);
     let jwks: Value = app
@@ -385,7 +385,7 @@ async fn remote_jwks_is_cached_and_refetched_at_a_bounded_rate(db: TestDb) {
     assert_eq!(remote.fetch_count(), 1);
     // After a rotation, a token with the new kid makes the verifier fetch again.
     tokio::time::sleep(Duration::from_millis(350)).await;
-    agora_auth::keys::rotate(&app.state.db).await.unwrap();
+    agora_auth::keys::rotate(&app.state.db, None).await.unwrap();
     app.state.keyring.reload(&app.state.db).await.unwrap();
     let fresh = crate::support::session(
         app.login("a@x.test", crate::support::PASSWORD)
@@ -402,6 +402,68 @@ async fn remote_jwks_is_cached_and_refetched_at_a_bounded_rate(db: TestDb) {
     );
 }
 
+async fn stored_signing_keys_are_sealed(db: TestDb) {
+    use base64::engine::general_purpose::STANDARD;
+
+    let kek = STANDARD.encode([42u8; 32]);
+    let app = spawn_with(
+        db,
+        Options {
+            configured_key: false,
+            extra_toml: format!("key_encryption_key = \"{kek}\"\n"),
+        },
+    )
+    .await;
+    let s = app.register("a@x.test", "Acme").await;
+    assert_eq!(
+        app.authed(Method::GET, "/api/v1/auth/me", &s.access)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let stored: Vec<String> = {
+        use agora_auth::schema::signing_keys;
+        use diesel::prelude::*;
+        app.state
+            .db
+            .read(|conn| {
+                Ok(signing_keys::table
+                    .select(signing_keys::private_pem)
+                    .load(conn)?)
+            })
+            .await
+            .unwrap()
+    };
+    assert!(!stored.is_empty());
+    assert!(
+        stored
+            .iter()
+            .all(|p| p.starts_with("sealed:v1:") && !p.contains("PRIVATE KEY"))
+    );
+
+    // The same store without the key, or with another, does not start.
+    for extra in [
+        String::new(),
+        format!("key_encryption_key = \"{}\"\n", STANDARD.encode([1u8; 32])),
+    ] {
+        let toml = format!(
+            "[auth]\nhttp_addr = \"127.0.0.1:0\"\ngrpc_addr = \"127.0.0.1:0\"\ndatabase_url = \"{}\"\n{extra}",
+            app.db_url
+        );
+        let (ctx, _) = agora_shared::testing::service_context(&toml);
+        let err = agora_auth::start(&ctx, tokio_util::sync::CancellationToken::new())
+            .await
+            .err()
+            .expect("refuses to start");
+        assert!(
+            format!("{err:#}").contains("auth.key_encryption_key"),
+            "{err:#}"
+        );
+    }
+}
+
 fn with<T>(token: &str, msg: T) -> Request<T> {
     let mut r = Request::new(msg);
     r.metadata_mut()
@@ -413,5 +475,6 @@ crate::on_every_store!(
     forged_and_stale_tokens_are_rejected,
     jwks_and_key_rotation,
     remote_jwks_is_cached_and_refetched_at_a_bounded_rate,
+    stored_signing_keys_are_sealed,
     grpc_api
 );
