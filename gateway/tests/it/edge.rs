@@ -6,7 +6,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{PASSWORD, problem, stack};
+use crate::support::{Call, PASSWORD, problem, stack};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_checked_before_the_upstream() {
@@ -14,27 +14,16 @@ async fn tokens_are_checked_before_the_upstream() {
     let user = s.register("a@x.test", "Acme").await;
 
     // Public routes need no credential; everything else does.
-    let jwks = s
-        .req(Method::GET, "/.well-known/jwks.json")
-        .send()
-        .await
-        .unwrap();
+    let jwks = s.req(Method::GET, "/.well-known/jwks.json").call().await;
     assert_eq!(jwks.status(), 200);
     problem(
-        s.req(Method::GET, "/api/v1/echo/anything")
-            .send()
-            .await
-            .unwrap(),
+        s.req(Method::GET, "/api/v1/echo/anything").call().await,
         401,
     )
     .await;
     assert_eq!(s.hits(), 0);
 
-    let ok = s
-        .get_as("/api/v1/echo/anything", &user.access)
-        .send()
-        .await
-        .unwrap();
+    let ok = s.get_as("/api/v1/echo/anything", &user.access).call().await;
     assert_eq!(ok.status(), 200);
     let body: Value = ok.json().await.unwrap();
     // The original credential is forwarded for the service to verify again.
@@ -70,11 +59,7 @@ async fn tokens_are_checked_before_the_upstream() {
         ),
         ("garbage", "a.b.c".to_owned()),
     ] {
-        let resp = s
-            .get_as("/api/v1/echo/anything", &token)
-            .send()
-            .await
-            .unwrap();
+        let resp = s.get_as("/api/v1/echo/anything", &token).call().await;
         assert_eq!(resp.status(), 401, "{what}");
     }
     assert_eq!(s.hits(), 1, "no forged request reached the upstream");
@@ -83,15 +68,11 @@ async fn tokens_are_checked_before_the_upstream() {
     let out = s
         .req(Method::POST, "/api/v1/auth/logout")
         .bearer_auth(&user.access)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(out.status(), 204);
     let body = problem(
-        s.get_as("/api/v1/echo/anything", &user.access)
-            .send()
-            .await
-            .unwrap(),
+        s.get_as("/api/v1/echo/anything", &user.access).call().await,
         401,
     )
     .await;
@@ -107,38 +88,25 @@ async fn api_keys_and_credential_smuggling() {
         .req(Method::POST, "/api/v1/api-keys")
         .bearer_auth(&user.access)
         .json(&json!({"name": "ci", "role": "TENANT_USER"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .value()
+        .await;
     let key = created["key"].as_str().unwrap().to_owned();
     let id = created["id"].as_str().unwrap().to_owned();
 
     assert_eq!(
         s.req(Method::GET, "/api/v1/echo/k")
             .header("x-api-key", &key)
-            .send()
+            .call()
             .await
-            .unwrap()
             .status(),
         200
     );
-    assert_eq!(
-        s.get_as("/api/v1/echo/k", &key)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(s.get_as("/api/v1/echo/k", &key).call().await.status(), 200);
     problem(
         s.req(Method::GET, "/api/v1/echo/k")
             .header("x-api-key", "agk_unknown")
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
         401,
     )
     .await;
@@ -147,9 +115,8 @@ async fn api_keys_and_credential_smuggling() {
     let both = s
         .get_as("/api/v1/echo/k", &user.access)
         .header("x-api-key", &key)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     let body = problem(both, 401).await;
     assert!(
         body["detail"]
@@ -162,26 +129,23 @@ async fn api_keys_and_credential_smuggling() {
         .bearer_auth(&user.access)
         .header("x-api-key", &key)
         .json(&json!({"email": "a@x.test", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     problem(both_public, 401).await;
 
     // A revoked key stops working within the cache time (1 s here).
     let revoked = s
         .req(Method::DELETE, &format!("/api/v1/api-keys/{id}"))
         .bearer_auth(&user.access)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(revoked.status(), 204);
     tokio::time::sleep(Duration::from_millis(1200)).await;
     problem(
         s.req(Method::GET, "/api/v1/echo/k")
             .header("x-api-key", &key)
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
         401,
     )
     .await;

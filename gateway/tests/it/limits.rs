@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::support::{PASSWORD, stack};
+use crate::support::{Call, PASSWORD, stack};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_the_limit_passes_under_concurrency() {
@@ -13,9 +13,9 @@ async fn exactly_the_limit_passes_under_concurrency() {
     let mut handles = Vec::new();
     for _ in 0..200 {
         let req = s.get_as("/api/v1/echo/limited", &user.access);
-        handles.push(tokio::spawn(async move {
-            req.send().await.unwrap().status().as_u16()
-        }));
+        handles.push(tokio::spawn(
+            async move { req.call().await.status().as_u16() },
+        ));
     }
     let mut ok = 0;
     let mut limited = 0;
@@ -29,11 +29,7 @@ async fn exactly_the_limit_passes_under_concurrency() {
     assert_eq!((ok, limited), (100, 100));
     assert_eq!(s.hits(), 100, "refused requests never reach the upstream");
 
-    let resp = s
-        .get_as("/api/v1/echo/limited", &user.access)
-        .send()
-        .await
-        .unwrap();
+    let resp = s.get_as("/api/v1/echo/limited", &user.access).call().await;
     assert_eq!(resp.status(), 429);
     assert_eq!(resp.headers()["ratelimit-limit"], "100");
     assert_eq!(resp.headers()["ratelimit-remaining"], "0");
@@ -44,11 +40,7 @@ async fn exactly_the_limit_passes_under_concurrency() {
         .unwrap();
     assert!((1..=36).contains(&retry), "{retry}");
     // Other routes have their own allowance.
-    let other = s
-        .get_as("/api/v1/echo/other", &user.access)
-        .send()
-        .await
-        .unwrap();
+    let other = s.get_as("/api/v1/echo/other", &user.access).call().await;
     assert_eq!(other.status(), 200);
     assert_eq!(other.headers()["ratelimit-limit"], "100");
     assert_eq!(other.headers()["ratelimit-remaining"], "99");
@@ -63,18 +55,16 @@ async fn credential_and_register_classes() {
         let resp = s
             .req(Method::POST, "/api/v1/auth/login")
             .json(&json!({"email": "a@x.test", "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
         assert_eq!(resp.status(), 200, "login {i}");
         assert!(resp.headers().contains_key("ratelimit-remaining"));
     }
     let sixth = s
         .req(Method::POST, "/api/v1/auth/login")
         .json(&json!({"email": "A@x.test", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(sixth.status(), 429);
     let retry: u64 = sixth.headers()["retry-after"]
         .to_str()
@@ -86,9 +76,8 @@ async fn credential_and_register_classes() {
     let other = s
         .req(Method::POST, "/api/v1/auth/login")
         .json(&json!({"email": "b@x.test", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(other.status(), 401);
 
     // Register: 10 a minute per client IP (one was used above).
@@ -97,9 +86,7 @@ async fn credential_and_register_classes() {
         let resp = s
             .req(Method::POST, "/api/v1/auth/register")
             .json(&json!({"email": format!("u{i}@x.test"), "password": PASSWORD, "name": "U", "tenant_name": format!("T{i}")}))
-            .send()
-            .await
-            .unwrap();
+            .call().await;
         statuses.push(resp.status().as_u16());
     }
     assert_eq!(

@@ -7,35 +7,23 @@ use futures::{SinkExt, StreamExt};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::support::{problem, stack};
+use crate::support::{Call, problem, stack};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_and_forwarding_headers() {
     let s = stack("", "").await;
     let user = s.register("a@x.test", "Acme").await;
-    problem(
-        s.req(Method::GET, "/api/v1/nowhere").send().await.unwrap(),
-        404,
-    )
-    .await;
+    problem(s.req(Method::GET, "/api/v1/nowhere").call().await, 404).await;
     problem(
         s.req(Method::GET, "/api/v1/echoes")
             .bearer_auth(&user.access)
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
         404,
     )
     .await;
     // Auth's own routes go to auth.
-    let me: Value = s
-        .get_as("/api/v1/auth/me", &user.access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: Value = s.get_as("/api/v1/auth/me", &user.access).value().await;
     assert_eq!(me["id"], user.user_id.as_str());
 
     let resp = s
@@ -44,9 +32,8 @@ async fn routes_and_forwarding_headers() {
         .header("x-forwarded-for", "6.6.6.6")
         .header("connection", "keep-alive, x-hop")
         .header("x-hop", "must not pass")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-request-id"], "req-42");
     assert_eq!(resp.headers()["x-upstream"], "echo");
@@ -87,9 +74,8 @@ async fn trusted_proxies_and_hsts() {
     let resp = s
         .get_as("/api/v1/echo/x", &user.access)
         .header("x-forwarded-for", "203.0.113.7")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert!(resp.headers().contains_key("strict-transport-security"));
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["headers"]["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
@@ -101,10 +87,7 @@ async fn slow_and_dead_upstreams() {
     let user = s.register("a@x.test", "Acme").await;
     let started = std::time::Instant::now();
     let body = problem(
-        s.get_as("/api/v1/echo/slow", &user.access)
-            .send()
-            .await
-            .unwrap(),
+        s.get_as("/api/v1/echo/slow", &user.access).call().await,
         504,
     )
     .await;
@@ -113,17 +96,10 @@ async fn slow_and_dead_upstreams() {
         !body["detail"].as_str().unwrap().contains("127.0.0.1"),
         "no upstream internals"
     );
-    let body = problem(
-        s.get_as("/api/v1/dead/x", &user.access)
-            .send()
-            .await
-            .unwrap(),
-        502,
-    )
-    .await;
+    let body = problem(s.get_as("/api/v1/dead/x", &user.access).call().await, 502).await;
     assert!(!body["detail"].as_str().unwrap().contains("127.0.0.1"));
 
-    let health = s.req(Method::GET, "/health").send().await.unwrap();
+    let health = s.req(Method::GET, "/health").call().await;
     assert_eq!(health.status(), 200, "the dead service is not required");
     let health: Value = health.json().await.unwrap();
     assert_eq!(health["services"]["auth"]["status"], "ok");
@@ -132,9 +108,8 @@ async fn slow_and_dead_upstreams() {
 
     let metrics = s
         .req(Method::GET, "/metrics")
-        .send()
+        .call()
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -159,7 +134,7 @@ async fn required_service_down_makes_health_503() {
         "[gateway.services.broken]\nurl = \"http://127.0.0.1:1\"\nprefixes = [\"/api/v1/broken\"]\nrequired = true\n",
     )
     .await;
-    let resp = s.req(Method::GET, "/health").send().await.unwrap();
+    let resp = s.req(Method::GET, "/health").call().await;
     assert_eq!(resp.status(), 503);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["status"], "degraded");
@@ -204,9 +179,8 @@ async fn uploads_stream_through() {
         .req(Method::POST, "/api/v1/echo/upload")
         .bearer_auth(&user.access)
         .body(reqwest::Body::wrap_stream(body))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(resp.status(), 200);
     let got: Value = resp.json().await.unwrap();
     assert_eq!(got["bytes"], 50 * MIB);
@@ -216,9 +190,8 @@ async fn uploads_stream_through() {
         .req(Method::POST, "/api/v1/echo/x")
         .bearer_auth(&user.access)
         .body(vec![b'x'; 2 * MIB])
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     problem(big, 413).await;
     let chunks =
         futures::stream::iter((0..4).map(|_| Ok::<_, std::io::Error>(bytes_of(MIB / 2 + 1))));
@@ -226,18 +199,16 @@ async fn uploads_stream_through() {
         .req(Method::POST, "/api/v1/echo/x")
         .bearer_auth(&user.access)
         .body(reqwest::Body::wrap_stream(chunks))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     problem(streamed, 413).await;
 
     let huge = "x".repeat(20 * 1024);
     let resp = s
         .get_as("/api/v1/echo/x", &user.access)
         .header("x-huge", huge)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     problem(resp, 431).await;
 }
 
@@ -293,9 +264,8 @@ async fn cors_at_the_edge() {
             "access-control-request-headers",
             "authorization, content-type",
         )
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(preflight.status(), 200);
     assert_eq!(
         preflight.headers()["access-control-allow-origin"],
@@ -311,9 +281,8 @@ async fn cors_at_the_edge() {
         .req(Method::OPTIONS, "/api/v1/echo/x")
         .header("origin", "https://evil.example")
         .header("access-control-request-method", "POST")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert!(foreign.status().is_client_error());
     assert!(
         !foreign
@@ -324,9 +293,8 @@ async fn cors_at_the_edge() {
     let actual = s
         .get_as("/api/v1/echo/x", &user.access)
         .header("origin", "https://app.example.test")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(
         actual.headers()["access-control-allow-origin"],
         "https://app.example.test"
@@ -344,14 +312,7 @@ async fn cors_at_the_edge() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn merged_openapi_and_docs() {
     let s = stack("", "").await;
-    let doc: Value = s
-        .req(Method::GET, "/openapi.json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = s.req(Method::GET, "/openapi.json").value().await;
     let paths = doc["paths"].as_object().unwrap();
     assert!(paths.contains_key("/api/v1/auth/login"), "auth's paths");
     assert!(
@@ -367,7 +328,7 @@ async fn merged_openapi_and_docs() {
             .contains("dead"),
         "unavailable services are named"
     );
-    let docs = s.req(Method::GET, "/docs").send().await.unwrap();
+    let docs = s.req(Method::GET, "/docs").call().await;
     assert_eq!(docs.status(), 200);
     assert!(
         docs.headers()["content-type"]
@@ -378,9 +339,8 @@ async fn merged_openapi_and_docs() {
     assert!(docs.text().await.unwrap().contains("/docs/app.js"));
     let js = s
         .req(Method::GET, "/docs/app.js")
-        .send()
+        .call()
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();

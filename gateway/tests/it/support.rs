@@ -265,3 +265,21 @@ pub async fn problem(resp: Response, status: u16) -> Value {
     assert_eq!(body["status"], status);
     body
 }
+
+/// Sending test requests: transport failures are test failures, not cases to handle.
+pub(crate) trait Call {
+    /// Sends the request.
+    async fn call(self) -> reqwest::Response;
+    /// Sends the request and reads a JSON body.
+    async fn value(self) -> serde_json::Value;
+}
+
+impl Call for reqwest::RequestBuilder {
+    async fn call(self) -> reqwest::Response {
+        self.send().await.expect("request reaches the server")
+    }
+
+    async fn value(self) -> serde_json::Value {
+        self.call().await.json().await.expect("a JSON body")
+    }
+}

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use agora_shared::testing::TestDb;
 
-use crate::support::{fields, problem, spawn};
+use crate::support::{Call, fields, problem, spawn};
 
 async fn api_key_lifecycle(db: TestDb) {
     let app = spawn(db).await;
@@ -14,9 +14,8 @@ async fn api_key_lifecycle(db: TestDb) {
     let resp = app
         .authed(Method::POST, "/api/v1/api-keys", &a.access)
         .json(&json!({"name": "ci", "role": "TENANT_USER"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(resp.status(), 201);
     let created: Value = resp.json().await.unwrap();
     let key = created["key"].as_str().unwrap().to_owned();
@@ -26,19 +25,14 @@ async fn api_key_lifecycle(db: TestDb) {
     // Works as Bearer and as X-API-Key; acts within its tenant and role.
     let me: Value = app
         .authed(Method::GET, "/api/v1/auth/me", &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .value()
+        .await;
     assert_eq!(me["id"], a.user_id.as_str());
     let teams = app
         .req(Method::GET, "/api/v1/teams")
         .header("x-api-key", &key)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(teams.status(), 200);
     problem(
         app.req(
@@ -46,9 +40,8 @@ async fn api_key_lifecycle(db: TestDb) {
             &format!("/api/v1/tenants/{}/users", a.tenant_id),
         )
         .header("x-api-key", &key)
-        .send()
-        .await
-        .unwrap(),
+        .call()
+        .await,
         403,
     )
     .await;
@@ -56,9 +49,8 @@ async fn api_key_lifecycle(db: TestDb) {
     let both = app
         .authed(Method::GET, "/api/v1/auth/me", &a.access)
         .header("x-api-key", &key)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     let body = problem(both, 401).await;
     assert!(
         body["detail"]
@@ -70,9 +62,8 @@ async fn api_key_lifecycle(db: TestDb) {
     problem(
         app.authed(Method::POST, "/api/v1/api-keys", &key)
             .json(&json!({"name": "x", "role": "TENANT_USER"}))
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
         403,
     )
     .await;
@@ -80,12 +71,8 @@ async fn api_key_lifecycle(db: TestDb) {
     // Listed without the secret, with last use recorded.
     let list: Value = app
         .authed(Method::GET, "/api/v1/api-keys", &a.access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .value()
+        .await;
     let item = &list["items"][0];
     assert_eq!(item["id"], id.as_str());
     assert!(item.get("key").is_none());
@@ -106,43 +93,35 @@ async fn api_key_lifecycle(db: TestDb) {
     // Tenant B can neither see nor revoke it.
     let b_list: Value = app
         .authed(Method::GET, "/api/v1/api-keys", &b.access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .value()
+        .await;
     assert!(b_list["items"].as_array().unwrap().is_empty());
     problem(
         app.authed(Method::DELETE, &format!("/api/v1/api-keys/{id}"), &b.access)
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
         404,
     )
     .await;
 
     assert_eq!(
         app.authed(Method::DELETE, &format!("/api/v1/api-keys/{id}"), &a.access)
-            .send()
+            .call()
             .await
-            .unwrap()
             .status(),
         204
     );
     problem(
         app.authed(Method::GET, "/api/v1/auth/me", &key)
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
         401,
     )
     .await;
     problem(
         app.authed(Method::DELETE, &format!("/api/v1/api-keys/{id}"), &a.access)
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
         404,
     )
     .await;
@@ -153,42 +132,34 @@ async fn api_key_lifecycle(db: TestDb) {
     let bad = app
         .authed(Method::POST, "/api/v1/api-keys", &a.access)
         .json(&json!({"name": "x", "role": "PLATFORM_ADMIN"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(fields(&problem(bad, 422).await), vec!["role"]);
     let past = app
         .authed(Method::POST, "/api/v1/api-keys", &a.access)
         .json(&json!({"name": "x", "role": "TENANT_USER", "expires_at": "2020-01-01T00:00:00Z"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(fields(&problem(past, 422).await), vec!["expires_at"]);
     let soon = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
     let short: Value = app
         .authed(Method::POST, "/api/v1/api-keys", &a.access)
         .json(&json!({"name": "short", "role": "TENANT_ADMIN", "expires_at": soon}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .value()
+        .await;
     let short_key = short["key"].as_str().unwrap();
     assert_eq!(
         app.authed(Method::GET, "/api/v1/auth/me", short_key)
-            .send()
+            .call()
             .await
-            .unwrap()
             .status(),
         200
     );
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     problem(
         app.authed(Method::GET, "/api/v1/auth/me", short_key)
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
         401,
     )
     .await;

@@ -5,39 +5,30 @@ use serde_json::Value;
 
 use agora_shared::testing::TestDb;
 
-use crate::support::spawn;
+use crate::support::{Call, spawn};
 
 async fn health_metrics_openapi_request_ids(db: TestDb) {
     let app = spawn(db).await;
-    let live = app.req(Method::GET, "/health/live").send().await.unwrap();
+    let live = app.req(Method::GET, "/health/live").call().await;
     assert_eq!(live.status(), 200);
-    let ready: Value = app
-        .req(Method::GET, "/health/ready")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = app.req(Method::GET, "/health/ready").value().await;
     assert_eq!(ready["checks"]["store"], "ok");
 
     // A request id is generated, or the caller's is echoed.
-    let resp = app.req(Method::GET, "/health/live").send().await.unwrap();
+    let resp = app.req(Method::GET, "/health/live").call().await;
     assert!(!resp.headers()["x-request-id"].is_empty());
     let resp = app
         .req(Method::GET, "/health/live")
         .header("x-request-id", "abc-123")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(resp.headers()["x-request-id"], "abc-123");
 
     app.login("nobody@x.test", "Wrong-pass1!").await;
     let metrics = app
         .req(Method::GET, "/metrics")
-        .send()
+        .call()
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -52,14 +43,7 @@ async fn health_metrics_openapi_request_ids(db: TestDb) {
     assert!(metrics.contains("agora_http_request_duration_seconds_bucket"));
 
     // The OpenAPI document covers every route the service serves.
-    let doc: Value = app
-        .req(Method::GET, "/openapi.json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = app.req(Method::GET, "/openapi.json").value().await;
     let paths = doc["paths"].as_object().unwrap();
     for (path, method) in [
         ("/api/v1/auth/register", "post"),

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use agora_shared::testing::TestDb;
 
-use crate::support::{PASSWORD, fields, problem, session, spawn};
+use crate::support::{Call, PASSWORD, fields, problem, session, spawn};
 
 async fn register_login_me_and_events(db: TestDb) {
     let app = spawn(db).await;
@@ -26,20 +26,15 @@ async fn register_login_me_and_events(db: TestDb) {
 
     let me: serde_json::Value = app
         .authed(Method::GET, "/api/v1/auth/me", &s.access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .value()
+        .await;
     assert_eq!(me["id"], s.user_id.as_str());
 
     let resp = app
         .authed(Method::PUT, "/api/v1/auth/me", &s.access)
         .json(&json!({"name": "Ana B"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(
         resp.json::<serde_json::Value>().await.unwrap()["name"],
@@ -48,9 +43,8 @@ async fn register_login_me_and_events(db: TestDb) {
     let empty = app
         .authed(Method::PUT, "/api/v1/auth/me", &s.access)
         .json(&json!({"name": ""}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(fields(&problem(empty, 422).await), vec!["name"]);
 
     let resp = app.login("ANA@acme.test", PASSWORD).await;
@@ -75,14 +69,7 @@ async fn register_login_me_and_events(db: TestDb) {
     assert_eq!(audit.tenant_id.as_deref(), Some(s.tenant_id.as_str()));
 
     // Without a credential: 401.
-    problem(
-        app.req(Method::GET, "/api/v1/auth/me")
-            .send()
-            .await
-            .unwrap(),
-        401,
-    )
-    .await;
+    problem(app.req(Method::GET, "/api/v1/auth/me").call().await, 401).await;
 }
 
 async fn register_conflicts_and_rules(db: TestDb) {
@@ -183,24 +170,15 @@ async fn bad_bodies_are_4xx_problems(db: TestDb) {
         .req(Method::POST, "/api/v1/auth/login")
         .header("content-type", "application/json")
         .body(huge)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     problem(resp, 413).await;
-    problem(
-        app.req(Method::GET, "/api/v1/nowhere")
-            .send()
-            .await
-            .unwrap(),
-        404,
-    )
-    .await;
+    problem(app.req(Method::GET, "/api/v1/nowhere").call().await, 404).await;
     problem(
         app.req(Method::GET, "/api/v1/tenants?limit=abc")
             .bearer_auth("x")
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
         401,
     )
     .await;
@@ -253,14 +231,7 @@ async fn concurrent_failures_are_all_counted(db: TestDb) {
         let url = app.url("/api/v1/auth/login");
         handles.push(tokio::spawn(async move {
             let body = json!({"email": "a@x.test", "password": "Wrong-pass1!"});
-            client
-                .post(url)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
+            client.post(url).json(&body).call().await.status().as_u16()
         }));
     }
     for h in handles {
@@ -342,9 +313,8 @@ async fn concurrent_refreshes_one_wins(db: TestDb) {
             client
                 .post(url)
                 .json(&json!({"refresh_token": token}))
-                .send()
+                .call()
                 .await
-                .unwrap()
                 .status()
                 .as_u16()
         }));
@@ -370,15 +340,13 @@ async fn logout_ends_the_session(db: TestDb) {
     let s = app.register("a@x.test", "Acme").await;
     let resp = app
         .authed(Method::POST, "/api/v1/auth/logout", &s.access)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(resp.status(), 204);
     let body = problem(
         app.authed(Method::GET, "/api/v1/auth/me", &s.access)
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
         401,
     )
     .await;
@@ -394,9 +362,8 @@ async fn logout_ends_the_session(db: TestDb) {
     let resp = app
         .authed(Method::POST, "/api/v1/auth/logout", &t.access)
         .json(&json!({"refresh_token": t.refresh}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(resp.status(), 204);
     problem(
         app.post("/api/v1/auth/refresh", json!({"refresh_token": t.refresh}))
@@ -406,9 +373,8 @@ async fn logout_ends_the_session(db: TestDb) {
     .await;
     problem(
         app.authed(Method::POST, "/api/v1/auth/logout", &t.access)
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
         401,
     )
     .await;
@@ -421,23 +387,20 @@ async fn change_password_ends_other_sessions(db: TestDb) {
     let wrong = app
         .authed(Method::POST, "/api/v1/auth/change-password", &here.access)
         .json(&json!({"current_password": "Nope-nope1!", "new_password": "N3w-password!"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(fields(&problem(wrong, 422).await), vec!["current_password"]);
     let weak = app
         .authed(Method::POST, "/api/v1/auth/change-password", &here.access)
         .json(&json!({"current_password": PASSWORD, "new_password": "weak"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(fields(&problem(weak, 422).await), vec!["new_password"]);
     let ok = app
         .authed(Method::POST, "/api/v1/auth/change-password", &here.access)
         .json(&json!({"current_password": PASSWORD, "new_password": "N3w-password!"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(ok.status(), 204);
     problem(
         app.post(

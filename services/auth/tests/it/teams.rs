@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use agora_shared::testing::TestDb;
 
-use crate::support::{PASSWORD, fields, problem, session, spawn};
+use crate::support::{Call, PASSWORD, fields, problem, session, spawn};
 
 async fn teams_crud_members_and_isolation(db: TestDb) {
     let app = spawn(db).await;
@@ -14,9 +14,7 @@ async fn teams_crud_members_and_isolation(db: TestDb) {
     let resp = app
         .authed(Method::POST, "/api/v1/teams", &a.access)
         .json(&json!({"name": "North", "zone": "Northern", "skills": ["fiber", "splicing"], "member_ids": [a.user_id]}))
-        .send()
-        .await
-        .unwrap();
+        .call().await;
     assert_eq!(resp.status(), 201);
     let team: Value = resp.json().await.unwrap();
     assert_eq!(team["daily_capacity"], 5);
@@ -28,25 +26,22 @@ async fn teams_crud_members_and_isolation(db: TestDb) {
     problem(
         app.authed(Method::POST, "/api/v1/teams", &a.access)
             .json(&json!({"name": "North", "zone": "Central"}))
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
         409,
     )
     .await;
     let foreign = app
         .authed(Method::POST, "/api/v1/teams", &a.access)
         .json(&json!({"name": "X", "zone": "Z", "member_ids": [b.user_id]}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(fields(&problem(foreign, 422).await), vec!["member_ids"]);
     let invalid = app
         .authed(Method::POST, "/api/v1/teams", &a.access)
         .json(&json!({"name": "", "zone": "Z", "daily_capacity": 0}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(
         fields(&problem(invalid, 422).await),
         vec!["daily_capacity", "name"]
@@ -55,43 +50,27 @@ async fn teams_crud_members_and_isolation(db: TestDb) {
     let patched: Value = app
         .authed(Method::PATCH, &path, &a.access)
         .json(&json!({"daily_capacity": 8, "zone": "Central"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .value()
+        .await;
     assert_eq!(patched["daily_capacity"], 8);
     assert_eq!(patched["member_ids"], json!([a.user_id]));
 
     let filtered: Value = app
         .authed(Method::GET, "/api/v1/teams?zone=Central", &a.access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .value()
+        .await;
     assert_eq!(filtered["items"].as_array().unwrap().len(), 1);
     let none: Value = app
         .authed(Method::GET, "/api/v1/teams?zone=Borneo", &a.access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .value()
+        .await;
     assert!(none["items"].as_array().unwrap().is_empty());
 
     // Tenant B sees nothing and can change nothing.
     let b_list: Value = app
         .authed(Method::GET, "/api/v1/teams", &b.access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .value()
+        .await;
     assert!(b_list["items"].as_array().unwrap().is_empty());
     for (method, p, body) in [
         (Method::GET, path.clone(), None),
@@ -112,7 +91,7 @@ async fn teams_crud_members_and_isolation(db: TestDb) {
         if let Some(body) = body {
             req = req.json(&body);
         }
-        problem(req.send().await.unwrap(), 404).await;
+        problem(req.call().await, 404).await;
     }
 
     // A plain user reads but cannot write, unless granted teams:manage.
@@ -123,12 +102,8 @@ async fn teams_crud_members_and_isolation(db: TestDb) {
             &a.access,
         )
         .json(&json!({"email": "u@x.test", "name": "U", "role": "TENANT_USER"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .value()
+        .await;
     let u = session(
         app.post(
             "/api/v1/auth/accept-invite",
@@ -141,18 +116,16 @@ async fn teams_crud_members_and_isolation(db: TestDb) {
     );
     assert_eq!(
         app.authed(Method::GET, &path, &u.access)
-            .send()
+            .call()
             .await
-            .unwrap()
             .status(),
         200
     );
     problem(
         app.authed(Method::PATCH, &path, &u.access)
             .json(&json!({"name": "Mine"}))
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
         403,
     )
     .await;
@@ -163,20 +136,15 @@ async fn teams_crud_members_and_isolation(db: TestDb) {
             &a.access,
         )
         .json(&json!({"permissions": ["teams:manage"]}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(grant.status(), 200);
     let u = session(app.login("u@x.test", PASSWORD).await.json().await.unwrap());
     let added: Value = app
         .authed(Method::POST, &format!("{path}/members"), &u.access)
         .json(&json!({"user_id": u.user_id}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .value()
+        .await;
     assert_eq!(added["member_ids"].as_array().unwrap().len(), 2);
     let resp = app
         .authed(
@@ -184,9 +152,8 @@ async fn teams_crud_members_and_isolation(db: TestDb) {
             &format!("{path}/members/{}", a.user_id),
             &u.access,
         )
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(
         resp.json::<Value>().await.unwrap()["member_ids"],
         json!([u.user_id])
@@ -197,29 +164,20 @@ async fn teams_crud_members_and_isolation(db: TestDb) {
             &format!("{path}/members/{}", a.user_id),
             &u.access,
         )
-        .send()
-        .await
-        .unwrap(),
+        .call()
+        .await,
         404,
     )
     .await;
 
     assert_eq!(
         app.authed(Method::DELETE, &path, &a.access)
-            .send()
+            .call()
             .await
-            .unwrap()
             .status(),
         204
     );
-    problem(
-        app.authed(Method::GET, &path, &a.access)
-            .send()
-            .await
-            .unwrap(),
-        404,
-    )
-    .await;
+    problem(app.authed(Method::GET, &path, &a.access).call().await, 404).await;
     let deleted = app
         .event(|e| e.event_type == "agora.auth.team.deleted")
         .await;

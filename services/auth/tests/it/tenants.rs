@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use agora_shared::testing::TestDb;
 
-use crate::support::{PASSWORD, problem, session, spawn};
+use crate::support::{Call, PASSWORD, problem, session, spawn};
 
 async fn platform_admin_manages_tenants(db: TestDb) {
     let app = spawn(db).await;
@@ -14,9 +14,8 @@ async fn platform_admin_manages_tenants(db: TestDb) {
     let resp = app
         .authed(Method::POST, "/api/v1/tenants", &root.access)
         .json(&json!({"name": "Gamma", "plan": "PROFESSIONAL"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(resp.status(), 201);
     let gamma: Value = resp.json().await.unwrap();
     assert_eq!(gamma["plan"], "PROFESSIONAL");
@@ -24,9 +23,8 @@ async fn platform_admin_manages_tenants(db: TestDb) {
     let bad = app
         .authed(Method::POST, "/api/v1/tenants", &root.access)
         .json(&json!({"name": "Delta", "plan": "GOLD"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(
         crate::support::fields(&problem(bad, 422).await),
         vec!["plan"]
@@ -34,19 +32,14 @@ async fn platform_admin_manages_tenants(db: TestDb) {
     let dup = app
         .authed(Method::POST, "/api/v1/tenants", &root.access)
         .json(&json!({"name": "gamma"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     problem(dup, 409).await;
 
     let page: Value = app
         .authed(Method::GET, "/api/v1/tenants?limit=1", &root.access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .value()
+        .await;
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     let cursor = page["next_cursor"].as_str().expect("a second page");
     let page2: Value = app
@@ -55,26 +48,20 @@ async fn platform_admin_manages_tenants(db: TestDb) {
             &format!("/api/v1/tenants?limit=1&cursor={cursor}"),
             &root.access,
         )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .value()
+        .await;
     assert_ne!(page2["items"][0]["id"], page["items"][0]["id"]);
     problem(
         app.authed(Method::GET, "/api/v1/tenants?limit=0", &root.access)
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
         422,
     )
     .await;
     problem(
         app.authed(Method::GET, "/api/v1/tenants?cursor=%21%21", &root.access)
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
         422,
     )
     .await;
@@ -86,9 +73,8 @@ async fn platform_admin_manages_tenants(db: TestDb) {
             &root.access,
         )
         .json(&json!({"status": "SUSPENDED"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(resp.json::<Value>().await.unwrap()["status"], "SUSPENDED");
     let resp = app
         .authed(
@@ -96,15 +82,13 @@ async fn platform_admin_manages_tenants(db: TestDb) {
             &format!("/api/v1/tenants/{id}"),
             &root.access,
         )
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(resp.status(), 204);
     problem(
         app.authed(Method::GET, &format!("/api/v1/tenants/{id}"), &root.access)
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
         404,
     )
     .await;
@@ -116,9 +100,8 @@ async fn platform_admin_manages_tenants(db: TestDb) {
             &format!("/api/v1/tenants/{}", root.tenant_id),
             &root.access,
         )
-        .send()
-        .await
-        .unwrap(),
+        .call()
+        .await,
         409,
     )
     .await;
@@ -130,12 +113,8 @@ async fn tenant_admin_sees_only_its_tenant(db: TestDb) {
     let b = app.register("b@y.test", "Beta").await;
     let list: Value = app
         .authed(Method::GET, "/api/v1/tenants", &a.access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .value()
+        .await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
     assert_eq!(list["items"][0]["id"], a.tenant_id.as_str());
     let own = app
@@ -145,9 +124,8 @@ async fn tenant_admin_sees_only_its_tenant(db: TestDb) {
             &a.access,
         )
         .json(&json!({"name": "Acme Ltd"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(own.json::<Value>().await.unwrap()["name"], "Acme Ltd");
     problem(
         app.authed(
@@ -156,18 +134,16 @@ async fn tenant_admin_sees_only_its_tenant(db: TestDb) {
             &a.access,
         )
         .json(&json!({"plan": "ENTERPRISE"}))
-        .send()
-        .await
-        .unwrap(),
+        .call()
+        .await,
         403,
     )
     .await;
     problem(
         app.authed(Method::POST, "/api/v1/tenants", &a.access)
             .json(&json!({"name": "Mine"}))
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
         403,
     )
     .await;
@@ -196,7 +172,7 @@ async fn tenant_admin_sees_only_its_tenant(db: TestDb) {
         if let Some(body) = body {
             req = req.json(&body);
         }
-        problem(req.send().await.unwrap(), 404).await;
+        problem(req.call().await, 404).await;
     }
     // A's user ids are not reachable through A's own tenant path either when they are B's.
     problem(
@@ -205,29 +181,17 @@ async fn tenant_admin_sees_only_its_tenant(db: TestDb) {
             &format!("/api/v1/tenants/{}/users/{}", a.tenant_id, b.user_id),
             &a.access,
         )
-        .send()
-        .await
-        .unwrap(),
+        .call()
+        .await,
         404,
     )
     .await;
-    problem(
-        app.authed(Method::DELETE, &tb, &a.access)
-            .send()
-            .await
-            .unwrap(),
-        403,
-    )
-    .await;
+    problem(app.authed(Method::DELETE, &tb, &a.access).call().await, 403).await;
     // B is untouched.
     let me: Value = app
         .authed(Method::GET, "/api/v1/auth/me", &b.access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .value()
+        .await;
     assert_eq!(me["role"], "TENANT_ADMIN");
 }
 
@@ -238,9 +202,8 @@ async fn invitation_flow(db: TestDb) {
     let bad = app
         .authed(Method::POST, &path, &a.access)
         .json(&json!({"email": "u@x.test", "name": "U", "role": "PLATFORM_ADMIN"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(
         crate::support::fields(&problem(bad, 422).await),
         vec!["role"]
@@ -248,9 +211,7 @@ async fn invitation_flow(db: TestDb) {
     let resp = app
         .authed(Method::POST, &path, &a.access)
         .json(&json!({"email": "u@x.test", "name": "U", "role": "TENANT_USER", "permissions": ["tickets:manage"]}))
-        .send()
-        .await
-        .unwrap();
+        .call().await;
     assert_eq!(resp.status(), 201);
     let invited: Value = resp.json().await.unwrap();
     assert_eq!(invited["user"]["status"], "INVITED");
@@ -264,9 +225,8 @@ async fn invitation_flow(db: TestDb) {
     problem(
         app.authed(Method::POST, &path, &a.access)
             .json(&json!({"email": "U@x.test", "name": "U", "role": "TENANT_USER"}))
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
         409,
     )
     .await;
@@ -289,23 +249,15 @@ async fn invitation_flow(db: TestDb) {
     let u = session(accepted.json().await.unwrap());
     let me: Value = app
         .authed(Method::GET, "/api/v1/auth/me", &u.access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .value()
+        .await;
     assert_eq!(me["status"], "ACTIVE");
     assert_eq!(me["name"], "Una");
     assert_eq!(me["permissions"], json!(["tickets:manage"]));
     let by_admin: Value = app
         .authed(Method::GET, &format!("{path}/{}", u.user_id), &a.access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .value()
+        .await;
     assert_eq!(by_admin["email"], "u@x.test");
     assert_eq!(by_admin["status"], "ACTIVE");
     let again = app
@@ -317,22 +269,8 @@ async fn invitation_flow(db: TestDb) {
     problem(again, 422).await;
     assert_eq!(app.login("u@x.test", PASSWORD).await.status(), 200);
     // A TENANT_USER may not manage users.
-    problem(
-        app.authed(Method::GET, &path, &u.access)
-            .send()
-            .await
-            .unwrap(),
-        403,
-    )
-    .await;
-    let list: Value = app
-        .authed(Method::GET, &path, &a.access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    problem(app.authed(Method::GET, &path, &u.access).call().await, 403).await;
+    let list: Value = app.authed(Method::GET, &path, &a.access).value().await;
     assert_eq!(list["items"].as_array().unwrap().len(), 2);
 }
 
@@ -347,21 +285,13 @@ async fn last_admin_cannot_leave(db: TestDb) {
         problem(
             app.authed(Method::PATCH, &me, &a.access)
                 .json(&body)
-                .send()
-                .await
-                .unwrap(),
+                .call()
+                .await,
             409,
         )
         .await;
     }
-    problem(
-        app.authed(Method::DELETE, &me, &a.access)
-            .send()
-            .await
-            .unwrap(),
-        409,
-    )
-    .await;
+    problem(app.authed(Method::DELETE, &me, &a.access).call().await, 409).await;
     // With a second active admin, the first may step down.
     let invited: Value = app
         .authed(
@@ -370,19 +300,14 @@ async fn last_admin_cannot_leave(db: TestDb) {
             &a.access,
         )
         .json(&json!({"email": "b@x.test", "name": "B", "role": "TENANT_ADMIN"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .value()
+        .await;
     // An invited admin is not active yet: still the last one.
     problem(
         app.authed(Method::PATCH, &me, &a.access)
             .json(&json!({"role": "TENANT_USER"}))
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
         409,
     )
     .await;
@@ -400,17 +325,15 @@ async fn last_admin_cannot_leave(db: TestDb) {
     let resp = app
         .authed(Method::PATCH, &me, &a.access)
         .json(&json!({"role": "TENANT_USER"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(resp.status(), 200);
     let b_path = format!("/api/v1/tenants/{}/users/{}", a.tenant_id, b.user_id);
     problem(
         app.authed(Method::PATCH, &b_path, &b.access)
             .json(&json!({"status": "INACTIVE"}))
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
         409,
     )
     .await;
@@ -418,9 +341,8 @@ async fn last_admin_cannot_leave(db: TestDb) {
     let resp = app
         .authed(Method::PATCH, &me, &b.access)
         .json(&json!({"status": "INACTIVE"}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(resp.status(), 200);
     problem(
         app.post("/api/v1/auth/refresh", json!({"refresh_token": a.refresh}))
@@ -429,20 +351,9 @@ async fn last_admin_cannot_leave(db: TestDb) {
     )
     .await;
     problem(app.login("a@x.test", PASSWORD).await, 401).await;
-    let resp = app
-        .authed(Method::DELETE, &me, &b.access)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.authed(Method::DELETE, &me, &b.access).call().await;
     assert_eq!(resp.status(), 204);
-    problem(
-        app.authed(Method::GET, &me, &b.access)
-            .send()
-            .await
-            .unwrap(),
-        404,
-    )
-    .await;
+    problem(app.authed(Method::GET, &me, &b.access).call().await, 404).await;
 }
 
 crate::on_every_store!(

@@ -10,7 +10,7 @@ use tonic::Request;
 use agora_proto::auth::v1::{self as pb, auth_service_client::AuthServiceClient};
 use agora_shared::testing::TestDb;
 
-use crate::support::{Options, problem, spawn, spawn_with};
+use crate::support::{Call, Options, problem, spawn, spawn_with};
 
 fn claims(s: &crate::support::Session, overrides: Value) -> Value {
     let now = chrono::Utc::now().timestamp();
@@ -45,9 +45,8 @@ async fn forged_and_stale_tokens_are_rejected(db: TestDb) {
     let good = sign(eddsa(), &claims(&s, json!({})));
     assert_eq!(
         app.authed(Method::GET, "/api/v1/auth/me", &good)
-            .send()
+            .call()
             .await
-            .unwrap()
             .status(),
         200
     );
@@ -115,32 +114,23 @@ async fn forged_and_stale_tokens_are_rejected(db: TestDb) {
     for (what, token) in forged {
         let resp = app
             .authed(Method::GET, "/api/v1/auth/me", &token)
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
         assert_eq!(resp.status(), 401, "{what}");
     }
     // Malformed Authorization headers.
     let resp = app
         .req(Method::GET, "/api/v1/auth/me")
         .header("authorization", "Basic abc")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     problem(resp, 401).await;
 }
 
 async fn jwks_and_key_rotation(db: TestDb) {
     let app = spawn_with(db, Options::default()).await;
     let s = app.register("a@x.test", "Acme").await;
-    let jwks: Value = app
-        .req(Method::GET, "/.well-known/jwks.json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = app.req(Method::GET, "/.well-known/jwks.json").value().await;
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
     assert_eq!(jwks["keys"][0]["kty"], "OKP");
     assert_eq!(jwks["keys"][0]["alg"], "EdDSA");
@@ -149,14 +139,7 @@ async fn jwks_and_key_rotation(db: TestDb) {
     let new_kid = agora_auth::keys::rotate(&app.state.db, None).await.unwrap();
     app.state.keyring.reload(&app.state.db).await.unwrap();
     assert_ne!(new_kid, old_kid);
-    let jwks: Value = app
-        .req(Method::GET, "/.well-known/jwks.json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = app.req(Method::GET, "/.well-known/jwks.json").value().await;
     let kids: Vec<&str> = jwks["keys"]
         .as_array()
         .unwrap()
@@ -170,9 +153,8 @@ async fn jwks_and_key_rotation(db: TestDb) {
     // The old token still verifies; new tokens carry the new kid.
     assert_eq!(
         app.authed(Method::GET, "/api/v1/auth/me", &s.access)
-            .send()
+            .call()
             .await
-            .unwrap()
             .status(),
         200
     );
@@ -187,9 +169,8 @@ async fn jwks_and_key_rotation(db: TestDb) {
     assert_eq!(header.kid.as_deref(), Some(new_kid.as_str()));
     assert_eq!(
         app.authed(Method::GET, "/api/v1/auth/me", &fresh.access)
-            .send()
+            .call()
             .await
-            .unwrap()
             .status(),
         200
     );
@@ -202,12 +183,8 @@ async fn grpc_api(db: TestDb) {
     let team: Value = app
         .authed(Method::POST, "/api/v1/teams", &a.access)
         .json(&json!({"name": "North", "zone": "Northern", "member_ids": [a.user_id]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .value()
+        .await;
     let mut client = AuthServiceClient::connect(app.grpc.clone()).await.unwrap();
     let user = client
         .get_user(with(
@@ -298,12 +275,8 @@ async fn grpc_api(db: TestDb) {
     let key: Value = app
         .authed(Method::POST, "/api/v1/api-keys", &a.access)
         .json(&json!({"name": "svc", "role": "TENANT_USER"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .value()
+        .await;
     let verified = client
         .verify_api_key(pb::VerifyApiKeyRequest {
             key: key["key"].as_str().unwrap().into(),
@@ -417,9 +390,8 @@ async fn stored_signing_keys_are_sealed(db: TestDb) {
     let s = app.register("a@x.test", "Acme").await;
     assert_eq!(
         app.authed(Method::GET, "/api/v1/auth/me", &s.access)
-            .send()
+            .call()
             .await
-            .unwrap()
             .status(),
         200
     );
