@@ -125,6 +125,40 @@ pub fn skip_or_fail(what: &str, why: &str) {
     eprintln!("skipped: {what} suite ({why})");
 }
 
+/// Sending test requests: a transport failure is a test failure, not a case to handle.
+pub trait Call {
+    /// Sends the request.
+    fn call(self) -> impl std::future::Future<Output = reqwest::Response> + Send;
+    /// Sends the request and reads a JSON body.
+    fn value(self) -> impl std::future::Future<Output = serde_json::Value> + Send;
+}
+
+impl Call for reqwest::RequestBuilder {
+    async fn call(self) -> reqwest::Response {
+        self.send().await.expect("request reaches the server")
+    }
+
+    async fn value(self) -> serde_json::Value {
+        self.call().await.json().await.expect("a JSON body")
+    }
+}
+
+/// Asserts an RFC 9457 problem+json response with `status`; returns its body.
+pub async fn problem(resp: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(resp.status(), status, "status");
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json", "content type");
+    let body: serde_json::Value = resp.json().await.expect("problem json");
+    assert_eq!(body["status"], status);
+    assert!(body["title"].is_string() && body["detail"].is_string() && body["type"].is_string());
+    body
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use std::{
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use futures::StreamExt;
-use reqwest::{Client, Method, RequestBuilder, Response};
+use reqwest::{Client, Method, RequestBuilder};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -257,29 +257,4 @@ impl Stack {
     }
 }
 
-/// Asserts a problem+json response with `status`.
-pub async fn problem(resp: Response, status: u16) -> Value {
-    assert_eq!(resp.status(), status);
-    assert_eq!(resp.headers()["content-type"], "application/problem+json");
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["status"], status);
-    body
-}
-
-/// Sending test requests: transport failures are test failures, not cases to handle.
-pub(crate) trait Call {
-    /// Sends the request.
-    async fn call(self) -> reqwest::Response;
-    /// Sends the request and reads a JSON body.
-    async fn value(self) -> serde_json::Value;
-}
-
-impl Call for reqwest::RequestBuilder {
-    async fn call(self) -> reqwest::Response {
-        self.send().await.expect("request reaches the server")
-    }
-
-    async fn value(self) -> serde_json::Value {
-        self.call().await.json().await.expect("a JSON body")
-    }
-}
+pub use agora_shared::testing::{Call, problem};

@@ -233,22 +233,6 @@ pub fn session(body: Value) -> Session {
     }
 }
 
-/// Asserts a problem+json response with `status`; returns its body.
-pub async fn problem(resp: Response, status: u16) -> Value {
-    assert_eq!(resp.status(), status, "status");
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    assert_eq!(ct, "application/problem+json", "content type");
-    let body: Value = resp.json().await.expect("problem json");
-    assert_eq!(body["status"], status);
-    assert!(body["title"].is_string() && body["detail"].is_string() && body["type"].is_string());
-    body
-}
-
 /// Field names listed in a 422 problem.
 pub fn fields(problem: &Value) -> Vec<String> {
     problem["errors"].as_array().map_or_else(Vec::new, |e| {
@@ -310,20 +294,4 @@ pub async fn fake_smtp() -> (u16, tokio::sync::mpsc::UnboundedReceiver<String>) 
     (port, rx)
 }
 
-/// Sending test requests: transport failures are test failures, not cases to handle.
-pub(crate) trait Call {
-    /// Sends the request.
-    async fn call(self) -> reqwest::Response;
-    /// Sends the request and reads a JSON body.
-    async fn value(self) -> serde_json::Value;
-}
-
-impl Call for reqwest::RequestBuilder {
-    async fn call(self) -> reqwest::Response {
-        self.send().await.expect("request reaches the server")
-    }
-
-    async fn value(self) -> serde_json::Value {
-        self.call().await.json().await.expect("a JSON body")
-    }
-}
+pub use agora_shared::testing::{Call, problem};
