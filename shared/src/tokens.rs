@@ -282,15 +282,26 @@ impl RemoteJwks {
         if last.is_some_and(|t| t.elapsed() < self.min_refetch) {
             return;
         }
-        *last = Some(Instant::now());
         self.fetches
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let set: JwkSet = match self.client.get(&self.url).send().await {
-            Ok(resp) if resp.status().is_success() => match resp.json().await {
-                Ok(set) => set,
-                Err(err) => return tracing::warn!(error = %err, "jwks is not valid json"),
-            },
-            Ok(resp) => return tracing::warn!(status = %resp.status(), "jwks fetch failed"),
+        let fetched: Result<JwkSet, String> = async {
+            let resp = self
+                .client
+                .get(&self.url)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            if !resp.status().is_success() {
+                return Err(format!("status {}", resp.status()));
+            }
+            resp.json().await.map_err(|e| format!("not a JWKS: {e}"))
+        }
+        .await;
+        // Stamped only once the fetch finished: a caller dropped mid-fetch (its request failed
+        // for another reason) must not stop the next caller from fetching.
+        *last = Some(Instant::now());
+        let set = match fetched {
+            Ok(set) => set,
             Err(err) => return tracing::warn!(error = %err, "jwks fetch failed"),
         };
         let map = set
