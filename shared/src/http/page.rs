@@ -12,8 +12,29 @@ pub const MAX_LIMIT: i64 = 200;
 /// Query parameters of a list request.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct PageParams {
+    #[serde(default, deserialize_with = "whole_number")]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
+}
+
+/// A number, or a string holding one: query strings flattened into a larger struct reach serde
+/// as strings only.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(i64),
+        Text(String),
+    }
+    match Option::<Raw>::deserialize(d)? {
+        None => Ok(None),
+        Some(Raw::Number(n)) => Ok(Some(n)),
+        Some(Raw::Text(t)) => t
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom("limit must be a whole number")),
+    }
 }
 
 impl PageParams {
@@ -79,6 +100,22 @@ impl<T> Page<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limit_parses_when_flattened() {
+        #[derive(Deserialize)]
+        struct Query {
+            #[allow(dead_code)]
+            zone: Option<String>,
+            #[serde(flatten)]
+            page: PageParams,
+        }
+        let q: Query = serde_urlencoded::from_str("zone=x&limit=7&cursor=abc").unwrap();
+        assert_eq!(q.page.limit, Some(7));
+        assert!(serde_urlencoded::from_str::<Query>("limit=lots").is_err());
+        let direct: PageParams = serde_urlencoded::from_str("limit=3").unwrap();
+        assert_eq!(direct.limit, Some(3));
+    }
 
     #[test]
     fn pages_and_cursors() {
