@@ -145,15 +145,17 @@ impl Call for reqwest::RequestBuilder {
 
 /// Asserts an RFC 9457 problem+json response with `status`; returns its body.
 pub async fn problem(resp: reqwest::Response, status: u16) -> serde_json::Value {
-    assert_eq!(resp.status(), status, "status");
+    let got = resp.status();
     let content_type = resp
         .headers()
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let text = resp.text().await.expect("a response body");
+    assert_eq!(got, status, "status (body: {text})");
     assert_eq!(content_type, "application/problem+json", "content type");
-    let body: serde_json::Value = resp.json().await.expect("problem json");
+    let body: serde_json::Value = serde_json::from_str(&text).expect("problem json");
     assert_eq!(body["status"], status);
     assert!(body["title"].is_string() && body["detail"].is_string() && body["type"].is_string());
     body
