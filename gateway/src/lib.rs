@@ -3,7 +3,6 @@
 //! WebSockets through, and aggregates health, metrics and OpenAPI.
 
 use std::{
-    net::SocketAddr,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -60,13 +59,7 @@ impl Gateway {
     }
 }
 
-/// A service started in this process, whose addresses replace the configured ones.
-#[derive(Debug, Clone)]
-pub struct Discovered {
-    pub name: String,
-    pub http: SocketAddr,
-    pub grpc: SocketAddr,
-}
+pub use agora_shared::service::Discovered;
 
 /// Starts the gateway; it stops on `shutdown`.
 pub async fn start(

@@ -10,6 +10,7 @@ pub mod caller;
 pub mod health;
 pub mod json;
 pub mod observe;
+pub mod openapi;
 pub mod page;
 
 pub use caller::{ApiKeyResolver, Authenticator, Caller, Credential, Role};

@@ -24,6 +24,22 @@ pub struct ServiceContext {
     pub migrate_on_start: bool,
 }
 
+/// A service started in this process, whose addresses replace the configured ones of its
+/// peers (embedded mode binds what it can and tells the others).
+#[derive(Debug, Clone)]
+pub struct Discovered {
+    pub name: String,
+    pub http: SocketAddr,
+    pub grpc: SocketAddr,
+}
+
+impl Discovered {
+    /// The started service called `name`, if any.
+    pub fn find<'a>(all: &'a [Discovered], name: &str) -> Option<&'a Discovered> {
+        all.iter().find(|d| d.name == name)
+    }
+}
+
 /// A started service: where it listens and the tasks that make it up.
 pub struct RunningService {
     pub name: &'static str,

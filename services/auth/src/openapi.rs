@@ -1,9 +1,8 @@
 //! The service's OpenAPI document, served at `/openapi.json`.
 
-use utoipa::{
-    Modify, OpenApi,
-    openapi::security::{Http, HttpAuthScheme, SecurityScheme},
-};
+use utoipa::OpenApi;
+
+use agora_shared::http::openapi::BearerAuth;
 
 use crate::{http, model};
 
@@ -28,18 +27,6 @@ use crate::{http, model};
     modifiers(&BearerAuth),
 )]
 struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
-    }
-}
 
 /// The OpenAPI 3.1 document as JSON.
 pub fn document() -> serde_json::Value {

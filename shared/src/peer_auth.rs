@@ -1,0 +1,125 @@
+//! Verifying callers in a service that is not auth: access tokens against the auth service's
+//! JWKS (cached, refetched on an unknown key id at a bounded rate) and the shared denylist, and
+//! API keys through auth's gRPC `VerifyApiKey` with a short cache. The gateway and every other
+//! service authenticate this way.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+use tonic::transport::Channel;
+
+use agora_proto::auth::v1::{VerifyApiKeyRequest, auth_service_client::AuthServiceClient};
+
+use crate::{
+    AppError,
+    http::{ApiKeyResolver, Authenticator, Caller, Credential, Role},
+    tokens::{Denylist, RemoteJwks, Verifier},
+};
+
+/// Cache entries kept at most; expired ones are dropped when full, then all.
+const MAX_CACHED: usize = 10_000;
+
+/// API keys verified by the auth service, remembered for `ttl` (so a revoked key stops working
+/// within `ttl`).
+pub struct GrpcApiKeys {
+    client: AuthServiceClient<Channel>,
+    ttl: Duration,
+    cache: Mutex<HashMap<String, (Instant, Option<Caller>)>>,
+}
+
+impl GrpcApiKeys {
+    pub fn new(channel: Channel, ttl: Duration) -> Self {
+        Self {
+            client: AuthServiceClient::new(channel),
+            ttl,
+            cache: Mutex::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl ApiKeyResolver for GrpcApiKeys {
+    async fn resolve(&self, key: &str) -> Result<Option<Caller>, AppError> {
+        let id = hex::encode(Sha256::digest(key.as_bytes()));
+        if let Some((at, caller)) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(caller.clone());
+        }
+        let resp = self
+            .client
+            .clone()
+            .verify_api_key(VerifyApiKeyRequest {
+                key: key.to_owned(),
+            })
+            .await
+            .map_err(|status| {
+                tracing::warn!(code = ?status.code(), "api key verification failed");
+                AppError::Unavailable("credentials cannot be checked right now".into())
+            })?
+            .into_inner();
+        let caller = resp.valid.then(|| Caller {
+            user_id: resp.user_id,
+            tenant_id: resp.tenant_id,
+            role: resp.role.parse().unwrap_or(Role::TenantUser),
+            permissions: resp.permissions,
+            email: resp.email,
+            plan: None,
+            credential: Credential::ApiKey {
+                key_id: resp.key_id,
+                key: key.to_owned(),
+            },
+        });
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= MAX_CACHED {
+            let ttl = self.ttl;
+            cache.retain(|_, (at, _)| at.elapsed() < ttl);
+            if cache.len() >= MAX_CACHED {
+                cache.clear();
+            }
+        }
+        cache.insert(id, (Instant::now(), caller.clone()));
+        Ok(caller)
+    }
+}
+
+/// Where the auth service is and how its tokens look.
+#[derive(Debug, Clone)]
+pub struct AuthPeer<'a> {
+    /// Base URL of auth's HTTP API (its JWKS is at `/.well-known/jwks.json`).
+    pub url: &'a str,
+    /// auth's gRPC address.
+    pub grpc: &'a str,
+    pub issuer: &'a str,
+    pub audience: &'a str,
+    /// Least time between JWKS refetches on an unknown key id.
+    pub jwks_refetch: Duration,
+    /// How long an API-key verification is reused.
+    pub api_key_ttl: Duration,
+}
+
+/// An authenticator that verifies against the auth service at `peer`.
+pub fn authenticator(
+    peer: &AuthPeer<'_>,
+    denylist: Arc<dyn Denylist>,
+) -> anyhow::Result<Authenticator> {
+    let jwks = RemoteJwks::new(
+        format!("{}/.well-known/jwks.json", peer.url.trim_end_matches('/')),
+        peer.jwks_refetch,
+    );
+    let verifier = Verifier::new(peer.issuer, peer.audience, Arc::new(jwks), denylist);
+    let channel = crate::grpc::channel(peer.grpc, Duration::from_secs(2), Duration::from_secs(5))?;
+    Ok(Authenticator {
+        verifier: Arc::new(verifier),
+        api_keys: Some(Arc::new(GrpcApiKeys::new(channel, peer.api_key_ttl))),
+    })
+}
