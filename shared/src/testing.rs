@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+pub mod load;
+
 use diesel::{Connection, PgConnection, RunQueryDsl};
 
 use crate::{

@@ -12,7 +12,13 @@ use std::{
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use agora_shared::{testing::TestDb, tokens::KeyPair};
+use agora_shared::{
+    testing::{
+        TestDb,
+        load::{report, run},
+    },
+    tokens::KeyPair,
+};
 
 const PHASE: Duration = Duration::from_secs(8);
 const CLIENTS: usize = 16;
@@ -63,7 +69,7 @@ async fn main() {
     );
 
     // Logins: argon2id verification dominates.
-    let (n, lat) = run(CLIENTS, |i| {
+    let lat = run(PHASE, CLIENTS, |i| {
         let (client, base, email) = (client.clone(), base.clone(), emails[i].clone());
         async move {
             let resp = client
@@ -76,7 +82,7 @@ async fn main() {
         }
     })
     .await;
-    report("logins", n, &lat);
+    report("logins", PHASE, &lat);
 
     // Refreshes: each client walks its own rotating chain.
     let mut chains = Vec::new();
@@ -106,7 +112,7 @@ async fn main() {
             .unwrap();
         body["access_token"].as_str().unwrap().to_owned()
     };
-    let (n, lat) = run(CLIENTS, |i| {
+    let lat = run(PHASE, CLIENTS, |i| {
         let (client, base, chain) = (client.clone(), base.clone(), chains[i].clone());
         async move {
             let mut token = chain.lock().await;
@@ -123,7 +129,7 @@ async fn main() {
         }
     })
     .await;
-    report("refreshes", n, &lat);
+    report("refreshes", PHASE, &lat);
 
     // Verifications in-process: signature, claims and denylist check, no I/O.
     let started_at = Instant::now();
@@ -141,7 +147,7 @@ async fn main() {
     );
 
     // Verified requests over HTTP: GET /auth/me (verify + one store read).
-    let (n, lat) = run(CLIENTS, |_| {
+    let lat = run(PHASE, CLIENTS, |_| {
         let (client, base, access) = (client.clone(), base.clone(), access.clone());
         async move {
             let resp = client
@@ -154,48 +160,6 @@ async fn main() {
         }
     })
     .await;
-    report("authenticated GET /auth/me", n, &lat);
+    report("authenticated GET /auth/me", PHASE, &lat);
     shutdown.cancel();
-}
-
-/// Runs `task(client_index)` in a loop from `clients` concurrent callers for `PHASE`; returns
-/// the count and the sorted latencies.
-async fn run<F, Fut>(clients: usize, task: F) -> (u64, Vec<Duration>)
-where
-    F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let deadline = Instant::now() + PHASE;
-    let task = &task;
-    let loops = (0..clients).map(|i| async move {
-        let mut lat = Vec::new();
-        while Instant::now() < deadline {
-            let t = Instant::now();
-            task(i).await;
-            lat.push(t.elapsed());
-        }
-        lat
-    });
-    let mut lat: Vec<Duration> = futures::future::join_all(loops)
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
-    lat.sort();
-    (lat.len() as u64, lat)
-}
-
-fn report(what: &str, n: u64, lat: &[Duration]) {
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
-    println!(
-        "{:<36} {:>10.0}/s   p50 {:>7.2} ms   p99 {:>7.2} ms",
-        what,
-        n as f64 / PHASE.as_secs_f64(),
-        pct(0.50).as_secs_f64() * 1000.0,
-        pct(0.99).as_secs_f64() * 1000.0
-    );
 }
