@@ -4,6 +4,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "proto/agora/auth/v1/auth.proto",
         "proto/agora/events/v1/auth.proto",
+        "proto/agora/tickets/v1/tickets.proto",
+        "proto/agora/events/v1/tickets.proto",
     ];
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);

@@ -6,6 +6,12 @@ pub mod auth {
     }
 }
 
+pub mod tickets {
+    pub mod v1 {
+        tonic::include_proto!("agora.tickets.v1");
+    }
+}
+
 pub mod events {
     pub mod v1 {
         tonic::include_proto!("agora.events.v1");
