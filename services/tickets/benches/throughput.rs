@@ -1,0 +1,186 @@
+//! Prints ticket creates/s and list requests/s through the gateway, with the real auth service,
+//! against a store already holding 100k tickets.
+//!
+//! `cargo bench -p agora-tickets --bench throughput` (SQLite stores in a temp dir; set
+//! `AGORA_BENCH_DATABASE_URL=postgres://...` to use PostgreSQL). `AGORA_BENCH_TICKETS` changes
+//! the store size. Each phase runs for a bounded time on loopback only.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use agora_shared::{
+    db::now,
+    service::Discovered,
+    testing::{
+        TestDb,
+        load::{report, run},
+    },
+};
+use agora_tickets::{changes, model::TicketFields, store};
+
+const PHASE: Duration = Duration::from_secs(8);
+const CLIENTS: usize = 16;
+const PASSWORD: &str = "Sup3r-secret!";
+
+fn store_db() -> TestDb {
+    match std::env::var("AGORA_BENCH_DATABASE_URL") {
+        Ok(admin) => TestDb::postgres_at(&admin),
+        Err(_) => TestDb::sqlite(),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let seed: i64 = std::env::var("AGORA_BENCH_TICKETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let (auth_db, tickets_db) = (store_db(), store_db());
+    let toml = format!(
+        r#"
+[auth]
+http_addr = "127.0.0.1:0"
+grpc_addr = "127.0.0.1:0"
+database_url = "{}"
+[tickets]
+http_addr = "127.0.0.1:0"
+grpc_addr = "127.0.0.1:0"
+database_url = "{}"
+[gateway]
+http_addr = "127.0.0.1:0"
+[gateway.rate_limits]
+api = {{ limit = 100000000, period_secs = 1 }}
+"#,
+        auth_db.url, tickets_db.url
+    );
+    let (ctx, _bus) = agora_shared::testing::service_context(&toml);
+    let shutdown = CancellationToken::new();
+    let auth = agora_auth::start(&ctx, shutdown.clone())
+        .await
+        .expect("auth starts");
+    let mut discovered = vec![Discovered {
+        name: "auth".into(),
+        http: auth.service.http_addr,
+        grpc: auth.service.grpc_addr.expect("grpc"),
+    }];
+    tokio::spawn(auth.service.wait());
+    let tickets = agora_tickets::start(&ctx, shutdown.clone(), &discovered)
+        .await
+        .expect("tickets starts");
+    discovered.push(Discovered {
+        name: "tickets".into(),
+        http: tickets.service.http_addr,
+        grpc: tickets.service.grpc_addr.expect("grpc"),
+    });
+    let state = tickets.state.clone();
+    tokio::spawn(tickets.service.wait());
+    let gateway = agora_gateway::start(&ctx, shutdown.clone(), &discovered)
+        .await
+        .expect("gateway starts");
+    let base = format!("http://{}", gateway.http_addr);
+    tokio::spawn(gateway.wait());
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CLIENTS)
+        .build()
+        .unwrap();
+
+    let session: Value = client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&json!({"email": "bench@example.test", "password": PASSWORD, "name": "Bench", "tenant_name": "Bench"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = session["access_token"].as_str().unwrap().to_owned();
+    let tenant = session["user"]["tenant_id"].as_str().unwrap().to_owned();
+
+    // Seed straight into the store (numbered as creates would be), 1000 per transaction.
+    let seeded_at = Instant::now();
+    for batch in 0..(seed + 999) / 1000 {
+        let tenant = tenant.clone();
+        state
+            .db
+            .write(move |conn| {
+                for i in batch * 1000..((batch + 1) * 1000).min(seed) {
+                    let pick = |options: &[&'static str]| options[i as usize % options.len()];
+                    let fields: TicketFields = serde_json::from_value(json!({
+                        "title": format!("Seeded job {i}"),
+                        "description": "Replace the splitter in the roadside cabinet",
+                        "category": pick(&["REPAIR", "INSPECTION", "MAINTENANCE", "FIBER_INSTALLATION", "EMERGENCY"]),
+                        "priority": pick(&["LOW", "MEDIUM", "HIGH", "URGENT"]),
+                        "zone": pick(&["Northern", "Southern", "Central", "East Coast", "Borneo"]),
+                    }))
+                    .expect("seed fields");
+                    let number = store::tickets::next_number(conn, &tenant)?;
+                    let mut row = changes::new_ticket(&tenant, number, &fields, "bench", now());
+                    row.status = pick(&["OPEN", "IN_PROGRESS", "ON_HOLD", "COMPLETED"]).into();
+                    store::tickets::insert(conn, &row)?;
+                }
+                Ok(())
+            })
+            .await
+            .expect("seed");
+    }
+    println!(
+        "tickets through the gateway, {CLIENTS} concurrent clients, {}s per phase, stores {}, \
+         {seed} tickets seeded in {:.1}s",
+        PHASE.as_secs(),
+        tickets_db.backend,
+        seeded_at.elapsed().as_secs_f64()
+    );
+
+    let lat = run(PHASE, CLIENTS, |i| {
+        let (client, base, token) = (client.clone(), base.clone(), token.clone());
+        async move {
+            let resp = client
+                .post(format!("{base}/api/v1/tickets"))
+                .bearer_auth(token)
+                .json(&json!({"title": format!("Bench job {i}"), "category": "REPAIR", "priority": "HIGH", "zone": "Central"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 201);
+        }
+    })
+    .await;
+    report("creates (POST /tickets)", PHASE, &lat);
+
+    let lists = [
+        ("list 50, newest first", "limit=50"),
+        (
+            "list 50, status+priority+zone filtered",
+            "limit=50&status=OPEN&priority=HIGH,URGENT&zone=Central",
+        ),
+        (
+            "list 50, sla_status=PENDING by due time",
+            "limit=50&sla_status=PENDING&sort=due_at",
+        ),
+        ("list 50, text search", "limit=50&q=job%2099"),
+    ];
+    for (what, query) in lists {
+        let lat = run(PHASE, CLIENTS, |_| {
+            let (client, base, token) = (client.clone(), base.clone(), token.clone());
+            async move {
+                let resp = client
+                    .get(format!("{base}/api/v1/tickets?{query}"))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 200);
+                let page: Value = resp.json().await.unwrap();
+                assert!(
+                    !page["items"].as_array().unwrap().is_empty(),
+                    "{what} found nothing"
+                );
+            }
+        })
+        .await;
+        report(what, PHASE, &lat);
+    }
+    shutdown.cancel();
+}

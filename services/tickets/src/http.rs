@@ -1,0 +1,137 @@
+//! The HTTP API under `/api/v1/tickets`, plus OpenAPI, health and metrics.
+
+use std::sync::Arc;
+
+use actix_web::{
+    App, HttpRequest, HttpResponse, HttpServer, http::header, middleware::from_fn, web,
+};
+
+use agora_shared::{
+    AppError, AppResult,
+    db::{DbConnection, now},
+    http::{Authenticator, ServiceName, configure_extractors, health, not_found, observe::observe},
+};
+
+use crate::{TicketsState, model::Ticket, store::tickets::TicketRow};
+
+pub mod assignments;
+pub mod comments;
+pub mod summary;
+pub mod tickets;
+pub mod zones;
+
+/// Assigning, deleting and SLA overrides need TENANT_ADMIN or this permission.
+pub const MANAGE: &str = "tickets:manage";
+
+/// The actix server for the tickets API on `listener`.
+pub fn server(
+    state: Arc<TicketsState>,
+    authenticator: Authenticator,
+    listener: std::net::TcpListener,
+    workers: usize,
+) -> anyhow::Result<actix_web::dev::Server> {
+    let state = web::Data::from(state);
+    let authenticator = web::Data::new(authenticator);
+    let db = web::Data::new(state.db.clone());
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(ServiceName(crate::NAME))
+            .app_data(state.clone())
+            .app_data(authenticator.clone())
+            .app_data(db.clone())
+            .wrap(from_fn(observe))
+            .configure(configure_extractors)
+            .configure(health::configure)
+            .configure(routes)
+            .default_service(web::to(not_found))
+    })
+    .workers(workers)
+    .shutdown_timeout(10)
+    .listen(listener)?
+    .run())
+}
+
+/// Every route of the service. Fixed paths come before `/tickets/{id}`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(agora_shared::http::metrics))
+        .route("/openapi.json", web::get().to(openapi))
+        .service(
+            web::scope("/api/v1")
+                .configure(summary::routes)
+                .configure(zones::routes)
+                .configure(tickets::routes)
+                .configure(assignments::routes)
+                .configure(comments::routes),
+        );
+}
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(crate::openapi::document())
+}
+
+/// The ETag of a ticket version.
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// A ticket with its ETag.
+pub fn ticket_response(
+    mut builder: actix_web::HttpResponseBuilder,
+    row: &TicketRow,
+) -> HttpResponse {
+    builder
+        .insert_header((header::ETAG, etag(row.version)))
+        .json(Ticket::new(row, now()))
+}
+
+/// The versions an `If-Match` header accepts: `None` when absent or `*`.
+pub fn if_match(req: &HttpRequest) -> AppResult<Option<Vec<i64>>> {
+    let Some(value) = req.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| AppError::BadRequest("If-Match must be ASCII".into()))?;
+    if value.trim() == "*" {
+        return Ok(None);
+    }
+    value
+        .split(',')
+        .map(|tag| {
+            let tag = tag.trim();
+            let tag = tag.strip_prefix("W/").unwrap_or(tag);
+            tag.strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| {
+                    AppError::BadRequest(format!("If-Match holds `{tag}`, not an ETag of this API"))
+                })
+        })
+        .collect::<AppResult<Vec<i64>>>()
+        .map(Some)
+}
+
+/// Fails with 412 when `row` is not at a version `expected` names.
+pub fn check_version(row: &TicketRow, expected: &Option<Vec<i64>>) -> AppResult<()> {
+    match expected {
+        Some(versions) if !versions.contains(&row.version) => {
+            Err(AppError::PreconditionFailed(format!(
+                "the ticket changed since you read it (now at ETag {})",
+                etag(row.version)
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The caller's live ticket `id` (an id or a number); another tenant's is a 404.
+pub fn load(conn: &mut DbConnection, tenant_id: &str, id: &str) -> AppResult<TicketRow> {
+    crate::store::tickets::get(conn, tenant_id, id)?.ok_or_else(|| AppError::not_found("ticket"))
+}
+
+/// 201 with a Location header.
+pub fn created(location: String) -> actix_web::HttpResponseBuilder {
+    let mut builder = HttpResponse::Created();
+    builder.insert_header((header::LOCATION, location));
+    builder
+}

@@ -1,0 +1,152 @@
+//! The tickets service: field-force work orders with assignments, comments, an SLA clock and
+//! statistics. HTTP under `/api/v1/tickets` (see `http`), gRPC `agora.tickets.v1.TicketService`
+//! (see `grpc`), events on `agora.tickets.events` (see `events`).
+
+use std::{sync::Arc, time::Duration};
+
+use diesel_migrations::embed_migrations;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+use agora_shared::{
+    bus::{Outbox, run_relay},
+    config::ConfigError,
+    db::{Db, Migrations},
+    http::Authenticator,
+    peer_auth::{self, AuthPeer},
+    service::{Discovered, RunningService, ServiceContext},
+};
+
+pub mod changes;
+pub mod config;
+pub mod domain;
+pub mod events;
+pub mod grpc;
+pub mod http;
+pub mod listing;
+pub mod model;
+pub mod openapi;
+pub mod schema;
+pub mod sla_watch;
+pub mod store;
+
+pub use config::TicketsConfig;
+
+/// Service name: config section, store file, metrics label.
+pub const NAME: &str = "tickets";
+
+/// The store's migrations for both backends.
+pub const MIGRATIONS: Migrations = Migrations {
+    postgres: embed_migrations!("migrations/postgres"),
+    sqlite: embed_migrations!("migrations/sqlite"),
+};
+
+/// Everything handlers need.
+pub struct TicketsState {
+    pub db: Db,
+    pub config: TicketsConfig,
+    pub outbox: Outbox,
+    /// The auth service's gRPC API (teams and their members).
+    pub auth_channel: Channel,
+}
+
+/// The resolved database URL of the tickets store.
+pub fn database_url(ctx: &ServiceContext) -> Result<String, ConfigError> {
+    let config: TicketsConfig = ctx.config.section(NAME)?;
+    config
+        .endpoints
+        .resolve_database_url(NAME, &ctx.common, NAME)
+}
+
+/// A started tickets service and its state (tests reach into the state).
+pub struct Started {
+    pub service: RunningService,
+    pub state: Arc<TicketsState>,
+}
+
+/// Starts HTTP, gRPC, the outbox relay and the SLA breach watch; all stop on `shutdown`.
+/// `discovered` replaces the configured auth addresses when auth runs in this process.
+pub async fn start(
+    ctx: &ServiceContext,
+    shutdown: CancellationToken,
+    discovered: &[Discovered],
+) -> anyhow::Result<Started> {
+    let mut config: TicketsConfig = ctx.config.section(NAME)?;
+    if let Some(auth) = Discovered::find(discovered, "auth") {
+        config.auth_url = format!("http://{}", auth.http);
+        config.auth_grpc = auth.grpc.to_string();
+    }
+    let url = config
+        .endpoints
+        .resolve_database_url(NAME, &ctx.common, NAME)?;
+    if ctx.migrate_on_start {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || Db::migrate(&url, MIGRATIONS)).await??;
+    }
+    let db = Db::connect(&url, config.endpoints.database_pool_size)?;
+    let authenticator: Authenticator = peer_auth::authenticator(
+        &AuthPeer {
+            url: &config.auth_url,
+            grpc: &config.auth_grpc,
+            issuer: &config.issuer,
+            audience: &config.audience,
+            jwks_refetch: Duration::from_secs(config.jwks_refetch_secs),
+            api_key_ttl: Duration::from_secs(config.api_key_cache_secs),
+        },
+        ctx.denylist.clone(),
+    )?;
+    let auth_channel = agora_shared::grpc::channel(
+        &config.auth_grpc,
+        Duration::from_secs(2),
+        Duration::from_secs(5),
+    )?;
+    let state = Arc::new(TicketsState {
+        db: db.clone(),
+        config: config.clone(),
+        outbox: Outbox::new(),
+        auth_channel,
+    });
+
+    let http_listener = std::net::TcpListener::bind(config.endpoints.http_addr)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.endpoints.http_addr))?;
+    let http_addr = http_listener.local_addr()?;
+    let grpc_listener = agora_shared::grpc::bind(config.endpoints.grpc_addr).await?;
+    let grpc_addr = grpc_listener.local_addr()?;
+
+    let mut tasks = JoinSet::new();
+    let server = http::server(
+        state.clone(),
+        authenticator.clone(),
+        http_listener,
+        config.http_workers,
+    )?;
+    tasks.spawn(agora_shared::service::run_http(server, shutdown.clone()));
+    tasks.spawn(agora_shared::grpc::serve(
+        grpc_listener,
+        grpc::routes(state.clone(), authenticator),
+        shutdown.clone(),
+    ));
+    let relay_shutdown = shutdown.clone();
+    let (bus, outbox) = (ctx.bus.clone(), state.outbox.clone());
+    tasks.spawn(async move {
+        run_relay(db, bus, outbox, relay_shutdown).await;
+        Ok(())
+    });
+    tasks.spawn(sla_watch::run(
+        state.clone(),
+        Duration::from_secs(config.sla_check_secs),
+        shutdown.clone(),
+    ));
+    tracing::info!(%http_addr, %grpc_addr, "tickets service started");
+    Ok(Started {
+        service: RunningService {
+            name: NAME,
+            http_addr,
+            grpc_addr: Some(grpc_addr),
+            tasks,
+            shutdown,
+        },
+        state,
+    })
+}
