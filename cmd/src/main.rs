@@ -39,7 +39,7 @@ enum Command {
     /// Run the chosen services (distributed mode).
     Serve {
         /// Service to run; repeat for several.
-        #[arg(long = "service", required = true, value_parser = ["auth", "gateway"])]
+        #[arg(long = "service", required = true, value_parser = ["auth", "tickets", "gateway"])]
         services: Vec<String>,
         /// Apply pending migrations before serving.
         #[arg(long)]
@@ -47,7 +47,7 @@ enum Command {
     },
     /// Apply pending migrations of a service's store.
     Migrate {
-        #[arg(long = "service", default_value = "all", value_parser = ["auth", "all"])]
+        #[arg(long = "service", default_value = "all", value_parser = ["auth", "tickets", "all"])]
         service: String,
     },
     /// Operator tasks.
@@ -108,20 +108,30 @@ async fn run(cli: Cli, telemetry: &mut Option<TelemetryGuard>) -> anyhow::Result
         None => {
             common.mode = Mode::Embedded;
             *telemetry = Some(agora_shared::telemetry::init(&common)?);
-            run_services(config, common, true, &["auth", "gateway"]).await
+            run_services(config, common, true, &["auth", "tickets", "gateway"]).await
         }
         Some(Command::Serve { services, migrate }) => {
             *telemetry = Some(agora_shared::telemetry::init(&common)?);
             let names: Vec<&str> = services.iter().map(String::as_str).collect();
             run_services(config, common, migrate, &names).await
         }
-        Some(Command::Migrate { service: _ }) => {
-            // `auth` is the only service so far, so `all` and `auth` migrate the same store.
-            let url = agora_auth::database_url(&context(config, common, true))?;
-            let applied =
-                tokio::task::spawn_blocking(move || Db::migrate(&url, agora_auth::MIGRATIONS))
-                    .await??;
-            println!("auth: {applied} migration(s) applied");
+        Some(Command::Migrate { service }) => {
+            let ctx = context(config, common, true);
+            for name in ["auth", "tickets"] {
+                if service != "all" && service != name {
+                    continue;
+                }
+                let (url, migrations) = match name {
+                    "auth" => (agora_auth::database_url(&ctx)?, agora_auth::MIGRATIONS),
+                    _ => (
+                        agora_tickets::database_url(&ctx)?,
+                        agora_tickets::MIGRATIONS,
+                    ),
+                };
+                let applied =
+                    tokio::task::spawn_blocking(move || Db::migrate(&url, migrations)).await??;
+                println!("{name}: {applied} migration(s) applied");
+            }
             Ok(())
         }
         Some(Command::Admin { command }) => admin(config, common, command).await,
@@ -175,6 +185,23 @@ async fn run_services(
         );
         discovered.push(agora_gateway::Discovered {
             name: "auth".into(),
+            http: started.service.http_addr,
+            grpc,
+        });
+        running.push(started.service);
+    }
+    if names.contains(&"tickets") {
+        let started = agora_tickets::start(&ctx, shutdown.clone(), &discovered).await?;
+        let grpc = started
+            .service
+            .grpc_addr
+            .ok_or_else(|| anyhow::anyhow!("tickets started without grpc"))?;
+        println!(
+            "tickets   http://{}  grpc {grpc}",
+            started.service.http_addr
+        );
+        discovered.push(agora_gateway::Discovered {
+            name: "tickets".into(),
             http: started.service.http_addr,
             grpc,
         });

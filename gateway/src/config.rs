@@ -173,12 +173,18 @@ impl Default for GatewayConfig {
             .to_vec(),
             ..Default::default()
         };
+        let tickets = UpstreamConfig {
+            url: "http://127.0.0.1:8082".into(),
+            grpc: Some("127.0.0.1:9082".into()),
+            prefixes: vec!["/api/v1/tickets".into()],
+            ..Default::default()
+        };
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             http_workers: 2,
             issuer: "agora".into(),
             audience: "agora".into(),
-            services: BTreeMap::from([("auth".to_owned(), auth)]),
+            services: BTreeMap::from([("auth".to_owned(), auth), ("tickets".to_owned(), tickets)]),
             public_paths: [
                 "/api/v1/auth/register",
                 "/api/v1/auth/login",

@@ -89,6 +89,8 @@ fn embedded_platform_starts_serves_and_stops_on_sigterm() {
         .current_dir(dir.path())
         .env("AGORA_AUTH__HTTP_ADDR", "127.0.0.1:0")
         .env("AGORA_AUTH__GRPC_ADDR", "127.0.0.1:0")
+        .env("AGORA_TICKETS__HTTP_ADDR", "127.0.0.1:0")
+        .env("AGORA_TICKETS__GRPC_ADDR", "127.0.0.1:0")
         .env("AGORA_GATEWAY__HTTP_ADDR", "127.0.0.1:0")
         .env("AGORA_BOOTSTRAP_ADMIN_EMAIL", "boss@example.test")
         .env("AGORA_BOOTSTRAP_ADMIN_PASSWORD", "B00tstrap-pass!")
@@ -98,11 +100,15 @@ fn embedded_platform_starts_serves_and_stops_on_sigterm() {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut base = None;
+    let mut gateway = None;
     let mut printed = Vec::new();
     for line in lines.by_ref() {
         let line = line.unwrap();
         if let Some(rest) = line.strip_prefix("auth") {
             base = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if let Some(rest) = line.strip_prefix("gateway") {
+            gateway = rest.split_whitespace().next().map(str::to_owned);
         }
         printed.push(line.clone());
         if line.starts_with("agora is running") {
@@ -120,10 +126,13 @@ fn embedded_platform_starts_serves_and_stops_on_sigterm() {
         "a configured password is never printed"
     );
     let base = base.expect("auth address printed");
-    assert!(
-        dir.path().join("data/auth.db").exists(),
-        "store under ./data"
-    );
+    let gateway = gateway.expect("gateway address printed");
+    for store in ["auth", "tickets"] {
+        assert!(
+            dir.path().join(format!("data/{store}.db")).exists(),
+            "{store} store under ./data"
+        );
+    }
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -143,6 +152,26 @@ fn embedded_platform_starts_serves_and_stops_on_sigterm() {
         assert_eq!(login.status(), 200);
         let body: serde_json::Value = login.json().await.unwrap();
         assert_eq!(body["user"]["role"], "PLATFORM_ADMIN");
+        // Through the gateway to the tickets service, which verifies the token with auth.
+        let ticket = client
+            .post(format!("{gateway}/api/v1/tickets"))
+            .bearer_auth(body["access_token"].as_str().unwrap())
+            .json(&serde_json::json!({"title": "Check the cabinet", "category": "INSPECTION"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ticket.status(), 201);
+        let ticket: serde_json::Value = ticket.json().await.unwrap();
+        assert_eq!(ticket["number"], "CTT-000001");
+        let health: serde_json::Value = client
+            .get(format!("{gateway}/health"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(health["services"]["tickets"]["status"], "ok", "{health}");
     });
 
     let status = Command::new("kill")
@@ -278,14 +307,18 @@ fn tokio_stream_listener(
 
 #[test]
 fn migrate_and_admin_commands() {
-    let mut stores = vec![agora_shared::testing::TestDb::sqlite()];
-    stores.extend(agora_shared::testing::TestDb::postgres());
-    for db in stores {
+    use agora_shared::testing::TestDb;
+    let mut stores = vec![(TestDb::sqlite(), TestDb::sqlite())];
+    if let Some(auth) = TestDb::postgres() {
+        stores.push((auth, TestDb::postgres().expect("postgres")));
+    }
+    for (db, tickets_db) in stores {
         let run = |args: &[&str]| {
             let out = agora()
                 .args(args)
                 .env("AGORA_MODE", "distributed")
                 .env("AGORA_AUTH__DATABASE_URL", &db.url)
+                .env("AGORA_TICKETS__DATABASE_URL", &tickets_db.url)
                 .env("AGORA_NEW_USER_PASSWORD", "Adm1n-password!")
                 .output()
                 .unwrap();
@@ -301,7 +334,16 @@ fn migrate_and_admin_commands() {
         );
         assert_eq!(
             run(&["migrate"]),
-            (true, "auth: 0 migration(s) applied\n".into()),
+            (
+                true,
+                "auth: 0 migration(s) applied\ntickets: 1 migration(s) applied\n".into()
+            ),
+            "{}",
+            db.backend
+        );
+        assert_eq!(
+            run(&["migrate", "--service", "tickets"]),
+            (true, "tickets: 0 migration(s) applied\n".into()),
             "{}",
             db.backend
         );

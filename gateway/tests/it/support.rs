@@ -81,6 +81,10 @@ prefixes = ["/api/v1/echo"]
 timeout_secs = 1
 required = false
 
+[gateway.services.tickets]
+url = "http://127.0.0.1:{dead}"
+required = false
+
 [gateway.services.dead]
 url = "http://127.0.0.1:{dead}"
 prefixes = ["/api/v1/dead"]
