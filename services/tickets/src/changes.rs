@@ -18,6 +18,9 @@ pub struct Change {
     pub moved_from: Option<Status>,
     /// The SLA override was set, changed or removed (needs the manage permission).
     pub sla_override_changed: bool,
+    /// The ticket was finished after its due time and its breach had not been announced yet:
+    /// announce it with this change (the breach watch only looks at unfinished tickets).
+    pub breach_to_announce: bool,
 }
 
 impl Change {
@@ -199,6 +202,13 @@ pub fn patch_ticket(
             move_status(row, from, to, now);
             c.fields.push("status");
             c.moved_from = Some(from);
+            if to.is_final()
+                && row.breach_notified_at.is_none()
+                && row.sla_status(now) == crate::domain::SlaStatus::Breached
+            {
+                row.breach_notified_at = Some(now);
+                c.breach_to_announce = true;
+            }
         }
     }
     Ok(c)
@@ -303,14 +313,43 @@ mod tests {
             err.contains("allowed: COMPLETED, ON_HOLD, CANCELLED"),
             "{err}"
         );
-        patch_ticket(
+        let c = patch_ticket(
             &mut row,
             &patch(serde_json::json!({"status": "COMPLETED"})),
             at(6),
         )
         .unwrap();
+        assert!(!c.breach_to_announce, "completed in time");
         assert_eq!((row.completed_at, row.progress), (Some(at(6)), 100));
         assert_eq!(row.sla_status(at(50)), SlaStatus::OnTime);
+    }
+
+    #[test]
+    fn finishing_late_announces_the_breach_once() {
+        let mut row = new_ticket("t", 1, &fields(Priority::Urgent), "u", at(0));
+        patch_ticket(
+            &mut row,
+            &patch(serde_json::json!({"status": "IN_PROGRESS"})),
+            at(1),
+        )
+        .unwrap();
+        let c = patch_ticket(
+            &mut row,
+            &patch(serde_json::json!({"status": "COMPLETED"})),
+            at(5),
+        )
+        .unwrap();
+        assert!(c.breach_to_announce);
+        assert_eq!(row.breach_notified_at, Some(at(5)));
+        let mut announced = new_ticket("t", 2, &fields(Priority::Urgent), "u", at(0));
+        announced.breach_notified_at = Some(at(4));
+        let c = patch_ticket(
+            &mut announced,
+            &patch(serde_json::json!({"status": "CANCELLED"})),
+            at(5),
+        )
+        .unwrap();
+        assert!(!c.breach_to_announce, "already announced by the watch");
     }
 
     #[test]

@@ -66,6 +66,13 @@ pub async fn assign(
 ) -> AppResult<HttpResponse> {
     caller.require_permission(MANAGE)?;
     let body = body.0;
+    let id = id.into_inner();
+    // Another tenant's or a missing ticket is a 404 before anything is asked of auth.
+    let (tenant_id, ticket_id) = (caller.tenant_id.clone(), id.clone());
+    state
+        .db
+        .read(move |conn| load(conn, &tenant_id, &ticket_id))
+        .await?;
     let team = team(&state, &caller, body.team_id.trim()).await?;
     let user_id = body
         .user_id
@@ -81,7 +88,6 @@ pub async fn assign(
         ));
     }
     let user_id = user_id.map(str::to_owned);
-    let id = id.into_inner();
     let (assignment, row, load_today) = state
         .db
         .write(move |conn| {

@@ -162,6 +162,9 @@ async fn update(
                 ));
             }
             events::changed(conn, &row, &change, &caller.user_id)?;
+            if change.breach_to_announce {
+                events::sla_breached(conn, &row, row.updated_at)?;
+            }
             Ok(row)
         })
         .await?;

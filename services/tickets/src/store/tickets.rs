@@ -452,15 +452,22 @@ fn completion(conn: &mut DbConnection, tenant_id: &str) -> AppResult<(i64, Optio
     Ok((c.n, c.mean))
 }
 
-/// Ids of tickets (any tenant) breached at `now` and not yet announced, oldest due first.
+/// Ids of unfinished tickets (any tenant) breached at `now` and not yet announced, oldest due
+/// first. (Tickets finished late announce their breach with the finishing change.)
 pub fn unannounced_breaches(
     conn: &mut DbConnection,
     now: NaiveDateTime,
     limit: i64,
 ) -> AppResult<Vec<String>> {
+    let unfinished = [
+        Status::Open.as_str(),
+        Status::InProgress.as_str(),
+        Status::OnHold.as_str(),
+    ];
     Ok(tickets::table
         .filter(tickets::breach_notified_at.is_null())
         .filter(tickets::deleted_at.is_null())
+        .filter(tickets::status.eq_any(unfinished))
         .filter(tickets::due_at.lt(now))
         .into_boxed()
         .filter(sla_predicate(SlaStatus::Breached, now))

@@ -84,6 +84,21 @@ async fn hold_time_and_standing(store: Store) {
     }
     let late = p.authed(Method::GET, &late_path, &admin).value().await;
     assert_eq!(late["sla_status"], "BREACHED");
+    // Announced once: by the watch while it was open, or by the completion if that came first.
+    let announced: Vec<String> = p
+        .events_of("agora.tickets.ticket.sla_breached")
+        .await
+        .iter()
+        .map(|e| {
+            ev::TicketSlaBreached::decode(e.data.as_slice())
+                .unwrap()
+                .ticket
+                .unwrap()
+                .id
+        })
+        .filter(|id| id == late_id)
+        .collect();
+    assert_eq!(announced.len(), 1);
     let stats = p
         .authed(Method::GET, "/api/v1/tickets/stats/summary", &admin)
         .value()

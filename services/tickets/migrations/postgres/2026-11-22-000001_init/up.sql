@@ -53,10 +53,20 @@ CREATE TABLE tickets (
     deleted_at TIMESTAMP,
     UNIQUE (tenant_id, number)
 );
+-- Lists walk one of these in sort order (ties broken by number) and stop after a page.
 CREATE INDEX tickets_tenant_status_idx ON tickets (tenant_id, status, number);
-CREATE INDEX tickets_tenant_due_idx ON tickets (tenant_id, due_at);
+CREATE INDEX tickets_tenant_due_idx ON tickets (tenant_id, due_at, number);
+CREATE INDEX tickets_tenant_updated_idx ON tickets (tenant_id, updated_at, number);
+CREATE INDEX tickets_tenant_priority_idx ON tickets (tenant_id, priority_rank, number);
 CREATE INDEX tickets_tenant_team_idx ON tickets (tenant_id, team_id);
-CREATE INDEX tickets_breach_watch_idx ON tickets (due_at) WHERE breach_notified_at IS NULL AND deleted_at IS NULL;
+-- Text search (`q`) is a case-insensitive substring match; trigram indexes serve it.
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE INDEX tickets_title_trgm_idx ON tickets USING gin (lower(title) gin_trgm_ops);
+CREATE INDEX tickets_description_trgm_idx ON tickets USING gin (lower(description) gin_trgm_ops);
+-- The breach watch: unfinished tickets whose breach was not announced yet.
+CREATE INDEX tickets_breach_watch_idx ON tickets (due_at)
+    WHERE breach_notified_at IS NULL AND deleted_at IS NULL
+    AND status IN ('OPEN', 'IN_PROGRESS', 'ON_HOLD');
 
 CREATE TABLE assignments (
     id TEXT PRIMARY KEY,

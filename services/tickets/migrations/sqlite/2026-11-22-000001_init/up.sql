@@ -53,10 +53,16 @@ CREATE TABLE tickets (
     deleted_at TIMESTAMP,
     UNIQUE (tenant_id, number)
 );
+-- Lists walk one of these in sort order (ties broken by number) and stop after a page.
 CREATE INDEX tickets_tenant_status_idx ON tickets (tenant_id, status, number);
-CREATE INDEX tickets_tenant_due_idx ON tickets (tenant_id, due_at);
+CREATE INDEX tickets_tenant_due_idx ON tickets (tenant_id, due_at, number);
+CREATE INDEX tickets_tenant_updated_idx ON tickets (tenant_id, updated_at, number);
+CREATE INDEX tickets_tenant_priority_idx ON tickets (tenant_id, priority_rank, number);
 CREATE INDEX tickets_tenant_team_idx ON tickets (tenant_id, team_id);
-CREATE INDEX tickets_breach_watch_idx ON tickets (due_at) WHERE breach_notified_at IS NULL AND deleted_at IS NULL;
+-- The breach watch: unfinished tickets whose breach was not announced yet.
+CREATE INDEX tickets_breach_watch_idx ON tickets (due_at)
+    WHERE breach_notified_at IS NULL AND deleted_at IS NULL
+    AND status IN ('OPEN', 'IN_PROGRESS', 'ON_HOLD');
 
 CREATE TABLE assignments (
     id TEXT PRIMARY KEY,
