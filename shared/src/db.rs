@@ -77,7 +77,7 @@ impl r2d2::ManageConnection for Manager {
 
     fn connect(&self) -> Result<DbConnection, Self::Error> {
         match &self.backend {
-            Backend::Postgres(url) => PgConnection::establish(url)
+            Backend::Postgres(url) => open_postgres(url)
                 .map(DbConnection::Postgres)
                 .map_err(diesel::r2d2::Error::ConnectionError),
             Backend::Sqlite(path) => open_sqlite(path)
@@ -93,6 +93,17 @@ impl r2d2::ManageConnection for Manager {
     fn has_broken(&self, conn: &mut DbConnection) -> bool {
         conn.is_broken()
     }
+}
+
+/// Diesel keeps prepared statements per connection, and after five runs PostgreSQL may switch
+/// a statement to a generic plan that ignores the bound values; for list queries with filters
+/// and text search that plan walks the whole table (measured: 75 ms instead of 3 ms on 130k
+/// tickets). Planning each run costs well under a millisecond.
+fn open_postgres(url: &str) -> Result<PgConnection, diesel::ConnectionError> {
+    let mut conn = PgConnection::establish(url)?;
+    conn.batch_execute("SET plan_cache_mode = force_custom_plan")
+        .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+    Ok(conn)
 }
 
 fn open_sqlite(path: &Path) -> Result<SqliteConnection, diesel::ConnectionError> {

@@ -3,12 +3,15 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
+use actix_web::{App, HttpServer, middleware::from_fn, web};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    bus::SharedBus,
-    config::{CommonConfig, ConfigSource},
+    bus::{Outbox, SharedBus, run_relay},
+    config::{CommonConfig, ConfigSource, ServiceEndpoints},
+    db::Db,
+    http::{Authenticator, ServiceName, configure_extractors, health, not_found, observe::observe},
     tokens::Denylist,
 };
 
@@ -82,4 +85,86 @@ pub async fn run_http(
     let result = server.await;
     stopper.abort();
     result.map_err(Into::into)
+}
+
+/// What every service runs: its HTTP API, its gRPC API and its outbox relay.
+pub struct Parts<S> {
+    pub name: &'static str,
+    pub endpoints: ServiceEndpoints,
+    pub http_workers: usize,
+    /// Handler state, as `web::Data<S>`.
+    pub state: Arc<S>,
+    pub db: Db,
+    pub authenticator: Authenticator,
+    /// The service's routes; health, metrics middleware and problem+json 404s are added here.
+    pub http_routes: fn(&mut web::ServiceConfig),
+    /// The service's gRPC services (with `grpc.health.v1`).
+    pub grpc_routes: tonic::service::Routes,
+    pub outbox: Outbox,
+}
+
+/// Binds and starts the parts; the returned service's `tasks` take the service's own jobs too.
+/// Everything stops on `shutdown`.
+pub async fn start<S: Send + Sync + 'static>(
+    ctx: &ServiceContext,
+    parts: Parts<S>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<RunningService> {
+    let Parts {
+        name,
+        endpoints,
+        http_workers,
+        state,
+        db,
+        authenticator,
+        http_routes,
+        grpc_routes,
+        outbox,
+    } = parts;
+    let http_listener = std::net::TcpListener::bind(endpoints.http_addr)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", endpoints.http_addr))?;
+    let http_addr = http_listener.local_addr()?;
+    let grpc_listener = crate::grpc::bind(endpoints.grpc_addr).await?;
+    let grpc_addr = grpc_listener.local_addr()?;
+
+    let state = web::Data::from(state);
+    let authenticator = web::Data::new(authenticator);
+    let pool = web::Data::new(db.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(ServiceName(name))
+            .app_data(state.clone())
+            .app_data(authenticator.clone())
+            .app_data(pool.clone())
+            .wrap(from_fn(observe))
+            .configure(configure_extractors)
+            .configure(health::configure)
+            .configure(http_routes)
+            .default_service(web::to(not_found))
+    })
+    .workers(http_workers)
+    .shutdown_timeout(10)
+    .listen(http_listener)?
+    .run();
+
+    let mut tasks = JoinSet::new();
+    tasks.spawn(run_http(server, shutdown.clone()));
+    tasks.spawn(crate::grpc::serve(
+        grpc_listener,
+        grpc_routes,
+        shutdown.clone(),
+    ));
+    let (bus, relay_shutdown) = (ctx.bus.clone(), shutdown.clone());
+    tasks.spawn(async move {
+        run_relay(db, bus, outbox, relay_shutdown).await;
+        Ok(())
+    });
+    tracing::info!(service = name, %http_addr, %grpc_addr, "service started");
+    Ok(RunningService {
+        name,
+        http_addr,
+        grpc_addr: Some(grpc_addr),
+        tasks,
+        shutdown,
+    })
 }

@@ -1,13 +1,8 @@
 //! The HTTP API under `/api/v1`, plus JWKS, OpenAPI, health and metrics.
 
-use std::sync::Arc;
+use actix_web::{HttpRequest, HttpResponse, web};
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, middleware::from_fn, web};
-
-use agora_shared::{
-    AppError,
-    http::{Authenticator, ServiceName, configure_extractors, health, not_found, observe::observe},
-};
+use agora_shared::AppError;
 
 use crate::AuthState;
 
@@ -16,34 +11,6 @@ pub mod auth;
 pub mod teams;
 pub mod tenants;
 pub mod users;
-
-/// The actix server for the auth API on `listener`.
-pub fn server(
-    state: Arc<AuthState>,
-    authenticator: Authenticator,
-    listener: std::net::TcpListener,
-    workers: usize,
-) -> anyhow::Result<actix_web::dev::Server> {
-    let state = web::Data::from(state);
-    let authenticator = web::Data::new(authenticator);
-    let db = web::Data::new(state.db.clone());
-    Ok(HttpServer::new(move || {
-        App::new()
-            .app_data(ServiceName(crate::NAME))
-            .app_data(state.clone())
-            .app_data(authenticator.clone())
-            .app_data(db.clone())
-            .wrap(from_fn(observe))
-            .configure(configure_extractors)
-            .configure(health::configure)
-            .configure(routes)
-            .default_service(web::to(not_found))
-    })
-    .workers(workers)
-    .shutdown_timeout(10)
-    .listen(listener)?
-    .run())
-}
 
 /// Every route of the service.
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -6,16 +6,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use diesel_migrations::embed_migrations;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use agora_shared::{
     AppError,
-    bus::{Outbox, run_relay},
+    bus::Outbox,
     config::{ConfigError, Mode},
     db::{Db, Migrations},
     http::{ApiKeyResolver, Authenticator, Caller, Credential, Role},
-    service::{RunningService, ServiceContext},
+    service::{Parts, RunningService, ServiceContext},
     tokens::{Denylist, Verifier},
 };
 
@@ -149,34 +148,25 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
         api_keys: Some(state.clone()),
     };
 
-    let http_listener = std::net::TcpListener::bind(config.endpoints.http_addr)
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.endpoints.http_addr))?;
-    let http_addr = http_listener.local_addr()?;
-    let grpc_listener = agora_shared::grpc::bind(config.endpoints.grpc_addr).await?;
-    let grpc_addr = grpc_listener.local_addr()?;
-
-    let mut tasks = JoinSet::new();
-    let server = http::server(
-        state.clone(),
-        authenticator.clone(),
-        http_listener,
-        config.http_workers,
-    )?;
-    tasks.spawn(agora_shared::service::run_http(server, shutdown.clone()));
-    tasks.spawn(agora_shared::grpc::serve(
-        grpc_listener,
-        grpc::routes(state.clone(), authenticator.clone()),
+    let mut service = agora_shared::service::start(
+        ctx,
+        Parts {
+            name: NAME,
+            endpoints: config.endpoints.clone(),
+            http_workers: config.http_workers,
+            state: state.clone(),
+            db,
+            authenticator: authenticator.clone(),
+            http_routes: http::routes,
+            grpc_routes: grpc::routes(state.clone(), authenticator.clone()),
+            outbox: state.outbox.clone(),
+        },
         shutdown.clone(),
-    ));
-    let relay_shutdown = shutdown.clone();
-    let (bus, outbox) = (ctx.bus.clone(), state.outbox.clone());
-    tasks.spawn(async move {
-        run_relay(db, bus, outbox, relay_shutdown).await;
-        Ok(())
-    });
+    )
+    .await?;
     let reload_state = state.clone();
     let reload_shutdown = shutdown.clone();
-    tasks.spawn(async move {
+    service.tasks.spawn(async move {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
@@ -187,15 +177,8 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
             }
         }
     });
-    tracing::info!(%http_addr, %grpc_addr, "auth service started");
     Ok(Started {
-        service: RunningService {
-            name: NAME,
-            http_addr,
-            grpc_addr: Some(grpc_addr),
-            tasks,
-            shutdown,
-        },
+        service,
         state,
         authenticator,
     })

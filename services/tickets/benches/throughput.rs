@@ -108,18 +108,21 @@ api = {{ limit = 100000000, period_secs = 1 }}
             .db
             .write(move |conn| {
                 for i in batch * 1000..((batch + 1) * 1000).min(seed) {
-                    let pick = |options: &[&'static str]| options[i as usize % options.len()];
+                    // Different strides keep the attributes independent of each other.
+                    let pick = |stride: i64, options: &[&'static str]| {
+                        options[(i / stride) as usize % options.len()]
+                    };
                     let fields: TicketFields = serde_json::from_value(json!({
                         "title": format!("Seeded job {i}"),
                         "description": "Replace the splitter in the roadside cabinet",
-                        "category": pick(&["REPAIR", "INSPECTION", "MAINTENANCE", "FIBER_INSTALLATION", "EMERGENCY"]),
-                        "priority": pick(&["LOW", "MEDIUM", "HIGH", "URGENT"]),
-                        "zone": pick(&["Northern", "Southern", "Central", "East Coast", "Borneo"]),
+                        "category": pick(1, &["REPAIR", "INSPECTION", "MAINTENANCE", "FIBER_INSTALLATION", "EMERGENCY"]),
+                        "priority": pick(5, &["LOW", "MEDIUM", "HIGH", "URGENT"]),
+                        "zone": pick(20, &["Northern", "Southern", "Central", "East Coast", "Borneo"]),
                     }))
                     .expect("seed fields");
                     let number = store::tickets::next_number(conn, &tenant)?;
                     let mut row = changes::new_ticket(&tenant, number, &fields, "bench", now());
-                    row.status = pick(&["OPEN", "IN_PROGRESS", "ON_HOLD", "COMPLETED"]).into();
+                    row.status = pick(100, &["OPEN", "IN_PROGRESS", "ON_HOLD", "COMPLETED"]).into();
                     store::tickets::insert(conn, &row)?;
                 }
                 Ok(())

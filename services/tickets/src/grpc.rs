@@ -104,22 +104,7 @@ impl TicketService for Grpc {
         let tenant_id = tenant(&caller, &r.tenant_id)?;
         let listing = ListQuery::from(&r).parse()?;
         let at = agora_shared::db::now();
-        let page = self
-            .state
-            .db
-            .read(move |conn| {
-                let rows = store::tickets::list(
-                    conn,
-                    &tenant_id,
-                    &listing.filter,
-                    listing.sort,
-                    listing.after.clone(),
-                    listing.limit,
-                    at,
-                )?;
-                Ok(listing::page(rows, &listing))
-            })
-            .await?;
+        let page = listing::load(&self.state.db, tenant_id, listing, at).await?;
         Ok(Response::new(pb::ListTicketsResponse {
             tickets: page.items.iter().map(|t| ticket_message(t, at)).collect(),
             next_cursor: page.next_cursor.unwrap_or_default(),

@@ -1,18 +1,13 @@
 //! The HTTP API under `/api/v1/tickets`, plus OpenAPI, health and metrics.
 
-use std::sync::Arc;
-
-use actix_web::{
-    App, HttpRequest, HttpResponse, HttpServer, http::header, middleware::from_fn, web,
-};
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
 
 use agora_shared::{
     AppError, AppResult,
     db::{DbConnection, now},
-    http::{Authenticator, ServiceName, configure_extractors, health, not_found, observe::observe},
 };
 
-use crate::{TicketsState, model::Ticket, store::tickets::TicketRow};
+use crate::{model::Ticket, store::tickets::TicketRow};
 
 pub mod assignments;
 pub mod comments;
@@ -22,34 +17,6 @@ pub mod zones;
 
 /// Assigning, deleting and SLA overrides need TENANT_ADMIN or this permission.
 pub const MANAGE: &str = "tickets:manage";
-
-/// The actix server for the tickets API on `listener`.
-pub fn server(
-    state: Arc<TicketsState>,
-    authenticator: Authenticator,
-    listener: std::net::TcpListener,
-    workers: usize,
-) -> anyhow::Result<actix_web::dev::Server> {
-    let state = web::Data::from(state);
-    let authenticator = web::Data::new(authenticator);
-    let db = web::Data::new(state.db.clone());
-    Ok(HttpServer::new(move || {
-        App::new()
-            .app_data(ServiceName(crate::NAME))
-            .app_data(state.clone())
-            .app_data(authenticator.clone())
-            .app_data(db.clone())
-            .wrap(from_fn(observe))
-            .configure(configure_extractors)
-            .configure(health::configure)
-            .configure(routes)
-            .default_service(web::to(not_found))
-    })
-    .workers(workers)
-    .shutdown_timeout(10)
-    .listen(listener)?
-    .run())
-}
 
 /// Every route of the service. Fixed paths come before `/tickets/{id}`.
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -5,17 +5,16 @@
 use std::{sync::Arc, time::Duration};
 
 use diesel_migrations::embed_migrations;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 use agora_shared::{
-    bus::{Outbox, run_relay},
+    bus::Outbox,
     config::ConfigError,
     db::{Db, Migrations},
     http::Authenticator,
     peer_auth::{self, AuthPeer},
-    service::{Discovered, RunningService, ServiceContext},
+    service::{Discovered, Parts, RunningService, ServiceContext},
 };
 
 pub mod changes;
@@ -108,45 +107,26 @@ pub async fn start(
         auth_channel,
     });
 
-    let http_listener = std::net::TcpListener::bind(config.endpoints.http_addr)
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.endpoints.http_addr))?;
-    let http_addr = http_listener.local_addr()?;
-    let grpc_listener = agora_shared::grpc::bind(config.endpoints.grpc_addr).await?;
-    let grpc_addr = grpc_listener.local_addr()?;
-
-    let mut tasks = JoinSet::new();
-    let server = http::server(
-        state.clone(),
-        authenticator.clone(),
-        http_listener,
-        config.http_workers,
-    )?;
-    tasks.spawn(agora_shared::service::run_http(server, shutdown.clone()));
-    tasks.spawn(agora_shared::grpc::serve(
-        grpc_listener,
-        grpc::routes(state.clone(), authenticator),
+    let mut service = agora_shared::service::start(
+        ctx,
+        Parts {
+            name: NAME,
+            endpoints: config.endpoints.clone(),
+            http_workers: config.http_workers,
+            state: state.clone(),
+            db,
+            authenticator: authenticator.clone(),
+            http_routes: http::routes,
+            grpc_routes: grpc::routes(state.clone(), authenticator),
+            outbox: state.outbox.clone(),
+        },
         shutdown.clone(),
-    ));
-    let relay_shutdown = shutdown.clone();
-    let (bus, outbox) = (ctx.bus.clone(), state.outbox.clone());
-    tasks.spawn(async move {
-        run_relay(db, bus, outbox, relay_shutdown).await;
-        Ok(())
-    });
-    tasks.spawn(sla_watch::run(
+    )
+    .await?;
+    service.tasks.spawn(sla_watch::run(
         state.clone(),
         Duration::from_secs(config.sla_check_secs),
-        shutdown.clone(),
+        shutdown,
     ));
-    tracing::info!(%http_addr, %grpc_addr, "tickets service started");
-    Ok(Started {
-        service: RunningService {
-            name: NAME,
-            http_addr,
-            grpc_addr: Some(grpc_addr),
-            tasks,
-            shutdown,
-        },
-        state,
-    })
+    Ok(Started { service, state })
 }

@@ -6,12 +6,16 @@ use serde::Deserialize;
 
 use agora_shared::{
     AppError, AppResult, FieldError,
+    db::Db,
     http::{Page, PageParams},
 };
 
 use crate::{
     domain::{Category, Priority, SlaStatus, Status},
-    store::tickets::{After, Filter, Sort, SortField, TicketRow},
+    store::{
+        self,
+        tickets::{After, Filter, Sort, SortField, TicketRow},
+    },
 };
 
 /// `GET /api/v1/tickets` parameters. Multi-valued filters are comma-separated.
@@ -202,10 +206,27 @@ fn field_errors(e: AppError) -> Vec<FieldError> {
     }
 }
 
-/// Turns `limit + 1` rows into a page with the right cursor.
-pub fn page(rows: Vec<TicketRow>, listing: &Listing) -> Page<TicketRow> {
-    let sort = listing.sort;
-    Page::from_rows(rows, listing.limit, |r| cursor_of(sort, r))
+/// One page of the tenant's tickets for `listing`, with SLA standings as of `at`.
+pub async fn load(
+    db: &Db,
+    tenant_id: String,
+    listing: Listing,
+    at: NaiveDateTime,
+) -> AppResult<Page<TicketRow>> {
+    db.read(move |conn| {
+        let rows = store::tickets::list(
+            conn,
+            &tenant_id,
+            &listing.filter,
+            listing.sort,
+            listing.after.clone(),
+            listing.limit,
+            at,
+        )?;
+        let sort = listing.sort;
+        Ok(Page::from_rows(rows, listing.limit, |r| cursor_of(sort, r)))
+    })
+    .await
 }
 
 #[cfg(test)]

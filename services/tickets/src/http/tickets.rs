@@ -62,23 +62,8 @@ pub async fn list(
     query: web::Query<ListQuery>,
 ) -> AppResult<HttpResponse> {
     let listing = query.parse()?;
-    let tenant_id = caller.tenant_id;
     let at = now();
-    let page = state
-        .db
-        .read(move |conn| {
-            let rows = store::tickets::list(
-                conn,
-                &tenant_id,
-                &listing.filter,
-                listing.sort,
-                listing.after.clone(),
-                listing.limit,
-                at,
-            )?;
-            Ok(listing::page(rows, &listing))
-        })
-        .await?;
+    let page = listing::load(&state.db, caller.tenant_id, listing, at).await?;
     let page: Page<Ticket> = page.map(|r| Ticket::new(&r, at));
     Ok(HttpResponse::Ok().json(page))
 }
