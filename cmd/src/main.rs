@@ -11,9 +11,10 @@ use agora_shared::{
     config::{CommonConfig, ConfigSource, Mode},
     db::Db,
     http::Role,
+    redis::{Redis, RedisConfig, RedisDenylist},
     service::ServiceContext,
     telemetry::TelemetryGuard,
-    tokens::{KeyPair, MemoryDenylist},
+    tokens::{Denylist, KeyPair, MemoryDenylist},
 };
 
 /// mimalloc: the proxy path is allocation-heavy, and glibc malloc showed as ~12% of CPU there.
@@ -116,7 +117,7 @@ async fn run(cli: Cli, telemetry: &mut Option<TelemetryGuard>) -> anyhow::Result
             run_services(config, common, migrate, &names).await
         }
         Some(Command::Migrate { service }) => {
-            let ctx = context(config, common, true);
+            let ctx = context(config, common, true)?;
             for name in ["auth", "tickets"] {
                 if service != "all" && service != name {
                     continue;
@@ -138,14 +139,26 @@ async fn run(cli: Cli, telemetry: &mut Option<TelemetryGuard>) -> anyhow::Result
     }
 }
 
-fn context(config: ConfigSource, common: CommonConfig, migrate: bool) -> ServiceContext {
-    ServiceContext {
+/// What every service of this process shares. With `[redis] url` set, token revocations live
+/// in Redis (shared by replicas); otherwise in memory.
+fn context(
+    config: ConfigSource,
+    common: CommonConfig,
+    migrate: bool,
+) -> anyhow::Result<ServiceContext> {
+    let redis = Redis::connect(&config.section::<RedisConfig>("redis")?)?;
+    let denylist: Arc<dyn Denylist> = match &redis {
+        Some(redis) => Arc::new(RedisDenylist::new(redis.clone())),
+        None => Arc::new(MemoryDenylist::default()),
+    };
+    Ok(ServiceContext {
         common,
         config,
         bus: Arc::new(InProcessBus::new()),
-        denylist: Arc::new(MemoryDenylist::default()),
+        denylist,
         migrate_on_start: migrate,
-    }
+        redis,
+    })
 }
 
 async fn run_services(
@@ -155,7 +168,7 @@ async fn run_services(
     names: &[&str],
 ) -> anyhow::Result<()> {
     let embedded = common.mode == Mode::Embedded;
-    let ctx = context(config, common.clone(), migrate);
+    let ctx = context(config, common.clone(), migrate)?;
     let shutdown = CancellationToken::new();
     let mut running = Vec::new();
     let mut discovered = Vec::new();
@@ -295,7 +308,7 @@ async fn admin(
 
 /// The auth store, migrated.
 async fn open_auth_store(config: ConfigSource, common: CommonConfig) -> anyhow::Result<Db> {
-    let ctx = context(config, common, true);
+    let ctx = context(config, common, true)?;
     let url = agora_auth::database_url(&ctx)?;
     let migrate_url = url.clone();
     tokio::task::spawn_blocking(move || Db::migrate(&migrate_url, agora_auth::MIGRATIONS))

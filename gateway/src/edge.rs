@@ -104,7 +104,7 @@ pub async fn handle(
         &subject,
         account.as_deref(),
     ) {
-        let decision = gw.limits.check(&key, quota).await;
+        let decision = gw.limits.check(&key, quota).await?;
         if !decision.allowed {
             metrics::rate_limited(class.as_str());
             let mut resp = AppError::TooManyRequests {

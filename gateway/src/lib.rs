@@ -81,9 +81,13 @@ pub async fn start(
     let authenticator =
         edge_auth::authenticator(&config, &auth_svc.url, &auth_grpc, ctx.denylist.clone())?;
     let memory = Arc::new(ratelimit::MemoryStore::default());
+    let limits: Arc<dyn ratelimit::RateLimitStore> = match &ctx.redis {
+        Some(redis) => Arc::new(ratelimit::RedisStore::new(redis.clone())),
+        None => memory.clone(),
+    };
     let gateway = Arc::new(Gateway {
         router: routing::Router::new(&config),
-        limits: memory.clone(),
+        limits,
         auth: authenticator,
         client_ip: client_ip::ClientIp::new(&config.trusted_proxies).map_err(anyhow::Error::msg)?,
         openapi_cache: Mutex::new(None),

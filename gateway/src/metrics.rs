@@ -9,6 +9,7 @@ struct GatewayMetrics {
     latency: HistogramVec,
     upstream_errors: IntCounterVec,
     rate_limited: IntCounterVec,
+    limit_store_errors: prometheus::IntCounter,
 }
 
 fn get() -> &'static GatewayMetrics {
@@ -50,6 +51,12 @@ fn get() -> &'static GatewayMetrics {
             &["class"],
         )
         .expect("metric definition is valid");
+        let limit_store_errors = prometheus::IntCounter::new(
+            "agora_rate_limit_store_errors_total",
+            "Rate-limit checks the shared store could not answer (the failure policy applied)",
+        )
+        .expect("metric definition is valid");
+        let _ = registry.register(Box::new(limit_store_errors.clone()));
         for c in [&proxied, &upstream_errors, &rate_limited] {
             let _ = registry.register(Box::new(c.clone()));
         }
@@ -59,6 +66,7 @@ fn get() -> &'static GatewayMetrics {
             latency,
             upstream_errors,
             rate_limited,
+            limit_store_errors,
         }
     })
 }
@@ -82,4 +90,8 @@ pub fn upstream_error(service: &str, kind: &str) {
 
 pub fn rate_limited(class: &str) {
     get().rate_limited.with_label_values(&[class]).inc();
+}
+
+pub fn limit_store_error() {
+    get().limit_store_errors.inc();
 }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod grpc;
 pub mod http;
 pub mod peer_auth;
+pub mod redis;
 pub mod sealed;
 pub mod service;
 pub mod telemetry;

@@ -25,6 +25,8 @@ pub struct ServiceContext {
     pub denylist: Arc<dyn Denylist>,
     /// Apply migrations at start (always in embedded mode; opt-in in distributed mode).
     pub migrate_on_start: bool,
+    /// Redis, when configured (distributed gateways share rate limits and revocations there).
+    pub redis: Option<crate::redis::Redis>,
 }
 
 /// A service started in this process, whose addresses replace the configured ones of its

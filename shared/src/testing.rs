@@ -26,6 +26,7 @@ pub fn service_context(toml: &str) -> (ServiceContext, InProcessBus) {
         bus: Arc::new(bus.clone()),
         denylist: Arc::new(MemoryDenylist::default()),
         migrate_on_start: true,
+        redis: None,
     };
     (ctx, bus)
 }
@@ -112,6 +113,29 @@ fn with_database(url: &str, name: &str) -> String {
         Some(q) => format!("{host_part}/{name}?{q}"),
         None => format!("{host_part}/{name}"),
     }
+}
+
+/// A Redis on the server named by `AGORA_TEST_REDIS_URL`, under a key prefix of its own (so
+/// tests never see each other's keys), or `None` (reported as skipped; a failure when
+/// infrastructure is required).
+pub fn redis() -> Option<crate::redis::Redis> {
+    let Ok(url) = std::env::var("AGORA_TEST_REDIS_URL") else {
+        skip_or_fail("redis", "AGORA_TEST_REDIS_URL is not set");
+        return None;
+    };
+    Some(redis_at(&url))
+}
+
+/// A Redis at `url` under a fresh key prefix (a dead address gives a Redis that never answers).
+pub fn redis_at(url: &str) -> crate::redis::Redis {
+    let config = crate::redis::RedisConfig {
+        url: Some(crate::config::Secret::new(url)),
+        key_prefix: format!("agora-test:{}:", uuid::Uuid::now_v7().simple()),
+        ..Default::default()
+    };
+    crate::redis::Redis::connect(&config)
+        .expect("redis pool")
+        .expect("a configured url")
 }
 
 /// Whether CI demands every real server be present.

@@ -332,7 +332,8 @@ impl KeySource for RemoteJwks {
 #[async_trait]
 pub trait Denylist: Send + Sync {
     async fn deny(&self, jti: &str, expires_at: i64);
-    async fn is_denied(&self, jti: &str) -> bool;
+    /// Whether `jti` was revoked; an error when that cannot be known (the token is refused).
+    async fn is_denied(&self, jti: &str) -> Result<bool, AppError>;
 }
 
 /// In-memory denylist (embedded mode; the owner persists entries and reloads them at start).
@@ -350,11 +351,12 @@ impl Denylist for MemoryDenylist {
         entries.insert(jti.to_owned(), expires_at);
     }
 
-    async fn is_denied(&self, jti: &str) -> bool {
-        self.entries
+    async fn is_denied(&self, jti: &str) -> Result<bool, AppError> {
+        Ok(self
+            .entries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .contains_key(jti)
+            .contains_key(jti))
     }
 }
 
@@ -414,7 +416,7 @@ impl Verifier {
                 _ => unauthorized("bad signature or claims"),
             }
         })?;
-        if self.denylist.is_denied(&data.claims.jti).await {
+        if self.denylist.is_denied(&data.claims.jti).await? {
             return Err(unauthorized("revoked"));
         }
         Ok(data.claims)

@@ -3,4 +3,6 @@
 mod edge;
 mod limits;
 mod proxying;
+mod replicas;
+mod stores;
 mod support;

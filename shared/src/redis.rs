@@ -1,0 +1,203 @@
+//! Redis, shared by the gateway replicas of a distributed deployment: the `[redis]` section, the
+//! connection pool, and the token denylist kept there.
+
+use std::{collections::HashMap, sync::Mutex, time::Duration};
+
+use async_trait::async_trait;
+use deadpool_redis::redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    AppError,
+    config::{ConfigError, Secret, Validate},
+    tokens::Denylist,
+};
+
+pub use deadpool_redis::Pool;
+
+/// What to do with a rate-limit check when Redis cannot answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FailurePolicy {
+    /// Let the request through (counted in `agora_rate_limit_store_errors_total`, logged).
+    #[default]
+    Open,
+    /// Refuse the request with 503.
+    Closed,
+}
+
+/// The `[redis]` section (`AGORA_REDIS__*`). Without `url` everything stays in process memory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RedisConfig {
+    /// `redis://[:password@]host:port[/db]` (`rediss://` for TLS).
+    pub url: Option<Secret>,
+    pub pool_size: usize,
+    /// Longest wait for one Redis round trip before the failure policy applies.
+    pub timeout_ms: u64,
+    /// Prefix of every key this platform writes (several platforms can share one Redis).
+    pub key_prefix: String,
+    pub rate_limit_failure: FailurePolicy,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            pool_size: 32,
+            timeout_ms: 250,
+            key_prefix: "agora:".into(),
+            rate_limit_failure: FailurePolicy::Open,
+        }
+    }
+}
+
+impl Validate for RedisConfig {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("{prefix}.{k}");
+        if let Some(url) = &self.url
+            && !(url.expose().starts_with("redis://") || url.expose().starts_with("rediss://"))
+        {
+            return Err(ConfigError::new(
+                key("url"),
+                "must start with redis:// or rediss://",
+            ));
+        }
+        if self.pool_size == 0 {
+            return Err(ConfigError::new(key("pool_size"), "must be at least 1"));
+        }
+        if self.timeout_ms == 0 {
+            return Err(ConfigError::new(key("timeout_ms"), "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// A connected Redis: the pool and the settings that go with it.
+#[derive(Clone)]
+pub struct Redis {
+    pub pool: Pool,
+    pub timeout: Duration,
+    pub key_prefix: String,
+    pub rate_limit_failure: FailurePolicy,
+}
+
+impl std::fmt::Debug for Redis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redis")
+            .field("key_prefix", &self.key_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Redis {
+    /// The pool for `config`, or `None` when no URL is configured. Connections open lazily.
+    pub fn connect(config: &RedisConfig) -> anyhow::Result<Option<Self>> {
+        let Some(url) = &config.url else {
+            return Ok(None);
+        };
+        let mut cfg = deadpool_redis::Config::from_url(url.expose());
+        cfg.pool = Some(deadpool_redis::PoolConfig::new(config.pool_size));
+        let pool = cfg
+            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+            .map_err(|e| anyhow::anyhow!("redis pool: {e}"))?;
+        Ok(Some(Self {
+            pool,
+            timeout: Duration::from_millis(config.timeout_ms),
+            key_prefix: config.key_prefix.clone(),
+            rate_limit_failure: config.rate_limit_failure,
+        }))
+    }
+
+    /// `<prefix><name>`.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.key_prefix)
+    }
+
+    /// A pooled connection, within the timeout.
+    pub async fn conn(&self) -> Result<deadpool_redis::Connection, String> {
+        tokio::time::timeout(self.timeout, self.pool.get())
+            .await
+            .map_err(|_| "timed out waiting for a connection".to_owned())?
+            .map_err(|e| e.to_string())
+    }
+
+    /// Runs `f` on a pooled connection within the timeout.
+    pub async fn run<T, F, Fut>(&self, f: F) -> Result<T, String>
+    where
+        F: FnOnce(deadpool_redis::Connection) -> Fut,
+        Fut: std::future::Future<Output = deadpool_redis::redis::RedisResult<T>>,
+    {
+        let conn = self.conn().await?;
+        tokio::time::timeout(self.timeout, f(conn))
+            .await
+            .map_err(|_| "timed out".to_owned())?
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The token denylist in Redis, shared by every replica: an entry lives as long as the token
+/// would have. A local copy answers for tokens already known to be revoked; a token Redis
+/// cannot be asked about is refused (503), never let through.
+pub struct RedisDenylist {
+    redis: Redis,
+    local: Mutex<HashMap<String, i64>>,
+}
+
+impl RedisDenylist {
+    pub fn new(redis: Redis) -> Self {
+        Self {
+            redis,
+            local: Mutex::default(),
+        }
+    }
+
+    fn remember(&self, jti: &str, expires_at: i64) {
+        let now = chrono::Utc::now().timestamp();
+        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        local.retain(|_, exp| *exp > now - 60);
+        local.insert(jti.to_owned(), expires_at);
+    }
+}
+
+#[async_trait]
+impl Denylist for RedisDenylist {
+    async fn deny(&self, jti: &str, expires_at: i64) {
+        self.remember(jti, expires_at);
+        // Kept a little past expiry, for clock skew between replicas.
+        let ttl = (expires_at - chrono::Utc::now().timestamp()).max(0) as u64 + 60;
+        let key = self.redis.key(&format!("deny:{jti}"));
+        let stored = self
+            .redis
+            .run(|mut conn| async move { conn.set_ex::<_, _, ()>(key, expires_at, ttl).await })
+            .await;
+        if let Err(err) = stored {
+            // The revoking service also keeps it in its own store; this replica's copy holds.
+            tracing::warn!(error = %err, "token revocation not stored in redis");
+        }
+    }
+
+    async fn is_denied(&self, jti: &str) -> Result<bool, AppError> {
+        if self
+            .local
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(jti)
+        {
+            return Ok(true);
+        }
+        let key = self.redis.key(&format!("deny:{jti}"));
+        let found: Option<i64> = self
+            .redis
+            .run(|mut conn| async move { conn.get(key).await })
+            .await
+            .map_err(|err| {
+                tracing::warn!(error = %err, "token revocation check failed");
+                AppError::Unavailable("token revocation cannot be checked right now".into())
+            })?;
+        if let Some(expires_at) = found {
+            self.remember(jti, expires_at);
+        }
+        Ok(found.is_some())
+    }
+}
