@@ -296,8 +296,13 @@ async fn admin(
         }
         AdminCommand::RotateSigningKey => {
             let sealer = config.section::<agora_auth::AuthConfig>("auth")?.sealer();
+            let redis = Redis::connect(&config.section::<RedisConfig>("redis")?)?;
             let db = open_auth_store(config, common).await?;
             let kid = agora_auth::keys::rotate(&db, sealer).await?;
+            // Replicas pick the new key up on their own; this makes them drop cached keys now.
+            if let Some(redis) = redis {
+                redis.publish_invalidation("jwks").await;
+            }
             println!(
                 "new signing key {kid}; the previous key keeps verifying until its tokens expire"
             );

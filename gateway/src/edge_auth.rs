@@ -4,8 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use agora_shared::{
-    http::Authenticator,
-    peer_auth::{self, AuthPeer},
+    peer_auth::{self, AuthPeer, PeerAuth},
     tokens::Denylist,
 };
 
@@ -17,8 +16,8 @@ pub fn authenticator(
     auth_url: &str,
     auth_grpc: &str,
     denylist: Arc<dyn Denylist>,
-) -> anyhow::Result<Authenticator> {
-    peer_auth::authenticator(
+) -> anyhow::Result<PeerAuth> {
+    peer_auth::connect(
         &AuthPeer {
             url: auth_url,
             grpc: auth_grpc,

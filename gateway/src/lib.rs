@@ -78,8 +78,12 @@ pub async fn start(
     let auth_grpc = auth_svc.grpc.clone().ok_or_else(|| {
         agora_shared::config::ConfigError::new("gateway.services.auth.grpc", "is required")
     })?;
-    let authenticator =
-        edge_auth::authenticator(&config, &auth_svc.url, &auth_grpc, ctx.denylist.clone())?;
+    let peer = Arc::new(edge_auth::authenticator(
+        &config,
+        &auth_svc.url,
+        &auth_grpc,
+        ctx.denylist.clone(),
+    )?);
     let memory = Arc::new(ratelimit::MemoryStore::default());
     let limits: Arc<dyn ratelimit::RateLimitStore> = match &ctx.redis {
         Some(redis) => Arc::new(ratelimit::RedisStore::new(redis.clone())),
@@ -88,7 +92,7 @@ pub async fn start(
     let gateway = Arc::new(Gateway {
         router: routing::Router::new(&config),
         limits,
-        auth: authenticator,
+        auth: peer.authenticator.clone(),
         client_ip: client_ip::ClientIp::new(&config.trusted_proxies).map_err(anyhow::Error::msg)?,
         openapi_cache: Mutex::new(None),
         config,
@@ -141,6 +145,9 @@ pub async fn start(
 
     let mut tasks = JoinSet::new();
     tasks.spawn(agora_shared::service::run_http(server, shutdown.clone()));
+    if let Some(redis) = &ctx.redis {
+        tasks.spawn(redis.clone().watch_invalidations(peer, shutdown.clone()));
+    }
     let sweep_shutdown = shutdown.clone();
     tasks.spawn(async move {
         loop {

@@ -18,6 +18,7 @@ use agora_proto::auth::v1::{VerifyApiKeyRequest, auth_service_client::AuthServic
 use crate::{
     AppError,
     http::{ApiKeyResolver, Authenticator, Caller, Credential, Role},
+    redis::Invalidate,
     tokens::{Denylist, RemoteJwks, Verifier},
 };
 
@@ -38,6 +39,17 @@ impl GrpcApiKeys {
             client: AuthServiceClient::new(channel),
             ttl,
             cache: Mutex::default(),
+        }
+    }
+
+    /// Forgets the verification of key `key_id` (revoked), or of every key (`None`).
+    pub fn forget(&self, key_id: Option<&str>) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        match key_id {
+            None => cache.clear(),
+            Some(id) => cache.retain(|_, (_, caller)| {
+                !matches!(caller, Some(Caller { credential: Credential::ApiKey { key_id, .. }, .. }) if key_id == id)
+            }),
         }
     }
 }
@@ -107,19 +119,46 @@ pub struct AuthPeer<'a> {
     pub api_key_ttl: Duration,
 }
 
+/// The authenticator of a service that is not auth, with handles on its caches.
+pub struct PeerAuth {
+    pub authenticator: Authenticator,
+    jwks: Arc<RemoteJwks>,
+    api_keys: Arc<GrpcApiKeys>,
+}
+
+#[async_trait]
+impl Invalidate for PeerAuth {
+    async fn invalidate(&self, what: &str) {
+        match what {
+            "*" => {
+                self.jwks.invalidate().await;
+                self.api_keys.forget(None);
+            }
+            "jwks" => self.jwks.invalidate().await,
+            other => {
+                if let Some(id) = other.strip_prefix("api_key:") {
+                    self.api_keys.forget(Some(id));
+                }
+            }
+        }
+    }
+}
+
 /// An authenticator that verifies against the auth service at `peer`.
-pub fn authenticator(
-    peer: &AuthPeer<'_>,
-    denylist: Arc<dyn Denylist>,
-) -> anyhow::Result<Authenticator> {
-    let jwks = RemoteJwks::new(
+pub fn connect(peer: &AuthPeer<'_>, denylist: Arc<dyn Denylist>) -> anyhow::Result<PeerAuth> {
+    let jwks = Arc::new(RemoteJwks::new(
         format!("{}/.well-known/jwks.json", peer.url.trim_end_matches('/')),
         peer.jwks_refetch,
-    );
-    let verifier = Verifier::new(peer.issuer, peer.audience, Arc::new(jwks), denylist);
+    ));
+    let verifier = Verifier::new(peer.issuer, peer.audience, jwks.clone(), denylist);
     let channel = crate::grpc::channel(peer.grpc, Duration::from_secs(2), Duration::from_secs(5))?;
-    Ok(Authenticator {
-        verifier: Arc::new(verifier),
-        api_keys: Some(Arc::new(GrpcApiKeys::new(channel, peer.api_key_ttl))),
+    let api_keys = Arc::new(GrpcApiKeys::new(channel, peer.api_key_ttl));
+    Ok(PeerAuth {
+        authenticator: Authenticator {
+            verifier: Arc::new(verifier),
+            api_keys: Some(api_keys.clone()),
+        },
+        jwks,
+        api_keys,
     })
 }

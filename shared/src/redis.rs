@@ -1,11 +1,17 @@
-//! Redis, shared by the gateway replicas of a distributed deployment: the `[redis]` section, the
-//! connection pool, and the token denylist kept there.
+//! Redis, shared by the replicas of a distributed deployment: the `[redis]` section, the
+//! connection pool, the token denylist kept there, and cache invalidation over pub/sub.
 
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use async_trait::async_trait;
-use deadpool_redis::redis::AsyncCommands;
+use futures::StreamExt;
+use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     AppError,
@@ -77,6 +83,8 @@ impl Validate for RedisConfig {
 #[derive(Clone)]
 pub struct Redis {
     pub pool: Pool,
+    /// For pub/sub, which needs a connection of its own.
+    client: redis::Client,
     pub timeout: Duration,
     pub key_prefix: String,
     pub rate_limit_failure: FailurePolicy,
@@ -96,6 +104,8 @@ impl Redis {
         let Some(url) = &config.url else {
             return Ok(None);
         };
+        let client =
+            redis::Client::open(url.expose()).map_err(|e| anyhow::anyhow!("redis.url: {e}"))?;
         let mut cfg = deadpool_redis::Config::from_url(url.expose());
         cfg.pool = Some(deadpool_redis::PoolConfig::new(config.pool_size));
         let pool = cfg
@@ -103,6 +113,7 @@ impl Redis {
             .map_err(|e| anyhow::anyhow!("redis pool: {e}"))?;
         Ok(Some(Self {
             pool,
+            client,
             timeout: Duration::from_millis(config.timeout_ms),
             key_prefix: config.key_prefix.clone(),
             rate_limit_failure: config.rate_limit_failure,
@@ -122,6 +133,56 @@ impl Redis {
             .map_err(|e| e.to_string())
     }
 
+    fn invalidation_channel(&self) -> String {
+        self.key("invalidate")
+    }
+
+    /// Tells every replica's caches to forget `what` (`jwks`, `api_key:<id>`). Best effort:
+    /// the caches also expire on their own.
+    pub async fn publish_invalidation(&self, what: &str) {
+        let (channel, what) = (self.invalidation_channel(), what.to_owned());
+        let sent = self
+            .run(|mut conn| async move { conn.publish::<_, _, ()>(channel, what).await })
+            .await;
+        if let Err(err) = sent {
+            tracing::warn!(error = %err, "cache invalidation not published");
+        }
+    }
+
+    /// Hands every invalidation published by any replica to `target` until `shutdown`,
+    /// reconnecting after failures. Whenever it (re)subscribes, `target` forgets everything
+    /// (`*`), since messages sent meanwhile are lost.
+    pub async fn watch_invalidations(
+        self,
+        target: Arc<dyn Invalidate>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        loop {
+            let session = async {
+                let mut pubsub = self.client.get_async_pubsub().await?;
+                pubsub.subscribe(self.invalidation_channel()).await?;
+                target.invalidate("*").await;
+                let mut messages = pubsub.on_message();
+                while let Some(msg) = messages.next().await {
+                    if let Ok(what) = msg.get_payload::<String>() {
+                        target.invalidate(&what).await;
+                    }
+                }
+                Ok::<(), redis::RedisError>(())
+            };
+            tokio::select! {
+                ended = session => if let Err(err) = ended {
+                    tracing::warn!(error = %err, "cache invalidation feed lost; reconnecting");
+                },
+                _ = shutdown.cancelled() => return Ok(()),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.cancelled() => return Ok(()),
+            }
+        }
+    }
+
     /// Runs `f` on a pooled connection within the timeout.
     pub async fn run<T, F, Fut>(&self, f: F) -> Result<T, String>
     where
@@ -134,6 +195,13 @@ impl Redis {
             .map_err(|_| "timed out".to_owned())?
             .map_err(|e| e.to_string())
     }
+}
+
+/// A cache that other replicas can tell to forget entries.
+#[async_trait]
+pub trait Invalidate: Send + Sync {
+    /// `*` forgets everything; other values are the publisher's and the cache's business.
+    async fn invalidate(&self, what: &str);
 }
 
 /// The token denylist in Redis, shared by every replica: an entry lives as long as the token

@@ -263,6 +263,14 @@ impl RemoteJwks {
         }
     }
 
+    /// Forgets the cached keys, so the next verification fetches the JWKS again (keys the
+    /// issuer retired stop verifying at once).
+    pub async fn invalidate(&self) {
+        let mut last = self.last_fetch.lock().await;
+        *last = None;
+        self.keys.write().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     /// How many times the JWKS was fetched (for metrics and tests).
     pub fn fetch_count(&self) -> u64 {
         self.fetches.load(std::sync::atomic::Ordering::Relaxed)

@@ -40,26 +40,34 @@ fn context(toml: &str, redis: &Redis) -> ServiceContext {
 
 async fn replicas(redis: Redis) -> Replicas {
     let db = TestDb::sqlite();
+    // An upstream that trusts the gateway's check: only the edge verifies API keys there.
+    let upstream = crate::support::start_upstream(Default::default());
     let toml = format!(
         r#"
 [auth]
 http_addr = "127.0.0.1:0"
 grpc_addr = "127.0.0.1:0"
-database_url = "{}"
+database_url = "{db}"
 http_workers = 1
 
 [gateway]
 http_addr = "127.0.0.1:0"
 http_workers = 2
+api_key_cache_secs = 300
 
 [gateway.services.tickets]
 url = "http://127.0.0.1:9"
 required = false
 
+[gateway.services.echo]
+url = "http://127.0.0.1:{upstream}"
+prefixes = ["/api/v1/echo"]
+required = false
+
 [gateway.rate_limits]
 api = {{ limit = 40, period_secs = 3600 }}
 "#,
-        db.url
+        db = db.url,
     );
     let shutdown = CancellationToken::new();
     // Auth and replica A in one process, replica B in "another" (its own context and caches).
@@ -81,6 +89,27 @@ api = {{ limit = 40, period_secs = 3600 }}
             .expect("gateway");
         bases.push(format!("http://{}", gateway.http_addr));
         tokio::spawn(gateway.wait());
+    }
+    // Both replicas listen for cache invalidations before the test starts.
+    let channel = redis.key("invalidate");
+    for _ in 0..200 {
+        let listeners: Vec<(String, i64)> = redis
+            .run(|mut conn| {
+                let channel = channel.clone();
+                async move {
+                    redis::cmd("PUBSUB")
+                        .arg("NUMSUB")
+                        .arg(channel)
+                        .query_async(&mut conn)
+                        .await
+                }
+            })
+            .await
+            .expect("redis answers");
+        if listeners.first().is_some_and(|(_, n)| *n == 2) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     Replicas {
         b: bases.pop().unwrap(),
@@ -145,4 +174,49 @@ async fn logout_through_one_replica_rejects_on_the_other_at_once() {
     assert_eq!(out.status(), 204);
     let body = problem(me(&r.b).call().await, 401).await;
     assert_eq!(body["detail"], "invalid access token: revoked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_api_key_stops_on_every_replica_before_its_cache_expires() {
+    let Some(redis) = agora_shared::testing::redis() else {
+        return;
+    };
+    let r = replicas(redis).await;
+    let token = sign_up(&r).await;
+    let created: Value = r
+        .client
+        .post(format!("{}/api/v1/api-keys", r.a))
+        .bearer_auth(&token)
+        .json(&json!({"name": "ci", "role": "TENANT_USER"}))
+        .value()
+        .await;
+    let key = created["key"].as_str().expect("key").to_owned();
+    let id = created["id"].as_str().expect("id").to_owned();
+    let echo = |base: &str| {
+        r.client
+            .get(format!("{base}/api/v1/echo/hello"))
+            .header("x-api-key", &key)
+    };
+    // Verified and cached (for 300 s) by replica B.
+    assert_eq!(echo(&r.b).call().await.status(), 200);
+    let revoked = r
+        .client
+        .delete(format!("{}/api/v1/api-keys/{id}", r.a))
+        .bearer_auth(&token)
+        .call()
+        .await;
+    assert_eq!(revoked.status(), 204);
+    // The invalidation travels over pub/sub; allow it a moment, far below the cache time.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let status = echo(&r.b).call().await.status();
+        if status == 401 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {status} on replica B"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

@@ -123,7 +123,7 @@ required = false
 }
 
 /// The test upstream, on its own thread and actix system.
-fn start_upstream(seen: Arc<Seen>) -> u16 {
+pub fn start_upstream(seen: Arc<Seen>) -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {

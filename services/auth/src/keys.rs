@@ -76,14 +76,15 @@ impl Keyring {
         }))
     }
 
-    /// Picks up keys rotated by another process (or rotates when due), in store mode.
-    pub async fn reload(&self, db: &Db) -> anyhow::Result<()> {
+    /// Picks up keys rotated by another process (or rotates when due), in store mode; true when
+    /// the published key set changed.
+    pub async fn reload(&self, db: &Db) -> anyhow::Result<bool> {
         let Source::Store {
             rotation_days,
             sealer,
         } = &self.source
         else {
-            return Ok(());
+            return Ok(false);
         };
         let (signer, public) = load_from_store(
             db,
@@ -92,10 +93,16 @@ impl Keyring {
             sealer.as_deref().cloned(),
         )
         .await?;
+        let kids = |keys: &[PublicKey]| {
+            let mut kids: Vec<String> = keys.iter().map(|k| k.kid.clone()).collect();
+            kids.sort();
+            kids
+        };
+        let changed = kids(&public) != kids(&self.public.read().unwrap_or_else(|p| p.into_inner()));
         self.verify.replace(&public);
         *self.public.write().unwrap_or_else(|p| p.into_inner()) = public;
         *self.signer.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(signer);
-        Ok(())
+        Ok(changed)
     }
 
     pub fn signer(&self) -> Arc<Signer> {

@@ -51,6 +51,8 @@ pub struct AuthState {
     pub denylist: Arc<dyn Denylist>,
     pub outbox: Outbox,
     pub mailer: Option<mail::Mailer>,
+    /// Where other replicas' caches are told to forget revoked keys (distributed mode).
+    pub redis: Option<agora_shared::redis::Redis>,
 }
 
 #[async_trait]
@@ -142,6 +144,7 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
         denylist: ctx.denylist.clone(),
         outbox: Outbox::new(),
         mailer,
+        redis: ctx.redis.clone(),
     });
     let authenticator = Authenticator {
         verifier,
@@ -172,8 +175,16 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
                 _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
                 _ = reload_shutdown.cancelled() => return Ok(()),
             }
-            if let Err(err) = reload_state.keyring.reload(&reload_state.db).await {
-                tracing::warn!(error = %format!("{err:#}"), "signing key reload failed");
+            match reload_state.keyring.reload(&reload_state.db).await {
+                Ok(true) => {
+                    if let Some(redis) = &reload_state.redis {
+                        redis.publish_invalidation("jwks").await;
+                    }
+                }
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(error = %format!("{err:#}"), "signing key reload failed")
+                }
             }
         }
     });

@@ -12,7 +12,6 @@ use agora_shared::{
     bus::Outbox,
     config::ConfigError,
     db::{Db, Migrations},
-    http::Authenticator,
     peer_auth::{self, AuthPeer},
     service::{Discovered, Parts, RunningService, ServiceContext},
 };
@@ -84,7 +83,7 @@ pub async fn start(
         tokio::task::spawn_blocking(move || Db::migrate(&url, MIGRATIONS)).await??;
     }
     let db = Db::connect(&url, config.endpoints.database_pool_size)?;
-    let authenticator: Authenticator = peer_auth::authenticator(
+    let peer = Arc::new(peer_auth::connect(
         &AuthPeer {
             url: &config.auth_url,
             grpc: &config.auth_grpc,
@@ -94,7 +93,8 @@ pub async fn start(
             api_key_ttl: Duration::from_secs(config.api_key_cache_secs),
         },
         ctx.denylist.clone(),
-    )?;
+    )?);
+    let authenticator = peer.authenticator.clone();
     let auth_channel = agora_shared::grpc::channel(
         &config.auth_grpc,
         Duration::from_secs(2),
@@ -123,6 +123,11 @@ pub async fn start(
         shutdown.clone(),
     )
     .await?;
+    if let Some(redis) = &ctx.redis {
+        service
+            .tasks
+            .spawn(redis.clone().watch_invalidations(peer, shutdown.clone()));
+    }
     service.tasks.spawn(sla_watch::run(
         state.clone(),
         Duration::from_secs(config.sla_check_secs),

@@ -134,6 +134,7 @@ pub async fn revoke(
         id.into_inner(),
     );
     let ip = client_ip(&req).map(|i| i.to_string());
+    let key_id = id.clone();
     state
         .db
         .write(move |conn| {
@@ -154,5 +155,10 @@ pub async fn revoke(
         })
         .await?;
     state.outbox.wake();
+    if let Some(redis) = &state.redis {
+        redis
+            .publish_invalidation(&format!("api_key:{key_id}"))
+            .await;
+    }
     Ok(HttpResponse::NoContent().finish())
 }
