@@ -4,7 +4,10 @@
 #   2. the same route through the gateway
 #   3. the same route through nginx as a reverse proxy
 #   4. an authenticated route through the gateway (JWT verified at the edge): GET /api/v1/auth/me
-# Installs nginx and wrk from Debian packages when missing. Usage: scripts/bench/gateway.sh [seconds]
+#   5. the same with the rate limiter and token denylist in Redis (a second platform instance
+#      configured with [redis] url), as replicas of a distributed deployment run
+# Installs nginx and wrk from Debian packages when missing, and Redis through scripts/ci/redis.sh.
+# Usage: scripts/bench/gateway.sh [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -61,6 +64,31 @@ TOML
 (cd "$work" && exec "$CARGO_TARGET_DIR/release/agora" --config "$work/agora.toml" > "$work/agora.log" 2>&1) &
 pids+=($!)
 
+# The same platform with the edge state in Redis, on other ports and stores.
+REDIS_URL=$(bash scripts/ci/redis.sh)
+REDIS_GATEWAY=127.0.0.1:18190
+mkdir -p "$work/redis"
+sed -e "s|$work/data|$work/redis/data|" -e "s|$AUTH|127.0.0.1:18191|g" -e "s|$GATEWAY|$REDIS_GATEWAY|" \
+  -e "s|127.0.0.1:19181|127.0.0.1:19191|" "$work/agora.toml" > "$work/redis/agora.toml"
+cat >> "$work/redis/agora.toml" <<TOML
+
+[tickets]
+http_addr = "127.0.0.1:18192"
+grpc_addr = "127.0.0.1:19192"
+
+[redis]
+url = "$REDIS_URL"
+key_prefix = "agora-bench-$$:"
+TOML
+cat >> "$work/agora.toml" <<TOML
+
+[tickets]
+http_addr = "127.0.0.1:18183"
+grpc_addr = "127.0.0.1:19183"
+TOML
+(cd "$work/redis" && exec "$CARGO_TARGET_DIR/release/agora" --config "$work/redis/agora.toml" > "$work/redis/agora.log" 2>&1) &
+pids+=($!)
+
 cat > "$work/nginx.conf" <<NGINX
 worker_processes 2;
 pid $work/nginx.pid;
@@ -89,8 +117,16 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 curl -sf "http://$GATEWAY/health" >/dev/null || { cat "$work/agora.log"; exit 1; }
+for _ in $(seq 1 100); do
+  curl -sf "http://$REDIS_GATEWAY/health" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+curl -sf "http://$REDIS_GATEWAY/health" >/dev/null || { cat "$work/redis/agora.log"; exit 1; }
 
 TOKEN=$(curl -sf -X POST "http://$GATEWAY/api/v1/auth/register" -H 'Content-Type: application/json' \
+  -d '{"email":"bench@example.test","password":"Bench-pass-1!","name":"Bench","tenant_name":"Bench"}' \
+  | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+REDIS_TOKEN=$(curl -sf -X POST "http://$REDIS_GATEWAY/api/v1/auth/register" -H 'Content-Type: application/json' \
   -d '{"email":"bench@example.test","password":"Bench-pass-1!","name":"Bench","tenant_name":"Bench"}' \
   | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
 
@@ -116,6 +152,7 @@ run "direct: auth /health/live" "http://$AUTH/health/live"
 run "gateway: /health/live on auth" "http://$GATEWAY/probe/auth/health/live"
 run "nginx: /health/live on auth" "http://$NGINX_ADDR/health/live"
 run "gateway: GET /api/v1/auth/me (JWT verified)" "http://$GATEWAY/api/v1/auth/me" "Authorization: Bearer $TOKEN"
+run "gateway+redis: GET /api/v1/auth/me" "http://$REDIS_GATEWAY/api/v1/auth/me" "Authorization: Bearer $REDIS_TOKEN"
 
 python3 - "$work/results" <<'PY'
 import sys
@@ -128,4 +165,7 @@ for line in open(sys.argv[1]):
 d, g, n = rows["direct"], rows["gateway"], rows["nginx"]
 print(f"gateway/nginx throughput {g[0] / n[0]:.2f}x, p99 {g[1] / n[1]:.2f}x;"
       f" gateway/direct throughput {g[0] / d[0]:.2f}x, p99 {g[1] / d[1]:.2f}x")
+m, r = rows["gateway-auth"], rows["gateway+redis-auth"]
+print(f"authenticated route, Redis limiter and denylist vs in memory: throughput {r[0] / m[0]:.2f}x,"
+      f" p99 {r[1] / m[1]:.2f}x")
 PY
