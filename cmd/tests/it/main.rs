@@ -328,7 +328,7 @@ fn migrate_and_admin_commands() {
         };
         assert_eq!(
             run(&["migrate", "--service", "auth"]),
-            (true, "auth: 1 migration(s) applied\n".into()),
+            (true, "auth: 2 migration(s) applied\n".into()),
             "{}",
             db.backend
         );

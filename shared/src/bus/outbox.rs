@@ -1,6 +1,8 @@
 //! The transactional outbox: `Outbox::enqueue` writes an event in the caller's transaction, and
 //! `run_relay` publishes waiting events in insertion order, marking each sent only after the bus
-//! accepted it. While the bus is down events wait in the store and the relay retries.
+//! accepted it. While the bus is down events wait in the store and the relay retries. Of several
+//! replicas of a service, one relay publishes at a time: it holds a lease row in the store,
+//! renewed on every pass, so events are not published twice and keep their order.
 
 use std::{sync::Arc, time::Duration};
 
@@ -11,7 +13,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Event, SharedBus};
 use crate::{
-    db::{Db, DbConnection, now, outbox_schema::outbox},
+    db::{
+        Db, DbConnection, now,
+        outbox_schema::{outbox, outbox_lease},
+    },
     error::AppResult,
 };
 
@@ -20,6 +25,8 @@ const POLL: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Sent rows are kept this long for inspection, then deleted.
 const KEEP_SENT: chrono::Duration = chrono::Duration::hours(24);
+/// A relay that stops renewing its lease (crashed, partitioned) is replaced after this long.
+const LEASE: chrono::Duration = chrono::Duration::seconds(15);
 
 /// Handle to a service's outbox: enqueue inside transactions, wake the relay after commits.
 #[derive(Clone, Default)]
@@ -97,12 +104,75 @@ impl Outbox {
     }
 }
 
+/// Takes or renews the relay lease for `holder`; false while another relay holds it.
+fn lead(conn: &mut DbConnection, holder: &str) -> AppResult<bool> {
+    use diesel::sql_types::{Text, Timestamp};
+    const ENSURE: &str = "INSERT INTO outbox_lease (name, holder, expires_at) \
+         VALUES ('relay', {h}, {t}) ON CONFLICT (name) DO NOTHING";
+    let at = now();
+    match conn {
+        DbConnection::Postgres(pg) => {
+            diesel::sql_query(ENSURE.replace("{h}", "$1").replace("{t}", "$2"))
+                .bind::<Text, _>(holder)
+                .bind::<Timestamp, _>(at)
+                .execute(pg)?
+        }
+        DbConnection::Sqlite(lite) => {
+            diesel::sql_query(ENSURE.replace("{h}", "?").replace("{t}", "?"))
+                .bind::<Text, _>(holder)
+                .bind::<Timestamp, _>(at)
+                .execute(lite)?
+        }
+    };
+    let taken = diesel::update(
+        outbox_lease::table
+            .filter(outbox_lease::name.eq("relay"))
+            .filter(
+                outbox_lease::holder
+                    .eq(holder)
+                    .or(outbox_lease::expires_at.lt(at)),
+            ),
+    )
+    .set((
+        outbox_lease::holder.eq(holder),
+        outbox_lease::expires_at.eq(at + LEASE),
+    ))
+    .execute(conn)?;
+    Ok(taken == 1)
+}
+
+/// Gives the lease up at shutdown, so another replica takes over without waiting it out.
+fn release(conn: &mut DbConnection, holder: &str) -> AppResult<()> {
+    diesel::update(outbox_lease::table.filter(outbox_lease::holder.eq(holder)))
+        .set(outbox_lease::expires_at.eq(now() - chrono::Duration::seconds(1)))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Publishes the outbox until `shutdown`, then makes one last pass so nothing committed before
-/// shutdown is left behind while the bus is up.
+/// shutdown is left behind while the bus is up. Only the relay holding the lease publishes.
 pub async fn run_relay(db: Db, bus: SharedBus, outbox: Outbox, shutdown: CancellationToken) {
+    let holder = uuid::Uuid::now_v7().to_string();
     let mut backoff = Duration::from_millis(100);
     let mut last_cleanup = Utc::now() - KEEP_SENT;
     loop {
+        let me = holder.clone();
+        match db.write(move |conn| lead(conn, &me)).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(POLL) => continue,
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "outbox relay lease unavailable");
+                tokio::select! {
+                    _ = tokio::time::sleep(POLL) => continue,
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        }
         match relay_once(&db, &bus).await {
             Ok(published) => {
                 backoff = Duration::from_millis(100);
@@ -136,6 +206,7 @@ pub async fn run_relay(db: Db, bus: SharedBus, outbox: Outbox, shutdown: Cancell
             _ = tokio::time::sleep(POLL) => {}
             _ = shutdown.cancelled() => {
                 let _ = relay_once(&db, &bus).await;
+                let _ = db.write(move |conn| release(conn, &holder)).await;
                 return;
             }
         }

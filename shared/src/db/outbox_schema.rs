@@ -1,5 +1,6 @@
-//! Tables every service store has: the outbox (events waiting to be published) and the inbox
-//! (events a consumer has already handled). Each service's migrations create them.
+//! Tables every service store has: the outbox (events waiting to be published), its relay
+//! lease (which replica publishes), and the inbox (events a consumer has already handled).
+//! Each service's migrations create them.
 
 diesel::table! {
     outbox (id) {
@@ -24,5 +25,13 @@ diesel::table! {
         consumer -> Text,
         event_id -> Text,
         processed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    outbox_lease (name) {
+        name -> Text,
+        holder -> Text,
+        expires_at -> Timestamp,
     }
 }

@@ -9,7 +9,7 @@ use std::sync::{
 use tokio_util::sync::CancellationToken;
 
 use agora_shared::{
-    bus::{Event, EventBus, InProcessBus, Outbox, run_consumer, run_relay},
+    bus::{Event, EventBus, InProcessBus, Outbox, Subscription, run_consumer, run_relay},
     db::Db,
     testing::TestDb,
 };
@@ -126,7 +126,89 @@ async fn uncommitted_events_are_redelivered(db: TestDb) {
     assert_eq!(other.next().await.unwrap().event.data, vec![0]);
 }
 
+/// Reads relayed events (their sequence numbers) until `got` holds `n`.
+async fn take(sub: &mut Box<dyn Subscription>, got: &mut Vec<u32>, n: usize) {
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while got.len() < n {
+            let d = sub.next().await.unwrap();
+            got.push(u32::from_be_bytes(d.event.data.try_into().unwrap()));
+        }
+    })
+    .await
+    .expect("events relayed");
+}
+
+/// Two replicas' relays on one store: each event reaches the bus once, in per-key order, and
+/// when the publishing replica stops the other takes over.
+async fn replicas_relay_each_event_once_in_order(db: TestDb) {
+    tokio::task::spawn_blocking({
+        let url = db.url.clone();
+        move || Db::migrate(&url, agora_auth::MIGRATIONS)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let store = Db::connect(&db.url, 8).unwrap();
+    let enqueue = |from: u32, to: u32| {
+        let store = store.clone();
+        async move {
+            for i in from..to {
+                let event = Event::new(
+                    "agora/test",
+                    "agora.test.happened",
+                    format!("k{}", i % 5),
+                    None,
+                    i.to_be_bytes().to_vec(),
+                );
+                store
+                    .write(move |conn| Outbox::enqueue(conn, "agora.test.events", &event))
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    enqueue(0, 150).await;
+    let bus = InProcessBus::new();
+    let mut sub = bus.subscribe("agora.test.events", "counter").await.unwrap();
+    let (stop_a, stop_b) = (CancellationToken::new(), CancellationToken::new());
+    let relay_a = tokio::spawn(run_relay(
+        store.clone(),
+        Arc::new(bus.clone()),
+        Outbox::new(),
+        stop_a.clone(),
+    ));
+    let relay_b = tokio::spawn(run_relay(
+        store.clone(),
+        Arc::new(bus.clone()),
+        Outbox::new(),
+        stop_b.clone(),
+    ));
+    let mut got: Vec<u32> = Vec::new();
+    take(&mut sub, &mut got, 150).await;
+    // One replica stops (releasing its lease); the other relays what comes next.
+    stop_a.cancel();
+    relay_a.await.unwrap();
+    enqueue(150, 300).await;
+    take(&mut sub, &mut got, 300).await;
+    // Nothing more arrives: no event was published twice.
+    let extra = tokio::time::timeout(std::time::Duration::from_millis(1200), sub.next()).await;
+    assert!(extra.is_err(), "an event was published twice");
+    let mut sorted = got.clone();
+    sorted.sort();
+    assert_eq!(sorted, (0..300).collect::<Vec<u32>>());
+    for k in 0..5 {
+        let of_key: Vec<u32> = got.iter().copied().filter(|i| i % 5 == k).collect();
+        assert!(
+            of_key.windows(2).all(|w| w[0] < w[1]),
+            "key k{k} out of order"
+        );
+    }
+    stop_b.cancel();
+    relay_b.await.unwrap();
+}
+
 crate::on_every_store!(
     outbox_waits_for_the_bus_and_inbox_dedupes,
-    uncommitted_events_are_redelivered
+    uncommitted_events_are_redelivered,
+    replicas_relay_each_event_once_in_order
 );

@@ -1,3 +1,4 @@
+DROP TABLE outbox_lease;
 DROP TABLE outbox;
 DROP TABLE inbox;
 DROP TABLE comments;

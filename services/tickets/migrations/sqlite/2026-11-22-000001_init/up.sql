@@ -112,3 +112,10 @@ CREATE TABLE outbox (
     last_error TEXT
 );
 CREATE INDEX outbox_pending_idx ON outbox (id) WHERE sent_at IS NULL;
+
+-- Which replica's outbox relay publishes (one at a time keeps events unduplicated and in order).
+CREATE TABLE outbox_lease (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at TIMESTAMP NOT NULL
+);
