@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use agora_shared::{
-    bus::InProcessBus,
+    bus::{
+        InProcessBus, SharedBus,
+        kafka::{KafkaBus, KafkaConfig},
+        topic_for,
+    },
     config::{CommonConfig, ConfigSource, Mode},
     db::Db,
     http::Role,
@@ -117,6 +121,14 @@ async fn run(cli: Cli, telemetry: &mut Option<TelemetryGuard>) -> anyhow::Result
             run_services(config, common, migrate, &names).await
         }
         Some(Command::Migrate { service }) => {
+            let kafka_config: KafkaConfig = config.section("kafka")?;
+            let kafka = match kafka_config.brokers {
+                Some(_) => Some(Kafka {
+                    bus: KafkaBus::new(&kafka_config)?,
+                    config: kafka_config,
+                }),
+                None => None,
+            };
             let ctx = context(config, common, true)?;
             for name in ["auth", "tickets"] {
                 if service != "all" && service != name {
@@ -132,6 +144,19 @@ async fn run(cli: Cli, telemetry: &mut Option<TelemetryGuard>) -> anyhow::Result
                 let applied =
                     tokio::task::spawn_blocking(move || Db::migrate(&url, migrations)).await??;
                 println!("{name}: {applied} migration(s) applied");
+                // Its event topic and that topic's dead letters, never created on first use.
+                if let Some(kafka) = &kafka {
+                    let topic = topic_for(name);
+                    kafka
+                        .bus
+                        .create_topics(
+                            &[topic.clone(), format!("{topic}.dlq")],
+                            kafka.config.partitions,
+                            kafka.config.replication,
+                        )
+                        .await?;
+                    println!("{name}: topics {topic} and {topic}.dlq ready");
+                }
             }
             Ok(())
         }
@@ -139,13 +164,25 @@ async fn run(cli: Cli, telemetry: &mut Option<TelemetryGuard>) -> anyhow::Result
     }
 }
 
-/// What every service of this process shares. With `[redis] url` set, token revocations live
+/// A Kafka cluster to create topics on.
+struct Kafka {
+    bus: KafkaBus,
+    config: KafkaConfig,
+}
+
+/// What every service of this process shares. With `[kafka] brokers` set, events go through
+/// Kafka (otherwise the in-process bus). With `[redis] url` set, token revocations live
 /// in Redis (shared by replicas); otherwise in memory.
 fn context(
     config: ConfigSource,
     common: CommonConfig,
     migrate: bool,
 ) -> anyhow::Result<ServiceContext> {
+    let kafka: KafkaConfig = config.section("kafka")?;
+    let bus: SharedBus = match kafka.brokers {
+        Some(_) => Arc::new(KafkaBus::new(&kafka)?),
+        None => Arc::new(InProcessBus::new()),
+    };
     let redis = Redis::connect(&config.section::<RedisConfig>("redis")?)?;
     let denylist: Arc<dyn Denylist> = match &redis {
         Some(redis) => Arc::new(RedisDenylist::new(redis.clone())),
@@ -154,7 +191,7 @@ fn context(
     Ok(ServiceContext {
         common,
         config,
-        bus: Arc::new(InProcessBus::new()),
+        bus,
         denylist,
         migrate_on_start: migrate,
         redis,

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 pub mod consumer;
+pub mod kafka;
 pub mod memory;
 pub mod outbox;
 

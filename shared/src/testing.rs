@@ -138,6 +138,93 @@ pub fn redis_at(url: &str) -> crate::redis::Redis {
         .expect("a configured url")
 }
 
+/// A Kafka-protocol broker of the test's own (tansu, in-memory storage) that the test can stop
+/// and start again, for fault tests. Found as `AGORA_TEST_TANSU`, on `PATH`, or in
+/// `~/.cargo/bin`; `None` (skipped, or a failure when infrastructure is required) without it.
+pub struct Broker {
+    pub port: u16,
+    binary: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl Broker {
+    pub fn start() -> Option<Self> {
+        let candidates = [
+            std::env::var("AGORA_TEST_TANSU")
+                .ok()
+                .map(std::path::PathBuf::from),
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|p| p.join("tansu"))
+                    .find(|p| p.is_file())
+            }),
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cargo/bin/tansu")),
+        ];
+        let Some(binary) = candidates.into_iter().flatten().find(|p| p.is_file()) else {
+            skip_or_fail(
+                "kafka fault",
+                "no tansu binary (AGORA_TEST_TANSU, PATH, ~/.cargo/bin)",
+            );
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut broker = Self {
+            port,
+            binary,
+            child: None,
+        };
+        broker.resume();
+        Some(broker)
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the broker (its in-memory data is gone).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it (again) and waits until it accepts connections.
+    pub fn resume(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = std::process::Command::new(&self.binary)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("tansu starts");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("tansu did not listen on {}", self.port);
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// Whether CI demands every real server be present.
 pub fn infra_required() -> bool {
     std::env::var("AGORA_TEST_REQUIRE_INFRA").is_ok_and(|v| v == "1" || v == "true")

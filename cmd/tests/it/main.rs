@@ -382,3 +382,44 @@ fn migrate_and_admin_commands() {
     let pem = String::from_utf8(out.stdout).unwrap();
     assert!(agora_shared::tokens::KeyPair::from_pem(&pem).is_ok());
 }
+
+#[test]
+fn migrate_creates_the_kafka_topics() {
+    let Ok(brokers) = std::env::var("AGORA_TEST_KAFKA_BROKERS") else {
+        agora_shared::testing::skip_or_fail("kafka", "AGORA_TEST_KAFKA_BROKERS is not set");
+        return;
+    };
+    let db = agora_shared::testing::TestDb::sqlite();
+    let out = agora()
+        .args(["migrate", "--service", "tickets"])
+        .env("AGORA_MODE", "distributed")
+        .env("AGORA_TICKETS__DATABASE_URL", &db.url)
+        .env("AGORA_KAFKA__BROKERS", &brokers)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        text,
+        "tickets: 1 migration(s) applied\n\
+         tickets: topics agora.tickets.events and agora.tickets.events.dlq ready\n"
+    );
+    // Topics are never created on first use, so a publish proves they exist.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use agora_shared::bus::{
+            Event, EventBus,
+            kafka::{KafkaBus, KafkaConfig},
+        };
+        let bus = KafkaBus::new(&KafkaConfig {
+            brokers: Some(brokers),
+            ..Default::default()
+        })
+        .unwrap();
+        for topic in ["agora.tickets.events", "agora.tickets.events.dlq"] {
+            let event = Event::new("agora/test", "agora.test.ping", "k", None, vec![1]);
+            bus.publish(topic, &event).await.unwrap();
+        }
+    });
+}

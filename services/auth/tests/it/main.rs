@@ -3,6 +3,7 @@
 
 mod api_keys;
 mod bus;
+mod buses;
 mod ops;
 mod sessions;
 mod support;

@@ -3,6 +3,7 @@
 
 #[macro_use]
 mod support;
+mod fault;
 mod life;
 mod lists;
 mod sla;

@@ -85,6 +85,11 @@ fn session(body: &Value) -> Session {
 
 /// Starts auth, tickets and the gateway; the SLA watch looks every second.
 pub async fn platform(store: Store) -> Platform {
+    platform_on(store, None).await
+}
+
+/// The same, publishing through `bus` instead of an in-process bus.
+pub async fn platform_on(store: Store, bus: Option<agora_shared::bus::SharedBus>) -> Platform {
     let (auth_db, tickets_db) = (store(), store());
     let toml = format!(
         r#"
@@ -114,7 +119,11 @@ credential_ip = {{ limit = 1000, period_secs = 60 }}
         auth = auth_db.url,
         tickets = tickets_db.url,
     );
-    let (ctx, bus) = agora_shared::testing::service_context(&toml);
+    let (mut ctx, in_process) = agora_shared::testing::service_context(&toml);
+    if let Some(bus) = bus {
+        ctx.bus = bus;
+    }
+    let bus = in_process;
     let shutdown = CancellationToken::new();
     let auth = agora_auth::start(&ctx, shutdown.clone())
         .await

@@ -1,0 +1,274 @@
+//! The Kafka implementation of the bus (rdkafka, bundled librdkafka): CloudEvents in binary mode
+//! (`ce_*` headers plus `traceparent`, data = the protobuf payload, key = the aggregate id), an
+//! idempotent producer that waits for every in-sync replica, and consumer groups that commit an
+//! offset only when told to. Topics are created by `agora migrate`, never on first use.
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rdkafka::{
+    ClientConfig, Message, Offset, TopicPartitionList,
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    client::DefaultClientContext,
+    consumer::{CommitMode, Consumer, StreamConsumer},
+    error::RDKafkaErrorCode,
+    message::{Header, Headers, OwnedHeaders},
+    producer::{FutureProducer, FutureRecord},
+};
+use serde::{Deserialize, Serialize};
+
+use super::{BusError, Delivery, Event, EventBus, Subscription};
+use crate::config::{ConfigError, Validate};
+
+/// The `[kafka]` section (`AGORA_KAFKA__*`). Without `brokers` events stay in process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KafkaConfig {
+    /// `host:port[,host:port...]`.
+    pub brokers: Option<String>,
+    /// Partitions and replication factor of the topics `agora migrate` creates.
+    pub partitions: i32,
+    pub replication: i32,
+    /// How long a publish may wait for the brokers before it fails (the outbox keeps the event).
+    pub publish_timeout_ms: u64,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: None,
+            partitions: 3,
+            replication: 1,
+            publish_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl Validate for KafkaConfig {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("{prefix}.{k}");
+        if self.brokers.as_deref().is_some_and(|b| b.trim().is_empty()) {
+            return Err(ConfigError::new(key("brokers"), "must not be empty"));
+        }
+        if self.partitions < 1 {
+            return Err(ConfigError::new(key("partitions"), "must be at least 1"));
+        }
+        if self.replication < 1 {
+            return Err(ConfigError::new(key("replication"), "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// Producer and consumer factory for one cluster.
+pub struct KafkaBus {
+    brokers: String,
+    producer: FutureProducer,
+    publish_timeout: Duration,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> BusError {
+    BusError::Unavailable(e.to_string())
+}
+
+impl KafkaBus {
+    pub fn new(config: &KafkaConfig) -> anyhow::Result<Self> {
+        let brokers = config
+            .brokers
+            .clone()
+            .ok_or_else(|| ConfigError::new("kafka.brokers", "is required"))?;
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("message.timeout.ms", config.publish_timeout_ms.to_string())
+            .set("allow.auto.create.topics", "false")
+            .create()?;
+        Ok(Self {
+            brokers,
+            producer,
+            publish_timeout: Duration::from_millis(config.publish_timeout_ms),
+        })
+    }
+
+    /// Creates `topics` (those that exist are left as they are).
+    pub async fn create_topics(
+        &self,
+        topics: &[String],
+        partitions: i32,
+        replication: i32,
+    ) -> anyhow::Result<()> {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .create()?;
+        let new: Vec<NewTopic<'_>> = topics
+            .iter()
+            .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(replication)))
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        for result in admin.create_topics(&new, &options).await? {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => anyhow::bail!("cannot create topic {topic}: {code}"),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn headers(event: &Event) -> OwnedHeaders {
+    let time = event.time.to_rfc3339();
+    let mut h = OwnedHeaders::new()
+        .insert(Header {
+            key: "ce_specversion",
+            value: Some("1.0"),
+        })
+        .insert(Header {
+            key: "ce_id",
+            value: Some(&event.id),
+        })
+        .insert(Header {
+            key: "ce_type",
+            value: Some(&event.event_type),
+        })
+        .insert(Header {
+            key: "ce_source",
+            value: Some(&event.source),
+        })
+        .insert(Header {
+            key: "ce_time",
+            value: Some(&time),
+        })
+        .insert(Header {
+            key: "content-type",
+            value: Some("application/protobuf"),
+        });
+    if let Some(tenant) = &event.tenant_id {
+        h = h.insert(Header {
+            key: "ce_tenantid",
+            value: Some(tenant),
+        });
+    }
+    if let Some(tp) = &event.traceparent {
+        h = h.insert(Header {
+            key: "traceparent",
+            value: Some(tp),
+        });
+    }
+    h
+}
+
+/// The event a record carries; records without CloudEvents headers are refused.
+fn event_of(msg: &impl Message) -> Result<Event, String> {
+    let mut get = std::collections::HashMap::new();
+    if let Some(h) = msg.headers() {
+        for header in h.iter() {
+            if let Some(v) = header.value {
+                get.insert(header.key, String::from_utf8_lossy(v).into_owned());
+            }
+        }
+    }
+    let need = |k: &str| get.get(k).cloned().ok_or(format!("no {k} header"));
+    Ok(Event {
+        id: need("ce_id")?,
+        source: need("ce_source")?,
+        event_type: need("ce_type")?,
+        time: get
+            .get("ce_time")
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map_or_else(Utc::now, |t| t.with_timezone(&Utc)),
+        tenant_id: get.get("ce_tenantid").cloned(),
+        traceparent: get.get("traceparent").cloned(),
+        key: msg
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .unwrap_or_default(),
+        data: msg.payload().unwrap_or_default().to_vec(),
+    })
+}
+
+#[async_trait]
+impl EventBus for KafkaBus {
+    async fn publish(&self, topic: &str, event: &Event) -> Result<(), BusError> {
+        let record = FutureRecord::to(topic)
+            .key(&event.key)
+            .payload(&event.data)
+            .headers(headers(event));
+        self.producer
+            .send(record, self.publish_timeout)
+            .await
+            .map(|_| ())
+            .map_err(|(err, _)| unavailable(err))
+    }
+
+    async fn subscribe(&self, topic: &str, group: &str) -> Result<Box<dyn Subscription>, BusError> {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set("allow.auto.create.topics", "false")
+            .create()
+            .map_err(unavailable)?;
+        consumer.subscribe(&[topic]).map_err(unavailable)?;
+        Ok(Box::new(KafkaSubscription {
+            consumer: Arc::new(consumer),
+        }))
+    }
+}
+
+struct KafkaSubscription {
+    consumer: Arc<StreamConsumer>,
+}
+
+#[async_trait]
+impl Subscription for KafkaSubscription {
+    async fn next(&mut self) -> Result<Delivery, BusError> {
+        loop {
+            let msg = self.consumer.recv().await.map_err(unavailable)?;
+            match event_of(&msg) {
+                Ok(event) => {
+                    return Ok(Delivery {
+                        topic: msg.topic().to_owned(),
+                        partition: msg.partition().max(0) as u32,
+                        offset: msg.offset().max(0) as u64,
+                        event,
+                    });
+                }
+                Err(why) => {
+                    // Not ours to handle; skip it rather than stall the partition.
+                    tracing::warn!(topic = msg.topic(), offset = msg.offset(), %why, "record is not a CloudEvent; skipped");
+                    let mut tpl = TopicPartitionList::new();
+                    tpl.add_partition_offset(
+                        msg.topic(),
+                        msg.partition(),
+                        Offset::Offset(msg.offset() + 1),
+                    )
+                    .map_err(unavailable)?;
+                    self.consumer
+                        .commit(&tpl, CommitMode::Async)
+                        .map_err(unavailable)?;
+                }
+            }
+        }
+    }
+
+    async fn commit(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(
+            &delivery.topic,
+            delivery.partition as i32,
+            Offset::Offset(delivery.offset as i64 + 1),
+        )
+        .map_err(unavailable)?;
+        // Synchronous (the group's offset is stored when this returns), on the blocking pool so
+        // the runtime never waits on the broker.
+        let consumer = self.consumer.clone();
+        tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
+            .await
+            .map_err(unavailable)?
+            .map_err(unavailable)
+    }
+}
