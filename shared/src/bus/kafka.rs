@@ -10,11 +10,12 @@ use chrono::{DateTime, Utc};
 use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
-    client::DefaultClientContext,
-    consumer::{CommitMode, Consumer, StreamConsumer},
+    client::{ClientContext, DefaultClientContext},
+    consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer},
     error::RDKafkaErrorCode,
     message::{Header, Headers, OwnedHeaders},
     producer::{FutureProducer, FutureRecord},
+    statistics::Statistics,
 };
 use serde::{Deserialize, Serialize};
 
@@ -203,14 +204,17 @@ impl EventBus for KafkaBus {
     }
 
     async fn subscribe(&self, topic: &str, group: &str) -> Result<Box<dyn Subscription>, BusError> {
-        let consumer: StreamConsumer = ClientConfig::new()
+        let consumer: StreamConsumer<LagReporter> = ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
             .set("allow.auto.create.topics", "false")
-            .create()
+            .set("statistics.interval.ms", "5000")
+            .create_with_context(LagReporter {
+                group: group.to_owned(),
+            })
             .map_err(unavailable)?;
         consumer.subscribe(&[topic]).map_err(unavailable)?;
         Ok(Box::new(KafkaSubscription {
@@ -220,7 +224,47 @@ impl EventBus for KafkaBus {
 }
 
 struct KafkaSubscription {
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<StreamConsumer<LagReporter>>,
+}
+
+/// Reports the group's lag per topic from librdkafka's periodic statistics.
+struct LagReporter {
+    group: String,
+}
+
+impl ClientContext for LagReporter {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, t) in statistics.topics {
+            let behind: i64 = t
+                .partitions
+                .values()
+                .filter(|p| p.partition >= 0)
+                .map(|p| p.consumer_lag.max(0))
+                .sum();
+            lag().with_label_values(&[&topic, &self.group]).set(behind);
+        }
+    }
+}
+
+impl ConsumerContext for LagReporter {}
+
+/// `agora_bus_consumer_lag{topic, group}`: events the group is behind the newest.
+fn lag() -> &'static prometheus::IntGaugeVec {
+    static LAG: std::sync::OnceLock<prometheus::IntGaugeVec> = std::sync::OnceLock::new();
+    LAG.get_or_init(|| {
+        let gauge = prometheus::IntGaugeVec::new(
+            prometheus::Opts::new(
+                "agora_bus_consumer_lag",
+                "Events a consumer group is behind the newest on a topic",
+            ),
+            &["topic", "group"],
+        )
+        .expect("metric definition is valid");
+        let _ = crate::telemetry::metrics()
+            .registry
+            .register(Box::new(gauge.clone()));
+        gauge
+    })
 }
 
 #[async_trait]

@@ -1,0 +1,162 @@
+//! Prints events/s end to end — written to a service's outbox in transactions, relayed to the
+//! bus, handled by a deduping consumer (inbox) on its own store — and p50/p99 latency from the
+//! write to the handler, for Kafka and, for reference, the in-process bus.
+//!
+//! `cargo bench -p agora-tickets --bench events`. Kafka: `AGORA_BENCH_KAFKA_BROKERS=host:port`,
+//! or a tansu broker of its own (on PATH or in ~/.cargo/bin). SQLite stores in a temp dir;
+//! `AGORA_BENCH_DATABASE_URL=postgres://...` for PostgreSQL. `AGORA_BENCH_EVENTS` (20000).
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use agora_shared::{
+    bus::{
+        Event, Handler, InProcessBus, Outbox, SharedBus,
+        kafka::{KafkaBus, KafkaConfig},
+        run_consumer, run_relay,
+    },
+    db::Db,
+    testing::{Broker, TestDb},
+};
+
+const PER_TRANSACTION: usize = 100;
+const KEYS: usize = 100;
+
+fn store() -> TestDb {
+    match std::env::var("AGORA_BENCH_DATABASE_URL") {
+        Ok(admin) => TestDb::postgres_at(&admin),
+        Err(_) => TestDb::sqlite(),
+    }
+}
+
+async fn migrated(db: &TestDb) -> Db {
+    let url = db.url.clone();
+    tokio::task::spawn_blocking(move || Db::migrate(&url, agora_tickets::MIGRATIONS))
+        .await
+        .unwrap()
+        .unwrap();
+    Db::connect(&db.url, 8).unwrap()
+}
+
+/// Runs one end-to-end pass of `n` events over `bus`; prints a line.
+async fn pass(name: &str, bus: SharedBus, topic: &str, n: usize) {
+    let (producer_db, consumer_db) = (store(), store());
+    let (producer, consumer) = (migrated(&producer_db).await, migrated(&consumer_db).await);
+    let latencies: Arc<Mutex<Vec<i64>>> = Arc::new(Mutex::new(Vec::with_capacity(n)));
+    let handler: Handler = {
+        let latencies = latencies.clone();
+        Arc::new(move |_conn, e: &Event| {
+            let micros = (Utc::now() - e.time).num_microseconds().unwrap_or(i64::MAX);
+            latencies.lock().unwrap().push(micros);
+            Ok(())
+        })
+    };
+    let shutdown = CancellationToken::new();
+    let outbox = Outbox::new();
+    let relay = tokio::spawn(run_relay(
+        producer.clone(),
+        bus.clone(),
+        outbox.clone(),
+        shutdown.clone(),
+    ));
+    let consuming = tokio::spawn(run_consumer(
+        bus,
+        consumer,
+        topic.to_owned(),
+        "bench".into(),
+        handler,
+        shutdown.clone(),
+    ));
+    let started = Instant::now();
+    for batch in 0..n.div_ceil(PER_TRANSACTION) {
+        let topic = topic.to_owned();
+        producer
+            .write(move |conn| {
+                for i in batch * PER_TRANSACTION..((batch + 1) * PER_TRANSACTION).min(n) {
+                    let event = Event::new(
+                        "agora/bench",
+                        "agora.bench.happened",
+                        format!("k{}", i % KEYS),
+                        None,
+                        vec![0; 256],
+                    );
+                    Outbox::enqueue(conn, &topic, &event)?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        outbox.wake();
+    }
+    let written = started.elapsed();
+    while latencies.lock().unwrap().len() < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "{name}: events did not arrive"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let total = started.elapsed();
+    shutdown.cancel();
+    relay.await.unwrap();
+    consuming.await.unwrap().unwrap();
+    let mut lat = latencies.lock().unwrap().clone();
+    lat.sort_unstable();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)] as f64 / 1000.0;
+    println!(
+        "{name:<28} {:>9.0} events/s end to end   write {:>8.0}/s   latency p50 {:>8.2} ms   p99 {:>8.2} ms",
+        n as f64 / total.as_secs_f64(),
+        n as f64 / written.as_secs_f64(),
+        pct(0.50),
+        pct(0.99),
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::var("AGORA_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    println!(
+        "outbox -> bus -> deduping consumer, {n} events of 256 bytes over {KEYS} keys, \
+         {PER_TRANSACTION} per transaction, stores {}",
+        store().backend
+    );
+    pass(
+        "in-process bus",
+        Arc::new(InProcessBus::new()),
+        "agora.bench.events",
+        n,
+    )
+    .await;
+
+    let mut own_broker = None;
+    let brokers = match std::env::var("AGORA_BENCH_KAFKA_BROKERS") {
+        Ok(b) => b,
+        Err(_) => {
+            let broker = Broker::start().expect("a tansu binary, or AGORA_BENCH_KAFKA_BROKERS");
+            let address = broker.address();
+            own_broker = Some(broker);
+            address
+        }
+    };
+    let kafka = KafkaBus::new(&KafkaConfig {
+        brokers: Some(brokers),
+        ..Default::default()
+    })
+    .unwrap();
+    // A topic of this run's own, so events of earlier runs on the same broker do not count.
+    let topic = format!("agora.bench-{}.events", uuid::Uuid::now_v7().simple());
+    kafka
+        .create_topics(&[topic.clone(), format!("{topic}.dlq")], 3, 1)
+        .await
+        .unwrap();
+    pass("kafka (3 partitions)", Arc::new(kafka), &topic, n).await;
+    drop(own_broker);
+}
