@@ -90,6 +90,17 @@ pub trait EventBus: Send + Sync + 'static {
     /// Publishes one event; returns once the bus has accepted it durably.
     async fn publish(&self, topic: &str, event: &Event) -> Result<(), BusError>;
 
+    /// Publishes events in the given order, several in flight at once where the bus allows
+    /// (events of one key still arrive in order); one outcome per event. A failed event makes
+    /// the caller retry it and everything after it.
+    async fn publish_all(&self, events: &[(String, Event)]) -> Vec<Result<(), BusError>> {
+        let mut outcomes = Vec::with_capacity(events.len());
+        for (topic, event) in events {
+            outcomes.push(self.publish(topic, event).await);
+        }
+        outcomes
+    }
+
     /// Joins consumer group `group` on `topic`. Within a group each event goes to one member;
     /// events not committed when a member leaves are delivered again.
     async fn subscribe(&self, topic: &str, group: &str) -> Result<Box<dyn Subscription>, BusError>;

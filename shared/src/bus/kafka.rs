@@ -203,6 +203,17 @@ impl EventBus for KafkaBus {
             .map_err(|(err, _)| unavailable(err))
     }
 
+    async fn publish_all(&self, events: &[(String, Event)]) -> Vec<Result<(), BusError>> {
+        // Polled in order, so the records are queued in order; the idempotent producer keeps
+        // each partition's order with several batches in flight.
+        futures::future::join_all(
+            events
+                .iter()
+                .map(|(topic, event)| self.publish(topic, event)),
+        )
+        .await
+    }
+
     async fn subscribe(&self, topic: &str, group: &str) -> Result<Box<dyn Subscription>, BusError> {
         let consumer: StreamConsumer<LagReporter> = ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)

@@ -236,41 +236,57 @@ async fn relay_once(db: &Db, bus: &SharedBus) -> anyhow::Result<usize> {
                 .load(conn)?)
         })
         .await?;
-    let mut published = 0;
-    for row in rows {
-        let event = Event {
-            id: row.event_id,
-            source: row.source,
-            event_type: row.event_type,
-            time: row.created_at.and_utc(),
-            tenant_id: row.tenant_id,
-            traceparent: row.traceparent,
-            key: row.event_key,
-            data: row.payload,
-        };
-        let id = row.id;
-        if let Err(err) = bus.publish(&row.topic, &event).await {
-            let reason = err.to_string();
-            db.write(move |conn| {
-                diesel::update(outbox::table.find(id))
-                    .set((
-                        outbox::attempts.eq(outbox::attempts + 1),
-                        outbox::last_error.eq(reason),
-                    ))
-                    .execute(conn)?;
-                Ok(())
-            })
-            .await?;
-            return Err(err.into());
-        }
-        db.write(move |conn| {
-            diesel::update(outbox::table.find(id))
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let batch: Vec<(String, Event)> = rows
+        .into_iter()
+        .map(|row| {
+            let event = Event {
+                id: row.event_id,
+                source: row.source,
+                event_type: row.event_type,
+                time: row.created_at.and_utc(),
+                tenant_id: row.tenant_id,
+                traceparent: row.traceparent,
+                key: row.event_key,
+                data: row.payload,
+            };
+            (row.topic, event)
+        })
+        .collect();
+    let outcomes = bus.publish_all(&batch).await;
+    // Marked sent: the events before the first failure. Those after it go again on the next
+    // pass (a consumer's inbox absorbs any that had arrived), so order per key holds.
+    let failure = outcomes.iter().position(Result::is_err);
+    let published = failure.unwrap_or(ids.len());
+    let sent: Vec<i64> = ids[..published].to_vec();
+    let failed = failure.map(|i| {
+        let reason = outcomes[i]
+            .as_ref()
+            .err()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        (ids[i], reason)
+    });
+    db.write(move |conn| {
+        for chunk in sent.chunks(500) {
+            diesel::update(outbox::table.filter(outbox::id.eq_any(chunk)))
                 .set(outbox::sent_at.eq(now()))
                 .execute(conn)?;
-            Ok(())
-        })
-        .await?;
-        published += 1;
+        }
+        if let Some((id, reason)) = &failed {
+            diesel::update(outbox::table.find(id))
+                .set((
+                    outbox::attempts.eq(outbox::attempts + 1),
+                    outbox::last_error.eq(reason),
+                ))
+                .execute(conn)?;
+        }
+        Ok(())
+    })
+    .await?;
+    if let Some(i) = failure {
+        let err = outcomes.into_iter().nth(i).and_then(Result::err);
+        return Err(err.map_or_else(|| anyhow::anyhow!("publish failed"), Into::into));
     }
     Ok(published)
 }
