@@ -43,8 +43,10 @@ async fn migrated(db: &TestDb) -> Db {
     Db::connect(&db.url, 8).unwrap()
 }
 
-/// Runs one end-to-end pass of `n` events over `bus`; prints a line.
-async fn pass(name: &str, bus: SharedBus, topic: &str, n: usize) {
+/// Runs one end-to-end pass of `n` events over `bus`, written as fast as the store takes them
+/// or, with `rate`, at that many events per second; prints a line.
+async fn pass(name: &str, bus: SharedBus, topic: &str, n: usize, rate: Option<u64>) {
+    let per_transaction = if rate.is_some() { 10 } else { PER_TRANSACTION };
     let (producer_db, consumer_db) = (store(), store());
     let (producer, consumer) = (migrated(&producer_db).await, migrated(&consumer_db).await);
     let latencies: Arc<Mutex<Vec<i64>>> = Arc::new(Mutex::new(Vec::with_capacity(n)));
@@ -73,11 +75,15 @@ async fn pass(name: &str, bus: SharedBus, topic: &str, n: usize) {
         shutdown.clone(),
     ));
     let started = Instant::now();
-    for batch in 0..n.div_ceil(PER_TRANSACTION) {
+    for batch in 0..n.div_ceil(per_transaction) {
+        if let Some(rate) = rate {
+            let due = Duration::from_micros((batch * per_transaction) as u64 * 1_000_000 / rate);
+            tokio::time::sleep_until((started + due).into()).await;
+        }
         let topic = topic.to_owned();
         producer
             .write(move |conn| {
-                for i in batch * PER_TRANSACTION..((batch + 1) * PER_TRANSACTION).min(n) {
+                for i in batch * per_transaction..((batch + 1) * per_transaction).min(n) {
                     let event = Event::new(
                         "agora/bench",
                         "agora.bench.happened",
@@ -129,10 +135,11 @@ async fn main() {
         store().backend
     );
     pass(
-        "in-process bus",
+        "in-process bus, burst",
         Arc::new(InProcessBus::new()),
         "agora.bench.events",
         n,
+        None,
     )
     .await;
 
@@ -151,12 +158,25 @@ async fn main() {
         ..Default::default()
     })
     .unwrap();
-    // A topic of this run's own, so events of earlier runs on the same broker do not count.
-    let topic = format!("agora.bench-{}.events", uuid::Uuid::now_v7().simple());
-    kafka
-        .create_topics(&[topic.clone(), format!("{topic}.dlq")], 3, 1)
-        .await
-        .unwrap();
-    pass("kafka (3 partitions)", Arc::new(kafka), &topic, n).await;
+    // Topics of this run's own, so events of earlier runs on the same broker do not count.
+    let topic = || format!("agora.bench-{}.events", uuid::Uuid::now_v7().simple());
+    let (burst, steady) = (topic(), topic());
+    for t in [&burst, &steady] {
+        kafka
+            .create_topics(&[t.clone(), format!("{t}.dlq")], 3, 1)
+            .await
+            .unwrap();
+    }
+    let kafka: SharedBus = Arc::new(kafka);
+    pass("kafka, burst", kafka.clone(), &burst, n, None).await;
+    // Below capacity, latency is the relay's and the consumer's, not a queue's.
+    pass(
+        "kafka, 1000 events/s steady",
+        kafka,
+        &steady,
+        5_000,
+        Some(1000),
+    )
+    .await;
     drop(own_broker);
 }

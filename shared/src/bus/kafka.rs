@@ -65,7 +65,11 @@ impl Validate for KafkaConfig {
 /// Producer and consumer factory for one cluster.
 pub struct KafkaBus {
     brokers: String,
-    producer: FutureProducer,
+    producer_config: ClientConfig,
+    /// Replaced after a failed publish: an idempotent producer whose in-flight records timed
+    /// out must re-register with the cluster, and one that lost its broker may never get its
+    /// producer id back (the relay publishes again from the first failed event).
+    producer: std::sync::RwLock<Arc<FutureProducer>>,
     publish_timeout: Duration,
 }
 
@@ -79,18 +83,53 @@ impl KafkaBus {
             .brokers
             .clone()
             .ok_or_else(|| ConfigError::new("kafka.brokers", "is required"))?;
-        let producer: FutureProducer = ClientConfig::new()
+        let mut producer_config = ClientConfig::new();
+        producer_config
             .set("bootstrap.servers", &brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("message.timeout.ms", config.publish_timeout_ms.to_string())
-            .set("allow.auto.create.topics", "false")
-            .create()?;
+            .set("message.timeout.ms", config.publish_timeout_ms.to_string());
+        let producer: FutureProducer = producer_config.create()?;
         Ok(Self {
             brokers,
-            producer,
+            producer_config,
+            producer: std::sync::RwLock::new(Arc::new(producer)),
             publish_timeout: Duration::from_millis(config.publish_timeout_ms),
         })
+    }
+
+    fn producer(&self) -> Arc<FutureProducer> {
+        self.producer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Starts over with a new producer (see `producer`).
+    fn renew_producer(&self) {
+        match self.producer_config.create::<FutureProducer>() {
+            Ok(fresh) => {
+                *self.producer.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(fresh);
+            }
+            Err(err) => tracing::warn!(error = %err, "kafka producer not recreated"),
+        }
+    }
+
+    async fn send(
+        &self,
+        producer: &FutureProducer,
+        topic: &str,
+        event: &Event,
+    ) -> Result<(), BusError> {
+        let record = FutureRecord::to(topic)
+            .key(&event.key)
+            .payload(&event.data)
+            .headers(headers(event));
+        producer
+            .send(record, self.publish_timeout)
+            .await
+            .map(|_| ())
+            .map_err(|(err, _)| unavailable(err))
     }
 
     /// Creates `topics` (those that exist are left as they are).
@@ -192,26 +231,27 @@ fn event_of(msg: &impl Message) -> Result<Event, String> {
 #[async_trait]
 impl EventBus for KafkaBus {
     async fn publish(&self, topic: &str, event: &Event) -> Result<(), BusError> {
-        let record = FutureRecord::to(topic)
-            .key(&event.key)
-            .payload(&event.data)
-            .headers(headers(event));
-        self.producer
-            .send(record, self.publish_timeout)
-            .await
-            .map(|_| ())
-            .map_err(|(err, _)| unavailable(err))
+        let outcome = self.send(&self.producer(), topic, event).await;
+        if outcome.is_err() {
+            self.renew_producer();
+        }
+        outcome
     }
 
     async fn publish_all(&self, events: &[(String, Event)]) -> Vec<Result<(), BusError>> {
         // Polled in order, so the records are queued in order; the idempotent producer keeps
         // each partition's order with several batches in flight.
-        futures::future::join_all(
+        let producer = self.producer();
+        let outcomes = futures::future::join_all(
             events
                 .iter()
-                .map(|(topic, event)| self.publish(topic, event)),
+                .map(|(topic, event)| self.send(&producer, topic, event)),
         )
-        .await
+        .await;
+        if outcomes.iter().any(Result::is_err) {
+            self.renew_producer();
+        }
+        outcomes
     }
 
     async fn subscribe(&self, topic: &str, group: &str) -> Result<Box<dyn Subscription>, BusError> {

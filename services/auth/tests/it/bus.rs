@@ -14,15 +14,18 @@ use agora_shared::{
     testing::TestDb,
 };
 
+/// The auth store at `db`, migrated.
+async fn migrated(db: &TestDb) -> Db {
+    let url = db.url.clone();
+    tokio::task::spawn_blocking(move || Db::migrate(&url, agora_auth::MIGRATIONS))
+        .await
+        .unwrap()
+        .unwrap();
+    Db::connect(&db.url, 8).unwrap()
+}
+
 async fn outbox_waits_for_the_bus_and_inbox_dedupes(db: TestDb) {
-    tokio::task::spawn_blocking({
-        let url = db.url.clone();
-        move || Db::migrate(&url, agora_auth::MIGRATIONS)
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let store = Db::connect(&db.url, 4).unwrap();
+    let store = migrated(&db).await;
     // Events written in transactions, in order, for two aggregates.
     let mut ids = Vec::new();
     for i in 0..20 {
@@ -141,14 +144,7 @@ async fn take(sub: &mut Box<dyn Subscription>, got: &mut Vec<u32>, n: usize) {
 /// Two replicas' relays on one store: each event reaches the bus once, in per-key order, and
 /// when the publishing replica stops the other takes over.
 async fn replicas_relay_each_event_once_in_order(db: TestDb) {
-    tokio::task::spawn_blocking({
-        let url = db.url.clone();
-        move || Db::migrate(&url, agora_auth::MIGRATIONS)
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let store = Db::connect(&db.url, 8).unwrap();
+    let store = migrated(&db).await;
     let enqueue = |from: u32, to: u32| {
         let store = store.clone();
         async move {

@@ -105,13 +105,29 @@ async fn broker_outage_loses_and_duplicates_nothing() {
         handler,
         shutdown.clone(),
     ));
-    tokio::time::timeout(Duration::from_secs(90), async {
+    let arrived = tokio::time::timeout(Duration::from_secs(90), async {
         while handled.lock().unwrap().len() < 20 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
-    .await
-    .expect("every event arrives after the broker returns");
+    .await;
+    if arrived.is_err() {
+        let errors: Vec<(i32, Option<String>)> = p
+            .state
+            .db
+            .read(|conn| {
+                Ok(outbox::table
+                    .filter(outbox::sent_at.is_null())
+                    .select((outbox::attempts, outbox::last_error))
+                    .load(conn)?)
+            })
+            .await
+            .unwrap();
+        panic!(
+            "{} of 20 events handled; waiting in the outbox: {errors:?}",
+            handled.lock().unwrap().len()
+        );
+    }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(Outbox::pending(&p.state.db).await.unwrap(), 0);
 
