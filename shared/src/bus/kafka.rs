@@ -263,6 +263,9 @@ impl EventBus for KafkaBus {
             .set("enable.partition.eof", "false")
             .set("allow.auto.create.topics", "false")
             .set("statistics.interval.ms", "5000")
+            // A broker answers a fetch as soon as there is data; one that holds every fetch for
+            // the full wait (tansu does) would otherwise add up to 500 ms per delivery.
+            .set("fetch.wait.max.ms", "100")
             .create_with_context(LagReporter {
                 group: group.to_owned(),
             })
