@@ -102,3 +102,25 @@ pub fn created(location: String) -> actix_web::HttpResponseBuilder {
     builder.insert_header((header::LOCATION, location));
     builder
 }
+
+/// Lists the children of a ticket: `fetch(conn, ticket_id, after, limit + 1)` gives rows in id order.
+pub type ChildFetch<R> = fn(&mut DbConnection, &str, Option<&str>, i64) -> AppResult<Vec<R>>;
+
+/// A page of the caller's ticket `id`'s children (assignments, comments); another tenant's
+/// ticket is a 404.
+pub async fn child_page<R: Send + 'static>(
+    db: &agora_shared::db::Db,
+    tenant_id: String,
+    id: String,
+    page: &agora_shared::http::PageParams,
+    fetch: ChildFetch<R>,
+    key: fn(&R) -> String,
+) -> AppResult<agora_shared::http::Page<R>> {
+    let (limit, after) = (page.limit()?, page.after()?);
+    db.read(move |conn| {
+        let ticket = load(conn, &tenant_id, &id)?;
+        let rows = fetch(conn, &ticket.id, after.as_deref(), limit)?;
+        Ok(agora_shared::http::Page::from_rows(rows, limit, key))
+    })
+    .await
+}

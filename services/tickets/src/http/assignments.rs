@@ -11,7 +11,7 @@ use agora_shared::{
     AppError, AppResult,
     db::now,
     grpc::Forward,
-    http::{Caller, Page, PageParams, ValidJson},
+    http::{Caller, PageParams, ValidJson},
 };
 
 use super::{MANAGE, created, load};
@@ -158,15 +158,14 @@ pub async fn list(
     id: web::Path<String>,
     page: web::Query<PageParams>,
 ) -> AppResult<HttpResponse> {
-    let (limit, after) = (page.limit()?, page.after()?);
-    let id = id.into_inner();
-    let page = state
-        .db
-        .read(move |conn| {
-            let ticket = load(conn, &caller.tenant_id, &id)?;
-            let rows = store::assignments::list(conn, &ticket.id, after.as_deref(), limit)?;
-            Ok(Page::from_rows(rows, limit, |a| a.id.clone()))
-        })
-        .await?;
+    let page = super::child_page(
+        &state.db,
+        caller.tenant_id,
+        id.into_inner(),
+        &page,
+        store::assignments::list,
+        |a| a.id.clone(),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(page.map(|a| Assignment::from(&a))))
 }

@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use agora_shared::{
     AppError, AppResult,
     db::{DbConnection, now},
-    http::{Caller, Page, PageParams, ValidJson},
+    http::{Caller, PageParams, ValidJson},
 };
 
 use super::{created, load};
@@ -105,16 +105,15 @@ pub async fn list(
     id: web::Path<String>,
     page: web::Query<PageParams>,
 ) -> AppResult<HttpResponse> {
-    let (limit, after) = (page.limit()?, page.after()?);
-    let id = id.into_inner();
-    let page = state
-        .db
-        .read(move |conn| {
-            let ticket = load(conn, &caller.tenant_id, &id)?;
-            let rows = store::comments::list(conn, &ticket.id, after.as_deref(), limit)?;
-            Ok(Page::from_rows(rows, limit, |c| c.id.clone()))
-        })
-        .await?;
+    let page = super::child_page(
+        &state.db,
+        caller.tenant_id,
+        id.into_inner(),
+        &page,
+        store::comments::list,
+        |c| c.id.clone(),
+    )
+    .await?;
     let window = window(&state);
     Ok(HttpResponse::Ok().json(page.map(|c| Comment::new(&c, window))))
 }
