@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/agora/events/v1/auth.proto",
         "proto/agora/tickets/v1/tickets.proto",
         "proto/agora/events/v1/tickets.proto",
+        "proto/agora/analytics/v1/analytics.proto",
     ];
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);

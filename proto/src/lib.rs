@@ -12,6 +12,12 @@ pub mod tickets {
     }
 }
 
+pub mod analytics {
+    pub mod v1 {
+        tonic::include_proto!("agora.analytics.v1");
+    }
+}
+
 pub mod events {
     pub mod v1 {
         tonic::include_proto!("agora.events.v1");

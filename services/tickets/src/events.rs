@@ -57,6 +57,7 @@ pub fn ticket_message(row: &TicketRow, now: NaiveDateTime) -> pb::Ticket {
         created_at: rfc3339(Some(row.created_at)),
         updated_at: rfc3339(Some(row.updated_at)),
         deleted: row.deleted_at.is_some(),
+        version: row.version,
     }
 }
 

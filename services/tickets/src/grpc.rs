@@ -137,4 +137,16 @@ impl TicketService for Grpc {
             mean_time_to_complete_secs: mean,
         }))
     }
+
+    async fn list_ticket_tenants(
+        &self,
+        request: Request<pb::ListTicketTenantsRequest>,
+    ) -> Result<Response<pb::ListTicketTenantsResponse>, Status> {
+        let caller = grpc::caller(&self.auth, &request).await?;
+        if !caller.is_platform_admin() {
+            return Err(AppError::Forbidden("only platform admins may list tenants".into()).into());
+        }
+        let tenant_ids = self.state.db.read(store::tickets::tenants).await?;
+        Ok(Response::new(pb::ListTicketTenantsResponse { tenant_ids }))
+    }
 }

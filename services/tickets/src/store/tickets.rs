@@ -116,6 +116,15 @@ pub fn next_number(conn: &mut DbConnection, tenant_id: &str) -> AppResult<i64> {
     Ok(taken.last_number)
 }
 
+/// Every tenant that has tickets (deleted ones included).
+pub fn tenants(conn: &mut DbConnection) -> AppResult<Vec<String>> {
+    Ok(tickets::table
+        .select(tickets::tenant_id)
+        .distinct()
+        .order(tickets::tenant_id)
+        .load(conn)?)
+}
+
 pub fn insert(conn: &mut DbConnection, row: &TicketRow) -> AppResult<()> {
     diesel::insert_into(tickets::table)
         .values(row)
