@@ -1,0 +1,8 @@
+DROP TABLE outbox_lease;
+DROP TABLE outbox;
+DROP TABLE inbox;
+DROP TABLE backfills;
+DROP TABLE plan_factors;
+DROP TABLE activities;
+DROP TABLE rollups;
+DROP TABLE ticket_facts;

@@ -1,0 +1,82 @@
+//! HTTP API: `/api/v1/analytics/*` (the query endpoint and the field-force views built on it)
+//! and `/api/v1/dashboard/*`. Every route needs a caller and reads the caller's tenant;
+//! platform admins may name another with `tenant_id`.
+
+use actix_web::{HttpResponse, web};
+use chrono::NaiveDate;
+use serde::Deserialize;
+use serde_json::Value;
+
+use agora_shared::{AppError, AppResult, http::Caller};
+
+use crate::query::{self, Range};
+
+pub mod dashboard;
+pub mod fieldforce;
+pub mod forecast;
+pub mod query_api;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(agora_shared::http::metrics))
+        .route("/openapi.json", web::get().to(openapi))
+        .service(
+            web::scope("/api/v1")
+                .configure(query_api::routes)
+                .configure(fieldforce::routes)
+                .configure(forecast::routes)
+                .configure(dashboard::routes),
+        );
+}
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(crate::openapi::document())
+}
+
+/// The tenant a request reads: the caller's own unless a platform admin names another.
+pub fn tenant(caller: &Caller, requested: Option<&str>) -> AppResult<String> {
+    match requested {
+        None | Some("") => Ok(caller.tenant_id.clone()),
+        Some(t) if t == caller.tenant_id => Ok(t.to_owned()),
+        Some(t) if caller.is_platform_admin() => Ok(t.to_owned()),
+        Some(_) => Err(AppError::Forbidden(
+            "only platform admins may read another tenant's analytics".into(),
+        )),
+    }
+}
+
+/// `?tenant_id=&date_range=` or `?from=&to=` of the GET views.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct Scope {
+    /// Another tenant (platform admins only).
+    pub tenant_id: Option<String>,
+    /// 7d, 30d, 12mo or all (default 30d).
+    pub date_range: Option<String>,
+    /// Inclusive ISO dates; both or neither.
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+impl Scope {
+    pub fn tenant(&self, caller: &Caller) -> AppResult<String> {
+        tenant(caller, self.tenant_id.as_deref())
+    }
+
+    /// The date range asked for, `default` when none.
+    pub fn range(&self, today: NaiveDate, default: &str) -> AppResult<Range> {
+        let value = match (&self.from, &self.to, &self.date_range) {
+            (Some(from), Some(to), None) => Value::from(vec![from.clone(), to.clone()]),
+            (None, None, Some(r)) => Value::from(r.clone()),
+            (None, None, None) => Value::from(default),
+            (Some(_), None, _) | (None, Some(_), _) => {
+                return Err(AppError::invalid("from", "give both from and to"));
+            }
+            _ => {
+                return Err(AppError::invalid(
+                    "date_range",
+                    "give either date_range or from and to",
+                ));
+            }
+        };
+        query::parse_range(&value, today).map_err(|e| AppError::invalid("date_range", e))
+    }
+}

@@ -1,0 +1,195 @@
+//! The analytics service: consumes other services' events (see `ingest`) into facts and
+//! rollups, and answers `/api/v1/analytics/*` and `/api/v1/dashboard/*` (see `http`) and gRPC
+//! `agora.analytics.v1.AnalyticsService` (see `grpc`).
+
+use std::{sync::Arc, time::Duration};
+
+use diesel_migrations::embed_migrations;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+use agora_shared::{
+    bus::{Outbox, run_consumer, topic_for},
+    config::ConfigError,
+    db::{Db, Migrations},
+    peer_auth::{self, AuthPeer},
+    service::{Discovered, Parts, RunningService, ServiceContext},
+};
+
+pub mod backfill;
+pub mod config;
+pub mod domain;
+pub mod forecast;
+pub mod grpc;
+pub mod http;
+pub mod ingest;
+pub mod openapi;
+pub mod query;
+pub mod schema;
+pub mod scrape;
+pub mod store;
+
+pub use backfill::Credential;
+pub use config::AnalyticsConfig;
+
+/// Service name: config section, store file, metrics label.
+pub const NAME: &str = "analytics";
+
+/// The store's migrations for both backends.
+pub const MIGRATIONS: Migrations = Migrations {
+    postgres: embed_migrations!("migrations/postgres"),
+    sqlite: embed_migrations!("migrations/sqlite"),
+};
+
+/// Everything handlers need.
+pub struct AnalyticsState {
+    pub db: Db,
+    pub config: AnalyticsConfig,
+    /// The tickets service's gRPC API (backfill).
+    pub tickets_channel: Channel,
+    /// Samples of the platform's Prometheus metrics (`/dashboard/performance`).
+    pub scraper: Arc<scrape::Scraper>,
+}
+
+/// The resolved database URL of the analytics store.
+pub fn database_url(ctx: &ServiceContext) -> Result<String, ConfigError> {
+    let config: AnalyticsConfig = ctx.config.section(NAME)?;
+    config
+        .endpoints
+        .resolve_database_url(NAME, &ctx.common, NAME)
+}
+
+/// A started analytics service and its state (tests reach into the state).
+pub struct Started {
+    pub service: RunningService,
+    pub state: Arc<AnalyticsState>,
+}
+
+/// Starts HTTP, gRPC, one consumer per source topic, the first-start backfill, the hourly
+/// rollup pruning and the metrics scraper; all stop on `shutdown`. `discovered` replaces the
+/// configured auth and tickets addresses (and metrics targets) when they run in this process;
+/// `credential` is how backfills read tickets when none is configured (embedded mode).
+pub async fn start(
+    ctx: &ServiceContext,
+    shutdown: CancellationToken,
+    discovered: &[Discovered],
+    credential: Option<Credential>,
+) -> anyhow::Result<Started> {
+    let mut config: AnalyticsConfig = ctx.config.section(NAME)?;
+    if let Some(auth) = Discovered::find(discovered, "auth") {
+        config.auth_url = format!("http://{}", auth.http);
+        config.auth_grpc = auth.grpc.to_string();
+    }
+    if let Some(tickets) = Discovered::find(discovered, "tickets") {
+        config.tickets_grpc = tickets.grpc.to_string();
+    }
+    let url = config
+        .endpoints
+        .resolve_database_url(NAME, &ctx.common, NAME)?;
+    if ctx.migrate_on_start {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || Db::migrate(&url, MIGRATIONS)).await??;
+    }
+    let db = Db::connect(&url, config.endpoints.database_pool_size)?;
+    let peer = Arc::new(peer_auth::connect(
+        &AuthPeer {
+            url: &config.auth_url,
+            grpc: &config.auth_grpc,
+            issuer: &config.issuer,
+            audience: &config.audience,
+            jwks_refetch: Duration::from_secs(config.jwks_refetch_secs),
+            api_key_ttl: Duration::from_secs(config.api_key_cache_secs),
+        },
+        ctx.denylist.clone(),
+    )?);
+    let authenticator = peer.authenticator.clone();
+    let tickets_channel = agora_shared::grpc::channel(
+        &config.tickets_grpc,
+        Duration::from_secs(2),
+        Duration::from_secs(30),
+    )?;
+    let credential = config
+        .tickets_credential
+        .clone()
+        .map(Credential::Static)
+        .or(credential);
+    let scraper = Arc::new(scrape::Scraper::new(config.metrics_targets.clone()));
+    let own_metrics = config.metrics_targets.is_empty();
+    let state = Arc::new(AnalyticsState {
+        db: db.clone(),
+        config: config.clone(),
+        tickets_channel,
+        scraper: scraper.clone(),
+    });
+
+    let mut service = agora_shared::service::start(
+        ctx,
+        Parts {
+            name: NAME,
+            endpoints: config.endpoints.clone(),
+            http_workers: config.http_workers,
+            state: state.clone(),
+            db: db.clone(),
+            authenticator: authenticator.clone(),
+            http_routes: http::routes,
+            grpc_routes: grpc::routes(state.clone(), authenticator),
+            outbox: Outbox::new(),
+        },
+        shutdown.clone(),
+    )
+    .await?;
+    if own_metrics {
+        scraper.add_target(format!("http://{}/metrics", service.http_addr));
+    }
+    if let Some(redis) = &ctx.redis {
+        service
+            .tasks
+            .spawn(redis.clone().watch_invalidations(peer, shutdown.clone()));
+    }
+    for source in ingest::SOURCES {
+        service.tasks.spawn(run_consumer(
+            ctx.bus.clone(),
+            db.clone(),
+            topic_for(source),
+            ingest::GROUP.to_owned(),
+            ingest::handler(),
+            shutdown.clone(),
+        ));
+    }
+    if config.backfill_on_start {
+        match credential {
+            Some(credential) => {
+                service.tasks.spawn(backfill::on_first_start(
+                    state.clone(),
+                    credential,
+                    shutdown.clone(),
+                ));
+            }
+            None => tracing::warn!(
+                "no analytics.tickets_credential: tickets created before analytics ran are not backfilled"
+            ),
+        }
+    }
+    service.tasks.spawn(prune_hours(db, shutdown.clone()));
+    service
+        .tasks
+        .spawn(scraper.run(Duration::from_secs(config.metrics_scrape_secs), shutdown));
+    Ok(Started { service, state })
+}
+
+/// Drops hourly rollups older than the 48-hour window, every ten minutes.
+async fn prune_hours(db: Db, shutdown: CancellationToken) -> anyhow::Result<()> {
+    loop {
+        let at = agora_shared::db::now();
+        if let Err(err) = db
+            .write(move |conn| store::rollups::prune_hours(conn, at))
+            .await
+        {
+            tracing::warn!(error = %err, "pruning hourly rollups failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+            _ = shutdown.cancelled() => return Ok(()),
+        }
+    }
+}

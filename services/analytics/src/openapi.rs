@@ -1,0 +1,36 @@
+//! The service's OpenAPI document, served at `/openapi.json` (the gateway merges it).
+
+use utoipa::OpenApi;
+
+use agora_shared::http::openapi::BearerAuth;
+
+use crate::{domain, http, query, scrape, store};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Agora analytics", description = "Field-force metrics from the event bus: queries, performance, trends, zones, ageing, forecasts and dashboards."),
+    paths(
+        http::query_api::run,
+        http::fieldforce::performance, http::fieldforce::trends, http::fieldforce::zones,
+        http::fieldforce::aging,
+        http::forecast::get_forecast, http::forecast::get_factors, http::forecast::put_factors,
+        http::dashboard::overview, http::dashboard::activities, http::dashboard::performance,
+    ),
+    components(schemas(
+        http::query_api::QueryDoc, http::query_api::QueryResult, http::query_api::Meta, query::Row,
+        http::fieldforce::PerformanceReport, http::fieldforce::TeamPerformance,
+        http::fieldforce::TrendReport, http::fieldforce::TrendDay, http::fieldforce::Trend,
+        http::fieldforce::ZoneReport, http::fieldforce::AgingReport,
+        http::forecast::ForecastReport, http::forecast::Series, http::forecast::Point,
+        http::forecast::ZonePlan, domain::Factors, domain::Plan,
+        http::dashboard::Overview, http::dashboard::EventCount, store::activities::ActivityRow,
+        scrape::Performance, scrape::ServicePerformance, scrape::TargetStatus,
+    )),
+    modifiers(&BearerAuth),
+)]
+struct ApiDoc;
+
+/// The OpenAPI 3.1 document as JSON.
+pub fn document() -> serde_json::Value {
+    serde_json::to_value(ApiDoc::openapi()).unwrap_or_default()
+}
