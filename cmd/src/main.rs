@@ -44,7 +44,7 @@ enum Command {
     /// Run the chosen services (distributed mode).
     Serve {
         /// Service to run; repeat for several.
-        #[arg(long = "service", required = true, value_parser = ["auth", "tickets", "gateway"])]
+        #[arg(long = "service", required = true, value_parser = ["auth", "tickets", "analytics", "gateway"])]
         services: Vec<String>,
         /// Apply pending migrations before serving.
         #[arg(long)]
@@ -52,14 +52,26 @@ enum Command {
     },
     /// Apply pending migrations of a service's store.
     Migrate {
-        #[arg(long = "service", default_value = "all", value_parser = ["auth", "tickets", "all"])]
+        #[arg(long = "service", default_value = "all", value_parser = ["auth", "tickets", "analytics", "all"])]
         service: String,
+    },
+    /// Analytics maintenance.
+    Analytics {
+        #[command(subcommand)]
+        command: AnalyticsCommand,
     },
     /// Operator tasks.
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum AnalyticsCommand {
+    /// Re-read every tenant's tickets from the running tickets service (gRPC) and recompute
+    /// the rollups from the facts. Safe while analytics runs: newer facts are kept.
+    Rebuild,
 }
 
 #[derive(Subcommand)]
@@ -113,7 +125,13 @@ async fn run(cli: Cli, telemetry: &mut Option<TelemetryGuard>) -> anyhow::Result
         None => {
             common.mode = Mode::Embedded;
             *telemetry = Some(agora_shared::telemetry::init(&common)?);
-            run_services(config, common, true, &["auth", "tickets", "gateway"]).await
+            run_services(
+                config,
+                common,
+                true,
+                &["auth", "tickets", "analytics", "gateway"],
+            )
+            .await
         }
         Some(Command::Serve { services, migrate }) => {
             *telemetry = Some(agora_shared::telemetry::init(&common)?);
@@ -130,12 +148,16 @@ async fn run(cli: Cli, telemetry: &mut Option<TelemetryGuard>) -> anyhow::Result
                 None => None,
             };
             let ctx = context(config, common, true)?;
-            for name in ["auth", "tickets"] {
+            for name in ["auth", "tickets", "analytics"] {
                 if service != "all" && service != name {
                     continue;
                 }
                 let (url, migrations) = match name {
                     "auth" => (agora_auth::database_url(&ctx)?, agora_auth::MIGRATIONS),
+                    "analytics" => (
+                        agora_analytics::database_url(&ctx)?,
+                        agora_analytics::MIGRATIONS,
+                    ),
                     _ => (
                         agora_tickets::database_url(&ctx)?,
                         agora_tickets::MIGRATIONS,
@@ -145,7 +167,8 @@ async fn run(cli: Cli, telemetry: &mut Option<TelemetryGuard>) -> anyhow::Result
                     tokio::task::spawn_blocking(move || Db::migrate(&url, migrations)).await??;
                 println!("{name}: {applied} migration(s) applied");
                 // Its event topic and that topic's dead letters, never created on first use.
-                if let Some(kafka) = &kafka {
+                // Analytics publishes nothing; it dead-letters onto tickets' `.dlq` topic.
+                if let Some(kafka) = kafka.as_ref().filter(|_| name != "analytics") {
                     let topic = topic_for(name);
                     kafka
                         .bus
@@ -161,6 +184,9 @@ async fn run(cli: Cli, telemetry: &mut Option<TelemetryGuard>) -> anyhow::Result
             Ok(())
         }
         Some(Command::Admin { command }) => admin(config, common, command).await,
+        Some(Command::Analytics {
+            command: AnalyticsCommand::Rebuild,
+        }) => rebuild_analytics(config, common).await,
     }
 }
 
@@ -209,8 +235,10 @@ async fn run_services(
     let shutdown = CancellationToken::new();
     let mut running = Vec::new();
     let mut discovered = Vec::new();
+    let mut auth_keyring = None;
     if names.contains(&"auth") {
         let started = agora_auth::start(&ctx, shutdown.clone()).await?;
+        auth_keyring = Some(started.state.keyring.clone());
         if embedded {
             let created = agora_auth::admin::bootstrap_platform_admin(
                 &started.state.db,
@@ -252,6 +280,32 @@ async fn run_services(
         );
         discovered.push(agora_gateway::Discovered {
             name: "tickets".into(),
+            http: started.service.http_addr,
+            grpc,
+        });
+        running.push(started.service);
+    }
+    if names.contains(&"analytics") {
+        // In one process analytics backfills with tokens auth issues for it; distributed mode
+        // configures `analytics.tickets_credential`.
+        let credential = auth_keyring.clone().map(|keyring| {
+            agora_analytics::Credential::Issued(Arc::new(agora_auth::admin::service_token_issuer(
+                keyring,
+                "analytics",
+            )))
+        });
+        let started =
+            agora_analytics::start(&ctx, shutdown.clone(), &discovered, credential).await?;
+        let grpc = started
+            .service
+            .grpc_addr
+            .ok_or_else(|| anyhow::anyhow!("analytics started without grpc"))?;
+        println!(
+            "analytics http://{}  grpc {grpc}",
+            started.service.http_addr
+        );
+        discovered.push(agora_gateway::Discovered {
+            name: "analytics".into(),
             http: started.service.http_addr,
             grpc,
         });
@@ -345,6 +399,41 @@ async fn admin(
             );
         }
     }
+    Ok(())
+}
+
+/// `agora analytics rebuild`: backfills from the tickets service with the configured
+/// credential, or with tokens signed by the auth store's key when none is configured.
+async fn rebuild_analytics(config: ConfigSource, common: CommonConfig) -> anyhow::Result<()> {
+    let settings: agora_analytics::AnalyticsConfig = config.section(agora_analytics::NAME)?;
+    let credential = match settings.tickets_credential.clone() {
+        Some(secret) => agora_analytics::Credential::Static(secret),
+        None => {
+            let auth_config: agora_auth::AuthConfig = config.section("auth")?;
+            let auth_db = open_auth_store(config.clone(), common.clone()).await?;
+            let keyring = agora_auth::keys::Keyring::load(&auth_db, &auth_config).await?;
+            agora_analytics::Credential::Issued(Arc::new(agora_auth::admin::service_token_issuer(
+                keyring,
+                "analytics",
+            )))
+        }
+    };
+    let ctx = context(config, common, true)?;
+    let url = agora_analytics::database_url(&ctx)?;
+    let migrate_url = url.clone();
+    tokio::task::spawn_blocking(move || Db::migrate(&migrate_url, agora_analytics::MIGRATIONS))
+        .await??;
+    let db = Db::connect(&url, 2)?;
+    let channel = agora_shared::grpc::channel(
+        &settings.tickets_grpc,
+        std::time::Duration::from_secs(2),
+        std::time::Duration::from_secs(60),
+    )?;
+    let report = agora_analytics::backfill::run(&db, channel, &credential).await?;
+    println!(
+        "analytics rebuilt from {} ticket(s) of {} tenant(s)",
+        report.tickets, report.tenants
+    );
     Ok(())
 }
 

@@ -179,12 +179,25 @@ impl Default for GatewayConfig {
             prefixes: vec!["/api/v1/tickets".into()],
             ..Default::default()
         };
+        // Analytics serves dashboards, not the requests clients depend on: when it is down the
+        // gateway's /health says so but stays ready.
+        let analytics = UpstreamConfig {
+            url: "http://127.0.0.1:8083".into(),
+            grpc: Some("127.0.0.1:9083".into()),
+            prefixes: vec!["/api/v1/analytics".into(), "/api/v1/dashboard".into()],
+            required: false,
+            ..Default::default()
+        };
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             http_workers: 2,
             issuer: "agora".into(),
             audience: "agora".into(),
-            services: BTreeMap::from([("auth".to_owned(), auth), ("tickets".to_owned(), tickets)]),
+            services: BTreeMap::from([
+                ("auth".to_owned(), auth),
+                ("tickets".to_owned(), tickets),
+                ("analytics".to_owned(), analytics),
+            ]),
             public_paths: [
                 "/api/v1/auth/register",
                 "/api/v1/auth/login",

@@ -107,3 +107,27 @@ pub async fn create_user(
         .await?;
     Ok(id)
 }
+
+/// Issues short-lived platform-admin access tokens for another service of this process, so it
+/// can call peers' gRPC APIs on its own behalf (embedded mode: analytics backfilling from
+/// tickets). Each call signs a fresh token with the current key; the subject is
+/// `service:<name>`, a principal no user can log in as.
+pub fn service_token_issuer(
+    keyring: std::sync::Arc<crate::keys::Keyring>,
+    service: &str,
+) -> impl Fn() -> anyhow::Result<String> + Send + Sync + 'static {
+    let subject = format!("service:{service}");
+    move || {
+        let signer = keyring.signer();
+        let (token, _) = signer.issue(&agora_shared::tokens::Subject {
+            user_id: &subject,
+            tenant_id: domain::PLATFORM_TENANT,
+            role: Role::PlatformAdmin.as_str(),
+            permissions: &[],
+            email: "",
+            session_id: None,
+            plan: None,
+        })?;
+        Ok(token)
+    }
+}
