@@ -76,6 +76,10 @@ cat >> "$work/redis/agora.toml" <<TOML
 http_addr = "127.0.0.1:18192"
 grpc_addr = "127.0.0.1:19192"
 
+[analytics]
+http_addr = "127.0.0.1:18193"
+grpc_addr = "127.0.0.1:19193"
+
 [redis]
 url = "$REDIS_URL"
 key_prefix = "agora-bench-$$:"

@@ -44,6 +44,13 @@ pub fn tenant(caller: &Caller, requested: Option<&str>) -> AppResult<String> {
     }
 }
 
+/// `?tenant_id=` of views without a date range.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct TenantParam {
+    /// Another tenant (platform admins only).
+    pub tenant_id: Option<String>,
+}
+
 /// `?tenant_id=&date_range=` or `?from=&to=` of the GET views.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 pub struct Scope {

@@ -13,7 +13,10 @@ use agora_shared::{
     http::{Caller, Page, PageParams},
 };
 
-use super::fieldforce::{load, plain};
+use super::{
+    TenantParam,
+    fieldforce::{load, plain},
+};
 use crate::{
     AnalyticsState, domain,
     query::{Metric, Range},
@@ -43,11 +46,6 @@ pub struct Overview {
     pub last_24h: BTreeMap<&'static str, i64>,
     /// Events received in the last 24 hours, by producing service and type.
     pub events_24h: Vec<EventCount>,
-}
-
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-pub struct TenantParam {
-    pub tenant_id: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/dashboard/overview", tag = "dashboard", params(TenantParam),

@@ -19,7 +19,10 @@ use agora_shared::{
     http::{Caller, Role, ValidJson},
 };
 
-use super::fieldforce::{load, plain};
+use super::{
+    TenantParam,
+    fieldforce::{load, plain},
+};
 use crate::{
     AnalyticsState,
     domain::{self, Factors, Plan},
@@ -313,11 +316,6 @@ pub async fn get_forecast(
         plan,
         factors,
     }))
-}
-
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-pub struct TenantParam {
-    pub tenant_id: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/analytics/forecast/factors", tag = "analytics", params(TenantParam),

@@ -22,7 +22,6 @@ CREATE TABLE ticket_facts (
     PRIMARY KEY (tenant_id, ticket_id)
 );
 CREATE INDEX ticket_facts_day_idx ON ticket_facts (tenant_id, created_day);
-CREATE INDEX ticket_facts_status_idx ON ticket_facts (tenant_id, status);
 
 -- grain 'day' (bucket YYYY-MM-DD) or 'hour' (bucket YYYY-MM-DDTHH, the last 48 hours).
 -- Empty zone or team_id: the ticket has none.

@@ -1,6 +1,7 @@
 -- Analytics' store: the newest state of every ticket it has heard of (facts), additive
 -- rollups derived from those facts per day and per hour, the activity feed, and the tenants'
--- resource-plan factors.
+-- resource-plan factors. Facts and rollups are clustered on their keys (WITHOUT ROWID), so a
+-- tenant's date range is one contiguous read.
 
 CREATE TABLE ticket_facts (
     tenant_id TEXT NOT NULL,
@@ -20,9 +21,8 @@ CREATE TABLE ticket_facts (
     deleted BOOLEAN NOT NULL,
     version BIGINT NOT NULL,
     PRIMARY KEY (tenant_id, ticket_id)
-);
+) WITHOUT ROWID;
 CREATE INDEX ticket_facts_day_idx ON ticket_facts (tenant_id, created_day);
-CREATE INDEX ticket_facts_status_idx ON ticket_facts (tenant_id, status);
 
 -- grain 'day' (bucket YYYY-MM-DD) or 'hour' (bucket YYYY-MM-DDTHH, the last 48 hours).
 -- Empty zone or team_id: the ticket has none.
@@ -42,7 +42,7 @@ CREATE TABLE rollups (
     assigned BIGINT NOT NULL,
     assign_secs BIGINT NOT NULL,
     PRIMARY KEY (tenant_id, grain, bucket, zone, team_id, category, priority)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE activities (
     id TEXT PRIMARY KEY,
