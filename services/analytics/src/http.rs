@@ -12,9 +12,12 @@ use agora_shared::{AppError, AppResult, http::Caller};
 use crate::query::{self, Range};
 
 pub mod dashboard;
-pub mod fieldforce;
 pub mod forecast;
+pub mod performance;
 pub mod query_api;
+pub mod trends;
+pub mod views;
+pub mod zones;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/metrics", web::get().to(agora_shared::http::metrics))
@@ -22,7 +25,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api/v1")
                 .configure(query_api::routes)
-                .configure(fieldforce::routes)
+                .configure(performance::routes)
+                .configure(trends::routes)
+                .configure(zones::routes)
                 .configure(forecast::routes)
                 .configure(dashboard::routes),
         );

@@ -24,6 +24,7 @@ pub mod grpc;
 pub mod http;
 pub mod ingest;
 pub mod openapi;
+pub mod planning;
 pub mod query;
 pub mod schema;
 pub mod scrape;

@@ -4,25 +4,25 @@ use utoipa::OpenApi;
 
 use agora_shared::http::openapi::BearerAuth;
 
-use crate::{domain, http, query, scrape, store};
+use crate::{domain, http, planning, query, scrape, store};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Agora analytics", description = "Field-force metrics from the event bus: queries, performance, trends, zones, ageing, forecasts and dashboards."),
     paths(
         http::query_api::run,
-        http::fieldforce::performance, http::fieldforce::trends, http::fieldforce::zones,
-        http::fieldforce::aging,
+        http::performance::performance, http::trends::trends, http::zones::zones,
+        http::zones::aging,
         http::forecast::get_forecast, http::forecast::get_factors, http::forecast::put_factors,
         http::dashboard::overview, http::dashboard::activities, http::dashboard::performance,
     ),
     components(schemas(
         http::query_api::QueryDoc, http::query_api::QueryResult, http::query_api::Meta, query::Row,
-        http::fieldforce::PerformanceReport, http::fieldforce::TeamPerformance,
-        http::fieldforce::TrendReport, http::fieldforce::TrendDay, http::fieldforce::Trend,
-        http::fieldforce::ZoneReport, http::fieldforce::AgingReport,
-        http::forecast::ForecastReport, http::forecast::Series, http::forecast::Point,
-        http::forecast::ZonePlan, domain::Factors, domain::Plan,
+        http::performance::PerformanceReport, http::performance::TeamPerformance,
+        http::trends::TrendReport, http::trends::TrendDay, http::trends::Trend,
+        http::zones::ZoneReport, http::zones::AgingReport,
+        planning::ForecastReport, planning::Series, planning::Point, planning::ZonePlan,
+        domain::Factors, domain::Plan,
         http::dashboard::Overview, http::dashboard::EventCount, store::activities::ActivityRow,
         scrape::Performance, scrape::ServicePerformance, scrape::TargetStatus,
     )),

@@ -15,7 +15,7 @@ use agora_shared::{
 
 use super::{
     TenantParam,
-    fieldforce::{load, plain},
+    views::{load, plain},
 };
 use crate::{
     AnalyticsState, domain,
