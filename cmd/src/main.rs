@@ -429,7 +429,14 @@ async fn rebuild_analytics(config: ConfigSource, common: CommonConfig) -> anyhow
         std::time::Duration::from_secs(2),
         std::time::Duration::from_secs(60),
     )?;
-    let report = agora_analytics::backfill::run(&db, channel, &credential).await?;
+    let report = agora_analytics::backfill::run(&db, channel, &credential)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read tickets from {} (is the tickets service running?): {e}",
+                settings.tickets_grpc
+            )
+        })?;
     println!(
         "analytics rebuilt from {} ticket(s) of {} tenant(s)",
         report.tickets, report.tenants

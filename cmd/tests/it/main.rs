@@ -91,6 +91,8 @@ fn embedded_platform_starts_serves_and_stops_on_sigterm() {
         .env("AGORA_AUTH__GRPC_ADDR", "127.0.0.1:0")
         .env("AGORA_TICKETS__HTTP_ADDR", "127.0.0.1:0")
         .env("AGORA_TICKETS__GRPC_ADDR", "127.0.0.1:0")
+        .env("AGORA_ANALYTICS__HTTP_ADDR", "127.0.0.1:0")
+        .env("AGORA_ANALYTICS__GRPC_ADDR", "127.0.0.1:0")
         .env("AGORA_GATEWAY__HTTP_ADDR", "127.0.0.1:0")
         .env("AGORA_BOOTSTRAP_ADMIN_EMAIL", "boss@example.test")
         .env("AGORA_BOOTSTRAP_ADMIN_PASSWORD", "B00tstrap-pass!")
@@ -231,6 +233,10 @@ fn traces_are_exported_over_otlp_when_configured() {
         .current_dir(dir.path())
         .env("AGORA_AUTH__HTTP_ADDR", "127.0.0.1:0")
         .env("AGORA_AUTH__GRPC_ADDR", "127.0.0.1:0")
+        .env("AGORA_TICKETS__HTTP_ADDR", "127.0.0.1:0")
+        .env("AGORA_TICKETS__GRPC_ADDR", "127.0.0.1:0")
+        .env("AGORA_ANALYTICS__HTTP_ADDR", "127.0.0.1:0")
+        .env("AGORA_ANALYTICS__GRPC_ADDR", "127.0.0.1:0")
         .env("AGORA_GATEWAY__HTTP_ADDR", "127.0.0.1:0")
         .env(
             "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -308,17 +314,22 @@ fn tokio_stream_listener(
 #[test]
 fn migrate_and_admin_commands() {
     use agora_shared::testing::TestDb;
-    let mut stores = vec![(TestDb::sqlite(), TestDb::sqlite())];
+    let mut stores = vec![(TestDb::sqlite(), TestDb::sqlite(), TestDb::sqlite())];
     if let Some(auth) = TestDb::postgres() {
-        stores.push((auth, TestDb::postgres().expect("postgres")));
+        stores.push((
+            auth,
+            TestDb::postgres().expect("postgres"),
+            TestDb::postgres().expect("postgres"),
+        ));
     }
-    for (db, tickets_db) in stores {
+    for (db, tickets_db, analytics_db) in stores {
         let run = |args: &[&str]| {
             let out = agora()
                 .args(args)
                 .env("AGORA_MODE", "distributed")
                 .env("AGORA_AUTH__DATABASE_URL", &db.url)
                 .env("AGORA_TICKETS__DATABASE_URL", &tickets_db.url)
+                .env("AGORA_ANALYTICS__DATABASE_URL", &analytics_db.url)
                 .env("AGORA_NEW_USER_PASSWORD", "Adm1n-password!")
                 .output()
                 .unwrap();
@@ -336,7 +347,7 @@ fn migrate_and_admin_commands() {
             run(&["migrate"]),
             (
                 true,
-                "auth: 0 migration(s) applied\ntickets: 1 migration(s) applied\n".into()
+                "auth: 0 migration(s) applied\ntickets: 1 migration(s) applied\nanalytics: 1 migration(s) applied\n".into()
             ),
             "{}",
             db.backend
@@ -374,6 +385,24 @@ fn migrate_and_admin_commands() {
         assert!(!ok && text.contains("--tenant is required"), "{text}");
         let (ok, text) = run(&["admin", "rotate-signing-key"]);
         assert!(ok && text.starts_with("new signing key "), "{text}");
+        // A rebuild needs the tickets service; without it the command says so.
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = dead.local_addr().unwrap().port();
+        drop(dead);
+        let out = agora()
+            .args(["analytics", "rebuild"])
+            .env("AGORA_MODE", "distributed")
+            .env("AGORA_AUTH__DATABASE_URL", &db.url)
+            .env("AGORA_ANALYTICS__DATABASE_URL", &analytics_db.url)
+            .env("AGORA_ANALYTICS__TICKETS_GRPC", format!("127.0.0.1:{port}"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success()
+                && text.contains(&format!("cannot read tickets from 127.0.0.1:{port}")),
+            "{text}"
+        );
     }
     let out = agora()
         .args(["admin", "generate-signing-key"])
