@@ -146,19 +146,32 @@ async fn tickets_from_the_gateway_reach_analytics(store: Store) {
         .await;
     problem(resp, 403).await;
     let root = p.platform_admin().await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
     for _ in 0..5 {
         p.view(&tech, "/api/v1/analytics/zones").await;
     }
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let perf = p.view(&root, "/api/v1/dashboard/performance").await;
-    let services: BTreeMap<String, Value> = perf["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| (s["service"].as_str().unwrap().to_owned(), s.clone()))
-        .collect();
-    assert!(perf["window_secs"].as_f64().unwrap() > 0.0, "{perf}");
+    // Samples are taken every second; wait for one that follows the requests above.
+    let started = Instant::now();
+    let services = loop {
+        let perf = p.view(&root, "/api/v1/dashboard/performance").await;
+        let services: BTreeMap<String, Value> = perf["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["service"].as_str().unwrap().to_owned(), s.clone()))
+            .collect();
+        let seen = |name: &str| {
+            services
+                .get(name)
+                .and_then(|s| s["requests"].as_f64())
+                .is_some_and(|n| n >= 5.0)
+        };
+        if perf["window_secs"].as_f64().unwrap_or(0.0) > 0.0 && seen("gateway") && seen("analytics")
+        {
+            break services;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "{perf}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
     for name in ["gateway", "analytics"] {
         let s = &services[name];
         assert!(s["requests"].as_f64().unwrap() >= 5.0, "{name}: {s}");
@@ -191,11 +204,19 @@ async fn a_fresh_store_backfills_from_tickets(store: Store) {
     }
     let body_flow = json!({"metrics": ["created", "completed", "breached", "mean_time_to_complete"],
                            "date_range": "7d", "dimensions": ["time:day", "zone", "team", "category", "priority"]});
+    // Completions and creations interleave: wait for both to be counted in full.
     until(
         &p,
         &admin,
         json!({"metrics": ["completed"], "date_range": "all"}),
         3,
+    )
+    .await;
+    until(
+        &p,
+        &admin,
+        json!({"metrics": ["tickets"], "date_range": "all"}),
+        12,
     )
     .await;
     let stock_by_events = p.query(&admin, json!({"metrics": ["tickets", "open"], "date_range": "all", "dimensions": ["zone", "status"]})).await;
