@@ -149,7 +149,7 @@ pub async fn handle(
     metrics::proxied(
         &route.service,
         &route.prefix,
-        resp.status().as_u16(),
+        resp.status(),
         started.elapsed().as_secs_f64(),
     );
     Ok(resp)

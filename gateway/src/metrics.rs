@@ -71,10 +71,10 @@ fn get() -> &'static GatewayMetrics {
     })
 }
 
-pub fn proxied(service: &str, route: &str, status: u16, seconds: f64) {
+pub fn proxied(service: &str, route: &str, status: actix_web::http::StatusCode, seconds: f64) {
     let m = get();
     m.proxied
-        .with_label_values(&[service, route, &status.to_string()])
+        .with_label_values(&[service, route, status.as_str()])
         .inc();
     m.latency
         .with_label_values(&[service, route])

@@ -149,7 +149,7 @@ pub fn continue_or_start_trace(incoming: Option<&str>) -> String {
 }
 
 fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 /// The process-wide Prometheus registry and the HTTP metrics every service records.

@@ -55,21 +55,27 @@ pub async fn observe(
         .request()
         .match_pattern()
         .unwrap_or_else(|| "unmatched".into());
-    let status = res.status().as_u16();
+    let status = res.status();
     let elapsed = started.elapsed().as_secs_f64();
     let m = telemetry::metrics();
     m.http_requests
-        .with_label_values(&[service, &method, &route, &status.to_string()])
+        .with_label_values(&[service, &method, &route, status.as_str()])
         .inc();
     m.http_latency
         .with_label_values(&[service, &method, &route])
         .observe(elapsed);
-    if status >= 500 {
+    if status.is_server_error() {
         m.http_errors
             .with_label_values(&[service, &method, &route])
             .inc();
     }
-    span.in_scope(|| tracing::debug!(status, elapsed_ms = elapsed * 1000.0, "request"));
+    span.in_scope(|| {
+        tracing::debug!(
+            status = status.as_u16(),
+            elapsed_ms = elapsed * 1000.0,
+            "request"
+        )
+    });
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
