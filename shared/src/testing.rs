@@ -274,6 +274,35 @@ pub async fn problem(resp: reqwest::Response, status: u16) -> serde_json::Value 
     body
 }
 
+/// Runs each `async fn name(store: fn() -> TestDb)` of the calling module once on SQLite and
+/// once on PostgreSQL (skipped, or failed under `AGORA_TEST_REQUIRE_INFRA`, without
+/// `AGORA_TEST_DATABASE_URL`): `agora_shared::on_sqlite_and_postgres!(a, b);`.
+#[macro_export]
+macro_rules! on_sqlite_and_postgres {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::testing::TestDb::sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if std::env::var("AGORA_TEST_DATABASE_URL").is_err() {
+                        $crate::testing::skip_or_fail("postgres", "AGORA_TEST_DATABASE_URL is not set");
+                        return;
+                    }
+                    super::$name(|| $crate::testing::TestDb::postgres().expect("postgres")).await
+                }
+            )*
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

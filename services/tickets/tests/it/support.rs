@@ -20,28 +20,7 @@ pub const PASSWORD: &str = "Sup3r-secret!";
 
 /// Runs `async fn name(db: TestDb)` once on SQLite and once on PostgreSQL (when configured).
 macro_rules! on_every_store {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(agora_shared::testing::TestDb::sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if std::env::var("AGORA_TEST_DATABASE_URL").is_err() {
-                        agora_shared::testing::skip_or_fail("postgres", "AGORA_TEST_DATABASE_URL is not set");
-                        return;
-                    }
-                    super::$name(|| agora_shared::testing::TestDb::postgres().expect("postgres")).await
-                }
-            )*
-        }
-    };
+    ($($t:tt)*) => { agora_shared::on_sqlite_and_postgres!($($t)*); };
 }
 
 /// Makes a fresh store of the backend under test.
