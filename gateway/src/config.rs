@@ -25,6 +25,9 @@ pub struct UpstreamConfig {
     pub max_body_bytes: Option<usize>,
     /// Remove the matched prefix before forwarding (mount a service under another path).
     pub strip_prefix: bool,
+    /// Speak HTTP/2 to it (cleartext, prior knowledge): requests from every client share a few
+    /// multiplexed connections. Agora's own services accept it; other upstreams get HTTP/1.1.
+    pub http2: bool,
 }
 
 impl Default for UpstreamConfig {
@@ -37,6 +40,7 @@ impl Default for UpstreamConfig {
             required: true,
             max_body_bytes: None,
             strip_prefix: false,
+            http2: false,
         }
     }
 }
@@ -171,12 +175,14 @@ impl Default for GatewayConfig {
             ]
             .map(String::from)
             .to_vec(),
+            http2: true,
             ..Default::default()
         };
         let tickets = UpstreamConfig {
             url: "http://127.0.0.1:8082".into(),
             grpc: Some("127.0.0.1:9082".into()),
             prefixes: vec!["/api/v1/tickets".into()],
+            http2: true,
             ..Default::default()
         };
         // Analytics serves dashboards, not the requests clients depend on: when it is down the
@@ -186,6 +192,7 @@ impl Default for GatewayConfig {
             grpc: Some("127.0.0.1:9083".into()),
             prefixes: vec!["/api/v1/analytics".into(), "/api/v1/dashboard".into()],
             required: false,
+            http2: true,
             ..Default::default()
         };
         Self {
@@ -234,10 +241,14 @@ impl Validate for GatewayConfig {
             ));
         }
         for (name, svc) in &self.services {
-            if !(svc.url.starts_with("http://") || svc.url.starts_with("https://")) {
+            let host = svc
+                .url
+                .strip_prefix("http://")
+                .map(|rest| rest.split('/').next().unwrap_or_default());
+            if host.is_none_or(str::is_empty) {
                 return Err(ConfigError::new(
                     key(&format!("services.{name}.url")),
-                    "must be an http:// or https:// URL",
+                    "must be an http:// URL (TLS to services belongs to the mesh or a sidecar)",
                 ));
             }
             for p in &svc.prefixes {

@@ -22,6 +22,7 @@ use crate::{
     Gateway, metrics,
     proxy::{self, Body, Forwarded},
     ratelimit::{Class, Decision, Subject, checks, classify},
+    upstream::Client,
     ws,
 };
 
@@ -33,6 +34,7 @@ pub async fn handle(
     payload: web::Payload,
     gw: web::Data<Gateway>,
     client: web::Data<awc::Client>,
+    upstreams: web::Data<Client>,
 ) -> Result<HttpResponse, AppError> {
     let started = Instant::now();
     let header_bytes: usize = req
@@ -60,7 +62,8 @@ pub async fn handle(
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok());
     let client_ip = gw.client_ip.resolve(peer, xff);
-    let prior_forwarded_for = gw.client_ip.trusts(peer).then_some(xff).flatten();
+    let trusted_peer = gw.client_ip.trusts(peer);
+    let prior_forwarded_for = trusted_peer.then_some(xff).flatten();
 
     let caller = authenticate(&gw, &req, &path).await?;
     let declared = req
@@ -132,6 +135,7 @@ pub async fn handle(
             peer,
             client_ip,
             prior_forwarded_for,
+            trusted_peer,
             request_id: &request_id,
             traceparent: &traceparent,
         },
@@ -140,14 +144,14 @@ pub async fn handle(
         Body::Stream(payload) if ws::is_upgrade(&req) => {
             ws::relay(&client, &req, payload, &route, headers).await
         }
-        body => proxy::forward(&client, &req, &route, headers, body).await,
+        body => proxy::forward(&upstreams, &req, &route, headers, body).await,
     };
     let mut resp = result.unwrap_or_else(|err| err.error_response());
     if let Some(decision) = reported {
         rate_limit_headers(&mut resp, &decision);
     }
     metrics::proxied(
-        &route.service,
+        route.service(),
         &route.prefix,
         resp.status(),
         started.elapsed().as_secs_f64(),

@@ -30,6 +30,7 @@ pub mod ops;
 pub mod proxy;
 pub mod ratelimit;
 pub mod routing;
+pub mod upstream;
 mod ws;
 
 pub use config::GatewayConfig;
@@ -128,6 +129,7 @@ pub async fn start(
             .app_data(ServiceName(NAME))
             .app_data(data.clone())
             .app_data(web::Data::new(client))
+            .app_data(web::Data::new(upstream::Client::new(&data.router)))
             .wrap(Condition::new(
                 !cfg.cors.origins.is_empty(),
                 cors(&cfg.cors),
@@ -140,6 +142,7 @@ pub async fn start(
     })
     .workers(workers)
     .shutdown_timeout(10)
+    .tcp_nodelay(true)
     .listen(listener)?
     .run();
 

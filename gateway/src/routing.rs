@@ -7,43 +7,61 @@ use crate::config::GatewayConfig;
 /// Where a matched request goes, and what it may send.
 #[derive(Debug, Clone)]
 pub struct Route {
-    pub service: String,
+    pub upstream: Arc<Upstream>,
     /// The configured prefix that matched (a bounded metrics label).
-    pub prefix: String,
-    /// Base URL without trailing slash.
-    pub url: String,
-    pub timeout: Duration,
+    pub prefix: Arc<str>,
     /// Largest request body on this path.
     pub max_body_bytes: usize,
     /// Whether the path takes uploads (upload rate class, upload body limit).
     pub upload: bool,
-    /// The prefix to remove before forwarding, if the service is mounted with `strip_prefix`.
-    pub strip: Option<String>,
 }
 
 impl Route {
+    /// The service's name.
+    pub fn service(&self) -> &str {
+        &self.upstream.name
+    }
+
+    /// The path and query sent upstream for `path_and_query` (without the mount prefix when
+    /// the service is mounted with `strip_prefix`).
+    pub fn upstream_path<'a>(&self, path_and_query: &'a str) -> std::borrow::Cow<'a, str> {
+        let rest = if self.upstream.strip_prefix {
+            path_and_query
+                .strip_prefix(self.prefix.trim_end_matches('/'))
+                .unwrap_or(path_and_query)
+        } else {
+            path_and_query
+        };
+        if rest.is_empty() || rest.starts_with('?') {
+            format!("/{rest}").into()
+        } else {
+            rest.into()
+        }
+    }
+
     /// The upstream URL for `path_and_query`.
     pub fn upstream_url(&self, path_and_query: &str) -> String {
-        let rest = match &self.strip {
-            Some(prefix) => path_and_query
-                .strip_prefix(prefix.as_str())
-                .unwrap_or(path_and_query),
-            None => path_and_query,
-        };
-        let rest = if rest.is_empty() || rest.starts_with('?') {
-            format!("/{rest}")
-        } else {
-            rest.to_owned()
-        };
-        format!("{}{rest}", self.url)
+        format!(
+            "{}{}",
+            self.upstream.url,
+            self.upstream_path(path_and_query)
+        )
     }
 }
 
-#[derive(Debug, Clone)]
-struct Service {
-    name: String,
-    url: String,
-    timeout: Duration,
+/// A service behind the gateway, as the proxy reaches it.
+#[derive(Debug)]
+pub struct Upstream {
+    pub name: String,
+    /// Its position in [`Router::upstreams`] (the per-worker connection pools follow it).
+    pub index: usize,
+    /// Base URL without trailing slash.
+    pub url: String,
+    /// `host:port` of the base URL: the Host header and the address connected to.
+    pub authority: String,
+    /// Speak HTTP/2 (prior knowledge, cleartext) instead of HTTP/1.1.
+    pub http2: bool,
+    pub timeout: Duration,
     max_body_bytes: Option<usize>,
     strip_prefix: bool,
 }
@@ -51,7 +69,8 @@ struct Service {
 /// The routing table.
 #[derive(Debug, Clone, Default)]
 pub struct Router {
-    entries: Vec<(String, Arc<Service>)>,
+    entries: Vec<(Arc<str>, Arc<Upstream>)>,
+    upstreams: Vec<Arc<Upstream>>,
     upload_prefixes: Vec<String>,
     max_body_bytes: usize,
     upload_max_body_bytes: usize,
@@ -70,29 +89,50 @@ pub fn under(prefix: &str, path: &str) -> bool {
 impl Router {
     pub fn new(config: &GatewayConfig) -> Self {
         let mut entries = Vec::new();
+        let mut upstreams = Vec::new();
         for (name, svc) in &config.services {
-            let service = Arc::new(Service {
+            let url = svc.url.trim_end_matches('/').to_owned();
+            let authority = url
+                .split_once("://")
+                .map_or(url.as_str(), |(_, rest)| rest)
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            let upstream = Arc::new(Upstream {
                 name: name.clone(),
-                url: svc.url.trim_end_matches('/').to_owned(),
+                index: upstreams.len(),
+                url,
+                authority,
+                http2: svc.http2,
                 timeout: Duration::from_secs(svc.timeout_secs),
                 max_body_bytes: svc.max_body_bytes,
                 strip_prefix: svc.strip_prefix,
             });
+            upstreams.push(upstream.clone());
             for prefix in &svc.prefixes {
-                entries.push((prefix.trim_end_matches('/').to_owned(), service.clone()));
+                let prefix = prefix.trim_end_matches('/');
+                let prefix = if prefix.is_empty() { "/" } else { prefix };
+                entries.push((Arc::<str>::from(prefix), upstream.clone()));
             }
         }
         entries.sort_by_key(|e| std::cmp::Reverse(e.0.len()));
         Self {
             entries,
+            upstreams,
             upload_prefixes: config.upload_prefixes.clone(),
             max_body_bytes: config.max_body_bytes,
             upload_max_body_bytes: config.upload_max_body_bytes,
         }
     }
 
+    /// Every configured service, in the order of their `index`.
+    pub fn upstreams(&self) -> &[Arc<Upstream>] {
+        &self.upstreams
+    }
+
     pub fn find(&self, path: &str) -> Option<Route> {
-        let (prefix, svc) = self.entries.iter().find(|(p, _)| under(p, path))?;
+        let (prefix, upstream) = self.entries.iter().find(|(p, _)| under(p, path))?;
         let upload = self.upload_prefixes.iter().any(|u| under(u, path));
         let default_max = if upload {
             self.upload_max_body_bytes
@@ -100,17 +140,10 @@ impl Router {
             self.max_body_bytes
         };
         Some(Route {
-            service: svc.name.clone(),
-            prefix: if prefix.is_empty() {
-                "/".to_owned()
-            } else {
-                prefix.clone()
-            },
-            url: svc.url.clone(),
-            timeout: svc.timeout,
-            max_body_bytes: svc.max_body_bytes.unwrap_or(default_max),
+            upstream: upstream.clone(),
+            prefix: prefix.clone(),
+            max_body_bytes: upstream.max_body_bytes.unwrap_or(default_max),
             upload,
-            strip: svc.strip_prefix.then(|| prefix.clone()),
         })
     }
 }
@@ -133,19 +166,20 @@ mod tests {
         );
         cfg.upload_prefixes = vec!["/api/v1/teams/media/upload".into()];
         let r = Router::new(&cfg);
-        assert_eq!(r.find("/api/v1/teams").unwrap().service, "auth");
-        assert_eq!(r.find("/api/v1/teams/1").unwrap().service, "auth");
+        assert_eq!(r.find("/api/v1/teams").unwrap().service(), "auth");
+        assert_eq!(r.find("/api/v1/teams/1").unwrap().service(), "auth");
         let media = r.find("/api/v1/teams/media/x").unwrap();
-        assert_eq!(media.service, "media");
+        assert_eq!(media.service(), "media");
         assert!(!media.upload);
         assert_eq!(media.max_body_bytes, 1024 * 1024);
         let upload = r.find("/api/v1/teams/media/upload/1").unwrap();
         assert!(upload.upload);
         assert_eq!(upload.max_body_bytes, 100 * 1024 * 1024);
-        assert_eq!(media.url, "http://m");
+        assert_eq!(media.upstream.url, "http://m");
+        assert_eq!(media.upstream.authority, "m");
         assert!(r.find("/api/v1/teamsx").is_none());
         assert!(r.find("/nope").is_none());
-        assert_eq!(r.find("/.well-known/jwks.json").unwrap().service, "auth");
+        assert_eq!(r.find("/.well-known/jwks.json").unwrap().service(), "auth");
         assert_eq!(
             r.find("/api/v1/teams")
                 .unwrap()

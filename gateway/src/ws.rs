@@ -1,7 +1,7 @@
 //! WebSocket pass-through: the client's upgrade is accepted only once the upstream accepted its
 //! own, then frames are relayed both ways until either side closes.
 
-use actix_web::{HttpRequest, HttpResponse, http::header::HeaderMap, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use awc::ws::{Frame, Message};
 use futures::{SinkExt, StreamExt};
 
@@ -22,7 +22,7 @@ pub async fn relay(
     req: &HttpRequest,
     payload: web::Payload,
     route: &Route,
-    headers: HeaderMap,
+    headers: hyper::HeaderMap,
 ) -> Result<HttpResponse, AppError> {
     let url = route.upstream_url(req.uri().path_and_query().map_or("/", |p| p.as_str()));
     let url = url
@@ -31,7 +31,7 @@ pub async fn relay(
     let mut upstream = client.ws(url);
     for (name, value) in &headers {
         if !name.as_str().starts_with("sec-websocket-") {
-            upstream = upstream.set_header(name.clone(), value.clone());
+            upstream = upstream.set_header(name.as_str(), value.as_bytes());
         }
     }
     if let Some(protocols) = req
@@ -42,11 +42,11 @@ pub async fn relay(
         upstream = upstream.protocols(protocols.split(',').map(str::trim));
     }
     let (_, framed) = upstream.connect().await.map_err(|err| {
-        crate::metrics::upstream_error(&route.service, "websocket");
-        tracing::warn!(service = %route.service, error = %err, "websocket upstream failed");
+        crate::metrics::upstream_error(route.service(), "websocket");
+        tracing::warn!(service = route.service(), error = %err, "websocket upstream failed");
         AppError::BadGateway(format!(
             "the {} service refused the websocket",
-            route.service
+            route.service()
         ))
     })?;
     let (response, mut session, mut from_client) = actix_ws::handle(req, payload)

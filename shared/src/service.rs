@@ -146,7 +146,12 @@ pub async fn start<S: Send + Sync + 'static>(
     })
     .workers(http_workers)
     .shutdown_timeout(10)
-    .listen(http_listener)?
+    // HTTP/2 writes a response's frames one by one: without TCP_NODELAY, Nagle would hold
+    // the last of them until the peer's delayed ACK (tens of milliseconds).
+    .tcp_nodelay(true)
+    // HTTP/1.1 for clients and probes, HTTP/2 with prior knowledge for the gateway, which
+    // multiplexes its requests over a few connections.
+    .listen_auto_h2c(http_listener)?
     .run();
 
     let mut tasks = JoinSet::new();

@@ -30,6 +30,9 @@ async fn routes_and_forwarding_headers() {
         .get_as("/api/v1/echo/a/b?x=1&y=two", &user.access)
         .header("x-request-id", "req-42")
         .header("x-forwarded-for", "6.6.6.6")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "evil.example")
+        .header("forwarded", "host=evil.example;proto=https")
         .header("connection", "keep-alive, x-hop")
         .header("x-hop", "must not pass")
         .call()
@@ -47,10 +50,14 @@ async fn routes_and_forwarding_headers() {
     }
     assert!(!resp.headers().contains_key("strict-transport-security"));
     let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["version"], "HTTP/1.1",
+        "upstreams speak HTTP/1.1 unless told"
+    );
     assert_eq!(body["path"], "/api/v1/echo/a/b");
     assert_eq!(body["query"], "x=1&y=two");
     let h = &body["headers"];
-    // An untrusted peer's X-Forwarded-For is replaced, not extended.
+    // An untrusted peer's X-Forwarded-* are replaced, not extended or believed.
     assert_eq!(h["x-forwarded-for"], "127.0.0.1");
     assert_eq!(h["x-forwarded-proto"], "http");
     assert!(
@@ -67,6 +74,95 @@ async fn routes_and_forwarding_headers() {
     );
 }
 
+/// An upstream configured with `http2 = true` gets the same forwarding over one multiplexed
+/// connection per worker: headers, streamed bodies, timeouts and refusals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_upstreams() {
+    let s = stack("", "").await;
+    let user = s.register("a@x.test", "Acme").await;
+    let calls = (0..40).map(|i| {
+        s.get_as(&format!("/h2/api/v1/echo/n/{i}?x={i}"), &user.access)
+            .header("x-request-id", format!("req-{i}"))
+            .header("connection", "keep-alive, x-hop")
+            .header("x-hop", "must not pass")
+            .call()
+    });
+    for (i, resp) in futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["x-request-id"], format!("req-{i}").as_str());
+        assert_eq!(resp.headers()["x-upstream"], "echo");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["version"], "HTTP/2.0");
+        assert_eq!(
+            body["path"],
+            format!("/api/v1/echo/n/{i}"),
+            "mount prefix stripped"
+        );
+        assert_eq!(body["query"], format!("x={i}"));
+        let h = &body["headers"];
+        assert_eq!(h["x-forwarded-for"], "127.0.0.1");
+        assert_eq!(h["x-request-id"], format!("req-{i}").as_str());
+        assert!(
+            h.get("x-hop").is_none(),
+            "hop-by-hop request headers are dropped"
+        );
+        assert!(h.get("connection").is_none());
+    }
+    // The auth service's own routes (HTTP/2 by default) answer too.
+    let me: Value = s.get_as("/api/v1/auth/me", &user.access).value().await;
+    assert_eq!(me["id"], user.user_id.as_str());
+
+    // A streamed body of unknown length arrives whole.
+    const MIB: usize = 1024 * 1024;
+    let chunks =
+        futures::stream::iter((0..8).map(|_| Ok::<_, std::io::Error>(bytes_of(16 * 1024))));
+    let resp = s
+        .req(Method::POST, "/h2/api/v1/echo/x")
+        .bearer_auth(&user.access)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .call()
+        .await;
+    assert_eq!(resp.status(), 200);
+    let got: Value = resp.json().await.unwrap();
+    assert_eq!(got["body_bytes"], 8 * 16 * 1024);
+    // Over the limit while streaming: 413, and the connection stays usable.
+    let chunks =
+        futures::stream::iter((0..4).map(|_| Ok::<_, std::io::Error>(bytes_of(MIB / 2 + 1))));
+    let streamed = s
+        .req(Method::POST, "/h2/api/v1/echo/upload")
+        .bearer_auth(&user.access)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .call()
+        .await;
+    problem(streamed, 413).await;
+
+    let started = std::time::Instant::now();
+    problem(
+        s.get_as("/h2/api/v1/echo/slow", &user.access).call().await,
+        504,
+    )
+    .await;
+    assert!(started.elapsed() < Duration::from_millis(2500));
+    let after: Value = s
+        .get_as("/h2/api/v1/echo/after", &user.access)
+        .value()
+        .await;
+    assert_eq!(
+        after["path"], "/api/v1/echo/after",
+        "a timed-out stream leaves the connection usable"
+    );
+    let body = problem(
+        s.get_as("/api/v1/dead-h2/x", &user.access).call().await,
+        502,
+    )
+    .await;
+    assert!(body["detail"].as_str().unwrap().contains("unavailable"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trusted_proxies_and_hsts() {
     let s = stack("trusted_proxies = [\"127.0.0.1\"]\nhsts = true", "").await;
@@ -74,11 +170,16 @@ async fn trusted_proxies_and_hsts() {
     let resp = s
         .get_as("/api/v1/echo/x", &user.access)
         .header("x-forwarded-for", "203.0.113.7")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "api.example.test")
         .call()
         .await;
     assert!(resp.headers().contains_key("strict-transport-security"));
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["headers"]["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
+    // A trusted proxy's scheme and host are passed on.
+    assert_eq!(body["headers"]["x-forwarded-proto"], "https");
+    assert_eq!(body["headers"]["x-forwarded-host"], "api.example.test");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -81,8 +81,22 @@ prefixes = ["/api/v1/echo"]
 timeout_secs = 1
 required = false
 
+[gateway.services.echo_h2]
+url = "http://127.0.0.1:{upstream_port}"
+prefixes = ["/h2"]
+strip_prefix = true
+http2 = true
+timeout_secs = 1
+required = false
+
 [gateway.services.tickets]
 url = "http://127.0.0.1:{dead}"
+required = false
+
+[gateway.services.dead_h2]
+url = "http://127.0.0.1:{dead}"
+prefixes = ["/api/v1/dead-h2"]
+http2 = true
 required = false
 
 [gateway.services.dead]
@@ -146,7 +160,7 @@ pub fn start_upstream(seen: Arc<Seen>) -> u16 {
                     .default_service(web::to(echo))
             })
             .workers(1)
-            .listen(listener)
+            .listen_auto_h2c(listener)
             .unwrap()
             .run()
             .await
@@ -169,6 +183,7 @@ async fn echo(req: HttpRequest, seen: web::Data<Seen>, body: web::Bytes) -> Http
         .insert_header(("x-upstream-hop", "secret"))
         .json(json!({
             "method": req.method().as_str(),
+            "version": format!("{:?}", req.version()),
             "path": req.path(),
             "query": req.query_string(),
             "headers": headers,

@@ -1,0 +1,251 @@
+//! The proxy's upstream leg: one client per gateway worker on hyper's connection API.
+//!
+//! Each worker keeps its own connections (no locks, no cross-thread wakeups): for an HTTP/1.1
+//! upstream a pool of keep-alive connections, one request at a time on each; for an HTTP/2
+//! upstream one multiplexed connection that every request of the worker shares, so under load
+//! many requests travel in one write and their answers in one read. A request that could not
+//! be written on a pooled connection (the upstream closed it while idle) is retried once on a
+//! new connection; nothing is retried once it was sent.
+
+use std::{
+    cell::RefCell,
+    future::Future,
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use futures::{Stream, stream::LocalBoxStream};
+use hyper::{
+    Request, Response,
+    body::{Bytes, Frame, Incoming, SizeHint},
+    client::conn::{http1, http2},
+};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+
+use crate::routing::{Router, Upstream};
+
+/// Idle HTTP/1.1 connections kept per upstream and worker.
+const MAX_IDLE: usize = 64;
+
+/// Why a request got no answer from its upstream.
+#[derive(Debug)]
+pub enum Failure {
+    /// No connection could be made.
+    Connect(io::Error),
+    /// The connection failed or the upstream broke the protocol.
+    Protocol(hyper::Error),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Connect(e) => write!(f, "connect: {e}"),
+            Self::Protocol(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// A request body on its way upstream: none, already read, or streamed from the client.
+pub enum UpBody {
+    Empty,
+    Full(Option<Bytes>),
+    Stream {
+        chunks: LocalBoxStream<'static, Result<Bytes, io::Error>>,
+        /// The declared length, when there is one.
+        length: Option<u64>,
+    },
+}
+
+impl hyper::body::Body for UpBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        match self.get_mut() {
+            Self::Empty => Poll::Ready(None),
+            Self::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Self::Stream { chunks, .. } => Pin::new(chunks)
+                .poll_next(cx)
+                .map(|c| c.map(|c| c.map(Frame::data))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Empty => true,
+            Self::Full(bytes) => bytes.is_none(),
+            Self::Stream { length, .. } => *length == Some(0),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Empty => SizeHint::with_exact(0),
+            Self::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Self::Stream {
+                length: Some(n), ..
+            } => SizeHint::with_exact(*n),
+            Self::Stream { .. } => SizeHint::default(),
+        }
+    }
+}
+
+/// Runs hyper's connection tasks on the worker's own thread (request bodies read from the
+/// client are not `Send`).
+#[derive(Clone, Copy)]
+struct LocalExec;
+
+impl<F> hyper::rt::Executor<F> for LocalExec
+where
+    F: Future + 'static,
+{
+    fn execute(&self, fut: F) {
+        tokio::task::spawn_local(fut);
+    }
+}
+
+/// One worker's connections to every upstream.
+pub struct Client {
+    pools: Vec<Pool>,
+}
+
+struct Pool {
+    upstream: Arc<Upstream>,
+    idle: RefCell<Vec<http1::SendRequest<UpBody>>>,
+    shared: RefCell<Option<http2::SendRequest<UpBody>>>,
+}
+
+impl Client {
+    pub fn new(router: &Router) -> Self {
+        Self {
+            pools: router
+                .upstreams()
+                .iter()
+                .map(|u| Pool {
+                    upstream: u.clone(),
+                    idle: RefCell::new(Vec::new()),
+                    shared: RefCell::new(None),
+                })
+                .collect(),
+        }
+    }
+
+    /// Sends `req` to `upstream` and returns its answer's head (the body follows as it comes).
+    /// `req`'s URI is the path and query; the scheme and authority are the upstream's.
+    pub async fn send(
+        &self,
+        upstream: &Upstream,
+        mut req: Request<UpBody>,
+    ) -> Result<Response<Incoming>, Failure> {
+        let pool = &self.pools[upstream.index];
+        if upstream.http2 {
+            // HTTP/2 carries the authority in the request line; hyper takes it from the URI.
+            let uri = format!("http://{}{}", upstream.authority, req.uri());
+            *req.uri_mut() = uri
+                .parse()
+                .map_err(|_| Failure::Connect(io::Error::other("invalid upstream URI")))?;
+            pool.send_h2(req).await
+        } else {
+            if let Ok(host) = hyper::header::HeaderValue::from_str(&upstream.authority) {
+                req.headers_mut().insert(hyper::header::HOST, host);
+            }
+            pool.send_h1(req).await
+        }
+    }
+}
+
+impl Pool {
+    async fn connect(&self) -> Result<TokioIo<TcpStream>, Failure> {
+        let authority = &self.upstream.authority;
+        let addr = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            authority.clone()
+        } else {
+            format!("{authority}:80")
+        };
+        let tcp = TcpStream::connect(addr).await.map_err(Failure::Connect)?;
+        tcp.set_nodelay(true).map_err(Failure::Connect)?;
+        Ok(TokioIo::new(tcp))
+    }
+
+    async fn send_h1(&self, req: Request<UpBody>) -> Result<Response<Incoming>, Failure> {
+        let pooled = {
+            let mut idle = self.idle.borrow_mut();
+            idle.retain(|c| !c.is_closed());
+            idle.iter()
+                .rposition(http1::SendRequest::is_ready)
+                .map(|i| idle.swap_remove(i))
+        };
+        let req = match pooled {
+            Some(mut conn) => match conn.try_send_request(req).await {
+                Ok(res) => return Ok(self.keep(conn, res)),
+                Err(mut e) => match e.take_message() {
+                    Some(req) => req,
+                    None => return Err(Failure::Protocol(e.into_error())),
+                },
+            },
+            None => req,
+        };
+        let (mut conn, connection) = http1::handshake(self.connect().await?)
+            .await
+            .map_err(Failure::Protocol)?;
+        tokio::task::spawn_local(connection);
+        conn.ready().await.map_err(Failure::Protocol)?;
+        let res = conn.send_request(req).await.map_err(Failure::Protocol)?;
+        Ok(self.keep(conn, res))
+    }
+
+    /// Keeps an HTTP/1.1 connection for later requests; it takes one again once the answer's
+    /// body has been read.
+    fn keep(
+        &self,
+        conn: http1::SendRequest<UpBody>,
+        res: Response<Incoming>,
+    ) -> Response<Incoming> {
+        let mut idle = self.idle.borrow_mut();
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+        res
+    }
+
+    async fn send_h2(&self, req: Request<UpBody>) -> Result<Response<Incoming>, Failure> {
+        let shared = self
+            .shared
+            .borrow()
+            .as_ref()
+            .filter(|c| !c.is_closed())
+            .cloned();
+        let req = match shared {
+            Some(mut conn) => {
+                conn.ready().await.map_err(Failure::Protocol)?;
+                match conn.try_send_request(req).await {
+                    Ok(res) => return Ok(res),
+                    Err(mut e) => match e.take_message() {
+                        Some(req) => req,
+                        None => return Err(Failure::Protocol(e.into_error())),
+                    },
+                }
+            }
+            None => req,
+        };
+        let mut builder = http2::Builder::new(LocalExec);
+        builder.timer(TokioTimer::new());
+        let (mut conn, connection) = builder
+            .handshake(self.connect().await?)
+            .await
+            .map_err(Failure::Protocol)?;
+        tokio::task::spawn_local(connection);
+        *self.shared.borrow_mut() = Some(conn.clone());
+        conn.ready().await.map_err(Failure::Protocol)?;
+        conn.send_request(req).await.map_err(Failure::Protocol)
+    }
+}
