@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # Gateway overhead on this machine, side by side in one run (loopback only, bounded in time):
 #   1. straight to auth's /health/live
-#   2. the same route through the gateway
-#   3. the same route through nginx as a reverse proxy
-#   4. an authenticated route through the gateway (JWT verified at the edge): GET /api/v1/auth/me
-#   5. the same with the rate limiter and token denylist in Redis (a second platform instance
+#   2. the same route through the gateway (HTTP/2 to auth, as it reaches Agora's services)
+#   3. the same route through the gateway speaking HTTP/1.1 to auth, as nginx does
+#   4. the same route through nginx as a reverse proxy (HTTP/1.1 keep-alive to auth)
+#   5. an authenticated route through the gateway (JWT verified at the edge): GET /api/v1/auth/me
+#   6. the same with the rate limiter and token denylist in Redis (a second platform instance
 #      configured with [redis] url), as replicas of a distributed deployment run
 # Installs nginx and wrk from Debian packages when missing, and Redis through scripts/ci/redis.sh.
-# Usage: scripts/bench/gateway.sh [seconds]
+# Each target runs for [seconds] in every round, the targets interleaved, and the medians are
+# compared: this machine's throughput drifts by 10% or more over a minute, which one run in
+# a fixed order would attribute to whichever target ran at the time.
+# Usage: scripts/bench/gateway.sh [seconds]   (BENCH_ROUNDS, default 3; BENCH_CONNECTIONS, default 32)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 DURATION="${1:-10}"
 CONNECTIONS="${BENCH_CONNECTIONS:-32}"
+ROUNDS="${BENCH_ROUNDS:-3}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/agora-target}"
 
 need=()
@@ -49,7 +54,7 @@ grpc_addr = "127.0.0.1:19181"
 
 [gateway]
 http_addr = "$GATEWAY"
-public_paths = ["/api/v1/auth/register", "/api/v1/auth/login", "/probe/"]
+public_paths = ["/api/v1/auth/register", "/api/v1/auth/login", "/probe/", "/probe-h1/"]
 
 [gateway.rate_limits.api]
 limit = 1000000000
@@ -58,6 +63,13 @@ period_secs = 60
 [gateway.services.probe]
 url = "http://$AUTH"
 prefixes = ["/probe/auth"]
+strip_prefix = true
+required = false
+http2 = true
+
+[gateway.services.probe-h1]
+url = "http://$AUTH"
+prefixes = ["/probe-h1/auth"]
 strip_prefix = true
 required = false
 TOML
@@ -146,29 +158,42 @@ run() { # name url [header]
   p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
   p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
   errors=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
-  printf '%-44s %12s %10s %10s %8s\n' "$1" "$rps" "$p50" "$p99" "${errors:-0}"
+  printf '%-5s %-44s %12s %10s %10s %8s\n' "$ROUND" "$1" "$rps" "$p50" "$p99" "${errors:-0}"
   echo "$1|$rps|$p50|$p99" >> "$work/results"
 }
 
-echo "wrk: 2 threads, $CONNECTIONS connections, ${DURATION}s each, $(nproc) cores"
-printf '%-44s %12s %10s %10s %8s\n' "target" "requests/s" "p50" "p99" "non-2xx"
-run "direct: auth /health/live" "http://$AUTH/health/live"
-run "gateway: /health/live on auth" "http://$GATEWAY/probe/auth/health/live"
-run "nginx: /health/live on auth" "http://$NGINX_ADDR/health/live"
-run "gateway: GET /api/v1/auth/me (JWT verified)" "http://$GATEWAY/api/v1/auth/me" "Authorization: Bearer $TOKEN"
-run "gateway+redis: GET /api/v1/auth/me" "http://$REDIS_GATEWAY/api/v1/auth/me" "Authorization: Bearer $REDIS_TOKEN"
+echo "wrk: 2 threads, $CONNECTIONS connections, ${DURATION}s each, $ROUNDS rounds (targets interleaved), $(nproc) cores"
+printf '%-5s %-44s %12s %10s %10s %8s\n' "round" "target" "requests/s" "p50" "p99" "non-2xx"
+for round in $(seq 1 "$ROUNDS"); do
+  ROUND=$round
+  run "direct: auth /health/live" "http://$AUTH/health/live"
+  run "gateway: /health/live on auth" "http://$GATEWAY/probe/auth/health/live"
+  run "gateway-h1: /health/live on auth (HTTP/1.1)" "http://$GATEWAY/probe-h1/auth/health/live"
+  run "nginx: /health/live on auth" "http://$NGINX_ADDR/health/live"
+  run "gateway: GET /api/v1/auth/me (JWT verified)" "http://$GATEWAY/api/v1/auth/me" "Authorization: Bearer $TOKEN"
+  run "gateway+redis: GET /api/v1/auth/me" "http://$REDIS_GATEWAY/api/v1/auth/me" "Authorization: Bearer $REDIS_TOKEN"
+done
 
 python3 - "$work/results" <<'PY'
-import sys
-rows = {}
+import statistics, sys
+runs = {}
 for line in open(sys.argv[1]):
     name, rps, p50, p99 = line.strip().split("|")
     def ms(v):
         return float(v[:-2]) if v.endswith("ms") else float(v[:-2]) / 1000 if v.endswith("us") else float(v[:-1]) * 1000
-    rows[name.split(":")[0] + ("-auth" if "me" in name else "")] = (float(rps), ms(p99))
-d, g, n = rows["direct"], rows["gateway"], rows["nginx"]
+    runs.setdefault(name, []).append((float(rps), ms(p50), ms(p99)))
+print()
+print(f"median of {len(next(iter(runs.values())))} rounds:")
+print(f"{'target':44s} {'requests/s':>12s} {'p50 ms':>10s} {'p99 ms':>10s}")
+rows = {}
+for name, rs in runs.items():
+    med = tuple(statistics.median(r[i] for r in rs) for i in range(3))
+    print(f"{name:44s} {med[0]:12.0f} {med[1]:10.2f} {med[2]:10.2f}")
+    rows[name.split(":")[0] + ("-auth" if "me" in name else "")] = (med[0], med[2])
+d, g, h, n = rows["direct"], rows["gateway"], rows["gateway-h1"], rows["nginx"]
 print(f"gateway/nginx throughput {g[0] / n[0]:.2f}x, p99 {g[1] / n[1]:.2f}x;"
       f" gateway/direct throughput {g[0] / d[0]:.2f}x, p99 {g[1] / d[1]:.2f}x")
+print(f"gateway with HTTP/1.1 upstream/nginx throughput {h[0] / n[0]:.2f}x, p99 {h[1] / n[1]:.2f}x")
 m, r = rows["gateway-auth"], rows["gateway+redis-auth"]
 print(f"authenticated route, Redis limiter and denylist vs in memory: throughput {r[0] / m[0]:.2f}x,"
       f" p99 {r[1] / m[1]:.2f}x")
