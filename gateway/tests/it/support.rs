@@ -170,8 +170,17 @@ pub fn start_upstream(seen: Arc<Seen>) -> u16 {
     port
 }
 
-async fn echo(req: HttpRequest, seen: web::Data<Seen>, body: web::Bytes) -> HttpResponse {
+/// Answers once the whole body has arrived (counted, not kept, and not limited: the limits
+/// under test are the gateway's).
+async fn echo(req: HttpRequest, seen: web::Data<Seen>, mut payload: web::Payload) -> HttpResponse {
     seen.hits.fetch_add(1, Ordering::SeqCst);
+    let mut body_bytes = 0usize;
+    while let Some(chunk) = payload.next().await {
+        let Ok(chunk) = chunk else {
+            return HttpResponse::BadRequest().finish();
+        };
+        body_bytes += chunk.len();
+    }
     let headers: serde_json::Map<String, Value> = req
         .headers()
         .iter()
@@ -187,7 +196,7 @@ async fn echo(req: HttpRequest, seen: web::Data<Seen>, body: web::Bytes) -> Http
             "path": req.path(),
             "query": req.query_string(),
             "headers": headers,
-            "body_bytes": body.len(),
+            "body_bytes": body_bytes,
         }))
 }
 
