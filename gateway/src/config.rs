@@ -241,16 +241,8 @@ impl Validate for GatewayConfig {
             ));
         }
         for (name, svc) in &self.services {
-            let host = svc
-                .url
-                .strip_prefix("http://")
-                .map(|rest| rest.split('/').next().unwrap_or_default());
-            if host.is_none_or(str::is_empty) {
-                return Err(ConfigError::new(
-                    key(&format!("services.{name}.url")),
-                    "must be an http:// URL (TLS to services belongs to the mesh or a sidecar)",
-                ));
-            }
+            crate::routing::Base::parse(&svc.url)
+                .map_err(|e| ConfigError::new(key(&format!("services.{name}.url")), e))?;
             for p in &svc.prefixes {
                 if !p.starts_with('/') {
                     return Err(ConfigError::new(

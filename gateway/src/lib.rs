@@ -91,7 +91,7 @@ pub async fn start(
         None => memory.clone(),
     };
     let gateway = Arc::new(Gateway {
-        router: routing::Router::new(&config),
+        router: routing::Router::new(&config)?,
         limits,
         auth: peer.authenticator.clone(),
         client_ip: client_ip::ClientIp::new(&config.trusted_proxies).map_err(anyhow::Error::msg)?,

@@ -2,6 +2,8 @@
 
 use std::{sync::Arc, time::Duration};
 
+use agora_shared::config::ConfigError;
+
 use crate::config::GatewayConfig;
 
 /// Where a matched request goes, and what it may send.
@@ -57,13 +59,49 @@ pub struct Upstream {
     pub index: usize,
     /// Base URL without trailing slash.
     pub url: String,
-    /// `host:port` of the base URL: the Host header and the address connected to.
-    pub authority: String,
+    /// Where it is reached.
+    pub base: Base,
     /// Speak HTTP/2 (prior knowledge, cleartext) instead of HTTP/1.1.
     pub http2: bool,
     pub timeout: Duration,
     max_body_bytes: Option<usize>,
     strip_prefix: bool,
+}
+
+/// An upstream's base URL, parsed once: what goes in its requests and where to connect.
+#[derive(Debug, Clone)]
+pub struct Base {
+    /// The URL's authority (HTTP/2 requests carry it in `:authority`).
+    pub authority: hyper::http::uri::Authority,
+    /// The same as a Host header (HTTP/1.1).
+    pub host: hyper::header::HeaderValue,
+    /// `host:port` to connect to (port 80 when the URL names none).
+    pub address: String,
+}
+
+impl Base {
+    /// Parses `http://host[:port][/]`; the error says what is wrong.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or("must be an http:// URL (TLS to services belongs to the mesh or a sidecar)")?;
+        let authority: hyper::http::uri::Authority = rest
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|_| format!("`{url}` is not http://host[:port]"))?;
+        let host = hyper::header::HeaderValue::from_str(authority.as_str())
+            .map_err(|_| format!("`{url}` is not http://host[:port]"))?;
+        let address = format!(
+            "{}:{}",
+            authority.host(),
+            authority.port_u16().unwrap_or(80)
+        );
+        Ok(Self {
+            authority,
+            host,
+            address,
+        })
+    }
 }
 
 /// The routing table.
@@ -87,23 +125,18 @@ pub fn under(prefix: &str, path: &str) -> bool {
 }
 
 impl Router {
-    pub fn new(config: &GatewayConfig) -> Self {
+    /// The table for a validated configuration (an unusable service URL is an error naming it).
+    pub fn new(config: &GatewayConfig) -> Result<Self, ConfigError> {
         let mut entries = Vec::new();
         let mut upstreams = Vec::new();
         for (name, svc) in &config.services {
-            let url = svc.url.trim_end_matches('/').to_owned();
-            let authority = url
-                .split_once("://")
-                .map_or(url.as_str(), |(_, rest)| rest)
-                .split('/')
-                .next()
-                .unwrap_or_default()
-                .to_owned();
+            let base = Base::parse(&svc.url)
+                .map_err(|e| ConfigError::new(format!("gateway.services.{name}.url"), e))?;
             let upstream = Arc::new(Upstream {
                 name: name.clone(),
                 index: upstreams.len(),
-                url,
-                authority,
+                url: svc.url.trim_end_matches('/').to_owned(),
+                base,
                 http2: svc.http2,
                 timeout: Duration::from_secs(svc.timeout_secs),
                 max_body_bytes: svc.max_body_bytes,
@@ -117,13 +150,13 @@ impl Router {
             }
         }
         entries.sort_by_key(|e| std::cmp::Reverse(e.0.len()));
-        Self {
+        Ok(Self {
             entries,
             upstreams,
             upload_prefixes: config.upload_prefixes.clone(),
             max_body_bytes: config.max_body_bytes,
             upload_max_body_bytes: config.upload_max_body_bytes,
-        }
+        })
     }
 
     /// Every configured service, in the order of their `index`.
@@ -165,7 +198,7 @@ mod tests {
             },
         );
         cfg.upload_prefixes = vec!["/api/v1/teams/media/upload".into()];
-        let r = Router::new(&cfg);
+        let r = Router::new(&cfg).unwrap();
         assert_eq!(r.find("/api/v1/teams").unwrap().service(), "auth");
         assert_eq!(r.find("/api/v1/teams/1").unwrap().service(), "auth");
         let media = r.find("/api/v1/teams/media/x").unwrap();
@@ -176,7 +209,8 @@ mod tests {
         assert!(upload.upload);
         assert_eq!(upload.max_body_bytes, 100 * 1024 * 1024);
         assert_eq!(media.upstream.url, "http://m");
-        assert_eq!(media.upstream.authority, "m");
+        assert_eq!(media.upstream.base.address, "m:80");
+        assert_eq!(media.upstream.base.host, "m");
         assert!(r.find("/api/v1/teamsx").is_none());
         assert!(r.find("/nope").is_none());
         assert_eq!(r.find("/.well-known/jwks.json").unwrap().service(), "auth");
@@ -186,6 +220,28 @@ mod tests {
                 .upstream_url("/api/v1/teams?x=1"),
             "http://127.0.0.1:8081/api/v1/teams?x=1"
         );
+    }
+
+    #[test]
+    fn upstream_urls_are_plain_http_bases() {
+        let b = Base::parse("http://auth.internal:8081/").unwrap();
+        assert_eq!(b.address, "auth.internal:8081");
+        assert_eq!(b.host, "auth.internal:8081");
+        assert_eq!(Base::parse("http://auth").unwrap().address, "auth:80");
+        assert!(
+            Base::parse("https://auth:8081")
+                .unwrap_err()
+                .contains("http://")
+        );
+        assert!(
+            Base::parse("http://auth:8081/base").is_err(),
+            "a base path would be dropped"
+        );
+        assert!(Base::parse("http://").is_err());
+        let mut cfg = GatewayConfig::default();
+        cfg.services.get_mut("tickets").unwrap().url = "https://tickets:8082".into();
+        let err = Router::new(&cfg).unwrap_err();
+        assert_eq!(err.key, "gateway.services.tickets.url");
     }
 
     #[test]
@@ -200,7 +256,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        let r = Router::new(&cfg);
+        let r = Router::new(&cfg).unwrap();
         let route = r.find("/probe/auth/health/live").unwrap();
         assert_eq!(
             route.upstream_url("/probe/auth/health/live"),

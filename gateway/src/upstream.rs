@@ -18,9 +18,10 @@ use std::{
 
 use futures::{Stream, stream::LocalBoxStream};
 use hyper::{
-    Request, Response,
+    Request, Response, Uri,
     body::{Bytes, Frame, Incoming, SizeHint},
     client::conn::{http1, http2},
+    http::uri::Scheme,
 };
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
@@ -145,16 +146,17 @@ impl Client {
     ) -> Result<Response<Incoming>, Failure> {
         let pool = &self.pools[upstream.index];
         if upstream.http2 {
-            // HTTP/2 carries the authority in the request line; hyper takes it from the URI.
-            let uri = format!("http://{}{}", upstream.authority, req.uri());
-            *req.uri_mut() = uri
-                .parse()
-                .map_err(|_| Failure::Connect(io::Error::other("invalid upstream URI")))?;
+            // HTTP/2 carries the scheme and authority in the request; hyper takes them from
+            // the URI.
+            let mut uri = std::mem::take(req.uri_mut()).into_parts();
+            uri.scheme = Some(Scheme::HTTP);
+            uri.authority = Some(upstream.base.authority.clone());
+            *req.uri_mut() = Uri::from_parts(uri)
+                .map_err(|e| Failure::Connect(io::Error::other(format!("upstream URI: {e}"))))?;
             pool.send_h2(req).await
         } else {
-            if let Ok(host) = hyper::header::HeaderValue::from_str(&upstream.authority) {
-                req.headers_mut().insert(hyper::header::HOST, host);
-            }
+            req.headers_mut()
+                .insert(hyper::header::HOST, upstream.base.host.clone());
             pool.send_h1(req).await
         }
     }
@@ -162,16 +164,9 @@ impl Client {
 
 impl Pool {
     async fn connect(&self) -> Result<TokioIo<TcpStream>, Failure> {
-        let authority = &self.upstream.authority;
-        let addr = if authority
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        {
-            authority.clone()
-        } else {
-            format!("{authority}:80")
-        };
-        let tcp = TcpStream::connect(addr).await.map_err(Failure::Connect)?;
+        let tcp = TcpStream::connect(self.upstream.base.address.as_str())
+            .await
+            .map_err(Failure::Connect)?;
         tcp.set_nodelay(true).map_err(Failure::Connect)?;
         Ok(TokioIo::new(tcp))
     }
