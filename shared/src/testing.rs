@@ -274,7 +274,11 @@ pub async fn problem(resp: reqwest::Response, status: u16) -> serde_json::Value 
     body
 }
 
-/// Runs each `async fn name(store: fn() -> TestDb)` of the calling module once on SQLite and
+/// Makes a fresh store of the backend under test (what [`on_sqlite_and_postgres!`] hands each
+/// test; a test may make several, one per service).
+pub type Store = fn() -> TestDb;
+
+/// Runs each `async fn name(store: Store)` of the calling module once on SQLite and
 /// once on PostgreSQL (skipped, or failed under `AGORA_TEST_REQUIRE_INFRA`, without
 /// `AGORA_TEST_DATABASE_URL`): `agora_shared::on_sqlite_and_postgres!(a, b);`.
 #[macro_export]

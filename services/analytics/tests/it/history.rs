@@ -13,9 +13,10 @@ use serde_json::{Value, json};
 use agora_proto::{events::v1 as ev, tickets::v1 as pb};
 use agora_shared::bus::{Event, EventBus};
 
-use crate::support::{Platform, Session, Store, platform};
+use crate::support::{Platform, Session, platform};
+use agora_shared::testing::Store;
 
-on_every_store!(
+agora_shared::on_sqlite_and_postgres!(
     numbers_match_the_history,
     replays_and_late_events_do_not_double_count
 );

@@ -16,9 +16,10 @@ use agora_shared::{
     testing::{Call, problem},
 };
 
-use crate::support::{Platform, Session, Store, platform};
+use crate::support::{Platform, Session, platform};
+use agora_shared::testing::Store;
 
-on_every_store!(
+agora_shared::on_sqlite_and_postgres!(
     tickets_from_the_gateway_reach_analytics,
     a_fresh_store_backfills_from_tickets,
     grpc_queries_and_tenant_isolation,

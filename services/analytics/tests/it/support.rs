@@ -13,18 +13,10 @@ use agora_shared::{
     bus::InProcessBus,
     http::Role,
     service::Discovered,
-    testing::{Call, TestDb},
+    testing::{Call, Store, TestDb},
 };
 
 pub const PASSWORD: &str = "Sup3r-secret!";
-
-/// Runs `async fn name(store: Store)` once on SQLite and once on PostgreSQL (when configured).
-macro_rules! on_every_store {
-    ($($t:tt)*) => { agora_shared::on_sqlite_and_postgres!($($t)*); };
-}
-
-/// Makes a fresh store of the backend under test.
-pub type Store = fn() -> TestDb;
 
 pub struct Platform {
     pub base: String,

@@ -8,9 +8,10 @@ use serde_json::{Value, json};
 use agora_proto::events::v1 as ev;
 use agora_shared::testing::{Call, problem};
 
-use crate::support::{Store, fields, platform, secs_from_now};
+use crate::support::{fields, platform, secs_from_now};
+use agora_shared::testing::Store;
 
-on_every_store!(
+agora_shared::on_sqlite_and_postgres!(
     whole_life,
     invalid_input_names_fields,
     stale_if_match_is_412,

@@ -10,9 +10,10 @@ use agora_proto::tickets::v1::{
 };
 use agora_shared::testing::{Call, problem};
 
-use crate::support::{Platform, Session, Store, platform};
+use crate::support::{Platform, Session, platform};
+use agora_shared::testing::Store;
 
-on_every_store!(filters_sort_and_pages, isolation_on_every_route, grpc_reads);
+agora_shared::on_sqlite_and_postgres!(filters_sort_and_pages, isolation_on_every_route, grpc_reads);
 
 /// Creates the fixture: 12 tickets across priorities, categories, zones and statuses.
 async fn fixture(p: &Platform, who: &Session) -> Vec<Value> {

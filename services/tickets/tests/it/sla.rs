@@ -11,9 +11,10 @@ use tokio_util::sync::CancellationToken;
 use agora_proto::events::v1 as ev;
 use agora_shared::testing::Call;
 
-use crate::support::{Store, platform, secs_from_now};
+use crate::support::{platform, secs_from_now};
+use agora_shared::testing::Store;
 
-on_every_store!(
+agora_shared::on_sqlite_and_postgres!(
     hold_time_and_standing,
     breach_announced_once_also_after_restart
 );

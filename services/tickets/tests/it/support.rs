@@ -12,19 +12,11 @@ use tokio_util::sync::CancellationToken;
 use agora_shared::{
     bus::{Event, EventBus, InProcessBus},
     service::{Discovered, ServiceContext},
-    testing::{Call, TestDb},
+    testing::{Call, Store, TestDb},
 };
 use agora_tickets::{TicketsState, schema::tickets};
 
 pub const PASSWORD: &str = "Sup3r-secret!";
-
-/// Runs `async fn name(db: TestDb)` once on SQLite and once on PostgreSQL (when configured).
-macro_rules! on_every_store {
-    ($($t:tt)*) => { agora_shared::on_sqlite_and_postgres!($($t)*); };
-}
-
-/// Makes a fresh store of the backend under test.
-pub type Store = fn() -> TestDb;
 
 pub struct Platform {
     pub base: String,

@@ -7,9 +7,10 @@ use serde_json::{Value, json};
 use agora_proto::events::v1 as ev;
 use agora_shared::testing::{Call, problem};
 
-use crate::support::{Store, fields, platform};
+use crate::support::{fields, platform};
+use agora_shared::testing::Store;
 
-on_every_store!(assignments, comments);
+agora_shared::on_sqlite_and_postgres!(assignments, comments);
 
 async fn assignments(store: Store) {
     let p = platform(store).await;
