@@ -6,19 +6,14 @@ use std::{path::PathBuf, process::ExitCode, sync::Arc};
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use agora::{context, select};
 use agora_shared::{
-    bus::{
-        InProcessBus, SharedBus,
-        kafka::{KafkaBus, KafkaConfig},
-        topic_for,
-    },
     config::{CommonConfig, ConfigSource, Mode},
     db::Db,
     http::Role,
-    redis::{Redis, RedisConfig, RedisDenylist},
-    service::ServiceContext,
+    redis::{Redis, RedisConfig},
     telemetry::TelemetryGuard,
-    tokens::{Denylist, KeyPair, MemoryDenylist},
+    tokens::KeyPair,
 };
 
 /// mimalloc: the proxy path is allocation-heavy, and glibc malloc showed as ~12% of CPU there.
@@ -43,16 +38,17 @@ struct Cli {
 enum Command {
     /// Run the chosen services (distributed mode).
     Serve {
-        /// Service to run; repeat for several.
-        #[arg(long = "service", required = true, value_parser = ["auth", "tickets", "analytics", "gateway"])]
+        /// Service to run (auth, tickets, analytics, gateway); repeat for several.
+        #[arg(long = "service", required = true)]
         services: Vec<String>,
         /// Apply pending migrations before serving.
         #[arg(long)]
         migrate: bool,
     },
-    /// Apply pending migrations of a service's store.
+    /// Apply pending migrations of a service's store (the kernel's tables first).
     Migrate {
-        #[arg(long = "service", default_value = "all", value_parser = ["auth", "tickets", "analytics", "all"])]
+        /// A service that keeps a store (auth, tickets, analytics), or `all`.
+        #[arg(long = "service", default_value = "all")]
         service: String,
     },
     /// Analytics maintenance.
@@ -124,64 +120,22 @@ async fn run(cli: Cli, telemetry: &mut Option<TelemetryGuard>) -> anyhow::Result
     match cli.command {
         None => {
             common.mode = Mode::Embedded;
+            let specs = select(&["all".to_owned()])?;
             *telemetry = Some(agora_shared::telemetry::init(&common)?);
-            run_services(
-                config,
-                common,
-                true,
-                &["auth", "tickets", "analytics", "gateway"],
-            )
-            .await
+            run_services(config, common, true, specs).await
         }
         Some(Command::Serve { services, migrate }) => {
+            let specs = select(&services)?;
             *telemetry = Some(agora_shared::telemetry::init(&common)?);
-            let names: Vec<&str> = services.iter().map(String::as_str).collect();
-            run_services(config, common, migrate, &names).await
+            run_services(config, common, migrate, specs).await
         }
         Some(Command::Migrate { service }) => {
-            let kafka_config: KafkaConfig = config.section("kafka")?;
-            let kafka = match kafka_config.brokers {
-                Some(_) => Some(Kafka {
-                    bus: KafkaBus::new(&kafka_config)?,
-                    config: kafka_config,
-                }),
-                None => None,
-            };
-            let ctx = context(config, common, true)?;
-            for name in ["auth", "tickets", "analytics"] {
-                if service != "all" && service != name {
-                    continue;
-                }
-                let (url, migrations) = match name {
-                    "auth" => (agora_auth::database_url(&ctx)?, agora_auth::MIGRATIONS),
-                    "analytics" => (
-                        agora_analytics::database_url(&ctx)?,
-                        agora_analytics::MIGRATIONS,
-                    ),
-                    _ => (
-                        agora_tickets::database_url(&ctx)?,
-                        agora_tickets::MIGRATIONS,
-                    ),
-                };
-                let applied =
-                    tokio::task::spawn_blocking(move || Db::migrate(&url, migrations)).await??;
-                println!("{name}: {applied} migration(s) applied");
-                // Its event topic and that topic's dead letters, never created on first use.
-                // Analytics publishes nothing; it dead-letters onto tickets' `.dlq` topic.
-                if let Some(kafka) = kafka.as_ref().filter(|_| name != "analytics") {
-                    let topic = topic_for(name);
-                    kafka
-                        .bus
-                        .create_topics(
-                            &[topic.clone(), format!("{topic}.dlq")],
-                            kafka.config.partitions,
-                            kafka.config.replication,
-                        )
-                        .await?;
-                    println!("{name}: topics {topic} and {topic}.dlq ready");
-                }
+            let mut specs = select(std::slice::from_ref(&service))?;
+            if service == "all" {
+                specs.retain(|spec| spec.migrations.is_some());
             }
-            Ok(())
+            let ctx = context(config, common, true)?;
+            agora::migrate(&ctx, specs).await
         }
         Some(Command::Admin { command }) => admin(config, common, command).await,
         Some(Command::Analytics {
@@ -190,153 +144,28 @@ async fn run(cli: Cli, telemetry: &mut Option<TelemetryGuard>) -> anyhow::Result
     }
 }
 
-/// A Kafka cluster to create topics on.
-struct Kafka {
-    bus: KafkaBus,
-    config: KafkaConfig,
-}
-
-/// What every service of this process shares. With `[kafka] brokers` set, events go through
-/// Kafka (otherwise the in-process bus). With `[redis] url` set, token revocations live
-/// in Redis (shared by replicas); otherwise in memory.
-fn context(
-    config: ConfigSource,
-    common: CommonConfig,
-    migrate: bool,
-) -> anyhow::Result<ServiceContext> {
-    let kafka: KafkaConfig = config.section("kafka")?;
-    let bus: SharedBus = match kafka.brokers {
-        Some(_) => Arc::new(KafkaBus::new(&kafka)?),
-        None => Arc::new(InProcessBus::new()),
-    };
-    let redis = Redis::connect(&config.section::<RedisConfig>("redis")?)?;
-    let denylist: Arc<dyn Denylist> = match &redis {
-        Some(redis) => Arc::new(RedisDenylist::new(redis.clone())),
-        None => Arc::new(MemoryDenylist::default()),
-    };
-    Ok(ServiceContext {
-        common,
-        config,
-        bus,
-        denylist,
-        migrate_on_start: migrate,
-        redis,
-    })
-}
-
+/// Starts `specs` in order and supervises them until a signal or the first failure.
 async fn run_services(
     config: ConfigSource,
     common: CommonConfig,
     migrate: bool,
-    names: &[&str],
+    specs: Vec<agora_shared::service::ServiceSpec>,
 ) -> anyhow::Result<()> {
     let embedded = common.mode == Mode::Embedded;
-    let ctx = context(config, common.clone(), migrate)?;
-    let shutdown = CancellationToken::new();
-    let mut running = Vec::new();
-    let mut discovered = Vec::new();
-    let mut auth_keyring = None;
-    if names.contains(&"auth") {
-        let started = agora_auth::start(&ctx, shutdown.clone()).await?;
-        auth_keyring = Some(started.state.keyring.clone());
-        if embedded {
-            let created = agora_auth::admin::bootstrap_platform_admin(
-                &started.state.db,
-                common.bootstrap_admin_email.as_deref(),
-                common.bootstrap_admin_password.as_ref().map(|s| s.expose()),
-            )
-            .await?;
-            if let Some((email, generated)) = created {
-                println!("created platform admin {email}");
-                if let Some(password) = generated {
-                    println!("  password (shown once): {password}");
-                }
-            }
-        }
-        let grpc = started
-            .service
-            .grpc_addr
-            .ok_or_else(|| anyhow::anyhow!("auth started without grpc"))?;
-        println!(
-            "auth      http://{}  grpc {grpc}",
-            started.service.http_addr
-        );
-        discovered.push(agora_gateway::Discovered {
-            name: "auth".into(),
-            http: started.service.http_addr,
-            grpc,
-        });
-        running.push(started.service);
-    }
-    if names.contains(&"tickets") {
-        let started = agora_tickets::start(&ctx, shutdown.clone(), &discovered).await?;
-        let grpc = started
-            .service
-            .grpc_addr
-            .ok_or_else(|| anyhow::anyhow!("tickets started without grpc"))?;
-        println!(
-            "tickets   http://{}  grpc {grpc}",
-            started.service.http_addr
-        );
-        discovered.push(agora_gateway::Discovered {
-            name: "tickets".into(),
-            http: started.service.http_addr,
-            grpc,
-        });
-        running.push(started.service);
-    }
-    if names.contains(&"analytics") {
-        // In one process analytics backfills with tokens auth issues for it; distributed mode
-        // configures `analytics.tickets_credential`.
-        let credential = auth_keyring.clone().map(|keyring| {
-            agora_analytics::Credential::Issued(Arc::new(agora_auth::admin::service_token_issuer(
-                keyring,
-                "analytics",
-            )))
-        });
-        let started =
-            agora_analytics::start(&ctx, shutdown.clone(), &discovered, credential).await?;
-        let grpc = started
-            .service
-            .grpc_addr
-            .ok_or_else(|| anyhow::anyhow!("analytics started without grpc"))?;
-        println!(
-            "analytics http://{}  grpc {grpc}",
-            started.service.http_addr
-        );
-        discovered.push(agora_gateway::Discovered {
-            name: "analytics".into(),
-            http: started.service.http_addr,
-            grpc,
-        });
-        running.push(started.service);
-    }
-    if names.contains(&"gateway") {
-        let gateway = agora_gateway::start(&ctx, shutdown.clone(), &discovered).await?;
-        println!("gateway   http://{}", gateway.http_addr);
-        running.push(gateway);
-    }
+    let ctx = context(config, common, migrate)?;
+    let running = agora::start(ctx, specs).await?;
     println!(
         "agora is running ({} mode); Ctrl-C stops it",
         if embedded { "embedded" } else { "distributed" }
     );
-    let stop = shutdown.clone();
+    let stop = CancellationToken::new();
+    let signalled = stop.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down");
-        stop.cancel();
+        signalled.cancel();
     });
-    // Stop in reverse start order; the first failure ends the rest too.
-    let mut result = Ok(());
-    while let Some(service) = running.pop() {
-        if let Err(err) = service.wait().await {
-            shutdown.cancel();
-            if result.is_ok() {
-                result = Err(err);
-            }
-        }
-    }
-    result
+    agora_shared::service::supervise(running, stop).await
 }
 
 async fn wait_for_signal() {

@@ -196,7 +196,7 @@ impl Default for GatewayConfig {
             ..Default::default()
         };
         Self {
-            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], crate::PORT)),
             http_workers: 2,
             issuer: "agora".into(),
             audience: "agora".into(),

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use agora_shared::{
     http::{Authenticator, ServiceName, configure_extractors, observe::observe},
-    service::{RunningService, ServiceContext},
+    service::{RunningService, ServiceContext, ServiceSpec},
 };
 
 pub mod client_ip;
@@ -36,6 +36,27 @@ mod ws;
 pub use config::GatewayConfig;
 
 pub const NAME: &str = "gateway";
+
+/// The HTTP port when none is configured.
+pub const PORT: u16 = 8080;
+
+/// The service contract the binary starts it by (last: it routes to the services started
+/// before it in the same process).
+pub fn spec() -> ServiceSpec {
+    ServiceSpec {
+        name: NAME,
+        migrations: None,
+        default_ports: (PORT, None),
+        publishes: false,
+        openapi: None,
+        start: |ctx, shutdown| {
+            Box::pin(async move {
+                let discovered = ctx.discovered.clone();
+                start(&ctx, shutdown, &discovered).await
+            })
+        },
+    }
+}
 
 /// Shared by every worker.
 pub struct Gateway {

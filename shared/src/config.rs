@@ -189,6 +189,34 @@ impl Validate for CommonConfig {
     }
 }
 
+/// The store of a service's section alone (what `agora migrate` needs of it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StoreSection {
+    pub database_url: Option<String>,
+}
+
+impl Validate for StoreSection {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        if let Some(url) = &self.database_url {
+            crate::db::Backend::from_url(url)
+                .map_err(|problem| ConfigError::new(format!("{prefix}.database_url"), problem))?;
+        }
+        Ok(())
+    }
+}
+
+impl StoreSection {
+    /// The configured URL, or `<data_dir>/<service>.db` in embedded mode.
+    pub fn resolve(&self, service: &str, common: &CommonConfig) -> Result<String, ConfigError> {
+        let endpoints = ServiceEndpoints {
+            database_url: self.database_url.clone(),
+            ..ServiceEndpoints::new(0, 0)
+        };
+        endpoints.resolve_database_url(service, common, service)
+    }
+}
+
 /// Addresses and store of one service; every service section flattens this in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceEndpoints {

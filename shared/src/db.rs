@@ -3,6 +3,7 @@
 //! work on the blocking pool so the async runtime never waits on I/O.
 
 use std::{
+    cell::Cell,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
     time::Duration,
@@ -12,7 +13,9 @@ use anyhow::Context;
 use diesel::{
     Connection, PgConnection, SqliteConnection, connection::SimpleConnection, r2d2::R2D2Connection,
 };
-use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use prometheus::IntCounter;
+use tokio::sync::Notify;
 
 use crate::error::{AppError, AppResult};
 
@@ -57,12 +60,46 @@ impl Backend {
     pub fn is_sqlite(&self) -> bool {
         matches!(self, Self::Sqlite(_))
     }
+
+    /// A short name for metrics: the SQLite file's stem or the PostgreSQL database name.
+    fn store_name(&self) -> String {
+        match self {
+            Self::Sqlite(path) => path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            Self::Postgres(url) => url
+                .rsplit('/')
+                .next()
+                .and_then(|tail| tail.split('?').next())
+                .unwrap_or_default()
+                .to_owned(),
+        }
+    }
 }
 
 /// The two migration sets of a service, with identical names.
 pub struct Migrations {
     pub postgres: EmbeddedMigrations,
     pub sqlite: EmbeddedMigrations,
+}
+
+/// The kernel's own tables (outbox, relay lease, inbox), which every store gets before the
+/// service's own migrations run.
+pub const KERNEL_MIGRATIONS: Migrations = Migrations {
+    postgres: embed_migrations!("migrations/postgres"),
+    sqlite: embed_migrations!("migrations/sqlite"),
+};
+
+thread_local! {
+    /// Set by `Outbox::enqueue` on the thread running a write transaction, so that `Db::write`
+    /// wakes the relay after that transaction commits (no call site has to remember).
+    static ENQUEUED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Records that the transaction running on this thread wrote an outbox row.
+pub(crate) fn note_enqueued() {
+    ENQUEUED.with(|e| e.set(true));
 }
 
 /// Opens connections for the pool, setting SQLite's pragmas on every one.
@@ -124,6 +161,9 @@ pub struct Db {
     /// SQLite has one writer at a time; serialising write transactions in-process avoids
     /// `database is locked` failures when a deferred transaction upgrades to a write lock.
     write_lock: Arc<Mutex<()>>,
+    /// Notified after a committed transaction that enqueued events (the relay waits on it).
+    committed_events: Arc<Notify>,
+    writes: IntCounter,
 }
 
 impl Db {
@@ -134,6 +174,9 @@ impl Db {
             ensure_parent_writable(path)?;
         }
         let sqlite = backend.is_sqlite();
+        let writes = crate::telemetry::metrics()
+            .store_writes
+            .with_label_values(&[&backend.store_name()]);
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
             .connection_timeout(Duration::from_secs(5))
@@ -143,27 +186,32 @@ impl Db {
             pool,
             sqlite,
             write_lock: Arc::new(Mutex::new(())),
+            committed_events: Arc::new(Notify::new()),
+            writes,
         })
     }
 
-    /// Applies pending migrations for the URL's backend; returns how many ran.
+    /// Applies the kernel's pending migrations, then the service's; returns how many ran.
     pub fn migrate(url: &str, migrations: Migrations) -> anyhow::Result<usize> {
         let backend = Backend::from_url(url).map_err(anyhow::Error::msg)?;
         let applied = match backend {
             Backend::Postgres(url) => {
                 let mut conn =
                     PgConnection::establish(&url).context("cannot connect to postgres")?;
-                conn.run_pending_migrations(migrations.postgres)
-                    .map(|v| v.len())
+                run_both(&mut conn, KERNEL_MIGRATIONS.postgres, migrations.postgres)
             }
             Backend::Sqlite(path) => {
                 ensure_parent_writable(&path)?;
                 let mut conn = open_sqlite(&path).context("cannot open sqlite database")?;
-                conn.run_pending_migrations(migrations.sqlite)
-                    .map(|v| v.len())
+                run_both(&mut conn, KERNEL_MIGRATIONS.sqlite, migrations.sqlite)
             }
         };
         applied.map_err(|e| anyhow::anyhow!("migration failed: {e}"))
+    }
+
+    /// Resolves after a transaction that enqueued events has committed (in this process).
+    pub(crate) async fn events_committed(&self) {
+        self.committed_events.notified().await
     }
 
     pub fn is_sqlite(&self) -> bool {
@@ -195,12 +243,24 @@ impl Db {
         let pool = self.pool.clone();
         let lock = self.sqlite.then(|| self.write_lock.clone());
         let trace = crate::telemetry::current_traceparent();
+        let (committed_events, writes) = (self.committed_events.clone(), self.writes.clone());
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get()?;
+            // Writers queue for SQLite's one write slot before taking a connection, so queued
+            // writers never hold pool connections that readers are waiting for.
             let _guard = lock
                 .as_ref()
                 .map(|l| l.lock().unwrap_or_else(|p| p.into_inner()));
-            crate::telemetry::with_traceparent_sync(trace, || (*conn).transaction(f))
+            let mut conn = pool.get()?;
+            ENQUEUED.with(|e| e.set(false));
+            let result = crate::telemetry::with_traceparent_sync(trace, || (*conn).transaction(f));
+            let enqueued = ENQUEUED.with(|e| e.replace(false));
+            if result.is_ok() {
+                writes.inc();
+                if enqueued {
+                    committed_events.notify_one();
+                }
+            }
+            result
         })
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("store task failed: {e}")))?
@@ -211,6 +271,20 @@ impl Db {
         self.read(|conn| conn.batch_execute("SELECT 1").map_err(AppError::from))
             .await
     }
+}
+
+/// Runs the kernel's pending migrations, then the service's, on one connection.
+fn run_both<DB, C>(
+    conn: &mut C,
+    kernel: EmbeddedMigrations,
+    service: EmbeddedMigrations,
+) -> diesel::migration::Result<usize>
+where
+    DB: diesel::backend::Backend,
+    C: MigrationHarness<DB>,
+{
+    let kernel = conn.run_pending_migrations(kernel)?.len();
+    Ok(kernel + conn.run_pending_migrations(service)?.len())
 }
 
 fn ensure_parent_writable(path: &Path) -> anyhow::Result<()> {

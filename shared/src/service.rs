@@ -1,19 +1,81 @@
-//! What the binary needs to start a service: the shared context handed to each service's
-//! `start`, and the handle a started service returns.
+//! The service contract: each service crate exports a `ServiceSpec` (name, migrations, default
+//! ports, OpenAPI document, `start`), and the binary builds `serve`, `migrate` and the embedded
+//! platform from one table of them. Here too: the context handed to every `start`, the handle a
+//! started service returns, and the starter that mounts what every service serves (health,
+//! metrics, OpenAPI) beside its own routes.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    any::{Any, TypeId},
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
+
+use futures::future::BoxFuture;
 
 use actix_web::{App, HttpServer, middleware::from_fn, web};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    bus::{Outbox, SharedBus, run_relay},
+    bus::{SharedBus, run_relay},
     config::{CommonConfig, ConfigSource, ServiceEndpoints},
-    db::Db,
+    db::{Db, Migrations},
     http::{Authenticator, ServiceName, configure_extractors, health, not_found, observe::observe},
     tokens::Denylist,
 };
+
+/// What the binary knows of a service: one value per service crate, from its `spec()`.
+pub struct ServiceSpec {
+    /// Its name: `--service` value, config section, store file, metrics label.
+    pub name: &'static str,
+    /// Its store's migrations (`None`: it keeps no store).
+    pub migrations: Option<Migrations>,
+    /// Its HTTP port and gRPC port (if it has a gRPC API) when none are configured.
+    pub default_ports: (u16, Option<u16>),
+    /// Whether it publishes events (its topic and dead-letter topic are created by `migrate`).
+    pub publishes: bool,
+    /// Its OpenAPI document (the gateway has none of its own: it merges the services').
+    pub openapi: Option<fn() -> serde_json::Value>,
+    /// Starts it; everything it runs stops on the token. The same signature for every service.
+    pub start:
+        fn(ServiceContext, CancellationToken) -> BoxFuture<'static, anyhow::Result<RunningService>>,
+}
+
+/// How a service is started: its context and its own shutdown token.
+pub type StartFn =
+    fn(ServiceContext, CancellationToken) -> BoxFuture<'static, anyhow::Result<RunningService>>;
+
+/// Values one service started in this process offers the ones started after it (auth's
+/// service-token issuer, say), by type.
+#[derive(Clone, Default)]
+pub struct Provided(Arc<Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>>);
+
+impl Provided {
+    pub fn insert<T: Send + Sync + 'static>(&self, value: T) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(TypeId::of::<T>(), Arc::new(value));
+    }
+
+    pub fn get<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&TypeId::of::<T>())
+            .cloned()
+            .and_then(|v| v.downcast::<T>().ok())
+    }
+}
+
+/// Signs short-lived platform-admin tokens for the service named by the argument (offered by
+/// auth when it runs in the same process; services use it to call peers as themselves).
+#[derive(Clone)]
+pub struct ServiceTokens(pub Arc<IssueToken>);
+
+/// Signs a token for the service it is given.
+pub type IssueToken = dyn Fn(&str) -> anyhow::Result<String> + Send + Sync;
 
 /// Everything a service gets from the process that runs it.
 #[derive(Clone)]
@@ -27,6 +89,11 @@ pub struct ServiceContext {
     pub migrate_on_start: bool,
     /// Redis, when configured (distributed gateways share rate limits and revocations there).
     pub redis: Option<crate::redis::Redis>,
+    /// The services started before this one in this process; their addresses replace the
+    /// configured ones.
+    pub discovered: Vec<Discovered>,
+    /// What earlier services of this process offer.
+    pub provided: Provided,
 }
 
 /// A service started in this process, whose addresses replace the configured ones of its
@@ -98,11 +165,14 @@ pub struct Parts<S> {
     pub state: Arc<S>,
     pub db: Db,
     pub authenticator: Authenticator,
-    /// The service's routes; health, metrics middleware and problem+json 404s are added here.
+    /// The service's routes; health, metrics, OpenAPI and problem+json 404s are added here.
     pub http_routes: fn(&mut web::ServiceConfig),
+    /// The OpenAPI document served at `/openapi.json`.
+    pub openapi: fn() -> serde_json::Value,
     /// The service's gRPC services (with `grpc.health.v1`).
     pub grpc_routes: tonic::service::Routes,
-    pub outbox: Outbox,
+    /// Whether the service publishes events: only then does it run an outbox relay.
+    pub publishes: bool,
 }
 
 /// Binds and starts the parts; the returned service's `tasks` take the service's own jobs too.
@@ -120,9 +190,11 @@ pub async fn start<S: Send + Sync + 'static>(
         db,
         authenticator,
         http_routes,
+        openapi,
         grpc_routes,
-        outbox,
+        publishes,
     } = parts;
+    let document = web::Data::new(OpenApiDocument(openapi()));
     let http_listener = std::net::TcpListener::bind(endpoints.http_addr)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", endpoints.http_addr))?;
     let http_addr = http_listener.local_addr()?;
@@ -138,9 +210,12 @@ pub async fn start<S: Send + Sync + 'static>(
             .app_data(state.clone())
             .app_data(authenticator.clone())
             .app_data(pool.clone())
+            .app_data(document.clone())
             .wrap(from_fn(observe))
             .configure(configure_extractors)
             .configure(health::configure)
+            .route("/metrics", web::get().to(crate::http::metrics))
+            .route("/openapi.json", web::get().to(serve_openapi))
             .configure(http_routes)
             .default_service(web::to(not_found))
     })
@@ -161,11 +236,13 @@ pub async fn start<S: Send + Sync + 'static>(
         grpc_routes,
         shutdown.clone(),
     ));
-    let (bus, relay_shutdown) = (ctx.bus.clone(), shutdown.clone());
-    tasks.spawn(async move {
-        run_relay(db, bus, outbox, relay_shutdown).await;
-        Ok(())
-    });
+    if publishes {
+        let (bus, relay_shutdown) = (ctx.bus.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            run_relay(db, bus, relay_shutdown).await;
+            Ok(())
+        });
+    }
     tracing::info!(service = name, %http_addr, %grpc_addr, "service started");
     Ok(RunningService {
         name,
@@ -174,4 +251,58 @@ pub async fn start<S: Send + Sync + 'static>(
         tasks,
         shutdown,
     })
+}
+
+/// A service's OpenAPI document, rendered once at start.
+struct OpenApiDocument(serde_json::Value);
+
+async fn serve_openapi(doc: web::Data<OpenApiDocument>) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok().json(&doc.0)
+}
+
+/// Runs started services until `stop` fires or any task of any of them fails, then stops them
+/// in reverse start order, each drained before the one before it is told to stop. The first
+/// failure is returned, naming its service and cause; failures during the shutdown it caused
+/// are logged.
+pub async fn supervise(
+    services: Vec<RunningService>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let (failed, mut failures) = tokio::sync::mpsc::unbounded_channel();
+    let mut watched = Vec::with_capacity(services.len());
+    for service in services {
+        let RunningService {
+            name,
+            mut tasks,
+            shutdown,
+            ..
+        } = service;
+        let failed = failed.clone();
+        let watcher = tokio::spawn(async move {
+            while let Some(joined) = tasks.join_next().await {
+                if let Err(err) = joined.map_err(anyhow::Error::from).and_then(|r| r) {
+                    let _ = failed.send((name, err));
+                }
+            }
+        });
+        watched.push((name, shutdown, watcher));
+    }
+    drop(failed);
+    let first = tokio::select! {
+        _ = stop.cancelled() => None,
+        failure = failures.recv() => failure,
+    };
+    for (name, shutdown, watcher) in watched.into_iter().rev() {
+        shutdown.cancel();
+        if let Err(err) = watcher.await {
+            tracing::warn!(service = name, error = %err, "service watcher ended abnormally");
+        }
+    }
+    while let Ok((name, err)) = failures.try_recv() {
+        tracing::warn!(service = name, error = %format!("{err:#}"), "service failed while stopping");
+    }
+    match first {
+        Some((name, err)) => Err(err.context(format!("service {name} failed"))),
+        None => Ok(()),
+    }
 }

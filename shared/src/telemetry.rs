@@ -158,6 +158,8 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub http_errors: IntCounterVec,
     pub http_latency: HistogramVec,
+    /// Committed write transactions per store (an idle platform commits none).
+    pub store_writes: IntCounterVec,
 }
 
 /// The metrics of this process (one registry shared by every service in it).
@@ -192,7 +194,15 @@ pub fn metrics() -> &'static Metrics {
             &["service", "method", "route"],
         )
         .expect("metric definition is valid");
-        for c in [&http_requests, &http_errors] {
+        let store_writes = IntCounterVec::new(
+            Opts::new(
+                "agora_store_write_transactions_total",
+                "Committed write transactions by store",
+            ),
+            &["store"],
+        )
+        .expect("metric definition is valid");
+        for c in [&http_requests, &http_errors, &store_writes] {
             registry
                 .register(Box::new(c.clone()))
                 .expect("registered once");
@@ -205,6 +215,7 @@ pub fn metrics() -> &'static Metrics {
             http_requests,
             http_errors,
             http_latency,
+            store_writes,
         }
     })
 }

@@ -27,6 +27,8 @@ pub fn service_context(toml: &str) -> (ServiceContext, InProcessBus) {
         denylist: Arc::new(MemoryDenylist::default()),
         migrate_on_start: true,
         redis: None,
+        discovered: Vec::new(),
+        provided: Default::default(),
     };
     (ctx, bus)
 }

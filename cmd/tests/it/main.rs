@@ -1,4 +1,7 @@
-//! The `agora` binary as a user runs it: start-up, bad configuration, shutdown.
+//! The `agora` binary as a user runs it: start-up, bad configuration, shutdown, upgrades.
+
+mod supervise;
+mod upgrade;
 
 use std::{
     io::{BufRead, BufReader},
@@ -21,6 +24,21 @@ fn fails(cmd: &mut Command) -> (i32, Vec<String>) {
         .map(str::to_owned)
         .collect();
     (out.status.code().unwrap_or(-1), stderr)
+}
+
+#[test]
+fn an_unknown_service_is_refused_naming_the_known_ones() {
+    for command in ["migrate", "serve"] {
+        let (code, stderr) = fails(agora().args([command, "--service", "nosuch"]));
+        assert_eq!(code, 2, "{command}");
+        assert_eq!(
+            stderr,
+            vec![
+                "error: unknown service `nosuch`; the services are: auth, tickets, analytics, gateway"
+            ],
+            "{command}"
+        );
+    }
 }
 
 #[test]
@@ -174,6 +192,38 @@ fn embedded_platform_starts_serves_and_stops_on_sigterm() {
             .await
             .unwrap();
         assert_eq!(health["services"]["tickets"]["status"], "ok", "{health}");
+
+        // Once the ticket's events have been relayed and consumed, an idle platform commits
+        // nothing to any store (no relay lease renewals, no empty passes).
+        let writes = || async {
+            let text = client
+                .get(format!("{base}/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            text.lines()
+                .filter(|l| l.starts_with("agora_store_write_transactions_total"))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        let mut settled = writes().await;
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let now = writes().await;
+            if now == settled {
+                break;
+            }
+            settled = now;
+        }
+        assert!(
+            settled.iter().any(|l| l.contains("store=\"tickets\"")),
+            "{settled:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(writes().await, settled, "an idle platform wrote to a store");
     });
 
     let status = Command::new("kill")
@@ -347,7 +397,7 @@ fn migrate_and_admin_commands() {
             run(&["migrate"]),
             (
                 true,
-                "auth: 0 migration(s) applied\ntickets: 1 migration(s) applied\nanalytics: 1 migration(s) applied\n".into()
+                "auth: 0 migration(s) applied\ntickets: 2 migration(s) applied\nanalytics: 2 migration(s) applied\n".into()
             ),
             "{}",
             db.backend

@@ -38,7 +38,7 @@ pub struct AnalyticsConfig {
 impl Default for AnalyticsConfig {
     fn default() -> Self {
         Self {
-            endpoints: ServiceEndpoints::new(8083, 9083),
+            endpoints: ServiceEndpoints::new(crate::PORTS.0, crate::PORTS.1),
             auth_url: "http://127.0.0.1:8081".into(),
             auth_grpc: "127.0.0.1:9081".into(),
             issuer: "agora".into(),

@@ -2,7 +2,7 @@
 //! and `/api/v1/dashboard/*`. Every route needs a caller and reads the caller's tenant;
 //! platform admins may name another with `tenant_id`.
 
-use actix_web::{HttpResponse, web};
+use actix_web::web;
 use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::Value;
@@ -20,21 +20,15 @@ pub mod views;
 pub mod zones;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/metrics", web::get().to(agora_shared::http::metrics))
-        .route("/openapi.json", web::get().to(openapi))
-        .service(
-            web::scope("/api/v1")
-                .configure(query_api::routes)
-                .configure(performance::routes)
-                .configure(trends::routes)
-                .configure(zones::routes)
-                .configure(forecast::routes)
-                .configure(dashboard::routes),
-        );
-}
-
-async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(crate::openapi::document())
+    cfg.service(
+        web::scope("/api/v1")
+            .configure(query_api::routes)
+            .configure(performance::routes)
+            .configure(trends::routes)
+            .configure(zones::routes)
+            .configure(forecast::routes)
+            .configure(dashboard::routes),
+    );
 }
 
 /// The tenant a request reads: the caller's own unless a platform admin names another.

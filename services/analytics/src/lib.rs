@@ -9,11 +9,11 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 use agora_shared::{
-    bus::{Outbox, run_consumer, topic_for},
+    bus::{run_consumer, topic_for},
     config::ConfigError,
     db::{Db, Migrations},
     peer_auth::{self, AuthPeer},
-    service::{Discovered, Parts, RunningService, ServiceContext},
+    service::{Discovered, Parts, RunningService, ServiceContext, ServiceSpec, ServiceTokens},
 };
 
 pub mod backfill;
@@ -41,6 +41,34 @@ pub const MIGRATIONS: Migrations = Migrations {
     postgres: embed_migrations!("migrations/postgres"),
     sqlite: embed_migrations!("migrations/sqlite"),
 };
+
+/// HTTP and gRPC ports when none are configured.
+pub const PORTS: (u16, u16) = (8083, 9083);
+
+/// The service contract the binary starts it by. In one process with auth, backfills read
+/// tickets with tokens auth signs for `service:analytics`; distributed mode configures
+/// `analytics.tickets_credential`.
+pub fn spec() -> ServiceSpec {
+    ServiceSpec {
+        name: NAME,
+        migrations: Some(MIGRATIONS),
+        default_ports: (PORTS.0, Some(PORTS.1)),
+        publishes: false,
+        openapi: Some(openapi::document),
+        start: |ctx, shutdown| {
+            Box::pin(async move {
+                let credential = ctx
+                    .provided
+                    .get::<ServiceTokens>()
+                    .map(|tokens| Credential::Issued(Arc::new(move || (tokens.0)(NAME))));
+                let discovered = ctx.discovered.clone();
+                Ok(start(&ctx, shutdown, &discovered, credential)
+                    .await?
+                    .service)
+            })
+        },
+    }
+}
 
 /// Everything handlers need.
 pub struct AnalyticsState {
@@ -133,8 +161,9 @@ pub async fn start(
             db: db.clone(),
             authenticator: authenticator.clone(),
             http_routes: http::routes,
+            openapi: openapi::document,
             grpc_routes: grpc::routes(state.clone(), authenticator),
-            outbox: Outbox::new(),
+            publishes: false,
         },
         shutdown.clone(),
     )

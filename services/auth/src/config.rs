@@ -48,7 +48,7 @@ pub struct AuthConfig {
 impl Default for AuthConfig {
     fn default() -> Self {
         Self {
-            endpoints: ServiceEndpoints::new(8081, 9081),
+            endpoints: ServiceEndpoints::new(crate::PORTS.0, crate::PORTS.1),
             issuer: "agora".into(),
             audience: "agora".into(),
             access_ttl_secs: 15 * 60,

@@ -1,4 +1,4 @@
-//! The HTTP API under `/api/v1`, plus JWKS, OpenAPI, health and metrics.
+//! The HTTP API under `/api/v1`, plus JWKS; the kernel adds health, metrics and OpenAPI.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -14,9 +14,7 @@ pub mod users;
 
 /// Every route of the service.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/metrics", web::get().to(agora_shared::http::metrics))
-        .route("/openapi.json", web::get().to(openapi))
-        .route("/.well-known/jwks.json", web::get().to(jwks))
+    cfg.route("/.well-known/jwks.json", web::get().to(jwks))
         .service(
             web::scope("/api/v1")
                 .configure(auth::routes)
@@ -34,10 +32,6 @@ pub async fn jwks(state: web::Data<AuthState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=300"))
         .json(state.keyring.jwks())
-}
-
-async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(crate::openapi::document())
 }
 
 /// The client address as seen on the socket (forwarded headers are the gateway's business).

@@ -10,11 +10,10 @@ use tokio_util::sync::CancellationToken;
 
 use agora_shared::{
     AppError,
-    bus::Outbox,
     config::{ConfigError, Mode},
     db::{Db, Migrations},
     http::{ApiKeyResolver, Authenticator, Caller, Credential, Role},
-    service::{Parts, RunningService, ServiceContext},
+    service::{Parts, RunningService, ServiceContext, ServiceSpec, ServiceTokens},
     tokens::{Denylist, Verifier},
 };
 
@@ -43,13 +42,56 @@ pub const MIGRATIONS: Migrations = Migrations {
     sqlite: embed_migrations!("migrations/sqlite"),
 };
 
+/// HTTP and gRPC ports when none are configured.
+pub const PORTS: (u16, u16) = (8081, 9081);
+
+/// The service contract the binary starts it by. In embedded mode it also creates the first
+/// platform admin (printing a generated password once), and it offers the services started
+/// after it tokens signed for their own principal (`service:<name>`).
+pub fn spec() -> ServiceSpec {
+    ServiceSpec {
+        name: NAME,
+        migrations: Some(MIGRATIONS),
+        default_ports: (PORTS.0, Some(PORTS.1)),
+        publishes: true,
+        openapi: Some(openapi::document),
+        start: |ctx, shutdown| {
+            Box::pin(async move {
+                let started = start(&ctx, shutdown).await?;
+                if ctx.common.mode == Mode::Embedded {
+                    let created = admin::bootstrap_platform_admin(
+                        &started.state.db,
+                        ctx.common.bootstrap_admin_email.as_deref(),
+                        ctx.common
+                            .bootstrap_admin_password
+                            .as_ref()
+                            .map(|s| s.expose()),
+                    )
+                    .await?;
+                    if let Some((email, generated)) = created {
+                        println!("created platform admin {email}");
+                        if let Some(password) = generated {
+                            println!("  password (shown once): {password}");
+                        }
+                    }
+                }
+                let keyring = started.state.keyring.clone();
+                ctx.provided
+                    .insert(ServiceTokens(Arc::new(move |service: &str| {
+                        admin::service_token_issuer(keyring.clone(), service)()
+                    })));
+                Ok(started.service)
+            })
+        },
+    }
+}
+
 /// Everything handlers need.
 pub struct AuthState {
     pub db: Db,
     pub config: AuthConfig,
     pub keyring: Arc<keys::Keyring>,
     pub denylist: Arc<dyn Denylist>,
-    pub outbox: Outbox,
     pub mailer: Option<mail::Mailer>,
     /// Where other replicas' caches are told to forget revoked keys (distributed mode).
     pub redis: Option<agora_shared::redis::Redis>,
@@ -142,7 +184,6 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
         config: config.clone(),
         keyring: keyring.clone(),
         denylist: ctx.denylist.clone(),
-        outbox: Outbox::new(),
         mailer,
         redis: ctx.redis.clone(),
     });
@@ -161,8 +202,9 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
             db,
             authenticator: authenticator.clone(),
             http_routes: http::routes,
+            openapi: openapi::document,
             grpc_routes: grpc::routes(state.clone(), authenticator.clone()),
-            outbox: state.outbox.clone(),
+            publishes: true,
         },
         shutdown.clone(),
     )

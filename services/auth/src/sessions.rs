@@ -185,7 +185,6 @@ pub async fn login(
             ))))
         })
         .await?;
-    state.outbox.wake();
     match outcome {
         LoginOutcome::Ok(resp) => Ok(*resp),
         LoginOutcome::Failed => Err(invalid_credentials()),
@@ -256,7 +255,6 @@ pub async fn refresh(
             }
         })
         .await?;
-    state.outbox.wake();
     match outcome {
         RefreshOutcome::Ok(resp) => Ok(*resp),
         RefreshOutcome::Reused => Err(AppError::Unauthorized(
@@ -322,6 +320,5 @@ pub async fn logout(
         })
         .await?;
     state.denylist.deny(&jti, exp).await;
-    state.outbox.wake();
     Ok(())
 }

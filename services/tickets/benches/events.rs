@@ -59,13 +59,7 @@ async fn pass(name: &str, bus: SharedBus, topic: &str, n: usize, rate: Option<u6
         })
     };
     let shutdown = CancellationToken::new();
-    let outbox = Outbox::new();
-    let relay = tokio::spawn(run_relay(
-        producer.clone(),
-        bus.clone(),
-        outbox.clone(),
-        shutdown.clone(),
-    ));
+    let relay = tokio::spawn(run_relay(producer.clone(), bus.clone(), shutdown.clone()));
     let consuming = tokio::spawn(run_consumer(
         bus,
         consumer,
@@ -97,7 +91,6 @@ async fn pass(name: &str, bus: SharedBus, topic: &str, n: usize, rate: Option<u6
             })
             .await
             .unwrap();
-        outbox.wake();
     }
     let written = started.elapsed();
     while latencies.lock().unwrap().len() < n {

@@ -1,4 +1,4 @@
-//! The HTTP API under `/api/v1/tickets`, plus OpenAPI, health and metrics.
+//! The HTTP API under `/api/v1/tickets`; the kernel adds health, metrics and OpenAPI.
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 
@@ -20,20 +20,14 @@ pub const MANAGE: &str = "tickets:manage";
 
 /// Every route of the service. Fixed paths come before `/tickets/{id}`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/metrics", web::get().to(agora_shared::http::metrics))
-        .route("/openapi.json", web::get().to(openapi))
-        .service(
-            web::scope("/api/v1")
-                .configure(summary::routes)
-                .configure(zones::routes)
-                .configure(tickets::routes)
-                .configure(assignments::routes)
-                .configure(comments::routes),
-        );
-}
-
-async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(crate::openapi::document())
+    cfg.service(
+        web::scope("/api/v1")
+            .configure(summary::routes)
+            .configure(zones::routes)
+            .configure(tickets::routes)
+            .configure(assignments::routes)
+            .configure(comments::routes),
+    );
 }
 
 /// The ETag of a ticket version.

@@ -9,11 +9,10 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 use agora_shared::{
-    bus::Outbox,
     config::ConfigError,
     db::{Db, Migrations},
     peer_auth::{self, AuthPeer},
-    service::{Discovered, Parts, RunningService, ServiceContext},
+    service::{Discovered, Parts, RunningService, ServiceContext, ServiceSpec},
 };
 
 pub mod changes;
@@ -40,11 +39,30 @@ pub const MIGRATIONS: Migrations = Migrations {
     sqlite: embed_migrations!("migrations/sqlite"),
 };
 
+/// HTTP and gRPC ports when none are configured.
+pub const PORTS: (u16, u16) = (8082, 9082);
+
+/// The service contract the binary starts it by.
+pub fn spec() -> ServiceSpec {
+    ServiceSpec {
+        name: NAME,
+        migrations: Some(MIGRATIONS),
+        default_ports: (PORTS.0, Some(PORTS.1)),
+        publishes: true,
+        openapi: Some(openapi::document),
+        start: |ctx, shutdown| {
+            Box::pin(async move {
+                let discovered = ctx.discovered.clone();
+                Ok(start(&ctx, shutdown, &discovered).await?.service)
+            })
+        },
+    }
+}
+
 /// Everything handlers need.
 pub struct TicketsState {
     pub db: Db,
     pub config: TicketsConfig,
-    pub outbox: Outbox,
     /// The auth service's gRPC API (teams and their members).
     pub auth_channel: Channel,
 }
@@ -103,7 +121,6 @@ pub async fn start(
     let state = Arc::new(TicketsState {
         db: db.clone(),
         config: config.clone(),
-        outbox: Outbox::new(),
         auth_channel,
     });
 
@@ -117,8 +134,9 @@ pub async fn start(
             db,
             authenticator: authenticator.clone(),
             http_routes: http::routes,
+            openapi: openapi::document,
             grpc_routes: grpc::routes(state.clone(), authenticator),
-            outbox: state.outbox.clone(),
+            publishes: true,
         },
         shutdown.clone(),
     )

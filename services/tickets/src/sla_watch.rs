@@ -58,9 +58,6 @@ pub async fn check_once(state: &TicketsState) -> AppResult<usize> {
                 .await?;
             announced += usize::from(claimed);
         }
-        if announced > 0 {
-            state.outbox.wake();
-        }
         if (batch as i64) < BATCH {
             return Ok(announced);
         }

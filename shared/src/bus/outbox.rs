@@ -4,11 +4,10 @@
 //! replicas of a service, one relay publishes at a time: it holds a lease row in the store,
 //! renewed on every pass, so events are not published twice and keep their order.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use chrono::Utc;
 use diesel::prelude::*;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{Event, SharedBus};
@@ -28,11 +27,8 @@ const KEEP_SENT: chrono::Duration = chrono::Duration::hours(24);
 /// A relay that stops renewing its lease (crashed, partitioned) is replaced after this long.
 const LEASE: chrono::Duration = chrono::Duration::seconds(15);
 
-/// Handle to a service's outbox: enqueue inside transactions, wake the relay after commits.
-#[derive(Clone, Default)]
-pub struct Outbox {
-    wake: Arc<Notify>,
-}
+/// The outbox: `enqueue` inside a write transaction; the relay is woken when it commits.
+pub struct Outbox;
 
 #[derive(Insertable)]
 #[diesel(table_name = outbox)]
@@ -64,11 +60,8 @@ struct Row {
 }
 
 impl Outbox {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Writes `event` for `topic` in the current transaction.
+    /// Writes `event` for `topic` in the current transaction. When the transaction (a
+    /// `Db::write`) commits, this process's relay for the store is woken.
     pub fn enqueue(conn: &mut DbConnection, topic: &str, event: &Event) -> AppResult<()> {
         diesel::insert_into(outbox::table)
             .values(NewRow {
@@ -84,12 +77,8 @@ impl Outbox {
                 attempts: 0,
             })
             .execute(conn)?;
+        crate::db::note_enqueued();
         Ok(())
-    }
-
-    /// Tells the relay that committed events are waiting.
-    pub fn wake(&self) {
-        self.wake.notify_one();
     }
 
     /// Events not yet published (for readiness reporting and tests).
@@ -151,66 +140,117 @@ fn release(conn: &mut DbConnection, holder: &str) -> AppResult<()> {
 
 /// Publishes the outbox until `shutdown`, then makes one last pass so nothing committed before
 /// shutdown is left behind while the bus is up. Only the relay holding the lease publishes.
-pub async fn run_relay(db: Db, bus: SharedBus, outbox: Outbox, shutdown: CancellationToken) {
+/// An idle relay only reads: it looks for waiting events after each commit that enqueued some
+/// (in this process) and every `POLL` (other replicas' commits), and takes the lease only when
+/// there is something to publish.
+pub async fn run_relay(db: Db, bus: SharedBus, shutdown: CancellationToken) {
     let holder = uuid::Uuid::now_v7().to_string();
     let mut backoff = Duration::from_millis(100);
     let mut last_cleanup = Utc::now() - KEEP_SENT;
+    let mut leading = false;
     loop {
-        let me = holder.clone();
-        match db.write(move |conn| lead(conn, &me)).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tokio::select! {
-                    _ = tokio::time::sleep(POLL) => continue,
-                    _ = shutdown.cancelled() => return,
-                }
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "outbox relay lease unavailable");
-                tokio::select! {
-                    _ = tokio::time::sleep(POLL) => continue,
-                    _ = shutdown.cancelled() => return,
-                }
-            }
-        }
-        match relay_once(&db, &bus).await {
-            Ok(published) => {
+        let wait = match pass(&db, &bus, &holder, &mut leading).await {
+            Ok(Pass::Full) => {
                 backoff = Duration::from_millis(100);
-                if published as i64 == BATCH {
-                    continue;
-                }
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, retry_in_ms = backoff.as_millis() as u64, "outbox relay could not publish");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.cancelled() => return,
-                }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             }
-        }
+            Ok(Pass::Idle | Pass::Published) => {
+                backoff = Duration::from_millis(100);
+                POLL
+            }
+            Ok(Pass::NotLeader) => POLL,
+            Err(err) => {
+                tracing::warn!(error = %err, retry_in_ms = backoff.as_millis() as u64, "outbox relay could not publish");
+                let wait = backoff;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                wait
+            }
+        };
         if Utc::now() - last_cleanup > chrono::Duration::minutes(10) {
             last_cleanup = Utc::now();
-            let cutoff = now() - KEEP_SENT;
-            let _ = db
-                .write(move |conn| {
-                    diesel::delete(outbox::table.filter(outbox::sent_at.lt(cutoff)))
-                        .execute(conn)?;
-                    Ok(())
-                })
-                .await;
+            if let Err(err) = delete_old_sent(&db).await {
+                tracing::warn!(error = %err, "outbox cleanup failed");
+            }
         }
         tokio::select! {
-            _ = outbox.wake.notified() => {}
-            _ = tokio::time::sleep(POLL) => {}
+            _ = db.events_committed() => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = shutdown.cancelled() => {
-                let _ = relay_once(&db, &bus).await;
-                let _ = db.write(move |conn| release(conn, &holder)).await;
+                if let Err(err) = pass(&db, &bus, &holder, &mut leading).await {
+                    tracing::warn!(error = %err, "outbox relay's last pass failed; events wait in the store");
+                }
+                if leading {
+                    let _ = db.write(move |conn| release(conn, &holder)).await;
+                }
                 return;
             }
         }
     }
+}
+
+/// What one relay pass did.
+enum Pass {
+    /// Nothing waits.
+    Idle,
+    /// Another replica's relay holds the lease.
+    NotLeader,
+    /// Published what waited.
+    Published,
+    /// Published a full batch; more may wait.
+    Full,
+}
+
+async fn pass(db: &Db, bus: &SharedBus, holder: &str, leading: &mut bool) -> anyhow::Result<Pass> {
+    if !has_pending(db).await? {
+        return Ok(Pass::Idle);
+    }
+    let me = holder.to_owned();
+    *leading = db.write(move |conn| lead(conn, &me)).await?;
+    if !*leading {
+        return Ok(Pass::NotLeader);
+    }
+    let published = relay_once(db, bus).await?;
+    Ok(if published as i64 == BATCH {
+        Pass::Full
+    } else {
+        Pass::Published
+    })
+}
+
+/// Whether any event waits (a read: idle relays take no write lock).
+async fn has_pending(db: &Db) -> AppResult<bool> {
+    db.read(|conn| {
+        Ok(outbox::table
+            .filter(outbox::sent_at.is_null())
+            .select(outbox::id)
+            .first::<i64>(conn)
+            .optional()?
+            .is_some())
+    })
+    .await
+}
+
+/// Deletes sent rows past `KEEP_SENT`; writes only when there are some.
+async fn delete_old_sent(db: &Db) -> AppResult<()> {
+    let cutoff = now() - KEEP_SENT;
+    let old = db
+        .read(move |conn| {
+            Ok(outbox::table
+                .filter(outbox::sent_at.lt(cutoff))
+                .select(outbox::id)
+                .first::<i64>(conn)
+                .optional()?
+                .is_some())
+        })
+        .await?;
+    if old {
+        db.write(move |conn| {
+            diesel::delete(outbox::table.filter(outbox::sent_at.lt(cutoff))).execute(conn)?;
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 /// Publishes one batch in id order; stops at the first failure so per-key order holds.
@@ -236,6 +276,9 @@ async fn relay_once(db: &Db, bus: &SharedBus) -> anyhow::Result<usize> {
                 .load(conn)?)
         })
         .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let batch: Vec<(String, Event)> = rows
         .into_iter()

@@ -89,7 +89,6 @@ pub async fn create(
             Ok(row)
         })
         .await?;
-    state.outbox.wake();
     let body = CreatedApiKey {
         id: row.id.clone(),
         name: row.name,
@@ -154,7 +153,6 @@ pub async fn revoke(
             )
         })
         .await?;
-    state.outbox.wake();
     if let Some(redis) = &state.redis {
         redis
             .publish_invalidation(&format!("api_key:{key_id}"))

@@ -87,7 +87,6 @@ pub async fn register(
             Ok(sessions::response(&user, Some(&tenant), issued))
         })
         .await?;
-    state.outbox.wake();
     let location = format!("/api/v1/tenants/{}", resp.user.tenant_id);
     Ok(created(location, resp))
 }
@@ -179,7 +178,6 @@ pub async fn update_me(
             Ok(user)
         })
         .await?;
-    state.outbox.wake();
     Ok(HttpResponse::Ok().json(User::from(&user)))
 }
 
@@ -235,7 +233,6 @@ pub async fn change_password(
             )
         })
         .await?;
-    state.outbox.wake();
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -302,7 +299,6 @@ async fn start_reset(state: &AuthState, email: String) -> AppResult<()> {
             Ok(Some(user.email))
         })
         .await?;
-    state.outbox.wake();
     if let (Some(to), Some(mailer)) = (sent_to, &state.mailer) {
         let link = format!("{}?token={token}", state.config.reset_url);
         mailer.send_reset(&to, &link).await;
@@ -348,7 +344,6 @@ pub async fn reset(
             )
         })
         .await?;
-    state.outbox.wake();
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -393,6 +388,5 @@ pub async fn accept_invite(
             Ok(sessions::response(&user, tenant.as_ref(), issued))
         })
         .await?;
-    state.outbox.wake();
     Ok(HttpResponse::Ok().json(resp))
 }

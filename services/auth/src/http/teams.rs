@@ -142,7 +142,6 @@ pub async fn create(
             Ok(Team::new(&team, members))
         })
         .await?;
-    state.outbox.wake();
     Ok(created(format!("/api/v1/teams/{}", team.id), team))
 }
 
@@ -202,7 +201,6 @@ pub async fn update(
             Ok(Team::new(&t, members))
         })
         .await?;
-    state.outbox.wake();
     Ok(HttpResponse::Ok().json(team))
 }
 
@@ -224,7 +222,6 @@ pub async fn delete(
             events::team_changed(conn, "team.deleted", &t, &members)
         })
         .await?;
-    state.outbox.wake();
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -282,6 +279,5 @@ async fn change_members(
             Ok(Team::new(&t, members))
         })
         .await?;
-    state.outbox.wake();
     Ok(HttpResponse::Ok().json(team))
 }

@@ -99,7 +99,6 @@ pub async fn create(
             Ok(tenant)
         })
         .await?;
-    state.outbox.wake();
     Ok(created(
         format!("/api/v1/tenants/{}", tenant.id),
         Tenant::from(&tenant),
@@ -169,7 +168,6 @@ pub async fn update(
             Ok(t)
         })
         .await?;
-    state.outbox.wake();
     Ok(HttpResponse::Ok().json(Tenant::from(&tenant)))
 }
 
@@ -196,6 +194,5 @@ pub async fn delete(
             events::tenant_changed(conn, "tenant.deleted", &t)
         })
         .await?;
-    state.outbox.wake();
     Ok(HttpResponse::NoContent().finish())
 }

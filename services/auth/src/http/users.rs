@@ -144,7 +144,6 @@ pub async fn invite(
             Ok((user, expires))
         })
         .await?;
-    state.outbox.wake();
     let location = format!("/api/v1/tenants/{}/users/{}", user.tenant_id, user.id);
     Ok(created(
         location,
@@ -248,7 +247,6 @@ pub async fn update(
             Ok(user)
         })
         .await?;
-    state.outbox.wake();
     Ok(HttpResponse::Ok().json(User::from(&user)))
 }
 
@@ -279,6 +277,5 @@ pub async fn delete(
             events::user_changed(conn, "user.deleted", &user, Some(&actor), None)
         })
         .await?;
-    state.outbox.wake();
     Ok(HttpResponse::NoContent().finish())
 }

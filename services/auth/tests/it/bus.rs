@@ -54,14 +54,11 @@ async fn outbox_waits_for_the_bus_and_inbox_dedupes(db: TestDb) {
 
     let bus = InProcessBus::new();
     let shutdown = CancellationToken::new();
-    let outbox = Outbox::new();
     let relay = tokio::spawn(run_relay(
         store.clone(),
         Arc::new(bus.clone()),
-        outbox.clone(),
         shutdown.clone(),
     ));
-    outbox.wake();
 
     // Consume with inbox dedupe; publish a duplicate of the first event as a redelivery.
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -170,13 +167,11 @@ async fn replicas_relay_each_event_once_in_order(db: TestDb) {
     let relay_a = tokio::spawn(run_relay(
         store.clone(),
         Arc::new(bus.clone()),
-        Outbox::new(),
         stop_a.clone(),
     ));
     let relay_b = tokio::spawn(run_relay(
         store.clone(),
         Arc::new(bus.clone()),
-        Outbox::new(),
         stop_b.clone(),
     ));
     let mut got: Vec<u32> = Vec::new();

@@ -133,7 +133,6 @@ pub async fn assign(
             Ok((assignment, row, (team.daily_capacity, load_today)))
         })
         .await?;
-    state.outbox.wake();
     let (daily_capacity, assigned_today) = load_today;
     let body = Assigned {
         assignment: Assignment::from(&assignment),

@@ -88,7 +88,6 @@ pub async fn create(
             Ok(comment)
         })
         .await?;
-    state.outbox.wake();
     Ok(created(format!(
         "/api/v1/tickets/{}/comments/{}",
         comment.ticket_id, comment.id

@@ -91,7 +91,6 @@ pub async fn create(
             Ok(row)
         })
         .await?;
-    state.outbox.wake();
     Ok(ticket_response(
         created(format!("/api/v1/tickets/{}", row.id)),
         &row,
@@ -153,7 +152,6 @@ async fn update(
             Ok(row)
         })
         .await?;
-    state.outbox.wake();
     Ok(ticket_response(HttpResponse::Ok(), &row))
 }
 
@@ -219,6 +217,5 @@ pub async fn delete(
             events::deleted(conn, &row, &caller.user_id)
         })
         .await?;
-    state.outbox.wake();
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,6 +1,3 @@
-DROP TABLE outbox_lease;
-DROP TABLE outbox;
-DROP TABLE inbox;
 DROP TABLE backfills;
 DROP TABLE plan_factors;
 DROP TABLE activities;

@@ -1,5 +1,3 @@
-DROP TABLE outbox;
-DROP TABLE inbox;
 DROP TABLE audit_log;
 DROP TABLE signing_keys;
 DROP TABLE api_keys;

@@ -113,27 +113,3 @@ CREATE TABLE audit_log (
     created_at TIMESTAMP NOT NULL
 );
 CREATE INDEX audit_log_tenant_idx ON audit_log (tenant_id, created_at);
-
-CREATE TABLE inbox (
-    consumer TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    processed_at TIMESTAMP NOT NULL,
-    PRIMARY KEY (consumer, event_id)
-);
-
-CREATE TABLE outbox (
-    id BIGSERIAL PRIMARY KEY,
-    event_id TEXT NOT NULL UNIQUE,
-    topic TEXT NOT NULL,
-    event_key TEXT NOT NULL,
-    event_type TEXT NOT NULL,
-    source TEXT NOT NULL,
-    tenant_id TEXT,
-    traceparent TEXT,
-    payload BYTEA NOT NULL,
-    created_at TIMESTAMP NOT NULL,
-    sent_at TIMESTAMP,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT
-);
-CREATE INDEX outbox_pending_idx ON outbox (id) WHERE sent_at IS NULL;

@@ -1,6 +1,3 @@
-DROP TABLE outbox_lease;
-DROP TABLE outbox;
-DROP TABLE inbox;
 DROP TABLE comments;
 DROP TABLE assignments;
 DROP TABLE tickets;

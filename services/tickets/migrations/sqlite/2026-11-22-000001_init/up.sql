@@ -88,34 +88,3 @@ CREATE TABLE comments (
     updated_at TIMESTAMP NOT NULL
 );
 CREATE INDEX comments_ticket_idx ON comments (ticket_id, id);
-
-CREATE TABLE inbox (
-    consumer TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    processed_at TIMESTAMP NOT NULL,
-    PRIMARY KEY (consumer, event_id)
-);
-
-CREATE TABLE outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id TEXT NOT NULL UNIQUE,
-    topic TEXT NOT NULL,
-    event_key TEXT NOT NULL,
-    event_type TEXT NOT NULL,
-    source TEXT NOT NULL,
-    tenant_id TEXT,
-    traceparent TEXT,
-    payload BLOB NOT NULL,
-    created_at TIMESTAMP NOT NULL,
-    sent_at TIMESTAMP,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT
-);
-CREATE INDEX outbox_pending_idx ON outbox (id) WHERE sent_at IS NULL;
-
--- Which replica's outbox relay publishes (one at a time keeps events unduplicated and in order).
-CREATE TABLE outbox_lease (
-    name TEXT PRIMARY KEY,
-    holder TEXT NOT NULL,
-    expires_at TIMESTAMP NOT NULL
-);

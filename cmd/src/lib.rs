@@ -1,0 +1,161 @@
+//! The platform as the `agora` binary runs it: one table of service specs from which
+//! `serve`, `migrate`, the embedded start order and the reverse shutdown are built.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use agora_shared::{
+    bus::{
+        InProcessBus, SharedBus,
+        kafka::{KafkaBus, KafkaConfig},
+        topic_for,
+    },
+    config::{CommonConfig, ConfigError, ConfigSource},
+    db::Db,
+    redis::{Redis, RedisConfig, RedisDenylist},
+    service::{Discovered, RunningService, ServiceContext, ServiceSpec},
+    tokens::{Denylist, MemoryDenylist},
+};
+
+/// Every service the binary runs, in start order: auth first (the others verify its tokens),
+/// the gateway last (it routes to the rest). Adding a service is one line here.
+pub const SERVICES: &[fn() -> ServiceSpec] = &[
+    agora_auth::spec,
+    agora_tickets::spec,
+    agora_analytics::spec,
+    agora_gateway::spec,
+];
+
+/// The names of every service, in start order.
+pub fn known() -> Vec<&'static str> {
+    SERVICES.iter().map(|spec| spec()).map(|s| s.name).collect()
+}
+
+/// The specs `names` choose, in start order; an unknown name is an error naming the known
+/// ones. `all` chooses every service.
+pub fn select(names: &[String]) -> anyhow::Result<Vec<ServiceSpec>> {
+    let known = known();
+    if let Some(unknown) = names
+        .iter()
+        .find(|n| *n != "all" && !known.contains(&n.as_str()))
+    {
+        anyhow::bail!(
+            "unknown service `{unknown}`; the services are: {}",
+            known.join(", ")
+        );
+    }
+    let all = names.iter().any(|n| n == "all");
+    Ok(SERVICES
+        .iter()
+        .map(|spec| spec())
+        .filter(|s| all || names.iter().any(|n| n == s.name))
+        .collect())
+}
+
+/// What every service of this process shares. With `[kafka] brokers` set, events go through
+/// Kafka (otherwise the in-process bus). With `[redis] url` set, token revocations live
+/// in Redis (shared by replicas); otherwise in memory.
+pub fn context(
+    config: ConfigSource,
+    common: CommonConfig,
+    migrate: bool,
+) -> anyhow::Result<ServiceContext> {
+    let kafka: KafkaConfig = config.section("kafka")?;
+    let bus: SharedBus = match kafka.brokers {
+        Some(_) => Arc::new(KafkaBus::new(&kafka)?),
+        None => Arc::new(InProcessBus::new()),
+    };
+    let redis = Redis::connect(&config.section::<RedisConfig>("redis")?)?;
+    let denylist: Arc<dyn Denylist> = match &redis {
+        Some(redis) => Arc::new(RedisDenylist::new(redis.clone())),
+        None => Arc::new(MemoryDenylist::default()),
+    };
+    Ok(ServiceContext {
+        common,
+        config,
+        bus,
+        denylist,
+        migrate_on_start: migrate,
+        redis,
+        discovered: Vec::new(),
+        provided: Default::default(),
+    })
+}
+
+/// Starts `specs` in order, each with its own shutdown token, telling each the addresses of
+/// those before it. If one cannot start, those already started are stopped (in reverse).
+pub async fn start(
+    mut ctx: ServiceContext,
+    specs: Vec<ServiceSpec>,
+) -> anyhow::Result<Vec<RunningService>> {
+    let mut running: Vec<RunningService> = Vec::with_capacity(specs.len());
+    for spec in specs {
+        match (spec.start)(ctx.clone(), CancellationToken::new()).await {
+            Ok(service) => {
+                match service.grpc_addr {
+                    Some(grpc) => {
+                        println!("{:<9} http://{}  grpc {grpc}", spec.name, service.http_addr);
+                        ctx.discovered.push(Discovered {
+                            name: spec.name.to_owned(),
+                            http: service.http_addr,
+                            grpc,
+                        });
+                    }
+                    None => println!("{:<9} http://{}", spec.name, service.http_addr),
+                }
+                running.push(service);
+            }
+            Err(err) => {
+                let stop = CancellationToken::new();
+                stop.cancel();
+                let _ = agora_shared::service::supervise(running, stop).await;
+                // A configuration error already names its key, which names the service.
+                if err.downcast_ref::<ConfigError>().is_some() {
+                    return Err(err);
+                }
+                return Err(err.context(format!("service {} did not start", spec.name)));
+            }
+        }
+    }
+    Ok(running)
+}
+
+/// Applies the migrations of `specs` that keep a store, and creates the event topics of
+/// those that publish when Kafka is configured.
+pub async fn migrate(ctx: &ServiceContext, specs: Vec<ServiceSpec>) -> anyhow::Result<()> {
+    let kafka_config: KafkaConfig = ctx.config.section("kafka")?;
+    let kafka = match kafka_config.brokers {
+        Some(_) => Some(KafkaBus::new(&kafka_config)?),
+        None => None,
+    };
+    for spec in specs {
+        let Some(migrations) = spec.migrations else {
+            println!("{}: keeps no store", spec.name);
+            continue;
+        };
+        let url = store_url(ctx, spec.name)?;
+        let applied = tokio::task::spawn_blocking(move || Db::migrate(&url, migrations)).await??;
+        println!("{}: {applied} migration(s) applied", spec.name);
+        // Its event topic and that topic's dead letters, never created on first use.
+        if let Some(kafka) = kafka.as_ref().filter(|_| spec.publishes) {
+            let topic = topic_for(spec.name);
+            kafka
+                .create_topics(
+                    &[topic.clone(), format!("{topic}.dlq")],
+                    kafka_config.partitions,
+                    kafka_config.replication,
+                )
+                .await?;
+            println!("{}: topics {topic} and {topic}.dlq ready", spec.name);
+        }
+    }
+    Ok(())
+}
+
+/// The store URL of the service called `name`: `<name>.database_url`, or its SQLite file
+/// under the data directory in embedded mode.
+pub fn store_url(ctx: &ServiceContext, name: &str) -> anyhow::Result<String> {
+    let endpoints: agora_shared::config::StoreSection = ctx.config.section(name)?;
+    Ok(endpoints.resolve(name, &ctx.common)?)
+}
