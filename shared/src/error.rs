@@ -1,14 +1,16 @@
 //! One error type for every service, rendered as RFC 9457 problem+json over HTTP and mapped to
 //! `tonic::Status` over gRPC. Internal causes are logged once, here, and never sent to clients.
 
+use std::borrow::Cow;
+
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Result alias used across services.
 pub type AppResult<T> = Result<T, AppError>;
 
 /// A per-field validation failure, listed in a 422 problem.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -38,6 +40,8 @@ pub enum AppError {
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
     PreconditionFailed(String),
@@ -60,7 +64,17 @@ pub enum AppError {
     GatewayTimeout(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+    /// Any of the above with a specific machine-readable code (`tickets.stale_version`).
+    #[error("{error}")]
+    Coded {
+        code: Cow<'static, str>,
+        error: Box<AppError>,
+    },
 }
+
+/// gRPC metadata carrying the problem document (JSON), so a peer's error becomes the same
+/// HTTP answer on the other side of the hop.
+pub const PROBLEM_METADATA: &str = "agora-problem-bin";
 
 impl AppError {
     /// A 422 with a single field error.
@@ -72,13 +86,63 @@ impl AppError {
         Self::NotFound(format!("{what} not found"))
     }
 
-    pub fn status(&self) -> StatusCode {
+    /// This error with the stable machine-readable `code` clients match on (`<service>.<what>`).
+    pub fn with_code(self, code: impl Into<Cow<'static, str>>) -> Self {
+        let error = match self {
+            Self::Coded { error, .. } => error,
+            other => Box::new(other),
+        };
+        Self::Coded {
+            code: code.into(),
+            error,
+        }
+    }
+
+    /// A write lost to a concurrent one (the row's version moved): 412 everywhere.
+    pub fn stale(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::PreconditionFailed(detail.into()).with_code(code)
+    }
+
+    /// The error without its code.
+    fn inner(&self) -> &AppError {
         match self {
+            Self::Coded { error, .. } => error.inner(),
+            other => other,
+        }
+    }
+
+    /// The machine-readable code: the specific one, or one for the status.
+    pub fn code(&self) -> Cow<'static, str> {
+        if let Self::Coded { code, .. } = self {
+            return code.clone();
+        }
+        Cow::Borrowed(match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::Validation(_) => "validation_failed",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::Conflict(_) => "conflict",
+            Self::PreconditionFailed(_) => "precondition_failed",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::HeadersTooLarge(_) => "headers_too_large",
+            Self::TooManyRequests { .. } => "rate_limited",
+            Self::Unavailable(_) => "unavailable",
+            Self::BadGateway(_) => "bad_gateway",
+            Self::GatewayTimeout(_) => "gateway_timeout",
+            Self::Internal(_) | Self::Coded { .. } => "internal",
+        })
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self.inner() {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -87,14 +151,14 @@ impl AppError {
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal(_) | Self::Coded { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// The problem document sent to clients.
     pub fn problem(&self) -> Problem {
         let status = self.status();
-        let detail = match self {
+        let detail = match self.inner() {
             Self::Internal(_) => "an internal error occurred; it has been logged".to_owned(),
             Self::Validation(errors) => {
                 let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
@@ -113,23 +177,59 @@ impl AppError {
             ),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
+            code: self.code().into_owned(),
             detail,
             instance: None,
-            errors: match self {
+            errors: match self.inner() {
                 Self::Validation(errors) => Some(errors.clone()),
                 _ => None,
             },
         }
     }
+
+    /// Seconds a client should wait before retrying, where the error says.
+    fn retry_after(&self) -> Option<u64> {
+        match self.inner() {
+            Self::TooManyRequests {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            Self::Unavailable(_) => Some(1),
+            _ => None,
+        }
+    }
+
+    /// The error a peer's problem document describes (what it answered over gRPC).
+    fn from_problem(problem: Problem) -> Self {
+        let detail = problem.detail;
+        let error = match problem.status {
+            400 => Self::BadRequest(detail),
+            401 => Self::Unauthorized(detail),
+            403 => Self::Forbidden(detail),
+            404 => Self::NotFound(detail),
+            409 => Self::Conflict(detail),
+            412 => Self::PreconditionFailed(detail),
+            413 => Self::PayloadTooLarge(detail),
+            422 => Self::Validation(problem.errors.unwrap_or_default()),
+            429 => Self::TooManyRequests {
+                detail,
+                retry_after_secs: 1,
+            },
+            503 => Self::Unavailable(detail),
+            504 => Self::GatewayTimeout(detail),
+            _ => Self::BadGateway("a peer service failed".into()),
+        };
+        error.with_code(problem.code)
+    }
 }
 
-/// RFC 9457 problem details.
-#[derive(Debug, Clone, Serialize)]
+/// RFC 9457 problem details, with a stable machine-readable `code`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Problem {
     #[serde(rename = "type")]
     pub kind: String,
     pub title: String,
     pub status: u16,
+    pub code: String,
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
@@ -143,15 +243,12 @@ impl ResponseError for AppError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Self::Internal(cause) = self {
+        if let Self::Internal(cause) = self.inner() {
             tracing::error!(error = %format!("{cause:#}"), "internal error");
         }
         let mut builder = HttpResponse::build(self.status());
-        if let Self::TooManyRequests {
-            retry_after_secs, ..
-        } = self
-        {
-            builder.insert_header(("Retry-After", retry_after_secs.to_string()));
+        if let Some(secs) = self.retry_after() {
+            builder.insert_header(("Retry-After", secs.to_string()));
         }
         builder
             .content_type("application/problem+json")
@@ -162,11 +259,12 @@ impl ResponseError for AppError {
 impl From<AppError> for tonic::Status {
     fn from(err: AppError) -> Self {
         use tonic::Code;
-        let code = match &err {
+        let code = match err.inner() {
             AppError::BadRequest(_) | AppError::Validation(_) => Code::InvalidArgument,
             AppError::Unauthorized(_) => Code::Unauthenticated,
             AppError::Forbidden(_) => Code::PermissionDenied,
             AppError::NotFound(_) => Code::NotFound,
+            AppError::MethodNotAllowed(_) => Code::Unimplemented,
             AppError::Conflict(_) => Code::AlreadyExists,
             AppError::PreconditionFailed(_) => Code::FailedPrecondition,
             AppError::PayloadTooLarge(_)
@@ -178,8 +276,54 @@ impl From<AppError> for tonic::Status {
                 tracing::error!(error = %format!("{cause:#}"), "internal error");
                 Code::Internal
             }
+            AppError::Coded { .. } => Code::Internal,
         };
-        tonic::Status::new(code, err.problem().detail)
+        let problem = err.problem();
+        let mut status = tonic::Status::new(code, problem.detail.clone());
+        if let Ok(json) = serde_json::to_vec(&problem) {
+            status.metadata_mut().insert_bin(
+                PROBLEM_METADATA,
+                tonic::metadata::MetadataValue::from_bytes(&json),
+            );
+        }
+        status
+    }
+}
+
+/// A peer's gRPC error as this service's error: the peer's problem when it sent one (same
+/// status, code and field errors), otherwise by gRPC code. A peer's internal failure is a 502.
+impl From<tonic::Status> for AppError {
+    fn from(status: tonic::Status) -> Self {
+        use tonic::Code;
+        if let Some(problem) = status
+            .metadata()
+            .get_bin(PROBLEM_METADATA)
+            .and_then(|v| v.to_bytes().ok())
+            .and_then(|bytes| serde_json::from_slice::<Problem>(&bytes).ok())
+        {
+            return Self::from_problem(problem);
+        }
+        let message = status.message().to_owned();
+        match status.code() {
+            Code::InvalidArgument | Code::OutOfRange => Self::BadRequest(message),
+            Code::Unauthenticated => Self::Unauthorized(message),
+            Code::PermissionDenied => Self::Forbidden(message),
+            Code::NotFound => Self::NotFound(message),
+            Code::AlreadyExists | Code::Aborted => Self::Conflict(message),
+            Code::FailedPrecondition => Self::PreconditionFailed(message),
+            Code::ResourceExhausted => Self::TooManyRequests {
+                detail: message,
+                retry_after_secs: 1,
+            },
+            Code::Unavailable => Self::Unavailable("a peer service is unavailable".into()),
+            Code::DeadlineExceeded | Code::Cancelled => {
+                Self::GatewayTimeout("a peer service did not answer in time".into())
+            }
+            other => {
+                tracing::warn!(code = ?other, message = %message, "peer service failed");
+                Self::BadGateway("a peer service failed".into())
+            }
+        }
     }
 }
 
@@ -190,6 +334,16 @@ impl From<diesel::result::Error> for AppError {
             Error::NotFound => AppError::NotFound("resource not found".into()),
             Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
                 AppError::Conflict("a resource with the same unique value already exists".into())
+            }
+            // SQLite's one writer was busy past busy_timeout: a retry will likely succeed.
+            Error::DatabaseError(_, info)
+                if info.message().contains("database is locked")
+                    || info.message().contains("database is busy")
+                    || info.message().contains("database table is locked") =>
+            {
+                tracing::warn!(error = %info.message(), "store busy");
+                AppError::Unavailable("the store is busy, retry shortly".into())
+                    .with_code("store.busy")
             }
             other => AppError::Internal(anyhow::Error::new(other).context("database")),
         }
@@ -228,6 +382,71 @@ mod tests {
             body["type"],
             "https://agora.dev/problems/unprocessable-entity"
         );
+    }
+
+    #[test]
+    fn problems_cross_grpc_hops_unchanged() {
+        let sent = AppError::invalid("team_id", "no such team").with_code("tickets.unknown_team");
+        let status: tonic::Status = sent.into();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        let back = AppError::from(status);
+        assert_eq!(back.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let problem = back.problem();
+        assert_eq!(problem.code, "tickets.unknown_team");
+        assert_eq!(problem.errors.unwrap()[0].field, "team_id");
+        let stale: tonic::Status = AppError::stale("tickets.stale_version", "moved").into();
+        assert_eq!(
+            AppError::from(stale).status(),
+            StatusCode::PRECONDITION_FAILED
+        );
+    }
+
+    #[test]
+    fn a_plain_peer_status_maps_by_code() {
+        let cases = [
+            (tonic::Code::NotFound, 404),
+            (tonic::Code::PermissionDenied, 403),
+            (tonic::Code::InvalidArgument, 400),
+            (tonic::Code::Unauthenticated, 401),
+            (tonic::Code::Unavailable, 503),
+            (tonic::Code::DeadlineExceeded, 504),
+            (tonic::Code::Internal, 502),
+        ];
+        for (code, http) in cases {
+            let err = AppError::from(tonic::Status::new(code, "x"));
+            assert_eq!(err.status().as_u16(), http, "{code:?}");
+        }
+        // A peer's internal detail never reaches the client.
+        let err = AppError::from(tonic::Status::internal("panic at store.rs:12"));
+        assert!(!err.problem().detail.contains("store.rs"));
+    }
+
+    #[test]
+    fn a_busy_store_is_a_retryable_503() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let err = AppError::from(Error::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("database is locked".to_owned()),
+        ));
+        let response = err.error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers().get("retry-after").unwrap(), "1");
+        assert_eq!(err.problem().code, "store.busy");
+        // Other database failures stay internal (logged, 500).
+        let other = AppError::from(Error::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("no such column: x".to_owned()),
+        ));
+        assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn problems_carry_a_code() {
+        assert_eq!(AppError::not_found("user").problem().code, "not_found");
+        let coded = AppError::Conflict("taken".into()).with_code("auth.email_taken");
+        assert_eq!(coded.status(), StatusCode::CONFLICT);
+        assert_eq!(coded.problem().code, "auth.email_taken");
+        assert_eq!(coded.problem().detail, "taken");
     }
 
     #[test]

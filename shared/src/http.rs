@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::error::AppError;
 
+pub mod allowed;
 pub mod caller;
 pub mod health;
 pub mod json;

@@ -76,7 +76,16 @@ impl ApiKeyResolver for GrpcApiKeys {
             .await
             .map_err(|status| {
                 tracing::warn!(code = ?status.code(), "api key verification failed");
-                AppError::Unavailable("credentials cannot be checked right now".into())
+                match status.code() {
+                    // Auth could not be reached or answered in time: say so, retryably.
+                    tonic::Code::Unavailable
+                    | tonic::Code::DeadlineExceeded
+                    | tonic::Code::Cancelled
+                    | tonic::Code::Unknown => {
+                        AppError::Unavailable("credentials cannot be checked right now".into())
+                    }
+                    _ => AppError::from(status),
+                }
             })?
             .into_inner();
         let caller = resp.valid.then(|| Caller {

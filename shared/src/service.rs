@@ -21,7 +21,7 @@ use crate::{
     bus::{SharedBus, run_relay},
     config::{CommonConfig, ConfigSource, ServiceEndpoints},
     db::{Db, Migrations},
-    http::{Authenticator, ServiceName, configure_extractors, health, not_found, observe::observe},
+    http::{Authenticator, ServiceName, configure_extractors, health, observe::observe},
     tokens::Denylist,
 };
 
@@ -194,7 +194,11 @@ pub async fn start<S: Send + Sync + 'static>(
         grpc_routes,
         publishes,
     } = parts;
-    let document = web::Data::new(OpenApiDocument(openapi()));
+    let document = openapi();
+    let allowed = web::Data::new(crate::http::allowed::AllowedMethods::from_openapi(
+        &document,
+    ));
+    let document = web::Data::new(OpenApiDocument(document));
     let http_listener = std::net::TcpListener::bind(endpoints.http_addr)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", endpoints.http_addr))?;
     let http_addr = http_listener.local_addr()?;
@@ -211,13 +215,14 @@ pub async fn start<S: Send + Sync + 'static>(
             .app_data(authenticator.clone())
             .app_data(pool.clone())
             .app_data(document.clone())
+            .app_data(allowed.clone())
             .wrap(from_fn(observe))
             .configure(configure_extractors)
             .configure(health::configure)
             .route("/metrics", web::get().to(crate::http::metrics))
             .route("/openapi.json", web::get().to(serve_openapi))
             .configure(http_routes)
-            .default_service(web::to(not_found))
+            .default_service(web::to(crate::http::allowed::unrouted))
     })
     .workers(http_workers)
     .shutdown_timeout(10)

@@ -101,7 +101,7 @@ pub async fn create_user(
                 updated_at: now(),
             };
             store::users::insert(conn, &user)?;
-            events::user_changed(conn, "user.created", &user, None, None)?;
+            events::user_changed(conn, "user.created", &user, None)?;
             Ok(user.id)
         })
         .await?;

@@ -35,12 +35,15 @@ pub struct AuthConfig {
     /// First lockout; doubles with each further failure.
     pub lockout_base_secs: u64,
     pub lockout_max_secs: u64,
-    /// `smtp://user:pass@host:port` or `smtps://...`; without it reset emails are not sent (the
-    /// event is still published).
+    /// `smtp://user:pass@host:port` or `smtps://...`: how auth delivers reset and invitation
+    /// links (tokens never go on the bus). Without it no reset link can be delivered (a
+    /// warning says so at start); invitation tokens still reach the inviter in the response.
     pub smtp_url: Option<Secret>,
     pub mail_from: String,
     /// Link in reset emails; the token is appended as `?token=`.
     pub reset_url: String,
+    /// Link in invitation emails; the token is appended as `?token=`.
+    pub invite_url: String,
     /// actix worker threads for this service.
     pub http_workers: usize,
 }
@@ -63,6 +66,7 @@ impl Default for AuthConfig {
             smtp_url: None,
             mail_from: "Agora <no-reply@localhost>".into(),
             reset_url: "http://localhost:8080/reset-password".into(),
+            invite_url: "http://localhost:8080/accept-invite".into(),
             http_workers: 2,
         }
     }

@@ -54,7 +54,6 @@ pub fn user_changed(
     name: &str,
     u: &UserRow,
     actor_id: Option<&str>,
-    invitation_token: Option<&str>,
 ) -> AppResult<()> {
     let message = UserChanged {
         user_id: u.id.clone(),
@@ -64,7 +63,6 @@ pub fn user_changed(
         role: u.role.clone(),
         status: u.status.clone(),
         permissions: u.permissions(),
-        invitation_token: invitation_token.unwrap_or_default().to_owned(),
         actor_id: actor_id.unwrap_or_default().to_owned(),
     };
     emit(conn, name, &u.id, Some(&u.tenant_id), &message)

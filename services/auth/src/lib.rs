@@ -179,6 +179,11 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
         .as_ref()
         .map(|url| mail::Mailer::new(url, &config.mail_from))
         .transpose()?;
+    if mailer.is_none() {
+        tracing::warn!(
+            "auth.smtp_url is not set: password reset links cannot be delivered, and invitations reach only the inviter"
+        );
+    }
     let state = Arc::new(AuthState {
         db: db.clone(),
         config: config.clone(),

@@ -75,12 +75,13 @@ pub fn if_match(req: &HttpRequest) -> AppResult<Option<Vec<i64>>> {
 /// Fails with 412 when `row` is not at a version `expected` names.
 pub fn check_version(row: &TicketRow, expected: &Option<Vec<i64>>) -> AppResult<()> {
     match expected {
-        Some(versions) if !versions.contains(&row.version) => {
-            Err(AppError::PreconditionFailed(format!(
+        Some(versions) if !versions.contains(&row.version) => Err(AppError::stale(
+            "tickets.stale_version",
+            format!(
                 "the ticket changed since you read it (now at ETag {})",
                 etag(row.version)
-            )))
-        }
+            ),
+        )),
         _ => Ok(()),
     }
 }

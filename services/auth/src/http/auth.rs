@@ -49,14 +49,16 @@ pub async fn register(
             let tenant_name = body.tenant_name.trim().to_owned();
             let email = domain::normalize_email(&body.email);
             if store::tenants::name_taken(conn, &tenant_name)? {
-                return Err(AppError::Conflict(
-                    "a tenant with this name already exists".into(),
-                ));
+                return Err(
+                    AppError::Conflict("a tenant with this name already exists".into())
+                        .with_code("auth.tenant_name_taken"),
+                );
             }
             if store::users::email_taken(conn, &email)? {
-                return Err(AppError::Conflict(
-                    "a user with this email already exists".into(),
-                ));
+                return Err(
+                    AppError::Conflict("a user with this email already exists".into())
+                        .with_code("auth.email_taken"),
+                );
             }
             let tenant = TenantRow {
                 id: uuid::Uuid::now_v7().to_string(),
@@ -82,7 +84,7 @@ pub async fn register(
             };
             store::users::insert(conn, &user)?;
             events::tenant_changed(conn, "tenant.created", &tenant)?;
-            events::user_changed(conn, "user.registered", &user, None, None)?;
+            events::user_changed(conn, "user.registered", &user, None)?;
             let issued = sessions::issue(conn, &signer, ttl, &user, None)?;
             Ok(sessions::response(&user, Some(&tenant), issued))
         })
@@ -174,7 +176,7 @@ pub async fn update_me(
             user.name = name;
             user.updated_at = now();
             store::users::update(conn, &user)?;
-            events::user_changed(conn, "user.updated", &user, Some(&id), None)?;
+            events::user_changed(conn, "user.updated", &user, Some(&id))?;
             Ok(user)
         })
         .await?;
@@ -260,7 +262,6 @@ pub async fn forgot(
 async fn start_reset(state: &AuthState, email: String) -> AppResult<()> {
     let token = domain::random_secret("rst_");
     let hash = domain::secret_hash(&token);
-    let event_token = token.clone();
     let sent_to = state
         .db
         .write(move |conn| {
@@ -286,7 +287,6 @@ async fn start_reset(state: &AuthState, email: String) -> AppResult<()> {
                 user_id: user.id.clone(),
                 tenant_id: user.tenant_id.clone(),
                 email: user.email.clone(),
-                token: event_token,
                 expires_at_unix: expires.and_utc().timestamp(),
             };
             events::emit(
@@ -376,13 +376,7 @@ pub async fn accept_invite(
             }
             user.updated_at = now();
             store::users::update(conn, &user)?;
-            events::user_changed(
-                conn,
-                "user.invitation_accepted",
-                &user,
-                Some(&user.id),
-                None,
-            )?;
+            events::user_changed(conn, "user.invitation_accepted", &user, Some(&user.id))?;
             let tenant = store::tenants::get(conn, &user.tenant_id)?;
             let issued = sessions::issue(conn, &signer, ttl, &user, None)?;
             Ok(sessions::response(&user, tenant.as_ref(), issued))

@@ -97,16 +97,16 @@ pub async fn invite(
     let token = domain::random_secret("inv_");
     let token_hash = domain::secret_hash(&token);
     let actor = caller.user_id.clone();
-    let event_token = token.clone();
     let (user, expires) = state
         .db
         .write(move |conn| {
             store::tenants::get(conn, &tenant_id)?.ok_or_else(|| AppError::not_found("tenant"))?;
             let email = domain::normalize_email(&body.email);
             if store::users::email_taken(conn, &email)? {
-                return Err(AppError::Conflict(
-                    "a user with this email already exists".into(),
-                ));
+                return Err(
+                    AppError::Conflict("a user with this email already exists".into())
+                        .with_code("auth.email_taken"),
+                );
             }
             let user = UserRow {
                 id: uuid::Uuid::now_v7().to_string(),
@@ -134,16 +134,14 @@ pub async fn invite(
                     created_at: now(),
                 },
             )?;
-            events::user_changed(
-                conn,
-                "user.invited",
-                &user,
-                Some(&actor),
-                Some(&event_token),
-            )?;
+            events::user_changed(conn, "user.invited", &user, Some(&actor))?;
             Ok((user, expires))
         })
         .await?;
+    if let Some(mailer) = &state.mailer {
+        let link = format!("{}?token={token}", state.config.invite_url);
+        mailer.send_invitation(&user.email, &link).await;
+    }
     let location = format!("/api/v1/tenants/{}/users/{}", user.tenant_id, user.id);
     Ok(created(
         location,
@@ -243,7 +241,7 @@ pub async fn update(
             if deactivated {
                 store::sessions::revoke_user_sessions(conn, &user.id, None)?;
             }
-            events::user_changed(conn, "user.updated", &user, Some(&actor), None)?;
+            events::user_changed(conn, "user.updated", &user, Some(&actor))?;
             Ok(user)
         })
         .await?;
@@ -274,7 +272,7 @@ pub async fn delete(
             }
             keep_an_admin(conn, &user, false)?;
             store::users::delete(conn, &user.id)?;
-            events::user_changed(conn, "user.deleted", &user, Some(&actor), None)
+            events::user_changed(conn, "user.deleted", &user, Some(&actor))
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())

@@ -21,7 +21,8 @@ pub struct TeamRow {
 
 fn conflict(e: diesel::result::Error) -> AppError {
     match AppError::from(e) {
-        AppError::Conflict(_) => AppError::Conflict("a team with this name already exists".into()),
+        AppError::Conflict(_) => AppError::Conflict("a team with this name already exists".into())
+            .with_code("auth.team_name_taken"),
         other => other,
     }
 }

@@ -28,6 +28,7 @@ fn name_conflict(e: diesel::result::Error) -> AppError {
     match AppError::from(e) {
         AppError::Conflict(_) => {
             AppError::Conflict("a tenant with this name already exists".into())
+                .with_code("auth.tenant_name_taken")
         }
         other => other,
     }

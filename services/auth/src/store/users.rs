@@ -42,6 +42,7 @@ pub fn insert(conn: &mut DbConnection, row: &UserRow) -> AppResult<()> {
         .map_err(|e| match AppError::from(e) {
             AppError::Conflict(_) => {
                 AppError::Conflict("a user with this email already exists".into())
+                    .with_code("auth.email_taken")
             }
             other => other,
         })?;

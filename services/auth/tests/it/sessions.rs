@@ -5,7 +5,7 @@ use serde_json::json;
 
 use agora_shared::testing::TestDb;
 
-use crate::support::{Call, PASSWORD, fields, problem, session, spawn};
+use crate::support::{Call, PASSWORD, TestApp, fields, problem, session, spawn};
 
 async fn register_login_me_and_events(db: TestDb) {
     let app = spawn(db).await;
@@ -81,11 +81,13 @@ async fn register_conflicts_and_rules(db: TestDb) {
             json!({"email": "A@x.test", "password": PASSWORD, "name": "A", "tenant_name": "Other"}),
         )
         .await;
-    problem(dup_email, 409).await;
+    let body = problem(dup_email, 409).await;
+    assert_eq!(body["code"], "auth.email_taken", "{body}");
     let dup_tenant = app
         .post("/api/v1/auth/register", json!({"email": "b@x.test", "password": PASSWORD, "name": "B", "tenant_name": " acme "}))
         .await;
-    problem(dup_tenant, 409).await;
+    let body = problem(dup_tenant, 409).await;
+    assert_eq!(body["code"], "auth.tenant_name_taken", "{body}");
 
     for (password, rule) in [
         ("Sh0rt!", "8 to 128"),
@@ -426,8 +428,52 @@ async fn change_password_ends_other_sessions(db: TestDb) {
         .await;
 }
 
+/// The app with a fake SMTP relay, and the reset token of the next mail it receives.
+async fn spawn_with_mail(db: TestDb) -> (TestApp, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let (port, mail) = crate::support::fake_smtp().await;
+    let app = crate::support::spawn_with(
+        db,
+        crate::support::Options {
+            configured_key: true,
+            extra_toml: format!(
+                "smtp_url = \"smtp://127.0.0.1:{port}\"\nreset_url = \"https://app.example.test/reset\"\ninvite_url = \"https://app.example.test/join\"\n"
+            ),
+        },
+    )
+    .await;
+    (app, mail)
+}
+
+/// The decoded body of the next mail, and the token of the link to `url` in it.
+async fn next_mail(
+    mail: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    url: &str,
+) -> (String, String) {
+    let message = tokio::time::timeout(std::time::Duration::from_secs(5), mail.recv())
+        .await
+        .expect("a mail arrives")
+        .unwrap();
+    let body = quoted_printable(&message);
+    let at = body.find(&format!("{url}?token=")).expect("the link") + url.len() + 7;
+    let token: String = body[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect();
+    (message, token)
+}
+
+/// Whether `token` appears anywhere in an event's bytes.
+fn carries(event: &agora_shared::bus::Event, token: &str) -> bool {
+    event
+        .data
+        .windows(token.len())
+        .any(|w| w == token.as_bytes())
+        || event.source.contains(token)
+        || event.key.contains(token)
+}
+
 async fn forgot_and_reset(db: TestDb) {
-    let app = spawn(db).await;
+    let (app, mut mail) = spawn_with_mail(db).await;
     let s = app.register("a@x.test", "Acme").await;
     let known = app
         .post("/api/v1/auth/forgot", json!({"email": "a@x.test"}))
@@ -438,15 +484,19 @@ async fn forgot_and_reset(db: TestDb) {
     assert_eq!(known.status(), 202);
     assert_eq!(unknown.status(), 202);
     assert_eq!(known.text().await.unwrap(), unknown.text().await.unwrap());
+    let (message, token) = next_mail(&mut mail, "https://app.example.test/reset").await;
+    assert!(message.contains("To: a@x.test"), "{message}");
+    assert!(token.starts_with("rst_"), "{token}");
     let event = app
         .event(|e| e.event_type == "agora.auth.password_reset.requested")
         .await;
     let msg: agora_proto::events::v1::PasswordResetRequested =
         prost::Message::decode(event.data.as_slice()).unwrap();
     assert_eq!(msg.user_id, s.user_id);
-    assert!(msg.token.starts_with("rst_"));
+    assert!(!carries(&event, &token), "the reset token went on the bus");
     let ttl = msg.expires_at_unix - chrono::Utc::now().timestamp();
     assert!((1700..=1800).contains(&ttl), "{ttl}");
+    let msg = Token { token };
 
     let weak = app
         .post(
@@ -486,38 +536,47 @@ async fn forgot_and_reset(db: TestDb) {
     );
 }
 
-async fn reset_link_is_emailed_when_smtp_is_configured(db: TestDb) {
-    let (port, mut mail) = crate::support::fake_smtp().await;
-    let app = crate::support::spawn_with(
-        db,
-        crate::support::Options {
-            configured_key: true,
-            extra_toml: format!(
-                "smtp_url = \"smtp://127.0.0.1:{port}\"\nreset_url = \"https://app.example.test/reset\"\n"
-            ),
-        },
-    )
-    .await;
-    app.register("a@x.test", "Acme").await;
-    assert_eq!(
-        app.post("/api/v1/auth/forgot", json!({"email": "a@x.test"}))
-            .await
-            .status(),
-        202
-    );
-    let message = tokio::time::timeout(std::time::Duration::from_secs(5), mail.recv())
+async fn invitations_are_emailed_and_never_published(db: TestDb) {
+    let (app, mut mail) = spawn_with_mail(db).await;
+    let admin = app.register("a@x.test", "Acme").await;
+    let invited: serde_json::Value = app
+        .authed(
+            Method::POST,
+            &format!("/api/v1/tenants/{}/users", admin.tenant_id),
+            &admin.access,
+        )
+        .json(&json!({"email": "bo@x.test", "name": "Bo", "role": "TENANT_USER"}))
+        .call()
         .await
-        .unwrap()
+        .json()
+        .await
         .unwrap();
+    let from_response = invited["invitation_token"].as_str().unwrap().to_owned();
+    let (message, token) = next_mail(&mut mail, "https://app.example.test/join").await;
+    assert!(message.contains("To: bo@x.test"), "{message}");
+    assert_eq!(
+        token, from_response,
+        "the mailed link carries the invitation"
+    );
     let event = app
-        .event(|e| e.event_type == "agora.auth.password_reset.requested")
+        .event(|e| e.event_type == "agora.auth.user.invited")
         .await;
-    let msg: agora_proto::events::v1::PasswordResetRequested =
-        prost::Message::decode(event.data.as_slice()).unwrap();
-    assert!(message.contains("To: a@x.test"), "{message}");
-    let body = quoted_printable(&message);
-    let link = format!("https://app.example.test/reset?token={}", msg.token);
-    assert!(body.contains(&link), "{body}");
+    assert!(
+        !carries(&event, &token),
+        "the invitation token went on the bus"
+    );
+    let accepted = app
+        .post(
+            "/api/v1/auth/accept-invite",
+            json!({"token": token, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(accepted.status(), 200);
+}
+
+/// The reset token, as the steps below use it.
+struct Token {
+    token: String,
 }
 
 /// Decodes a quoted-printable body (soft line breaks and `=XX` escapes).
@@ -546,7 +605,7 @@ fn quoted_printable(text: &str) -> String {
 }
 
 crate::on_every_store!(
-    reset_link_is_emailed_when_smtp_is_configured,
+    invitations_are_emailed_and_never_published,
     register_login_me_and_events,
     register_conflicts_and_rules,
     bad_bodies_are_4xx_problems,

@@ -43,12 +43,8 @@ async fn team(state: &TicketsState, caller: &Caller, team_id: &str) -> AppResult
         Err(status) if status.code() == Code::NotFound => {
             Err(AppError::invalid("team_id", "no such team in your tenant"))
         }
-        Err(status) => {
-            tracing::warn!(code = ?status.code(), "team lookup failed");
-            Err(AppError::Unavailable(
-                "teams cannot be checked right now".into(),
-            ))
-        }
+        // Auth's own answer (denied, invalid, unavailable...) is the caller's answer.
+        Err(status) => Err(status.into()),
     }
 }
 
@@ -125,8 +121,9 @@ pub async fn assign(
             row.assignee_id = assignment.user_id.clone();
             changes::touch(&mut row, at);
             if !store::tickets::save(conn, &row, before)? {
-                return Err(AppError::Conflict(
-                    "the ticket changed meanwhile; try again".into(),
+                return Err(AppError::stale(
+                    "tickets.stale_version",
+                    "the ticket changed meanwhile; read it again",
                 ));
             }
             events::assigned(conn, &row, &assignment)?;

@@ -141,8 +141,9 @@ async fn update(
             }
             changes::touch(&mut row, now());
             if !store::tickets::save(conn, &row, before)? {
-                return Err(AppError::PreconditionFailed(
-                    "the ticket changed while this update was applied; read it again".into(),
+                return Err(AppError::stale(
+                    "tickets.stale_version",
+                    "the ticket changed while this update was applied; read it again",
                 ));
             }
             events::changed(conn, &row, &change, &caller.user_id)?;
@@ -168,7 +169,8 @@ pub async fn patch(
 ) -> AppResult<HttpResponse> {
     let body = body.0;
     update(state, caller, req, id.into_inner(), move |row| {
-        changes::patch_ticket(row, &body, now()).map_err(AppError::Conflict)
+        changes::patch_ticket(row, &body, now())
+            .map_err(|e| AppError::Conflict(e).with_code("tickets.illegal_transition"))
     })
     .await
 }
@@ -210,8 +212,9 @@ pub async fn delete(
             row.deleted_at = Some(at);
             changes::touch(&mut row, at);
             if !store::tickets::save(conn, &row, before)? {
-                return Err(AppError::Conflict(
-                    "the ticket changed meanwhile; try again".into(),
+                return Err(AppError::stale(
+                    "tickets.stale_version",
+                    "the ticket changed meanwhile; read it again",
                 ));
             }
             events::deleted(conn, &row, &caller.user_id)

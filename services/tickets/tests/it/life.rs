@@ -100,6 +100,13 @@ async fn whole_life(store: Store) {
             .contains("allowed: IN_PROGRESS, ON_HOLD, CANCELLED"),
         "{body}"
     );
+    assert_eq!(body["code"], "tickets.illegal_transition", "{body}");
+
+    // A method the path does not have: 405 naming the ones it has (not 404).
+    let resp = p.authed(Method::PUT, "/api/v1/tickets", &tech).call().await;
+    assert_eq!(resp.headers()["allow"], "GET, POST");
+    let body = problem(resp, 405).await;
+    assert_eq!(body["code"], "method_not_allowed", "{body}");
     let patch = |v: Value| p.authed(Method::PATCH, &location, &tech).json(&v).value();
     let t = patch(json!({"status": "IN_PROGRESS", "progress": 40})).await;
     assert_eq!(
@@ -343,7 +350,8 @@ async fn stale_if_match_is_412(store: Store) {
             .json(&json!({"title": "second", "category": "REPAIR"}))
             .call()
             .await;
-        problem(stale, 412).await;
+        let body = problem(stale, 412).await;
+        assert_eq!(body["code"], "tickets.stale_version", "{body}");
     }
     let now = p.authed(Method::GET, &path, &admin).value().await;
     assert_eq!(now["title"], "first", "a stale write changed nothing");
