@@ -194,7 +194,7 @@ pub async fn start<S: Send + Sync + 'static>(
         grpc_routes,
         publishes,
     } = parts;
-    let document = openapi();
+    let document = crate::http::openapi::complete(openapi());
     let allowed = web::Data::new(crate::http::allowed::AllowedMethods::from_openapi(
         &document,
     ));

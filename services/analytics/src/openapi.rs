@@ -23,7 +23,7 @@ use crate::{domain, http, planning, query, scrape, store};
         http::zones::ZoneReport, http::zones::AgingReport,
         planning::ForecastReport, planning::Series, planning::Point, planning::ZonePlan,
         domain::Factors, domain::Plan,
-        http::dashboard::Overview, http::dashboard::EventCount, store::activities::ActivityRow,
+        http::dashboard::Overview, http::dashboard::EventCount, store::activities::ActivityRow, http::dashboard::ActivityPage,
         scrape::Performance, scrape::ServicePerformance, scrape::TargetStatus,
     )),
     modifiers(&BearerAuth),

@@ -125,7 +125,7 @@ fn parse_cursor(text: &str) -> Option<(NaiveDateTime, String)> {
 }
 
 #[utoipa::path(get, path = "/api/v1/dashboard/activities", tag = "dashboard", params(ActivityParams),
-    responses((status = 200, description = "{items, next_cursor}, newest first", body = [ActivityRow])),
+    responses((status = 200, description = "newest first", body = ActivityPage)),
     security(("bearer" = [])))]
 pub async fn activities(
     state: web::Data<AnalyticsState>,
@@ -156,7 +156,18 @@ pub async fn activities(
     let page = Page::from_rows(rows, limit, |r: &ActivityRow| {
         format!("{}:{}", r.occurred_at.and_utc().timestamp_micros(), r.id)
     });
-    Ok(HttpResponse::Ok().json(page))
+    Ok(HttpResponse::Ok().json(ActivityPage {
+        items: page.items,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// A page of the activity feed.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ActivityPage {
+    pub items: Vec<ActivityRow>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/dashboard/performance", tag = "dashboard",

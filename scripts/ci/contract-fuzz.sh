@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Contract fuzzing: starts the embedded platform (the `agora` binary given as $1, or the debug
+# build) on free ports in a temporary directory, signs up a tenant admin with an API key, and
+# runs schemathesis (installed from PyPI into a venv this script makes) over the gateway's
+# merged /openapi.json: no 5xx, only documented status codes, responses that match their
+# schemas. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+BIN="${1:-${CARGO_TARGET_DIR:-target}/debug/agora}"
+VENV="${AGORA_FUZZ_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/agora-schemathesis}"
+SCHEMATHESIS_VERSION="${SCHEMATHESIS_VERSION:-4.32.5}"
+EXAMPLES="${AGORA_FUZZ_EXAMPLES:-25}"
+log() { echo "contract-fuzz: $*" >&2; }
+
+if [ ! -x "$VENV/bin/schemathesis" ] || ! "$VENV/bin/schemathesis" --version | grep -q "$SCHEMATHESIS_VERSION"; then
+  log "installing schemathesis $SCHEMATHESIS_VERSION into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+work="$(mktemp -d)"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+GATEWAY_PORT="$(free_port)"
+cat > "$work/fuzz.toml" <<TOML
+data_dir = "$work/data"
+[auth]
+http_addr = "127.0.0.1:0"
+grpc_addr = "127.0.0.1:0"
+[tickets]
+http_addr = "127.0.0.1:0"
+grpc_addr = "127.0.0.1:0"
+[analytics]
+http_addr = "127.0.0.1:0"
+grpc_addr = "127.0.0.1:0"
+[gateway]
+http_addr = "127.0.0.1:$GATEWAY_PORT"
+# The fuzzer sends thousands of requests a minute from one caller.
+[gateway.rate_limits]
+credential = { limit = 1000000, period_secs = 60 }
+credential_ip = { limit = 1000000, period_secs = 60 }
+register = { limit = 1000000, period_secs = 60 }
+api = { limit = 1000000, period_secs = 60 }
+upload = { limit = 1000000, period_secs = 60 }
+TOML
+RUST_LOG=warn "$BIN" --config "$work/fuzz.toml" > "$work/agora.log" 2>&1 &
+pid=$!
+cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+B="http://127.0.0.1:$GATEWAY_PORT"
+for _ in $(seq 1 100); do
+  curl -fsS "$B/health/live" >/dev/null 2>&1 && break
+  kill -0 "$pid" 2>/dev/null || { cat "$work/agora.log" >&2; exit 1; }
+  sleep 0.2
+done
+
+json() { python3 -c "import sys,json; print(json.load(sys.stdin)$1)"; }
+ACCESS="$(curl -fsS -X POST "$B/api/v1/auth/register" -H 'content-type: application/json' \
+  -d '{"email":"fuzz@example.test","password":"Fuzz-passw0rd!","name":"Fuzz","tenant_name":"Fuzz"}' | json '["access_token"]')"
+# An API key: the fuzzer may call logout or change-password, which end sessions, not keys.
+KEY="$(curl -fsS -X POST "$B/api/v1/api-keys" -H "Authorization: Bearer $ACCESS" \
+  -H 'content-type: application/json' -d '{"name":"fuzz","role":"TENANT_ADMIN"}' | json '["key"]')"
+
+log "fuzzing every operation of $B/openapi.json ($EXAMPLES examples each)"
+status=0
+"$VENV/bin/schemathesis" run "$B/openapi.json" \
+  --header "Authorization: Bearer $KEY" \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,unsupported_method \
+  --phases examples,coverage,fuzzing \
+  --max-examples "$EXAMPLES" \
+  --generation-with-security-parameters false \
+  --seed "${AGORA_FUZZ_SEED:-20261130}" \
+  --workers 2 \
+  --no-color || status=$?
+if grep -q 'panicked' "$work/agora.log"; then
+  log "the platform panicked:"; grep -A5 panicked "$work/agora.log" >&2; status=1
+fi
+kill -0 "$pid" 2>/dev/null || { log "the platform died during the run"; status=1; }
+exit $status
