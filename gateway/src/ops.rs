@@ -1,7 +1,10 @@
-//! The gateway's own endpoints: aggregated `/health`, merged `/openapi.json`, a docs page at
-//! `/docs`, and `/metrics`.
+//! The gateway's own endpoints: aggregated `/health`, merged `/openapi.json`, the API console
+//! (Swagger UI, vendored) at `/docs/`, and `/metrics`.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use actix_web::{HttpResponse, web};
 use serde_json::{Map, Value, json};
@@ -13,8 +16,58 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/health/live", web::get().to(live))
         .route("/metrics", web::get().to(agora_shared::http::metrics))
         .route("/openapi.json", web::get().to(openapi))
-        .route("/docs", web::get().to(docs))
-        .route("/docs/app.js", web::get().to(docs_script));
+        .route("/docs", web::get().to(docs_root))
+        .route("/docs/{file:.*}", web::get().to(docs));
+}
+
+/// What the console's page may load and call: its own files and the gateway's API, nothing
+/// from elsewhere (Swagger UI sets inline styles and uses data: images; it runs no inline script).
+const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
+
+/// Swagger UI's settings: the merged document, "try it out" on, the bearer token kept across
+/// reloads of the page.
+fn console() -> &'static Arc<utoipa_swagger_ui::Config<'static>> {
+    static CONFIG: std::sync::OnceLock<Arc<utoipa_swagger_ui::Config<'static>>> =
+        std::sync::OnceLock::new();
+    CONFIG.get_or_init(|| {
+        Arc::new(
+            utoipa_swagger_ui::Config::from("/openapi.json")
+                .try_it_out_enabled(true)
+                .persist_authorization(true),
+        )
+    })
+}
+
+async fn docs_root() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header(("Location", "/docs/"))
+        .finish()
+}
+
+/// The console's files, with a policy that allows only what it needs.
+async fn docs(file: web::Path<String>) -> HttpResponse {
+    let served = utoipa_swagger_ui::serve(&file, console().clone());
+    match served {
+        Ok(Some(found)) => {
+            let mut response = HttpResponse::Ok();
+            response
+                .content_type(found.content_type)
+                .insert_header(("Content-Security-Policy", DOCS_CSP))
+                .insert_header(("Cache-Control", "no-cache"));
+            if found.gzpipped {
+                response.insert_header(("Content-Encoding", "gzip"));
+            }
+            response.body(found.bytes.into_owned())
+        }
+        Ok(None) => actix_web::ResponseError::error_response(&agora_shared::AppError::NotFound(
+            format!("no console file {file}"),
+        )),
+        Err(err) => actix_web::ResponseError::error_response(&agora_shared::AppError::Internal(
+            anyhow::anyhow!("api console: {err}"),
+        )),
+    }
 }
 
 async fn live() -> HttpResponse {
@@ -131,19 +184,6 @@ pub fn merge(docs: &[(String, Option<Value>)]) -> Value {
         "paths": paths,
         "components": components,
     })
-}
-
-async fn docs() -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header(("Content-Security-Policy", "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'"))
-        .content_type("text/html; charset=utf-8")
-        .body(include_str!("docs.html"))
-}
-
-async fn docs_script() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/javascript; charset=utf-8")
-        .body(include_str!("docs.js"))
 }
 
 #[cfg(test)]

@@ -429,7 +429,9 @@ async fn merged_openapi_and_docs() {
             .contains("dead"),
         "unavailable services are named"
     );
-    let docs = s.req(Method::GET, "/docs").call().await;
+    // The API console: Swagger UI served from the gateway itself (no CDN), over the merged
+    // document, with "try it out" and the bearer token kept.
+    let docs = s.req(Method::GET, "/docs/").call().await;
     assert_eq!(docs.status(), 200);
     assert!(
         docs.headers()["content-type"]
@@ -437,13 +439,35 @@ async fn merged_openapi_and_docs() {
             .unwrap()
             .starts_with("text/html")
     );
-    assert!(docs.text().await.unwrap().contains("/docs/app.js"));
-    let js = s
-        .req(Method::GET, "/docs/app.js")
+    let csp = docs.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("connect-src 'self'"),
+        "{csp}"
+    );
+    assert!(
+        !csp.contains("http"),
+        "the console loads nothing from elsewhere: {csp}"
+    );
+    let page = docs.text().await.unwrap();
+    assert!(page.contains("swagger-ui-bundle.js"), "{page}");
+    assert!(!page.contains("https://"), "no asset from a CDN");
+    for asset in ["swagger-ui-bundle.js", "swagger-ui.css"] {
+        let resp = s.req(Method::GET, &format!("/docs/{asset}")).call().await;
+        assert_eq!(resp.status(), 200, "{asset}");
+    }
+    let init = s
+        .req(Method::GET, "/docs/swagger-initializer.js")
         .call()
         .await
         .text()
         .await
         .unwrap();
-    assert!(js.contains("/openapi.json"));
+    assert!(init.contains("\"/openapi.json\""), "{init}");
+    assert!(init.contains("\"tryItOutEnabled\": true"), "{init}");
+    assert!(init.contains("\"persistAuthorization\": true"), "{init}");
+    let bare = s.req(Method::GET, "/docs").call().await;
+    assert_eq!(bare.status(), 200, "/docs leads to the console");
 }
