@@ -105,6 +105,9 @@ pub struct CorsConfig {
     pub headers: Vec<String>,
     pub credentials: bool,
     pub max_age_secs: usize,
+    /// Also allow `http://localhost:<port>` and `http://127.0.0.1:<port>` (a front-end on a dev
+    /// server). Unset: on in embedded mode, off in distributed mode.
+    pub local_origins: Option<bool>,
 }
 
 impl Default for CorsConfig {
@@ -125,6 +128,7 @@ impl Default for CorsConfig {
             .to_vec(),
             credentials: false,
             max_age_secs: 600,
+            local_origins: None,
         }
     }
 }

@@ -124,6 +124,11 @@ pub async fn start(
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", gateway.config.http_addr))?;
     let http_addr = listener.local_addr()?;
     let workers = gateway.config.http_workers;
+    let local_origins = gateway
+        .config
+        .cors
+        .local_origins
+        .unwrap_or(ctx.common.mode == agora_shared::config::Mode::Embedded);
     let data = web::Data::from(gateway.clone());
     let server = HttpServer::new(move || {
         let cfg = &data.config;
@@ -152,8 +157,8 @@ pub async fn start(
             .app_data(web::Data::new(client))
             .app_data(web::Data::new(upstream::Client::new(&data.router)))
             .wrap(Condition::new(
-                !cfg.cors.origins.is_empty(),
-                cors(&cfg.cors),
+                !cfg.cors.origins.is_empty() || local_origins,
+                cors(&cfg.cors, local_origins),
             ))
             .wrap(security)
             .wrap(from_fn(observe))
@@ -192,8 +197,11 @@ pub async fn start(
 }
 
 /// CORS from configuration; preflights are answered here, never forwarded.
-fn cors(c: &config::CorsConfig) -> Cors {
+fn cors(c: &config::CorsConfig, local_origins: bool) -> Cors {
     let mut cors = Cors::default();
+    if local_origins {
+        cors = cors.allowed_origin_fn(|origin, _| is_local_origin(origin.as_bytes()));
+    }
     for origin in &c.origins {
         cors = if origin == "*" {
             cors.allow_any_origin()
@@ -216,5 +224,49 @@ fn cors(c: &config::CorsConfig) -> Cors {
         cors.supports_credentials()
     } else {
         cors
+    }
+}
+
+/// `http://localhost[:port]` or `http://127.0.0.1[:port]`, exactly (not `localhost.evil.test`).
+fn is_local_origin(origin: &[u8]) -> bool {
+    let Some(rest) = origin.strip_prefix(b"http://") else {
+        return false;
+    };
+    let Some(port) = rest
+        .strip_prefix(b"localhost")
+        .or_else(|| rest.strip_prefix(b"127.0.0.1"))
+    else {
+        return false;
+    };
+    match port.strip_prefix(b":") {
+        None => port.is_empty(),
+        Some(digits) => {
+            !digits.is_empty() && digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn local_origins_are_exactly_loopback_dev_servers() {
+        for ok in [
+            "http://localhost:5173",
+            "http://127.0.0.1:3000",
+            "http://localhost",
+        ] {
+            assert!(super::is_local_origin(ok.as_bytes()), "{ok}");
+        }
+        for no in [
+            "https://localhost:5173",
+            "http://localhost.evil.test:5173",
+            "http://localhost:5173.evil.test",
+            "http://127.0.0.1.nip.io:80",
+            "http://localhost:",
+            "http://evil.test",
+            "null",
+        ] {
+            assert!(!super::is_local_origin(no.as_bytes()), "{no}");
+        }
     }
 }

@@ -7,7 +7,7 @@ use futures::{SinkExt, StreamExt};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::support::{Call, problem, stack};
+use crate::support::{Call, Stack, problem, stack};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_and_forwarding_headers() {
@@ -348,6 +348,46 @@ async fn websocket_echo_through_the_gateway() {
     // Without a credential the upgrade is refused at the edge.
     let refused = awc::Client::new().ws(url).connect().await;
     assert!(refused.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_front_ends_are_allowed_in_embedded_mode_only() {
+    let preflight = |s: &Stack, origin: &'static str| {
+        s.req(Method::OPTIONS, "/api/v1/echo/x")
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .call()
+    };
+    // The test platform runs in embedded mode: a SPA on a dev server works out of the box.
+    let embedded = stack("", "").await;
+    let ok = preflight(&embedded, "http://localhost:5173").await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
+    let ok = preflight(&embedded, "http://127.0.0.1:3000").await;
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "http://127.0.0.1:3000"
+    );
+    for foreign in ["http://localhost.evil.test:5173", "https://evil.test"] {
+        let refused = preflight(&embedded, foreign).await;
+        assert!(refused.status().is_client_error(), "{foreign}");
+        assert!(
+            !refused
+                .headers()
+                .contains_key("access-control-allow-origin")
+        );
+    }
+    // What distributed mode does unless configured otherwise: closed.
+    let closed = stack("", "[gateway.cors]\nlocal_origins = false\n").await;
+    let refused = preflight(&closed, "http://localhost:5173").await;
+    assert!(
+        !refused
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
