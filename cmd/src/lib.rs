@@ -73,13 +73,14 @@ pub fn context(
     };
     Ok(ServiceContext {
         common,
-        config,
         bus,
         denylist,
         migrate_on_start: migrate,
         redis,
         discovered: Vec::new(),
         provided: Default::default(),
+        auth_peer: config.section("auth_peer")?,
+        config,
     })
 }
 

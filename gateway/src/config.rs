@@ -13,8 +13,6 @@ use agora_shared::config::{ConfigError, Validate};
 pub struct UpstreamConfig {
     /// Base URL of its HTTP API, e.g. `http://127.0.0.1:8081`.
     pub url: String,
-    /// Its gRPC address (the auth service's is used to verify API keys).
-    pub grpc: Option<String>,
     /// Path prefixes routed to it (matched on whole segments, longest first).
     pub prefixes: Vec<String>,
     /// Time allowed for the upstream to answer before a 504.
@@ -34,7 +32,6 @@ impl Default for UpstreamConfig {
     fn default() -> Self {
         Self {
             url: String::new(),
-            grpc: None,
             prefixes: Vec::new(),
             timeout_secs: 30,
             required: true,
@@ -139,9 +136,6 @@ impl Default for CorsConfig {
 pub struct GatewayConfig {
     pub http_addr: SocketAddr,
     pub http_workers: usize,
-    /// `iss` and `aud` accepted on access tokens (the auth service's).
-    pub issuer: String,
-    pub audience: String,
     pub services: BTreeMap<String, UpstreamConfig>,
     /// Exact paths (or prefixes ending in `/`) that need no credential.
     pub public_paths: Vec<String>,
@@ -158,10 +152,6 @@ pub struct GatewayConfig {
     pub hsts: bool,
     /// Peers whose X-Forwarded-For is believed (IPs or CIDRs).
     pub trusted_proxies: Vec<String>,
-    /// Least time between JWKS refetches on an unknown key id.
-    pub jwks_refetch_secs: u64,
-    /// How long an API-key verification is reused.
-    pub api_key_cache_secs: u64,
     pub health_timeout_ms: u64,
 }
 
@@ -169,7 +159,6 @@ impl Default for GatewayConfig {
     fn default() -> Self {
         let auth = UpstreamConfig {
             url: "http://127.0.0.1:8081".into(),
-            grpc: Some("127.0.0.1:9081".into()),
             prefixes: [
                 "/api/v1/auth",
                 "/api/v1/tenants",
@@ -184,7 +173,6 @@ impl Default for GatewayConfig {
         };
         let tickets = UpstreamConfig {
             url: "http://127.0.0.1:8082".into(),
-            grpc: Some("127.0.0.1:9082".into()),
             prefixes: vec!["/api/v1/tickets".into()],
             http2: true,
             ..Default::default()
@@ -193,7 +181,6 @@ impl Default for GatewayConfig {
         // gateway's /health says so but stays ready.
         let analytics = UpstreamConfig {
             url: "http://127.0.0.1:8083".into(),
-            grpc: Some("127.0.0.1:9083".into()),
             prefixes: vec!["/api/v1/analytics".into(), "/api/v1/dashboard".into()],
             required: false,
             http2: true,
@@ -202,8 +189,6 @@ impl Default for GatewayConfig {
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], crate::PORT)),
             http_workers: 2,
-            issuer: "agora".into(),
-            audience: "agora".into(),
             services: BTreeMap::from([
                 ("auth".to_owned(), auth),
                 ("tickets".to_owned(), tickets),
@@ -228,8 +213,6 @@ impl Default for GatewayConfig {
             cors: CorsConfig::default(),
             hsts: false,
             trusted_proxies: Vec::new(),
-            jwks_refetch_secs: 10,
-            api_key_cache_secs: 10,
             health_timeout_ms: 2000,
         }
     }

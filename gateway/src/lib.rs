@@ -93,17 +93,10 @@ pub async fn start(
     for d in discovered {
         if let Some(svc) = config.services.get_mut(&d.name) {
             svc.url = format!("http://{}", d.http);
-            svc.grpc = Some(d.grpc.to_string());
         }
     }
-    let auth_svc = config.services.get("auth").cloned().unwrap_or_default();
-    let auth_grpc = auth_svc.grpc.clone().ok_or_else(|| {
-        agora_shared::config::ConfigError::new("gateway.services.auth.grpc", "is required")
-    })?;
     let peer = Arc::new(edge_auth::authenticator(
-        &config,
-        &auth_svc.url,
-        &auth_grpc,
+        &ctx.auth_peer(discovered),
         ctx.denylist.clone(),
     )?);
     let memory = Arc::new(ratelimit::MemoryStore::default());

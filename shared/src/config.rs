@@ -189,6 +189,61 @@ impl Validate for CommonConfig {
     }
 }
 
+/// How every service but auth (and the gateway) reaches and trusts the auth service: the
+/// `[auth_peer]` section, shared by all of them and validated once. In embedded mode the
+/// addresses of the auth service started in the same process replace `url` and `grpc`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthPeerConfig {
+    /// The auth service's HTTP base URL (JWKS).
+    pub url: String,
+    /// Its gRPC address (API keys, teams).
+    pub grpc: String,
+    /// `iss` and `aud` accepted on access tokens.
+    pub issuer: String,
+    pub audience: String,
+    /// Least time between JWKS refetches on an unknown key id.
+    pub jwks_refetch_secs: u64,
+    /// How long an API-key verification is reused (the delay before a revocation bites when
+    /// Redis does not carry it).
+    pub api_key_cache_secs: u64,
+}
+
+impl Default for AuthPeerConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:8081".into(),
+            grpc: "127.0.0.1:9081".into(),
+            issuer: "agora".into(),
+            audience: "agora".into(),
+            jwks_refetch_secs: 10,
+            api_key_cache_secs: 10,
+        }
+    }
+}
+
+impl Validate for AuthPeerConfig {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("{prefix}.{k}");
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return Err(ConfigError::new(
+                key("url"),
+                "must be an http:// or https:// URL",
+            ));
+        }
+        for (k, v) in [
+            ("grpc", &self.grpc),
+            ("issuer", &self.issuer),
+            ("audience", &self.audience),
+        ] {
+            if v.trim().is_empty() {
+                return Err(ConfigError::new(key(k), "must not be empty"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The store of a service's section alone (what `agora migrate` needs of it).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -334,6 +389,23 @@ mod tests {
             err.to_string(),
             "invalid configuration: svc.name: must not be empty"
         );
+    }
+
+    #[test]
+    fn the_auth_peer_section_is_checked_once_for_everyone() {
+        let peer: AuthPeerConfig = ConfigSource::from_toml("").section("auth_peer").unwrap();
+        assert_eq!(
+            (peer.url.as_str(), peer.grpc.as_str()),
+            ("http://127.0.0.1:8081", "127.0.0.1:9081")
+        );
+        let err = ConfigSource::from_toml("[auth_peer]\nurl = \"ftp://x\"\n")
+            .section::<AuthPeerConfig>("auth_peer")
+            .unwrap_err();
+        assert_eq!(err.key, "auth_peer.url");
+        let err = ConfigSource::from_toml("[auth_peer]\naudience = \" \"\n")
+            .section::<AuthPeerConfig>("auth_peer")
+            .unwrap_err();
+        assert_eq!(err.key, "auth_peer.audience");
     }
 
     #[test]

@@ -17,6 +17,7 @@ use agora_proto::auth::v1::{VerifyApiKeyRequest, auth_service_client::AuthServic
 
 use crate::{
     AppError,
+    config::AuthPeerConfig,
     http::{ApiKeyResolver, Authenticator, Caller, Credential, Role},
     redis::Invalidate,
     tokens::{Denylist, RemoteJwks, Verifier},
@@ -113,21 +114,6 @@ impl ApiKeyResolver for GrpcApiKeys {
     }
 }
 
-/// Where the auth service is and how its tokens look.
-#[derive(Debug, Clone)]
-pub struct AuthPeer<'a> {
-    /// Base URL of auth's HTTP API (its JWKS is at `/.well-known/jwks.json`).
-    pub url: &'a str,
-    /// auth's gRPC address.
-    pub grpc: &'a str,
-    pub issuer: &'a str,
-    pub audience: &'a str,
-    /// Least time between JWKS refetches on an unknown key id.
-    pub jwks_refetch: Duration,
-    /// How long an API-key verification is reused.
-    pub api_key_ttl: Duration,
-}
-
 /// The authenticator of a service that is not auth, with handles on its caches.
 pub struct PeerAuth {
     pub authenticator: Authenticator,
@@ -154,14 +140,17 @@ impl Invalidate for PeerAuth {
 }
 
 /// An authenticator that verifies against the auth service at `peer`.
-pub fn connect(peer: &AuthPeer<'_>, denylist: Arc<dyn Denylist>) -> anyhow::Result<PeerAuth> {
+pub fn connect(peer: &AuthPeerConfig, denylist: Arc<dyn Denylist>) -> anyhow::Result<PeerAuth> {
     let jwks = Arc::new(RemoteJwks::new(
         format!("{}/.well-known/jwks.json", peer.url.trim_end_matches('/')),
-        peer.jwks_refetch,
+        Duration::from_secs(peer.jwks_refetch_secs),
     ));
-    let verifier = Verifier::new(peer.issuer, peer.audience, jwks.clone(), denylist);
-    let channel = crate::grpc::channel(peer.grpc, Duration::from_secs(2), Duration::from_secs(5))?;
-    let api_keys = Arc::new(GrpcApiKeys::new(channel, peer.api_key_ttl));
+    let verifier = Verifier::new(&peer.issuer, &peer.audience, jwks.clone(), denylist);
+    let channel = crate::grpc::channel(&peer.grpc, Duration::from_secs(2), Duration::from_secs(5))?;
+    let api_keys = Arc::new(GrpcApiKeys::new(
+        channel,
+        Duration::from_secs(peer.api_key_cache_secs),
+    ));
     Ok(PeerAuth {
         authenticator: Authenticator {
             verifier: Arc::new(verifier),

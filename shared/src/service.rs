@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     bus::{SharedBus, run_relay},
-    config::{CommonConfig, ConfigSource, ServiceEndpoints},
+    config::{AuthPeerConfig, CommonConfig, ConfigSource, ServiceEndpoints},
     db::{Db, Migrations},
     http::{Authenticator, ServiceName, configure_extractors, health, observe::observe},
     tokens::Denylist,
@@ -94,6 +94,23 @@ pub struct ServiceContext {
     pub discovered: Vec<Discovered>,
     /// What earlier services of this process offer.
     pub provided: Provided,
+    /// How to reach and trust the auth service (`[auth_peer]`), validated once.
+    pub auth_peer: AuthPeerConfig,
+}
+
+impl ServiceContext {
+    /// The auth peer settings, with the addresses of an auth service started in this process
+    /// (found in `discovered`, or else in the context's own list).
+    pub fn auth_peer(&self, discovered: &[Discovered]) -> AuthPeerConfig {
+        let mut peer = self.auth_peer.clone();
+        if let Some(auth) = Discovered::find(discovered, "auth")
+            .or_else(|| Discovered::find(&self.discovered, "auth"))
+        {
+            peer.url = format!("http://{}", auth.http);
+            peer.grpc = auth.grpc.to_string();
+        }
+        peer
+    }
 }
 
 /// A service started in this process, whose addresses replace the configured ones of its

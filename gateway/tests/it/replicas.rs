@@ -50,10 +50,12 @@ grpc_addr = "127.0.0.1:0"
 database_url = "{db}"
 http_workers = 1
 
+[auth_peer]
+api_key_cache_secs = 300
+
 [gateway]
 http_addr = "127.0.0.1:0"
 http_workers = 2
-api_key_cache_secs = 300
 
 [gateway.services.tickets]
 url = "http://127.0.0.1:9"

@@ -69,10 +69,12 @@ database_url = "{db}"
 http_workers = 1
 signing_key = '''{pem}'''
 
+[auth_peer]
+api_key_cache_secs = 1
+
 [gateway]
 http_addr = "127.0.0.1:0"
 http_workers = 2
-api_key_cache_secs = 1
 {gateway_toml}
 
 [gateway.services.echo]

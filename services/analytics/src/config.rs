@@ -10,13 +10,6 @@ use agora_shared::config::{ConfigError, Secret, ServiceEndpoints, Validate};
 pub struct AnalyticsConfig {
     #[serde(flatten)]
     pub endpoints: ServiceEndpoints,
-    /// The auth service's HTTP base URL (JWKS) and gRPC address (API keys).
-    pub auth_url: String,
-    pub auth_grpc: String,
-    pub issuer: String,
-    pub audience: String,
-    pub jwks_refetch_secs: u64,
-    pub api_key_cache_secs: u64,
     /// The tickets service's gRPC address (backfill and rebuild read tickets from it).
     pub tickets_grpc: String,
     /// A platform admin's API key (or token) for reading every tenant's tickets when
@@ -39,12 +32,6 @@ impl Default for AnalyticsConfig {
     fn default() -> Self {
         Self {
             endpoints: ServiceEndpoints::new(crate::PORTS.0, crate::PORTS.1),
-            auth_url: "http://127.0.0.1:8081".into(),
-            auth_grpc: "127.0.0.1:9081".into(),
-            issuer: "agora".into(),
-            audience: "agora".into(),
-            jwks_refetch_secs: 10,
-            api_key_cache_secs: 10,
             tickets_grpc: "127.0.0.1:9082".into(),
             tickets_credential: None,
             backfill_on_start: true,
@@ -60,19 +47,8 @@ impl Validate for AnalyticsConfig {
         let key = |k: &str| format!("{prefix}.{k}");
         self.endpoints.validate(prefix)?;
         let is_url = |u: &str| u.starts_with("http://") || u.starts_with("https://");
-        if !is_url(&self.auth_url) {
-            return Err(ConfigError::new(
-                key("auth_url"),
-                "must be an http:// or https:// URL",
-            ));
-        }
-        for (k, v) in [
-            ("auth_grpc", &self.auth_grpc),
-            ("tickets_grpc", &self.tickets_grpc),
-        ] {
-            if v.trim().is_empty() {
-                return Err(ConfigError::new(key(k), "must not be empty"));
-            }
+        if self.tickets_grpc.trim().is_empty() {
+            return Err(ConfigError::new(key("tickets_grpc"), "must not be empty"));
         }
         if let Some(bad) = self.metrics_targets.iter().find(|u| !is_url(u)) {
             return Err(ConfigError::new(

@@ -12,7 +12,7 @@ use agora_shared::{
     bus::{run_consumer, topic_for},
     config::ConfigError,
     db::{Db, Migrations},
-    peer_auth::{self, AuthPeer},
+    peer_auth,
     service::{Discovered, Parts, RunningService, ServiceContext, ServiceSpec, ServiceTokens},
 };
 
@@ -105,10 +105,7 @@ pub async fn start(
     credential: Option<Credential>,
 ) -> anyhow::Result<Started> {
     let mut config: AnalyticsConfig = ctx.config.section(NAME)?;
-    if let Some(auth) = Discovered::find(discovered, "auth") {
-        config.auth_url = format!("http://{}", auth.http);
-        config.auth_grpc = auth.grpc.to_string();
-    }
+    let auth_peer = ctx.auth_peer(discovered);
     if let Some(tickets) = Discovered::find(discovered, "tickets") {
         config.tickets_grpc = tickets.grpc.to_string();
     }
@@ -120,17 +117,7 @@ pub async fn start(
         tokio::task::spawn_blocking(move || Db::migrate(&url, MIGRATIONS)).await??;
     }
     let db = Db::connect(&url, config.endpoints.database_pool_size)?;
-    let peer = Arc::new(peer_auth::connect(
-        &AuthPeer {
-            url: &config.auth_url,
-            grpc: &config.auth_grpc,
-            issuer: &config.issuer,
-            audience: &config.audience,
-            jwks_refetch: Duration::from_secs(config.jwks_refetch_secs),
-            api_key_ttl: Duration::from_secs(config.api_key_cache_secs),
-        },
-        ctx.denylist.clone(),
-    )?);
+    let peer = Arc::new(peer_auth::connect(&auth_peer, ctx.denylist.clone())?);
     let authenticator = peer.authenticator.clone();
     let tickets_channel = agora_shared::grpc::channel(
         &config.tickets_grpc,

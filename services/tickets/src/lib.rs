@@ -11,7 +11,7 @@ use tonic::transport::Channel;
 use agora_shared::{
     config::ConfigError,
     db::{Db, Migrations},
-    peer_auth::{self, AuthPeer},
+    peer_auth,
     service::{Discovered, Parts, RunningService, ServiceContext, ServiceSpec},
 };
 
@@ -88,11 +88,8 @@ pub async fn start(
     shutdown: CancellationToken,
     discovered: &[Discovered],
 ) -> anyhow::Result<Started> {
-    let mut config: TicketsConfig = ctx.config.section(NAME)?;
-    if let Some(auth) = Discovered::find(discovered, "auth") {
-        config.auth_url = format!("http://{}", auth.http);
-        config.auth_grpc = auth.grpc.to_string();
-    }
+    let config: TicketsConfig = ctx.config.section(NAME)?;
+    let auth_peer = ctx.auth_peer(discovered);
     let url = config
         .endpoints
         .resolve_database_url(NAME, &ctx.common, NAME)?;
@@ -101,20 +98,10 @@ pub async fn start(
         tokio::task::spawn_blocking(move || Db::migrate(&url, MIGRATIONS)).await??;
     }
     let db = Db::connect(&url, config.endpoints.database_pool_size)?;
-    let peer = Arc::new(peer_auth::connect(
-        &AuthPeer {
-            url: &config.auth_url,
-            grpc: &config.auth_grpc,
-            issuer: &config.issuer,
-            audience: &config.audience,
-            jwks_refetch: Duration::from_secs(config.jwks_refetch_secs),
-            api_key_ttl: Duration::from_secs(config.api_key_cache_secs),
-        },
-        ctx.denylist.clone(),
-    )?);
+    let peer = Arc::new(peer_auth::connect(&auth_peer, ctx.denylist.clone())?);
     let authenticator = peer.authenticator.clone();
     let auth_channel = agora_shared::grpc::channel(
-        &config.auth_grpc,
+        &auth_peer.grpc,
         Duration::from_secs(2),
         Duration::from_secs(5),
     )?;
