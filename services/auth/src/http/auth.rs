@@ -238,8 +238,8 @@ pub async fn change_password(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Starts a password reset. The answer is the same whether or not the email exists; the token
-/// goes out as an event (and by email when SMTP is configured).
+/// Starts a password reset. The answer is the same whether or not the email exists; the link
+/// is emailed (when SMTP is configured), and the event says only that one was issued.
 #[utoipa::path(post, path = "/api/v1/auth/forgot", tag = "auth", request_body = ForgotRequest,
     responses((status = 202, body = Accepted)))]
 pub async fn forgot(
