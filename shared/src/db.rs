@@ -5,7 +5,7 @@
 use std::{
     cell::Cell,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::Duration,
 };
 
@@ -15,7 +15,7 @@ use diesel::{
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use prometheus::IntCounter;
-use tokio::sync::Notify;
+use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{AppError, AppResult};
 
@@ -160,7 +160,12 @@ pub struct Db {
     sqlite: bool,
     /// SQLite has one writer at a time; serialising write transactions in-process avoids
     /// `database is locked` failures when a deferred transaction upgrades to a write lock.
+    /// Writers wait for it here, holding neither a blocking thread nor a connection.
     write_lock: Arc<Mutex<()>>,
+    /// Store work in flight (one permit per pooled connection): callers queue here, not on
+    /// the blocking pool, and give up with a 503 after `queue_timeout`.
+    permits: Arc<Semaphore>,
+    queue_timeout: Duration,
     /// Notified after a committed transaction that enqueued events (the relay waits on it).
     committed_events: Arc<Notify>,
     writes: IntCounter,
@@ -186,9 +191,25 @@ impl Db {
             pool,
             sqlite,
             write_lock: Arc::new(Mutex::new(())),
+            permits: Arc::new(Semaphore::new(pool_size.max(1) as usize)),
+            queue_timeout: Duration::from_secs(5),
             committed_events: Arc::new(Notify::new()),
             writes,
         })
+    }
+
+    /// How long a caller waits for its turn before the store answers 503 (default 5 s).
+    pub fn with_queue_timeout(mut self, timeout: Duration) -> Self {
+        self.queue_timeout = timeout;
+        self
+    }
+
+    /// A turn at the store, or 503 when none comes within the queue timeout.
+    async fn turn(&self) -> AppResult<OwnedSemaphorePermit> {
+        match tokio::time::timeout(self.queue_timeout, self.permits.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) | Err(_) => Err(busy()),
+        }
     }
 
     /// Applies the kernel's pending migrations, then the service's; returns how many ran.
@@ -226,7 +247,9 @@ impl Db {
     {
         let pool = self.pool.clone();
         let trace = crate::telemetry::current_traceparent();
+        let permit = self.turn().await?;
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let mut conn = pool.get()?;
             crate::telemetry::with_traceparent_sync(trace, || f(&mut conn))
         })
@@ -241,15 +264,21 @@ impl Db {
         F: FnOnce(&mut DbConnection) -> AppResult<T> + Send + 'static,
     {
         let pool = self.pool.clone();
-        let lock = self.sqlite.then(|| self.write_lock.clone());
         let trace = crate::telemetry::current_traceparent();
         let (committed_events, writes) = (self.committed_events.clone(), self.writes.clone());
+        // Writers queue for SQLite's one write slot before taking a turn, so queued writers
+        // never hold the turns (and connections) that readers are waiting for.
+        let guard = match self.sqlite {
+            true => Some(
+                tokio::time::timeout(self.queue_timeout, self.write_lock.clone().lock_owned())
+                    .await
+                    .map_err(|_| busy())?,
+            ),
+            false => None,
+        };
+        let permit = self.turn().await?;
         tokio::task::spawn_blocking(move || {
-            // Writers queue for SQLite's one write slot before taking a connection, so queued
-            // writers never hold pool connections that readers are waiting for.
-            let _guard = lock
-                .as_ref()
-                .map(|l| l.lock().unwrap_or_else(|p| p.into_inner()));
+            let (_guard, _permit) = (guard, permit);
             let mut conn = pool.get()?;
             ENQUEUED.with(|e| e.set(false));
             let result = crate::telemetry::with_traceparent_sync(trace, || (*conn).transaction(f));
@@ -285,6 +314,10 @@ where
 {
     let kernel = conn.run_pending_migrations(kernel)?.len();
     Ok(kernel + conn.run_pending_migrations(service)?.len())
+}
+
+fn busy() -> AppError {
+    AppError::Unavailable("the store is busy, retry shortly".into()).with_code("store.busy")
 }
 
 fn ensure_parent_writable(path: &Path) -> anyhow::Result<()> {
@@ -352,5 +385,82 @@ mod tests {
             .err()
             .expect("must fail");
         assert!(format!("{err:#}").contains("/proc/agora"), "{err:#}");
+    }
+
+    /// A store with `pool` connections whose callers give up after 200 ms in the queue.
+    fn small_store(pool: u32) -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let db = Db::connect(&url, pool)
+            .unwrap()
+            .with_queue_timeout(Duration::from_millis(200));
+        (dir, db)
+    }
+
+    /// Starts store work that holds its connection until `release` is sent.
+    fn hold(
+        db: &Db,
+        write: bool,
+    ) -> (
+        std::sync::mpsc::Sender<()>,
+        tokio::task::JoinHandle<AppResult<()>>,
+    ) {
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let db = db.clone();
+        let task = tokio::spawn(async move {
+            let work = move |_: &mut DbConnection| {
+                let _ = wait.recv();
+                Ok(())
+            };
+            if write {
+                db.write(work).await
+            } else {
+                db.read(work).await
+            }
+        });
+        (release, task)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn callers_beyond_the_pool_wait_then_get_a_503() {
+        let (_dir, db) = small_store(1);
+        let (release, held) = hold(&db, false);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let err = db.read(|_| Ok(())).await.unwrap_err();
+        assert_eq!(err.status().as_u16(), 503);
+        assert_eq!(err.problem().code, "store.busy");
+        release.send(()).unwrap();
+        held.await.unwrap().unwrap();
+        db.read(|_| Ok(()))
+            .await
+            .expect("served once the turn is free");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn readers_are_served_while_writers_queue() {
+        let (_dir, db) = small_store(2);
+        // One writer holds SQLite's write slot; five more queue behind it.
+        let (release, first) = hold(&db, true);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let queued: Vec<_> = (0..5)
+            .map(|_| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    db.with_queue_timeout(Duration::from_secs(30))
+                        .write(|_| Ok(()))
+                        .await
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Queued writers hold no connection: a reader gets the free one at once.
+        db.read(|conn| conn.batch_execute("SELECT 1").map_err(AppError::from))
+            .await
+            .expect("a reader is not starved by queued writers");
+        release.send(()).unwrap();
+        first.await.unwrap().unwrap();
+        for writer in queued {
+            writer.await.unwrap().unwrap();
+        }
     }
 }
