@@ -2,8 +2,6 @@
 //! AGORA_TEST_DATABASE_URL is set) PostgreSQL.
 
 mod api_keys;
-mod bus;
-mod buses;
 mod ops;
 mod sessions;
 mod support;

@@ -18,7 +18,7 @@ use agora_shared::{
         kafka::{KafkaBus, KafkaConfig},
         run_consumer,
     },
-    db::Db,
+    db::{Db, KERNEL_MIGRATIONS},
     testing::{TestDb, skip_or_fail},
 };
 
@@ -179,7 +179,7 @@ async fn uncommitted_events_are_redelivered(b: TestBus) {
 async fn consumers_dedupe_and_dead_letter(b: TestBus) {
     let db = TestDb::sqlite();
     let url = db.url.clone();
-    tokio::task::spawn_blocking(move || Db::migrate(&url, agora_auth::MIGRATIONS))
+    tokio::task::spawn_blocking(move || Db::migrate(&url, KERNEL_MIGRATIONS))
         .await
         .unwrap()
         .unwrap();

@@ -1,4 +1,4 @@
-//! The outbox and inbox on the service's real store: events survive until published, and a
+//! The outbox and inbox on a real store (SQLite and PostgreSQL): events survive until published, and a
 //! consumer handles a redelivered event once.
 
 use std::sync::{
@@ -10,21 +10,22 @@ use tokio_util::sync::CancellationToken;
 
 use agora_shared::{
     bus::{Event, EventBus, InProcessBus, Outbox, Subscription, run_consumer, run_relay},
-    db::Db,
-    testing::TestDb,
+    db::{Db, KERNEL_MIGRATIONS},
+    testing::{Store, TestDb},
 };
 
-/// The auth store at `db`, migrated.
+/// A store at `db` with the kernel's tables (all the outbox and inbox need).
 async fn migrated(db: &TestDb) -> Db {
     let url = db.url.clone();
-    tokio::task::spawn_blocking(move || Db::migrate(&url, agora_auth::MIGRATIONS))
+    tokio::task::spawn_blocking(move || Db::migrate(&url, KERNEL_MIGRATIONS))
         .await
         .unwrap()
         .unwrap();
     Db::connect(&db.url, 8).unwrap()
 }
 
-async fn outbox_waits_for_the_bus_and_inbox_dedupes(db: TestDb) {
+async fn outbox_waits_for_the_bus_and_inbox_dedupes(store: Store) {
+    let db = store();
     let store = migrated(&db).await;
     // Events written in transactions, in order, for two aggregates.
     let mut ids = Vec::new();
@@ -103,7 +104,8 @@ async fn outbox_waits_for_the_bus_and_inbox_dedupes(db: TestDb) {
     consumer.await.unwrap().unwrap();
 }
 
-async fn uncommitted_events_are_redelivered(db: TestDb) {
+async fn uncommitted_events_are_redelivered(store: Store) {
+    let db = store();
     let _ = db;
     let bus = InProcessBus::new();
     for i in 0..3u8 {
@@ -140,7 +142,8 @@ async fn take(sub: &mut Box<dyn Subscription>, got: &mut Vec<u32>, n: usize) {
 
 /// Two replicas' relays on one store: each event reaches the bus once, in per-key order, and
 /// when the publishing replica stops the other takes over.
-async fn replicas_relay_each_event_once_in_order(db: TestDb) {
+async fn replicas_relay_each_event_once_in_order(store: Store) {
+    let db = store();
     let store = migrated(&db).await;
     let enqueue = |from: u32, to: u32| {
         let store = store.clone();
@@ -198,7 +201,7 @@ async fn replicas_relay_each_event_once_in_order(db: TestDb) {
     relay_b.await.unwrap();
 }
 
-crate::on_every_store!(
+agora_shared::on_sqlite_and_postgres!(
     outbox_waits_for_the_bus_and_inbox_dedupes,
     uncommitted_events_are_redelivered,
     replicas_relay_each_event_once_in_order
