@@ -20,6 +20,7 @@ use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore};
 use crate::error::{AppError, AppResult};
 
 pub mod outbox_schema;
+pub mod text_column;
 
 /// A connection to either backend; queries are written once against it.
 #[derive(diesel::MultiConnection)]
@@ -462,5 +463,45 @@ mod tests {
         for writer in queued {
             writer.await.unwrap().unwrap();
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn closed_sets_round_trip_and_a_corrupt_value_is_an_error() {
+        use crate::http::Role;
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Stored {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            role: Role,
+        }
+        let (_dir, db) = small_store(1);
+        let roles = db
+            .write(|conn| {
+                conn.batch_execute("CREATE TABLE t (n INTEGER, role TEXT NOT NULL)")?;
+                diesel::sql_query("INSERT INTO t VALUES (1, ?)")
+                    .bind::<diesel::sql_types::Text, _>(Role::TenantAdmin)
+                    .execute(conn)?;
+                let rows: Vec<Stored> = diesel::sql_query("SELECT role FROM t").load(conn)?;
+                Ok(rows.into_iter().map(|r| r.role).collect::<Vec<_>>())
+            })
+            .await
+            .unwrap();
+        assert_eq!(roles, [Role::TenantAdmin]);
+        let err = db
+            .write(|conn| {
+                conn.batch_execute("UPDATE t SET role = 'ROOT'")?;
+                let rows: Vec<Stored> = diesel::sql_query("SELECT role FROM t").load(conn)?;
+                Ok(rows.len())
+            })
+            .await
+            .expect_err("a role outside the set is never read as some default");
+        assert_eq!(err.status().as_u16(), 500);
+        let AppError::Internal(cause) = &err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            format!("{cause:#}").contains("corrupt stored Role: \"ROOT\""),
+            "{cause:#}"
+        );
     }
 }

@@ -89,18 +89,25 @@ impl ApiKeyResolver for GrpcApiKeys {
                 }
             })?
             .into_inner();
-        let caller = resp.valid.then(|| Caller {
-            user_id: resp.user_id,
-            tenant_id: resp.tenant_id,
-            role: resp.role.parse().unwrap_or(Role::TenantUser),
-            permissions: resp.permissions,
-            email: resp.email,
-            plan: None,
-            credential: Credential::ApiKey {
-                key_id: resp.key_id,
-                key: key.to_owned(),
-            },
-        });
+        let caller = match resp.valid {
+            false => None,
+            true => Some(Caller {
+                user_id: resp.user_id,
+                tenant_id: resp.tenant_id,
+                // A role outside the set is auth misbehaving: refuse rather than guess one.
+                role: resp.role.parse::<Role>().map_err(|_| {
+                    tracing::error!(role = %resp.role, "auth vouched for a key with an unknown role");
+                    AppError::BadGateway("the auth service answered an unknown role".into())
+                })?,
+                permissions: resp.permissions,
+                email: resp.email,
+                plan: None,
+                credential: Credential::ApiKey {
+                    key_id: resp.key_id,
+                    key: key.to_owned(),
+                },
+            }),
+        };
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= MAX_CACHED {
             let ttl = self.ttl;

@@ -94,7 +94,7 @@ pub async fn create_user(
                 email,
                 name,
                 password_hash: Some(hash),
-                role: role.as_str().into(),
+                role,
                 status: domain::USER_ACTIVE.into(),
                 permissions: "[]".into(),
                 created_at: now(),

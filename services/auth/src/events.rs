@@ -60,7 +60,7 @@ pub fn user_changed(
         tenant_id: u.tenant_id.clone(),
         email: u.email.clone(),
         name: u.name.clone(),
-        role: u.role.clone(),
+        role: u.role.to_string(),
         status: u.status.clone(),
         permissions: u.permissions(),
         actor_id: actor_id.unwrap_or_default().to_owned(),

@@ -37,7 +37,7 @@ fn user_message(u: &UserRow) -> pb::User {
         tenant_id: u.tenant_id.clone(),
         email: u.email.clone(),
         name: u.name.clone(),
-        role: u.role.clone(),
+        role: u.role.to_string(),
         status: u.status.clone(),
         permissions: u.permissions(),
     }

@@ -12,7 +12,7 @@ use agora_shared::{
     AppError,
     config::{ConfigError, Mode},
     db::{Db, Migrations},
-    http::{ApiKeyResolver, Authenticator, Caller, Credential, Role},
+    http::{ApiKeyResolver, Authenticator, Caller, Credential},
     service::{Parts, RunningService, ServiceContext, ServiceSpec, ServiceTokens},
     tokens::{Denylist, Verifier},
 };
@@ -122,7 +122,7 @@ impl ApiKeyResolver for AuthState {
         Ok(Some(Caller {
             user_id: row.created_by,
             tenant_id: row.tenant_id,
-            role: row.role.parse().unwrap_or(Role::TenantUser),
+            role: row.role,
             permissions: Vec::new(),
             email,
             plan: None,

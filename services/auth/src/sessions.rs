@@ -56,7 +56,7 @@ pub fn issue(
     let (access_token, _) = signer.issue(&Subject {
         user_id: &user.id,
         tenant_id: &user.tenant_id,
-        role: &user.role,
+        role: user.role.as_str(),
         permissions: &permissions,
         email: &user.email,
         session_id: Some(&family),

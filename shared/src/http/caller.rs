@@ -13,8 +13,22 @@ use crate::{error::AppError, tokens::Verifier};
 /// Prefix of every API key.
 pub const API_KEY_PREFIX: &str = "agk_";
 
-/// Platform-wide roles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+/// Platform-wide roles (stored as text: see [`crate::text_column!`]).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    PartialOrd,
+    Ord,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Role {
     TenantUser,
@@ -31,6 +45,8 @@ impl Role {
         }
     }
 }
+
+crate::text_column!(Role);
 
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

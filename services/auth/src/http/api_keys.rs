@@ -64,7 +64,7 @@ pub async fn create(
         name: body.name.trim().to_owned(),
         prefix: key[..12].to_owned(),
         key_hash: domain::secret_hash(&key),
-        role: role.as_str().into(),
+        role,
         expires_at: body.expires_at.map(|e| e.naive_utc()),
         last_used_at: None,
         revoked_at: None,
@@ -94,7 +94,7 @@ pub async fn create(
         name: row.name,
         key,
         prefix: row.prefix,
-        role: row.role,
+        role: row.role.to_string(),
         expires_at: row.expires_at.map(|e| e.and_utc()),
         created_at: row.created_at.and_utc(),
     };

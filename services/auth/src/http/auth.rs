@@ -76,7 +76,7 @@ pub async fn register(
                 email,
                 name: body.name.trim().to_owned(),
                 password_hash: Some(hash),
-                role: "TENANT_ADMIN".into(),
+                role: agora_shared::http::Role::TenantAdmin,
                 status: domain::USER_ACTIVE.into(),
                 permissions: "[]".into(),
                 created_at: now(),

@@ -114,7 +114,7 @@ pub async fn invite(
                 email,
                 name: body.name.trim().to_owned(),
                 password_hash: None,
-                role: role.as_str().into(),
+                role,
                 status: domain::USER_INVITED.into(),
                 permissions: store::to_json_list(&body.permissions),
                 created_at: now(),
@@ -228,7 +228,7 @@ pub async fn update(
                 new_role == Role::TenantAdmin && new_status == domain::USER_ACTIVE,
             )?;
             let deactivated = user.is_active() && new_status == domain::USER_INACTIVE;
-            user.role = new_role.as_str().into();
+            user.role = new_role;
             user.status = new_status;
             if let Some(name) = body.name {
                 user.name = name.trim().to_owned();

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use agora_shared::{
     AppResult,
     db::{DbConnection, now},
+    http::Role,
 };
 
 use crate::schema::{api_keys, users};
@@ -18,7 +19,7 @@ pub struct ApiKeyRow {
     pub name: String,
     pub prefix: String,
     pub key_hash: String,
-    pub role: String,
+    pub role: Role,
     pub expires_at: Option<chrono::NaiveDateTime>,
     pub last_used_at: Option<chrono::NaiveDateTime>,
     pub revoked_at: Option<chrono::NaiveDateTime>,

@@ -14,7 +14,7 @@ pub struct UserRow {
     pub email: String,
     pub name: String,
     pub password_hash: Option<String>,
-    pub role: String,
+    pub role: Role,
     pub status: String,
     pub permissions: String,
     pub created_at: chrono::NaiveDateTime,
@@ -23,7 +23,7 @@ pub struct UserRow {
 
 impl UserRow {
     pub fn role(&self) -> Role {
-        self.role.parse().unwrap_or(Role::TenantUser)
+        self.role
     }
 
     pub fn permissions(&self) -> Vec<String> {

@@ -1,0 +1,89 @@
+//! Closed sets (roles, statuses, priorities, categories) stored as text on both backends: a
+//! type with `as_str() -> &'static str` and `FromStr` becomes a column type with
+//! [`text_column!`]. A stored value outside the set fails the read with an error that names the
+//! type and the value (logged once as an internal error), never a silent default.
+
+/// Maps `$t` to Diesel's `Text` on PostgreSQL, SQLite and the multi-backend connection. `$t`
+/// must derive `diesel::AsExpression` and `diesel::FromSqlRow` with `#[diesel(sql_type =
+/// diesel::sql_types::Text)]`.
+#[macro_export]
+macro_rules! text_column {
+    ($t:ty) => {
+        impl diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg> for $t {
+            fn to_sql<'b>(
+                &'b self,
+                out: &mut diesel::serialize::Output<'b, '_, diesel::pg::Pg>,
+            ) -> diesel::serialize::Result {
+                <str as diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg>>::to_sql(
+                    self.as_str(),
+                    out,
+                )
+            }
+        }
+
+        impl diesel::serialize::ToSql<diesel::sql_types::Text, diesel::sqlite::Sqlite> for $t {
+            fn to_sql<'b>(
+                &'b self,
+                out: &mut diesel::serialize::Output<'b, '_, diesel::sqlite::Sqlite>,
+            ) -> diesel::serialize::Result {
+                <str as diesel::serialize::ToSql<
+                                    diesel::sql_types::Text,
+                                    diesel::sqlite::Sqlite,
+                                >>::to_sql(self.as_str(), out)
+            }
+        }
+
+        impl diesel::serialize::ToSql<diesel::sql_types::Text, $crate::db::MultiBackend> for $t {
+            fn to_sql<'b>(
+                &'b self,
+                out: &mut diesel::serialize::Output<'b, '_, $crate::db::MultiBackend>,
+            ) -> diesel::serialize::Result {
+                out.set_value((diesel::sql_types::Text, self));
+                Ok(diesel::serialize::IsNull::No)
+            }
+        }
+
+        impl diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg> for $t {
+            fn from_sql(value: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
+                let text = <String as diesel::deserialize::FromSql<
+                    diesel::sql_types::Text,
+                    diesel::pg::Pg,
+                >>::from_sql(value)?;
+                $crate::db::text_column::parse::<$t>(&text)
+            }
+        }
+
+        impl diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::sqlite::Sqlite> for $t {
+            fn from_sql(
+                value: <diesel::sqlite::Sqlite as diesel::backend::Backend>::RawValue<'_>,
+            ) -> diesel::deserialize::Result<Self> {
+                let text = <String as diesel::deserialize::FromSql<
+                    diesel::sql_types::Text,
+                    diesel::sqlite::Sqlite,
+                >>::from_sql(value)?;
+                $crate::db::text_column::parse::<$t>(&text)
+            }
+        }
+
+        impl diesel::deserialize::FromSql<diesel::sql_types::Text, $crate::db::MultiBackend>
+            for $t
+        {
+            fn from_sql(
+                value: <$crate::db::MultiBackend as diesel::backend::Backend>::RawValue<'_>,
+            ) -> diesel::deserialize::Result<Self> {
+                value.from_sql::<Self, diesel::sql_types::Text>()
+            }
+        }
+    };
+}
+
+/// Parses a stored value of a closed set; a value outside it is an error naming both.
+pub fn parse<T: std::str::FromStr>(text: &str) -> diesel::deserialize::Result<T> {
+    text.parse::<T>().map_err(|_| {
+        let kind = std::any::type_name::<T>()
+            .rsplit("::")
+            .next()
+            .unwrap_or("value");
+        format!("corrupt stored {kind}: {text:?} is not one of its values").into()
+    })
+}
