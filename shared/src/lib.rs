@@ -12,6 +12,9 @@ pub mod redis;
 pub mod sealed;
 pub mod service;
 pub mod telemetry;
+/// Test support (fresh stores, infrastructure checks, load generation): compiled only for
+/// tests and benches (feature `testing`), never into the binary.
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tokens;
 
