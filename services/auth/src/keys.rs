@@ -133,24 +133,33 @@ async fn load_from_store(
         settings.access_ttl.as_secs() as i64 + tokens::LEEWAY_SECS as i64,
     );
     let seal_with = sealer.clone();
+    let due = move |rows: &[store::keys::SigningKeyRow]| match rows
+        .iter()
+        .find(|r| r.retired_at.is_none())
+    {
+        None => true,
+        Some(k) => {
+            rotation_days > 0 && now() - k.created_at > chrono::Duration::days(rotation_days.into())
+        }
+    };
+    // A read first: the periodic reload of an idle service writes nothing unless a rotation is
+    // due (then the write transaction checks again, so concurrent replicas rotate once).
     let rows = db
-        .write(move |conn| {
+        .read(move |conn| store::keys::usable(conn, now() - grace))
+        .await?;
+    let rows = if due(&rows) {
+        db.write(move |conn| {
             let mut rows = store::keys::usable(conn, now() - grace)?;
-            let active = rows.iter().find(|r| r.retired_at.is_none());
-            let due = match active {
-                None => true,
-                Some(k) => {
-                    rotation_days > 0
-                        && now() - k.created_at > chrono::Duration::days(rotation_days.into())
-                }
-            };
-            if due {
+            if due(&rows) {
                 rotate_in(conn, seal_with.as_ref())?;
                 rows = store::keys::usable(conn, now() - grace)?;
             }
             Ok(rows)
         })
-        .await?;
+        .await?
+    } else {
+        rows
+    };
     let active = rows
         .iter()
         .find(|r| r.retired_at.is_none())

@@ -27,9 +27,9 @@ macro_rules! text_column {
                 out: &mut diesel::serialize::Output<'b, '_, diesel::sqlite::Sqlite>,
             ) -> diesel::serialize::Result {
                 <str as diesel::serialize::ToSql<
-                                    diesel::sql_types::Text,
-                                    diesel::sqlite::Sqlite,
-                                >>::to_sql(self.as_str(), out)
+                                            diesel::sql_types::Text,
+                                            diesel::sqlite::Sqlite,
+                                        >>::to_sql(self.as_str(), out)
             }
         }
 
