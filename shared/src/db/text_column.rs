@@ -14,10 +14,8 @@ macro_rules! text_column {
                 &'b self,
                 out: &mut diesel::serialize::Output<'b, '_, diesel::pg::Pg>,
             ) -> diesel::serialize::Result {
-                <str as diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg>>::to_sql(
-                    self.as_str(),
-                    out,
-                )
+                use diesel::{pg::Pg, serialize::ToSql, sql_types::Text};
+                <str as ToSql<Text, Pg>>::to_sql(self.as_str(), out)
             }
         }
 
@@ -26,10 +24,8 @@ macro_rules! text_column {
                 &'b self,
                 out: &mut diesel::serialize::Output<'b, '_, diesel::sqlite::Sqlite>,
             ) -> diesel::serialize::Result {
-                <str as diesel::serialize::ToSql<
-                                            diesel::sql_types::Text,
-                                            diesel::sqlite::Sqlite,
-                                        >>::to_sql(self.as_str(), out)
+                use diesel::{serialize::ToSql, sql_types::Text, sqlite::Sqlite};
+                <str as ToSql<Text, Sqlite>>::to_sql(self.as_str(), out)
             }
         }
 
@@ -45,22 +41,18 @@ macro_rules! text_column {
 
         impl diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg> for $t {
             fn from_sql(value: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
-                let text = <String as diesel::deserialize::FromSql<
-                    diesel::sql_types::Text,
-                    diesel::pg::Pg,
-                >>::from_sql(value)?;
+                use diesel::{deserialize::FromSql, pg::Pg, sql_types::Text};
+                let text = <String as FromSql<Text, Pg>>::from_sql(value)?;
                 $crate::db::text_column::parse::<$t>(&text)
             }
         }
 
         impl diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::sqlite::Sqlite> for $t {
             fn from_sql(
-                value: <diesel::sqlite::Sqlite as diesel::backend::Backend>::RawValue<'_>,
+                value: diesel::sqlite::SqliteValue<'_, '_, '_>,
             ) -> diesel::deserialize::Result<Self> {
-                let text = <String as diesel::deserialize::FromSql<
-                    diesel::sql_types::Text,
-                    diesel::sqlite::Sqlite,
-                >>::from_sql(value)?;
+                use diesel::{deserialize::FromSql, sql_types::Text, sqlite::Sqlite};
+                let text = <String as FromSql<Text, Sqlite>>::from_sql(value)?;
                 $crate::db::text_column::parse::<$t>(&text)
             }
         }
@@ -68,9 +60,7 @@ macro_rules! text_column {
         impl diesel::deserialize::FromSql<diesel::sql_types::Text, $crate::db::MultiBackend>
             for $t
         {
-            fn from_sql(
-                value: <$crate::db::MultiBackend as diesel::backend::Backend>::RawValue<'_>,
-            ) -> diesel::deserialize::Result<Self> {
+            fn from_sql(value: $crate::db::MultiRawValue<'_>) -> diesel::deserialize::Result<Self> {
                 value.from_sql::<Self, diesel::sql_types::Text>()
             }
         }
