@@ -481,7 +481,7 @@ fn migrate_creates_the_kafka_topics() {
     assert!(out.status.success(), "{text}");
     assert_eq!(
         text,
-        "tickets: 1 migration(s) applied\n\
+        "tickets: 2 migration(s) applied\n\
          tickets: topics agora.tickets.events and agora.tickets.events.dlq ready\n"
     );
     // Topics are never created on first use, so a publish proves they exist.
