@@ -8,6 +8,7 @@ use crate::AuthState;
 
 pub mod api_keys;
 pub mod auth;
+pub mod passwords;
 pub mod teams;
 pub mod tenants;
 pub mod users;
@@ -18,6 +19,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api/v1")
                 .configure(auth::routes)
+                .configure(passwords::routes)
                 .configure(tenants::routes)
                 .configure(users::routes)
                 .configure(teams::routes)

@@ -12,8 +12,8 @@ use crate::{http, model};
     paths(
         http::jwks,
         http::auth::register, http::auth::login, http::auth::refresh, http::auth::logout,
-        http::auth::me, http::auth::update_me, http::auth::change_password,
-        http::auth::forgot, http::auth::reset, http::auth::accept_invite,
+        http::auth::me, http::auth::update_me, http::passwords::change_password,
+        http::passwords::forgot, http::passwords::reset, http::auth::accept_invite,
         http::tenants::list, http::tenants::create, http::tenants::get, http::tenants::update, http::tenants::delete,
         http::users::list, http::users::invite, http::users::get, http::users::update, http::users::delete,
         http::teams::list, http::teams::create, http::teams::get, http::teams::update, http::teams::delete,

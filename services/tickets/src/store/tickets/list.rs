@@ -1,0 +1,235 @@
+//! Filtered lists of a tenant's tickets in keyset pages, with the SLA status as SQL.
+
+use chrono::NaiveDateTime;
+use diesel::{
+    prelude::*,
+    sql_types::{Bool, Text},
+};
+
+use agora_shared::{
+    AppResult,
+    db::{DbConnection, MultiBackend},
+};
+
+use crate::{
+    domain::{SlaStatus, Status},
+    schema::tickets,
+};
+
+use super::TicketRow;
+
+/// List filters; every one optional.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub statuses: Vec<String>,
+    pub priorities: Vec<String>,
+    pub categories: Vec<String>,
+    pub zone: Option<String>,
+    pub team_id: Option<String>,
+    pub assignee_id: Option<String>,
+    pub sla_status: Option<SlaStatus>,
+    pub created_from: Option<NaiveDateTime>,
+    pub created_to: Option<NaiveDateTime>,
+    /// Searched case-insensitively in title and description.
+    pub q: Option<String>,
+}
+
+/// Sort keys; ties are broken by ticket number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortField {
+    /// Creation order (numbers grow with creation).
+    Number,
+    DueAt,
+    UpdatedAt,
+    Priority,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    pub field: SortField,
+    pub desc: bool,
+}
+
+/// Where a page starts: after the row with this sort value and number.
+#[derive(Debug, Clone, PartialEq)]
+pub enum After {
+    Number(i64),
+    Time(NaiveDateTime, i64),
+    Rank(i32, i64),
+}
+
+type Predicate = Box<dyn BoxableExpression<tickets::table, MultiBackend, SqlType = Bool>>;
+
+diesel::define_sql_function!(fn lower(x: Text) -> Text);
+
+/// `status != COMPLETED` and the SLA clock (stopped or now) is past due.
+fn running_past_due(now: NaiveDateTime) -> Predicate {
+    Box::new(
+        tickets::status.ne(Status::Completed.as_str()).and(
+            tickets::clock_stopped_at
+                .is_null()
+                .and(tickets::due_at.lt(now))
+                .or(tickets::clock_stopped_at
+                    .assume_not_null()
+                    .gt(tickets::due_at)),
+        ),
+    )
+}
+
+/// The rows whose `sla_status` at `now` is `sla` (the SQL twin of `SlaClock::status`).
+pub fn sla_predicate(sla: SlaStatus, now: NaiveDateTime) -> Predicate {
+    let completed = || tickets::status.eq(Status::Completed.as_str());
+    let completed_at = || tickets::completed_at.assume_not_null();
+    let stopped = || tickets::clock_stopped_at.assume_not_null();
+    let finals = [Status::Completed.as_str(), Status::Cancelled.as_str()];
+    match sla {
+        SlaStatus::OnTime => Box::new(completed().and(completed_at().le(tickets::due_at))),
+        SlaStatus::Breached => Box::new(
+            completed()
+                .and(completed_at().gt(tickets::due_at))
+                .or(running_past_due(now)),
+        ),
+        SlaStatus::AtRisk => Box::new(
+            tickets::status.ne_all(finals).and(
+                tickets::clock_stopped_at
+                    .is_null()
+                    .and(tickets::at_risk_at.le(now))
+                    .and(tickets::due_at.ge(now))
+                    .or(stopped()
+                        .ge(tickets::at_risk_at)
+                        .and(stopped().le(tickets::due_at))),
+            ),
+        ),
+        SlaStatus::Pending => Box::new(
+            tickets::status
+                .eq(Status::Cancelled.as_str())
+                .and(stopped().le(tickets::due_at))
+                .or(tickets::status.ne_all(finals).and(
+                    tickets::clock_stopped_at
+                        .is_null()
+                        .and(tickets::at_risk_at.gt(now))
+                        .or(stopped().lt(tickets::at_risk_at)),
+                )),
+        ),
+    }
+}
+
+/// Escapes LIKE wildcards so `q` matches literally.
+fn like_pattern(q: &str) -> String {
+    let mut out = String::with_capacity(q.len() + 2);
+    out.push('%');
+    for c in q.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+fn filtered<'a>(
+    tenant_id: &'a str,
+    filter: &'a Filter,
+    now: NaiveDateTime,
+) -> tickets::BoxedQuery<'a, MultiBackend> {
+    let mut query = tickets::table
+        .filter(tickets::tenant_id.eq(tenant_id))
+        .filter(tickets::deleted_at.is_null())
+        .into_boxed();
+    if !filter.statuses.is_empty() {
+        query = query.filter(tickets::status.eq_any(&filter.statuses));
+    }
+    if !filter.priorities.is_empty() {
+        query = query.filter(tickets::priority.eq_any(&filter.priorities));
+    }
+    if !filter.categories.is_empty() {
+        query = query.filter(tickets::category.eq_any(&filter.categories));
+    }
+    if let Some(zone) = &filter.zone {
+        query = query.filter(tickets::zone.eq(zone));
+    }
+    if let Some(team) = &filter.team_id {
+        query = query.filter(tickets::team_id.eq(team));
+    }
+    if let Some(assignee) = &filter.assignee_id {
+        query = query.filter(tickets::assignee_id.eq(assignee));
+    }
+    if let Some(sla) = filter.sla_status {
+        query = query.filter(sla_predicate(sla, now));
+    }
+    if let Some(from) = filter.created_from {
+        query = query.filter(tickets::created_at.ge(from));
+    }
+    if let Some(to) = filter.created_to {
+        query = query.filter(tickets::created_at.lt(to));
+    }
+    if let Some(q) = &filter.q {
+        let pattern = like_pattern(q);
+        query = query.filter(
+            lower(tickets::title)
+                .like(pattern.clone())
+                .escape('\\')
+                .or(lower(tickets::description).like(pattern).escape('\\')),
+        );
+    }
+    query
+}
+
+/// One page of the tenant's tickets matching `filter`, in `sort` order, after `after`; fetches
+/// `limit + 1` rows so the caller can tell whether another page follows.
+pub fn list(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    filter: &Filter,
+    sort: Sort,
+    after: Option<After>,
+    limit: i64,
+    now: NaiveDateTime,
+) -> AppResult<Vec<TicketRow>> {
+    let mut query = filtered(tenant_id, filter, now);
+    let n = tickets::number;
+    // Keyset: (key, number) strictly after the cursor in the sort's direction.
+    macro_rules! keyset {
+        ($col:expr, $value:expr, $number:expr) => {
+            if sort.desc {
+                query.filter($col.lt($value).or($col.eq($value).and(n.lt($number))))
+            } else {
+                query.filter($col.gt($value).or($col.eq($value).and(n.gt($number))))
+            }
+        };
+    }
+    query = match (sort.field, after) {
+        (_, None) => query,
+        (SortField::Number, Some(After::Number(v))) => {
+            if sort.desc {
+                query.filter(n.lt(v))
+            } else {
+                query.filter(n.gt(v))
+            }
+        }
+        (SortField::DueAt, Some(After::Time(t, v))) => keyset!(tickets::due_at, t, v),
+        (SortField::UpdatedAt, Some(After::Time(t, v))) => keyset!(tickets::updated_at, t, v),
+        (SortField::Priority, Some(After::Rank(r, v))) => keyset!(tickets::priority_rank, r, v),
+        (_, Some(_)) => {
+            return Err(agora_shared::AppError::invalid(
+                "cursor",
+                "belongs to another sort order",
+            ));
+        }
+    };
+    query = match (sort.field, sort.desc) {
+        (SortField::Number, false) => query.order(n.asc()),
+        (SortField::Number, true) => query.order(n.desc()),
+        (SortField::DueAt, false) => query.order((tickets::due_at.asc(), n.asc())),
+        (SortField::DueAt, true) => query.order((tickets::due_at.desc(), n.desc())),
+        (SortField::UpdatedAt, false) => query.order((tickets::updated_at.asc(), n.asc())),
+        (SortField::UpdatedAt, true) => query.order((tickets::updated_at.desc(), n.desc())),
+        (SortField::Priority, false) => query.order((tickets::priority_rank.asc(), n.asc())),
+        (SortField::Priority, true) => query.order((tickets::priority_rank.desc(), n.desc())),
+    };
+    Ok(query
+        .select(TicketRow::as_select())
+        .limit(limit + 1)
+        .load(conn)?)
+}
