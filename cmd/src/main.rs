@@ -38,7 +38,8 @@ struct Cli {
 enum Command {
     /// Run the chosen services (distributed mode).
     Serve {
-        /// Service to run (auth, tickets, analytics, gateway); repeat for several.
+        /// Service to run, by name (`all` for every one); repeat for several. An unknown name
+        /// is refused with the list of known ones.
         #[arg(long = "service", required = true)]
         services: Vec<String>,
         /// Apply pending migrations before serving.
@@ -47,7 +48,7 @@ enum Command {
     },
     /// Apply pending migrations of a service's store (the kernel's tables first).
     Migrate {
-        /// A service that keeps a store (auth, tickets, analytics), or `all`.
+        /// A service that keeps a store, by name, or `all`.
         #[arg(long = "service", default_value = "all")]
         service: String,
     },

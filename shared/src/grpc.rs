@@ -15,6 +15,9 @@ use tonic::{
 
 use crate::http::{Authenticator, Caller};
 
+/// How long a stopping gRPC server waits for its connections to close.
+const DRAIN: Duration = Duration::from_secs(10);
+
 /// Serves `routes` (which should include the health service from [`health`]) on `listener`
 /// until `shutdown`, letting in-flight calls finish.
 pub async fn serve(
@@ -23,11 +26,24 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
         .timeout(Duration::from_secs(30))
         .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
-        .await?;
+        .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return result.map_err(Into::into),
+        _ = shutdown.cancelled() => {}
+    }
+    // Graceful shutdown waits for every connection to close; a peer that keeps its channel
+    // open must not hold the process, so the drain is bounded like the HTTP server's.
+    match tokio::time::timeout(DRAIN, server).await {
+        Ok(result) => result?,
+        Err(_) => tracing::warn!(
+            drain_secs = DRAIN.as_secs(),
+            "grpc connections still open after the drain; closing them"
+        ),
+    }
     Ok(())
 }
 

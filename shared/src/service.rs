@@ -282,6 +282,9 @@ async fn serve_openapi(doc: web::Data<OpenApiDocument>) -> actix_web::HttpRespon
     actix_web::HttpResponse::Ok().json(&doc.0)
 }
 
+/// How long a service has to stop before its remaining tasks are aborted.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Runs started services until `stop` fires or any task of any of them fails, then stops them
 /// in reverse start order, each drained before the one before it is told to stop. The first
 /// failure is returned, naming its service and cause; failures during the shutdown it caused
@@ -314,10 +317,22 @@ pub async fn supervise(
         _ = stop.cancelled() => None,
         failure = failures.recv() => failure,
     };
-    for (name, shutdown, watcher) in watched.into_iter().rev() {
+    for (name, shutdown, mut watcher) in watched.into_iter().rev() {
         shutdown.cancel();
-        if let Err(err) = watcher.await {
-            tracing::warn!(service = name, error = %err, "service watcher ended abnormally");
+        match tokio::time::timeout(STOP_GRACE, &mut watcher).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(service = name, error = %err, "service watcher ended abnormally")
+            }
+            Err(_) => {
+                // Dropping the watcher's task set aborts the tasks still running.
+                watcher.abort();
+                tracing::warn!(
+                    service = name,
+                    grace_secs = STOP_GRACE.as_secs(),
+                    "service did not stop in time; its tasks were aborted"
+                );
+            }
         }
     }
     while let Ok((name, err)) = failures.try_recv() {

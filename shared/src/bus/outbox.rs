@@ -2,7 +2,8 @@
 //! `run_relay` publishes waiting events in insertion order, marking each sent only after the bus
 //! accepted it. While the bus is down events wait in the store and the relay retries. Of several
 //! replicas of a service, one relay publishes at a time: it holds a lease row in the store,
-//! renewed on every pass, so events are not published twice and keep their order.
+//! renewed on every pass that finds events waiting, so events are not published twice and keep
+//! their order.
 
 use std::time::Duration;
 
@@ -149,21 +150,23 @@ pub async fn run_relay(db: Db, bus: SharedBus, shutdown: CancellationToken) {
     let mut last_cleanup = Utc::now() - KEEP_SENT;
     let mut leading = false;
     loop {
-        let wait = match pass(&db, &bus, &holder, &mut leading).await {
+        // After a failure the relay waits out its backoff: new commits do not cut it short,
+        // so a down broker is not retried once per commit.
+        let (wait, woken_by_commits) = match pass(&db, &bus, &holder, &mut leading).await {
             Ok(Pass::Full) => {
                 backoff = Duration::from_millis(100);
                 continue;
             }
             Ok(Pass::Idle | Pass::Published) => {
                 backoff = Duration::from_millis(100);
-                POLL
+                (POLL, true)
             }
-            Ok(Pass::NotLeader) => POLL,
+            Ok(Pass::NotLeader) => (POLL, true),
             Err(err) => {
                 tracing::warn!(error = %err, retry_in_ms = backoff.as_millis() as u64, "outbox relay could not publish");
                 let wait = backoff;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
-                wait
+                (wait, false)
             }
         };
         if Utc::now() - last_cleanup > chrono::Duration::minutes(10) {
@@ -173,7 +176,7 @@ pub async fn run_relay(db: Db, bus: SharedBus, shutdown: CancellationToken) {
             }
         }
         tokio::select! {
-            _ = db.events_committed() => {}
+            _ = db.events_committed(), if woken_by_commits => {}
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.cancelled() => {
                 if let Err(err) = pass(&db, &bus, &holder, &mut leading).await {
