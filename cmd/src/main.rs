@@ -249,7 +249,7 @@ async fn rebuild_analytics(config: ConfigSource, common: CommonConfig) -> anyhow
         }
     };
     let ctx = context(config, common, true)?;
-    let url = agora_analytics::database_url(&ctx)?;
+    let url = agora::store_url(&ctx, agora_analytics::NAME)?;
     let migrate_url = url.clone();
     tokio::task::spawn_blocking(move || Db::migrate(&migrate_url, agora_analytics::MIGRATIONS))
         .await??;
@@ -277,7 +277,7 @@ async fn rebuild_analytics(config: ConfigSource, common: CommonConfig) -> anyhow
 /// The auth store, migrated.
 async fn open_auth_store(config: ConfigSource, common: CommonConfig) -> anyhow::Result<Db> {
     let ctx = context(config, common, true)?;
-    let url = agora_auth::database_url(&ctx)?;
+    let url = agora::store_url(&ctx, agora_auth::NAME)?;
     let migrate_url = url.clone();
     tokio::task::spawn_blocking(move || Db::migrate(&migrate_url, agora_auth::MIGRATIONS))
         .await??;

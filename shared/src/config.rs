@@ -264,11 +264,28 @@ impl Validate for StoreSection {
 impl StoreSection {
     /// The configured URL, or `<data_dir>/<service>.db` in embedded mode.
     pub fn resolve(&self, service: &str, common: &CommonConfig) -> Result<String, ConfigError> {
-        let endpoints = ServiceEndpoints {
-            database_url: self.database_url.clone(),
-            ..ServiceEndpoints::new(0, 0)
-        };
-        endpoints.resolve_database_url(service, common, service)
+        store_url(self.database_url.as_deref(), service, common, service)
+    }
+}
+
+/// The store URL of `service`: `configured`, or an SQLite file under `data_dir` in embedded
+/// mode; distributed mode requires one (the error names `<prefix>.database_url`).
+fn store_url(
+    configured: Option<&str>,
+    prefix: &str,
+    common: &CommonConfig,
+    service: &str,
+) -> Result<String, ConfigError> {
+    match (configured, common.mode) {
+        (Some(url), _) => Ok(url.to_owned()),
+        (None, Mode::Embedded) => Ok(format!(
+            "sqlite://{}",
+            common.data_dir.join(format!("{service}.db")).display()
+        )),
+        (None, Mode::Distributed) => Err(ConfigError::new(
+            format!("{prefix}.database_url"),
+            "is required in distributed mode",
+        )),
     }
 }
 
@@ -315,17 +332,7 @@ impl ServiceEndpoints {
         common: &CommonConfig,
         service: &str,
     ) -> Result<String, ConfigError> {
-        match (&self.database_url, common.mode) {
-            (Some(url), _) => Ok(url.clone()),
-            (None, Mode::Embedded) => Ok(format!(
-                "sqlite://{}",
-                common.data_dir.join(format!("{service}.db")).display()
-            )),
-            (None, Mode::Distributed) => Err(ConfigError::new(
-                format!("{prefix}.database_url"),
-                "is required in distributed mode",
-            )),
-        }
+        store_url(self.database_url.as_deref(), prefix, common, service)
     }
 }
 

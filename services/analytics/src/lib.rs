@@ -10,7 +10,6 @@ use tonic::transport::Channel;
 
 use agora_shared::{
     bus::{run_consumer, topic_for},
-    config::ConfigError,
     db::{Db, Migrations},
     peer_auth,
     service::{Discovered, Parts, RunningService, ServiceContext, ServiceSpec, ServiceTokens},
@@ -78,14 +77,6 @@ pub struct AnalyticsState {
     pub tickets_channel: Channel,
     /// Samples of the platform's Prometheus metrics (`/dashboard/performance`).
     pub scraper: Arc<scrape::Scraper>,
-}
-
-/// The resolved database URL of the analytics store.
-pub fn database_url(ctx: &ServiceContext) -> Result<String, ConfigError> {
-    let config: AnalyticsConfig = ctx.config.section(NAME)?;
-    config
-        .endpoints
-        .resolve_database_url(NAME, &ctx.common, NAME)
 }
 
 /// A started analytics service and its state (tests reach into the state).

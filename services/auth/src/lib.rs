@@ -134,14 +134,6 @@ impl ApiKeyResolver for AuthState {
     }
 }
 
-/// The resolved database URL of the auth store.
-pub fn database_url(ctx: &ServiceContext) -> Result<String, ConfigError> {
-    let config: AuthConfig = ctx.config.section(NAME)?;
-    config
-        .endpoints
-        .resolve_database_url(NAME, &ctx.common, NAME)
-}
-
 /// A started auth service and its state (tests reach into the state).
 pub struct Started {
     pub service: RunningService,

@@ -9,7 +9,6 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 use agora_shared::{
-    config::ConfigError,
     db::{Db, Migrations},
     peer_auth,
     service::{Discovered, Parts, RunningService, ServiceContext, ServiceSpec},
@@ -65,14 +64,6 @@ pub struct TicketsState {
     pub config: TicketsConfig,
     /// The auth service's gRPC API (teams and their members).
     pub auth_channel: Channel,
-}
-
-/// The resolved database URL of the tickets store.
-pub fn database_url(ctx: &ServiceContext) -> Result<String, ConfigError> {
-    let config: TicketsConfig = ctx.config.section(NAME)?;
-    config
-        .endpoints
-        .resolve_database_url(NAME, &ctx.common, NAME)
 }
 
 /// A started tickets service and its state (tests reach into the state).
