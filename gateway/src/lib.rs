@@ -49,12 +49,7 @@ pub fn spec() -> ServiceSpec {
         default_ports: (PORT, None),
         publishes: false,
         openapi: None,
-        start: |ctx, shutdown| {
-            Box::pin(async move {
-                let discovered = ctx.discovered.clone();
-                start(&ctx, shutdown, &discovered).await
-            })
-        },
+        start: |ctx, shutdown| Box::pin(async move { start(&ctx, shutdown).await }),
     }
 }
 
@@ -87,16 +82,15 @@ pub use agora_shared::service::Discovered;
 pub async fn start(
     ctx: &ServiceContext,
     shutdown: CancellationToken,
-    discovered: &[Discovered],
 ) -> anyhow::Result<RunningService> {
     let mut config: GatewayConfig = ctx.config.section(NAME)?;
-    for d in discovered {
+    for d in &ctx.discovered {
         if let Some(svc) = config.services.get_mut(&d.name) {
             svc.url = format!("http://{}", d.http);
         }
     }
     let peer = Arc::new(edge_auth::authenticator(
-        &ctx.auth_peer(discovered),
+        &ctx.auth_peer(),
         ctx.denylist.clone(),
     )?);
     let memory = Arc::new(ratelimit::MemoryStore::default());

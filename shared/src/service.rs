@@ -99,17 +99,23 @@ pub struct ServiceContext {
 }
 
 impl ServiceContext {
-    /// The auth peer settings, with the addresses of an auth service started in this process
-    /// (found in `discovered`, or else in the context's own list).
-    pub fn auth_peer(&self, discovered: &[Discovered]) -> AuthPeerConfig {
+    /// The auth peer settings, with the addresses of an auth service started in this process.
+    pub fn auth_peer(&self) -> AuthPeerConfig {
         let mut peer = self.auth_peer.clone();
-        if let Some(auth) = Discovered::find(discovered, "auth")
-            .or_else(|| Discovered::find(&self.discovered, "auth"))
-        {
+        if let Some(auth) = Discovered::find(&self.discovered, "auth") {
             peer.url = format!("http://{}", auth.http);
             peer.grpc = auth.grpc.to_string();
         }
         peer
+    }
+
+    /// This context, telling the service it starts about `discovered` (tests that start
+    /// services one by one).
+    pub fn with_discovered(&self, discovered: &[Discovered]) -> Self {
+        Self {
+            discovered: discovered.to_vec(),
+            ..self.clone()
+        }
     }
 }
 

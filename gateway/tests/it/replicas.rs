@@ -86,7 +86,7 @@ api = {{ limit = 40, period_secs = 3600 }}
     tokio::spawn(auth.service.wait());
     let mut bases = Vec::new();
     for ctx in [&ctx_a, &ctx_b] {
-        let gateway = agora_gateway::start(ctx, shutdown.clone(), &discovered)
+        let gateway = agora_gateway::start(&ctx.with_discovered(&discovered), shutdown.clone())
             .await
             .expect("gateway");
         bases.push(format!("http://{}", gateway.http_addr));

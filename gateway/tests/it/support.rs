@@ -123,7 +123,7 @@ required = false
         grpc: auth.service.grpc_addr.expect("auth serves grpc"),
     }];
     tokio::spawn(auth.service.wait());
-    let gateway = agora_gateway::start(&ctx, shutdown.clone(), &discovered)
+    let gateway = agora_gateway::start(&ctx.with_discovered(&discovered), shutdown.clone())
         .await
         .expect("gateway starts");
     let base = format!("http://{}", gateway.http_addr);

@@ -55,7 +55,7 @@ api = {{ limit = 1000000, period_secs = 60 }}
         grpc: auth.service.grpc_addr.unwrap(),
     }];
     tokio::spawn(auth.service.wait());
-    let tickets = agora_tickets::start(&ctx, shutdown.clone(), &discovered)
+    let tickets = agora_tickets::start(&ctx.with_discovered(&discovered), shutdown.clone())
         .await
         .unwrap();
     discovered.push(Discovered {
@@ -64,16 +64,20 @@ api = {{ limit = 1000000, period_secs = 60 }}
         grpc: tickets.service.grpc_addr.unwrap(),
     });
     tokio::spawn(tickets.service.wait());
-    let analytics = agora_analytics::start(&ctx, shutdown.clone(), &discovered, Some(credential))
-        .await
-        .unwrap();
+    let analytics = agora_analytics::start(
+        &ctx.with_discovered(&discovered),
+        shutdown.clone(),
+        Some(credential),
+    )
+    .await
+    .unwrap();
     discovered.push(Discovered {
         name: "analytics".into(),
         http: analytics.service.http_addr,
         grpc: analytics.service.grpc_addr.unwrap(),
     });
     tokio::spawn(analytics.service.wait());
-    let gateway = agora_gateway::start(&ctx, shutdown.clone(), &discovered)
+    let gateway = agora_gateway::start(&ctx.with_discovered(&discovered), shutdown.clone())
         .await
         .unwrap();
     let base = format!("http://{}/api/v1", gateway.http_addr);

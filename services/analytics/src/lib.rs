@@ -60,10 +60,7 @@ pub fn spec() -> ServiceSpec {
                     .provided
                     .get::<ServiceTokens>()
                     .map(|tokens| Credential::Issued(Arc::new(move || (tokens.0)(NAME))));
-                let discovered = ctx.discovered.clone();
-                Ok(start(&ctx, shutdown, &discovered, credential)
-                    .await?
-                    .service)
+                Ok(start(&ctx, shutdown, credential).await?.service)
             })
         },
     }
@@ -86,18 +83,17 @@ pub struct Started {
 }
 
 /// Starts HTTP, gRPC, one consumer per source topic, the first-start backfill, the hourly
-/// rollup pruning and the metrics scraper; all stop on `shutdown`. `discovered` replaces the
+/// rollup pruning and the metrics scraper; all stop on `shutdown`. Services in `ctx.discovered` replace the
 /// configured auth and tickets addresses (and metrics targets) when they run in this process;
 /// `credential` is how backfills read tickets when none is configured (embedded mode).
 pub async fn start(
     ctx: &ServiceContext,
     shutdown: CancellationToken,
-    discovered: &[Discovered],
     credential: Option<Credential>,
 ) -> anyhow::Result<Started> {
     let mut config: AnalyticsConfig = ctx.config.section(NAME)?;
-    let auth_peer = ctx.auth_peer(discovered);
-    if let Some(tickets) = Discovered::find(discovered, "tickets") {
+    let auth_peer = ctx.auth_peer();
+    if let Some(tickets) = Discovered::find(&ctx.discovered, "tickets") {
         config.tickets_grpc = tickets.grpc.to_string();
     }
     let url = config

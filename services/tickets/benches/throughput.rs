@@ -68,7 +68,7 @@ api = {{ limit = 100000000, period_secs = 1 }}
         grpc: auth.service.grpc_addr.expect("grpc"),
     }];
     tokio::spawn(auth.service.wait());
-    let tickets = agora_tickets::start(&ctx, shutdown.clone(), &discovered)
+    let tickets = agora_tickets::start(&ctx.with_discovered(&discovered), shutdown.clone())
         .await
         .expect("tickets starts");
     discovered.push(Discovered {
@@ -78,7 +78,7 @@ api = {{ limit = 100000000, period_secs = 1 }}
     });
     let state = tickets.state.clone();
     tokio::spawn(tickets.service.wait());
-    let gateway = agora_gateway::start(&ctx, shutdown.clone(), &discovered)
+    let gateway = agora_gateway::start(&ctx.with_discovered(&discovered), shutdown.clone())
         .await
         .expect("gateway starts");
     let base = format!("http://{}", gateway.http_addr);

@@ -11,7 +11,7 @@ use tonic::transport::Channel;
 use agora_shared::{
     db::{Db, Migrations},
     peer_auth,
-    service::{Discovered, Parts, RunningService, ServiceContext, ServiceSpec},
+    service::{Parts, RunningService, ServiceContext, ServiceSpec},
 };
 
 pub mod changes;
@@ -49,12 +49,7 @@ pub fn spec() -> ServiceSpec {
         default_ports: (PORTS.0, Some(PORTS.1)),
         publishes: true,
         openapi: Some(openapi::document),
-        start: |ctx, shutdown| {
-            Box::pin(async move {
-                let discovered = ctx.discovered.clone();
-                Ok(start(&ctx, shutdown, &discovered).await?.service)
-            })
-        },
+        start: |ctx, shutdown| Box::pin(async move { Ok(start(&ctx, shutdown).await?.service) }),
     }
 }
 
@@ -73,14 +68,10 @@ pub struct Started {
 }
 
 /// Starts HTTP, gRPC, the outbox relay and the SLA breach watch; all stop on `shutdown`.
-/// `discovered` replaces the configured auth addresses when auth runs in this process.
-pub async fn start(
-    ctx: &ServiceContext,
-    shutdown: CancellationToken,
-    discovered: &[Discovered],
-) -> anyhow::Result<Started> {
+/// An auth service started in the same process (`ctx.discovered`) replaces the configured one.
+pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow::Result<Started> {
     let config: TicketsConfig = ctx.config.section(NAME)?;
-    let auth_peer = ctx.auth_peer(discovered);
+    let auth_peer = ctx.auth_peer();
     let url = config
         .endpoints
         .resolve_database_url(NAME, &ctx.common, NAME)?;

@@ -238,9 +238,8 @@ async fn a_fresh_store_backfills_from_tickets(store: Store) {
         .cloned()
         .collect();
     let second = agora_analytics::start(
-        &ctx,
+        &ctx.with_discovered(&discovered),
         p.shutdown.child_token(),
-        &discovered,
         Some(p.credential.clone()),
     )
     .await

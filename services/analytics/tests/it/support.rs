@@ -105,7 +105,7 @@ credential_ip = {{ limit = 1000, period_secs = 60 }}
         grpc: auth.service.grpc_addr.expect("auth grpc"),
     }];
     tokio::spawn(auth.service.wait());
-    let tickets = agora_tickets::start(&ctx, shutdown.clone(), &discovered)
+    let tickets = agora_tickets::start(&ctx.with_discovered(&discovered), shutdown.clone())
         .await
         .expect("tickets starts");
     discovered.push(Discovered {
@@ -115,9 +115,8 @@ credential_ip = {{ limit = 1000, period_secs = 60 }}
     });
     tokio::spawn(tickets.service.wait());
     let analytics = agora_analytics::start(
-        &ctx,
+        &ctx.with_discovered(&discovered),
         shutdown.clone(),
-        &discovered,
         Some(credential.clone()),
     )
     .await
@@ -130,7 +129,7 @@ credential_ip = {{ limit = 1000, period_secs = 60 }}
     });
     let state = analytics.state.clone();
     tokio::spawn(analytics.service.wait());
-    let gateway = agora_gateway::start(&ctx, shutdown.clone(), &discovered)
+    let gateway = agora_gateway::start(&ctx.with_discovered(&discovered), shutdown.clone())
         .await
         .expect("gateway starts");
     let base = format!("http://{}", gateway.http_addr);

@@ -131,9 +131,12 @@ async fn breach_announced_once_also_after_restart(store: Store) {
     // The watch runs every second; give it several rounds.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     // A restarted instance on the same store must not announce it again.
-    let again = agora_tickets::start(&p.ctx, CancellationToken::new(), &p.discovered)
-        .await
-        .expect("second instance starts");
+    let again = agora_tickets::start(
+        &p.ctx.with_discovered(&p.discovered),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("second instance starts");
     agora_tickets::sla_watch::check_once(&again.state)
         .await
         .unwrap();
@@ -161,9 +164,12 @@ async fn breach_announced_once_also_after_restart(store: Store) {
     again.service.shutdown.cancel();
     tokio::time::sleep(Duration::from_millis(300)).await;
     p.age(&down_id, 6).await;
-    let restarted = agora_tickets::start(&p.ctx, CancellationToken::new(), &p.discovered)
-        .await
-        .expect("restart");
+    let restarted = agora_tickets::start(
+        &p.ctx.with_discovered(&p.discovered),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("restart");
     // The watch looks at start, then every second.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let breaches = p.events_of("agora.tickets.ticket.sla_breached").await;

@@ -106,7 +106,7 @@ credential_ip = {{ limit = 1000, period_secs = 60 }}
     }];
     tokio::spawn(auth.service.wait());
     let tickets_shutdown = shutdown.child_token();
-    let tickets = agora_tickets::start(&ctx, tickets_shutdown.clone(), &discovered)
+    let tickets = agora_tickets::start(&ctx.with_discovered(&discovered), tickets_shutdown.clone())
         .await
         .expect("tickets starts");
     let tickets_grpc = format!("http://{}", tickets.service.grpc_addr.expect("grpc"));
@@ -117,7 +117,7 @@ credential_ip = {{ limit = 1000, period_secs = 60 }}
     });
     let state = tickets.state.clone();
     tokio::spawn(tickets.service.wait());
-    let gateway = agora_gateway::start(&ctx, shutdown.clone(), &discovered)
+    let gateway = agora_gateway::start(&ctx.with_discovered(&discovered), shutdown.clone())
         .await
         .expect("gateway starts");
     let base = format!("http://{}", gateway.http_addr);
