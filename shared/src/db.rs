@@ -19,6 +19,8 @@ use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{AppError, AppResult};
 
+mod json;
+pub use json::Json;
 pub mod outbox_schema;
 pub mod text_column;
 

@@ -96,7 +96,7 @@ pub async fn create_user(
                 password_hash: Some(hash),
                 role,
                 status: domain::USER_ACTIVE.into(),
-                permissions: "[]".into(),
+                permissions: Default::default(),
                 created_at: now(),
                 updated_at: now(),
             };

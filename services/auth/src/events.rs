@@ -79,7 +79,7 @@ pub fn team_changed(
         tenant_id: t.tenant_id.clone(),
         name: t.name.clone(),
         zone: t.zone.clone(),
-        skills: crate::store::from_json_list(&t.skills),
+        skills: t.skills.0.clone(),
         daily_capacity: t.daily_capacity,
         member_ids: members.to_vec(),
     };

@@ -49,7 +49,7 @@ fn team_message(t: &TeamRow, member_ids: Vec<String>) -> pb::Team {
         tenant_id: t.tenant_id.clone(),
         name: t.name.clone(),
         zone: t.zone.clone(),
-        skills: store::from_json_list(&t.skills),
+        skills: t.skills.0.clone(),
         daily_capacity: t.daily_capacity,
         member_ids,
     }

@@ -8,7 +8,7 @@ use validator::Validate;
 use agora_shared::db::utc;
 use validator::ValidationError;
 
-use crate::store::{self, api_keys::ApiKeyRow, teams::TeamRow, tenants::TenantRow, users::UserRow};
+use crate::store::{api_keys::ApiKeyRow, teams::TeamRow, tenants::TenantRow, users::UserRow};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct User {
@@ -84,7 +84,7 @@ impl Team {
             id: t.id.clone(),
             name: t.name.clone(),
             zone: t.zone.clone(),
-            skills: store::from_json_list(&t.skills),
+            skills: t.skills.0.clone(),
             daily_capacity: t.daily_capacity,
             member_ids,
             created_at: utc(t.created_at),

@@ -24,12 +24,3 @@ pub fn lock_tenant(conn: &mut DbConnection, tenant_id: &str) -> AppResult<()> {
     }
     Ok(())
 }
-
-/// JSON list stored as text.
-pub fn to_json_list(items: &[String]) -> String {
-    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
-}
-
-pub fn from_json_list(text: &str) -> Vec<String> {
-    serde_json::from_str(text).unwrap_or_default()
-}

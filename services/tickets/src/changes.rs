@@ -3,10 +3,12 @@
 
 use chrono::NaiveDateTime;
 
+use agora_shared::db::Json;
+
 use crate::{
     domain::{SlaClock, Status, clean_tags},
     model::{TicketFields, TicketPatch},
-    store::{self, tickets::TicketRow},
+    store::tickets::TicketRow,
 };
 
 /// What a change did.
@@ -52,10 +54,10 @@ pub fn new_ticket(
         number,
         title: f.title.trim().to_owned(),
         description: f.description.trim().to_owned(),
-        category: f.category.as_str().to_owned(),
-        priority: f.priority.as_str().to_owned(),
+        category: f.category,
+        priority: f.priority,
         priority_rank: f.priority.rank(),
-        status: Status::Open.as_str().to_owned(),
+        status: Status::Open,
         location: trimmed(&f.location),
         zone: trimmed(&f.zone),
         latitude: f.latitude,
@@ -72,7 +74,7 @@ pub fn new_ticket(
         estimated_duration_minutes: f.estimated_duration_minutes,
         progress: f.progress,
         completed_at: None,
-        tags: store::to_json_list(&clean_tags(&f.tags)),
+        tags: Json(clean_tags(&f.tags)),
         breach_notified_at: None,
         version: 1,
         created_by: actor.to_owned(),
@@ -132,7 +134,7 @@ pub fn patch_ticket(
         );
     }
     if let Some(v) = p.category {
-        set(&mut c, "category", &mut row.category, v.as_str().to_owned());
+        set(&mut c, "category", &mut row.category, v);
     }
     if let Some(v) = &p.location {
         set(&mut c, "location", &mut row.location, trimmed(v));
@@ -169,17 +171,12 @@ pub fn patch_ticket(
         set(&mut c, "progress", &mut row.progress, v);
     }
     if let Some(v) = &p.tags {
-        set(
-            &mut c,
-            "tags",
-            &mut row.tags,
-            store::to_json_list(&clean_tags(v)),
-        );
+        set(&mut c, "tags", &mut row.tags, Json(clean_tags(v)));
     }
     // Priority and SLA override change the due time; hold time already served is kept.
     let sla_before = row.sla_hours();
     if let Some(v) = p.priority {
-        set(&mut c, "priority", &mut row.priority, v.as_str().to_owned());
+        set(&mut c, "priority", &mut row.priority, v);
         row.priority_rank = v.rank();
     }
     if let Some(v) = p.sla_hours
@@ -228,7 +225,7 @@ fn move_status(row: &mut TicketRow, from: Status, to: Status, now: NaiveDateTime
         Status::Open | Status::InProgress => {}
     }
     row.set_clock(&clock);
-    row.status = to.as_str().to_owned();
+    row.status = to;
 }
 
 /// Records a save: a new version and update time.
@@ -264,11 +261,11 @@ mod tests {
     fn new_tickets_are_open_with_the_priority_sla() {
         let row = new_ticket("t", 7, &fields(Priority::High), "u", at(0));
         assert_eq!(row.title, "Fibre cut");
-        assert_eq!(row.status, "OPEN");
+        assert_eq!(row.status, Status::Open);
         assert_eq!(row.sla_hours(), 8);
         assert_eq!(row.due_at, at(8));
-        assert_eq!(store::from_json_list(&row.tags), ["a", "b"]);
-        assert_eq!(row.category, Category::Repair.as_str());
+        assert_eq!(row.tags.0, ["a", "b"]);
+        assert_eq!(row.category, Category::Repair);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use agora_shared::{
 use crate::{
     changes::Change,
     domain::format_number,
-    store::{self, assignments::AssignmentRow, comments::CommentRow, tickets::TicketRow},
+    store::{assignments::AssignmentRow, comments::CommentRow, tickets::TicketRow},
 };
 
 pub const SOURCE: &str = "agora/tickets";
@@ -36,9 +36,9 @@ pub fn ticket_message(row: &TicketRow, now: NaiveDateTime) -> pb::Ticket {
         number: format_number(row.number),
         title: row.title.clone(),
         description: row.description.clone(),
-        category: row.category.clone(),
-        priority: row.priority.clone(),
-        status: row.status.clone(),
+        category: row.category.as_str().into(),
+        priority: row.priority.as_str().into(),
+        status: row.status.as_str().into(),
         location: row.location.clone().unwrap_or_default(),
         zone: row.zone.clone().unwrap_or_default(),
         latitude: row.latitude,
@@ -53,7 +53,7 @@ pub fn ticket_message(row: &TicketRow, now: NaiveDateTime) -> pb::Ticket {
         estimated_duration_minutes: row.estimated_duration_minutes,
         progress: row.progress,
         completed_at: rfc3339(row.completed_at),
-        tags: store::from_json_list(&row.tags),
+        tags: row.tags.0.clone(),
         created_at: rfc3339(Some(row.created_at)),
         updated_at: rfc3339(Some(row.updated_at)),
         deleted: row.deleted_at.is_some(),
@@ -112,7 +112,7 @@ pub fn changed(
         let message = ev::TicketStatusChanged {
             ticket: Some(ticket),
             from_status: from.as_str().to_owned(),
-            to_status: row.status.clone(),
+            to_status: row.status.as_str().into(),
             actor_id: actor.to_owned(),
         };
         emit(conn, "ticket.status_changed", row, &message)?;

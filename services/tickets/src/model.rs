@@ -11,7 +11,7 @@ use agora_shared::db::utc;
 
 use crate::{
     domain::{Category, Priority, SlaStatus, Status},
-    store::{self, assignments::AssignmentRow, comments::CommentRow, tickets::TicketRow},
+    store::{assignments::AssignmentRow, comments::CommentRow, tickets::TicketRow},
 };
 
 /// A field that may be absent (keep), `null` (clear) or a value (set).
@@ -59,7 +59,7 @@ impl Ticket {
             number: crate::domain::format_number(row.number),
             title: row.title.clone(),
             description: row.description.clone(),
-            category: row.category.parse().unwrap_or(Category::Maintenance),
+            category: row.category,
             priority: row.priority(),
             status: row.status(),
             location: row.location.clone(),
@@ -76,7 +76,7 @@ impl Ticket {
             estimated_duration_minutes: row.estimated_duration_minutes,
             progress: row.progress,
             completed_at: row.completed_at.map(utc),
-            tags: store::from_json_list(&row.tags),
+            tags: row.tags.0.clone(),
             created_at: utc(row.created_at),
             updated_at: utc(row.updated_at),
         }

@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use agora_shared::{
     AppError, AppResult,
-    db::now,
+    db::{Json, now},
     http::{Caller, ValidJson},
 };
 
@@ -73,7 +73,7 @@ pub async fn register(
                 password_hash: Some(hash),
                 role: agora_shared::http::Role::TenantAdmin,
                 status: domain::USER_ACTIVE.into(),
-                permissions: "[]".into(),
+                permissions: Json::default(),
                 created_at: now(),
                 updated_at: now(),
             };

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use agora_shared::{
     AppError, AppResult,
-    db::{DbConnection, now},
+    db::{DbConnection, Json, now},
     http::{Caller, Page, PageParams, ValidJson},
 };
 
@@ -63,14 +63,14 @@ fn check_members(
     Ok(ids)
 }
 
-fn clean_skills(skills: &[String]) -> String {
+fn clean_skills(skills: &[String]) -> Json<Vec<String>> {
     let mut skills: Vec<String> = skills
         .iter()
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .collect();
     skills.dedup();
-    store::to_json_list(&skills)
+    Json(skills)
 }
 
 fn load(conn: &mut DbConnection, tenant_id: &str, id: &str) -> AppResult<TeamRow> {

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 
 use agora_shared::{
     AppError, AppResult,
-    db::{DbConnection, now},
+    db::{DbConnection, Json, now},
     http::{Caller, Page, PageParams, Role, ValidJson},
 };
 
@@ -116,7 +116,7 @@ pub async fn invite(
                 password_hash: None,
                 role,
                 status: domain::USER_INVITED.into(),
-                permissions: store::to_json_list(&body.permissions),
+                permissions: Json(body.permissions.clone()),
                 created_at: now(),
                 updated_at: now(),
             };
@@ -234,7 +234,7 @@ pub async fn update(
                 user.name = name.trim().to_owned();
             }
             if let Some(p) = body.permissions {
-                user.permissions = store::to_json_list(&p);
+                user.permissions = Json(p);
             }
             user.updated_at = now();
             store::users::update(conn, &user)?;

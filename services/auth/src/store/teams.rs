@@ -2,7 +2,10 @@
 
 use diesel::prelude::*;
 
-use agora_shared::{AppError, AppResult, db::DbConnection};
+use agora_shared::{
+    AppError, AppResult,
+    db::{DbConnection, Json},
+};
 
 use crate::schema::{team_members, teams};
 
@@ -13,7 +16,7 @@ pub struct TeamRow {
     pub tenant_id: String,
     pub name: String,
     pub zone: String,
-    pub skills: String,
+    pub skills: Json<Vec<String>>,
     pub daily_capacity: i32,
     pub created_at: chrono::NaiveDateTime,
     pub updated_at: chrono::NaiveDateTime,

@@ -2,7 +2,11 @@
 
 use diesel::prelude::*;
 
-use agora_shared::{AppError, AppResult, db::DbConnection, http::Role};
+use agora_shared::{
+    AppError, AppResult,
+    db::{DbConnection, Json},
+    http::Role,
+};
 
 use crate::{domain::USER_ACTIVE, schema::users};
 
@@ -16,7 +20,7 @@ pub struct UserRow {
     pub password_hash: Option<String>,
     pub role: Role,
     pub status: String,
-    pub permissions: String,
+    pub permissions: Json<Vec<String>>,
     pub created_at: chrono::NaiveDateTime,
     pub updated_at: chrono::NaiveDateTime,
 }
@@ -27,7 +31,7 @@ impl UserRow {
     }
 
     pub fn permissions(&self) -> Vec<String> {
-        super::from_json_list(&self.permissions)
+        self.permissions.0.clone()
     }
 
     pub fn is_active(&self) -> bool {

@@ -7,10 +7,13 @@ use diesel::{
     sql_types::{BigInt, Text},
 };
 
-use agora_shared::{AppResult, db::DbConnection};
+use agora_shared::{
+    AppResult,
+    db::{DbConnection, Json},
+};
 
 use crate::{
-    domain::{SlaClock, SlaStatus, Status},
+    domain::{Category, Priority, SlaClock, SlaStatus, Status},
     schema::tickets,
 };
 
@@ -28,10 +31,10 @@ pub struct TicketRow {
     pub number: i64,
     pub title: String,
     pub description: String,
-    pub category: String,
-    pub priority: String,
+    pub category: Category,
+    pub priority: Priority,
     pub priority_rank: i32,
-    pub status: String,
+    pub status: Status,
     pub location: Option<String>,
     pub zone: Option<String>,
     pub latitude: Option<f64>,
@@ -48,7 +51,7 @@ pub struct TicketRow {
     pub estimated_duration_minutes: Option<i32>,
     pub progress: i32,
     pub completed_at: Option<NaiveDateTime>,
-    pub tags: String,
+    pub tags: Json<Vec<String>>,
     pub breach_notified_at: Option<NaiveDateTime>,
     pub version: i64,
     pub created_by: String,
@@ -59,13 +62,11 @@ pub struct TicketRow {
 
 impl TicketRow {
     pub fn status(&self) -> Status {
-        self.status.parse().unwrap_or(Status::Open)
+        self.status
     }
 
-    pub fn priority(&self) -> crate::domain::Priority {
+    pub fn priority(&self) -> Priority {
         self.priority
-            .parse()
-            .unwrap_or(crate::domain::Priority::Medium)
     }
 
     /// The SLA in hours: the override, or the priority's default.
