@@ -131,6 +131,24 @@ pub fn redis() -> Option<crate::redis::Redis> {
     Some(redis_at(&url))
 }
 
+/// The test Redis with room for a loaded machine: round trips may take 5 s and the rate
+/// limiter fails closed, so exact counts never depend on the 250 ms default timeout (past it
+/// the failure policy, not Redis, would decide).
+pub fn patient_redis() -> Option<crate::redis::Redis> {
+    let Ok(url) = std::env::var("AGORA_TEST_REDIS_URL") else {
+        skip_or_fail("redis", "AGORA_TEST_REDIS_URL is not set");
+        return None;
+    };
+    let config = crate::redis::RedisConfig {
+        url: Some(crate::config::Secret::new(url)),
+        key_prefix: format!("agora-test:{}:", uuid::Uuid::now_v7().simple()),
+        timeout_ms: 5_000,
+        rate_limit_failure: crate::redis::FailurePolicy::Closed,
+        ..Default::default()
+    };
+    crate::redis::Redis::connect(&config).expect("redis pool")
+}
+
 /// A Redis at `url` under a fresh key prefix (a dead address gives a Redis that never answers).
 pub fn redis_at(url: &str) -> crate::redis::Redis {
     let config = crate::redis::RedisConfig {

@@ -6,3 +6,4 @@ mod proxying;
 mod replicas;
 mod stores;
 mod support;
+mod upstream;

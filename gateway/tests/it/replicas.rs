@@ -134,7 +134,7 @@ async fn sign_up(r: &Replicas) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_enforce_one_global_limit() {
-    let Some(redis) = agora_shared::testing::redis() else {
+    let Some(redis) = agora_shared::testing::patient_redis() else {
         return;
     };
     let r = replicas(redis).await;

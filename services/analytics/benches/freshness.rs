@@ -11,9 +11,8 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
-use agora_shared::{service::Discovered, testing::TestDb};
+use agora_shared::testing::TestDb;
 
 #[tokio::main]
 async fn main() {
@@ -21,67 +20,25 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
-    let stores = [TestDb::sqlite(), TestDb::sqlite(), TestDb::sqlite()];
-    let toml = format!(
-        r#"
-[auth]
-http_addr = "127.0.0.1:0"
-grpc_addr = "127.0.0.1:0"
-database_url = "{}"
-[tickets]
-http_addr = "127.0.0.1:0"
-grpc_addr = "127.0.0.1:0"
-database_url = "{}"
-[analytics]
-http_addr = "127.0.0.1:0"
-grpc_addr = "127.0.0.1:0"
-database_url = "{}"
-[gateway]
-http_addr = "127.0.0.1:0"
-[gateway.rate_limits]
-api = {{ limit = 1000000, period_secs = 60 }}
-"#,
-        stores[0].url, stores[1].url, stores[2].url
-    );
-    let (ctx, _bus) = agora_shared::testing::service_context(&toml);
-    let shutdown = CancellationToken::new();
-    let auth = agora_auth::start(&ctx, shutdown.clone()).await.unwrap();
-    let credential = agora_analytics::Credential::Issued(Arc::new(
-        agora_auth::admin::service_token_issuer(auth.state.keyring.clone(), "analytics"),
-    ));
-    let mut discovered = vec![Discovered {
-        name: "auth".into(),
-        http: auth.service.http_addr,
-        grpc: auth.service.grpc_addr.unwrap(),
-    }];
-    tokio::spawn(auth.service.wait());
-    let tickets = agora_tickets::start(&ctx.with_discovered(&discovered), shutdown.clone())
+    let mut kit = agora_testkit::Platform::builder(TestDb::sqlite)
+        .default_workers()
+        .service("tickets", "")
+        .service("analytics", "")
+        .toml("[gateway.rate_limits]\napi = { limit = 1000000, period_secs = 60 }")
+        .start()
+        .await;
+    let issuer = agora_auth::admin::service_token_issuer(kit.auth.keyring.clone(), "analytics");
+    let credential = agora_analytics::Credential::Issued(Arc::new(issuer));
+    let tickets = agora_tickets::start(&kit.context(), kit.shutdown.clone())
         .await
         .unwrap();
-    discovered.push(Discovered {
-        name: "tickets".into(),
-        http: tickets.service.http_addr,
-        grpc: tickets.service.grpc_addr.unwrap(),
-    });
-    tokio::spawn(tickets.service.wait());
-    let analytics = agora_analytics::start(
-        &ctx.with_discovered(&discovered),
-        shutdown.clone(),
-        Some(credential),
-    )
-    .await
-    .unwrap();
-    discovered.push(Discovered {
-        name: "analytics".into(),
-        http: analytics.service.http_addr,
-        grpc: analytics.service.grpc_addr.unwrap(),
-    });
-    tokio::spawn(analytics.service.wait());
-    let gateway = agora_gateway::start(&ctx.with_discovered(&discovered), shutdown.clone())
+    kit.serve(tickets.service);
+    let analytics = agora_analytics::start(&kit.context(), kit.shutdown.clone(), Some(credential))
         .await
         .unwrap();
-    let base = format!("http://{}/api/v1", gateway.http_addr);
-    tokio::spawn(gateway.wait());
+    kit.serve(analytics.service);
+    kit.gateway().await;
+    let base = format!("{}/api/v1", kit.base);
 
     let client = reqwest::Client::new();
     let registered: Value = client
@@ -131,5 +88,5 @@ api = {{ limit = 1000000, period_secs = 60 }}
         pct(0.99),
         lat[lat.len() - 1].as_secs_f64() * 1000.0
     );
-    shutdown.cancel();
+    kit.shutdown.cancel();
 }

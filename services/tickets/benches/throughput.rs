@@ -8,13 +8,11 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 use diesel::RunQueryDsl;
 
 use agora_shared::{
     db::{DbConnection, now},
-    service::Discovered,
     testing::{
         TestDb,
         load::{report, run},
@@ -24,7 +22,7 @@ use agora_tickets::{changes, model::TicketFields, store};
 
 const PHASE: Duration = Duration::from_secs(8);
 const CLIENTS: usize = 16;
-const PASSWORD: &str = "Sup3r-secret!";
+use agora_testkit::PASSWORD;
 
 fn store_db() -> TestDb {
     match std::env::var("AGORA_BENCH_DATABASE_URL") {
@@ -39,50 +37,19 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let (auth_db, tickets_db) = (store_db(), store_db());
-    let toml = format!(
-        r#"
-[auth]
-http_addr = "127.0.0.1:0"
-grpc_addr = "127.0.0.1:0"
-database_url = "{}"
-[tickets]
-http_addr = "127.0.0.1:0"
-grpc_addr = "127.0.0.1:0"
-database_url = "{}"
-[gateway]
-http_addr = "127.0.0.1:0"
-[gateway.rate_limits]
-api = {{ limit = 100000000, period_secs = 1 }}
-"#,
-        auth_db.url, tickets_db.url
-    );
-    let (ctx, _bus) = agora_shared::testing::service_context(&toml);
-    let shutdown = CancellationToken::new();
-    let auth = agora_auth::start(&ctx, shutdown.clone())
-        .await
-        .expect("auth starts");
-    let mut discovered = vec![Discovered {
-        name: "auth".into(),
-        http: auth.service.http_addr,
-        grpc: auth.service.grpc_addr.expect("grpc"),
-    }];
-    tokio::spawn(auth.service.wait());
-    let tickets = agora_tickets::start(&ctx.with_discovered(&discovered), shutdown.clone())
+    let mut kit = agora_testkit::Platform::builder(store_db)
+        .default_workers()
+        .service("tickets", "")
+        .toml("[gateway.rate_limits]\napi = { limit = 100000000, period_secs = 1 }")
+        .start()
+        .await;
+    let tickets = agora_tickets::start(&kit.context(), kit.shutdown.clone())
         .await
         .expect("tickets starts");
-    discovered.push(Discovered {
-        name: "tickets".into(),
-        http: tickets.service.http_addr,
-        grpc: tickets.service.grpc_addr.expect("grpc"),
-    });
     let state = tickets.state.clone();
-    tokio::spawn(tickets.service.wait());
-    let gateway = agora_gateway::start(&ctx.with_discovered(&discovered), shutdown.clone())
-        .await
-        .expect("gateway starts");
-    let base = format!("http://{}", gateway.http_addr);
-    tokio::spawn(gateway.wait());
+    kit.serve(tickets.service);
+    kit.gateway().await;
+    let base = kit.base.clone();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CLIENTS)
         .build()
@@ -122,7 +89,7 @@ api = {{ limit = 100000000, period_secs = 1 }}
                     .expect("seed fields");
                     let number = store::tickets::next_number(conn, &tenant)?;
                     let mut row = changes::new_ticket(&tenant, number, &fields, "bench", now());
-                    row.status = pick(100, &["OPEN", "IN_PROGRESS", "ON_HOLD", "COMPLETED"]).into();
+                    row.status = pick(100, &["OPEN", "IN_PROGRESS", "ON_HOLD", "COMPLETED"]).parse().expect("status");
                     store::tickets::insert(conn, &row)?;
                 }
                 Ok(())
@@ -145,7 +112,7 @@ api = {{ limit = 100000000, period_secs = 1 }}
         "tickets through the gateway, {CLIENTS} concurrent clients, {}s per phase, stores {}, \
          {seed} tickets seeded in {:.1}s",
         PHASE.as_secs(),
-        tickets_db.backend,
+        kit.store(1).backend,
         seeded_at.elapsed().as_secs_f64()
     );
 
@@ -198,5 +165,5 @@ api = {{ limit = 100000000, period_secs = 1 }}
         .await;
         report(what, PHASE, &lat);
     }
-    shutdown.cancel();
+    kit.shutdown.cancel();
 }

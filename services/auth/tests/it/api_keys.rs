@@ -165,4 +165,4 @@ async fn api_key_lifecycle(db: TestDb) {
     .await;
 }
 
-crate::on_every_store!(api_key_lifecycle);
+agora_testkit::on_every_store!(api_key_lifecycle);

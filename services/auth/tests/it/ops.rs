@@ -88,4 +88,4 @@ async fn health_metrics_openapi_request_ids(db: TestDb) {
     assert!(register["responses"]["201"]["content"]["application/json"]["schema"].is_object());
 }
 
-crate::on_every_store!(health_metrics_openapi_request_ids);
+agora_testkit::on_every_store!(health_metrics_openapi_request_ids);

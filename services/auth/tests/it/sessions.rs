@@ -604,7 +604,7 @@ fn quoted_printable(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-crate::on_every_store!(
+agora_testkit::on_every_store!(
     invitations_are_emailed_and_never_published,
     register_login_me_and_events,
     register_conflicts_and_rules,

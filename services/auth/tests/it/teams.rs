@@ -184,4 +184,4 @@ async fn teams_crud_members_and_isolation(db: TestDb) {
     assert_eq!(deleted.key, id);
 }
 
-crate::on_every_store!(teams_crud_members_and_isolation);
+agora_testkit::on_every_store!(teams_crud_members_and_isolation);

@@ -363,7 +363,7 @@ async fn last_admin_cannot_leave(db: TestDb) {
     problem(app.authed(Method::GET, &me, &b.access).call().await, 404).await;
 }
 
-crate::on_every_store!(
+agora_testkit::on_every_store!(
     platform_admin_manages_tenants,
     tenant_admin_sees_only_its_tenant,
     invitation_flow,

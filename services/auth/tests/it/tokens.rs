@@ -443,7 +443,7 @@ fn with<T>(token: &str, msg: T) -> Request<T> {
     r
 }
 
-crate::on_every_store!(
+agora_testkit::on_every_store!(
     forged_and_stale_tokens_are_rejected,
     jwks_and_key_rotation,
     remote_jwks_is_cached_and_refetched_at_a_bounded_rate,
