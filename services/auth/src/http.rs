@@ -8,7 +8,9 @@ use crate::AuthState;
 
 pub mod api_keys;
 pub mod auth;
+pub mod invitations;
 pub mod passwords;
+pub mod team_members;
 pub mod teams;
 pub mod tenants;
 pub mod users;

@@ -15,9 +15,9 @@ use crate::{http, model};
         http::auth::me, http::auth::update_me, http::passwords::change_password,
         http::passwords::forgot, http::passwords::reset, http::auth::accept_invite,
         http::tenants::list, http::tenants::create, http::tenants::get, http::tenants::update, http::tenants::delete,
-        http::users::list, http::users::invite, http::users::get, http::users::update, http::users::delete,
+        http::users::list, http::invitations::invite, http::users::get, http::users::update, http::users::delete,
         http::teams::list, http::teams::create, http::teams::get, http::teams::update, http::teams::delete,
-        http::teams::add_member, http::teams::remove_member,
+        http::team_members::add_member, http::team_members::remove_member,
         http::api_keys::create, http::api_keys::list, http::api_keys::revoke,
     ),
     components(schemas(
