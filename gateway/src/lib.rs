@@ -21,6 +21,7 @@ use agora_shared::{
     service::{RunningService, ServiceContext, ServiceSpec},
 };
 
+mod canonical;
 pub mod client_ip;
 pub mod config;
 mod edge;
@@ -149,6 +150,7 @@ pub async fn start(
             ))
             .wrap(security)
             .wrap(from_fn(observe))
+            .wrap(from_fn(canonical::canonicalize))
             .configure(configure_extractors)
             .configure(ops::routes)
             .default_service(web::to(edge::handle))

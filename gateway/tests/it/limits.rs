@@ -96,3 +96,55 @@ async fn credential_and_register_classes() {
     );
     assert_eq!(statuses.last(), Some(&429));
 }
+
+/// The same route spelled with percent-escapes is the same route: the credential and register
+/// limits apply to `/api/v1/auth/%6Cogin` as to `/login` (before, 40 of 40 sprays were answered
+/// under the ordinary API quota, and 15 of 15 registrations passed a limit of 10).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escaped_spellings_meet_the_same_limits() {
+    let s = stack("", "").await;
+    let ana = s.register("a@x.test", "Acme").await;
+    let mut statuses = Vec::new();
+    for (i, path) in [
+        "/api/v1/auth/%6Cogin",
+        "/api/v1/auth/%6c%6F%67%69%6E",
+        "/api/v1/%61uth/login",
+    ]
+    .iter()
+    .cycle()
+    .take(40)
+    .enumerate()
+    {
+        let resp = s
+            .req(Method::POST, path)
+            .json(&json!({"email": "a@x.test", "password": format!("guess-{i}")}))
+            .call()
+            .await;
+        statuses.push(resp.status().as_u16());
+    }
+    // Wrong passwords: the account locks after the service's threshold, and the edge refuses
+    // all but 5 a minute for this address and account whatever the spelling.
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        35,
+        "{statuses:?}"
+    );
+    assert!(statuses[..5].iter().all(|s| *s != 429), "{statuses:?}");
+
+    // Registration: 10 a minute per address (one used above), on the escaped path too.
+    let mut created = 0;
+    for i in 0..15 {
+        let resp = s
+            .req(Method::POST, "/api/v1/auth/regist%65r")
+            .json(&json!({"email": format!("u{i}@x.test"), "password": PASSWORD, "name": "U", "tenant_name": format!("T{i}")}))
+            .call()
+            .await;
+        created += usize::from(resp.status() == 201);
+    }
+    assert_eq!(created, 9);
+
+    // The canonical path is what the upstream sees, and escapes it must keep stay escaped.
+    let echo = s.authed(Method::GET, "/api/v1/%65cho/a%2fb%20c", &ana);
+    let seen = echo.value().await;
+    assert_eq!(seen["path"], "/api/v1/echo/a%2Fb%20c");
+}
