@@ -389,7 +389,7 @@ fn migrate_and_admin_commands() {
         };
         assert_eq!(
             run(&["migrate", "--service", "auth"]),
-            (true, "auth: 2 migration(s) applied\n".into()),
+            (true, "auth: 3 migration(s) applied\n".into()),
             "{}",
             db.backend
         );

@@ -33,6 +33,7 @@ diesel::table! {
         failures -> Integer,
         locked_until -> Nullable<Timestamp>,
         updated_at -> Timestamp,
+        pending -> Integer,
     }
 }
 

@@ -91,7 +91,8 @@ enum LoginOutcome {
 
 /// Checks the password (off the async runtime) and opens a session. Unknown emails and wrong
 /// passwords answer the same 401 after the same work; repeated failures lock the email out for
-/// a doubling time (429 with Retry-After).
+/// a doubling time (429 with Retry-After). Each attempt is reserved before its password is
+/// checked, so concurrent guesses get no more tries than sequential ones.
 pub async fn login(
     state: &Arc<AuthState>,
     email: &str,
@@ -100,18 +101,16 @@ pub async fn login(
 ) -> AppResult<TokenResponse> {
     let email = domain::normalize_email(email);
     let lookup = email.clone();
-    let (throttle, user) = state
+    let threshold = state.config.lockout_threshold as i32;
+    let base = chrono::Duration::seconds(state.config.lockout_base_secs as i64);
+    let (attempt, user) = state
         .db
-        .read(move |conn| {
-            Ok((
-                store::sessions::throttle(conn, &lookup)?,
-                store::users::find_by_email(conn, &lookup)?,
-            ))
+        .write(move |conn| {
+            let attempt = store::sessions::reserve_attempt(conn, &lookup, threshold, base)?;
+            Ok((attempt, store::users::find_by_email(conn, &lookup)?))
         })
         .await?;
-    if let Some(until) = throttle.as_ref().and_then(|t| t.locked_until)
-        && until > now()
-    {
+    if let store::sessions::Attempt::Refused { until } = attempt {
         let retry_after_secs = (until - now()).num_seconds().max(1) as u64;
         return Err(AppError::TooManyRequests {
             detail: "too many failed logins for this account; retry later".into(),

@@ -1,6 +1,7 @@
 //! Sessions: login throttling, refresh-token families, revoked access tokens and single-use
 //! tokens (password reset, invitation).
 
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use agora_shared::{
@@ -17,41 +18,97 @@ pub struct ThrottleRow {
     pub failures: i32,
     pub locked_until: Option<chrono::NaiveDateTime>,
     pub updated_at: chrono::NaiveDateTime,
+    pub pending: i32,
 }
 
-pub fn throttle(conn: &mut DbConnection, email: &str) -> AppResult<Option<ThrottleRow>> {
-    Ok(login_throttle::table
-        .find(email)
-        .select(ThrottleRow::as_select())
-        .first(conn)
-        .optional()?)
-}
-
-/// Counts one more failed login for `email` atomically (an upsert, so concurrent failures are
-/// all counted) and returns the new count.
-pub fn count_failure(conn: &mut DbConnection, email: &str) -> AppResult<i32> {
+/// Runs `sql` with `{email}` and `{at}` bound on either backend.
+fn run_keyed(conn: &mut DbConnection, sql: &str, email: &str, at: NaiveDateTime) -> AppResult<()> {
     use diesel::sql_types::{Text, Timestamp};
-    const UPSERT: &str = "INSERT INTO login_throttle (email, failures, locked_until, updated_at) \
-         VALUES ({email}, 1, NULL, {at}) ON CONFLICT (email) DO UPDATE \
-         SET failures = login_throttle.failures + 1, updated_at = excluded.updated_at";
     match conn {
         DbConnection::Postgres(pg) => {
-            diesel::sql_query(UPSERT.replace("{email}", "$1").replace("{at}", "$2"))
+            diesel::sql_query(sql.replace("{email}", "$1").replace("{at}", "$2"))
                 .bind::<Text, _>(email)
-                .bind::<Timestamp, _>(now())
+                .bind::<Timestamp, _>(at)
                 .execute(pg)?
         }
         DbConnection::Sqlite(lite) => {
-            diesel::sql_query(UPSERT.replace("{email}", "?").replace("{at}", "?"))
+            diesel::sql_query(sql.replace("{email}", "?1").replace("{at}", "?2"))
                 .bind::<Text, _>(email)
-                .bind::<Timestamp, _>(now())
+                .bind::<Timestamp, _>(at)
                 .execute(lite)?
         }
     };
+    Ok(())
+}
+
+/// A reservation of one login attempt, or the lock that refuses it.
+pub enum Attempt {
+    Reserved,
+    Refused { until: NaiveDateTime },
+}
+
+/// Reserves one attempt at `email` before its password is checked, in one write: the attempt
+/// counts as in flight, and is refused (and not counted) when the account is locked or when
+/// the failures so far plus the attempts in flight already reach `threshold` (after a lock has
+/// run out, one attempt at a time). Concurrent guesses thus cannot all pass a check made
+/// before any of them failed. In-flight counts older than a minute (a process that died
+/// mid-check) are forgotten.
+pub fn reserve_attempt(
+    conn: &mut DbConnection,
+    email: &str,
+    threshold: i32,
+    base: chrono::Duration,
+) -> AppResult<Attempt> {
+    const RESERVE: &str = "INSERT INTO login_throttle (email, failures, locked_until, updated_at, pending) \
+         VALUES ({email}, 0, NULL, {at}, 1) ON CONFLICT (email) DO UPDATE SET \
+         pending = CASE WHEN login_throttle.updated_at < {stale} THEN 1 \
+         ELSE login_throttle.pending + 1 END, updated_at = excluded.updated_at";
+    let at = now();
+    let stale = match conn {
+        DbConnection::Postgres(_) => "{at} - INTERVAL '1 minute'",
+        DbConnection::Sqlite(_) => "datetime({at}, '-1 minute')",
+    };
+    run_keyed(conn, &RESERVE.replace("{stale}", stale), email, at)?;
+    let row: ThrottleRow = login_throttle::table
+        .find(email)
+        .select(ThrottleRow::as_select())
+        .first(conn)?;
+    let locked = row.locked_until.filter(|until| *until > at);
+    let room = (threshold - row.failures).max(1);
+    if locked.is_none() && row.pending <= room {
+        return Ok(Attempt::Reserved);
+    }
+    release(conn, email)?;
+    Ok(Attempt::Refused {
+        until: locked.unwrap_or(at + base),
+    })
+}
+
+/// Ends an attempt that was not checked.
+fn release(conn: &mut DbConnection, email: &str) -> AppResult<()> {
+    run_keyed(
+        conn,
+        "UPDATE login_throttle SET pending = CASE WHEN pending > 0 THEN pending - 1 ELSE 0 END, updated_at = {at} WHERE email = {email}",
+        email,
+        now(),
+    )
+}
+
+/// Settles a reserved attempt as failed; returns the failures counted so far.
+pub fn count_failure(conn: &mut DbConnection, email: &str) -> AppResult<i32> {
+    run_keyed(
+        conn,
+        "UPDATE login_throttle SET failures = failures + 1, \
+         pending = CASE WHEN pending > 0 THEN pending - 1 ELSE 0 END, updated_at = {at} WHERE email = {email}",
+        email,
+        now(),
+    )?;
     Ok(login_throttle::table
         .find(email)
         .select(login_throttle::failures)
-        .first(conn)?)
+        .first::<i32>(conn)
+        .optional()?
+        .unwrap_or(1))
 }
 
 /// Locks `email` out until `until`.

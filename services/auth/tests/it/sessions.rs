@@ -256,6 +256,51 @@ async fn concurrent_failures_are_all_counted(db: TestDb) {
     assert!(failures >= 3, "{failures}");
 }
 
+/// The replayed attack: 60 guesses at once, the right password at guess 37. Before, every
+/// request read the counter before any failure was written, and guess 37 logged in. Now each
+/// guess reserves its attempt first: no more are checked than the threshold allows (3 in
+/// tests) and the rest are refused with 429 unchecked.
+async fn concurrent_guesses_get_no_more_tries_than_sequential_ones(db: TestDb) {
+    let app = spawn(db).await;
+    app.register("a@x.test", "Acme").await;
+    let guesses = (0..60).map(|i| {
+        let password = if i == 37 {
+            PASSWORD.to_owned()
+        } else {
+            format!("Wrong-pass{i}!")
+        };
+        let req = app.client.post(app.url("/api/v1/auth/login"));
+        async move {
+            let body = json!({"email": "a@x.test", "password": password});
+            req.json(&body).call().await.status().as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(guesses).await;
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    assert_eq!(
+        statuses[37], 429,
+        "the right password was refused unchecked: {statuses:?}"
+    );
+    assert!(!statuses.contains(&200), "{statuses:?}");
+    assert!(
+        (1..=3).contains(&checked),
+        "{checked} checked: {statuses:?}"
+    );
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 60 - checked);
+    // Nothing is left in flight: the lock, not a leak, refuses the owner now.
+    let pending: i32 = {
+        use agora_auth::schema::login_throttle;
+        use diesel::prelude::*;
+        let read = |conn: &mut _| {
+            Ok(login_throttle::table
+                .select(login_throttle::pending)
+                .first(conn)?)
+        };
+        app.state.db.read(read).await.unwrap()
+    };
+    assert_eq!(pending, 0);
+}
+
 async fn refresh_rotates_and_reuse_revokes_the_family(db: TestDb) {
     let app = spawn(db).await;
     let s = app.register("a@x.test", "Acme").await;
@@ -612,6 +657,7 @@ agora_testkit::on_every_store!(
     wrong_email_and_wrong_password_look_the_same,
     repeated_failures_lock_the_account,
     concurrent_failures_are_all_counted,
+    concurrent_guesses_get_no_more_tries_than_sequential_ones,
     refresh_rotates_and_reuse_revokes_the_family,
     concurrent_refreshes_one_wins,
     logout_ends_the_session,
