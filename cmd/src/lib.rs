@@ -79,6 +79,7 @@ pub fn context(
         redis,
         discovered: Vec::new(),
         provided: Default::default(),
+        local_invalidations: Default::default(),
         auth_peer: config.section("auth_peer")?,
         config,
     })

@@ -163,9 +163,7 @@ pub async fn start(
 
     let mut tasks = JoinSet::new();
     tasks.spawn(agora_shared::service::run_http(server, shutdown.clone()));
-    if let Some(redis) = &ctx.redis {
-        tasks.spawn(redis.clone().watch_invalidations(peer, shutdown.clone()));
-    }
+    tasks.spawn(ctx.invalidations().watch(peer, shutdown.clone()));
     let sweep_shutdown = shutdown.clone();
     tasks.spawn(async move {
         loop {

@@ -7,6 +7,7 @@ pub mod db;
 pub mod error;
 pub mod grpc;
 pub mod http;
+pub mod invalidation;
 pub mod peer_auth;
 pub mod redis;
 pub mod sealed;

@@ -43,15 +43,26 @@ impl GrpcApiKeys {
         }
     }
 
-    /// Forgets the verification of key `key_id` (revoked), or of every key (`None`).
-    pub fn forget(&self, key_id: Option<&str>) {
+    /// Forgets the verifications `what` names: `*` (all), `api_key:<id>` (revoked),
+    /// `user:<id>` (its creator's rights changed), `tenant:<id>` (suspended); the rest stay.
+    pub fn forget(&self, what: &str) {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        match key_id {
-            None => cache.clear(),
-            Some(id) => cache.retain(|_, (_, caller)| {
-                !matches!(caller, Some(Caller { credential: Credential::ApiKey { key_id, .. }, .. }) if key_id == id)
-            }),
+        if what == "*" {
+            return cache.clear();
         }
+        let Some((kind, id)) = what.split_once(':') else {
+            return;
+        };
+        cache.retain(|_, (_, caller)| {
+            let Some(c) = caller else { return true };
+            let named = match (kind, &c.credential) {
+                ("api_key", Credential::ApiKey { key_id, .. }) => key_id == id,
+                ("user", _) => c.user_id == id,
+                ("tenant", _) => c.tenant_id == id,
+                _ => false,
+            };
+            !named
+        });
     }
 }
 
@@ -131,18 +142,10 @@ pub struct PeerAuth {
 #[async_trait]
 impl Invalidate for PeerAuth {
     async fn invalidate(&self, what: &str) {
-        match what {
-            "*" => {
-                self.jwks.invalidate().await;
-                self.api_keys.forget(None);
-            }
-            "jwks" => self.jwks.invalidate().await,
-            other => {
-                if let Some(id) = other.strip_prefix("api_key:") {
-                    self.api_keys.forget(Some(id));
-                }
-            }
+        if matches!(what, "*" | "jwks") {
+            self.jwks.invalidate().await;
         }
+        self.api_keys.forget(what);
     }
 }
 

@@ -2,7 +2,6 @@
 //! connection pool, the token denylist kept there, and cache invalidation over pub/sub.
 
 use std::{
-    collections::HashMap,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -16,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     AppError,
     config::{ConfigError, Secret, Validate},
-    tokens::Denylist,
+    tokens::{Denylist, Entries},
 };
 
 pub use deadpool_redis::Pool;
@@ -204,12 +203,13 @@ pub trait Invalidate: Send + Sync {
     async fn invalidate(&self, what: &str);
 }
 
-/// The token denylist in Redis, shared by every replica: an entry lives as long as the token
-/// would have. A local copy answers for tokens already known to be revoked; a token Redis
-/// cannot be asked about is refused (503), never let through.
+/// The token denylist in Redis, shared by every replica: an entry lives as long as the tokens
+/// it refuses would have. A local copy answers for tokens already known to be refused; a token
+/// Redis cannot be asked about is refused (503), never let through. One round trip per check:
+/// the token id and its subjects' cut-offs in one MGET.
 pub struct RedisDenylist {
     redis: Redis,
-    local: Mutex<HashMap<String, i64>>,
+    local: Mutex<Entries>,
 }
 
 impl RedisDenylist {
@@ -220,52 +220,74 @@ impl RedisDenylist {
         }
     }
 
-    fn remember(&self, jti: &str, expires_at: i64) {
-        let now = chrono::Utc::now().timestamp();
-        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
-        local.retain(|_, exp| *exp > now - 60);
-        local.insert(jti.to_owned(), expires_at);
+    fn local(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.local.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn store(&self, key: String, value: i64, until: i64, what: &str) {
+        // Kept a little past expiry, for clock skew between replicas.
+        let ttl = (until - chrono::Utc::now().timestamp()).max(0) as u64 + 60;
+        let key = self.redis.key(&key);
+        let stored = self
+            .redis
+            .run(|mut conn| async move { conn.set_ex::<_, _, ()>(key, value, ttl).await })
+            .await;
+        if let Err(err) = stored {
+            // The revoking service also keeps it in its own store; this replica's copy holds.
+            tracing::warn!(error = %err, "{what} not stored in redis");
+        }
     }
 }
 
 #[async_trait]
 impl Denylist for RedisDenylist {
     async fn deny(&self, jti: &str, expires_at: i64) {
-        self.remember(jti, expires_at);
-        // Kept a little past expiry, for clock skew between replicas.
-        let ttl = (expires_at - chrono::Utc::now().timestamp()).max(0) as u64 + 60;
-        let key = self.redis.key(&format!("deny:{jti}"));
-        let stored = self
-            .redis
-            .run(|mut conn| async move { conn.set_ex::<_, _, ()>(key, expires_at, ttl).await })
-            .await;
-        if let Err(err) = stored {
-            // The revoking service also keeps it in its own store; this replica's copy holds.
-            tracing::warn!(error = %err, "token revocation not stored in redis");
-        }
+        self.local().deny(jti, expires_at);
+        self.store(
+            format!("deny:{jti}"),
+            expires_at,
+            expires_at,
+            "token revocation",
+        )
+        .await;
     }
 
-    async fn is_denied(&self, jti: &str) -> Result<bool, AppError> {
-        if self
-            .local
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(jti)
-        {
+    async fn cut_off(&self, subject: &str, at: i64, until: i64) {
+        self.local().cut_off(subject, at, until);
+        self.store(format!("cut:{subject}"), at, until, "token cut-off")
+            .await;
+    }
+
+    async fn refuses(
+        &self,
+        jti: &str,
+        subjects: &[String],
+        issued_ms: i64,
+    ) -> Result<bool, AppError> {
+        if self.local().refuses(jti, subjects, issued_ms) {
             return Ok(true);
         }
-        let key = self.redis.key(&format!("deny:{jti}"));
-        let found: Option<i64> = self
+        let mut keys = vec![self.redis.key(&format!("deny:{jti}"))];
+        keys.extend(subjects.iter().map(|s| self.redis.key(&format!("cut:{s}"))));
+        let found: Vec<Option<i64>> = self
             .redis
-            .run(|mut conn| async move { conn.get(key).await })
+            .run(|mut conn| async move { conn.mget(keys).await })
             .await
             .map_err(|err| {
                 tracing::warn!(error = %err, "token revocation check failed");
                 AppError::Unavailable("token revocation cannot be checked right now".into())
             })?;
-        if let Some(expires_at) = found {
-            self.remember(jti, expires_at);
+        let mut local = self.local();
+        let horizon = chrono::Utc::now().timestamp() + 3600;
+        if let Some(Some(expires_at)) = found.first() {
+            local.deny(jti, *expires_at);
         }
-        Ok(found.is_some())
+        for (subject, at) in subjects.iter().zip(found.iter().skip(1)) {
+            if let Some(at) = at {
+                // Kept locally for an hour at most: longer than any access token lives.
+                local.cut_off(subject, *at, horizon);
+            }
+        }
+        Ok(local.refuses(jti, subjects, issued_ms))
     }
 }

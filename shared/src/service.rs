@@ -96,6 +96,8 @@ pub struct ServiceContext {
     pub provided: Provided,
     /// How to reach and trust the auth service (`[auth_peer]`), validated once.
     pub auth_peer: AuthPeerConfig,
+    /// The channel cache invalidations take among this process's services (without Redis).
+    pub local_invalidations: crate::invalidation::LocalInvalidations,
 }
 
 impl ServiceContext {
@@ -107,6 +109,15 @@ impl ServiceContext {
             peer.grpc = auth.grpc.to_string();
         }
         peer
+    }
+
+    /// Where to publish cache invalidations and hear them: Redis when configured, else the
+    /// services of this process.
+    pub fn invalidations(&self) -> crate::invalidation::Invalidations {
+        crate::invalidation::Invalidations {
+            redis: self.redis.clone(),
+            local: self.local_invalidations.clone(),
+        }
     }
 
     /// This context, telling the service it starts about `discovered` (tests that start

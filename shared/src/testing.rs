@@ -29,6 +29,7 @@ pub fn service_context(toml: &str) -> (ServiceContext, InProcessBus) {
         redis: None,
         discovered: Vec::new(),
         provided: Default::default(),
+        local_invalidations: Default::default(),
         auth_peer: ConfigSource::from_toml(toml)
             .section("auth_peer")
             .expect("valid [auth_peer]"),

@@ -16,7 +16,7 @@ use crate::error::AppError;
 mod denylist;
 mod keys;
 
-pub use denylist::{Denylist, MemoryDenylist};
+pub use denylist::{Denylist, Entries, MemoryDenylist, subjects};
 pub use keys::{KeySource, RemoteJwks, StaticKeys};
 
 /// Allowed clock difference between issuer and verifier.
@@ -126,6 +126,23 @@ pub struct Claims {
     pub iat: i64,
     pub nbf: i64,
     pub exp: i64,
+}
+
+impl Claims {
+    /// When the token was issued, in milliseconds: from its id (a UUIDv7 carries its creation
+    /// time) so that a cut-off made in the same second as the token tells before from after;
+    /// the start of `iat`'s second for an id that is not one.
+    pub fn issued_ms(&self) -> i64 {
+        uuid::Uuid::parse_str(&self.jti)
+            .ok()
+            .filter(|id| id.get_version_num() == 7)
+            .and_then(|id| id.get_timestamp())
+            .map(|ts| {
+                let (secs, nanos) = ts.to_unix();
+                secs as i64 * 1000 + i64::from(nanos / 1_000_000)
+            })
+            .unwrap_or(self.iat * 1000)
+    }
 }
 
 /// Issuer and audience every token carries.
@@ -253,7 +270,9 @@ impl Verifier {
                 _ => unauthorized("bad signature or claims"),
             }
         })?;
-        if self.denylist.is_denied(&data.claims.jti).await? {
+        let c = &data.claims;
+        let mine = denylist::subjects(&c.sub, &c.tid, c.sid.as_deref());
+        if self.denylist.refuses(&c.jti, &mine, c.issued_ms()).await? {
             return Err(unauthorized("revoked"));
         }
         Ok(data.claims)

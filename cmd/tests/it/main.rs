@@ -389,7 +389,7 @@ fn migrate_and_admin_commands() {
         };
         assert_eq!(
             run(&["migrate", "--service", "auth"]),
-            (true, "auth: 3 migration(s) applied\n".into()),
+            (true, "auth: 4 migration(s) applied\n".into()),
             "{}",
             db.backend
         );

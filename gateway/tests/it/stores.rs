@@ -106,11 +106,22 @@ async fn denylist_remembers_revoked_tokens(redis: Option<Redis>) {
     list.deny("jti-1", exp).await;
     assert!(list.is_denied("jti-1").await.unwrap());
     assert!(!list.is_denied("jti-2").await.unwrap());
+    // A cut-off refuses a subject's tokens issued up to it, whatever their ids.
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let mine = agora_shared::tokens::subjects("u1", "t1", Some("s1"));
+    let theirs = agora_shared::tokens::subjects("u2", "t2", None);
+    list.cut_off("tenant:t1", now_ms, exp).await;
+    assert!(list.refuses("jti-3", &mine, now_ms - 5).await.unwrap());
+    assert!(!list.refuses("jti-3", &mine, now_ms + 5).await.unwrap());
+    assert!(!list.refuses("jti-4", &theirs, now_ms - 5).await.unwrap());
     if let Some(r) = redis {
-        // Another replica sees the revocation at once.
+        // Another replica sees the revocation and the cut-off at once.
         let replica = RedisDenylist::new(r);
         assert!(replica.is_denied("jti-1").await.unwrap());
         assert!(!replica.is_denied("jti-2").await.unwrap());
+        assert!(replica.refuses("jti-3", &mine, now_ms - 5).await.unwrap());
+        assert!(!replica.refuses("jti-3", &mine, now_ms + 5).await.unwrap());
+        assert!(!replica.refuses("jti-4", &theirs, now_ms - 5).await.unwrap());
     }
 }
 

@@ -145,11 +145,9 @@ pub async fn start(
     if own_metrics {
         scraper.add_target(format!("http://{}/metrics", service.http_addr));
     }
-    if let Some(redis) = &ctx.redis {
-        service
-            .tasks
-            .spawn(redis.clone().watch_invalidations(peer, shutdown.clone()));
-    }
+    service
+        .tasks
+        .spawn(ctx.invalidations().watch(peer, shutdown.clone()));
     for source in ingest::SOURCES {
         service.tasks.spawn(run_consumer(
             ctx.bus.clone(),

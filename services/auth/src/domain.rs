@@ -17,6 +17,7 @@ use agora_shared::{AppError, FieldError};
 pub const PLANS: [&str; 4] = ["FREE", "STARTER", "PROFESSIONAL", "ENTERPRISE"];
 pub const DEFAULT_PLAN: &str = "STARTER";
 pub const TENANT_ACTIVE: &str = "ACTIVE";
+pub const TENANT_SUSPENDED: &str = "SUSPENDED";
 pub const TENANT_STATUSES: [&str; 2] = ["ACTIVE", "SUSPENDED"];
 
 pub const USER_ACTIVE: &str = "ACTIVE";

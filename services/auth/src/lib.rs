@@ -19,6 +19,7 @@ use agora_shared::{
 
 pub mod admin;
 pub mod config;
+pub mod cutoffs;
 pub mod domain;
 pub mod events;
 pub mod grpc;
@@ -93,15 +94,16 @@ pub struct AuthState {
     pub keyring: Arc<keys::Keyring>,
     pub denylist: Arc<dyn Denylist>,
     pub mailer: Option<mail::Mailer>,
-    /// Where other replicas' caches are told to forget revoked keys (distributed mode).
-    pub redis: Option<agora_shared::redis::Redis>,
+    /// Where caches (of every replica, with Redis) are told to forget revoked or changed
+    /// credentials.
+    pub invalidations: agora_shared::invalidation::Invalidations,
 }
 
 #[async_trait]
 impl ApiKeyResolver for AuthState {
     async fn resolve(&self, key: &str) -> Result<Option<Caller>, AppError> {
         let hash = domain::secret_hash(key);
-        let Some((row, email)) = self
+        let Some((row, email, creator_role)) = self
             .db
             .read(move |conn| store::api_keys::resolve(conn, &hash))
             .await?
@@ -122,7 +124,8 @@ impl ApiKeyResolver for AuthState {
         Ok(Some(Caller {
             user_id: row.created_by,
             tenant_id: row.tenant_id,
-            role: row.role,
+            // A key acts with at most its creator's rights today (a demoted creator's keys shrink).
+            role: row.role.min(creator_role),
             permissions: Vec::new(),
             email,
             plan: None,
@@ -160,6 +163,11 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
     for (jti, exp) in denied {
         ctx.denylist.deny(&jti, exp.and_utc().timestamp()).await;
     }
+    for cut in db.read(cutoffs::live).await? {
+        ctx.denylist
+            .cut_off(&cut.subject, cut.at_ms, cut.until)
+            .await;
+    }
     let verifier = Arc::new(Verifier::new(
         &config.issuer,
         &config.audience,
@@ -182,7 +190,7 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
         keyring: keyring.clone(),
         denylist: ctx.denylist.clone(),
         mailer,
-        redis: ctx.redis.clone(),
+        invalidations: ctx.invalidations(),
     });
     let authenticator = Authenticator {
         verifier,
@@ -215,11 +223,7 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
                 _ = reload_shutdown.cancelled() => return Ok(()),
             }
             match reload_state.keyring.reload(&reload_state.db).await {
-                Ok(true) => {
-                    if let Some(redis) = &reload_state.redis {
-                        redis.publish_invalidation("jwks").await;
-                    }
-                }
+                Ok(true) => reload_state.invalidations.publish("jwks").await,
                 Ok(false) => {}
                 Err(err) => {
                     tracing::warn!(error = %format!("{err:#}"), "signing key reload failed")

@@ -52,6 +52,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    token_cutoffs (subject) {
+        subject -> Text,
+        cut_at_ms -> BigInt,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     revoked_access_tokens (jti) {
         jti -> Text,
         expires_at -> Timestamp,

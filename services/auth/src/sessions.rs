@@ -87,6 +87,12 @@ fn invalid_credentials() -> AppError {
 enum LoginOutcome {
     Ok(Box<TokenResponse>),
     Failed,
+    Suspended,
+}
+
+/// 403 for a user of a suspended tenant (told only after the right password).
+pub fn tenant_suspended() -> AppError {
+    AppError::Forbidden("this tenant is suspended".into()).with_code("auth.tenant_suspended")
 }
 
 /// Checks the password (off the async runtime) and opens a session. Unknown emails and wrong
@@ -158,6 +164,9 @@ pub async fn login(
             }
             let user = user.expect("ok implies a user");
             store::sessions::clear_throttle(conn, &email)?;
+            if !store::tenants::is_active(conn, &user.tenant_id)? {
+                return Ok(LoginOutcome::Suspended);
+            }
             let issued = issue(
                 conn,
                 &signer,
@@ -187,6 +196,7 @@ pub async fn login(
     match outcome {
         LoginOutcome::Ok(resp) => Ok(*resp),
         LoginOutcome::Failed => Err(invalid_credentials()),
+        LoginOutcome::Suspended => Err(tenant_suspended()),
     }
 }
 
@@ -214,7 +224,7 @@ pub async fn refresh(
                 let row = store::sessions::find_refresh(conn, &hash)?
                     .ok_or_else(|| AppError::not_found("session"))?;
                 let user = match store::users::get(conn, &row.user_id)? {
-                    Some(u) if u.is_active() => u,
+                    Some(u) if u.is_active() && store::tenants::is_active(conn, &u.tenant_id)? => u,
                     _ => {
                         store::sessions::revoke_family(conn, &row.family_id)?;
                         return Ok(RefreshOutcome::Invalid);
@@ -289,7 +299,8 @@ pub async fn logout(
     let tenant_id = caller.tenant_id.clone();
     let ip = ip.map(|i| i.to_string());
     let deny_jti = jti.clone();
-    state
+    let ttl = state.config.token_settings().access_ttl;
+    let cuts = state
         .db
         .write(move |conn| {
             let expires =
@@ -315,9 +326,15 @@ pub async fn logout(
                     client_ip: ip.as_deref(),
                     detail: json!({"sessions": families}),
                 },
-            )
+            )?;
+            // Every access token the ended sessions were refreshed into stops, not only this one.
+            families
+                .into_iter()
+                .map(|sid| crate::cutoffs::record(conn, ttl, format!("session:{sid}")))
+                .collect::<AppResult<Vec<_>>>()
         })
         .await?;
     state.denylist.deny(&jti, exp).await;
+    crate::cutoffs::apply_all(cuts, state).await;
     Ok(())
 }

@@ -110,11 +110,9 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
         shutdown.clone(),
     )
     .await?;
-    if let Some(redis) = &ctx.redis {
-        service
-            .tasks
-            .spawn(redis.clone().watch_invalidations(peer, shutdown.clone()));
-    }
+    service
+        .tasks
+        .spawn(ctx.invalidations().watch(peer, shutdown.clone()));
     service.tasks.spawn(sla_watch::run(
         state.clone(),
         Duration::from_secs(config.sla_check_secs),

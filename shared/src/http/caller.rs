@@ -141,6 +141,18 @@ impl Caller {
         }
     }
 
+    /// A signed-in user, not an API key: what hands out access (inviting users, changing roles,
+    /// minting keys) is never done by a key, so a key cannot outgrow the rights it was made with.
+    pub fn require_session(&self, action: &str) -> Result<(), AppError> {
+        match self.credential {
+            Credential::Jwt { .. } => Ok(()),
+            Credential::ApiKey { .. } => Err(AppError::Forbidden(format!(
+                "{action} needs a signed-in user, not an API key"
+            ))
+            .with_code("auth.session_required")),
+        }
+    }
+
     /// Tenant admin (or above) or holder of `permission`.
     pub fn require_permission(&self, permission: &str) -> Result<(), AppError> {
         if self.role >= Role::TenantAdmin || self.permissions.iter().any(|p| p == permission) {

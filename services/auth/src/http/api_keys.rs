@@ -7,7 +7,7 @@ use serde_json::json;
 use agora_shared::{
     AppError, AppResult,
     db::now,
-    http::{Caller, Credential, Page, PageParams, Role, ValidJson},
+    http::{Caller, Page, PageParams, Role, ValidJson},
 };
 
 use super::{client_ip, created};
@@ -26,12 +26,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// Key management needs a user's session: a key cannot mint or revoke keys.
 fn require_admin_session(caller: &Caller) -> AppResult<()> {
     caller.require_role(Role::TenantAdmin)?;
-    if matches!(caller.credential, Credential::ApiKey { .. }) {
-        return Err(AppError::Forbidden(
-            "API keys are managed with a user's access token".into(),
-        ));
-    }
-    Ok(())
+    caller.require_session("managing API keys")
 }
 
 #[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", request_body = CreateApiKeyRequest,
@@ -153,10 +148,9 @@ pub async fn revoke(
             )
         })
         .await?;
-    if let Some(redis) = &state.redis {
-        redis
-            .publish_invalidation(&format!("api_key:{key_id}"))
-            .await;
-    }
+    state
+        .invalidations
+        .publish(&format!("api_key:{key_id}"))
+        .await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -90,6 +90,7 @@ pub async fn register(
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = TokenResponse), (status = 401, description = "wrong email or password"),
+        (status = 403, description = "the user's tenant is suspended"),
         (status = 429, description = "too many failures for this account; see Retry-After")))]
 pub async fn login(
     state: web::Data<AuthState>,
@@ -180,7 +181,8 @@ pub async fn update_me(
 
 /// Accepts an invitation: sets the password, activates the user and signs them in.
 #[utoipa::path(post, path = "/api/v1/auth/accept-invite", tag = "auth", request_body = AcceptInviteRequest,
-    responses((status = 200, body = TokenResponse), (status = 422, description = "invalid or expired token, or weak password")))]
+    responses((status = 200, body = TokenResponse), (status = 403, description = "the tenant is suspended"),
+        (status = 422, description = "invalid or expired token, or weak password")))]
 pub async fn accept_invite(
     state: web::Data<AuthState>,
     body: ValidJson<AcceptInviteRequest>,
@@ -200,6 +202,10 @@ pub async fn accept_invite(
             let mut user = store::users::get(conn, &user_id)?
                 .filter(|u| u.status == domain::USER_INVITED)
                 .ok_or_else(invalid)?;
+            // Refused (and the invitation kept, the transaction rolled back) while suspended.
+            if !store::tenants::is_active(conn, &user.tenant_id)? {
+                return Err(sessions::tenant_suspended());
+            }
             user.password_hash = Some(hash);
             user.status = domain::USER_ACTIVE.into();
             if let Some(name) = body.name {

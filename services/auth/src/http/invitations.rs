@@ -45,6 +45,7 @@ pub async fn invite(
     body: ValidJson<InviteUserRequest>,
 ) -> AppResult<HttpResponse> {
     caller.require_role(Role::TenantAdmin)?;
+    caller.require_session("inviting users")?;
     visible(&caller, &id)?;
     let body = body.0;
     let role = tenant_role("role", &body.role)?;

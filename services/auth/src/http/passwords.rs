@@ -12,7 +12,7 @@ use agora_shared::{
 
 use super::{auth::load_me, client_ip, hash_password};
 use crate::{
-    AuthState, domain, events,
+    AuthState, cutoffs, domain, events,
     model::*,
     store::{self, audit::Audit, sessions::OneTimeRow, users::UserRow},
 };
@@ -53,7 +53,8 @@ pub async fn change_password(
     }
     let hash = hash_password(body.new_password).await?;
     let ip = client_ip(&req).map(|i| i.to_string());
-    state
+    let ttl = state.config.token_settings().access_ttl;
+    let cuts = state
         .db
         .write(move |conn| {
             let mut user = user;
@@ -70,11 +71,17 @@ pub async fn change_password(
                     user_id: Some(&user.id),
                     subject: &user.id,
                     client_ip: ip.as_deref(),
-                    detail: json!({"other_sessions_ended": ended}),
+                    detail: json!({"other_sessions_ended": ended.len()}),
                 },
-            )
+            )?;
+            // The other sessions' live access tokens stop too; this one's stay.
+            ended
+                .into_iter()
+                .map(|sid| cutoffs::record(conn, ttl, format!("session:{sid}")))
+                .collect::<AppResult<Vec<_>>>()
         })
         .await?;
+    cutoffs::apply_all(cuts, &state).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -158,6 +165,7 @@ pub async fn reset(
     let hash = hash_password(body.new_password).await?;
     let token_hash = domain::secret_hash(&body.token);
     let ip = client_ip(&req).map(|i| i.to_string());
+    let ttl = state.config.token_settings().access_ttl;
     state
         .db
         .write(move |conn| {
@@ -181,8 +189,12 @@ pub async fn reset(
                     client_ip: ip.as_deref(),
                     detail: json!({}),
                 },
-            )
+            )?;
+            // Whoever held the old password holds no live token either.
+            cutoffs::record(conn, ttl, format!("user:{}", user.id))
         })
-        .await?;
+        .await?
+        .apply(&state)
+        .await;
     Ok(HttpResponse::NoContent().finish())
 }

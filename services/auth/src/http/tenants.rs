@@ -10,7 +10,7 @@ use agora_shared::{
 
 use super::created;
 use crate::{
-    AuthState, domain, events,
+    AuthState, cutoffs, domain, events,
     model::*,
     store::{self, tenants::TenantRow},
 };
@@ -151,11 +151,19 @@ pub async fn update(
         return Err(AppError::invalid("status", "must be ACTIVE or SUSPENDED"));
     }
     let id = id.into_inner();
-    let tenant = state
+    let ttl = state.config.token_settings().access_ttl;
+    let (tenant, cut) = state
         .db
         .write(move |conn| {
             let mut t =
                 store::tenants::get(conn, &id)?.ok_or_else(|| AppError::not_found("tenant"))?;
+            let suspended = t.status == domain::TENANT_ACTIVE
+                && body.status.as_deref() == Some(domain::TENANT_SUSPENDED);
+            if suspended && store::users::holds_platform_admins(conn, &t.id)? {
+                return Err(AppError::Conflict(
+                    "a tenant holding platform admins cannot be suspended".into(),
+                ));
+            }
             if let Some(name) = body.name {
                 t.name_key = store::tenants::name_key(&name);
                 t.name = name.trim().to_owned();
@@ -165,9 +173,21 @@ pub async fn update(
             t.updated_at = now();
             store::tenants::update(conn, &t)?;
             events::tenant_changed(conn, "tenant.updated", &t)?;
-            Ok(t)
+            // A suspended tenant's sessions end, its live access tokens are refused and every
+            // cache forgets its keys (which resolve no more).
+            let cut = match suspended {
+                true => {
+                    store::sessions::revoke_tenant_sessions(conn, &t.id)?;
+                    Some(cutoffs::record(conn, ttl, format!("tenant:{}", t.id))?)
+                }
+                false => None,
+            };
+            Ok((t, cut))
         })
         .await?;
+    if let Some(cut) = cut {
+        cut.apply(&state).await;
+    }
     Ok(HttpResponse::Ok().json(Tenant::from(&tenant)))
 }
 
@@ -186,13 +206,17 @@ pub async fn delete(
         ));
     }
     let id = id.into_inner();
+    let ttl = state.config.token_settings().access_ttl;
     state
         .db
         .write(move |conn| {
             let t = store::tenants::get(conn, &id)?.ok_or_else(|| AppError::not_found("tenant"))?;
             store::tenants::delete(conn, &id)?;
-            events::tenant_changed(conn, "tenant.deleted", &t)
+            events::tenant_changed(conn, "tenant.deleted", &t)?;
+            cutoffs::record(conn, ttl, format!("tenant:{}", t.id))
         })
-        .await?;
+        .await?
+        .apply(&state)
+        .await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -14,7 +14,7 @@ use super::{
     tenants::visible,
 };
 use crate::{
-    AuthState, domain, events,
+    AuthState, cutoffs, domain, events,
     model::*,
     store::{self, users::UserRow},
 };
@@ -98,6 +98,9 @@ pub async fn update(
     let (tenant_id, user_id) = path.into_inner();
     visible(&caller, &tenant_id)?;
     let body = body.0;
+    if body.role.is_some() || body.permissions.is_some() {
+        caller.require_session("changing a user's role or permissions")?;
+    }
     let role = body
         .role
         .as_deref()
@@ -113,7 +116,8 @@ pub async fn update(
         check_permissions(p)?;
     }
     let actor = caller.user_id.clone();
-    let user = state
+    let ttl = state.config.token_settings().access_ttl;
+    let (user, cut) = state
         .db
         .write(move |conn| {
             store::lock_tenant(conn, &tenant_id)?;
@@ -138,6 +142,14 @@ pub async fn update(
                 new_role == Role::TenantAdmin && new_status == domain::USER_ACTIVE,
             )?;
             let deactivated = user.is_active() && new_status == domain::USER_INACTIVE;
+            // Live tokens carry the old role and permissions: refuse them (and forget the
+            // user's keys in every cache) when rights shrink or change.
+            let rights_changed = deactivated
+                || new_role != user.role
+                || body
+                    .permissions
+                    .as_ref()
+                    .is_some_and(|p| *p != user.permissions.0);
             user.role = new_role;
             user.status = new_status;
             if let Some(name) = body.name {
@@ -152,9 +164,15 @@ pub async fn update(
                 store::sessions::revoke_user_sessions(conn, &user.id, None)?;
             }
             events::user_changed(conn, "user.updated", &user, Some(&actor))?;
-            Ok(user)
+            let cut = rights_changed
+                .then(|| cutoffs::record(conn, ttl, format!("user:{}", user.id)))
+                .transpose()?;
+            Ok((user, cut))
         })
         .await?;
+    if let Some(cut) = cut {
+        cut.apply(&state).await;
+    }
     Ok(HttpResponse::Ok().json(User::from(&user)))
 }
 
@@ -169,6 +187,7 @@ pub async fn delete(
     let (tenant_id, user_id) = path.into_inner();
     visible(&caller, &tenant_id)?;
     let actor = caller.user_id.clone();
+    let ttl = state.config.token_settings().access_ttl;
     state
         .db
         .write(move |conn| {
@@ -182,8 +201,11 @@ pub async fn delete(
             }
             keep_an_admin(conn, &user, false)?;
             store::users::delete(conn, &user.id)?;
-            events::user_changed(conn, "user.deleted", &user, Some(&actor))
+            events::user_changed(conn, "user.deleted", &user, Some(&actor))?;
+            cutoffs::record(conn, ttl, format!("user:{}", user.id))
         })
-        .await?;
+        .await?
+        .apply(&state)
+        .await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -8,7 +8,7 @@ use agora_shared::{
     http::Role,
 };
 
-use crate::schema::{api_keys, users};
+use crate::schema::{api_keys, tenants, users};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = api_keys)]
@@ -70,11 +70,15 @@ pub fn revoke(conn: &mut DbConnection, tenant_id: &str, id: &str) -> AppResult<b
         > 0)
 }
 
-/// The live, unexpired key with `hash` and its creator's email, when the creator is active.
-pub fn resolve(conn: &mut DbConnection, hash: &str) -> AppResult<Option<(ApiKeyRow, String)>> {
+/// The live, unexpired key with `hash`, its creator's email and current role, when the creator
+/// is active and the tenant is not suspended.
+pub fn resolve(
+    conn: &mut DbConnection,
+    hash: &str,
+) -> AppResult<Option<(ApiKeyRow, String, Role)>> {
     let now = now();
     Ok(api_keys::table
-        .inner_join(users::table)
+        .inner_join(users::table.inner_join(tenants::table))
         .filter(
             api_keys::key_hash
                 .eq(hash)
@@ -84,9 +88,10 @@ pub fn resolve(conn: &mut DbConnection, hash: &str) -> AppResult<Option<(ApiKeyR
                         .is_null()
                         .or(api_keys::expires_at.gt(now)),
                 )
-                .and(users::status.eq(crate::domain::USER_ACTIVE)),
+                .and(users::status.eq(crate::domain::USER_ACTIVE))
+                .and(tenants::status.eq(crate::domain::TENANT_ACTIVE)),
         )
-        .select((ApiKeyRow::as_select(), users::email))
+        .select((ApiKeyRow::as_select(), users::email, users::role))
         .first(conn)
         .optional()?)
 }

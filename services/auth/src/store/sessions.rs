@@ -187,23 +187,39 @@ pub fn revoke_family(conn: &mut DbConnection, family_id: &str) -> AppResult<usiz
     .execute(conn)?)
 }
 
-/// Revokes all of a user's sessions except `keep` (a family id).
-pub fn revoke_user_sessions(
-    conn: &mut DbConnection,
-    user_id: &str,
-    keep: Option<&str>,
-) -> AppResult<usize> {
-    let keep = keep.unwrap_or("").to_owned();
+/// Revokes every session of every user of `tenant_id` (suspension).
+pub fn revoke_tenant_sessions(conn: &mut DbConnection, tenant_id: &str) -> AppResult<usize> {
     Ok(diesel::update(
         refresh_tokens::table.filter(
-            refresh_tokens::user_id
-                .eq(user_id)
-                .and(refresh_tokens::revoked_at.is_null())
-                .and(refresh_tokens::family_id.ne(keep)),
+            refresh_tokens::tenant_id
+                .eq(tenant_id)
+                .and(refresh_tokens::revoked_at.is_null()),
         ),
     )
     .set(refresh_tokens::revoked_at.eq(now()))
     .execute(conn)?)
+}
+
+/// Revokes all of a user's sessions except `keep` (a family id); returns the sessions ended.
+pub fn revoke_user_sessions(
+    conn: &mut DbConnection,
+    user_id: &str,
+    keep: Option<&str>,
+) -> AppResult<Vec<String>> {
+    let keep = keep.unwrap_or("").to_owned();
+    let live = refresh_tokens::table.filter(
+        refresh_tokens::user_id
+            .eq(user_id)
+            .and(refresh_tokens::revoked_at.is_null())
+            .and(refresh_tokens::family_id.ne(keep)),
+    );
+    let mut families: Vec<String> = live.clone().select(refresh_tokens::family_id).load(conn)?;
+    families.sort();
+    families.dedup();
+    diesel::update(live)
+        .set(refresh_tokens::revoked_at.eq(now()))
+        .execute(conn)?;
+    Ok(families)
 }
 
 pub fn deny_access_token(

@@ -50,6 +50,11 @@ pub fn get(conn: &mut DbConnection, id: &str) -> AppResult<Option<TenantRow>> {
         .optional()?)
 }
 
+/// Whether `id` is a tenant whose users may sign in (exists and is not suspended).
+pub fn is_active(conn: &mut DbConnection, id: &str) -> AppResult<bool> {
+    Ok(get(conn, id)?.is_some_and(|t| t.status == crate::domain::TENANT_ACTIVE))
+}
+
 pub fn find_by_name(conn: &mut DbConnection, name: &str) -> AppResult<Option<TenantRow>> {
     Ok(tenants::table
         .filter(tenants::name_key.eq(name_key(name)))

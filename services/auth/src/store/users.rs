@@ -135,6 +135,19 @@ pub fn delete(conn: &mut DbConnection, id: &str) -> AppResult<()> {
 }
 
 /// Active tenant admins of `tenant_id` other than `except`.
+/// Whether `tenant_id` holds a platform admin.
+pub fn holds_platform_admins(conn: &mut DbConnection, tenant_id: &str) -> AppResult<bool> {
+    let n: i64 = users::table
+        .filter(
+            users::tenant_id
+                .eq(tenant_id)
+                .and(users::role.eq(Role::PlatformAdmin)),
+        )
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
 pub fn other_active_admins(
     conn: &mut DbConnection,
     tenant_id: &str,

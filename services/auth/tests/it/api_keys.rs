@@ -165,4 +165,81 @@ async fn api_key_lifecycle(db: TestDb) {
     .await;
 }
 
-agora_testkit::on_every_store!(api_key_lifecycle);
+/// A key made by a TENANT_ADMIN kept acting as admin after its creator was demoted, and a key
+/// could invite a new TENANT_ADMIN who then minted more keys. Now a key acts with at most its
+/// creator's current role, stops with its creator, and hands out no access itself.
+async fn keys_never_outgrow_their_creator(db: TestDb) {
+    let app = spawn(db).await;
+    let owner = app.register("owner@x.test", "Acme").await;
+    let ops = app.member(&owner, "ops@x.test", &[]).await;
+    let path = format!("/api/v1/tenants/{}/users/{}", owner.tenant_id, ops.user_id);
+    let promote = json!({"role": "TENANT_ADMIN"});
+    app.authed(Method::PATCH, &path, &owner)
+        .json(&promote)
+        .value()
+        .await;
+    let ops = app.sign_in("ops@x.test").await;
+    let created = app
+        .authed(Method::POST, "/api/v1/api-keys", &ops)
+        .json(&json!({"name": "ops", "role": "TENANT_ADMIN"}))
+        .value()
+        .await;
+    let key = created["key"].as_str().unwrap().to_owned();
+    let users = format!("/api/v1/tenants/{}/users", owner.tenant_id);
+    assert_eq!(
+        app.authed(Method::GET, &users, &key).call().await.status(),
+        200
+    );
+
+    // The key hands out no access: inviting, changing roles or permissions, minting keys.
+    let invite = json!({"email": "mole@x.test", "name": "Mole", "role": "TENANT_ADMIN"});
+    let refused = app
+        .authed(Method::POST, &users, &key)
+        .json(&invite)
+        .call()
+        .await;
+    assert_eq!(problem(refused, 403).await["code"], "auth.session_required");
+    let own = format!("{users}/{}", ops.user_id);
+    let refused = app
+        .authed(Method::PATCH, &own, &key)
+        .json(&json!({"permissions": ["teams:manage"]}))
+        .call()
+        .await;
+    assert_eq!(problem(refused, 403).await["code"], "auth.session_required");
+    let mint = json!({"name": "more", "role": "TENANT_ADMIN"});
+    let refused = app
+        .authed(Method::POST, "/api/v1/api-keys", &key)
+        .json(&mint)
+        .call()
+        .await;
+    assert_eq!(problem(refused, 403).await["code"], "auth.session_required");
+
+    // Demoted: the same key now acts as a TENANT_USER, at once.
+    let demote = json!({"role": "TENANT_USER"});
+    app.authed(Method::PATCH, &path, &owner)
+        .json(&demote)
+        .value()
+        .await;
+    problem(app.authed(Method::GET, &users, &key).call().await, 403).await;
+    let me = app
+        .authed(Method::GET, "/api/v1/auth/me", &key)
+        .value()
+        .await;
+    assert_eq!(me["id"], ops.user_id.as_str());
+
+    // Deactivated: the key stops.
+    let off = json!({"status": "INACTIVE"});
+    app.authed(Method::PATCH, &path, &owner)
+        .json(&off)
+        .value()
+        .await;
+    problem(
+        app.authed(Method::GET, "/api/v1/auth/me", &key)
+            .call()
+            .await,
+        401,
+    )
+    .await;
+}
+
+agora_testkit::on_every_store!(api_key_lifecycle, keys_never_outgrow_their_creator);

@@ -425,6 +425,36 @@ async fn logout_ends_the_session(db: TestDb) {
         401,
     )
     .await;
+    // Logging out ends every access token of the session, not only the one presented: one
+    // from before a refresh stops too.
+    let u = session(app.login("a@x.test", PASSWORD).await.json().await.unwrap());
+    let body = json!({"refresh_token": u.refresh});
+    let refreshed = session(
+        app.post("/api/v1/auth/refresh", body)
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        app.authed(Method::GET, "/api/v1/auth/me", &u.access)
+            .call()
+            .await
+            .status(),
+        200
+    );
+    let out = app
+        .authed(Method::POST, "/api/v1/auth/logout", &refreshed.access)
+        .call()
+        .await;
+    assert_eq!(out.status(), 204);
+    problem(
+        app.authed(Method::GET, "/api/v1/auth/me", &u.access)
+            .call()
+            .await,
+        401,
+    )
+    .await;
 }
 
 async fn change_password_ends_other_sessions(db: TestDb) {
@@ -471,6 +501,73 @@ async fn change_password_ends_other_sessions(db: TestDb) {
     assert_eq!(app.login("a@x.test", "N3w-password!").await.status(), 200);
     app.event(|e| e.event_type == "agora.auth.audit.password.changed")
         .await;
+    // The other session's live access token stops at once; this session's keeps working.
+    let me = |token: &str| app.authed(Method::GET, "/api/v1/auth/me", token).call();
+    problem(me(&elsewhere.access).await, 401).await;
+    assert_eq!(me(&here.access).await.status(), 200);
+}
+
+/// Demotion and deactivation change what a user may do at once, not when their access token
+/// expires: tokens issued before are refused, a fresh sign-in carries the new role.
+async fn rights_changes_stop_live_tokens(db: TestDb) {
+    let app = spawn(db).await;
+    let owner = app.register("owner@x.test", "Acme").await;
+    let ops = app.member(&owner, "ops@x.test", &[]).await;
+    let path = format!("/api/v1/tenants/{}/users/{}", owner.tenant_id, ops.user_id);
+    let users = format!("/api/v1/tenants/{}/users", owner.tenant_id);
+    app.authed(Method::PATCH, &path, &owner)
+        .json(&json!({"role": "TENANT_ADMIN"}))
+        .value()
+        .await;
+    let before = app.sign_in("ops@x.test").await;
+    assert_eq!(
+        app.authed(Method::GET, &users, &before)
+            .call()
+            .await
+            .status(),
+        200
+    );
+    app.authed(Method::PATCH, &path, &owner)
+        .json(&json!({"role": "TENANT_USER"}))
+        .value()
+        .await;
+    let refused = problem(app.authed(Method::GET, &users, &before).call().await, 401).await;
+    assert!(
+        refused["detail"].as_str().unwrap().contains("revoked"),
+        "{refused}"
+    );
+    let after = app.sign_in("ops@x.test").await;
+    problem(app.authed(Method::GET, &users, &after).call().await, 403).await;
+    assert_eq!(
+        app.authed(Method::GET, "/api/v1/auth/me", &after)
+            .call()
+            .await
+            .status(),
+        200
+    );
+    // A rename changes no rights: live tokens stay.
+    app.authed(Method::PATCH, &path, &owner)
+        .json(&json!({"name": "Ops"}))
+        .value()
+        .await;
+    assert_eq!(
+        app.authed(Method::GET, "/api/v1/auth/me", &after)
+            .call()
+            .await
+            .status(),
+        200
+    );
+    app.authed(Method::PATCH, &path, &owner)
+        .json(&json!({"status": "INACTIVE"}))
+        .value()
+        .await;
+    problem(
+        app.authed(Method::GET, "/api/v1/auth/me", &after)
+            .call()
+            .await,
+        401,
+    )
+    .await;
 }
 
 /// The app with a fake SMTP relay, and the reset token of the next mail it receives.
@@ -662,5 +759,6 @@ agora_testkit::on_every_store!(
     concurrent_refreshes_one_wins,
     logout_ends_the_session,
     change_password_ends_other_sessions,
+    rights_changes_stop_live_tokens,
     forgot_and_reset,
 );

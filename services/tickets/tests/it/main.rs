@@ -6,4 +6,5 @@ mod life;
 mod lists;
 mod sla;
 mod support;
+mod suspension;
 mod work;
