@@ -3,5 +3,6 @@
 
 mod support;
 
+mod cost;
 mod history;
 mod live;
