@@ -105,6 +105,9 @@ pub(crate) fn note_enqueued() {
     ENQUEUED.with(|e| e.set(true));
 }
 
+/// The longest one statement of a pooled PostgreSQL connection may run.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Opens connections for the pool, setting SQLite's pragmas on every one.
 #[derive(Debug)]
 struct Manager {
@@ -139,10 +142,16 @@ impl r2d2::ManageConnection for Manager {
 /// a statement to a generic plan that ignores the bound values; for list queries with filters
 /// and text search that plan walks the whole table (measured: 75 ms instead of 3 ms on 130k
 /// tickets). Planning each run costs well under a millisecond.
+///
+/// Every statement of the pool is bounded by `statement_timeout`, so that no request can hold
+/// a connection for long (a 503 `store.timeout`); migrations use their own connection.
 fn open_postgres(url: &str) -> Result<PgConnection, diesel::ConnectionError> {
     let mut conn = PgConnection::establish(url)?;
-    conn.batch_execute("SET plan_cache_mode = force_custom_plan")
-        .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+    conn.batch_execute(&format!(
+        "SET plan_cache_mode = force_custom_plan; SET statement_timeout = {}",
+        STATEMENT_TIMEOUT.as_millis()
+    ))
+    .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
     Ok(conn)
 }
 

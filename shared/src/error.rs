@@ -345,6 +345,18 @@ impl From<diesel::result::Error> for AppError {
                 AppError::Unavailable("the store is busy, retry shortly".into())
                     .with_code("store.busy")
             }
+            // PostgreSQL's statement_timeout ended a statement: no request holds the pool longer.
+            Error::DatabaseError(_, info)
+                if info
+                    .message()
+                    .contains("canceling statement due to statement timeout") =>
+            {
+                tracing::warn!("store statement timed out");
+                AppError::Unavailable(
+                    "the request took the store too long; narrow it or retry".into(),
+                )
+                .with_code("store.timeout")
+            }
             other => AppError::Internal(anyhow::Error::new(other).context("database")),
         }
     }

@@ -3,3 +3,4 @@
 
 mod buses;
 mod outbox;
+mod store;
