@@ -72,6 +72,9 @@ pub struct RateLimits {
     pub api: Quota,
     /// Upload routes: per caller.
     pub upload: Quota,
+    /// Requests whose credential fails verification, per client IP. Past it the IP's
+    /// credentials are refused (429) before they cost a verification.
+    pub auth_failures: Quota,
     /// Path prefix -> quota replacing the api or upload quota on those routes.
     pub routes: BTreeMap<String, Quota>,
     /// Tenant plan (FREE, STARTER, ...) -> api quota for callers on that plan.
@@ -86,6 +89,7 @@ impl Default for RateLimits {
             register: Quota::per_minute(10),
             api: Quota::per_minute(100),
             upload: Quota::per_minute(10),
+            auth_failures: Quota::per_minute(20),
             routes: BTreeMap::new(),
             plans: BTreeMap::new(),
         }

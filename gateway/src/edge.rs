@@ -65,7 +65,10 @@ pub async fn handle(
     let trusted_peer = gw.client_ip.trusts(peer);
     let prior_forwarded_for = trusted_peer.then_some(xff).flatten();
 
-    let caller = authenticate(&gw, &req, &path).await?;
+    let caller = match authenticate(&gw, &req, &path, client_ip).await {
+        Err(AppError::Unauthorized(why)) => return failed_auth(&gw, client_ip, why).await,
+        other => other?,
+    };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -165,6 +168,7 @@ async fn authenticate(
     gw: &Gateway,
     req: &HttpRequest,
     path: &str,
+    client_ip: IpAddr,
 ) -> Result<Option<Caller>, AppError> {
     let value = |name: &str| {
         req.headers()
@@ -187,10 +191,55 @@ async fn authenticate(
         }
         return Ok(None);
     }
+    if authorization.is_some() || api_key.is_some() {
+        let blocked = gw
+            .auth_blocked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&client_ip)
+            .copied();
+        if let Some(until) = blocked.filter(|until| *until > Instant::now()) {
+            return Err(AppError::TooManyRequests {
+                detail: "too many failed authentications from this address; retry later".into(),
+                retry_after_secs: until
+                    .saturating_duration_since(Instant::now())
+                    .as_secs()
+                    .max(1),
+            });
+        }
+    }
     gw.auth
         .authenticate(authorization.as_deref(), api_key.as_deref())
         .await
         .map(Some)
+}
+
+/// A credential failed verification: counted against the client IP's failed-auth budget (in
+/// the rate-limit store, so shared by replicas with Redis); past it, the IP's credentials are
+/// refused before they cost another verification until the budget refills.
+async fn failed_auth(
+    gw: &Gateway,
+    client_ip: IpAddr,
+    why: String,
+) -> Result<HttpResponse, AppError> {
+    let quota = gw.config.rate_limits.auth_failures;
+    let decision = gw
+        .limits
+        .check(&format!("auth_failed:{client_ip}"), quota)
+        .await?;
+    if decision.allowed {
+        return Err(AppError::Unauthorized(why));
+    }
+    metrics::rate_limited("auth_failures");
+    let until = Instant::now() + std::time::Duration::from_secs(decision.retry_after_secs);
+    gw.auth_blocked
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .put(client_ip, until);
+    Err(AppError::TooManyRequests {
+        detail: "too many failed authentications from this address; retry later".into(),
+        retry_after_secs: decision.retry_after_secs,
+    })
 }
 
 async fn read_small(mut payload: web::Payload) -> Result<web::Bytes, AppError> {

@@ -61,6 +61,8 @@ pub struct Gateway {
     pub limits: Arc<dyn ratelimit::RateLimitStore>,
     pub auth: Authenticator,
     pub client_ip: client_ip::ClientIp,
+    /// Client IPs past their failed-authentication budget, until when (bounded).
+    pub auth_blocked: Mutex<lru::LruCache<std::net::IpAddr, Instant>>,
     openapi_cache: Mutex<Option<(Instant, serde_json::Value)>>,
 }
 
@@ -104,6 +106,9 @@ pub async fn start(
         limits,
         auth: peer.authenticator.clone(),
         client_ip: client_ip::ClientIp::new(&config.trusted_proxies).map_err(anyhow::Error::msg)?,
+        auth_blocked: Mutex::new(lru::LruCache::new(
+            std::num::NonZeroUsize::new(10_000).expect("non-zero"),
+        )),
         openapi_cache: Mutex::new(None),
         config,
     });

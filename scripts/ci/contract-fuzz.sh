@@ -42,6 +42,7 @@ credential_ip = { limit = 1000000, period_secs = 60 }
 register = { limit = 1000000, period_secs = 60 }
 api = { limit = 1000000, period_secs = 60 }
 upload = { limit = 1000000, period_secs = 60 }
+auth_failures = { limit = 1000000, period_secs = 60 }
 TOML
 RUST_LOG=warn "$BIN" --config "$work/fuzz.toml" > "$work/agora.log" 2>&1 &
 pid=$!

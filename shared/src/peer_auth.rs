@@ -4,10 +4,12 @@
 //! service authenticate this way.
 
 use std::{
-    collections::HashMap,
+    num::NonZeroUsize,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
+
+use lru::LruCache;
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
@@ -23,15 +25,16 @@ use crate::{
     tokens::{Denylist, RemoteJwks, Verifier},
 };
 
-/// Cache entries kept at most; expired ones are dropped when full, then all.
-const MAX_CACHED: usize = 10_000;
+/// Verifications kept at most; a full cache forgets the least recently used one (a flood of
+/// random keys cannot evict everything the live keys rely on).
+const MAX_CACHED: NonZeroUsize = NonZeroUsize::new(10_000).unwrap();
 
 /// API keys verified by the auth service, remembered for `ttl` (so a revoked key stops working
 /// within `ttl`).
 pub struct GrpcApiKeys {
     client: AuthServiceClient<Channel>,
     ttl: Duration,
-    cache: Mutex<HashMap<String, (Instant, Option<Caller>)>>,
+    cache: Mutex<LruCache<String, (Instant, Option<Caller>)>>,
 }
 
 impl GrpcApiKeys {
@@ -39,7 +42,7 @@ impl GrpcApiKeys {
         Self {
             client: AuthServiceClient::new(channel),
             ttl,
-            cache: Mutex::default(),
+            cache: Mutex::new(LruCache::new(MAX_CACHED)),
         }
     }
 
@@ -53,16 +56,23 @@ impl GrpcApiKeys {
         let Some((kind, id)) = what.split_once(':') else {
             return;
         };
-        cache.retain(|_, (_, caller)| {
-            let Some(c) = caller else { return true };
-            let named = match (kind, &c.credential) {
-                ("api_key", Credential::ApiKey { key_id, .. }) => key_id == id,
-                ("user", _) => c.user_id == id,
-                ("tenant", _) => c.tenant_id == id,
-                _ => false,
-            };
-            !named
-        });
+        let named: Vec<String> = cache
+            .iter()
+            .filter(|(_, (_, caller))| {
+                caller
+                    .as_ref()
+                    .is_some_and(|c| match (kind, &c.credential) {
+                        ("api_key", Credential::ApiKey { key_id, .. }) => key_id == id,
+                        ("user", _) => c.user_id == id,
+                        ("tenant", _) => c.tenant_id == id,
+                        _ => false,
+                    })
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in named {
+            cache.pop(&k);
+        }
     }
 }
 
@@ -120,14 +130,7 @@ impl ApiKeyResolver for GrpcApiKeys {
             }),
         };
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= MAX_CACHED {
-            let ttl = self.ttl;
-            cache.retain(|_, (at, _)| at.elapsed() < ttl);
-            if cache.len() >= MAX_CACHED {
-                cache.clear();
-            }
-        }
-        cache.insert(id, (Instant::now(), caller.clone()));
+        cache.put(id, (Instant::now(), caller.clone()));
         Ok(caller)
     }
 }

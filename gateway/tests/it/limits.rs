@@ -148,3 +148,36 @@ async fn escaped_spellings_meet_the_same_limits() {
     let seen = echo.value().await;
     assert_eq!(seen["path"], "/api/v1/echo/a%2Fb%20c");
 }
+
+/// Failed authentication is no longer free: random `agk_` keys (150 from one address, each a
+/// gRPC call and a store read, 0 refused before) meet a budget of 20 failures a minute per
+/// client IP, past which that address's credentials are refused before any verification.
+/// Another address is unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_authentication_has_a_budget_per_address() {
+    let s = stack("trusted_proxies = [\"127.0.0.1\"]", "").await;
+    let ana = s.register("a@x.test", "Acme").await;
+    let from = |ip: &'static str, key: String| {
+        s.req(Method::GET, "/api/v1/echo/x")
+            .header("x-forwarded-for", ip)
+            .bearer_auth(key)
+            .call()
+    };
+    let mut statuses = Vec::new();
+    for i in 0..150 {
+        let resp = from("203.0.113.7", format!("agk_{i:0>40}")).await;
+        statuses.push(resp.status().as_u16());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        20,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 130);
+    let blocked = from("203.0.113.7", ana.access.clone()).await;
+    assert_eq!(blocked.status(), 429);
+    assert!(blocked.headers().contains_key("retry-after"));
+    // Another address with a valid credential is served, and the upstream saw only it.
+    assert_eq!(from("198.51.100.9", ana.access.clone()).await.status(), 200);
+    assert_eq!(s.hits(), 1);
+}
