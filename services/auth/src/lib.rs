@@ -214,6 +214,9 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
         shutdown.clone(),
     )
     .await?;
+    // The key set may have changed while this auth was down (a key removed from config):
+    // every verifier that cached it refetches now rather than at its max-age.
+    state.invalidations.publish("jwks").await;
     let reload_state = state.clone();
     let reload_shutdown = shutdown.clone();
     service.tasks.spawn(async move {

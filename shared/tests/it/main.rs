@@ -2,5 +2,6 @@
 //! the bus port on the in-process bus and Kafka (when AGORA_TEST_KAFKA_BROKERS names a broker).
 
 mod buses;
+mod jwks;
 mod outbox;
 mod store;
