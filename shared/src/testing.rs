@@ -259,7 +259,14 @@ pub fn skip_or_fail(what: &str, why: &str) {
     if infra_required() {
         panic!("{what} is required (AGORA_TEST_REQUIRE_INFRA=1) but {why}");
     }
-    eprintln!("skipped: {what} suite ({why})");
+    // Written to the process's stderr itself, not through `eprintln!`, which the test
+    // harness captures and shows only for failing tests: a skip must be seen in a normal run.
+    use std::io::Write;
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "SKIPPED {test}: no {what} ({why})"
+    );
 }
 
 /// Sending test requests: a transport failure is a test failure, not a case to handle.

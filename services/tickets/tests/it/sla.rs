@@ -13,6 +13,7 @@ use agora_shared::testing::Call;
 
 use crate::support::{platform, secs_from_now};
 use agora_shared::testing::Store;
+use agora_testkit::eventually;
 
 agora_shared::on_sqlite_and_postgres!(
     hold_time_and_standing,
@@ -128,8 +129,21 @@ async fn breach_announced_once_also_after_restart(store: Store) {
         )
         .await;
     p.age(&id, 5).await;
-    // The watch runs every second; give it several rounds.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The watch runs every second: wait until it has announced the breach.
+    let announced = || async {
+        let ids = breached(&p).await;
+        if ids.contains(&id) {
+            Ok(())
+        } else {
+            Err(format!("announced so far: {ids:?}"))
+        }
+    };
+    eventually(
+        Duration::from_secs(10),
+        "the watch announces the breach",
+        announced,
+    )
+    .await;
     // A restarted instance on the same store must not announce it again.
     let again = agora_tickets::start(
         &p.ctx.with_discovered(&p.discovered),
@@ -171,18 +185,30 @@ async fn breach_announced_once_also_after_restart(store: Store) {
     .await
     .expect("restart");
     // The watch looks at start, then every second.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let breaches = p.events_of("agora.tickets.ticket.sla_breached").await;
-    let ids: Vec<String> = breaches
-        .iter()
-        .map(|e| {
-            ev::TicketSlaBreached::decode(e.data.as_slice())
-                .unwrap()
-                .ticket
-                .unwrap()
-                .id
-        })
-        .collect();
-    assert_eq!(ids, [id, down_id]);
+    let announced = || async {
+        let ids = breached(&p).await;
+        if ids.contains(&down_id) {
+            Ok(ids)
+        } else {
+            Err(format!("announced so far: {ids:?}"))
+        }
+    };
+    let ids = eventually(
+        Duration::from_secs(10),
+        "the restart announces the breach",
+        announced,
+    )
+    .await;
+    assert_eq!(ids, [id.clone(), down_id.clone()]);
     restarted.service.shutdown.cancel();
+}
+
+/// Ids of the tickets whose breach was announced so far, in order.
+async fn breached(p: &crate::support::Platform) -> Vec<String> {
+    let events = p.events_of("agora.tickets.ticket.sla_breached").await;
+    let id = |e: &agora_shared::bus::Event| {
+        let msg = ev::TicketSlaBreached::decode(e.data.as_slice()).unwrap();
+        msg.ticket.unwrap().id
+    };
+    events.iter().map(id).collect()
 }
