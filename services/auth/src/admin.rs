@@ -63,6 +63,15 @@ pub async fn create_user(
     let id = db
         .write(move |conn| -> AppResult<String> {
             let tenant = match store::tenants::find_by_name(conn, &tenant_name)? {
+                // Never hand a platform admin to a tenant that holds anyone else.
+                Some(t)
+                    if role == Role::PlatformAdmin
+                        && store::users::holds_others_than_platform_admins(conn, &t.id)? =>
+                {
+                    return Err(AppError::Conflict(format!(
+                        "tenant {tenant_name:?} holds users who are not platform admins"
+                    )));
+                }
                 Some(t) => t,
                 None => {
                     let t = TenantRow {

@@ -30,6 +30,18 @@ pub const PURPOSE_INVITE: &str = "INVITATION";
 /// Name of the tenant that holds platform administrators.
 pub const PLATFORM_TENANT: &str = "platform";
 
+/// The platform admins' tenant name is reserved: a tenant registered or renamed "Platform"
+/// before the first platform admin is created would otherwise receive them.
+pub fn reserved_tenant_name(name: &str) -> bool {
+    name.trim().eq_ignore_ascii_case(PLATFORM_TENANT)
+}
+
+/// 409 for a reserved tenant name.
+pub fn tenant_name_reserved() -> agora_shared::AppError {
+    agora_shared::AppError::Conflict("this tenant name is reserved".into())
+        .with_code("auth.tenant_name_reserved")
+}
+
 pub const RESET_TTL: Duration = Duration::from_secs(30 * 60);
 pub const INVITE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 

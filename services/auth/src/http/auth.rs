@@ -43,6 +43,9 @@ pub async fn register(
         .write(move |conn| {
             let tenant_name = body.tenant_name.trim().to_owned();
             let email = domain::normalize_email(&body.email);
+            if domain::reserved_tenant_name(&tenant_name) {
+                return Err(domain::tenant_name_reserved());
+            }
             if store::tenants::name_taken(conn, &tenant_name)? {
                 return Err(
                     AppError::Conflict("a tenant with this name already exists".into())

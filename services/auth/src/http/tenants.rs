@@ -82,6 +82,9 @@ pub async fn create(
     let body = body.0;
     let plan = body.plan.unwrap_or_else(|| domain::DEFAULT_PLAN.into());
     check_plan(&plan)?;
+    if domain::reserved_tenant_name(&body.name) {
+        return Err(domain::tenant_name_reserved());
+    }
     let tenant = TenantRow {
         id: uuid::Uuid::now_v7().to_string(),
         name: body.name.trim().to_owned(),
@@ -165,6 +168,9 @@ pub async fn update(
                 ));
             }
             if let Some(name) = body.name {
+                if domain::reserved_tenant_name(&name) && !domain::reserved_tenant_name(&t.name) {
+                    return Err(domain::tenant_name_reserved());
+                }
                 t.name_key = store::tenants::name_key(&name);
                 t.name = name.trim().to_owned();
             }

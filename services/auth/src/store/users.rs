@@ -148,6 +148,22 @@ pub fn holds_platform_admins(conn: &mut DbConnection, tenant_id: &str) -> AppRes
     Ok(n > 0)
 }
 
+/// Whether `tenant_id` holds any user who is not a platform admin.
+pub fn holds_others_than_platform_admins(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+) -> AppResult<bool> {
+    let n: i64 = users::table
+        .filter(
+            users::tenant_id
+                .eq(tenant_id)
+                .and(users::role.ne(Role::PlatformAdmin)),
+        )
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
 pub fn other_active_admins(
     conn: &mut DbConnection,
     tenant_id: &str,

@@ -363,7 +363,55 @@ async fn last_admin_cannot_leave(db: TestDb) {
     problem(app.authed(Method::GET, &me, &b.access).call().await, 404).await;
 }
 
+/// The platform admins' tenant could be squatted: a tenant registered as "Platform" before the
+/// first platform admin was created received it. The name is reserved, however spelled, and
+/// the admin tool never adds a platform admin to a tenant holding anyone else.
+async fn the_platform_tenant_cannot_be_squatted(db: TestDb) {
+    let app = spawn(db).await;
+    for name in ["platform", " Platform ", "PLATFORM"] {
+        let body = json!({"email": "squat@x.test", "password": PASSWORD, "name": "S", "tenant_name": name});
+        let refused = problem(app.post("/api/v1/auth/register", body).await, 409).await;
+        assert_eq!(refused["code"], "auth.tenant_name_reserved");
+    }
+    let owner = app.register("owner@x.test", "Acme").await;
+    let rename = json!({"name": "Platform"});
+    let path = format!("/api/v1/tenants/{}", owner.tenant_id);
+    let refused = problem(
+        app.authed(Method::PATCH, &path, &owner.access)
+            .json(&rename)
+            .call()
+            .await,
+        409,
+    )
+    .await;
+    assert_eq!(refused["code"], "auth.tenant_name_reserved");
+    // A "platform" tenant holding an ordinary user (made before this release) gets no admin.
+    let db = &app.state.db;
+    agora_auth::admin::create_user(
+        db,
+        "early@x.test",
+        PASSWORD,
+        "E",
+        agora_shared::http::Role::TenantAdmin,
+        "platform",
+    )
+    .await
+    .unwrap();
+    let err = agora_auth::admin::create_user(
+        db,
+        "root@x.test",
+        PASSWORD,
+        "R",
+        agora_shared::http::Role::PlatformAdmin,
+        "platform",
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("not platform admins"), "{err}");
+}
+
 agora_testkit::on_every_store!(
+    the_platform_tenant_cannot_be_squatted,
     platform_admin_manages_tenants,
     tenant_admin_sees_only_its_tenant,
     invitation_flow,
