@@ -97,6 +97,8 @@ pub struct AuthState {
     /// Where caches (of every replica, with Redis) are told to forget revoked or changed
     /// credentials.
     pub invalidations: agora_shared::invalidation::Invalidations,
+    /// Work started after the answer (password reset mails), bounded.
+    pub background: Arc<tokio::sync::Semaphore>,
 }
 
 #[async_trait]
@@ -191,6 +193,7 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
         denylist: ctx.denylist.clone(),
         mailer,
         invalidations: ctx.invalidations(),
+        background: Arc::new(tokio::sync::Semaphore::new(16)),
     });
     let authenticator = Authenticator {
         verifier,

@@ -191,8 +191,9 @@ pub async fn accept_invite(
     body: ValidJson<AcceptInviteRequest>,
 ) -> AppResult<HttpResponse> {
     let body = body.0;
-    let hash = hash_password(body.password).await?;
     let token_hash = domain::secret_hash(&body.token);
+    check_one_time(&state, &token_hash, domain::PURPOSE_INVITE).await?;
+    let hash = hash_password(body.password).await?;
     let signer = state.keyring.signer();
     let ttl = std::time::Duration::from_secs(state.config.refresh_ttl_secs);
     let resp = state
@@ -223,4 +224,22 @@ pub async fn accept_invite(
         })
         .await?;
     Ok(HttpResponse::Ok().json(resp))
+}
+
+/// 422 for a one-time token that is unknown, used or expired, checked with a read before the
+/// request costs a password hash (the claim that follows checks again).
+pub(super) async fn check_one_time(
+    state: &AuthState,
+    token_hash: &str,
+    purpose: &'static str,
+) -> AppResult<()> {
+    let hash = token_hash.to_owned();
+    let live = state
+        .db
+        .read(move |conn| store::sessions::one_time_live(conn, &hash, purpose))
+        .await?;
+    match live {
+        true => Ok(()),
+        false => Err(AppError::invalid("token", "is invalid, used or expired")),
+    }
 }

@@ -95,12 +95,19 @@ pub async fn forgot(
 ) -> AppResult<HttpResponse> {
     let email = domain::normalize_email(&body.0.email);
     let state = state.into_inner();
-    // The work happens after the answer so its duration reveals nothing.
-    tokio::spawn(async move {
-        if let Err(err) = start_reset(&state, email).await {
-            tracing::warn!(error = %err, "password reset could not be started");
+    // The work happens after the answer so its duration reveals nothing, a bounded number at
+    // a time: past it a flood is dropped (and logged) rather than queued without end.
+    match state.background.clone().try_acquire_owned() {
+        Ok(permit) => {
+            tokio::spawn(async move {
+                if let Err(err) = start_reset(&state, email).await {
+                    tracing::warn!(error = %err, "password reset could not be started");
+                }
+                drop(permit);
+            });
         }
-    });
+        Err(_) => tracing::warn!("password reset dropped: too many being started at once"),
+    }
     Ok(HttpResponse::Accepted().json(Accepted {
         message: "if an account exists for this email, a reset link is on its way".into(),
     }))
@@ -162,8 +169,9 @@ pub async fn reset(
     body: ValidJson<ResetRequest>,
 ) -> AppResult<HttpResponse> {
     let body = body.0;
-    let hash = hash_password(body.new_password).await?;
     let token_hash = domain::secret_hash(&body.token);
+    super::auth::check_one_time(&state, &token_hash, domain::PURPOSE_RESET).await?;
+    let hash = hash_password(body.new_password).await?;
     let ip = client_ip(&req).map(|i| i.to_string());
     let ttl = state.config.token_settings().access_ttl;
     state

@@ -279,6 +279,22 @@ pub fn insert_one_time(conn: &mut DbConnection, row: &OneTimeRow) -> AppResult<(
 }
 
 /// Uses the live single-use token `hash` for `purpose`; returns its user id when claimed.
+/// Whether an unused, unexpired token with `hash` exists (a read, so that a guessed token is
+/// refused before it costs a password hash; the claim checks again).
+pub fn one_time_live(conn: &mut DbConnection, hash: &str, purpose: &str) -> AppResult<bool> {
+    let n: i64 = one_time_tokens::table
+        .filter(
+            one_time_tokens::token_hash
+                .eq(hash)
+                .and(one_time_tokens::purpose.eq(purpose))
+                .and(one_time_tokens::used_at.is_null())
+                .and(one_time_tokens::expires_at.gt(now())),
+        )
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
 pub fn claim_one_time(
     conn: &mut DbConnection,
     hash: &str,
