@@ -1,5 +1,6 @@
 //! The `agora` binary as a user runs it: start-up, bad configuration, shutdown, upgrades.
 
+mod distributed;
 mod supervise;
 mod upgrade;
 

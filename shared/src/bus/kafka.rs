@@ -33,6 +33,9 @@ pub struct KafkaConfig {
     pub replication: i32,
     /// How long a publish may wait for the brokers before it fails (the outbox keeps the event).
     pub publish_timeout_ms: u64,
+    /// Prepended to every consumer group id, so that several platforms (or test runs) sharing
+    /// one cluster read each topic independently.
+    pub group_prefix: String,
 }
 
 impl Default for KafkaConfig {
@@ -42,6 +45,7 @@ impl Default for KafkaConfig {
             partitions: 3,
             replication: 1,
             publish_timeout_ms: 10_000,
+            group_prefix: String::new(),
         }
     }
 }
@@ -65,6 +69,7 @@ impl Validate for KafkaConfig {
 /// Producer and consumer factory for one cluster.
 pub struct KafkaBus {
     brokers: String,
+    group_prefix: String,
     producer_config: ClientConfig,
     /// Replaced after a failed publish: an idempotent producer whose in-flight records timed
     /// out must re-register with the cluster, and one that lost its broker may never get its
@@ -92,6 +97,7 @@ impl KafkaBus {
         let producer: FutureProducer = producer_config.create()?;
         Ok(Self {
             brokers,
+            group_prefix: config.group_prefix.clone(),
             producer_config,
             producer: std::sync::RwLock::new(Arc::new(producer)),
             publish_timeout: Duration::from_millis(config.publish_timeout_ms),
@@ -255,9 +261,10 @@ impl EventBus for KafkaBus {
     }
 
     async fn subscribe(&self, topic: &str, group: &str) -> Result<Box<dyn Subscription>, BusError> {
+        let group = format!("{}{group}", self.group_prefix);
         let consumer: StreamConsumer<LagReporter> = ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
-            .set("group.id", group)
+            .set("group.id", &group)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")

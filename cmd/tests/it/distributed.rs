@@ -1,0 +1,305 @@
+//! The whole platform in distributed mode, as a platform team runs it: `agora migrate`, then
+//! each service as its own `agora serve --service X` process on PostgreSQL, Kafka and Redis,
+//! driven through the gateway like the README's walkthrough: register, tickets, analytics fed
+//! over Kafka, and a logout that every process refuses at once.
+
+use std::{
+    net::TcpListener,
+    path::Path,
+    process::{Child, Stdio},
+    time::{Duration, Instant},
+};
+
+use reqwest::{Client, Method};
+use serde_json::{Value, json};
+
+use agora_shared::testing::{TestDb, skip_or_fail};
+
+const SERVICES: [&str; 4] = ["auth", "tickets", "analytics", "gateway"];
+const PASSWORD: &str = "Sup3r-secret!";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The service processes; killed when the test ends, their logs printed if it failed.
+struct Processes(Vec<(String, Child)>, tempfile::TempDir);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        // Stopped as an orchestrator stops them (SIGTERM: consumers leave their group), and
+        // killed if one has not stopped after its grace.
+        for (_, child) in &self.0 {
+            let pid = child.id().to_string();
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(25);
+        for (_, child) in &mut self.0 {
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            for (name, _) in &self.0 {
+                let log = std::fs::read_to_string(self.1.path().join(format!("{name}.log")));
+                eprintln!("--- {name} ---\n{}", log.unwrap_or_default());
+            }
+        }
+    }
+}
+
+fn config(
+    dir: &Path,
+    stores: &[TestDb],
+    redis: &str,
+    kafka: &str,
+) -> (std::path::PathBuf, Vec<u16>) {
+    let ports: Vec<u16> = (0..7).map(|_| free_port()).collect();
+    let pair = agora_shared::tokens::KeyPair::generate();
+    let key = pair.private_pem();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let prefix = format!("agora-e2e-{}-{}:", std::process::id(), nanos.as_nanos());
+    let toml = format!(
+        r#"
+mode = "distributed"
+log_level = "info"
+
+[auth]
+http_addr = "127.0.0.1:{a}"
+grpc_addr = "127.0.0.1:{ag}"
+database_url = "{auth_db}"
+signing_key = '''{key}'''
+
+[auth_peer]
+url = "http://127.0.0.1:{a}"
+grpc = "127.0.0.1:{ag}"
+
+[tickets]
+http_addr = "127.0.0.1:{t}"
+grpc_addr = "127.0.0.1:{tg}"
+database_url = "{tickets_db}"
+
+[analytics]
+http_addr = "127.0.0.1:{n}"
+grpc_addr = "127.0.0.1:{ng}"
+database_url = "{analytics_db}"
+tickets_grpc = "127.0.0.1:{tg}"
+
+[gateway]
+http_addr = "127.0.0.1:{g}"
+
+[gateway.rate_limits]
+api = {{ limit = 100000, period_secs = 60 }}
+
+[gateway.services.auth]
+url = "http://127.0.0.1:{a}"
+prefixes = ["/api/v1/auth", "/api/v1/tenants", "/api/v1/teams", "/api/v1/api-keys", "/.well-known/jwks.json"]
+
+[gateway.services.tickets]
+url = "http://127.0.0.1:{t}"
+prefixes = ["/api/v1/tickets"]
+
+[gateway.services.analytics]
+url = "http://127.0.0.1:{n}"
+prefixes = ["/api/v1/analytics", "/api/v1/dashboard"]
+
+[kafka]
+brokers = "{kafka}"
+partitions = 1
+group_prefix = "{prefix}"
+
+[redis]
+url = "{redis}"
+key_prefix = "{prefix}"
+"#,
+        a = ports[0],
+        ag = ports[1],
+        t = ports[2],
+        tg = ports[3],
+        n = ports[4],
+        ng = ports[5],
+        g = ports[6],
+        auth_db = stores[0].url,
+        tickets_db = stores[1].url,
+        analytics_db = stores[2].url,
+    );
+    let path = dir.join("agora.toml");
+    std::fs::write(&path, toml).unwrap();
+    (path, ports)
+}
+
+async fn ready(client: &Client, url: &str, within: Duration) {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if let Ok(resp) = client.get(url).send().await
+            && resp.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{url} not ready within {within:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_platform_runs_as_one_process_per_service() {
+    let (Ok(redis), Ok(kafka)) = (
+        std::env::var("AGORA_TEST_REDIS_URL"),
+        std::env::var("AGORA_TEST_KAFKA_BROKERS"),
+    ) else {
+        return skip_or_fail(
+            "redis and kafka",
+            "AGORA_TEST_REDIS_URL or AGORA_TEST_KAFKA_BROKERS is not set",
+        );
+    };
+    let Some(auth_db) = TestDb::postgres() else {
+        return;
+    };
+    let stores = [
+        auth_db,
+        TestDb::postgres().unwrap(),
+        TestDb::postgres().unwrap(),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let (path, ports) = config(dir.path(), &stores, &redis, &kafka);
+
+    let migrated = crate::agora()
+        .arg("--config")
+        .arg(&path)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    let mut processes = Processes(Vec::new(), dir);
+    for name in SERVICES {
+        let log = std::fs::File::create(processes.1.path().join(format!("{name}.log"))).unwrap();
+        let child = crate::agora()
+            .arg("--config")
+            .arg(&path)
+            .args(["serve", "--service", name])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        processes.0.push((name.to_owned(), child));
+    }
+    let client = Client::new();
+    let port = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
+    let (gateway, tickets, analytics) = (port(6), port(2), port(4));
+    // Each service is ready, then the gateway finds every upstream healthy.
+    for url in [port(0), tickets.clone(), analytics.clone()].map(|b| format!("{b}/health/ready")) {
+        ready(&client, &url, Duration::from_secs(60)).await;
+    }
+    ready(
+        &client,
+        &format!("{gateway}/health"),
+        Duration::from_secs(60),
+    )
+    .await;
+
+    // Register and work through the gateway.
+    let call = |method: Method, path: &str, token: &str| {
+        client
+            .request(method, format!("{gateway}{path}"))
+            .bearer_auth(token)
+    };
+    let register =
+        json!({"email": "ana@e2e.test", "password": PASSWORD, "name": "Ana", "tenant_name": "E2E"});
+    let resp = client
+        .post(format!("{gateway}/api/v1/auth/register"))
+        .json(&register)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let session: Value = resp.json().await.unwrap();
+    let token = session["access_token"].as_str().unwrap().to_owned();
+    for title in ["Splice cabinet 4", "Replace ONT"] {
+        let ticket = json!({"title": title, "category": "REPAIR", "priority": "HIGH"});
+        let resp = call(Method::POST, "/api/v1/tickets", &token)
+            .json(&ticket)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    }
+    let listed: Value = call(Method::GET, "/api/v1/tickets", &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+
+    // Analytics hears the tickets over Kafka.
+    let query = json!({"metrics": ["created"], "date_range": "all"});
+    let started = Instant::now();
+    loop {
+        let resp = call(Method::POST, "/api/v1/analytics/query", &token)
+            .json(&query)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.unwrap();
+        if body["results"][0]["metrics"][0] == 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "analytics after 60 s: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A logout through the gateway is refused at once by every process, asked directly.
+    let direct = |base: &str, path: &str| {
+        client
+            .get(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .send()
+    };
+    assert_eq!(
+        direct(&tickets, "/api/v1/tickets").await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        direct(&analytics, "/api/v1/dashboard/overview")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let out = call(Method::POST, "/api/v1/auth/logout", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 204);
+    for (base, path) in [
+        (gateway.as_str(), "/api/v1/tickets"),
+        (tickets.as_str(), "/api/v1/tickets"),
+        (analytics.as_str(), "/api/v1/dashboard/overview"),
+        (port(0).as_str(), "/api/v1/auth/me"),
+    ] {
+        assert_eq!(
+            direct(base, path).await.unwrap().status(),
+            401,
+            "{base}{path}"
+        );
+    }
+}
