@@ -6,7 +6,7 @@
 use std::{
     net::TcpListener,
     path::Path,
-    process::{Child, Stdio},
+    process::Child,
     time::{Duration, Instant},
 };
 
