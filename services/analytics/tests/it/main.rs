@@ -5,4 +5,5 @@ mod support;
 
 mod cost;
 mod history;
+mod isolation;
 mod live;
