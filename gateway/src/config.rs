@@ -157,6 +157,9 @@ pub struct GatewayConfig {
     /// Peers whose X-Forwarded-For is believed (IPs or CIDRs).
     pub trusted_proxies: Vec<String>,
     pub health_timeout_ms: u64,
+    /// Bearer token for `/metrics` and the per-service detail of `/health` (a monitoring
+    /// system's). Unset: both are public, as on a laptop; set it wherever the gateway is.
+    pub ops_token: Option<agora_shared::config::Secret>,
 }
 
 impl Default for GatewayConfig {
@@ -218,6 +221,7 @@ impl Default for GatewayConfig {
             hsts: false,
             trusted_proxies: Vec::new(),
             health_timeout_ms: 2000,
+            ops_token: None,
         }
     }
 }

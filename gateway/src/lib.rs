@@ -63,6 +63,8 @@ pub struct Gateway {
     pub client_ip: client_ip::ClientIp,
     /// Client IPs past their failed-authentication budget, until when (bounded).
     pub auth_blocked: Mutex<lru::LruCache<std::net::IpAddr, Instant>>,
+    /// The last round of upstream health checks: when, healthy, per-service detail.
+    health_cache: tokio::sync::Mutex<Option<(Instant, bool, serde_json::Value)>>,
     openapi_cache: Mutex<Option<(Instant, serde_json::Value)>>,
 }
 
@@ -109,6 +111,7 @@ pub async fn start(
         auth_blocked: Mutex::new(lru::LruCache::new(
             std::num::NonZeroUsize::new(10_000).expect("non-zero"),
         )),
+        health_cache: tokio::sync::Mutex::new(None),
         openapi_cache: Mutex::new(None),
         config,
     });

@@ -6,7 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use serde_json::{Map, Value, json};
 
 use crate::Gateway;
@@ -14,7 +14,7 @@ use crate::Gateway;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health))
         .route("/health/live", web::get().to(live))
-        .route("/metrics", web::get().to(agora_shared::http::metrics))
+        .route("/metrics", web::get().to(metrics))
         .route("/openapi.json", web::get().to(openapi))
         .route("/docs", web::get().to(docs_root))
         .route("/docs/{file:.*}", web::get().to(docs));
@@ -74,9 +74,68 @@ async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
+/// Whether the request carries the ops token (always, when none is configured).
+fn ops_caller(gw: &Gateway, req: &HttpRequest) -> bool {
+    use subtle::ConstantTimeEq;
+    let Some(token) = &gw.config.ops_token else {
+        return true;
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    presented.as_bytes().ct_eq(token.expose().as_bytes()).into()
+}
+
+/// The platform's metrics, for the holder of the ops token.
+async fn metrics(gw: web::Data<Gateway>, req: HttpRequest) -> HttpResponse {
+    if !ops_caller(&gw, &req) {
+        return actix_web::ResponseError::error_response(&agora_shared::AppError::Unauthorized(
+            "metrics need the gateway's ops token".into(),
+        ));
+    }
+    agora_shared::http::metrics().await
+}
+
+/// How long one round of upstream checks answers `/health`: a flood of health requests costs
+/// the upstreams one round a second, not one per request.
+const HEALTH_FRESH: Duration = Duration::from_secs(1);
+
 /// Every upstream's `/health/ready`, concurrently with a short timeout; 503 when a required
-/// one is not ready.
-async fn health(gw: web::Data<Gateway>, client: web::Data<awc::Client>) -> HttpResponse {
+/// one is not ready. The per-service detail is for the holder of the ops token.
+async fn health(
+    gw: web::Data<Gateway>,
+    client: web::Data<awc::Client>,
+    req: HttpRequest,
+) -> HttpResponse {
+    let (healthy, services) = {
+        let mut cached = gw.health_cache.lock().await;
+        match cached.as_ref() {
+            Some((at, healthy, services)) if at.elapsed() < HEALTH_FRESH => {
+                (*healthy, services.clone())
+            }
+            _ => {
+                let (healthy, services) = check_upstreams(&gw, &client).await;
+                *cached = Some((Instant::now(), healthy, services.clone()));
+                (healthy, services)
+            }
+        }
+    };
+    let status = if healthy { "ok" } else { "degraded" };
+    let body = match ops_caller(&gw, &req) {
+        true => json!({"status": status, "services": services}),
+        false => json!({"status": status}),
+    };
+    if healthy {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+async fn check_upstreams(gw: &Gateway, client: &awc::Client) -> (bool, Value) {
     let timeout = Duration::from_millis(gw.config.health_timeout_ms);
     let checks = gw.config.services.iter().map(|(name, svc)| {
         let client = client.clone();
@@ -102,12 +161,7 @@ async fn health(gw: web::Data<Gateway>, client: web::Data<awc::Client>) -> HttpR
             (name, json!({"status": status, "required": required, "latency_ms": (ms * 10.0).round() / 10.0}))
         })
         .collect();
-    let body = json!({"status": if healthy { "ok" } else { "degraded" }, "services": services});
-    if healthy {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
+    (healthy, Value::Object(services))
 }
 
 /// The services' OpenAPI documents merged into one (cached for 30 s).

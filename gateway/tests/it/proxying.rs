@@ -511,3 +511,56 @@ async fn merged_openapi_and_docs() {
     let bare = s.req(Method::GET, "/docs").call().await;
     assert_eq!(bare.status(), 200, "/docs leads to the console");
 }
+
+/// `/metrics` and the per-service detail of `/health` were public and unlimited on the public
+/// listener. With `ops_token` set, metrics need it and `/health` tells anyone else only the
+/// overall status; a flood of health requests costs the upstreams one round a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ops_endpoints_need_the_ops_token() {
+    let s = stack("ops_token = \"0ps-t0ken-for-monitoring\"", "").await;
+    problem(s.req(Method::GET, "/metrics").call().await, 401).await;
+    let wrong = s
+        .req(Method::GET, "/metrics")
+        .bearer_auth("0ps-t0ken-for-monitorinG");
+    problem(wrong.call().await, 401).await;
+    let ops = |path: &str| {
+        s.req(Method::GET, path)
+            .bearer_auth("0ps-t0ken-for-monitoring")
+    };
+    let metrics = ops("/metrics").call().await;
+    assert_eq!(metrics.status(), 200);
+    assert!(
+        metrics
+            .text()
+            .await
+            .unwrap()
+            .contains("agora_gateway_requests_total")
+    );
+
+    let anyone: Value = s.req(Method::GET, "/health").value().await;
+    assert_eq!(
+        anyone,
+        serde_json::json!({"status": "ok"}),
+        "no upstream names or timings"
+    );
+    let detail: Value = ops("/health").value().await;
+    assert_eq!(detail["services"]["echo"]["status"], "ok");
+
+    let checks = || {
+        s.seen
+            .health_checks
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    let before = checks();
+    let flood = (0..50).map(|_| s.req(Method::GET, "/health").call());
+    for resp in futures::future::join_all(flood).await {
+        assert_eq!(resp.status(), 200);
+    }
+    // The test upstream counts the checks that reached it: at most two more rounds (a second
+    // may turn over) for 50 requests, where there were 50 rounds before.
+    assert!(
+        checks() - before <= 2,
+        "{} upstream checks",
+        checks() - before
+    );
+}

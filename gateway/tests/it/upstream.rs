@@ -20,6 +20,8 @@ pub struct Seen {
     pub hits: AtomicUsize,
     /// Upload bytes received so far.
     pub upload_bytes: AtomicUsize,
+    /// Readiness checks that reached it.
+    pub health_checks: AtomicUsize,
 }
 
 /// The test upstream, on its own thread and actix system.
@@ -32,7 +34,7 @@ pub fn start_upstream(seen: Arc<Seen>) -> u16 {
             HttpServer::new(move || {
                 App::new()
                     .app_data(data.clone())
-                    .route("/health/ready", web::get().to(|| async { HttpResponse::Ok().json(json!({"status": "ok"})) }))
+                    .route("/health/ready", web::get().to(ready))
                     .route("/openapi.json", web::get().to(|| async {
                         HttpResponse::Ok().json(json!({
                             "openapi": "3.1.0",
@@ -84,6 +86,11 @@ async fn echo(req: HttpRequest, seen: web::Data<Seen>, mut payload: web::Payload
             "headers": headers,
             "body_bytes": body_bytes,
         }))
+}
+
+async fn ready(seen: web::Data<Seen>) -> HttpResponse {
+    seen.health_checks.fetch_add(1, Ordering::SeqCst);
+    HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
 async fn slow(seen: web::Data<Seen>) -> HttpResponse {
