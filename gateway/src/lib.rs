@@ -22,7 +22,7 @@ use agora_shared::{
 };
 
 mod canonical;
-pub mod client_ip;
+pub use agora_shared::http::client_ip;
 pub mod config;
 mod edge;
 pub mod edge_auth;

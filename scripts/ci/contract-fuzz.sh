@@ -27,6 +27,8 @@ data_dir = "$work/data"
 [auth]
 http_addr = "127.0.0.1:0"
 grpc_addr = "127.0.0.1:0"
+# The fuzzer's credential requests all come from one address.
+credential_requests_per_minute = 0
 [tickets]
 http_addr = "127.0.0.1:0"
 grpc_addr = "127.0.0.1:0"

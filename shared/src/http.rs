@@ -8,6 +8,7 @@ use crate::error::AppError;
 
 pub mod allowed;
 pub mod caller;
+pub mod client_ip;
 pub mod health;
 pub mod json;
 pub mod observe;

@@ -44,6 +44,13 @@ pub struct AuthConfig {
     pub reset_url: String,
     /// Link in invitation emails; the token is appended as `?token=`.
     pub invite_url: String,
+    /// Peers whose X-Forwarded-For is believed (the gateways: IPs or CIDRs), so that the
+    /// audit log, lockouts and auth's own credential limits see the client, not the gateway.
+    /// Loopback when unset in embedded mode (the gateway runs in the same process).
+    pub trusted_proxies: Vec<String>,
+    /// Credential requests (login, register, refresh, forgot, reset, accept-invite) auth
+    /// answers per client IP and minute, whatever the gateway lets through (0: no limit).
+    pub credential_requests_per_minute: u32,
     /// actix worker threads for this service.
     pub http_workers: usize,
 }
@@ -67,6 +74,8 @@ impl Default for AuthConfig {
             mail_from: "Agora <no-reply@localhost>".into(),
             reset_url: "http://localhost:8080/reset-password".into(),
             invite_url: "http://localhost:8080/accept-invite".into(),
+            trusted_proxies: Vec::new(),
+            credential_requests_per_minute: 60,
             http_workers: 2,
         }
     }
@@ -135,6 +144,10 @@ impl Validate for AuthConfig {
                 key("smtp_url"),
                 "must start with smtp:// or smtps://",
             ));
+        }
+        for (i, p) in self.trusted_proxies.iter().enumerate() {
+            agora_shared::http::client_ip::parse_net(p)
+                .map_err(|e| ConfigError::new(key(&format!("trusted_proxies[{i}]")), e))?;
         }
         if self.http_workers == 0 {
             return Err(ConfigError::new(key("http_workers"), "must be at least 1"));

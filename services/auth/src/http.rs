@@ -38,9 +38,34 @@ pub async fn jwks(state: web::Data<AuthState>) -> HttpResponse {
         .json(state.keyring.jwks())
 }
 
-/// The client address as seen on the socket (forwarded headers are the gateway's business).
+/// The client's address: the socket peer, or the nearest untrusted hop of X-Forwarded-For
+/// when the peer is a trusted proxy (`auth.trusted_proxies`: the gateways).
 pub fn client_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
-    req.peer_addr().map(|a| a.ip())
+    let peer = req.peer_addr()?.ip();
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    Some(match req.app_data::<web::Data<AuthState>>() {
+        Some(state) => state.client_ip.resolve(peer, forwarded),
+        None => peer,
+    })
+}
+
+/// Auth's own bound on credential requests per client IP (`auth.credential_requests_per_minute`),
+/// whatever the gateway in front lets through: 429 with Retry-After past it.
+pub fn limit_credentials(state: &AuthState, req: &HttpRequest) -> agora_shared::AppResult<()> {
+    let (Some(limiter), Some(ip)) = (&state.credential_limiter, client_ip(req)) else {
+        return Ok(());
+    };
+    limiter.check_key(&ip).map_err(|not_until| {
+        use governor::clock::{Clock, DefaultClock};
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        AppError::TooManyRequests {
+            detail: "too many credential requests from this address; retry later".into(),
+            retry_after_secs: wait.as_secs().max(1),
+        }
+    })
 }
 
 /// 201 with a Location header.

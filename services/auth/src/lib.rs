@@ -99,6 +99,20 @@ pub struct AuthState {
     pub invalidations: agora_shared::invalidation::Invalidations,
     /// Work started after the answer (password reset mails), bounded.
     pub background: Arc<tokio::sync::Semaphore>,
+    /// Who the client is behind the gateways (`auth.trusted_proxies`).
+    pub client_ip: agora_shared::http::client_ip::ClientIp,
+    /// Credential requests per client IP (`auth.credential_requests_per_minute`; none at 0).
+    pub credential_limiter: Option<CredentialLimiter>,
+}
+
+/// Credential requests per client IP.
+pub type CredentialLimiter = governor::DefaultKeyedRateLimiter<std::net::IpAddr>;
+
+fn credential_limiter(per_minute: u32) -> Option<CredentialLimiter> {
+    let burst = std::num::NonZeroU32::new(per_minute)?;
+    Some(governor::RateLimiter::keyed(governor::Quota::per_minute(
+        burst,
+    )))
 }
 
 #[async_trait]
@@ -186,6 +200,13 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
             "auth.smtp_url is not set: password reset links cannot be delivered, and invitations reach only the inviter"
         );
     }
+    // Embedded mode: the gateway reaches auth over loopback in the same process.
+    let trusted = match (config.trusted_proxies.is_empty(), ctx.common.mode) {
+        (true, Mode::Embedded) => vec!["127.0.0.1".to_owned(), "::1".to_owned()],
+        _ => config.trusted_proxies.clone(),
+    };
+    let client_ip =
+        agora_shared::http::client_ip::ClientIp::new(&trusted).map_err(anyhow::Error::msg)?;
     let state = Arc::new(AuthState {
         db: db.clone(),
         config: config.clone(),
@@ -194,6 +215,8 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
         mailer,
         invalidations: ctx.invalidations(),
         background: Arc::new(tokio::sync::Semaphore::new(16)),
+        client_ip,
+        credential_limiter: credential_limiter(config.credential_requests_per_minute),
     });
     let authenticator = Authenticator {
         verifier,

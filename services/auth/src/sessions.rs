@@ -107,12 +107,15 @@ pub async fn login(
 ) -> AppResult<TokenResponse> {
     let email = domain::normalize_email(email);
     let lookup = email.clone();
+    // Lockouts are per account and client address, so that nobody can lock anyone out.
+    let key = store::sessions::throttle_key(&email, ip);
+    let throttled = key.clone();
     let threshold = state.config.lockout_threshold as i32;
     let base = chrono::Duration::seconds(state.config.lockout_base_secs as i64);
     let (attempt, user) = state
         .db
         .write(move |conn| {
-            let attempt = store::sessions::reserve_attempt(conn, &lookup, threshold, base)?;
+            let attempt = store::sessions::reserve_attempt(conn, &throttled, threshold, base)?;
             Ok((attempt, store::users::find_by_email(conn, &lookup)?))
         })
         .await?;
@@ -138,7 +141,7 @@ pub async fn login(
         .write(move |conn| {
             let ip = ip.as_deref();
             if !ok {
-                let failures = store::sessions::count_failure(conn, &email)?;
+                let failures = store::sessions::count_failure(conn, &key)?;
                 let lock = domain::lockout(
                     failures as u32,
                     config.lockout_threshold,
@@ -147,7 +150,7 @@ pub async fn login(
                 );
                 if let Some(d) = lock {
                     let until = now() + chrono::Duration::seconds(d.as_secs() as i64);
-                    store::sessions::lock_until(conn, &email, until)?;
+                    store::sessions::lock_until(conn, &key, until)?;
                 }
                 store::audit::record(
                     conn,
@@ -163,7 +166,7 @@ pub async fn login(
                 return Ok(LoginOutcome::Failed);
             }
             let user = user.expect("ok implies a user");
-            store::sessions::clear_throttle(conn, &email)?;
+            store::sessions::clear_throttle(conn, &key)?;
             if !store::tenants::is_active(conn, &user.tenant_id)? {
                 return Ok(LoginOutcome::Suspended);
             }

@@ -8,7 +8,7 @@ use agora_shared::{
     http::{Caller, ValidJson},
 };
 
-use super::{client_ip, created, hash_password};
+use super::{client_ip, created, hash_password, limit_credentials};
 use crate::{
     AuthState, domain, events,
     model::*,
@@ -32,8 +32,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         (status = 422, description = "invalid fields, including each broken password rule")))]
 pub async fn register(
     state: web::Data<AuthState>,
+    req: HttpRequest,
     body: ValidJson<RegisterRequest>,
 ) -> AppResult<HttpResponse> {
+    limit_credentials(&state, &req)?;
     let body = body.0;
     let hash = hash_password(body.password.clone()).await?;
     let signer = state.keyring.signer();
@@ -100,6 +102,7 @@ pub async fn login(
     req: HttpRequest,
     body: ValidJson<LoginRequest>,
 ) -> AppResult<HttpResponse> {
+    limit_credentials(&state, &req)?;
     let state = state.into_inner();
     let resp = sessions::login(&state, &body.0.email, &body.0.password, client_ip(&req)).await?;
     Ok(HttpResponse::Ok().json(resp))
@@ -188,8 +191,10 @@ pub async fn update_me(
         (status = 422, description = "invalid or expired token, or weak password")))]
 pub async fn accept_invite(
     state: web::Data<AuthState>,
+    req: HttpRequest,
     body: ValidJson<AcceptInviteRequest>,
 ) -> AppResult<HttpResponse> {
+    limit_credentials(&state, &req)?;
     let body = body.0;
     let token_hash = domain::secret_hash(&body.token);
     check_one_time(&state, &token_hash, domain::PURPOSE_INVITE).await?;

@@ -10,7 +10,7 @@ use agora_shared::{
     http::{Caller, Credential, ValidJson},
 };
 
-use super::{auth::load_me, client_ip, hash_password};
+use super::{auth::load_me, client_ip, hash_password, limit_credentials};
 use crate::{
     AuthState, cutoffs, domain, events,
     model::*,
@@ -91,8 +91,10 @@ pub async fn change_password(
     responses((status = 202, body = Accepted)))]
 pub async fn forgot(
     state: web::Data<AuthState>,
+    req: HttpRequest,
     body: ValidJson<ForgotRequest>,
 ) -> AppResult<HttpResponse> {
+    limit_credentials(&state, &req)?;
     let email = domain::normalize_email(&body.0.email);
     let state = state.into_inner();
     // The work happens after the answer so its duration reveals nothing, a bounded number at
@@ -168,6 +170,7 @@ pub async fn reset(
     req: HttpRequest,
     body: ValidJson<ResetRequest>,
 ) -> AppResult<HttpResponse> {
+    limit_credentials(&state, &req)?;
     let body = body.0;
     let token_hash = domain::secret_hash(&body.token);
     super::auth::check_one_time(&state, &token_hash, domain::PURPOSE_RESET).await?;
@@ -186,7 +189,7 @@ pub async fn reset(
             user.updated_at = now();
             store::users::update(conn, &user)?;
             store::sessions::revoke_user_sessions(conn, &user.id, None)?;
-            store::sessions::clear_throttle(conn, &user.email)?;
+            store::sessions::clear_account_throttles(conn, &user.email)?;
             store::audit::record(
                 conn,
                 Audit {

@@ -21,6 +21,14 @@ pub struct ThrottleRow {
     pub pending: i32,
 }
 
+/// The throttle row of logins at `email` from `ip`: one per account and client address.
+pub fn throttle_key(email: &str, ip: Option<std::net::IpAddr>) -> String {
+    match ip {
+        Some(ip) => format!("{email} {ip}"),
+        None => email.to_owned(),
+    }
+}
+
 /// Runs `sql` with `{email}` and `{at}` bound on either backend.
 fn run_keyed(conn: &mut DbConnection, sql: &str, email: &str, at: NaiveDateTime) -> AppResult<()> {
     use diesel::sql_types::{Text, Timestamp};
@@ -123,8 +131,29 @@ pub fn lock_until(
     Ok(())
 }
 
-pub fn clear_throttle(conn: &mut DbConnection, email: &str) -> AppResult<()> {
-    diesel::delete(login_throttle::table.find(email)).execute(conn)?;
+pub fn clear_throttle(conn: &mut DbConnection, key: &str) -> AppResult<()> {
+    diesel::delete(login_throttle::table.find(key)).execute(conn)?;
+    Ok(())
+}
+
+/// Clears every throttle row of `email`, from any address (a password reset).
+pub fn clear_account_throttles(conn: &mut DbConnection, email: &str) -> AppResult<()> {
+    // Rows are `email` or `email <ip>`; the email's own LIKE wildcards are escaped.
+    let escaped: String = email
+        .chars()
+        .flat_map(|c| match c {
+            '\\' | '%' | '_' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    diesel::delete(
+        login_throttle::table.filter(
+            login_throttle::email.eq(email).or(login_throttle::email
+                .like(format!("{escaped} %"))
+                .escape('\\')),
+        ),
+    )
+    .execute(conn)?;
     Ok(())
 }
 

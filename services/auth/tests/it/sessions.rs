@@ -301,6 +301,56 @@ async fn concurrent_guesses_get_no_more_tries_than_sequential_ones(db: TestDb) {
     assert_eq!(pending, 0);
 }
 
+/// Lockouts are per account and client address (behind the gateway, the forwarded one), so an
+/// attacker locks only themselves out; the audit log names the client, not the gateway; and
+/// auth bounds credential requests per client address itself.
+async fn lockouts_and_limits_follow_the_client_address(db: TestDb) {
+    let options = crate::support::Options {
+        configured_key: true,
+        extra_toml: "credential_requests_per_minute = 8".into(),
+    };
+    let app = crate::support::spawn_with(db, options).await;
+    app.register("a@x.test", "Acme").await;
+    let login_from = |ip: &'static str, password: &'static str| {
+        app.client
+            .post(app.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", ip)
+            .json(&json!({"email": "a@x.test", "password": password}))
+            .call()
+    };
+    for _ in 0..3 {
+        problem(login_from("203.0.113.7", "Wrong-pass1!").await, 401).await;
+    }
+    problem(login_from("203.0.113.7", PASSWORD).await, 429).await;
+    // The owner, elsewhere, is not locked out.
+    assert_eq!(login_from("198.51.100.2", PASSWORD).await.status(), 200);
+    let failed = app
+        .event(|e| e.event_type == "agora.auth.audit.login.failed")
+        .await;
+    let audit = String::from_utf8_lossy(&failed.data).into_owned();
+    assert!(
+        audit.contains("203.0.113.7"),
+        "the client's address is audited: {audit}"
+    );
+    // Auth's own limit: 8 credential requests a minute per address (5 used by 203.0.113.7).
+    let statuses =
+        futures::future::join_all((0..5).map(|_| login_from("203.0.113.7", "Wrong-pass1!"))).await;
+    let limited = statuses.iter().filter(|r| r.status() == 429).count();
+    assert_eq!(limited, 5, "locked out or limited, all refused");
+    for i in 0..8 {
+        assert_eq!(
+            login_from("192.0.2.9", PASSWORD).await.status(),
+            200,
+            "login {i}"
+        );
+    }
+    let ninth = login_from("192.0.2.9", PASSWORD).await;
+    assert_eq!(
+        problem(ninth, 429).await["detail"],
+        "too many credential requests from this address; retry later"
+    );
+}
+
 async fn refresh_rotates_and_reuse_revokes_the_family(db: TestDb) {
     let app = spawn(db).await;
     let s = app.register("a@x.test", "Acme").await;
@@ -755,6 +805,7 @@ agora_testkit::on_every_store!(
     repeated_failures_lock_the_account,
     concurrent_failures_are_all_counted,
     concurrent_guesses_get_no_more_tries_than_sequential_ones,
+    lockouts_and_limits_follow_the_client_address,
     refresh_rotates_and_reuse_revokes_the_family,
     concurrent_refreshes_one_wins,
     logout_ends_the_session,
