@@ -28,7 +28,7 @@ use agora_shared::{
 
 pub use agora_shared::testing::{Call, TestDb, problem};
 pub use client::{Bearer, PASSWORD, Session, eventually, fields, ok_json, secs_from_now};
-pub use smtp::fake_smtp;
+pub use smtp::{fake_smtp, next_mail};
 
 /// Limits generous enough that tests not about rate limiting never meet them.
 const OPEN_LIMITS: &str = r#"

@@ -51,3 +51,47 @@ pub async fn fake_smtp() -> (u16, tokio::sync::mpsc::UnboundedReceiver<String>) 
     });
     (port, rx)
 }
+
+/// The next mail on `mail` (within 5 s, as received) and the token of its link to `url`
+/// (`url?token=...`).
+pub async fn next_mail(
+    mail: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    url: &str,
+) -> (String, String) {
+    let message = tokio::time::timeout(std::time::Duration::from_secs(5), mail.recv())
+        .await
+        .expect("a mail arrives")
+        .unwrap();
+    let body = quoted_printable(&message);
+    let at = body.find(&format!("{url}?token=")).expect("the link") + url.len() + 7;
+    let token: String = body[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect();
+    (message, token)
+}
+
+/// Decodes a quoted-printable body (RFC 2045: soft line breaks and `=XX` escapes).
+fn quoted_printable(text: &str) -> String {
+    let joined = text.replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'=' && i + 3 <= bytes.len())
+            .then(|| std::str::from_utf8(&bytes[i + 1..i + 3]).ok())
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match escaped {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

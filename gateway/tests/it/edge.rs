@@ -150,3 +150,62 @@ async fn api_keys_and_credential_smuggling() {
     )
     .await;
 }
+
+/// The session routes through the gateway, as a browser uses them: refresh rotates, forgot
+/// mails a link whose token resets the password, and the reset ends the old sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_forgot_and_reset_through_the_gateway() {
+    let (port, mut mail) = agora_testkit::fake_smtp().await;
+    let url = "https://app.example.test/reset";
+    let settings = format!("smtp_url = \"smtp://127.0.0.1:{port}\"\nreset_url = \"{url}\"");
+    let mut p = agora_testkit::Platform::builder(agora_shared::testing::TestDb::sqlite)
+        .auth(&settings)
+        .start()
+        .await;
+    p.gateway().await;
+    let ana = p.register("ana@x.test", "Acme").await;
+
+    let refreshed: Value = p
+        .post(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": ana.refresh}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let fresh = refreshed["access_token"].as_str().unwrap();
+    assert_eq!(
+        p.authed(Method::GET, "/api/v1/auth/me", fresh)
+            .call()
+            .await
+            .status(),
+        200
+    );
+    let again = p
+        .post(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": ana.refresh}),
+        )
+        .await;
+    problem(again, 401).await;
+
+    let forgot = p
+        .post("/api/v1/auth/forgot", json!({"email": "ana@x.test"}))
+        .await;
+    assert_eq!(forgot.status(), 202);
+    let (_, token) = agora_testkit::next_mail(&mut mail, url).await;
+    let reset = json!({"token": token, "new_password": "N3w-password!"});
+    assert_eq!(
+        p.post("/api/v1/auth/reset", reset.clone()).await.status(),
+        204
+    );
+    problem(p.post("/api/v1/auth/reset", reset).await, 422).await;
+    problem(p.login("ana@x.test", PASSWORD).await, 401).await;
+    assert_eq!(p.login("ana@x.test", "N3w-password!").await.status(), 200);
+    problem(
+        p.authed(Method::GET, "/api/v1/auth/me", fresh).call().await,
+        401,
+    )
+    .await;
+}

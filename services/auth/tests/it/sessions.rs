@@ -636,24 +636,6 @@ async fn spawn_with_mail(db: TestDb) -> (TestApp, tokio::sync::mpsc::UnboundedRe
     (app, mail)
 }
 
-/// The decoded body of the next mail, and the token of the link to `url` in it.
-async fn next_mail(
-    mail: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
-    url: &str,
-) -> (String, String) {
-    let message = tokio::time::timeout(std::time::Duration::from_secs(5), mail.recv())
-        .await
-        .expect("a mail arrives")
-        .unwrap();
-    let body = quoted_printable(&message);
-    let at = body.find(&format!("{url}?token=")).expect("the link") + url.len() + 7;
-    let token: String = body[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-        .collect();
-    (message, token)
-}
-
 /// Whether `token` appears anywhere in an event's bytes.
 fn carries(event: &agora_shared::bus::Event, token: &str) -> bool {
     event
@@ -676,7 +658,8 @@ async fn forgot_and_reset(db: TestDb) {
     assert_eq!(known.status(), 202);
     assert_eq!(unknown.status(), 202);
     assert_eq!(known.text().await.unwrap(), unknown.text().await.unwrap());
-    let (message, token) = next_mail(&mut mail, "https://app.example.test/reset").await;
+    let (message, token) =
+        agora_testkit::next_mail(&mut mail, "https://app.example.test/reset").await;
     assert!(message.contains("To: a@x.test"), "{message}");
     assert!(token.starts_with("rst_"), "{token}");
     let event = app
@@ -744,7 +727,8 @@ async fn invitations_are_emailed_and_never_published(db: TestDb) {
         .await
         .unwrap();
     let from_response = invited["invitation_token"].as_str().unwrap().to_owned();
-    let (message, token) = next_mail(&mut mail, "https://app.example.test/join").await;
+    let (message, token) =
+        agora_testkit::next_mail(&mut mail, "https://app.example.test/join").await;
     assert!(message.contains("To: bo@x.test"), "{message}");
     assert_eq!(
         token, from_response,
@@ -769,31 +753,6 @@ async fn invitations_are_emailed_and_never_published(db: TestDb) {
 /// The reset token, as the steps below use it.
 struct Token {
     token: String,
-}
-
-/// Decodes a quoted-printable body (soft line breaks and `=XX` escapes).
-fn quoted_printable(text: &str) -> String {
-    let joined = text.replace("=\n", "");
-    let bytes = joined.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'=' && i + 3 <= bytes.len())
-            .then(|| std::str::from_utf8(&bytes[i + 1..i + 3]).ok())
-            .flatten()
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match escaped {
-            Some(b) => {
-                out.push(b);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 agora_testkit::on_every_store!(
