@@ -54,6 +54,9 @@ pub fn spec() -> ServiceSpec {
     }
 }
 
+/// Client addresses remembered past their failed-auth budget (least recently seen forgotten).
+const AUTH_BLOCKED_ADDRESSES: std::num::NonZeroUsize = std::num::NonZeroUsize::new(10_000).unwrap();
+
 /// Shared by every worker.
 pub struct Gateway {
     pub config: GatewayConfig,
@@ -108,9 +111,7 @@ pub async fn start(
         limits,
         auth: peer.authenticator.clone(),
         client_ip: client_ip::ClientIp::new(&config.trusted_proxies).map_err(anyhow::Error::msg)?,
-        auth_blocked: Mutex::new(lru::LruCache::new(
-            std::num::NonZeroUsize::new(10_000).expect("non-zero"),
-        )),
+        auth_blocked: Mutex::new(lru::LruCache::new(AUTH_BLOCKED_ADDRESSES)),
         health_cache: tokio::sync::Mutex::new(None),
         openapi_cache: Mutex::new(None),
         config,

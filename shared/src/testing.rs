@@ -121,42 +121,48 @@ fn with_database(url: &str, name: &str) -> String {
     }
 }
 
-/// A Redis on the server named by `AGORA_TEST_REDIS_URL`, under a key prefix of its own (so
-/// tests never see each other's keys), or `None` (reported as skipped; a failure when
-/// infrastructure is required).
-pub fn redis() -> Option<crate::redis::Redis> {
-    let Ok(url) = std::env::var("AGORA_TEST_REDIS_URL") else {
+/// `AGORA_TEST_REDIS_URL`, or `None` (reported as skipped; a failure when infrastructure is
+/// required).
+fn test_redis_url() -> Option<String> {
+    let url = std::env::var("AGORA_TEST_REDIS_URL").ok();
+    if url.is_none() {
         skip_or_fail("redis", "AGORA_TEST_REDIS_URL is not set");
-        return None;
-    };
-    Some(redis_at(&url))
+    }
+    url
+}
+
+/// A Redis on the server named by `AGORA_TEST_REDIS_URL`, under a key prefix of its own (so
+/// tests never see each other's keys), or `None` (skipped, or failing under
+/// `AGORA_TEST_REQUIRE_INFRA`).
+pub fn redis() -> Option<crate::redis::Redis> {
+    Some(redis_at(&test_redis_url()?))
 }
 
 /// The test Redis with room for a loaded machine: round trips may take 5 s and the rate
 /// limiter fails closed, so exact counts never depend on the 250 ms default timeout (past it
 /// the failure policy, not Redis, would decide).
 pub fn patient_redis() -> Option<crate::redis::Redis> {
-    let Ok(url) = std::env::var("AGORA_TEST_REDIS_URL") else {
-        skip_or_fail("redis", "AGORA_TEST_REDIS_URL is not set");
-        return None;
-    };
-    let config = crate::redis::RedisConfig {
-        url: Some(crate::config::Secret::new(url)),
-        key_prefix: format!("agora-test:{}:", uuid::Uuid::now_v7().simple()),
-        timeout_ms: 5_000,
-        rate_limit_failure: crate::redis::FailurePolicy::Closed,
-        ..Default::default()
-    };
-    crate::redis::Redis::connect(&config).expect("redis pool")
+    Some(redis_tuned(&test_redis_url()?, |config| {
+        config.timeout_ms = 5_000;
+        config.rate_limit_failure = crate::redis::FailurePolicy::Closed;
+    }))
 }
 
 /// A Redis at `url` under a fresh key prefix (a dead address gives a Redis that never answers).
 pub fn redis_at(url: &str) -> crate::redis::Redis {
-    let config = crate::redis::RedisConfig {
+    redis_tuned(url, |_| {})
+}
+
+fn redis_tuned(
+    url: &str,
+    tune: impl FnOnce(&mut crate::redis::RedisConfig),
+) -> crate::redis::Redis {
+    let mut config = crate::redis::RedisConfig {
         url: Some(crate::config::Secret::new(url)),
         key_prefix: format!("agora-test:{}:", uuid::Uuid::now_v7().simple()),
         ..Default::default()
     };
+    tune(&mut config);
     crate::redis::Redis::connect(&config)
         .expect("redis pool")
         .expect("a configured url")

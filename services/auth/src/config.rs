@@ -93,8 +93,13 @@ impl AuthConfig {
         TokenSettings {
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),
-            access_ttl: Duration::from_secs(self.access_ttl_secs),
+            access_ttl: self.access_ttl(),
         }
+    }
+
+    /// How long an access token lives (and so how long a cut-off must be kept).
+    pub fn access_ttl(&self) -> Duration {
+        Duration::from_secs(self.access_ttl_secs)
     }
 }
 

@@ -55,7 +55,10 @@ impl Cut {
             .denylist
             .cut_off(&self.subject, self.at_ms, self.until)
             .await;
-        state.invalidations.publish(&self.subject).await;
+        // Key verifications are cached per creator and tenant; sessions have no keys.
+        if !self.subject.starts_with("session:") {
+            state.invalidations.publish(&self.subject).await;
+        }
     }
 }
 

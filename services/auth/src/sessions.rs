@@ -302,7 +302,7 @@ pub async fn logout(
     let tenant_id = caller.tenant_id.clone();
     let ip = ip.map(|i| i.to_string());
     let deny_jti = jti.clone();
-    let ttl = state.config.token_settings().access_ttl;
+    let ttl = state.config.access_ttl();
     let cuts = state
         .db
         .write(move |conn| {

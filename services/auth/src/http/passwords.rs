@@ -53,7 +53,7 @@ pub async fn change_password(
     }
     let hash = hash_password(body.new_password).await?;
     let ip = client_ip(&req).map(|i| i.to_string());
-    let ttl = state.config.token_settings().access_ttl;
+    let ttl = state.config.access_ttl();
     let cuts = state
         .db
         .write(move |conn| {
@@ -176,7 +176,7 @@ pub async fn reset(
     super::auth::check_one_time(&state, &token_hash, domain::PURPOSE_RESET).await?;
     let hash = hash_password(body.new_password).await?;
     let ip = client_ip(&req).map(|i| i.to_string());
-    let ttl = state.config.token_settings().access_ttl;
+    let ttl = state.config.access_ttl();
     state
         .db
         .write(move |conn| {

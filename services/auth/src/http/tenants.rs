@@ -154,7 +154,7 @@ pub async fn update(
         return Err(AppError::invalid("status", "must be ACTIVE or SUSPENDED"));
     }
     let id = id.into_inner();
-    let ttl = state.config.token_settings().access_ttl;
+    let ttl = state.config.access_ttl();
     let (tenant, cut) = state
         .db
         .write(move |conn| {
@@ -212,7 +212,7 @@ pub async fn delete(
         ));
     }
     let id = id.into_inner();
-    let ttl = state.config.token_settings().access_ttl;
+    let ttl = state.config.access_ttl();
     state
         .db
         .write(move |conn| {

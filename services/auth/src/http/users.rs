@@ -116,7 +116,7 @@ pub async fn update(
         check_permissions(p)?;
     }
     let actor = caller.user_id.clone();
-    let ttl = state.config.token_settings().access_ttl;
+    let ttl = state.config.access_ttl();
     let (user, cut) = state
         .db
         .write(move |conn| {
@@ -187,7 +187,7 @@ pub async fn delete(
     let (tenant_id, user_id) = path.into_inner();
     visible(&caller, &tenant_id)?;
     let actor = caller.user_id.clone();
-    let ttl = state.config.token_settings().access_ttl;
+    let ttl = state.config.access_ttl();
     state
         .db
         .write(move |conn| {
