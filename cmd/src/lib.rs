@@ -11,7 +11,7 @@ use agora_shared::{
         kafka::{KafkaBus, KafkaConfig},
         topic_for,
     },
-    config::{CommonConfig, ConfigError, ConfigSource},
+    config::{AuthPeerConfig, CommonConfig, ConfigError, ConfigSource},
     db::Db,
     redis::{Redis, RedisConfig, RedisDenylist},
     service::{Discovered, RunningService, ServiceContext, ServiceSpec},
@@ -80,9 +80,32 @@ pub fn context(
         discovered: Vec::new(),
         provided: Default::default(),
         local_invalidations: Default::default(),
-        auth_peer: config.section("auth_peer")?,
+        auth_peer: config
+            .section::<AuthPeerConfig>("auth_peer")?
+            .with_process_secret(),
         config,
     })
+}
+
+/// What serving in distributed mode needs beyond each service's own settings: Redis (token
+/// revocations, cut-offs and cache invalidations reach the other processes through it) and
+/// the peer secret the services present to auth.
+pub fn check_distributed(config: &ConfigSource) -> Result<(), ConfigError> {
+    let redis: RedisConfig = config.section("redis")?;
+    if redis.url.is_none() {
+        return Err(ConfigError::new(
+            "redis.url",
+            "is required in distributed mode (token revocations and cache invalidations reach the other processes through it)",
+        ));
+    }
+    let peer: AuthPeerConfig = config.section("auth_peer")?;
+    if peer.secret.is_none() {
+        return Err(ConfigError::new(
+            "auth_peer.secret",
+            "is required in distributed mode (services present it to auth's VerifyApiKey)",
+        ));
+    }
+    Ok(())
 }
 
 /// Starts `specs` in order, each with its own shutdown token, telling each the addresses of

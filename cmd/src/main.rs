@@ -153,6 +153,9 @@ async fn run_services(
     specs: Vec<agora_shared::service::ServiceSpec>,
 ) -> anyhow::Result<()> {
     let embedded = common.mode == Mode::Embedded;
+    if !embedded {
+        agora::check_distributed(&config)?;
+    }
     let ctx = context(config, common, migrate)?;
     let running = agora::start(ctx, specs).await?;
     println!(
@@ -216,7 +219,22 @@ async fn admin(
             );
         }
         AdminCommand::RotateSigningKey => {
-            let sealer = config.section::<agora_auth::AuthConfig>("auth")?.sealer();
+            let auth: agora_auth::AuthConfig = config.section("auth")?;
+            if auth.signing_key.is_some() {
+                return Err(agora_shared::config::ConfigError::new(
+                    "auth.signing_key",
+                    "is set, so keys come from configuration: put the new key there and the old one in auth.previous_signing_keys",
+                )
+                .into());
+            }
+            let sealer = auth.sealer();
+            if sealer.is_none() && common.mode == Mode::Distributed {
+                return Err(agora_shared::config::ConfigError::new(
+                    "auth.key_encryption_key",
+                    "is required in distributed mode (signing keys are never stored in clear there)",
+                )
+                .into());
+            }
             let redis = Redis::connect(&config.section::<RedisConfig>("redis")?)?;
             let db = open_auth_store(config, common).await?;
             let kid = agora_auth::keys::rotate(&db, sealer).await?;

@@ -120,6 +120,12 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// Whether `presented` is this secret, in time that does not depend on where they differ.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.as_bytes().ct_eq(presented).into()
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -207,7 +213,15 @@ pub struct AuthPeerConfig {
     /// How long an API-key verification is reused (the delay before a revocation bites when
     /// Redis does not carry it).
     pub api_key_cache_secs: u64,
+    /// What services present to auth's gRPC `VerifyApiKey` (metadata `x-agora-peer`), so that
+    /// its port is no key oracle for whoever reaches it. Auth and every service share the one
+    /// value. Required in distributed mode (at least 32 printable ASCII characters, e.g.
+    /// `openssl rand -base64 32`); in embedded mode a random one per process.
+    pub secret: Option<Secret>,
 }
+
+/// Metadata key of the peer secret on auth's gRPC calls.
+pub const PEER_SECRET_HEADER: &str = "x-agora-peer";
 
 impl Default for AuthPeerConfig {
     fn default() -> Self {
@@ -218,7 +232,24 @@ impl Default for AuthPeerConfig {
             audience: "agora".into(),
             jwks_refetch_secs: 10,
             api_key_cache_secs: 10,
+            secret: None,
         }
+    }
+}
+
+impl AuthPeerConfig {
+    /// This configuration with a peer secret: the configured one, else a random one for the
+    /// services of this process (embedded mode; `serve` in distributed mode refuses to start
+    /// without a configured one).
+    pub fn with_process_secret(mut self) -> Self {
+        if self.secret.is_none() {
+            use base64::Engine;
+            let bytes: [u8; 32] = rand::random();
+            self.secret = Some(Secret::new(
+                base64::engine::general_purpose::STANDARD.encode(bytes),
+            ));
+        }
+        self
     }
 }
 
@@ -238,6 +269,15 @@ impl Validate for AuthPeerConfig {
         ] {
             if v.trim().is_empty() {
                 return Err(ConfigError::new(key(k), "must not be empty"));
+            }
+        }
+        if let Some(secret) = &self.secret {
+            let s = secret.expose();
+            if s.len() < 32 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(ConfigError::new(
+                    key("secret"),
+                    "must be at least 32 printable ASCII characters without spaces",
+                ));
             }
         }
         Ok(())

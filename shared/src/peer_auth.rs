@@ -19,7 +19,7 @@ use agora_proto::auth::v1::{VerifyApiKeyRequest, auth_service_client::AuthServic
 
 use crate::{
     AppError,
-    config::AuthPeerConfig,
+    config::{AuthPeerConfig, PEER_SECRET_HEADER, Secret},
     http::{ApiKeyResolver, Authenticator, Caller, Credential, Role},
     redis::Invalidate,
     tokens::{Denylist, RemoteJwks, Verifier},
@@ -33,17 +33,25 @@ const MAX_CACHED: NonZeroUsize = NonZeroUsize::new(10_000).unwrap();
 /// within `ttl`).
 pub struct GrpcApiKeys {
     client: AuthServiceClient<Channel>,
+    /// The peer secret, presented on every call (auth answers no one else).
+    secret: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
     ttl: Duration,
     cache: Mutex<LruCache<String, (Instant, Option<Caller>)>>,
 }
 
 impl GrpcApiKeys {
-    pub fn new(channel: Channel, ttl: Duration) -> Self {
-        Self {
+    /// A resolver calling auth on `channel` with the peer secret `secret`.
+    pub fn new(channel: Channel, secret: Option<&Secret>, ttl: Duration) -> anyhow::Result<Self> {
+        let secret = secret
+            .map(|s| s.expose().parse())
+            .transpose()
+            .map_err(|_| anyhow::anyhow!("auth_peer.secret: must be printable ASCII"))?;
+        Ok(Self {
             client: AuthServiceClient::new(channel),
+            secret,
             ttl,
             cache: Mutex::new(LruCache::new(MAX_CACHED)),
-        }
+        })
     }
 
     /// Forgets the verifications `what` names: `*` (all), `api_key:<id>` (revoked),
@@ -89,12 +97,18 @@ impl ApiKeyResolver for GrpcApiKeys {
         {
             return Ok(caller.clone());
         }
+        let mut request = tonic::Request::new(VerifyApiKeyRequest {
+            key: key.to_owned(),
+        });
+        if let Some(secret) = &self.secret {
+            request
+                .metadata_mut()
+                .insert(PEER_SECRET_HEADER, secret.clone());
+        }
         let resp = self
             .client
             .clone()
-            .verify_api_key(VerifyApiKeyRequest {
-                key: key.to_owned(),
-            })
+            .verify_api_key(request)
             .await
             .map_err(|status| {
                 tracing::warn!(code = ?status.code(), "api key verification failed");
@@ -162,8 +176,9 @@ pub fn connect(peer: &AuthPeerConfig, denylist: Arc<dyn Denylist>) -> anyhow::Re
     let channel = crate::grpc::channel(&peer.grpc, Duration::from_secs(2), Duration::from_secs(5))?;
     let api_keys = Arc::new(GrpcApiKeys::new(
         channel,
+        peer.secret.as_ref(),
         Duration::from_secs(peer.api_key_cache_secs),
-    ));
+    )?);
     Ok(PeerAuth {
         authenticator: Authenticator {
             verifier: Arc::new(verifier),

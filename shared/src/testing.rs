@@ -31,8 +31,9 @@ pub fn service_context(toml: &str) -> (ServiceContext, InProcessBus) {
         provided: Default::default(),
         local_invalidations: Default::default(),
         auth_peer: ConfigSource::from_toml(toml)
-            .section("auth_peer")
-            .expect("valid [auth_peer]"),
+            .section::<crate::config::AuthPeerConfig>("auth_peer")
+            .expect("valid [auth_peer]")
+            .with_process_secret(),
     };
     (ctx, bus)
 }

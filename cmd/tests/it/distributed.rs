@@ -1,7 +1,8 @@
 //! The whole platform in distributed mode, as a platform team runs it: `agora migrate`, then
 //! each service as its own `agora serve --service X` process on PostgreSQL, Kafka and Redis,
 //! driven through the gateway like the README's walkthrough: register, tickets, analytics fed
-//! over Kafka, and a logout that every process refuses at once.
+//! over Kafka, API keys and their revocation, and a logout that every process refuses at once.
+//! Signing keys are store-managed and sealed (auth.key_encryption_key).
 
 use std::{
     net::TcpListener,
@@ -17,6 +18,7 @@ use agora_shared::testing::{TestDb, skip_or_fail};
 
 const SERVICES: [&str; 4] = ["auth", "tickets", "analytics", "gateway"];
 const PASSWORD: &str = "Sup3r-secret!";
+const PEER_SECRET: &str = "e2e-peer-secret-0123456789abcdefghij";
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -63,8 +65,6 @@ fn config(
     kafka: &str,
 ) -> (std::path::PathBuf, Vec<u16>) {
     let ports: Vec<u16> = (0..7).map(|_| free_port()).collect();
-    let pair = agora_shared::tokens::KeyPair::generate();
-    let key = pair.private_pem();
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap();
@@ -78,11 +78,12 @@ log_level = "info"
 http_addr = "127.0.0.1:{a}"
 grpc_addr = "127.0.0.1:{ag}"
 database_url = "{auth_db}"
-signing_key = '''{key}'''
+key_encryption_key = "{kek}"
 
 [auth_peer]
 url = "http://127.0.0.1:{a}"
 grpc = "127.0.0.1:{ag}"
+secret = "{PEER_SECRET}"
 
 [tickets]
 http_addr = "127.0.0.1:{t}"
@@ -132,6 +133,7 @@ key_prefix = "{prefix}"
         auth_db = stores[0].url,
         tickets_db = stores[1].url,
         analytics_db = stores[2].url,
+        kek = crate::KEK,
     );
     let path = dir.join("agora.toml");
     std::fs::write(&path, toml).unwrap();
@@ -265,6 +267,56 @@ async fn the_platform_runs_as_one_process_per_service() {
             "analytics after 60 s: {body}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // An API key works through the gateway and at the service; auth's VerifyApiKey answers
+    // only peers that present the secret; a revoked key is refused at once everywhere.
+    let created: Value = call(Method::POST, "/api/v1/api-keys", &token)
+        .json(&json!({"name": "e2e", "role": "TENANT_USER"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+    for base in [&gateway, &tickets] {
+        let resp = client
+            .get(format!("{base}/api/v1/tickets"))
+            .header("x-api-key", &key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{base}");
+    }
+    let mut grpc = agora_proto::auth::v1::auth_service_client::AuthServiceClient::connect(format!(
+        "http://127.0.0.1:{}",
+        ports[1]
+    ))
+    .await
+    .unwrap();
+    let err = grpc
+        .verify_api_key(agora_proto::auth::v1::VerifyApiKeyRequest { key: key.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    let revoked = call(
+        Method::DELETE,
+        &format!("/api/v1/api-keys/{}", created["id"].as_str().unwrap()),
+        &token,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(revoked.status(), 204);
+    for base in [&gateway, &tickets] {
+        let resp = client
+            .get(format!("{base}/api/v1/tickets"))
+            .header("x-api-key", &key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401, "{base}");
     }
 
     // A logout through the gateway is refused at once by every process, asked directly.

@@ -10,6 +10,9 @@ use std::{
     time::Duration,
 };
 
+/// A key-encryption key (base64 of 32 bytes).
+const KEK: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+
 fn agora() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_agora"));
     cmd.env_clear()
@@ -71,19 +74,55 @@ fn unwritable_data_directory_stops_startup() {
 }
 
 #[test]
-fn distributed_mode_needs_a_signing_key() {
+fn distributed_mode_needs_redis_a_peer_secret_and_keys_never_in_clear() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("auth.db").display());
-    let (code, stderr) = fails(
-        agora()
-            .args(["serve", "--service", "auth"])
+    let serve = |env: &[(&str, &str)]| {
+        let mut cmd = agora();
+        cmd.args(["serve", "--service", "auth"])
             .env("AGORA_MODE", "distributed")
-            .env("AGORA_AUTH__DATABASE_URL", url),
-    );
-    assert_ne!(code, 0);
+            .env("AGORA_AUTH__DATABASE_URL", &url);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let (code, stderr) = fails(&mut cmd);
+        assert_ne!(code, 0);
+        stderr
+    };
+    // Without Redis a logout would not reach the other processes.
     assert_eq!(
-        stderr,
-        vec!["error: invalid configuration: auth.signing_key: is required in distributed mode"]
+        serve(&[]),
+        vec![
+            "error: invalid configuration: redis.url: is required in distributed mode (token revocations and cache invalidations reach the other processes through it)"
+        ]
+    );
+    // Without the peer secret auth's VerifyApiKey would answer whoever reaches its port.
+    let redis = [("AGORA_REDIS__URL", "redis://127.0.0.1:1")];
+    assert_eq!(
+        serve(&redis),
+        vec![
+            "error: invalid configuration: auth_peer.secret: is required in distributed mode (services present it to auth's VerifyApiKey)"
+        ]
+    );
+    let short = [redis[0], ("AGORA_AUTH_PEER__SECRET", "short")];
+    let stderr = serve(&short);
+    assert!(
+        stderr[0].contains("auth_peer.secret: must be at least 32 printable ASCII characters"),
+        "{stderr:?}"
+    );
+    // Signing keys come from configuration or are sealed in the store, never kept in clear.
+    let ready = [
+        redis[0],
+        (
+            "AGORA_AUTH_PEER__SECRET",
+            "0123456789abcdef0123456789abcdef",
+        ),
+    ];
+    assert_eq!(
+        serve(&ready),
+        vec![
+            "error: invalid configuration: auth.signing_key: or auth.key_encryption_key is required in distributed mode (signing keys are never stored in clear there)"
+        ]
     );
 }
 
@@ -434,8 +473,56 @@ fn migrate_and_admin_commands() {
         assert!(!ok && text.contains("already exists"), "{text}");
         let (ok, text) = run(&["admin", "create-user", "--email", "x@example.test"]);
         assert!(!ok && text.contains("--tenant is required"), "{text}");
+        // Distributed mode keeps no signing key in clear: rotating needs the key-encryption
+        // key, and the new key is sealed for its key id.
         let (ok, text) = run(&["admin", "rotate-signing-key"]);
-        assert!(ok && text.starts_with("new signing key "), "{text}");
+        assert!(
+            !ok && text.contains("auth.key_encryption_key: is required in distributed mode"),
+            "{text}"
+        );
+        let out = agora()
+            .args(["admin", "rotate-signing-key"])
+            .env("AGORA_MODE", "distributed")
+            .env("AGORA_AUTH__DATABASE_URL", &db.url)
+            .env("AGORA_AUTH__KEY_ENCRYPTION_KEY", KEK)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.starts_with("new signing key "),
+            "{text}"
+        );
+        let kid = text["new signing key ".len()..].split(';').next().unwrap();
+        let store = agora_shared::db::Db::connect(&db.url, 1).unwrap();
+        let kid_owned = kid.to_owned();
+        let stored: String = tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(store.read(move |conn| {
+                use agora_auth::schema::signing_keys;
+                use diesel::prelude::*;
+                Ok(signing_keys::table
+                    .filter(signing_keys::kid.eq(kid_owned))
+                    .select(signing_keys::private_pem)
+                    .first(conn)?)
+            }))
+            .unwrap();
+        assert!(stored.starts_with("sealed:v2:"), "{stored}");
+        // With keys from configuration there is nothing in the store to rotate.
+        let out = agora()
+            .args(["admin", "rotate-signing-key"])
+            .env("AGORA_AUTH__DATABASE_URL", &db.url)
+            .env(
+                "AGORA_AUTH__SIGNING_KEY",
+                agora_shared::tokens::KeyPair::generate().private_pem(),
+            )
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success()
+                && text.contains("auth.signing_key: is set, so keys come from configuration"),
+            "{text}"
+        );
         // A rebuild needs the tickets service; without it the command says so.
         let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = dead.local_addr().unwrap().port();
@@ -444,6 +531,7 @@ fn migrate_and_admin_commands() {
             .args(["analytics", "rebuild"])
             .env("AGORA_MODE", "distributed")
             .env("AGORA_AUTH__DATABASE_URL", &db.url)
+            .env("AGORA_AUTH__KEY_ENCRYPTION_KEY", KEK)
             .env("AGORA_ANALYTICS__DATABASE_URL", &analytics_db.url)
             .env("AGORA_ANALYTICS__TICKETS_GRPC", format!("127.0.0.1:{port}"))
             .output()

@@ -52,6 +52,7 @@ http_workers = 1
 
 [auth_peer]
 api_key_cache_secs = 300
+secret = "replicas-share-one-peer-secret-0123456789"
 
 [gateway]
 http_addr = "127.0.0.1:0"

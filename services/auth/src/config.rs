@@ -21,14 +21,15 @@ pub struct AuthConfig {
     pub audience: String,
     pub access_ttl_secs: u64,
     pub refresh_ttl_secs: u64,
-    /// Ed25519 PKCS#8 PEM that signs tokens. Required in distributed mode; in embedded mode keys
-    /// are generated into the store when unset.
-    pub signing_key: Option<String>,
+    /// Ed25519 PKCS#8 PEM that signs tokens. When unset, keys are generated into the store and
+    /// rotated (in distributed mode only with `key_encryption_key` set).
+    pub signing_key: Option<Secret>,
     /// Earlier signing keys whose tokens still verify.
-    pub previous_signing_keys: Vec<String>,
+    pub previous_signing_keys: Vec<Secret>,
     /// Store-managed keys rotate after this many days (0: never).
     pub key_rotation_days: u32,
-    /// Base64 of 32 random bytes; when set, store-managed private keys are sealed with it.
+    /// Base64 of 32 random bytes; when set, store-managed private keys are sealed with it (each
+    /// bound to its key id). Distributed mode requires it unless `signing_key` is set.
     pub key_encryption_key: Option<Secret>,
     /// Consecutive failed logins before an account's logins are slowed down.
     pub lockout_threshold: u32,
@@ -126,10 +127,10 @@ impl Validate for AuthConfig {
             ));
         }
         if let Some(pem) = &self.signing_key {
-            KeyPair::from_pem(pem).map_err(|e| ConfigError::new(key("signing_key"), e))?;
+            KeyPair::from_pem(pem.expose()).map_err(|e| ConfigError::new(key("signing_key"), e))?;
         }
         for (i, pem) in self.previous_signing_keys.iter().enumerate() {
-            KeyPair::from_pem(pem)
+            KeyPair::from_pem(pem.expose())
                 .map_err(|e| ConfigError::new(key(&format!("previous_signing_keys[{i}]")), e))?;
         }
         if let Some(kek) = &self.key_encryption_key {

@@ -9,7 +9,9 @@ use agora_proto::auth::v1::{
     auth_service_server::{AuthService, AuthServiceServer},
 };
 use agora_shared::{
-    AppError, grpc,
+    AppError,
+    config::{PEER_SECRET_HEADER, Secret},
+    grpc,
     http::{ApiKeyResolver, Authenticator, Credential, PageParams},
 };
 
@@ -22,13 +24,37 @@ use crate::{
 pub struct Grpc {
     state: Arc<AuthState>,
     auth: Authenticator,
+    /// What a peer presents to verify API keys (`auth_peer.secret`).
+    peer_secret: Option<Secret>,
 }
 
 /// gRPC routes of the auth service, with `grpc.health.v1`.
-pub fn routes(state: Arc<AuthState>, auth: Authenticator) -> Routes {
+pub fn routes(state: Arc<AuthState>, auth: Authenticator, peer_secret: Option<Secret>) -> Routes {
     let (reporter, health) = grpc::health();
     tokio::spawn(async move { reporter.set_serving::<AuthServiceServer<Grpc>>().await });
-    Routes::new(health).add_service(AuthServiceServer::new(Grpc { state, auth }))
+    Routes::new(health).add_service(AuthServiceServer::new(Grpc {
+        state,
+        auth,
+        peer_secret,
+    }))
+}
+
+impl Grpc {
+    /// Refuses callers without the peer secret (constant-time comparison): VerifyApiKey is for
+    /// the services, not a key oracle for whoever reaches this port.
+    fn require_peer<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let presented = request
+            .metadata()
+            .get(PEER_SECRET_HEADER)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        match &self.peer_secret {
+            Some(secret) if secret.matches(presented) => Ok(()),
+            _ => Err(Status::unauthenticated(
+                "VerifyApiKey is for Agora's services: present the peer secret (auth_peer.secret)",
+            )),
+        }
+    }
 }
 
 fn user_message(u: &UserRow) -> pb::User {
@@ -133,6 +159,7 @@ impl AuthService for Grpc {
         &self,
         request: Request<pb::VerifyApiKeyRequest>,
     ) -> Result<Response<pb::VerifyApiKeyResponse>, Status> {
+        self.require_peer(&request)?;
         let key = request.into_inner().key;
         let resp = match self.state.resolve(&key).await? {
             Some(caller) => pb::VerifyApiKeyResponse {

@@ -2,7 +2,8 @@
 //! key comes from configuration, and `auth.previous_signing_keys` keep verifying. Otherwise
 //! (embedded mode) keys are generated into the store and rotated every
 //! `auth.key_rotation_days`: the new key signs while tokens of the old one verify until expiry.
-//! With `auth.key_encryption_key` set, stored private keys are sealed with AES-256-GCM.
+//! With `auth.key_encryption_key` set, stored private keys are sealed with AES-256-GCM, each
+//! bound to its key id (required for store-managed keys in distributed mode).
 
 use std::sync::{Arc, RwLock};
 
@@ -42,11 +43,11 @@ impl Keyring {
         let settings = config.token_settings();
         let source = match &config.signing_key {
             Some(pem) => Source::Config {
-                active: KeyPair::from_pem(pem).map_err(anyhow::Error::msg)?,
+                active: KeyPair::from_pem(pem.expose()).map_err(anyhow::Error::msg)?,
                 previous: config
                     .previous_signing_keys
                     .iter()
-                    .map(|p| KeyPair::from_pem(p).map_err(anyhow::Error::msg))
+                    .map(|p| KeyPair::from_pem(p.expose()).map_err(anyhow::Error::msg))
                     .collect::<anyhow::Result<_>>()?,
             },
             None => Source::Store {
@@ -164,7 +165,7 @@ async fn load_from_store(
         .iter()
         .find(|r| r.retired_at.is_none())
         .ok_or_else(|| anyhow::anyhow!("no active signing key in the store"))?;
-    let pem = open_private_pem(&active.private_pem, sealer.as_ref())?;
+    let pem = open_private_pem(&active.kid, &active.private_pem, sealer.as_ref())?;
     let signer = Signer::new(
         settings.clone(),
         &KeyPair::from_pem(&pem).map_err(anyhow::Error::msg)?,
@@ -180,7 +181,7 @@ async fn load_from_store(
 }
 
 /// The stored private key as PEM, opening it when it was sealed.
-fn open_private_pem(stored: &str, sealer: Option<&Sealer>) -> anyhow::Result<String> {
+fn open_private_pem(kid: &str, stored: &str, sealer: Option<&Sealer>) -> anyhow::Result<String> {
     if !Sealer::is_sealed(stored) {
         return Ok(stored.to_owned());
     }
@@ -189,9 +190,9 @@ fn open_private_pem(stored: &str, sealer: Option<&Sealer>) -> anyhow::Result<Str
             "invalid configuration: auth.key_encryption_key: is required, the stored signing keys are encrypted"
         )
     })?;
-    let plain = sealer
-        .open(stored)
-        .map_err(|e| anyhow::anyhow!("invalid configuration: auth.key_encryption_key: {e}"))?;
+    let plain = sealer.open(stored, kid).map_err(|e| {
+        anyhow::anyhow!("invalid configuration: auth.key_encryption_key: signing key {kid}: {e}")
+    })?;
     String::from_utf8(plain).map_err(|_| anyhow::anyhow!("stored signing key is not text"))
 }
 
@@ -206,7 +207,7 @@ fn rotate_in(
         &store::keys::SigningKeyRow {
             kid: key.kid.clone(),
             private_pem: match sealer {
-                Some(s) => s.seal(key.private_pem().as_bytes()),
+                Some(s) => s.seal(key.private_pem().as_bytes(), &key.kid),
                 None => key.private_pem().to_owned(),
             },
             public_x: key.public_key().x,

@@ -166,8 +166,15 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
     let url = config
         .endpoints
         .resolve_database_url(NAME, &ctx.common, NAME)?;
-    if ctx.common.mode == Mode::Distributed && config.signing_key.is_none() {
-        return Err(ConfigError::new("auth.signing_key", "is required in distributed mode").into());
+    if ctx.common.mode == Mode::Distributed
+        && config.signing_key.is_none()
+        && config.key_encryption_key.is_none()
+    {
+        return Err(ConfigError::new(
+            "auth.signing_key",
+            "or auth.key_encryption_key is required in distributed mode (signing keys are never stored in clear there)",
+        )
+        .into());
     }
     if ctx.migrate_on_start {
         let url = url.clone();
@@ -234,7 +241,11 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
             authenticator: authenticator.clone(),
             http_routes: http::routes,
             openapi: openapi::document,
-            grpc_routes: grpc::routes(state.clone(), authenticator.clone()),
+            grpc_routes: grpc::routes(
+                state.clone(),
+                authenticator.clone(),
+                ctx.auth_peer.secret.clone(),
+            ),
             publishes: true,
         },
         shutdown.clone(),

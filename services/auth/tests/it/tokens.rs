@@ -277,10 +277,30 @@ async fn grpc_api(db: TestDb) {
         .json(&json!({"name": "svc", "role": "TENANT_USER"}))
         .value()
         .await;
+    // VerifyApiKey answers only peers that present the secret: without it, with another one,
+    // or with a user's token instead, whoever reaches the port learns nothing of the key.
+    let verify = |key: &str, secret: Option<&str>| {
+        let mut r = Request::new(pb::VerifyApiKeyRequest { key: key.into() });
+        if let Some(secret) = secret {
+            r.metadata_mut()
+                .insert("x-agora-peer", secret.parse().unwrap());
+        }
+        r
+    };
+    let key = key["key"].as_str().unwrap();
+    let peer = app.context().auth_peer.secret.unwrap();
+    let wrong = format!("{}x", &peer.expose()[1..]);
+    for refused in [
+        verify(key, None),
+        verify(key, Some(&wrong)),
+        with(&a.access, pb::VerifyApiKeyRequest { key: key.into() }),
+    ] {
+        let err = client.verify_api_key(refused).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unauthenticated);
+        assert!(err.message().contains("peer secret"), "{}", err.message());
+    }
     let verified = client
-        .verify_api_key(pb::VerifyApiKeyRequest {
-            key: key["key"].as_str().unwrap().into(),
-        })
+        .verify_api_key(verify(key, Some(peer.expose())))
         .await
         .unwrap()
         .into_inner();
@@ -288,9 +308,7 @@ async fn grpc_api(db: TestDb) {
     assert_eq!(verified.tenant_id, a.tenant_id);
     assert_eq!(verified.role, "TENANT_USER");
     let bogus = client
-        .verify_api_key(pb::VerifyApiKeyRequest {
-            key: "agk_bogus".into(),
-        })
+        .verify_api_key(verify("agk_bogus", Some(peer.expose())))
         .await
         .unwrap()
         .into_inner();
@@ -412,7 +430,55 @@ async fn stored_signing_keys_are_sealed(db: TestDb) {
     assert!(
         stored
             .iter()
-            .all(|p| p.starts_with("sealed:v1:") && !p.contains("PRIVATE KEY"))
+            .all(|p| p.starts_with("sealed:v2:") && !p.contains("PRIVATE KEY"))
+    );
+    let toml = |extra: &str| {
+        format!(
+            "[auth]\nhttp_addr = \"127.0.0.1:0\"\ngrpc_addr = \"127.0.0.1:0\"\ndatabase_url = \"{}\"\n{extra}",
+            app.db_url
+        )
+    };
+    let start = |toml: String, mode| async move {
+        let (mut ctx, _) = agora_shared::testing::service_context(&toml);
+        ctx.common.mode = mode;
+        agora_auth::start(&ctx, tokio_util::sync::CancellationToken::new()).await
+    };
+    use agora_shared::config::Mode;
+    // Distributed mode runs on sealed store-managed keys.
+    let with_kek = format!("key_encryption_key = \"{kek}\"\n");
+    let started = start(toml(&with_kek), Mode::Distributed)
+        .await
+        .expect("starts on sealed keys");
+    started.service.shutdown.cancel();
+
+    // Each sealed key is bound to its key id: a sealed value copied onto another key's row
+    // (an attacker with write access to the store choosing which key signs) does not open.
+    let active = agora_auth::keys::rotate(
+        &app.state.db,
+        agora_shared::sealed::Sealer::from_base64(&kek).ok(),
+    )
+    .await
+    .unwrap();
+    let retired = stored[0].clone();
+    app.state
+        .db
+        .write(move |conn| {
+            use agora_auth::schema::signing_keys;
+            use diesel::prelude::*;
+            diesel::update(signing_keys::table.filter(signing_keys::kid.eq(active)))
+                .set(signing_keys::private_pem.eq(retired))
+                .execute(conn)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let err = start(toml(&with_kek), Mode::Embedded)
+        .await
+        .err()
+        .expect("refuses to start");
+    assert!(
+        format!("{err:#}").contains("sealed for another row"),
+        "{err:#}"
     );
 
     // The same store without the key, or with another, does not start.
@@ -420,12 +486,7 @@ async fn stored_signing_keys_are_sealed(db: TestDb) {
         String::new(),
         format!("key_encryption_key = \"{}\"\n", STANDARD.encode([1u8; 32])),
     ] {
-        let toml = format!(
-            "[auth]\nhttp_addr = \"127.0.0.1:0\"\ngrpc_addr = \"127.0.0.1:0\"\ndatabase_url = \"{}\"\n{extra}",
-            app.db_url
-        );
-        let (ctx, _) = agora_shared::testing::service_context(&toml);
-        let err = agora_auth::start(&ctx, tokio_util::sync::CancellationToken::new())
+        let err = start(toml(&extra), Mode::Embedded)
             .await
             .err()
             .expect("refuses to start");
