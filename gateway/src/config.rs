@@ -160,6 +160,34 @@ pub struct GatewayConfig {
     /// Bearer token for `/metrics` and the per-service detail of `/health` (a monitoring
     /// system's). Unset: both are public, as on a laptop; set it wherever the gateway is.
     pub ops_token: Option<agora_shared::config::Secret>,
+    pub websocket: WebSocketLimits,
+}
+
+/// Bounds on relayed WebSockets (`gateway.websocket`), per gateway process.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebSocketLimits {
+    /// A connection with no frame either way for this long is closed (1001); clients that
+    /// ping (every live protocol does) never reach it.
+    pub idle_timeout_secs: u64,
+    /// Longest life of one connection, whatever flows (1001 at the end; clients reconnect,
+    /// and their credential is checked again).
+    pub max_lifetime_secs: u64,
+    /// Open connections per caller (user, API key, or client IP when anonymous); 429 above.
+    pub max_per_caller: u32,
+    /// Open connections in all; 503 above.
+    pub max_connections: u32,
+}
+
+impl Default for WebSocketLimits {
+    fn default() -> Self {
+        Self {
+            idle_timeout_secs: 120,
+            max_lifetime_secs: 2 * 3600,
+            max_per_caller: 16,
+            max_connections: 10_000,
+        }
+    }
 }
 
 impl Default for GatewayConfig {
@@ -222,6 +250,7 @@ impl Default for GatewayConfig {
             trusted_proxies: Vec::new(),
             health_timeout_ms: 2000,
             ops_token: None,
+            websocket: WebSocketLimits::default(),
         }
     }
 }
@@ -289,6 +318,20 @@ impl Validate for GatewayConfig {
         }
         if self.http_workers == 0 {
             return Err(ConfigError::new(key("http_workers"), "must be at least 1"));
+        }
+        let ws = &self.websocket;
+        for (name, value) in [
+            ("idle_timeout_secs", ws.idle_timeout_secs),
+            ("max_lifetime_secs", ws.max_lifetime_secs),
+            ("max_per_caller", ws.max_per_caller.into()),
+            ("max_connections", ws.max_connections.into()),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(
+                    key(&format!("websocket.{name}")),
+                    "must be at least 1",
+                ));
+            }
         }
         Ok(())
     }

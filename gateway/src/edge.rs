@@ -145,7 +145,13 @@ pub async fn handle(
     );
     let result = match body {
         Body::Stream(payload) if ws::is_upgrade(&req) => {
-            ws::relay(&client, &req, payload, &route, headers).await
+            let limits = gw.config.websocket;
+            match gw.websockets.open(subject.connection_key(), &limits) {
+                Ok(slot) => {
+                    ws::relay(&client, &req, payload, &route, headers, (slot, limits)).await
+                }
+                Err(refused) => Err(refused),
+            }
         }
         body => proxy::forward(&upstreams, &req, &route, headers, body).await,
     };

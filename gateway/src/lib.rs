@@ -69,6 +69,8 @@ pub struct Gateway {
     /// The last round of upstream health checks: when, healthy, per-service detail.
     health_cache: tokio::sync::Mutex<Option<(Instant, bool, serde_json::Value)>>,
     openapi_cache: Mutex<Option<(Instant, serde_json::Value)>>,
+    /// Relayed WebSockets open now, per caller.
+    pub websockets: Arc<ws::Connections>,
 }
 
 impl Gateway {
@@ -114,6 +116,7 @@ pub async fn start(
         auth_blocked: Mutex::new(lru::LruCache::new(AUTH_BLOCKED_ADDRESSES)),
         health_cache: tokio::sync::Mutex::new(None),
         openapi_cache: Mutex::new(None),
+        websockets: Default::default(),
         config,
     });
 

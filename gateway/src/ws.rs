@@ -1,13 +1,88 @@
 //! WebSocket pass-through: the client's upgrade is accepted only once the upstream accepted its
-//! own, then frames are relayed both ways until either side closes.
+//! own, then frames are relayed both ways until either side closes, the connection idles past
+//! `gateway.websocket.idle_timeout_secs` or outlives `max_lifetime_secs`. Open connections are
+//! bounded per caller and in all, so that no one holds the gateway's sockets.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use awc::ws::{Frame, Message};
+use awc::ws::{CloseCode, CloseReason, Frame, Message};
 use futures::{SinkExt, StreamExt};
 
 use agora_shared::AppError;
 
-use crate::routing::Route;
+use crate::{config::WebSocketLimits, routing::Route};
+
+/// The open relayed connections of this gateway process, per caller.
+#[derive(Default)]
+pub struct Connections {
+    open: Mutex<HashMap<String, u32>>,
+}
+
+/// One open connection; dropping it (when the relay ends) frees its place.
+pub struct Slot {
+    connections: Arc<Connections>,
+    caller: String,
+}
+
+impl Connections {
+    /// A place for one more connection of `caller`, or the problem that says why not.
+    pub fn open(
+        self: &Arc<Self>,
+        caller: String,
+        limits: &WebSocketLimits,
+    ) -> Result<Slot, AppError> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let total: u32 = open.values().sum();
+        if total >= limits.max_connections {
+            return Err(AppError::Unavailable(format!(
+                "the gateway holds its most WebSockets ({}); retry later",
+                limits.max_connections
+            )));
+        }
+        let mine = open.entry(caller.clone()).or_default();
+        if *mine >= limits.max_per_caller {
+            return Err(AppError::TooManyRequests {
+                detail: format!(
+                    "at most {} open WebSockets per caller; close one first",
+                    limits.max_per_caller
+                ),
+                retry_after_secs: 5,
+            });
+        }
+        *mine += 1;
+        Ok(Slot {
+            connections: self.clone(),
+            caller,
+        })
+    }
+
+    /// Open connections of `caller`.
+    pub fn of(&self, caller: &str) -> u32 {
+        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.get(caller).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self
+            .connections
+            .open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.caller) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.caller);
+            }
+        }
+    }
+}
 
 /// Whether the request asks for a WebSocket upgrade.
 pub fn is_upgrade(req: &HttpRequest) -> bool {
@@ -17,12 +92,14 @@ pub fn is_upgrade(req: &HttpRequest) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
+/// Relays the upgrade in `req` to `route`'s service, holding `slot` while it is open.
 pub async fn relay(
     client: &awc::Client,
     req: &HttpRequest,
     payload: web::Payload,
     route: &Route,
     headers: hyper::HeaderMap,
+    (slot, limits): (Slot, WebSocketLimits),
 ) -> Result<HttpResponse, AppError> {
     let url = route.upstream_url(req.uri().path_and_query().map_or("/", |p| p.as_str()));
     let url = url
@@ -52,18 +129,29 @@ pub async fn relay(
     let (response, mut session, mut from_client) = actix_ws::handle(req, payload)
         .map_err(|e| AppError::BadRequest(format!("websocket handshake: {e}")))?;
     let (mut to_upstream, mut from_upstream) = framed.split();
+    let idle = Duration::from_secs(limits.idle_timeout_secs);
+    let lifetime = tokio::time::sleep(Duration::from_secs(limits.max_lifetime_secs));
     actix_web::rt::spawn(async move {
-        loop {
+        let _slot = slot;
+        tokio::pin!(lifetime);
+        let ended = |why: &str| CloseReason {
+            code: CloseCode::Away,
+            description: Some(why.to_owned()),
+        };
+        let closing = loop {
+            let quiet = tokio::time::sleep(idle);
             tokio::select! {
+                _ = &mut lifetime => break Some(ended("connection lifetime reached; reconnect")),
+                _ = quiet => break Some(ended("idle timeout")),
                 msg = from_client.next() => {
-                    let Some(Ok(msg)) = msg else { break };
+                    let Some(Ok(msg)) = msg else { break None };
                     let closing = matches!(msg, Message::Close(_));
                     if to_upstream.send(msg).await.is_err() || closing {
-                        break;
+                        break None;
                     }
                 }
                 frame = from_upstream.next() => {
-                    let Some(Ok(frame)) = frame else { break };
+                    let Some(Ok(frame)) = frame else { break None };
                     let sent = match frame {
                         Frame::Text(b) => session.text(String::from_utf8_lossy(&b).into_owned()).await,
                         Frame::Binary(b) => session.binary(b).await,
@@ -76,13 +164,16 @@ pub async fn relay(
                         }
                     };
                     if sent.is_err() {
-                        break;
+                        break None;
                     }
                 }
             }
+        };
+        if let Some(reason) = &closing {
+            let _ = to_upstream.send(Message::Close(Some(reason.clone()))).await;
         }
         let _ = to_upstream.close().await;
-        let _ = session.close(None).await;
+        let _ = session.close(closing).await;
     });
     Ok(response)
 }

@@ -350,6 +350,84 @@ async fn websocket_echo_through_the_gateway() {
     assert!(refused.is_err());
 }
 
+/// The next frame that is not a pong, within 10 s.
+async fn next_frame<S, E>(ws: &mut S) -> awc::ws::Frame
+where
+    S: futures::Stream<Item = Result<awc::ws::Frame, E>> + Unpin,
+    E: std::fmt::Debug,
+{
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(awc::ws::Frame::Pong(_)))) => continue,
+            Ok(Some(Ok(frame))) => return frame,
+            other => panic!("no frame: {other:?}"),
+        }
+    }
+}
+
+#[actix_web::test]
+async fn websockets_are_bounded_per_caller_idle_and_lifetime() {
+    let s = stack(
+        "websocket = { idle_timeout_secs = 1, max_lifetime_secs = 3, max_per_caller = 2 }",
+        "",
+    )
+    .await;
+    let ana = s.register("a@x.test", "Acme").await;
+    let bo = s.register("b@y.test", "Beta").await;
+    let url = s.url("/api/v1/echo/ws").replacen("http://", "ws://", 1);
+    let open = |token: &str| {
+        awc::Client::new()
+            .ws(url.clone())
+            .bearer_auth(token)
+            .connect()
+    };
+    let closed_with = |frame: awc::ws::Frame| match frame {
+        awc::ws::Frame::Close(Some(reason)) => {
+            assert_eq!(reason.code, awc::ws::CloseCode::Away);
+            reason.description.unwrap_or_default()
+        }
+        other => panic!("expected a close, got {other:?}"),
+    };
+
+    // A third connection of one caller is refused; another caller is not affected.
+    let (_, mut first) = open(&ana.access).await.unwrap();
+    let (_, second) = open(&ana.access).await.unwrap();
+    match open(&ana.access).await {
+        Err(awc::error::WsClientError::InvalidResponseStatus(status)) => {
+            assert_eq!(status, 429)
+        }
+        other => panic!("third connection: {:?}", other.map(|_| ())),
+    }
+    let (_, _other) = open(&bo.access).await.expect("another caller connects");
+
+    // A silent connection is closed after the idle timeout, and its place is free again.
+    assert_eq!(closed_with(next_frame(&mut first).await), "idle timeout");
+    drop(second);
+    agora_testkit::eventually(
+        std::time::Duration::from_secs(5),
+        "a place is free again",
+        || async { open(&ana.access).await.map(drop).map_err(|e| e.to_string()) },
+    )
+    .await;
+
+    // One that keeps talking is still closed at the end of its lifetime.
+    let (_, mut chatty) = open(&bo.access).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let reason = loop {
+        assert!(std::time::Instant::now() < deadline, "never closed");
+        chatty
+            .send(awc::ws::Message::Text("still here".into()))
+            .await
+            .unwrap();
+        match next_frame(&mut chatty).await {
+            awc::ws::Frame::Text(t) => assert_eq!(&t[..], b"echo: still here"),
+            close => break closed_with(close),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    assert_eq!(reason, "connection lifetime reached; reconnect");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_front_ends_are_allowed_in_embedded_mode_only() {
     let preflight = |s: &Stack, origin: &'static str| {
