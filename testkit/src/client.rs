@@ -6,7 +6,8 @@ use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 
 use agora_shared::{
-    bus::{Event, EventBus},
+    bus::{Event, EventBus, outbox::Outbox},
+    db::Db,
     http::Role,
     testing::Call,
 };
@@ -197,18 +198,23 @@ impl Platform {
             .expect("event within 5 s")
     }
 
-    /// Every event of `event_type` published on `topic` so far (read until the topic has been
-    /// quiet for half a second).
-    pub async fn events_of(&self, topic: &str, event_type: &str) -> Vec<Event> {
-        let group = format!("test-{}", uuid::Uuid::now_v7());
-        let mut sub = self.bus.subscribe(topic, &group).await.expect("subscribe");
-        let mut out = Vec::new();
-        while let Ok(Ok(d)) = tokio::time::timeout(Duration::from_millis(500), sub.next()).await {
-            if d.event.event_type == event_type {
-                out.push(d.event);
+    /// Every event of `event_type` that the service keeping `store` has written so far, once
+    /// its outbox has published all of them (waited for, up to 10 s): exact, not "what came
+    /// within a quiet spell".
+    pub async fn events_of(&self, store: &Db, topic: &str, event_type: &str) -> Vec<Event> {
+        eventually(Duration::from_secs(10), "the outbox drains", || async {
+            match Outbox::pending(store).await {
+                Ok(0) => Ok(()),
+                Ok(n) => Err(format!("{n} event(s) not yet published")),
+                Err(e) => Err(e.to_string()),
             }
-        }
-        out
+        })
+        .await;
+        self.bus
+            .retained(topic)
+            .into_iter()
+            .filter(|e| e.event_type == event_type)
+            .collect()
     }
 }
 

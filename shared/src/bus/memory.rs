@@ -56,6 +56,11 @@ impl InProcessBus {
         Self::default()
     }
 
+    /// The events `topic` retains, oldest first (what a new consumer group would read).
+    pub fn retained(&self, topic: &str) -> Vec<Event> {
+        self.with_topic(topic, |t| t.log.iter().cloned().collect())
+    }
+
     fn with_topic<T>(&self, topic: &str, f: impl FnOnce(&mut Topic) -> T) -> T {
         let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
         f(topics.entry(topic.to_owned()).or_default())

@@ -66,7 +66,9 @@ impl TestApp {
 
     /// Every event of `event_type` on the auth topic so far.
     pub async fn events_of(&self, event_type: &str) -> Vec<Event> {
-        self.kit.events_of("agora.auth.events", event_type).await
+        self.kit
+            .events_of(&self.state.db, "agora.auth.events", event_type)
+            .await
     }
 }
 

@@ -56,7 +56,9 @@ pub async fn platform_on(store: Store, bus: Option<agora_shared::bus::SharedBus>
 impl Platform {
     /// Every event of `event_type` on the tickets topic so far.
     pub async fn events_of(&self, event_type: &str) -> Vec<Event> {
-        self.kit.events_of("agora.tickets.events", event_type).await
+        self.kit
+            .events_of(&self.state.db, "agora.tickets.events", event_type)
+            .await
     }
 
     /// Moves ticket `id` `hours` into the past: every stored time of it shifts back, as if that
