@@ -105,8 +105,34 @@ pub(crate) fn note_enqueued() {
     ENQUEUED.with(|e| e.set(true));
 }
 
-/// The longest one statement of a pooled PostgreSQL connection may run.
+/// The longest one statement of a pooled PostgreSQL connection may run, and the longest one
+/// unit of store work (a read or a write transaction) may run on SQLite.
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// SQLite virtual-machine instructions between two looks at the clock (well under a
+/// millisecond of work: the check costs nothing measurable).
+const PROGRESS_STEPS: std::num::NonZeroU32 = std::num::NonZeroU32::new(100_000).unwrap();
+
+thread_local! {
+    /// When the SQLite work running on this thread must stop (its progress handler interrupts
+    /// it past this instant).
+    static SQLITE_DEADLINE: Cell<Option<std::time::Instant>> = const { Cell::new(None) };
+}
+
+/// Bounds the store work that runs on this thread from now to `within` (SQLite; PostgreSQL
+/// bounds each statement with `statement_timeout`). Every read and write sets
+/// [`STATEMENT_TIMEOUT`]; work may shorten it.
+pub fn bound_sqlite_work(within: Duration) {
+    SQLITE_DEADLINE.with(|d| d.set(Some(std::time::Instant::now() + within)));
+}
+
+/// Runs `f` with this thread's SQLite work bounded by [`STATEMENT_TIMEOUT`].
+fn bounded<T>(f: impl FnOnce() -> T) -> T {
+    bound_sqlite_work(STATEMENT_TIMEOUT);
+    let out = f();
+    SQLITE_DEADLINE.with(|d| d.set(None));
+    out
+}
 
 /// Opens connections for the pool, setting SQLite's pragmas on every one.
 #[derive(Debug)]
@@ -123,7 +149,7 @@ impl r2d2::ManageConnection for Manager {
             Backend::Postgres(url) => open_postgres(url)
                 .map(DbConnection::Postgres)
                 .map_err(diesel::r2d2::Error::ConnectionError),
-            Backend::Sqlite(path) => open_sqlite(path)
+            Backend::Sqlite(path) => open_pooled_sqlite(path)
                 .map(DbConnection::Sqlite)
                 .map_err(diesel::r2d2::Error::ConnectionError),
         }
@@ -152,6 +178,20 @@ fn open_postgres(url: &str) -> Result<PgConnection, diesel::ConnectionError> {
         STATEMENT_TIMEOUT.as_millis()
     ))
     .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+    Ok(conn)
+}
+
+/// A pooled SQLite connection interrupts work that runs past its thread's deadline (a 503
+/// `store.timeout`, as on PostgreSQL), so no request holds the store for long.
+fn open_pooled_sqlite(path: &Path) -> Result<SqliteConnection, diesel::ConnectionError> {
+    let mut conn = open_sqlite(path)?;
+    conn.on_progress(PROGRESS_STEPS, || {
+        let late = SQLITE_DEADLINE.with(|d| d.get().is_some_and(|t| std::time::Instant::now() > t));
+        match late {
+            true => diesel::sqlite::ProgressDecision::Interrupt,
+            false => diesel::sqlite::ProgressDecision::Continue,
+        }
+    });
     Ok(conn)
 }
 
@@ -263,7 +303,7 @@ impl Db {
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let mut conn = pool.get()?;
-            crate::telemetry::with_traceparent_sync(trace, || f(&mut conn))
+            crate::telemetry::with_traceparent_sync(trace, || bounded(|| f(&mut conn)))
         })
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("store task failed: {e}")))?
@@ -293,7 +333,9 @@ impl Db {
             let (_guard, _permit) = (guard, permit);
             let mut conn = pool.get()?;
             ENQUEUED.with(|e| e.set(false));
-            let result = crate::telemetry::with_traceparent_sync(trace, || (*conn).transaction(f));
+            let result = crate::telemetry::with_traceparent_sync(trace, || {
+                bounded(|| (*conn).transaction(f))
+            });
             let enqueued = ENQUEUED.with(|e| e.replace(false));
             if result.is_ok() {
                 writes.inc();

@@ -345,11 +345,13 @@ impl From<diesel::result::Error> for AppError {
                 AppError::Unavailable("the store is busy, retry shortly".into())
                     .with_code("store.busy")
             }
-            // PostgreSQL's statement_timeout ended a statement: no request holds the pool longer.
+            // PostgreSQL's statement_timeout, or SQLite's progress handler past the deadline,
+            // ended the work: no request holds the pool longer.
             Error::DatabaseError(_, info)
                 if info
                     .message()
-                    .contains("canceling statement due to statement timeout") =>
+                    .contains("canceling statement due to statement timeout")
+                    || info.message() == "interrupted" =>
             {
                 tracing::warn!("store statement timed out");
                 AppError::Unavailable(

@@ -1,11 +1,12 @@
-//! The store's bound on one statement (PostgreSQL): every pooled connection has
-//! `statement_timeout` set, and a statement that runs past it is a retryable 503 naming the
-//! cause, never a 500 or a connection held for as long as the statement wants.
+//! The store's bound on work: every pooled PostgreSQL connection has `statement_timeout` set,
+//! SQLite work is interrupted past its deadline by a progress handler, and work that runs past
+//! the bound is a retryable 503 naming the cause, never a 500 or a connection held for as long
+//! as the query wants.
 
 use diesel::{RunQueryDsl, connection::SimpleConnection, sql_types::Text};
 
 use agora_shared::{
-    db::{Db, DbConnection, STATEMENT_TIMEOUT},
+    db::{Db, DbConnection, STATEMENT_TIMEOUT, bound_sqlite_work},
     testing::TestDb,
 };
 
@@ -42,4 +43,56 @@ async fn a_statement_past_the_timeout_is_a_retryable_503() {
         .unwrap_err();
     assert_eq!(err.problem().status, 503);
     assert_eq!(err.problem().code, "store.timeout");
+}
+
+#[derive(diesel::QueryableByName, Debug)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// A query that never ends by itself.
+const ENDLESS: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+                       SELECT count(*) AS n FROM c";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_work_past_its_deadline_is_interrupted_with_a_503() {
+    let test_db = TestDb::sqlite();
+    let db = Db::connect(&test_db.url, 1).unwrap();
+    // The same bound as every read and write, made short for the test.
+    let err = db
+        .read(|conn| {
+            bound_sqlite_work(std::time::Duration::from_millis(50));
+            let row: Count = diesel::sql_query(ENDLESS).get_result(conn)?;
+            Ok(row.n)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.problem().status, 503);
+    assert_eq!(err.problem().code, "store.timeout");
+    // A write past it is rolled back, and the one connection serves the next request.
+    db.write(|conn| {
+        conn.batch_execute("CREATE TABLE t (x INTEGER)")?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let err = db
+        .write(|conn| {
+            conn.batch_execute("INSERT INTO t VALUES (1)")?;
+            bound_sqlite_work(std::time::Duration::from_millis(50));
+            diesel::sql_query(ENDLESS).execute(conn)?;
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.problem().code, "store.timeout");
+    let rows = db
+        .read(|conn| {
+            let row: Count = diesel::sql_query("SELECT count(*) AS n FROM t").get_result(conn)?;
+            Ok(row.n)
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
 }
