@@ -13,7 +13,12 @@ use agora_shared::testing::{Call, problem};
 use crate::support::{Platform, Session, platform};
 use agora_shared::testing::Store;
 
-agora_shared::on_sqlite_and_postgres!(filters_sort_and_pages, isolation_on_every_route, grpc_reads);
+agora_shared::on_sqlite_and_postgres!(
+    filters_sort_and_pages,
+    text_search_finds_the_same_on_every_store,
+    isolation_on_every_route,
+    grpc_reads
+);
 
 /// Creates the fixture: 12 tickets across priorities, categories, zones and statuses.
 async fn fixture(p: &Platform, who: &Session) -> Vec<Value> {
@@ -165,6 +170,103 @@ async fn filters_sort_and_pages(store: Store) {
     assert_eq!(stats["by_zone"], json!({"Central": 6, "Northern": 6}));
     assert_eq!(stats["by_sla_status"]["PENDING"], 12);
     assert_eq!(stats["mean_time_to_complete_hours"], Value::Null);
+}
+
+/// `q` is a case-insensitive substring of the title or the description, the same on SQLite
+/// (a trigram index from three characters, a scan below) and PostgreSQL; search syntax in `q`
+/// is plain text; edits are found at once; another tenant's tickets never.
+async fn text_search_finds_the_same_on_every_store(store: Store) {
+    let p = platform(store).await;
+    let a = p.tenant("Acme").await;
+    let b = p.tenant("Beta").await;
+    for (title, description) in [
+        ("Splice cabinet 4", "Fiber cut near the Straße corner"),
+        ("Replace ONT", "customer says \"no light\" (red LED)"),
+        ("Inspect pole 42", "NOT urgent; check *all* bolts: 10-12"),
+    ] {
+        p.ticket(&a, json!({"title": title, "description": description, "category": "REPAIR", "priority": "LOW"}))
+            .await;
+    }
+    p.ticket(
+        &b,
+        json!({"title": "Splice cabinet 9", "category": "REPAIR", "priority": "LOW"}),
+    )
+    .await;
+    let search = |q: &str| {
+        let q = q.to_owned();
+        let p = &p;
+        let a = &a;
+        async move {
+            let url =
+                reqwest::Url::parse_with_params("http://x/api/v1/tickets", [("q", q.as_str())])
+                    .unwrap();
+            let page = p
+                .authed(
+                    Method::GET,
+                    &format!("/api/v1/tickets?{}", url.query().unwrap()),
+                    a,
+                )
+                .value()
+                .await;
+            numbers(&page)
+        }
+    };
+    let (one, two, three) = ("CTT-000001", "CTT-000002", "CTT-000003");
+    for (q, expected) in [
+        ("splice", vec![one]),
+        ("CABINET 4", vec![one]),
+        ("straße", vec![one]),
+        ("\"no light\"", vec![two]),
+        ("(red", vec![two]),
+        ("*all*", vec![three]),
+        ("NOT urgent", vec![three]),
+        ("10-12", vec![three]),
+        ("ce", vec![two, one]),
+        ("e", vec![three, two, one]),
+        ("pole 42 NOT", vec![]),
+        ("cabinet 9", vec![]),
+    ] {
+        assert_eq!(search(q).await, expected, "q={q:?}");
+    }
+    // An edit is searchable at once, and the old text is gone.
+    let id = p
+        .authed(Method::GET, "/api/v1/tickets?q=replace", &a)
+        .value()
+        .await["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let patched = p
+        .authed(Method::PATCH, &format!("/api/v1/tickets/{id}"), &a)
+        .json(&json!({"title": "Swap ONT"}))
+        .call()
+        .await;
+    assert_eq!(patched.status(), 200);
+    assert!(search("replace").await.is_empty());
+    assert_eq!(search("swap ont").await, vec![two]);
+    // On SQLite the index itself is in step (the searches above went through it).
+    if p.state.db.is_sqlite() {
+        let indexed = |phrase: &'static str| {
+            p.state.db.read(move |conn| {
+                #[derive(diesel::QueryableByName)]
+                struct Hits {
+                    #[diesel(sql_type = diesel::sql_types::BigInt)]
+                    n: i64,
+                }
+                let hits: Hits = diesel::RunQueryDsl::get_result(
+                    diesel::sql_query(
+                        "SELECT count(*) AS n FROM ticket_search WHERE ticket_search MATCH ?",
+                    )
+                    .bind::<diesel::sql_types::Text, _>(phrase),
+                    conn,
+                )?;
+                Ok(hits.n)
+            })
+        };
+        assert_eq!(indexed("\"swap ont\"").await.unwrap(), 1);
+        assert_eq!(indexed("\"replace\"").await.unwrap(), 0);
+        assert_eq!(indexed("\"splice cabinet\"").await.unwrap(), 2);
+    }
 }
 
 async fn isolation_on_every_route(store: Store) {

@@ -128,10 +128,20 @@ fn like_pattern(q: &str) -> String {
     out
 }
 
+/// `q` as an FTS5 phrase: the trigram index finds it as a case-insensitive substring.
+fn fts_phrase(q: &str) -> String {
+    format!("\"{}\"", q.replace('"', "\"\""))
+}
+
+/// On SQLite, a `q` of at least this many characters is looked up in the trigram index
+/// (`ticket_search`); shorter ones have no trigram and are matched by a scan, as on PostgreSQL.
+const TRIGRAM: usize = 3;
+
 fn filtered<'a>(
     tenant_id: &'a str,
     filter: &'a Filter,
     now: NaiveDateTime,
+    sqlite: bool,
 ) -> tickets::BoxedQuery<'a, MultiBackend> {
     let mut query = tickets::table
         .filter(tickets::tenant_id.eq(tenant_id))
@@ -164,7 +174,20 @@ fn filtered<'a>(
     if let Some(to) = filter.created_to {
         query = query.filter(tickets::created_at.lt(to));
     }
-    if let Some(q) = &filter.q {
+    if let Some(q) = filter
+        .q
+        .as_ref()
+        .filter(|q| sqlite && q.chars().count() >= TRIGRAM)
+    {
+        query = query.filter(
+            diesel::dsl::sql::<Bool>(
+                "tickets.id IN (SELECT d.ticket_id FROM ticket_search_docs d \
+                 WHERE d.doc IN (SELECT rowid FROM ticket_search WHERE ticket_search MATCH ",
+            )
+            .bind::<Text, _>(fts_phrase(q))
+            .sql("))"),
+        );
+    } else if let Some(q) = &filter.q {
         let pattern = like_pattern(q);
         query = query.filter(
             lower(tickets::title)
@@ -187,7 +210,8 @@ pub fn list(
     limit: i64,
     now: NaiveDateTime,
 ) -> AppResult<Vec<TicketRow>> {
-    let mut query = filtered(tenant_id, filter, now);
+    let sqlite = matches!(conn, DbConnection::Sqlite(_));
+    let mut query = filtered(tenant_id, filter, now, sqlite);
     let n = tickets::number;
     // Keyset: (key, number) strictly after the cursor in the sort's direction.
     macro_rules! keyset {
