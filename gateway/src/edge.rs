@@ -146,7 +146,10 @@ pub async fn handle(
     let result = match body {
         Body::Stream(payload) if ws::is_upgrade(&req) => {
             let limits = gw.config.websocket;
-            match gw.websockets.open(subject.connection_key(), &limits) {
+            match gw
+                .websockets
+                .open(ws::connection_key(caller.as_ref(), client_ip), &limits)
+            {
                 Ok(slot) => {
                     ws::relay(&client, &req, payload, &route, headers, (slot, limits)).await
                 }

@@ -172,16 +172,6 @@ pub enum Subject<'a> {
     },
 }
 
-impl Subject<'_> {
-    /// Whom an open connection counts against: the user or key, or the client address.
-    pub fn connection_key(&self) -> String {
-        match self {
-            Subject::Caller { id, .. } => format!("caller:{id}"),
-            Subject::Anonymous { ip } => format!("ip:{ip}"),
-        }
-    }
-}
-
 /// The (key, quota) checks for a request; all must pass.
 pub fn checks(
     limits: &RateLimits,

@@ -29,6 +29,19 @@ pub struct Slot {
     caller: String,
 }
 
+/// Whom an open connection counts against: the user (whichever of their API keys or sessions
+/// they use), or the client's address, an IPv6 client by its /64 (one host's usual share).
+pub fn connection_key(caller: Option<&agora_shared::http::Caller>, ip: std::net::IpAddr) -> String {
+    match (caller, ip) {
+        (Some(c), _) => format!("user:{}", c.user_id),
+        (None, std::net::IpAddr::V6(v6)) => {
+            let net = u128::from(v6) & !((1u128 << 64) - 1);
+            format!("ip:{}/64", std::net::Ipv6Addr::from(net))
+        }
+        (None, v4) => format!("ip:{v4}"),
+    }
+}
+
 impl Connections {
     /// A place for one more connection of `caller`, or the problem that says why not.
     pub fn open(
@@ -101,6 +114,10 @@ pub async fn relay(
     headers: hyper::HeaderMap,
     (slot, limits): (Slot, WebSocketLimits),
 ) -> Result<HttpResponse, AppError> {
+    // The client's handshake first: a request that only claims an upgrade costs no upstream
+    // connection. Nothing is sent to the client until the upstream accepted too.
+    let (response, mut session, mut from_client) = actix_ws::handle(req, payload)
+        .map_err(|e| AppError::BadRequest(format!("websocket handshake: {e}")))?;
     let url = route.upstream_url(req.uri().path_and_query().map_or("/", |p| p.as_str()));
     let url = url
         .replacen("https://", "wss://", 1)
@@ -126,8 +143,6 @@ pub async fn relay(
             route.service()
         ))
     })?;
-    let (response, mut session, mut from_client) = actix_ws::handle(req, payload)
-        .map_err(|e| AppError::BadRequest(format!("websocket handshake: {e}")))?;
     let (mut to_upstream, mut from_upstream) = framed.split();
     let idle = Duration::from_secs(limits.idle_timeout_secs);
     let lifetime = tokio::time::sleep(Duration::from_secs(limits.max_lifetime_secs));
@@ -146,34 +161,58 @@ pub async fn relay(
                 msg = from_client.next() => {
                     let Some(Ok(msg)) = msg else { break None };
                     let closing = matches!(msg, Message::Close(_));
-                    if to_upstream.send(msg).await.is_err() || closing {
-                        break None;
+                    match tokio::time::timeout(idle, to_upstream.send(msg)).await {
+                        Ok(Ok(())) if !closing => {}
+                        Ok(_) => break None,
+                        Err(_) => break Some(ended("the service stopped reading")),
                     }
                 }
                 frame = from_upstream.next() => {
                     let Some(Ok(frame)) = frame else { break None };
-                    let sent = match frame {
-                        Frame::Text(b) => session.text(String::from_utf8_lossy(&b).into_owned()).await,
-                        Frame::Binary(b) => session.binary(b).await,
-                        Frame::Ping(b) => session.ping(&b).await,
-                        Frame::Pong(b) => session.pong(&b).await,
-                        Frame::Continuation(item) => session.continuation(item).await,
-                        Frame::Close(reason) => {
-                            let _ = session.close(reason).await;
-                            return;
+                    // A client that stops reading blocks the send: bounded like silence.
+                    let send = async {
+                        match frame {
+                            Frame::Text(b) => session.text(String::from_utf8_lossy(&b).into_owned()).await,
+                            Frame::Binary(b) => session.binary(b).await,
+                            Frame::Ping(b) => session.ping(&b).await,
+                            Frame::Pong(b) => session.pong(&b).await,
+                            Frame::Continuation(item) => session.continuation(item).await,
+                            Frame::Close(reason) => {
+                                let _ = session.clone().close(reason).await;
+                                Err(actix_ws::Closed)
+                            }
                         }
                     };
-                    if sent.is_err() {
-                        break None;
+                    match tokio::time::timeout(idle, send).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => break None,
+                        Err(_) => break Some(ended("the client stopped reading")),
                     }
                 }
             }
         };
+        // Closing is bounded too: a peer that reads nothing is dropped, not waited for.
+        let grace = Duration::from_secs(1);
         if let Some(reason) = &closing {
-            let _ = to_upstream.send(Message::Close(Some(reason.clone()))).await;
+            let close = to_upstream.send(Message::Close(Some(reason.clone())));
+            let _ = tokio::time::timeout(grace, close).await;
         }
-        let _ = to_upstream.close().await;
-        let _ = session.close(closing).await;
+        let _ = tokio::time::timeout(grace, to_upstream.close()).await;
+        let _ = tokio::time::timeout(grace, session.close(closing)).await;
     });
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anonymous_connections_count_per_address_and_ipv6_per_64() {
+        let key = |ip: &str| connection_key(None, ip.parse().unwrap());
+        assert_eq!(key("203.0.113.7"), "ip:203.0.113.7");
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "ip:2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:ffff:1:2:3"), key("2001:db8:1:2::9"));
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
+    }
 }

@@ -121,10 +121,14 @@ impl Secret {
         &self.0
     }
 
-    /// Whether `presented` is this secret, in time that does not depend on where they differ.
+    /// Whether `presented` is this secret, in time that depends neither on where they differ
+    /// nor on their lengths (the digests are compared).
     pub fn matches(&self, presented: &[u8]) -> bool {
+        use sha2::{Digest, Sha256};
         use subtle::ConstantTimeEq;
-        self.0.as_bytes().ct_eq(presented).into()
+        Sha256::digest(self.0.as_bytes())
+            .ct_eq(&Sha256::digest(presented))
+            .into()
     }
 }
 

@@ -119,19 +119,38 @@ thread_local! {
     static SQLITE_DEADLINE: Cell<Option<std::time::Instant>> = const { Cell::new(None) };
 }
 
-/// Bounds the store work that runs on this thread from now to `within` (SQLite; PostgreSQL
-/// bounds each statement with `statement_timeout`). Every read and write sets
-/// [`STATEMENT_TIMEOUT`]; work may shorten it.
+/// Shortens the bound on the store work running on this thread to `within` from now (SQLite;
+/// PostgreSQL bounds each statement with `statement_timeout`). Every read and write starts
+/// with [`STATEMENT_TIMEOUT`]; work can only shorten it.
 pub fn bound_sqlite_work(within: Duration) {
-    SQLITE_DEADLINE.with(|d| d.set(Some(std::time::Instant::now() + within)));
+    let at = std::time::Instant::now() + within;
+    SQLITE_DEADLINE.with(|d| d.set(Some(d.get().map_or(at, |was| was.min(at)))));
 }
 
-/// Runs `f` with this thread's SQLite work bounded by [`STATEMENT_TIMEOUT`].
-fn bounded<T>(f: impl FnOnce() -> T) -> T {
-    bound_sqlite_work(STATEMENT_TIMEOUT);
+/// Clears this thread's deadline when the work ends, however it ends.
+struct Deadline;
+
+impl Drop for Deadline {
+    fn drop(&mut self) {
+        SQLITE_DEADLINE.with(|d| d.set(None));
+    }
+}
+
+/// Runs `f` with this thread's SQLite work bounded by [`STATEMENT_TIMEOUT`]. Work that failed
+/// after its deadline passed is the timeout's doing (SQLite may already have rolled the
+/// transaction back, so the error diesel reports is about the rollback).
+fn bounded<T>(f: impl FnOnce() -> AppResult<T>) -> AppResult<T> {
+    SQLITE_DEADLINE.with(|d| d.set(Some(std::time::Instant::now() + STATEMENT_TIMEOUT)));
+    let _clear = Deadline;
     let out = f();
-    SQLITE_DEADLINE.with(|d| d.set(None));
-    out
+    let late = SQLITE_DEADLINE.with(|d| d.get().is_some_and(|t| std::time::Instant::now() > t));
+    match out {
+        Err(err) if late && !matches!(err, AppError::Unavailable(_)) => {
+            tracing::warn!(error = %err, "store work interrupted past its deadline");
+            Err(crate::error::store_timeout())
+        }
+        out => out,
+    }
 }
 
 /// Opens connections for the pool, setting SQLite's pragmas on every one.

@@ -354,10 +354,7 @@ impl From<diesel::result::Error> for AppError {
                     || info.message() == "interrupted" =>
             {
                 tracing::warn!("store statement timed out");
-                AppError::Unavailable(
-                    "the request took the store too long; narrow it or retry".into(),
-                )
-                .with_code("store.timeout")
+                store_timeout()
             }
             other => AppError::Internal(anyhow::Error::new(other).context("database")),
         }
@@ -369,6 +366,12 @@ impl From<r2d2::Error> for AppError {
         tracing::warn!(error = %err, "database pool exhausted or unreachable");
         AppError::Unavailable("the store is unavailable, retry shortly".into())
     }
+}
+
+/// The answer when store work ran past its bound.
+pub(crate) fn store_timeout() -> AppError {
+    AppError::Unavailable("the request took the store too long; narrow it or retry".into())
+        .with_code("store.timeout")
 }
 
 #[cfg(test)]

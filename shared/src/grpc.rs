@@ -78,6 +78,8 @@ pub fn channel(
 pub struct Forward {
     /// `Bearer <token>` of the caller on whose behalf the call is made, if any.
     pub authorization: Option<String>,
+    /// The peer secret, for calls to auth (`auth_peer.secret`).
+    pub peer_secret: Option<crate::config::Secret>,
 }
 
 impl Forward {
@@ -85,7 +87,14 @@ impl Forward {
     pub fn for_caller(caller: &Caller) -> Self {
         Self {
             authorization: Some(caller.credential.authorization()),
+            peer_secret: None,
         }
+    }
+
+    /// Also presents the peer secret (auth answers only Agora's services).
+    pub fn with_peer_secret(mut self, secret: Option<&crate::config::Secret>) -> Self {
+        self.peer_secret = secret.cloned();
+        self
     }
 }
 
@@ -95,6 +104,14 @@ impl Interceptor for Forward {
             let value = MetadataValue::try_from(auth.as_str())
                 .map_err(|_| Status::invalid_argument("credential is not valid metadata"))?;
             request.metadata_mut().insert("authorization", value);
+        }
+        if let Some(secret) = &self.peer_secret {
+            let mut value = MetadataValue::try_from(secret.expose())
+                .map_err(|_| Status::invalid_argument("peer secret is not valid metadata"))?;
+            value.set_sensitive(true);
+            request
+                .metadata_mut()
+                .insert(crate::config::PEER_SECRET_HEADER, value);
         }
         if let Some(tp) = crate::telemetry::current_traceparent()
             && let Ok(value) = MetadataValue::try_from(tp.as_str())

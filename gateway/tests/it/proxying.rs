@@ -365,15 +365,32 @@ where
     }
 }
 
+fn closed_with(frame: awc::ws::Frame) -> String {
+    match frame {
+        awc::ws::Frame::Close(Some(reason)) => {
+            assert_eq!(reason.code, awc::ws::CloseCode::Away);
+            reason.description.unwrap_or_default()
+        }
+        other => panic!("expected a close, got {other:?}"),
+    }
+}
+
 #[actix_web::test]
-async fn websockets_are_bounded_per_caller_idle_and_lifetime() {
-    let s = stack(
-        "websocket = { idle_timeout_secs = 1, max_lifetime_secs = 3, max_per_caller = 2 }",
-        "",
-    )
-    .await;
+async fn websockets_are_bounded_per_user() {
+    let s = stack("websocket = { max_per_caller = 2 }", "").await;
     let ana = s.register("a@x.test", "Acme").await;
     let bo = s.register("b@y.test", "Beta").await;
+    // A second credential of the same user (an API key) counts against the same user.
+    let key: serde_json::Value = s
+        .req(Method::POST, "/api/v1/api-keys")
+        .bearer_auth(&ana.access)
+        .json(&serde_json::json!({"name": "ws", "role": "TENANT_USER"}))
+        .call()
+        .await
+        .json()
+        .await
+        .unwrap();
+    let key = key["key"].as_str().unwrap().to_owned();
     let url = s.url("/api/v1/echo/ws").replacen("http://", "ws://", 1);
     let open = |token: &str| {
         awc::Client::new()
@@ -381,44 +398,55 @@ async fn websockets_are_bounded_per_caller_idle_and_lifetime() {
             .bearer_auth(token)
             .connect()
     };
-    let closed_with = |frame: awc::ws::Frame| match frame {
-        awc::ws::Frame::Close(Some(reason)) => {
-            assert_eq!(reason.code, awc::ws::CloseCode::Away);
-            reason.description.unwrap_or_default()
+    let (_, first) = open(&ana.access).await.unwrap();
+    let (_, _second) = open(&key).await.unwrap();
+    for third in [&ana.access, &key] {
+        match open(third).await {
+            Err(awc::error::WsClientError::InvalidResponseStatus(status)) => {
+                assert_eq!(status, 429)
+            }
+            other => panic!("third connection: {:?}", other.map(|_| ())),
         }
-        other => panic!("expected a close, got {other:?}"),
-    };
-
-    // A third connection of one caller is refused; another caller is not affected.
-    let (_, mut first) = open(&ana.access).await.unwrap();
-    let (_, second) = open(&ana.access).await.unwrap();
-    match open(&ana.access).await {
-        Err(awc::error::WsClientError::InvalidResponseStatus(status)) => {
-            assert_eq!(status, 429)
-        }
-        other => panic!("third connection: {:?}", other.map(|_| ())),
     }
-    let (_, _other) = open(&bo.access).await.expect("another caller connects");
-
-    // A silent connection is closed after the idle timeout, and its place is free again.
-    assert_eq!(closed_with(next_frame(&mut first).await), "idle timeout");
-    drop(second);
+    let (_, _other) = open(&bo.access).await.expect("another user connects");
+    // Closing one frees its place.
+    drop(first);
     agora_testkit::eventually(
         std::time::Duration::from_secs(5),
         "a place is free again",
         || async { open(&ana.access).await.map(drop).map_err(|e| e.to_string()) },
     )
     .await;
+}
+
+#[actix_web::test]
+async fn websockets_end_when_idle_and_at_their_lifetime() {
+    let s = stack(
+        "websocket = { idle_timeout_secs = 1, max_lifetime_secs = 3 }",
+        "",
+    )
+    .await;
+    let ana = s.register("a@x.test", "Acme").await;
+    let url = s.url("/api/v1/echo/ws").replacen("http://", "ws://", 1);
+    let open = || {
+        awc::Client::new()
+            .ws(url.clone())
+            .bearer_auth(&ana.access)
+            .connect()
+    };
+    // A silent connection is closed after the idle timeout.
+    let (_, mut silent) = open().await.unwrap();
+    assert_eq!(closed_with(next_frame(&mut silent).await), "idle timeout");
 
     // One that keeps talking is still closed at the end of its lifetime.
-    let (_, mut chatty) = open(&bo.access).await.unwrap();
+    let (_, mut chatty) = open().await.unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let reason = loop {
         assert!(std::time::Instant::now() < deadline, "never closed");
-        chatty
+        // After the close a send may fail; the close frame is read next either way.
+        let _ = chatty
             .send(awc::ws::Message::Text("still here".into()))
-            .await
-            .unwrap();
+            .await;
         match next_frame(&mut chatty).await {
             awc::ws::Frame::Text(t) => assert_eq!(&t[..], b"echo: still here"),
             close => break closed_with(close),

@@ -40,8 +40,8 @@ pub fn routes(state: Arc<AuthState>, auth: Authenticator, peer_secret: Option<Se
 }
 
 impl Grpc {
-    /// Refuses callers without the peer secret (constant-time comparison): VerifyApiKey is for
-    /// the services, not a key oracle for whoever reaches this port.
+    /// Refuses callers without the peer secret (constant-time comparison): these RPCs are for
+    /// the services, not a credential oracle for whoever reaches this port.
     fn require_peer<T>(&self, request: &Request<T>) -> Result<(), Status> {
         let presented = request
             .metadata()
@@ -51,7 +51,7 @@ impl Grpc {
         match &self.peer_secret {
             Some(secret) if secret.matches(presented) => Ok(()),
             _ => Err(Status::unauthenticated(
-                "VerifyApiKey is for Agora's services: present the peer secret (auth_peer.secret)",
+                "auth's RPCs are for Agora's services: present the peer secret (auth_peer.secret)",
             )),
         }
     }
@@ -87,6 +87,7 @@ impl AuthService for Grpc {
         &self,
         request: Request<pb::GetUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
+        self.require_peer(&request)?;
         let caller = grpc::caller(&self.auth, &request).await?;
         let id = request.into_inner().user_id;
         let user = self
@@ -103,6 +104,7 @@ impl AuthService for Grpc {
         &self,
         request: Request<pb::GetTeamRequest>,
     ) -> Result<Response<pb::Team>, Status> {
+        self.require_peer(&request)?;
         let caller = grpc::caller(&self.auth, &request).await?;
         let id = request.into_inner().team_id;
         let team = self
@@ -122,6 +124,7 @@ impl AuthService for Grpc {
         &self,
         request: Request<pb::ListTeamsRequest>,
     ) -> Result<Response<pb::ListTeamsResponse>, Status> {
+        self.require_peer(&request)?;
         let caller = grpc::caller(&self.auth, &request).await?;
         let req = request.into_inner();
         let page = PageParams {

@@ -183,6 +183,14 @@ async fn load_from_store(
 /// The stored private key as PEM, opening it when it was sealed.
 fn open_private_pem(kid: &str, stored: &str, sealer: Option<&Sealer>) -> anyhow::Result<String> {
     if !Sealer::is_sealed(stored) {
+        // With a key-encryption key, a key in clear is not one this service stored: refused,
+        // so that whoever can write the store cannot choose the signing key that way.
+        if sealer.is_some() {
+            anyhow::bail!(
+                "signing key {kid} is stored in clear although auth.key_encryption_key is set; \
+                 run `agora admin rotate-signing-key` (with the key-encryption key) to replace it"
+            );
+        }
         return Ok(stored.to_owned());
     }
     let sealer = sealer.ok_or_else(|| {

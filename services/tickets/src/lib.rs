@@ -59,6 +59,8 @@ pub struct TicketsState {
     pub config: TicketsConfig,
     /// The auth service's gRPC API (teams and their members).
     pub auth_channel: Channel,
+    /// What this service presents to auth (`auth_peer.secret`).
+    pub auth_peer_secret: Option<agora_shared::config::Secret>,
 }
 
 /// A started tickets service and its state (tests reach into the state).
@@ -91,6 +93,7 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
         db: db.clone(),
         config: config.clone(),
         auth_channel,
+        auth_peer_secret: auth_peer.secret.clone(),
     });
 
     let mut service = agora_shared::service::start(

@@ -180,6 +180,7 @@ async fn grpc_api(db: TestDb) {
     let app = spawn(db).await;
     let a = app.register("a@x.test", "Acme").await;
     let b = app.register("b@y.test", "Beta").await;
+    let peer = app.context().auth_peer.secret.unwrap();
     let team: Value = app
         .authed(Method::POST, "/api/v1/teams", &a.access)
         .json(&json!({"name": "North", "zone": "Northern", "member_ids": [a.user_id]}))
@@ -188,6 +189,7 @@ async fn grpc_api(db: TestDb) {
     let mut client = AuthServiceClient::connect(app.grpc.clone()).await.unwrap();
     let user = client
         .get_user(with(
+            &peer,
             &a.access,
             pb::GetUserRequest {
                 user_id: a.user_id.clone(),
@@ -206,6 +208,7 @@ async fn grpc_api(db: TestDb) {
     .unwrap();
     let forward = agora_shared::grpc::Forward {
         authorization: Some(format!("Bearer {}", a.access)),
+        peer_secret: Some(peer.clone()),
     };
     let mut forwarded = AuthServiceClient::with_interceptor(channel, forward);
     let user = forwarded
@@ -219,6 +222,7 @@ async fn grpc_api(db: TestDb) {
     // Another tenant's user is not found; no credential is unauthenticated.
     let err = client
         .get_user(with(
+            &peer,
             &b.access,
             pb::GetUserRequest {
                 user_id: a.user_id.clone(),
@@ -238,6 +242,7 @@ async fn grpc_api(db: TestDb) {
     let team_id = team["id"].as_str().unwrap().to_owned();
     let got = client
         .get_team(with(
+            &peer,
             &a.access,
             pb::GetTeamRequest {
                 team_id: team_id.clone(),
@@ -249,12 +254,13 @@ async fn grpc_api(db: TestDb) {
     assert_eq!(got.member_ids, vec![a.user_id.clone()]);
     assert_eq!(got.daily_capacity, 5);
     let err = client
-        .get_team(with(&b.access, pb::GetTeamRequest { team_id }))
+        .get_team(with(&peer, &b.access, pb::GetTeamRequest { team_id }))
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
     let list = client
         .list_teams(with(
+            &peer,
             &a.access,
             pb::ListTeamsRequest {
                 limit: 10,
@@ -266,7 +272,7 @@ async fn grpc_api(db: TestDb) {
         .into_inner();
     assert_eq!(list.teams.len(), 1);
     let list = client
-        .list_teams(with(&b.access, pb::ListTeamsRequest::default()))
+        .list_teams(with(&peer, &b.access, pb::ListTeamsRequest::default()))
         .await
         .unwrap()
         .into_inner();
@@ -288,14 +294,29 @@ async fn grpc_api(db: TestDb) {
         r
     };
     let key = key["key"].as_str().unwrap();
-    let peer = app.context().auth_peer.secret.unwrap();
     let wrong = format!("{}x", &peer.expose()[1..]);
-    for refused in [
-        verify(key, None),
-        verify(key, Some(&wrong)),
-        with(&a.access, pb::VerifyApiKeyRequest { key: key.into() }),
-    ] {
+    for refused in [verify(key, None), verify(key, Some(&wrong)), {
+        let mut r = Request::new(pb::VerifyApiKeyRequest { key: key.into() });
+        r.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {}", a.access).parse().unwrap(),
+        );
+        r
+    }] {
         let err = client.verify_api_key(refused).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unauthenticated);
+        assert!(err.message().contains("peer secret"), "{}", err.message());
+    }
+    // Nor are the other RPCs: without the secret a live key and a bogus one get one answer.
+    for presented in [key, "agk_bogus"] {
+        let mut r = Request::new(pb::GetUserRequest {
+            user_id: a.user_id.clone(),
+        });
+        r.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {presented}").parse().unwrap(),
+        );
+        let err = client.get_user(r).await.unwrap_err();
         assert_eq!(err.code(), tonic::Code::Unauthenticated);
         assert!(err.message().contains("peer secret"), "{}", err.message());
     }
@@ -460,12 +481,13 @@ async fn stored_signing_keys_are_sealed(db: TestDb) {
     .await
     .unwrap();
     let retired = stored[0].clone();
+    let swapped_kid = active.clone();
     app.state
         .db
         .write(move |conn| {
             use agora_auth::schema::signing_keys;
             use diesel::prelude::*;
-            diesel::update(signing_keys::table.filter(signing_keys::kid.eq(active)))
+            diesel::update(signing_keys::table.filter(signing_keys::kid.eq(swapped_kid)))
                 .set(signing_keys::private_pem.eq(retired))
                 .execute(conn)?;
             Ok(())
@@ -480,7 +502,6 @@ async fn stored_signing_keys_are_sealed(db: TestDb) {
         format!("{err:#}").contains("sealed for another row"),
         "{err:#}"
     );
-
     // The same store without the key, or with another, does not start.
     for extra in [
         String::new(),
@@ -495,12 +516,37 @@ async fn stored_signing_keys_are_sealed(db: TestDb) {
             "{err:#}"
         );
     }
+    // Nor does a key written in clear onto the active row while a key-encryption key is set.
+    let planted = agora_shared::tokens::KeyPair::generate()
+        .private_pem()
+        .to_owned();
+    let active_kid = active.clone();
+    app.state
+        .db
+        .write(move |conn| {
+            use agora_auth::schema::signing_keys;
+            use diesel::prelude::*;
+            diesel::update(signing_keys::table.filter(signing_keys::kid.eq(active_kid)))
+                .set(signing_keys::private_pem.eq(planted))
+                .execute(conn)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let err = start(toml(&with_kek), Mode::Embedded)
+        .await
+        .err()
+        .expect("refuses to start");
+    assert!(format!("{err:#}").contains("stored in clear"), "{err:#}");
 }
 
-fn with<T>(token: &str, msg: T) -> Request<T> {
+/// `msg` as a service sends it on behalf of the holder of `token`, with the peer secret.
+fn with<T>(peer: &agora_shared::config::Secret, token: &str, msg: T) -> Request<T> {
     let mut r = Request::new(msg);
     r.metadata_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r.metadata_mut()
+        .insert("x-agora-peer", peer.expose().parse().unwrap());
     r
 }
 

@@ -31,7 +31,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 async fn team(state: &TicketsState, caller: &Caller, team_id: &str) -> AppResult<Team> {
     let mut client = AuthServiceClient::with_interceptor(
         state.auth_channel.clone(),
-        Forward::for_caller(caller),
+        Forward::for_caller(caller).with_peer_secret(state.auth_peer_secret.as_ref()),
     );
     match client
         .get_team(GetTeamRequest {
