@@ -280,14 +280,14 @@ async fn the_platform_runs_as_one_process_per_service() {
         .await
         .unwrap();
     let key = created["key"].as_str().unwrap().to_owned();
-    for base in [&gateway, &tickets] {
-        let resp = client
+    let with_key = |base: &str| {
+        client
             .get(format!("{base}/api/v1/tickets"))
             .header("x-api-key", &key)
             .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200, "{base}");
+    };
+    for base in [&gateway, &tickets] {
+        assert_eq!(with_key(base).await.unwrap().status(), 200, "{base}");
     }
     let mut grpc = agora_proto::auth::v1::auth_service_client::AuthServiceClient::connect(format!(
         "http://127.0.0.1:{}",
@@ -310,13 +310,7 @@ async fn the_platform_runs_as_one_process_per_service() {
     .unwrap();
     assert_eq!(revoked.status(), 204);
     for base in [&gateway, &tickets] {
-        let resp = client
-            .get(format!("{base}/api/v1/tickets"))
-            .header("x-api-key", &key)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 401, "{base}");
+        assert_eq!(with_key(base).await.unwrap().status(), 401, "{base}");
     }
 
     // A logout through the gateway is refused at once by every process, asked directly.

@@ -480,20 +480,19 @@ async fn stored_signing_keys_are_sealed(db: TestDb) {
     )
     .await
     .unwrap();
-    let retired = stored[0].clone();
-    let swapped_kid = active.clone();
-    app.state
-        .db
-        .write(move |conn| {
+    // What an attacker with write access to the store does: overwrite the active key's row.
+    let overwrite_active = |pem: String| {
+        let kid = active.clone();
+        app.state.db.write(move |conn| {
             use agora_auth::schema::signing_keys;
             use diesel::prelude::*;
-            diesel::update(signing_keys::table.filter(signing_keys::kid.eq(swapped_kid)))
-                .set(signing_keys::private_pem.eq(retired))
+            diesel::update(signing_keys::table.filter(signing_keys::kid.eq(kid)))
+                .set(signing_keys::private_pem.eq(pem))
                 .execute(conn)?;
             Ok(())
         })
-        .await
-        .unwrap();
+    };
+    overwrite_active(stored[0].clone()).await.unwrap();
     let err = start(toml(&with_kek), Mode::Embedded)
         .await
         .err()
@@ -520,19 +519,7 @@ async fn stored_signing_keys_are_sealed(db: TestDb) {
     let planted = agora_shared::tokens::KeyPair::generate()
         .private_pem()
         .to_owned();
-    let active_kid = active.clone();
-    app.state
-        .db
-        .write(move |conn| {
-            use agora_auth::schema::signing_keys;
-            use diesel::prelude::*;
-            diesel::update(signing_keys::table.filter(signing_keys::kid.eq(active_kid)))
-                .set(signing_keys::private_pem.eq(planted))
-                .execute(conn)?;
-            Ok(())
-        })
-        .await
-        .unwrap();
+    overwrite_active(planted).await.unwrap();
     let err = start(toml(&with_kek), Mode::Embedded)
         .await
         .err()
