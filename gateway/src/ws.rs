@@ -73,12 +73,6 @@ impl Connections {
             caller,
         })
     }
-
-    /// Open connections of `caller`.
-    pub fn of(&self, caller: &str) -> u32 {
-        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        open.get(caller).copied().unwrap_or(0)
-    }
 }
 
 impl Drop for Slot {
