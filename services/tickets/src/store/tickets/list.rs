@@ -143,10 +143,22 @@ fn filtered<'a>(
     now: NaiveDateTime,
     sqlite: bool,
 ) -> tickets::BoxedQuery<'a, MultiBackend> {
+    let indexed_search = sqlite
+        && filter
+            .q
+            .as_ref()
+            .is_some_and(|q| q.chars().count() >= TRIGRAM);
     let mut query = tickets::table
-        .filter(tickets::tenant_id.eq(tenant_id))
         .filter(tickets::deleted_at.is_null())
         .into_boxed();
+    query = match indexed_search {
+        // The search index drives: SQLite's planner would otherwise walk the tenant's tickets
+        // in order and probe each against the matches (measured: 34 ms instead of 0.6 ms for
+        // 11 hits in 100k). The unary `+` keeps the tenant condition off the index.
+        true => query
+            .filter(diesel::dsl::sql::<Bool>("+tickets.tenant_id = ").bind::<Text, _>(tenant_id)),
+        false => query.filter(tickets::tenant_id.eq(tenant_id)),
+    };
     if !filter.statuses.is_empty() {
         query = query.filter(tickets::status.eq_any(&filter.statuses));
     }
@@ -174,11 +186,7 @@ fn filtered<'a>(
     if let Some(to) = filter.created_to {
         query = query.filter(tickets::created_at.lt(to));
     }
-    if let Some(q) = filter
-        .q
-        .as_ref()
-        .filter(|q| sqlite && q.chars().count() >= TRIGRAM)
-    {
+    if let Some(q) = filter.q.as_ref().filter(|_| indexed_search) {
         query = query.filter(
             diesel::dsl::sql::<Bool>(
                 "tickets.id IN (SELECT d.ticket_id FROM ticket_search_docs d \
