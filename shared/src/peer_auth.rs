@@ -13,13 +13,14 @@ use lru::LruCache;
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
-use tonic::transport::Channel;
+use tonic::{service::interceptor::InterceptedService, transport::Channel};
 
 use agora_proto::auth::v1::{VerifyApiKeyRequest, auth_service_client::AuthServiceClient};
 
 use crate::{
     AppError,
-    config::{AuthPeerConfig, PEER_SECRET_HEADER, Secret},
+    config::{AuthPeerConfig, Secret},
+    grpc::Forward,
     http::{ApiKeyResolver, Authenticator, Caller, Credential, Role},
     redis::Invalidate,
     tokens::{Denylist, RemoteJwks, Verifier},
@@ -32,26 +33,21 @@ const MAX_CACHED: NonZeroUsize = NonZeroUsize::new(10_000).unwrap();
 /// API keys verified by the auth service, remembered for `ttl` (so a revoked key stops working
 /// within `ttl`).
 pub struct GrpcApiKeys {
-    client: AuthServiceClient<Channel>,
-    /// The peer secret, presented on every call (auth answers no one else).
-    secret: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    /// Presents the peer secret on every call (auth answers no one else).
+    client: AuthServiceClient<InterceptedService<Channel, Forward>>,
     ttl: Duration,
     cache: Mutex<LruCache<String, (Instant, Option<Caller>)>>,
 }
 
 impl GrpcApiKeys {
     /// A resolver calling auth on `channel` with the peer secret `secret`.
-    pub fn new(channel: Channel, secret: Option<&Secret>, ttl: Duration) -> anyhow::Result<Self> {
-        let secret = secret
-            .map(|s| s.expose().parse())
-            .transpose()
-            .map_err(|_| anyhow::anyhow!("auth_peer.secret: must be printable ASCII"))?;
-        Ok(Self {
-            client: AuthServiceClient::new(channel),
-            secret,
+    pub fn new(channel: Channel, secret: Option<&Secret>, ttl: Duration) -> Self {
+        let forward = Forward::default().with_peer_secret(secret);
+        Self {
+            client: AuthServiceClient::with_interceptor(channel, forward),
             ttl,
             cache: Mutex::new(LruCache::new(MAX_CACHED)),
-        })
+        }
     }
 
     /// Forgets the verifications `what` names: `*` (all), `api_key:<id>` (revoked),
@@ -97,18 +93,12 @@ impl ApiKeyResolver for GrpcApiKeys {
         {
             return Ok(caller.clone());
         }
-        let mut request = tonic::Request::new(VerifyApiKeyRequest {
-            key: key.to_owned(),
-        });
-        if let Some(secret) = &self.secret {
-            request
-                .metadata_mut()
-                .insert(PEER_SECRET_HEADER, secret.clone());
-        }
         let resp = self
             .client
             .clone()
-            .verify_api_key(request)
+            .verify_api_key(VerifyApiKeyRequest {
+                key: key.to_owned(),
+            })
             .await
             .map_err(|status| {
                 tracing::warn!(code = ?status.code(), "api key verification failed");
@@ -178,7 +168,7 @@ pub fn connect(peer: &AuthPeerConfig, denylist: Arc<dyn Denylist>) -> anyhow::Re
         channel,
         peer.secret.as_ref(),
         Duration::from_secs(peer.api_key_cache_secs),
-    )?);
+    ));
     Ok(PeerAuth {
         authenticator: Authenticator {
             verifier: Arc::new(verifier),
