@@ -99,9 +99,11 @@ fn sort(raw: &Option<String>) -> Result<Sort, String> {
         "due_at" => SortField::DueAt,
         "updated_at" => SortField::UpdatedAt,
         "priority" => SortField::Priority,
+        "relevance" if !desc => SortField::Relevance,
         _ => {
             return Err(
-                "must be one of created_at, due_at, updated_at, priority, number (prefix - for descending)"
+                "must be one of created_at, due_at, updated_at, priority, number (prefix - for \
+                 descending) or relevance (best first, with q)"
                     .into(),
             );
         }
@@ -109,8 +111,8 @@ fn sort(raw: &Option<String>) -> Result<Sort, String> {
     Ok(Sort { field, desc })
 }
 
-/// The cursor text of the row a page ended on.
-pub fn cursor_of(sort: Sort, row: &TicketRow) -> String {
+/// The cursor text of the row a page ended on (`rank`: its relevance).
+pub fn cursor_of(sort: Sort, row: &TicketRow, rank: i32) -> String {
     match sort.field {
         SortField::Number => format!("n:{}", row.number),
         SortField::DueAt => format!(
@@ -124,6 +126,7 @@ pub fn cursor_of(sort: Sort, row: &TicketRow) -> String {
             row.number
         ),
         SortField::Priority => format!("r:{}:{}", row.priority_rank, row.number),
+        SortField::Relevance => format!("r:{rank}:{}", row.number),
     }
 }
 
@@ -164,6 +167,12 @@ impl ListQuery {
             q: non_empty(&self.q),
         };
         let sort = sort(&self.sort)
+            .and_then(|sort| match sort.field {
+                SortField::Relevance if filter.q.is_none() => {
+                    Err("relevance needs a text search (q)".to_owned())
+                }
+                _ => Ok(sort),
+            })
             .map_err(|e| errors.push(FieldError::new("sort", e)))
             .unwrap_or(Sort {
                 field: SortField::Number,
@@ -224,7 +233,10 @@ pub async fn load(
             at,
         )?;
         let sort = listing.sort;
-        Ok(Page::from_rows(rows, listing.limit, |r| cursor_of(sort, r)))
+        Ok(
+            Page::from_rows(rows, listing.limit, |(r, rank)| cursor_of(sort, r, *rank))
+                .map(|(r, _)| r),
+        )
     })
     .await
 }

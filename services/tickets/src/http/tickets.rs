@@ -53,7 +53,7 @@ fn check_zone(conn: &mut DbConnection, tenant_id: &str, zone: Option<&str>) -> A
         ("created_from" = Option<String>, Query, description = "RFC 3339, inclusive"),
         ("created_to" = Option<String>, Query, description = "RFC 3339, exclusive"),
         ("q" = Option<String>, Query, description = "text in title or description"),
-        ("sort" = Option<String>, Query, description = "created_at, due_at, updated_at, priority, number; - for descending (default -created_at)"),
+        ("sort" = Option<String>, Query, description = "created_at, due_at, updated_at, priority, number; - for descending (default -created_at); relevance (with q): title matches first, then newest"),
         ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = TicketPage), (status = 422)), security(("bearer" = [])))]
 pub async fn list(

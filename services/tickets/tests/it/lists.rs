@@ -225,6 +225,13 @@ async fn text_search_finds_the_same_on_every_store(store: Store) {
         ("e", vec![three, two, one]),
         ("pole 42 NOT", vec![]),
         ("cabinet 9", vec![]),
+        // Several words: found by the longest and checked whole.
+        ("cut near the STRASSE", vec![]),
+        ("cut near the straße", vec![one]),
+        ("splice pole", vec![]),
+        ("check *all* bolts: 10", vec![three]),
+        // A title's end and a description's start are not one text.
+        ("4 fiber", vec![]),
     ] {
         assert_eq!(search(q).await, expected, "q={q:?}");
     }
@@ -266,6 +273,50 @@ async fn text_search_finds_the_same_on_every_store(store: Store) {
         assert_eq!(indexed("\"swap ont\"").await.unwrap(), 1);
         assert_eq!(indexed("\"replace\"").await.unwrap(), 0);
         assert_eq!(indexed("\"splice cabinet\"").await.unwrap(), 2);
+    }
+
+    // sort=relevance: title matches first, then description-only ones, each newest first;
+    // cursor pages walk that order exactly once, through the index and through the scan.
+    for (title, description) in [
+        ("Crew report", "pole leaning after the storm"),
+        ("Pole 9 down", "urgent"),
+    ] {
+        p.ticket(&a, json!({"title": title, "description": description, "category": "REPAIR", "priority": "LOW"}))
+            .await;
+    }
+    let (four, five) = ("CTT-000004", "CTT-000005");
+    for (q, expected) in [
+        ("pole", vec![five, three, four]),
+        ("po", vec![five, four, three]),
+    ] {
+        let mut seen = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let page = p
+                .authed(
+                    Method::GET,
+                    &format!("/api/v1/tickets?q={q}&sort=relevance&limit=1{cursor}"),
+                    &a,
+                )
+                .value()
+                .await;
+            seen.extend(numbers(&page));
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = format!("&cursor={c}"),
+                None => break,
+            }
+        }
+        assert_eq!(seen, expected, "q={q:?}");
+    }
+    for query in ["sort=relevance", "sort=-relevance&q=pole"] {
+        let body = problem(
+            p.authed(Method::GET, &format!("/api/v1/tickets?{query}"), &a)
+                .call()
+                .await,
+            422,
+        )
+        .await;
+        assert_eq!(body["errors"][0]["field"], "sort", "{query}: {body}");
     }
 }
 

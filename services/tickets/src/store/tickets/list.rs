@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::{
     prelude::*,
-    sql_types::{Bool, Text},
+    sql_types::{Bool, Integer, Text},
 };
 
 use agora_shared::{
@@ -42,6 +42,9 @@ pub enum SortField {
     DueAt,
     UpdatedAt,
     Priority,
+    /// Matches of `q` in the title before those only in the description, each newest first
+    /// (needs `q`; always best first).
+    Relevance,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,8 +62,10 @@ pub enum After {
 }
 
 type Predicate = Box<dyn BoxableExpression<tickets::table, MultiBackend, SqlType = Bool>>;
+type Rank = Box<dyn BoxableExpression<tickets::table, MultiBackend, SqlType = Integer>>;
 
 diesel::define_sql_function!(fn lower(x: Text) -> Text);
+diesel::define_sql_function!(fn strpos(haystack: Text, needle: Text) -> Integer);
 
 /// `status != COMPLETED` and the SLA clock (stopped or now) is past due.
 fn running_past_due(now: NaiveDateTime) -> Predicate {
@@ -137,17 +142,44 @@ fn fts_phrase(q: &str) -> String {
 /// (`ticket_search`); shorter ones have no trigram and are matched by a scan, as on PostgreSQL.
 const TRIGRAM: usize = 3;
 
+/// Relevance to `q`: 2 when the title contains it, else 1 (the rows listed match `q` in the
+/// title or the description). Decided by the same index or pattern as the filter, so that a
+/// page's cursor and the next page agree with it on both backends.
+fn relevance(q: &str, indexed_search: bool) -> Rank {
+    if indexed_search {
+        Box::new(
+            diesel::dsl::sql::<Integer>(
+                "(CASE WHEN tickets.id IN (SELECT d.ticket_id FROM ticket_search_docs d \
+                 WHERE d.doc IN (SELECT rowid FROM ticket_search WHERE ticket_search MATCH ",
+            )
+            .bind::<Text, _>(format!("title : {}", fts_phrase(q)))
+            .sql(")) THEN 2 ELSE 1 END)"),
+        )
+    } else {
+        Box::new(
+            diesel::dsl::sql::<Integer>("(CASE WHEN lower(tickets.title) LIKE ")
+                .bind::<Text, _>(like_pattern(q))
+                .sql(" ESCAPE '\\' THEN 2 ELSE 1 END)"),
+        )
+    }
+}
+
+/// Whether `q` is looked up in SQLite's trigram index.
+fn uses_search_index(filter: &Filter, sqlite: bool) -> bool {
+    sqlite
+        && filter
+            .q
+            .as_ref()
+            .is_some_and(|q| q.chars().count() >= TRIGRAM)
+}
+
 fn filtered<'a>(
     tenant_id: &'a str,
     filter: &'a Filter,
     now: NaiveDateTime,
     sqlite: bool,
 ) -> tickets::BoxedQuery<'a, MultiBackend> {
-    let indexed_search = sqlite
-        && filter
-            .q
-            .as_ref()
-            .is_some_and(|q| q.chars().count() >= TRIGRAM);
+    let indexed_search = uses_search_index(filter, sqlite);
     let mut query = tickets::table
         .filter(tickets::deleted_at.is_null())
         .into_boxed();
@@ -159,15 +191,20 @@ fn filtered<'a>(
             .filter(diesel::dsl::sql::<Bool>("+tickets.tenant_id = ").bind::<Text, _>(tenant_id)),
         false => query.filter(tickets::tenant_id.eq(tenant_id)),
     };
-    if !filter.statuses.is_empty() {
-        query = query.filter(tickets::status.eq_any(&filter.statuses));
+    // One value is an equality, not `= ANY(array)`: PostgreSQL uses an array condition on a
+    // later index column only at the cost of the index's order (a sort or a filtering walk).
+    macro_rules! one_of {
+        ($col:expr, $values:expr) => {
+            match $values.as_slice() {
+                [] => query,
+                [one] => query.filter($col.eq(one)),
+                many => query.filter($col.eq_any(many)),
+            }
+        };
     }
-    if !filter.priorities.is_empty() {
-        query = query.filter(tickets::priority.eq_any(&filter.priorities));
-    }
-    if !filter.categories.is_empty() {
-        query = query.filter(tickets::category.eq_any(&filter.categories));
-    }
+    query = one_of!(tickets::status, filter.statuses);
+    query = one_of!(tickets::priority, filter.priorities);
+    query = one_of!(tickets::category, filter.categories);
     if let Some(zone) = &filter.zone {
         query = query.filter(tickets::zone.eq(zone));
     }
@@ -196,19 +233,55 @@ fn filtered<'a>(
             .sql("))"),
         );
     } else if let Some(q) = &filter.q {
-        let pattern = like_pattern(q);
-        query = query.filter(
+        query = query.filter(substring_of_title_or_description(q));
+    }
+    query
+}
+
+/// The longest word of `q` (letters and digits), when it is shorter than `q` and long enough
+/// to have a trigram.
+fn index_word(q: &str) -> Option<&str> {
+    q.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= TRIGRAM)
+        .max_by_key(|w| w.chars().count())
+        .filter(|w| w.len() < q.len())
+}
+
+/// `q` as a case-insensitive substring of the title or the description (the scan on SQLite for
+/// a `q` too short for its index; PostgreSQL's trigram indexes serve it).
+///
+/// On PostgreSQL, a `q` of several words is looked up by its longest word and then checked
+/// whole: a trigram index intersects the postings of every trigram of the pattern, and those of
+/// common words ("job", "the") list most of the table (measured at 100k tickets: 1.4 ms for
+/// `job 4242` against 0.04 ms for `4242`). `strpos` has no index support, so the planner keeps
+/// it for the recheck of the few rows the word finds.
+fn substring_of_title_or_description(q: &str) -> Predicate {
+    let needle = q.to_lowercase();
+    let Some(word) = index_word(&needle) else {
+        let pattern = like_pattern(&needle);
+        return Box::new(
             lower(tickets::title)
                 .like(pattern.clone())
                 .escape('\\')
                 .or(lower(tickets::description).like(pattern).escape('\\')),
         );
-    }
-    query
+    };
+    let pattern = like_pattern(word);
+    Box::new(
+        lower(tickets::title)
+            .like(pattern.clone())
+            .escape('\\')
+            .and(strpos(lower(tickets::title), needle.clone()).gt(0))
+            .or(lower(tickets::description)
+                .like(pattern)
+                .escape('\\')
+                .and(strpos(lower(tickets::description), needle).gt(0))),
+    )
 }
 
-/// One page of the tenant's tickets matching `filter`, in `sort` order, after `after`; fetches
-/// `limit + 1` rows so the caller can tell whether another page follows.
+/// One page of the tenant's tickets matching `filter`, in `sort` order, after `after`, each with
+/// its relevance (0 unless sorted by it); fetches `limit + 1` rows so the caller can tell
+/// whether another page follows.
 pub fn list(
     conn: &mut DbConnection,
     tenant_id: &str,
@@ -217,8 +290,18 @@ pub fn list(
     after: Option<After>,
     limit: i64,
     now: NaiveDateTime,
-) -> AppResult<Vec<TicketRow>> {
+) -> AppResult<Vec<(TicketRow, i32)>> {
     let sqlite = matches!(conn, DbConnection::Sqlite(_));
+    let rank = || -> AppResult<Rank> {
+        match (&filter.q, sort.field) {
+            (Some(q), SortField::Relevance) => Ok(relevance(q, uses_search_index(filter, sqlite))),
+            (None, SortField::Relevance) => Err(agora_shared::AppError::invalid(
+                "sort",
+                "relevance needs a text search (q)",
+            )),
+            _ => Ok(Box::new(0.into_sql::<Integer>())),
+        }
+    };
     let mut query = filtered(tenant_id, filter, now, sqlite);
     let n = tickets::number;
     // Keyset: (key, number) strictly after the cursor in the sort's direction.
@@ -243,6 +326,10 @@ pub fn list(
         (SortField::DueAt, Some(After::Time(t, v))) => keyset!(tickets::due_at, t, v),
         (SortField::UpdatedAt, Some(After::Time(t, v))) => keyset!(tickets::updated_at, t, v),
         (SortField::Priority, Some(After::Rank(r, v))) => keyset!(tickets::priority_rank, r, v),
+        // Best first, whatever `desc` says.
+        (SortField::Relevance, Some(After::Rank(r, v))) => {
+            query.filter(rank()?.lt(r).or(rank()?.eq(r).and(n.lt(v))))
+        }
         (_, Some(_)) => {
             return Err(agora_shared::AppError::invalid(
                 "cursor",
@@ -259,9 +346,10 @@ pub fn list(
         (SortField::UpdatedAt, true) => query.order((tickets::updated_at.desc(), n.desc())),
         (SortField::Priority, false) => query.order((tickets::priority_rank.asc(), n.asc())),
         (SortField::Priority, true) => query.order((tickets::priority_rank.desc(), n.desc())),
+        (SortField::Relevance, _) => query.order((rank()?.desc(), n.desc())),
     };
     Ok(query
-        .select(TicketRow::as_select())
+        .select((TicketRow::as_select(), rank()?))
         .limit(limit + 1)
         .load(conn)?)
 }

@@ -1,0 +1,4 @@
+DROP INDEX tickets_tenant_team_idx;
+CREATE INDEX tickets_tenant_team_idx ON tickets (tenant_id, team_id);
+DROP INDEX tickets_tenant_assignee_idx;
+DROP INDEX tickets_tenant_status_zone_idx;
