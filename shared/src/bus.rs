@@ -13,7 +13,7 @@ pub mod kafka;
 pub mod memory;
 pub mod outbox;
 
-pub use consumer::{Handler, run_consumer};
+pub use consumer::{BatchHandler, Handler, run_batch_consumer, run_consumer};
 pub use memory::InProcessBus;
 pub use outbox::{Outbox, run_relay};
 
@@ -114,6 +114,15 @@ pub trait Subscription: Send {
 
     /// Marks `delivery` and everything before it on its partition as handled by the group.
     async fn commit(&mut self, delivery: &Delivery) -> Result<(), BusError>;
+
+    /// `commit` for the last delivery of each partition of a handled batch, at once where the
+    /// bus can (Kafka: one offset commit for all partitions).
+    async fn commit_all(&mut self, last_per_partition: &[&Delivery]) -> Result<(), BusError> {
+        for delivery in last_per_partition {
+            self.commit(delivery).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Shared handle to a bus.

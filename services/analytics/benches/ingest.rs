@@ -1,10 +1,12 @@
 //! Prints analytics' ingest rate (ticket events through the in-process bus into facts and
-//! rollups, each with its inbox row; the events already waiting share a transaction) and the
-//! query engine's latency (p50/p99) over the resulting store.
+//! rollups, each with its inbox row; the events already waiting share a transaction), first
+//! one event at a time and set-based per batch over the same events, then set-based over all
+//! of them, and the query engine's latency (p50/p99) over the resulting store.
 //!
 //! `cargo bench -p agora-analytics --bench ingest`. `AGORA_BENCH_EVENTS` (1,000,000): four
-//! events per ticket (created, assigned, started, completed) over 365 days and 10 tenants.
-//! SQLite in a temp dir; `AGORA_BENCH_DATABASE_URL=postgres://...` for PostgreSQL.
+//! events per ticket (created, assigned, started, completed) over 365 days and 10 tenants;
+//! `AGORA_BENCH_COMPARED_EVENTS` (100,000) for the comparison. SQLite in a temp dir;
+//! `AGORA_BENCH_DATABASE_URL=postgres://...` for PostgreSQL.
 
 use std::time::{Duration, Instant};
 
@@ -16,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use agora_analytics::query;
 use agora_proto::{events::v1 as ev, tickets::v1 as pb};
 use agora_shared::{
-    bus::{Event, EventBus, InProcessBus, run_consumer},
+    bus::{Event, EventBus, InProcessBus, run_batch_consumer, run_consumer},
     db::{Db, outbox_schema::inbox},
     testing::{TestDb, load},
 };
@@ -170,13 +172,9 @@ fn queries() -> Vec<(&'static str, serde_json::Value)> {
     ]
 }
 
-#[tokio::main]
-async fn main() {
-    let events: usize = std::env::var("AGORA_BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
-    let tickets = events / 4;
+/// Ingests the events of `tickets` tickets into a fresh store, one handler call per event
+/// (each in a savepoint) or set-based per batch; prints and returns the store.
+async fn ingest(tickets: usize, batched: bool) -> (TestDb, Db) {
     let test_db = store();
     let url = test_db.url.clone();
     tokio::task::spawn_blocking(move || Db::migrate(&url, agora_analytics::MIGRATIONS))
@@ -184,15 +182,6 @@ async fn main() {
         .unwrap()
         .unwrap();
     let db = Db::connect(&test_db.url, 8).unwrap();
-    let backend = if db.is_sqlite() {
-        "SQLite"
-    } else {
-        "PostgreSQL"
-    };
-    println!(
-        "analytics ingest: {} events ({tickets} tickets, {TENANTS} tenants, 365 days), {backend}",
-        tickets * 4
-    );
 
     // The in-process bus keeps the newest 100,000 events: publishing stays at most 50,000
     // ahead of the consumer.
@@ -200,14 +189,32 @@ async fn main() {
     let now = Utc::now().naive_utc();
     let shutdown = CancellationToken::new();
     let started = Instant::now();
-    let consumer = tokio::spawn(run_consumer(
+    let (bus_arc, topic, group) = (
         std::sync::Arc::new(bus.clone()),
-        db.clone(),
-        "agora.tickets.events".into(),
-        "analytics".into(),
-        agora_analytics::ingest::handler(),
-        shutdown.clone(),
-    ));
+        "agora.tickets.events".to_owned(),
+        "analytics".to_owned(),
+    );
+    let handler = agora_analytics::ingest::handler();
+    let consumer = if batched {
+        tokio::spawn(run_batch_consumer(
+            bus_arc,
+            db.clone(),
+            topic,
+            group,
+            handler,
+            agora_analytics::ingest::batch_handler(),
+            shutdown.clone(),
+        ))
+    } else {
+        tokio::spawn(run_consumer(
+            bus_arc,
+            db.clone(),
+            topic,
+            group,
+            handler,
+            shutdown.clone(),
+        ))
+    };
     let total = (tickets * 4) as i64;
     let mut last_report = Instant::now();
     let mut published = 0i64;
@@ -236,12 +243,44 @@ async fn main() {
     let took = started.elapsed();
     shutdown.cancel();
     let _ = consumer.await;
+    let how = if batched {
+        "set-based per batch"
+    } else {
+        "one event at a time"
+    };
     println!(
         "{:<44} {:>10.0}/s   ({total} events in {:.1} s)",
-        "ingest (events with their inbox rows, batched)",
+        format!("ingest ({how})"),
         total as f64 / took.as_secs_f64(),
         took.as_secs_f64()
     );
+    (test_db, db)
+}
+
+#[tokio::main]
+async fn main() {
+    let events: usize = std::env::var("AGORA_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    // The one-at-a-time reference runs on the first events only (it is the slow one).
+    let compared: usize = std::env::var("AGORA_BENCH_COMPARED_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000)
+        .min(events);
+    let backend = match std::env::var("AGORA_BENCH_DATABASE_URL") {
+        Ok(_) => "PostgreSQL",
+        Err(_) => "SQLite",
+    };
+    println!(
+        "analytics ingest: {events} events ({} tickets, {TENANTS} tenants, 365 days), {backend}; \
+         the first {compared} also one event at a time",
+        events / 4
+    );
+    drop(ingest(compared / 4, false).await);
+    drop(ingest(compared / 4, true).await);
+    let (_test_db, db) = ingest(events / 4, true).await;
 
     let today = Utc::now().date_naive();
     for (name, body) in queries() {

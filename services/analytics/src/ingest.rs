@@ -9,7 +9,7 @@ use prost::Message;
 use agora_proto::{events::v1 as ev, tickets::v1 as pb};
 use agora_shared::{
     AppError, AppResult,
-    bus::{Event, Handler},
+    bus::{BatchHandler, Event, Handler},
     db::{DbConnection, now},
 };
 use std::sync::Arc;
@@ -74,10 +74,16 @@ pub fn handler() -> Handler {
     Arc::new(|conn: &mut DbConnection, event: &Event| handle(conn, event))
 }
 
-pub fn handle(conn: &mut DbConnection, event: &Event) -> AppResult<()> {
+/// The consumer's batch handler: the same as `handler` for each event in turn, set-based.
+pub fn batch_handler() -> BatchHandler {
+    Arc::new(|conn: &mut DbConnection, events: &[Event]| handle_batch(conn, events))
+}
+
+/// What one event adds: its activity line and, when it carries one, the ticket's fact.
+fn read(event: &Event) -> AppResult<Option<(ActivityRow, Option<Fact>)>> {
     let Some(mapping) = MAPPINGS.iter().find(|m| m.event_type == event.event_type) else {
         tracing::debug!(event_type = %event.event_type, "event type not mapped; skipped");
-        return Ok(());
+        return Ok(None);
     };
     let reading = (mapping.read)(event)?;
     let tenant_id = match (&event.tenant_id, &reading.ticket) {
@@ -85,21 +91,56 @@ pub fn handle(conn: &mut DbConnection, event: &Event) -> AppResult<()> {
         (None, Some(f)) => f.tenant_id.clone(),
         (None, None) => return Err(AppError::invalid("tenant_id", "event names no tenant")),
     };
-    crate::store::activities::insert(
-        conn,
-        &ActivityRow {
-            id: event.id.clone(),
-            tenant_id,
-            event_type: event.event_type.clone(),
-            source: event.source.clone(),
-            subject: event.key.clone(),
-            summary: reading.summary,
-            occurred_at: event.time.naive_utc(),
-        },
-    )?;
-    if let Some(fact) = reading.ticket {
-        facts::apply(conn, fact, now())?;
+    let activity = ActivityRow {
+        id: event.id.clone(),
+        tenant_id,
+        event_type: event.event_type.clone(),
+        source: event.source.clone(),
+        subject: event.key.clone(),
+        summary: reading.summary,
+        occurred_at: event.time.naive_utc(),
+    };
+    Ok(Some((activity, reading.ticket)))
+}
+
+pub fn handle(conn: &mut DbConnection, event: &Event) -> AppResult<()> {
+    handle_as_of(conn, event, now())
+}
+
+/// `handle` with the clock read once by the caller (the hourly window depends on it).
+pub fn handle_as_of(conn: &mut DbConnection, event: &Event, now: NaiveDateTime) -> AppResult<()> {
+    let Some((activity, fact)) = read(event)? else {
+        return Ok(());
+    };
+    crate::store::activities::insert(conn, &activity)?;
+    if let Some(fact) = fact {
+        facts::apply(conn, fact, now)?;
     }
+    Ok(())
+}
+
+/// Applies events in order with one statement per table (per 1,000 rows). Any event that
+/// cannot be read fails the whole batch, which the consumer then handles one at a time.
+pub fn handle_batch(conn: &mut DbConnection, events: &[Event]) -> AppResult<()> {
+    handle_batch_as_of(conn, events, now())
+}
+
+/// `handle_batch` with the clock read once by the caller.
+pub fn handle_batch_as_of(
+    conn: &mut DbConnection,
+    events: &[Event],
+    now: NaiveDateTime,
+) -> AppResult<()> {
+    let mut activities = Vec::with_capacity(events.len());
+    let mut incoming = Vec::with_capacity(events.len());
+    for event in events {
+        if let Some((activity, fact)) = read(event)? {
+            activities.push(activity);
+            incoming.extend(fact);
+        }
+    }
+    crate::store::activities::insert_many(conn, &activities)?;
+    facts::apply_many(conn, incoming, now)?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 use agora_shared::{
-    bus::{run_consumer, topic_for},
+    bus::{run_batch_consumer, topic_for},
     db::{Db, Migrations},
     peer_auth,
     service::{Discovered, Parts, RunningService, ServiceContext, ServiceSpec, ServiceTokens},
@@ -149,12 +149,13 @@ pub async fn start(
         .tasks
         .spawn(ctx.invalidations().watch(peer, shutdown.clone()));
     for source in ingest::SOURCES {
-        service.tasks.spawn(run_consumer(
+        service.tasks.spawn(run_batch_consumer(
             ctx.bus.clone(),
             db.clone(),
             topic_for(source),
             ingest::GROUP.to_owned(),
             ingest::handler(),
+            ingest::batch_handler(),
             shutdown.clone(),
         ));
     }

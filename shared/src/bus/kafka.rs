@@ -361,15 +361,21 @@ impl Subscription for KafkaSubscription {
     }
 
     async fn commit(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        self.commit_all(&[delivery]).await
+    }
+
+    async fn commit_all(&mut self, last_per_partition: &[&Delivery]) -> Result<(), BusError> {
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(
-            &delivery.topic,
-            delivery.partition as i32,
-            Offset::Offset(delivery.offset as i64 + 1),
-        )
-        .map_err(unavailable)?;
-        // Synchronous (the group's offset is stored when this returns), on the blocking pool so
-        // the runtime never waits on the broker.
+        for delivery in last_per_partition {
+            tpl.add_partition_offset(
+                &delivery.topic,
+                delivery.partition as i32,
+                Offset::Offset(delivery.offset as i64 + 1),
+            )
+            .map_err(unavailable)?;
+        }
+        // One request for every partition; synchronous (the group's offsets are stored when
+        // this returns), on the blocking pool so the runtime never waits on the broker.
         let consumer = self.consumer.clone();
         tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
             .await

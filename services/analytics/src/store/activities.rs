@@ -30,6 +30,21 @@ pub fn insert(conn: &mut DbConnection, row: &ActivityRow) -> AppResult<()> {
     Ok(())
 }
 
+/// Inserts activities in one statement per 1,000 (7 values each).
+pub fn insert_many(conn: &mut DbConnection, rows: &[ActivityRow]) -> AppResult<()> {
+    for chunk in rows.chunks(1000) {
+        match conn {
+            DbConnection::Postgres(pg) => diesel::insert_into(activities::table)
+                .values(chunk)
+                .execute(pg)?,
+            DbConnection::Sqlite(lite) => diesel::insert_into(activities::table)
+                .values(chunk)
+                .execute(lite)?,
+        };
+    }
+    Ok(())
+}
+
 /// Up to `limit + 1` activities of the tenant, newest first, strictly after the cursor.
 pub fn page(
     conn: &mut DbConnection,

@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use diesel::{
     pg::Pg,
     query_dsl::RunQueryDsl,
-    sql_types::{BigInt, Double, Text, Timestamp},
+    sql_types::{BigInt, Bool, Double, Nullable, Text, Timestamp},
     sqlite::Sqlite,
 };
 
@@ -19,6 +19,8 @@ pub enum Value {
     Time(NaiveDateTime),
     Int(i64),
     Float(f64),
+    Bool(bool),
+    MaybeTime(Option<NaiveDateTime>),
 }
 
 /// SQL text with its values in order.
@@ -102,11 +104,13 @@ impl Sql {
             + diesel::sql_types::HasSqlType<Text>
             + diesel::sql_types::HasSqlType<Timestamp>
             + diesel::sql_types::HasSqlType<BigInt>
-            + diesel::sql_types::HasSqlType<Double>,
+            + diesel::sql_types::HasSqlType<Double>
+            + diesel::sql_types::HasSqlType<Bool>,
         String: diesel::serialize::ToSql<Text, DB>,
         NaiveDateTime: diesel::serialize::ToSql<Timestamp, DB>,
         i64: diesel::serialize::ToSql<BigInt, DB>,
         f64: diesel::serialize::ToSql<Double, DB>,
+        bool: diesel::serialize::ToSql<Bool, DB>,
     {
         let mut query = diesel::sql_query(self.render(postgres)).into_boxed::<DB>();
         for value in &self.binds {
@@ -115,6 +119,8 @@ impl Sql {
                 Value::Time(v) => query.bind::<Timestamp, _>(v),
                 Value::Int(v) => query.bind::<BigInt, _>(v),
                 Value::Float(v) => query.bind::<Double, _>(v),
+                Value::Bool(v) => query.bind::<Bool, _>(v),
+                Value::MaybeTime(v) => query.bind::<Nullable<Timestamp>, _>(v),
             };
         }
         query

@@ -18,7 +18,8 @@ use agora_shared::testing::Store;
 
 agora_shared::on_sqlite_and_postgres!(
     numbers_match_the_history,
-    replays_and_late_events_do_not_double_count
+    replays_and_late_events_do_not_double_count,
+    batches_store_what_single_events_store
 );
 
 const ZONES: [&str; 5] = ["Northern", "Southern", "Central", "East Coast", ""];
@@ -869,4 +870,99 @@ async fn replays_and_late_events_do_not_double_count(store: Store) {
     );
     let after_replay = p.query(&admin, body).await;
     assert_eq!(after_replay, after_late, "nothing counted twice");
+}
+
+/// Every row the store keeps (rollup cells that net to zero aside), in key order.
+async fn store_rows(db: &agora_shared::db::Db) -> Vec<String> {
+    db.read(|conn| {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            row: String,
+        }
+        let mut out = Vec::new();
+        for sql in [
+            "SELECT tenant_id || '|' || ticket_id || '|' || number || '|' || category || '|' || \
+             priority || '|' || status || '|' || zone || '|' || team_id || '|' || \
+             CAST(created_at AS TEXT) || '|' || created_day || '|' || CAST(due_at AS TEXT) || '|' || \
+             COALESCE(CAST(completed_at AS TEXT), '-') || '|' || \
+             COALESCE(CAST(first_assigned_at AS TEXT), '-') || '|' || \
+             CASE WHEN breached THEN 'b' ELSE '-' END || CASE WHEN deleted THEN 'd' ELSE '-' END || \
+             '|' || CAST(version AS TEXT) AS row FROM ticket_facts ORDER BY tenant_id, ticket_id",
+            "SELECT tenant_id || '|' || grain || '|' || bucket || '|' || zone || '|' || team_id || \
+             '|' || category || '|' || priority || '|' || CAST(created AS TEXT) || '|' || \
+             CAST(completed AS TEXT) || '|' || CAST(completed_in_sla AS TEXT) || '|' || \
+             CAST(completion_secs AS TEXT) || '|' || CAST(breached AS TEXT) || '|' || \
+             CAST(assigned AS TEXT) || '|' || CAST(assign_secs AS TEXT) AS row FROM rollups \
+             WHERE created <> 0 OR completed <> 0 OR completed_in_sla <> 0 OR completion_secs <> 0 \
+             OR breached <> 0 OR assigned <> 0 OR assign_secs <> 0 \
+             ORDER BY tenant_id, grain, bucket, zone, team_id, category, priority",
+            "SELECT id || '|' || tenant_id || '|' || event_type || '|' || subject || '|' || summary \
+             AS row FROM activities ORDER BY id",
+        ] {
+            let rows: Vec<Row> = diesel::RunQueryDsl::load(diesel::sql_query(sql), conn)?;
+            out.extend(rows.into_iter().map(|r| r.row));
+        }
+        Ok(out)
+    })
+    .await
+    .expect("store rows")
+}
+
+/// The set-based batch handler leaves the store exactly as the one-event handler does, over
+/// the whole history with its late completions and re-sent older states, in batches that cut
+/// through tickets' event runs.
+async fn batches_store_what_single_events_store(store: Store) {
+    use agora_analytics::ingest;
+    use agora_shared::db::Db;
+
+    let h = generate("tenant-batches");
+    let stale = h
+        .events
+        .iter()
+        .filter(|e| e.event_type.ends_with(".created") || e.event_type.ends_with(".assigned"))
+        .take(300)
+        .map(|e| Event {
+            id: uuid::Uuid::now_v7().to_string(),
+            ..e.clone()
+        });
+    let events: Vec<Event> = h
+        .events
+        .iter()
+        .chain(&h.late)
+        .cloned()
+        .chain(stale)
+        .collect();
+    let now = Utc::now().naive_utc();
+    let mut stores = Vec::new();
+    for batched in [false, true] {
+        let test_db = store();
+        let url = test_db.url.clone();
+        tokio::task::spawn_blocking(move || Db::migrate(&url, agora_analytics::MIGRATIONS))
+            .await
+            .unwrap()
+            .unwrap();
+        let db = Db::connect(&test_db.url, 2).unwrap();
+        for chunk in events.chunks(97) {
+            let chunk = chunk.to_vec();
+            db.write(move |conn| {
+                if batched {
+                    ingest::handle_batch_as_of(conn, &chunk, now)
+                } else {
+                    chunk
+                        .iter()
+                        .try_for_each(|e| ingest::handle_as_of(conn, e, now))
+                }
+            })
+            .await
+            .expect("events applied");
+        }
+        stores.push((store_rows(&db).await, test_db));
+    }
+    let (single, batched) = (&stores[0].0, &stores[1].0);
+    assert!(single.len() > events.len(), "{} rows", single.len());
+    assert_eq!(single.len(), batched.len());
+    for (a, b) in single.iter().zip(batched) {
+        assert_eq!(a, b);
+    }
 }
