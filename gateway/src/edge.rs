@@ -16,6 +16,7 @@ use futures::StreamExt;
 use agora_shared::{
     AppError,
     http::{Caller, Credential, observe::RequestId},
+    tokens::{REVOKED, Revocation, RevocationCheck},
 };
 
 use crate::{
@@ -65,9 +66,13 @@ pub async fn handle(
     let trusted_peer = gw.client_ip.trusts(peer);
     let prior_forwarded_for = trusted_peer.then_some(xff).flatten();
 
-    let caller = match authenticate(&gw, &req, &path, client_ip).await {
+    // An access token's revocation is checked below, in the rate limits' round trip.
+    let (caller, revocation) = match authenticate(&gw, &req, &path, client_ip).await {
         Err(AppError::Unauthorized(why)) => return failed_auth(&gw, client_ip, why).await,
-        other => other?,
+        other => match other? {
+            Some((caller, revocation)) => (Some(caller), revocation),
+            None => (None, None),
+        },
     };
     let declared = req
         .headers()
@@ -101,16 +106,28 @@ pub async fn handle(
         },
         None => Subject::Anonymous { ip: client_ip },
     };
-    let mut reported: Option<Decision> = None;
-    for (key, quota) in checks(
+    let checks = checks(
         &gw.config.rate_limits,
         class,
         &path,
         client_ip,
         &subject,
         account.as_deref(),
-    ) {
-        let decision = gw.limits.check(&key, quota).await?;
+    );
+    let denylist = gw.auth.verifier.denylist().as_ref();
+    let admission = gw
+        .limits
+        .admit(revocation.as_ref().map(|c| (denylist, c)), &checks)
+        .await?;
+    if admission.revoked {
+        return failed_auth(&gw, client_ip, REVOKED.into()).await;
+    }
+    // Checked just now: the service behind need not ask again.
+    let vouch = revocation
+        .as_ref()
+        .and_then(|c| gw.auth.verifier.vouch_for(&c.jti));
+    let mut reported: Option<Decision> = None;
+    for decision in admission.decisions {
         if !decision.allowed {
             metrics::rate_limited(class.as_str());
             let mut resp = AppError::TooManyRequests {
@@ -141,6 +158,7 @@ pub async fn handle(
             trusted_peer,
             request_id: &request_id,
             traceparent: &traceparent,
+            revocation_vouch: vouch.as_deref(),
         },
     );
     let result = match body {
@@ -171,14 +189,15 @@ pub async fn handle(
     Ok(resp)
 }
 
-/// The verified caller, or `None` on public routes. Two different credentials are refused
-/// everywhere, so one cannot be smuggled past the edge behind another.
+/// The verified caller, or `None` on public routes, with its access token's revocation check
+/// still to make. Two different credentials are refused everywhere, so one cannot be smuggled
+/// past the edge behind another.
 async fn authenticate(
     gw: &Gateway,
     req: &HttpRequest,
     path: &str,
     client_ip: IpAddr,
-) -> Result<Option<Caller>, AppError> {
+) -> Result<Option<(Caller, Option<RevocationCheck>)>, AppError> {
     let value = |name: &str| {
         req.headers()
             .get(name)
@@ -218,7 +237,11 @@ async fn authenticate(
         }
     }
     gw.auth
-        .authenticate(authorization.as_deref(), api_key.as_deref())
+        .authenticate_with(
+            authorization.as_deref(),
+            api_key.as_deref(),
+            Revocation::Defer,
+        )
         .await
         .map(Some)
 }

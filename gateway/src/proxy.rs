@@ -16,7 +16,7 @@ use actix_web::{
 use futures::StreamExt;
 use http_body_util::BodyExt;
 
-use agora_shared::AppError;
+use agora_shared::{AppError, tokens::REVOCATION_CHECKED};
 
 use crate::{
     routing::Route,
@@ -53,6 +53,9 @@ pub struct Forwarded<'a> {
     pub trusted_peer: bool,
     pub request_id: &'a str,
     pub traceparent: &'a str,
+    /// The gateway's vouch that the caller's access token was found unrevoked just now
+    /// (`x-agora-revocation-checked`); a client's own such header is never passed on.
+    pub revocation_vouch: Option<&'a str>,
 }
 
 /// The request body: already read (credential routes) or still streaming.
@@ -75,7 +78,8 @@ pub fn upstream_headers(req: &HttpRequest, fwd: &Forwarded<'_>) -> hyper::Header
             || name.as_str().starts_with("x-forwarded-")
             || name == "forwarded"
             || name == "x-request-id"
-            || name == "traceparent";
+            || name == "traceparent"
+            || name == REVOCATION_CHECKED;
         if skip {
             continue;
         }
@@ -114,6 +118,14 @@ pub fn upstream_headers(req: &HttpRequest, fwd: &Forwarded<'_>) -> hyper::Header
         if let Ok(v) = hyper::header::HeaderValue::from_str(value) {
             out.insert(hyper::header::HeaderName::from_static(name), v);
         }
+    }
+    if let Some(vouch) = fwd.revocation_vouch
+        && let Ok(v) = hyper::header::HeaderValue::from_str(vouch)
+    {
+        out.insert(
+            hyper::header::HeaderName::from_static(REVOCATION_CHECKED),
+            v,
+        );
     }
     out
 }

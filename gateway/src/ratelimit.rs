@@ -17,7 +17,10 @@ use governor::{
     state::keyed::DefaultKeyedStateStore,
 };
 
-use agora_shared::AppError;
+use agora_shared::{
+    AppError,
+    tokens::{Denylist, RevocationCheck},
+};
 
 use crate::{
     config::{Quota, RateLimits},
@@ -39,12 +42,60 @@ pub struct Decision {
     pub retry_after_secs: u64,
 }
 
+/// What admitting a request found: whether its token was revoked, and the rate-limit
+/// decisions taken in order, up to the first refusal (none when revoked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admission {
+    pub revoked: bool,
+    pub decisions: Vec<Decision>,
+}
+
 /// Where counters live.
 #[async_trait]
 pub trait RateLimitStore: Send + Sync {
     /// Takes one request from `key`'s allowance under `quota`, atomically. An error when the
     /// store cannot answer and its failure policy says to refuse.
     async fn check(&self, key: &str, quota: Quota) -> Result<Decision, AppError>;
+
+    /// Checks the token's revocation (when there is a token) against `denylist`, then takes one
+    /// request from each of `checks` in order up to the first refusal. The Redis store does all
+    /// of it in one round trip when the denylist is in Redis too. An error when the
+    /// revocation cannot be checked (the token is refused), or as `check`.
+    async fn admit(
+        &self,
+        revocation: Option<(&dyn Denylist, &RevocationCheck)>,
+        checks: &[(String, Quota)],
+    ) -> Result<Admission, AppError> {
+        one_by_one(self, revocation, checks).await
+    }
+}
+
+/// `admit` with one round trip per question.
+async fn one_by_one<S: RateLimitStore + ?Sized>(
+    store: &S,
+    revocation: Option<(&dyn Denylist, &RevocationCheck)>,
+    checks: &[(String, Quota)],
+) -> Result<Admission, AppError> {
+    if let Some((denylist, c)) = revocation
+        && denylist.refuses(&c.jti, &c.subjects, c.issued_ms).await?
+    {
+        return Ok(Admission {
+            revoked: true,
+            decisions: Vec::new(),
+        });
+    }
+    let mut decisions = Vec::with_capacity(checks.len());
+    for (key, quota) in checks {
+        let decision = store.check(key, *quota).await?;
+        decisions.push(decision);
+        if !decision.allowed {
+            break;
+        }
+    }
+    Ok(Admission {
+        revoked: false,
+        decisions,
+    })
 }
 
 type Limiter =

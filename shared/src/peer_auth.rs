@@ -162,7 +162,8 @@ pub fn connect(peer: &AuthPeerConfig, denylist: Arc<dyn Denylist>) -> anyhow::Re
         format!("{}/.well-known/jwks.json", peer.url.trim_end_matches('/')),
         Duration::from_secs(peer.jwks_refetch_secs),
     ));
-    let verifier = Verifier::new(&peer.issuer, &peer.audience, jwks.clone(), denylist);
+    let verifier = Verifier::new(&peer.issuer, &peer.audience, jwks.clone(), denylist)
+        .with_vouches(peer.secret.as_ref());
     let channel = crate::grpc::channel(&peer.grpc, Duration::from_secs(2), Duration::from_secs(5))?;
     let api_keys = Arc::new(GrpcApiKeys::new(
         channel,

@@ -87,6 +87,8 @@ pub struct Redis {
     pub timeout: Duration,
     pub key_prefix: String,
     pub rate_limit_failure: FailurePolicy,
+    /// Round trips made through `run` by this handle and its clones.
+    round_trips: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Redis {
@@ -116,7 +118,14 @@ impl Redis {
             timeout: Duration::from_millis(config.timeout_ms),
             key_prefix: config.key_prefix.clone(),
             rate_limit_failure: config.rate_limit_failure,
+            round_trips: Arc::default(),
         }))
+    }
+
+    /// Round trips made so far through this handle and its clones (one command, pipeline or
+    /// script each).
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// `<prefix><name>`.
@@ -189,6 +198,8 @@ impl Redis {
         Fut: std::future::Future<Output = deadpool_redis::redis::RedisResult<T>>,
     {
         let conn = self.conn().await?;
+        self.round_trips
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tokio::time::timeout(self.timeout, f(conn))
             .await
             .map_err(|_| "timed out".to_owned())?
@@ -264,19 +275,52 @@ impl Denylist for RedisDenylist {
         subjects: &[String],
         issued_ms: i64,
     ) -> Result<bool, AppError> {
-        if self.local().refuses(jti, subjects, issued_ms) {
+        if self.refused_locally(jti, subjects, issued_ms) {
             return Ok(true);
         }
-        let mut keys = vec![self.redis.key(&format!("deny:{jti}"))];
-        keys.extend(subjects.iter().map(|s| self.redis.key(&format!("cut:{s}"))));
+        let keys = self.keys(jti, subjects);
         let found: Vec<Option<i64>> = self
             .redis
             .run(|mut conn| async move { conn.mget(keys).await })
             .await
             .map_err(|err| {
                 tracing::warn!(error = %err, "token revocation check failed");
-                AppError::Unavailable("token revocation cannot be checked right now".into())
+                unavailable()
             })?;
+        Ok(self.refuses_from(jti, subjects, issued_ms, &found))
+    }
+
+    fn in_redis(&self) -> Option<&RedisDenylist> {
+        Some(self)
+    }
+}
+
+/// A revocation that could not be checked refuses the token, retryably.
+pub fn unavailable() -> AppError {
+    AppError::Unavailable("token revocation cannot be checked right now".into())
+}
+
+impl RedisDenylist {
+    /// Whether the local copy already refuses the token (no round trip needed).
+    pub fn refused_locally(&self, jti: &str, subjects: &[String], issued_ms: i64) -> bool {
+        self.local().refuses(jti, subjects, issued_ms)
+    }
+
+    /// Where the token's revocation and its subjects' cut-offs are kept, in that order.
+    pub fn keys(&self, jti: &str, subjects: &[String]) -> Vec<String> {
+        let mut keys = vec![self.redis.key(&format!("deny:{jti}"))];
+        keys.extend(subjects.iter().map(|s| self.redis.key(&format!("cut:{s}"))));
+        keys
+    }
+
+    /// The verdict from the values read at `keys` (remembered locally).
+    pub fn refuses_from(
+        &self,
+        jti: &str,
+        subjects: &[String],
+        issued_ms: i64,
+        found: &[Option<i64>],
+    ) -> bool {
         let mut local = self.local();
         let horizon = chrono::Utc::now().timestamp() + 3600;
         if let Some(Some(expires_at)) = found.first() {
@@ -288,6 +332,6 @@ impl Denylist for RedisDenylist {
                 local.cut_off(subject, *at, horizon);
             }
         }
-        Ok(local.refuses(jti, subjects, issued_ms))
+        local.refuses(jti, subjects, issued_ms)
     }
 }

@@ -15,9 +15,11 @@ use crate::error::AppError;
 
 mod denylist;
 mod keys;
+mod vouch;
 
 pub use denylist::{Denylist, Entries, MemoryDenylist, subjects};
 pub use keys::{KeySource, RemoteJwks, StaticKeys};
+pub use vouch::{REVOCATION_CHECKED, VOUCH_MS, Vouches};
 
 /// Allowed clock difference between issuer and verifier.
 pub const LEEWAY_SECS: u64 = 30;
@@ -219,6 +221,30 @@ pub struct Verifier {
     keys: Arc<dyn KeySource>,
     denylist: Arc<dyn Denylist>,
     validation: Validation,
+    /// Makes and accepts the gateway's vouches that a token's revocation was checked.
+    vouches: Option<Vouches>,
+}
+
+/// A token's revocation check, left to the caller to fold into a round trip of its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevocationCheck {
+    pub jti: String,
+    /// The subjects whose cut-offs refuse the token (`denylist::subjects`).
+    pub subjects: Vec<String>,
+    pub issued_ms: i64,
+}
+
+/// What `Verifier::verify_with` does about revocation.
+#[derive(Debug, Clone, Copy)]
+pub enum Revocation<'a> {
+    /// Asks the denylist.
+    Check,
+    /// Trusts a fresh vouch for this token (the header's value, when present) and otherwise
+    /// asks the denylist.
+    Vouched(Option<&'a str>),
+    /// Leaves the check to the caller (`RevocationCheck`), who must make it before trusting
+    /// the claims.
+    Defer,
 }
 
 impl Verifier {
@@ -239,15 +265,39 @@ impl Verifier {
             keys,
             denylist,
             validation,
+            vouches: None,
         }
+    }
+
+    /// Makes and accepts revocation vouches keyed from the peer secret (none without one).
+    pub fn with_vouches(mut self, peer_secret: Option<&crate::config::Secret>) -> Self {
+        self.vouches = peer_secret.map(Vouches::new);
+        self
     }
 
     pub fn denylist(&self) -> &Arc<dyn Denylist> {
         &self.denylist
     }
 
+    /// A vouch that `jti` was found unrevoked just now, when this verifier has the key.
+    pub fn vouch_for(&self, jti: &str) -> Option<String> {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        self.vouches.as_ref().map(|v| v.sign(jti, now_ms))
+    }
+
     /// Verified claims, or 401 naming the reason in general terms.
     pub async fn verify(&self, token: &str) -> Result<Claims, AppError> {
+        self.verify_with(token, Revocation::Check)
+            .await
+            .map(|(claims, _)| claims)
+    }
+
+    /// Verified claims, with the revocation check when `revocation` defers it.
+    pub async fn verify_with(
+        &self,
+        token: &str,
+        revocation: Revocation<'_>,
+    ) -> Result<(Claims, Option<RevocationCheck>), AppError> {
         let unauthorized =
             |why: &str| AppError::Unauthorized(format!("invalid access token: {why}"));
         let header = jsonwebtoken::decode_header(token).map_err(|_| unauthorized("malformed"))?;
@@ -271,12 +321,40 @@ impl Verifier {
             }
         })?;
         let c = &data.claims;
-        let mine = denylist::subjects(&c.sub, &c.tid, c.sid.as_deref());
-        if self.denylist.refuses(&c.jti, &mine, c.issued_ms()).await? {
-            return Err(unauthorized("revoked"));
+        let vouched = match (revocation, &self.vouches) {
+            (Revocation::Vouched(Some(value)), Some(vouches)) => {
+                vouches.check(value, &c.jti, chrono::Utc::now().timestamp_millis())
+            }
+            _ => false,
+        };
+        if vouched {
+            return Ok((data.claims, None));
         }
-        Ok(data.claims)
+        let check = RevocationCheck {
+            jti: c.jti.clone(),
+            subjects: denylist::subjects(&c.sub, &c.tid, c.sid.as_deref()),
+            issued_ms: c.issued_ms(),
+        };
+        if let Revocation::Defer = revocation {
+            return Ok((data.claims, Some(check)));
+        }
+        if self
+            .denylist
+            .refuses(&check.jti, &check.subjects, check.issued_ms)
+            .await?
+        {
+            return Err(revoked());
+        }
+        Ok((data.claims, None))
     }
+}
+
+/// Why a revoked token is refused.
+pub const REVOKED: &str = "invalid access token: revoked";
+
+/// The refusal of a revoked token.
+pub fn revoked() -> AppError {
+    AppError::Unauthorized(REVOKED.into())
 }
 
 #[cfg(test)]

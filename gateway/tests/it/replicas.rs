@@ -9,9 +9,11 @@ use tokio_util::sync::CancellationToken;
 
 use agora_gateway::Discovered;
 use agora_shared::{
+    config::Secret,
     redis::{Redis, RedisDenylist},
     service::ServiceContext,
     testing::{Call, TestDb, problem},
+    tokens::{REVOCATION_CHECKED, Vouches},
 };
 
 use crate::support::PASSWORD;
@@ -19,6 +21,8 @@ use crate::support::PASSWORD;
 struct Replicas {
     a: String,
     b: String,
+    /// Auth itself, behind the gateways.
+    auth: String,
     client: Client,
     shutdown: CancellationToken,
     _db: TestDb,
@@ -52,7 +56,7 @@ http_workers = 1
 
 [auth_peer]
 api_key_cache_secs = 300
-secret = "replicas-share-one-peer-secret-0123456789"
+secret = "{PEER_SECRET}"
 
 [gateway]
 http_addr = "127.0.0.1:0"
@@ -79,6 +83,7 @@ api = {{ limit = 40, period_secs = 3600 }}
     let auth = agora_auth::start(&ctx_a, shutdown.clone())
         .await
         .expect("auth");
+    let auth_base = format!("http://{}", auth.service.http_addr);
     let discovered = [Discovered {
         name: "auth".into(),
         http: auth.service.http_addr,
@@ -117,6 +122,7 @@ api = {{ limit = 40, period_secs = 3600 }}
     Replicas {
         b: bases.pop().unwrap(),
         a: bases.pop().unwrap(),
+        auth: auth_base,
         client: Client::new(),
         shutdown,
         _db: db,
@@ -177,6 +183,113 @@ async fn logout_through_one_replica_rejects_on_the_other_at_once() {
     assert_eq!(out.status(), 204);
     let body = problem(me(&r.b).call().await, 401).await;
     assert_eq!(body["detail"], "invalid access token: revoked");
+}
+
+/// The peer secret the replicas share (their `[auth_peer] secret`).
+const PEER_SECRET: &str = "replicas-share-one-peer-secret-0123456789";
+
+/// The `jti` claim of an access token.
+fn jti_of(token: &str) -> String {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64url"),
+    )
+    .expect("JSON claims");
+    claims["jti"].as_str().expect("jti").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authenticated_request_costs_one_redis_round_trip() {
+    let Some(redis) = agora_shared::testing::patient_redis() else {
+        return;
+    };
+    let r = replicas(redis.clone()).await;
+    let token = sign_up(&r).await;
+    let me = |base: &str| {
+        r.client
+            .get(format!("{base}/api/v1/auth/me"))
+            .bearer_auth(&token)
+    };
+    // Each replica loads its script once.
+    for base in [&r.a, &r.b] {
+        assert_eq!(me(base).call().await.status(), 200);
+    }
+    let before = redis.round_trips();
+    for i in 0..10 {
+        let base = if i % 2 == 0 { &r.a } else { &r.b };
+        assert_eq!(me(base).call().await.status(), 200);
+    }
+    // Revocation and rate limit in one script at the edge; none at auth, which takes the
+    // gateway's vouch.
+    assert_eq!(redis.round_trips() - before, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_gateways_own_fresh_vouch_for_the_same_token_spares_a_check() {
+    let Some(redis) = agora_shared::testing::redis() else {
+        return;
+    };
+    let r = replicas(redis).await;
+    let token = sign_up(&r).await;
+    let jti = jti_of(&token);
+    let vouches = Vouches::new(&Secret::new(PEER_SECRET));
+    let now = chrono::Utc::now().timestamp_millis();
+
+    // A client's own header never reaches the service: the gateway puts its own there.
+    let echoed: Value = r
+        .client
+        .get(format!("{}/api/v1/echo/headers", r.a))
+        .bearer_auth(&token)
+        .header(REVOCATION_CHECKED, vouches.sign("someone-else", now))
+        .value()
+        .await;
+    let passed = echoed["headers"][REVOCATION_CHECKED]
+        .as_str()
+        .expect("the gateway's vouch");
+    assert!(vouches.check(passed, &jti, chrono::Utc::now().timestamp_millis()));
+
+    // Revoked: a vouch made without the secret, a stale one, or one for another token does not
+    // let it through at auth directly.
+    let out = r
+        .client
+        .post(format!("{}/api/v1/auth/logout", r.a))
+        .bearer_auth(&token)
+        .call()
+        .await;
+    assert_eq!(out.status(), 204);
+    let forger = Vouches::new(&Secret::new("a-guess-at-the-peer-secret-0123456789"));
+    let now = chrono::Utc::now().timestamp_millis();
+    for vouch in [
+        forger.sign(&jti, now),
+        vouches.sign(&jti, now - 6_000),
+        vouches.sign("another-token", now),
+        "1.00".to_owned(),
+    ] {
+        let resp = r
+            .client
+            .get(format!("{}/api/v1/auth/me", r.auth))
+            .bearer_auth(&token)
+            .header(REVOCATION_CHECKED, &vouch)
+            .call()
+            .await;
+        let body = problem(resp, 401).await;
+        assert_eq!(body["detail"], "invalid access token: revoked", "{vouch}");
+    }
+    // And through a gateway the token is refused at the edge, whatever header comes with it.
+    let resp = r
+        .client
+        .get(format!("{}/api/v1/auth/me", r.b))
+        .bearer_auth(&token)
+        .header(REVOCATION_CHECKED, vouches.sign(&jti, now))
+        .call()
+        .await;
+    assert_eq!(
+        problem(resp, 401).await["detail"],
+        "invalid access token: revoked"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

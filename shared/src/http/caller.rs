@@ -8,7 +8,10 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::{error::AppError, tokens::Verifier};
+use crate::{
+    error::AppError,
+    tokens::{REVOCATION_CHECKED, Revocation, RevocationCheck, Verifier},
+};
 
 /// Prefix of every API key.
 pub const API_KEY_PREFIX: &str = "agk_";
@@ -191,6 +194,19 @@ impl Authenticator {
         authorization: Option<&str>,
         x_api_key: Option<&str>,
     ) -> Result<Caller, AppError> {
+        self.authenticate_with(authorization, x_api_key, Revocation::Check)
+            .await
+            .map(|(caller, _)| caller)
+    }
+
+    /// `authenticate`, with what `revocation` says about an access token's revocation check
+    /// (returned when deferred; API keys are checked by auth and never defer).
+    pub async fn authenticate_with(
+        &self,
+        authorization: Option<&str>,
+        x_api_key: Option<&str>,
+        revocation: Revocation<'_>,
+    ) -> Result<(Caller, Option<RevocationCheck>), AppError> {
         let bearer = match authorization {
             Some(value) => {
                 let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
@@ -221,6 +237,7 @@ impl Authenticator {
             return resolver
                 .resolve(credential)
                 .await?
+                .map(|caller| (caller, None))
                 .ok_or_else(|| AppError::Unauthorized("invalid API key".into()));
         }
         if bearer.is_none() {
@@ -228,12 +245,12 @@ impl Authenticator {
                 "X-API-Key must hold an API key".into(),
             ));
         }
-        let claims = self.verifier.verify(credential).await?;
+        let (claims, check) = self.verifier.verify_with(credential, revocation).await?;
         let role = claims
             .role
             .parse()
             .map_err(|_| AppError::Unauthorized("invalid access token: unknown role".into()))?;
-        Ok(Caller {
+        let caller = Caller {
             user_id: claims.sub,
             tenant_id: claims.tid,
             role,
@@ -246,7 +263,8 @@ impl Authenticator {
                 session_id: claims.sid,
                 token: credential.to_owned(),
             },
-        })
+        };
+        Ok((caller, check))
     }
 }
 
@@ -265,13 +283,19 @@ impl FromRequest for Caller {
         };
         let authorization = header_value(header::AUTHORIZATION);
         let api_key = header_value(header::HeaderName::from_static("x-api-key"));
+        let vouch = header_value(header::HeaderName::from_static(REVOCATION_CHECKED));
         Box::pin(async move {
             let auth = auth.ok_or_else(|| {
                 AppError::Internal(anyhow::anyhow!("Authenticator missing from app data"))
             })?;
-            Ok(auth
-                .authenticate(authorization.as_deref(), api_key.as_deref())
-                .await?)
+            let (caller, _) = auth
+                .authenticate_with(
+                    authorization.as_deref(),
+                    api_key.as_deref(),
+                    Revocation::Vouched(vouch.as_deref()),
+                )
+                .await?;
+            Ok(caller)
         })
     }
 }

@@ -37,6 +37,12 @@ pub trait Denylist: Send + Sync {
     async fn is_denied(&self, jti: &str) -> Result<bool, AppError> {
         self.refuses(jti, &[], 0).await
     }
+
+    /// The list in Redis, when it is there: a caller with a Redis round trip of its own to
+    /// make (the gateway's rate-limit script) reads the entries in that round trip instead.
+    fn in_redis(&self) -> Option<&crate::redis::RedisDenylist> {
+        None
+    }
 }
 
 /// Revocations and cut-offs held in memory: the in-process denylist of the embedded platform,
