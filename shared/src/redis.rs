@@ -275,7 +275,7 @@ impl Denylist for RedisDenylist {
         subjects: &[String],
         issued_ms: i64,
     ) -> Result<bool, AppError> {
-        if self.refused_locally(jti, subjects, issued_ms) {
+        if self.refuses_locally(jti, subjects, issued_ms) {
             return Ok(true);
         }
         let keys = self.keys(jti, subjects);
@@ -293,6 +293,10 @@ impl Denylist for RedisDenylist {
     fn in_redis(&self) -> Option<&RedisDenylist> {
         Some(self)
     }
+
+    fn refuses_locally(&self, jti: &str, subjects: &[String], issued_ms: i64) -> bool {
+        self.local().refuses(jti, subjects, issued_ms)
+    }
 }
 
 /// A revocation that could not be checked refuses the token, retryably.
@@ -301,11 +305,6 @@ pub fn unavailable() -> AppError {
 }
 
 impl RedisDenylist {
-    /// Whether the local copy already refuses the token (no round trip needed).
-    pub fn refused_locally(&self, jti: &str, subjects: &[String], issued_ms: i64) -> bool {
-        self.local().refuses(jti, subjects, issued_ms)
-    }
-
     /// Where the token's revocation and its subjects' cut-offs are kept, in that order.
     pub fn keys(&self, jti: &str, subjects: &[String]) -> Vec<String> {
         let mut keys = vec![self.redis.key(&format!("deny:{jti}"))];

@@ -327,14 +327,22 @@ impl Verifier {
             }
             _ => false,
         };
-        if vouched {
-            return Ok((data.claims, None));
-        }
         let check = RevocationCheck {
             jti: c.jti.clone(),
             subjects: denylist::subjects(&c.sub, &c.tid, c.sid.as_deref()),
             issued_ms: c.issued_ms(),
         };
+        if vouched {
+            // What this process knows costs nothing to ask, and holds even where the shared
+            // list lost an entry (a Redis restart, an eviction, a write that failed).
+            if self
+                .denylist
+                .refuses_locally(&check.jti, &check.subjects, check.issued_ms)
+            {
+                return Err(revoked());
+            }
+            return Ok((data.claims, None));
+        }
         if let Revocation::Defer = revocation {
             return Ok((data.claims, Some(check)));
         }

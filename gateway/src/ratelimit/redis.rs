@@ -17,20 +17,32 @@ use agora_shared::{
 use super::{Admission, Decision, RateLimitStore, one_by_one};
 use crate::config::Quota;
 
-/// KEYS: ARGV[1] revocation entries, then one counter per check. ARGV: that count, then
-/// (emission interval in µs, limit) per counter. Returns each revocation entry's value (-1
-/// when absent), then {allowed, remaining, retry after µs, reset µs} per counter, up to and
-/// including the first that refuses.
+/// KEYS: ARGV[1] revocation entries (the token's, then its subjects' cut-offs), then one
+/// counter per check. ARGV: that count, the token's issue time in ms, then (emission interval
+/// in µs, limit) per counter. Returns each revocation entry's value (-1 when absent; one that
+/// is not a number counts as present and refusing everything), then, unless those refuse the
+/// token (which then takes nothing from its allowance), {allowed, remaining, retry after µs,
+/// reset µs} per counter, up to and including the first that refuses.
 const ADMIT: &str = r"
 local n = tonumber(ARGV[1])
+local issued = tonumber(ARGV[2])
 local out = {}
+local revoked = false
 for i = 1, n do
-  out[#out + 1] = tonumber(redis.call('GET', KEYS[i]) or '-1') or -1
+  local v = redis.call('GET', KEYS[i])
+  if v then
+    v = math.max(tonumber(v) or 9007199254740991, 0)
+    revoked = revoked or i == 1 or v >= issued
+  else
+    v = -1
+  end
+  out[#out + 1] = v
 end
+if revoked then return out end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 for j = n + 1, #KEYS do
-  local a = 2 * (j - n)
+  local a = 1 + 2 * (j - n)
   local interval = tonumber(ARGV[a])
   local limit = tonumber(ARGV[a + 1])
   local period = interval * limit
@@ -67,15 +79,17 @@ impl RedisStore {
         }
     }
 
-    /// Runs the script: the revocation entries at `revocation_keys`, then the decisions.
+    /// Runs the script: the revocation entries at `revocation_keys` (for a token issued at
+    /// `issued_ms`), then the decisions (none when the entries refuse the token).
     async fn run(
         &self,
         revocation_keys: Vec<String>,
+        issued_ms: i64,
         checks: &[(String, Quota)],
     ) -> Result<(Vec<Option<i64>>, Vec<Decision>), String> {
         let n = revocation_keys.len();
         let mut invocation = self.script.prepare_invoke();
-        invocation.arg(n);
+        invocation.arg(n).arg(issued_ms);
         for key in revocation_keys {
             invocation.key(key);
         }
@@ -155,7 +169,7 @@ fn decision(allowed: i64, remaining: i64, retry: i64, reset: i64, quota: Quota) 
 impl RateLimitStore for RedisStore {
     async fn check(&self, key: &str, quota: Quota) -> Result<Decision, AppError> {
         let checks = [(key.to_owned(), quota)];
-        let decisions = match self.run(Vec::new(), &checks).await {
+        let decisions = match self.run(Vec::new(), 0, &checks).await {
             Ok((_, decisions)) => decisions,
             Err(err) => self.unanswered(&err, &checks)?,
         };
@@ -180,19 +194,26 @@ impl RateLimitStore for RedisStore {
             revoked: true,
             decisions: Vec::new(),
         };
-        if shared.refused_locally(&c.jti, &c.subjects, c.issued_ms) {
+        if shared.refuses_locally(&c.jti, &c.subjects, c.issued_ms) {
             return Ok(revoked);
         }
-        match self.run(shared.keys(&c.jti, &c.subjects), checks).await {
-            Ok((found, decisions)) => {
+        let outcome = self
+            .run(shared.keys(&c.jti, &c.subjects), c.issued_ms, checks)
+            .await
+            .and_then(|(found, decisions)| {
                 if shared.refuses_from(&c.jti, &c.subjects, c.issued_ms, &found) {
-                    return Ok(revoked);
+                    Ok(revoked)
+                } else if decisions.is_empty() && !checks.is_empty() {
+                    Err("the admission script refused a token its entries do not".to_owned())
+                } else {
+                    Ok(Admission {
+                        revoked: false,
+                        decisions,
+                    })
                 }
-                Ok(Admission {
-                    revoked: false,
-                    decisions,
-                })
-            }
+            });
+        match outcome {
+            Ok(admission) => Ok(admission),
             Err(err) => {
                 // A token whose revocation cannot be checked is refused, whatever the rate
                 // limits' failure policy says.

@@ -292,6 +292,101 @@ async fn only_the_gateways_own_fresh_vouch_for_the_same_token_spares_a_check() {
     );
 }
 
+/// A fresh session (another access token) of the user `sign_up` made.
+async fn log_in(r: &Replicas) -> String {
+    let body: Value = r
+        .client
+        .post(format!("{}/api/v1/auth/login", r.a))
+        .json(&json!({"email": "ana@acme.test", "password": PASSWORD}))
+        .value()
+        .await;
+    body["access_token"].as_str().expect("token").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_hold_when_redis_loses_or_garbles_them() {
+    let Some(redis) = agora_shared::testing::redis() else {
+        return;
+    };
+    let r = replicas(redis.clone()).await;
+    let token = sign_up(&r).await;
+    let me = |base: &str, token: &str| {
+        r.client
+            .get(format!("{base}/api/v1/auth/me"))
+            .bearer_auth(token)
+    };
+    assert_eq!(me(&r.b, &token).call().await.status(), 200);
+    let out = r
+        .client
+        .post(format!("{}/api/v1/auth/logout", r.a))
+        .bearer_auth(&token)
+        .call()
+        .await;
+    assert_eq!(out.status(), 204);
+    // Redis loses the revocation (a restart, an eviction): replica B finds nothing and vouches,
+    // but auth, which revoked the token, still knows.
+    let key = redis.key(&format!("deny:{}", jti_of(&token)));
+    let deleted: i64 = redis
+        .run(|mut conn| async move { redis::cmd("DEL").arg(key).query_async(&mut conn).await })
+        .await
+        .expect("redis answers");
+    assert_eq!(deleted, 1);
+    let body = problem(me(&r.b, &token).call().await, 401).await;
+    assert_eq!(body["detail"], "invalid access token: revoked");
+    // An entry that is not a number refuses rather than passes.
+    let other = log_in(&r).await;
+    let key = redis.key(&format!("deny:{}", jti_of(&other)));
+    let _: () = redis
+        .run(|mut conn| async move {
+            redis::cmd("SET")
+                .arg(key)
+                .arg("revoked")
+                .query_async(&mut conn)
+                .await
+        })
+        .await
+        .expect("redis answers");
+    let body = problem(me(&r.b, &other).call().await, 401).await;
+    assert_eq!(body["detail"], "invalid access token: revoked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_takes_nothing_from_its_users_allowance() {
+    let Some(redis) = agora_shared::testing::patient_redis() else {
+        return;
+    };
+    let r = replicas(redis).await;
+    let revoked = sign_up(&r).await;
+    let live = log_in(&r).await;
+    let out = r
+        .client
+        .post(format!("{}/api/v1/auth/logout", r.a))
+        .bearer_auth(&revoked)
+        .call()
+        .await;
+    assert_eq!(out.status(), 204);
+    let me = |token: &str| {
+        r.client
+            .get(format!("{}/api/v1/auth/me", r.b))
+            .bearer_auth(token)
+    };
+    // Replica B learns of the revocation from Redis, in its admission script.
+    for _ in 0..2 {
+        assert_eq!(me(&revoked).call().await.status(), 401);
+    }
+    // Of the user's 40 requests an hour, the logout took one; the other 39 are all there for
+    // the live session (signing up and in count elsewhere).
+    let mut statuses = Vec::new();
+    for _ in 0..41 {
+        statuses.push(me(&live).call().await.status().as_u16());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        39,
+        "{statuses:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_api_key_stops_on_every_replica_before_its_cache_expires() {
     let Some(redis) = agora_shared::testing::redis() else {

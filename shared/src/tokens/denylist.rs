@@ -33,6 +33,12 @@ pub trait Denylist: Send + Sync {
         issued_ms: i64,
     ) -> Result<bool, AppError>;
 
+    /// Whether the entries this process holds refuse the token, without a round trip: all of
+    /// them for a list in memory, the local copy of one kept elsewhere. Checked even when the
+    /// gateway vouches for the token, so a revocation this process knows of holds when the
+    /// shared list lost it.
+    fn refuses_locally(&self, jti: &str, subjects: &[String], issued_ms: i64) -> bool;
+
     /// Whether `jti` was revoked.
     async fn is_denied(&self, jti: &str) -> Result<bool, AppError> {
         self.refuses(jti, &[], 0).await
@@ -106,7 +112,11 @@ impl Denylist for MemoryDenylist {
         subjects: &[String],
         issued_ms: i64,
     ) -> Result<bool, AppError> {
-        Ok(self.entries().refuses(jti, subjects, issued_ms))
+        Ok(self.refuses_locally(jti, subjects, issued_ms))
+    }
+
+    fn refuses_locally(&self, jti: &str, subjects: &[String], issued_ms: i64) -> bool {
+        self.entries().refuses(jti, subjects, issued_ms)
     }
 }
 
