@@ -74,13 +74,19 @@ pub fn apply_many(
     if incoming.is_empty() {
         return Ok(0);
     }
+    let mut tenants: Vec<&str> = incoming.iter().map(|f| f.tenant_id.as_str()).collect();
+    tenants.sort_unstable();
+    tenants.dedup();
     let mut ids: Vec<&str> = incoming.iter().map(|f| f.ticket_id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
-    // Ticket ids are unique across tenants in practice; the key check below makes sure.
+    // Both key columns, so the primary key's index finds the rows (a ticket id alone would
+    // scan the table, once per batch). Pairs of one tenant and another's ticket id come along
+    // when a batch spans tenants; the key check below leaves them out.
     macro_rules! stored {
         () => {
             ticket_facts::table
+                .filter(ticket_facts::tenant_id.eq_any(&tenants))
                 .filter(ticket_facts::ticket_id.eq_any(&ids))
                 .order((ticket_facts::tenant_id, ticket_facts::ticket_id))
                 .select(Fact::as_select())
