@@ -136,6 +136,8 @@ http {
   access_log off;
   client_body_temp_path $work/static-body;
   proxy_temp_path $work/static-proxy;
+  # Connections stay up: nginx otherwise ends one after 1,000 requests (an HTTP/2 GOAWAY).
+  keepalive_requests 100000000;
   server {
     listen $STATIC;
     listen $STATIC_H2 http2;
