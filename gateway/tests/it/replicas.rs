@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use reqwest::{Client, Method};
+use reqwest::Client;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -139,6 +139,26 @@ async fn sign_up(r: &Replicas) -> String {
     body["access_token"].as_str().expect("token").to_owned()
 }
 
+impl Replicas {
+    /// `GET /api/v1/auth/me` at `base` with `token`.
+    fn me(&self, base: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client
+            .get(format!("{base}/api/v1/auth/me"))
+            .bearer_auth(token)
+    }
+
+    /// Logs `token`'s session out through replica A.
+    async fn log_out(&self, token: &str) {
+        let out = self
+            .client
+            .post(format!("{}/api/v1/auth/logout", self.a))
+            .bearer_auth(token)
+            .call()
+            .await;
+        assert_eq!(out.status(), 204);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_enforce_one_global_limit() {
     let Some(redis) = agora_shared::testing::patient_redis() else {
@@ -149,10 +169,7 @@ async fn two_replicas_enforce_one_global_limit() {
     // 100 concurrent requests spread over both replicas against a limit of 40 per caller.
     let requests = (0..100).map(|i| {
         let base = if i % 2 == 0 { &r.a } else { &r.b };
-        let req = r
-            .client
-            .get(format!("{base}/api/v1/auth/me"))
-            .bearer_auth(&token);
+        let req = r.me(base, &token);
         async move { req.call().await.status().as_u16() }
     });
     let statuses = futures::future::join_all(requests).await;
@@ -168,20 +185,9 @@ async fn logout_through_one_replica_rejects_on_the_other_at_once() {
     };
     let r = replicas(redis).await;
     let token = sign_up(&r).await;
-    let me = |base: &str| {
-        r.client
-            .request(Method::GET, format!("{base}/api/v1/auth/me"))
-            .bearer_auth(&token)
-    };
-    assert_eq!(me(&r.b).call().await.status(), 200);
-    let out = r
-        .client
-        .post(format!("{}/api/v1/auth/logout", r.a))
-        .bearer_auth(&token)
-        .call()
-        .await;
-    assert_eq!(out.status(), 204);
-    let body = problem(me(&r.b).call().await, 401).await;
+    assert_eq!(r.me(&r.b, &token).call().await.status(), 200);
+    r.log_out(&token).await;
+    let body = problem(r.me(&r.b, &token).call().await, 401).await;
     assert_eq!(body["detail"], "invalid access token: revoked");
 }
 
@@ -208,19 +214,14 @@ async fn an_authenticated_request_costs_one_redis_round_trip() {
     };
     let r = replicas(redis.clone()).await;
     let token = sign_up(&r).await;
-    let me = |base: &str| {
-        r.client
-            .get(format!("{base}/api/v1/auth/me"))
-            .bearer_auth(&token)
-    };
     // Each replica loads its script once.
     for base in [&r.a, &r.b] {
-        assert_eq!(me(base).call().await.status(), 200);
+        assert_eq!(r.me(base, &token).call().await.status(), 200);
     }
     let before = redis.round_trips();
     for i in 0..10 {
         let base = if i % 2 == 0 { &r.a } else { &r.b };
-        assert_eq!(me(base).call().await.status(), 200);
+        assert_eq!(r.me(base, &token).call().await.status(), 200);
     }
     // Revocation and rate limit in one script at the edge; none at auth, which takes the
     // gateway's vouch.
@@ -253,13 +254,7 @@ async fn only_the_gateways_own_fresh_vouch_for_the_same_token_spares_a_check() {
 
     // Revoked: a vouch made without the secret, a stale one, or one for another token does not
     // let it through at auth directly.
-    let out = r
-        .client
-        .post(format!("{}/api/v1/auth/logout", r.a))
-        .bearer_auth(&token)
-        .call()
-        .await;
-    assert_eq!(out.status(), 204);
+    r.log_out(&token).await;
     let forger = Vouches::new(&Secret::new("a-guess-at-the-peer-secret-0123456789"));
     let now = chrono::Utc::now().timestamp_millis();
     for vouch in [
@@ -269,9 +264,7 @@ async fn only_the_gateways_own_fresh_vouch_for_the_same_token_spares_a_check() {
         "1.00".to_owned(),
     ] {
         let resp = r
-            .client
-            .get(format!("{}/api/v1/auth/me", r.auth))
-            .bearer_auth(&token)
+            .me(&r.auth, &token)
             .header(REVOCATION_CHECKED, &vouch)
             .call()
             .await;
@@ -280,9 +273,7 @@ async fn only_the_gateways_own_fresh_vouch_for_the_same_token_spares_a_check() {
     }
     // And through a gateway the token is refused at the edge, whatever header comes with it.
     let resp = r
-        .client
-        .get(format!("{}/api/v1/auth/me", r.b))
-        .bearer_auth(&token)
+        .me(&r.b, &token)
         .header(REVOCATION_CHECKED, vouches.sign(&jti, now))
         .call()
         .await;
@@ -310,19 +301,8 @@ async fn revocations_hold_when_redis_loses_or_garbles_them() {
     };
     let r = replicas(redis.clone()).await;
     let token = sign_up(&r).await;
-    let me = |base: &str, token: &str| {
-        r.client
-            .get(format!("{base}/api/v1/auth/me"))
-            .bearer_auth(token)
-    };
-    assert_eq!(me(&r.b, &token).call().await.status(), 200);
-    let out = r
-        .client
-        .post(format!("{}/api/v1/auth/logout", r.a))
-        .bearer_auth(&token)
-        .call()
-        .await;
-    assert_eq!(out.status(), 204);
+    assert_eq!(r.me(&r.b, &token).call().await.status(), 200);
+    r.log_out(&token).await;
     // Redis loses the revocation (a restart, an eviction): replica B finds nothing and vouches,
     // but auth, which revoked the token, still knows.
     let key = redis.key(&format!("deny:{}", jti_of(&token)));
@@ -331,7 +311,7 @@ async fn revocations_hold_when_redis_loses_or_garbles_them() {
         .await
         .expect("redis answers");
     assert_eq!(deleted, 1);
-    let body = problem(me(&r.b, &token).call().await, 401).await;
+    let body = problem(r.me(&r.b, &token).call().await, 401).await;
     assert_eq!(body["detail"], "invalid access token: revoked");
     // An entry that is not a number refuses rather than passes.
     let other = log_in(&r).await;
@@ -346,7 +326,7 @@ async fn revocations_hold_when_redis_loses_or_garbles_them() {
         })
         .await
         .expect("redis answers");
-    let body = problem(me(&r.b, &other).call().await, 401).await;
+    let body = problem(r.me(&r.b, &other).call().await, 401).await;
     assert_eq!(body["detail"], "invalid access token: revoked");
 }
 
@@ -358,27 +338,16 @@ async fn a_revoked_token_takes_nothing_from_its_users_allowance() {
     let r = replicas(redis).await;
     let revoked = sign_up(&r).await;
     let live = log_in(&r).await;
-    let out = r
-        .client
-        .post(format!("{}/api/v1/auth/logout", r.a))
-        .bearer_auth(&revoked)
-        .call()
-        .await;
-    assert_eq!(out.status(), 204);
-    let me = |token: &str| {
-        r.client
-            .get(format!("{}/api/v1/auth/me", r.b))
-            .bearer_auth(token)
-    };
+    r.log_out(&revoked).await;
     // Replica B learns of the revocation from Redis, in its admission script.
     for _ in 0..2 {
-        assert_eq!(me(&revoked).call().await.status(), 401);
+        assert_eq!(r.me(&r.b, &revoked).call().await.status(), 401);
     }
     // Of the user's 40 requests an hour, the logout took one; the other 39 are all there for
     // the live session (signing up and in count elsewhere).
     let mut statuses = Vec::new();
     for _ in 0..41 {
-        statuses.push(me(&live).call().await.status().as_u16());
+        statuses.push(r.me(&r.b, &live).call().await.status().as_u16());
     }
     assert_eq!(
         statuses.iter().filter(|s| **s == 200).count(),
