@@ -11,6 +11,7 @@ use diesel::{Connection, PgConnection, RunQueryDsl};
 use crate::{
     bus::InProcessBus,
     config::{CommonConfig, ConfigSource},
+    db::{Db, Migrations},
     service::ServiceContext,
     tokens::MemoryDenylist,
 };
@@ -85,6 +86,16 @@ impl TestDb {
             _dir: None,
             pg: Some((admin_url, name)),
         }
+    }
+
+    /// This store with `migrations` applied, behind a pool of `pool_size` connections.
+    pub async fn migrated(&self, migrations: Migrations, pool_size: u32) -> Db {
+        let url = self.url.clone();
+        tokio::task::spawn_blocking(move || Db::migrate(&url, migrations))
+            .await
+            .expect("migrations ran")
+            .expect("migrations applied");
+        Db::connect(&self.url, pool_size).expect("store connects")
     }
 
     /// SQLite, plus PostgreSQL when configured.

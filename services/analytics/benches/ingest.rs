@@ -176,12 +176,7 @@ fn queries() -> Vec<(&'static str, serde_json::Value)> {
 /// (each in a savepoint) or set-based per batch; prints and returns the store.
 async fn ingest(tickets: usize, batched: bool) -> (TestDb, Db) {
     let test_db = store();
-    let url = test_db.url.clone();
-    tokio::task::spawn_blocking(move || Db::migrate(&url, agora_analytics::MIGRATIONS))
-        .await
-        .unwrap()
-        .unwrap();
-    let db = Db::connect(&test_db.url, 8).unwrap();
+    let db = test_db.migrated(agora_analytics::MIGRATIONS, 8).await;
 
     // The in-process bus keeps the newest 100,000 events: publishing stays at most 50,000
     // ahead of the consumer.

@@ -35,12 +35,7 @@ fn store() -> TestDb {
 }
 
 async fn migrated(db: &TestDb) -> Db {
-    let url = db.url.clone();
-    tokio::task::spawn_blocking(move || Db::migrate(&url, agora_tickets::MIGRATIONS))
-        .await
-        .unwrap()
-        .unwrap();
-    Db::connect(&db.url, 8).unwrap()
+    db.migrated(agora_tickets::MIGRATIONS, 8).await
 }
 
 /// Runs one end-to-end pass of `n` events over `bus`, written as fast as the store takes them

@@ -18,7 +18,7 @@ use agora_shared::{
         kafka::{KafkaBus, KafkaConfig},
         run_consumer,
     },
-    db::{Db, KERNEL_MIGRATIONS},
+    db::KERNEL_MIGRATIONS,
     testing::{TestDb, skip_or_fail},
 };
 
@@ -178,12 +178,7 @@ async fn uncommitted_events_are_redelivered(b: TestBus) {
 
 async fn consumers_dedupe_and_dead_letter(b: TestBus) {
     let db = TestDb::sqlite();
-    let url = db.url.clone();
-    tokio::task::spawn_blocking(move || Db::migrate(&url, KERNEL_MIGRATIONS))
-        .await
-        .unwrap()
-        .unwrap();
-    let store = Db::connect(&db.url, 4).unwrap();
+    let store = db.migrated(KERNEL_MIGRATIONS, 4).await;
     let handled = Arc::new(Mutex::new(Vec::new()));
     let handler: Handler = {
         let handled = handled.clone();

@@ -16,12 +16,7 @@ use agora_shared::{
 
 /// A store at `db` with the kernel's tables (all the outbox and inbox need).
 async fn migrated(db: &TestDb) -> Db {
-    let url = db.url.clone();
-    tokio::task::spawn_blocking(move || Db::migrate(&url, KERNEL_MIGRATIONS))
-        .await
-        .unwrap()
-        .unwrap();
-    Db::connect(&db.url, 8).unwrap()
+    db.migrated(KERNEL_MIGRATIONS, 8).await
 }
 
 async fn outbox_waits_for_the_bus_and_inbox_dedupes(store: Store) {

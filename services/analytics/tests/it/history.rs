@@ -370,6 +370,19 @@ fn count_by<K: Ord>(items: impl Iterator<Item = K>) -> BTreeMap<K, i64> {
     m
 }
 
+/// 300 older ticket states (creations and assignments) sent again as new events (new ids).
+fn resent_older_states(h: &History) -> Vec<Event> {
+    h.events
+        .iter()
+        .filter(|e| e.event_type.ends_with(".created") || e.event_type.ends_with(".assigned"))
+        .take(300)
+        .map(|e| Event {
+            id: uuid::Uuid::now_v7().to_string(),
+            ..e.clone()
+        })
+        .collect()
+}
+
 /// Loads the whole history (late events included) and waits for analytics to take it in.
 async fn loaded(store: Store) -> (Platform, Session, History) {
     let p = platform(store).await;
@@ -828,16 +841,7 @@ async fn replays_and_late_events_do_not_double_count(store: Store) {
     let handled = p.inbox().await;
     let replayed: Vec<Event> = h.events.iter().step_by(5).cloned().collect();
     publish(&p, &replayed).await;
-    let stale: Vec<Event> = h
-        .events
-        .iter()
-        .filter(|e| e.event_type.ends_with(".created") || e.event_type.ends_with(".assigned"))
-        .take(300)
-        .map(|e| Event {
-            id: uuid::Uuid::now_v7().to_string(),
-            ..e.clone()
-        })
-        .collect();
+    let stale = resent_older_states(&h);
     publish(&p, &stale).await;
     // A marker event published last, in another tenant: the bus delivers in order, so once
     // it is handled everything before it was too.
@@ -914,35 +918,20 @@ async fn store_rows(db: &agora_shared::db::Db) -> Vec<String> {
 /// through tickets' event runs.
 async fn batches_store_what_single_events_store(store: Store) {
     use agora_analytics::ingest;
-    use agora_shared::db::Db;
 
     let h = generate("tenant-batches");
-    let stale = h
-        .events
-        .iter()
-        .filter(|e| e.event_type.ends_with(".created") || e.event_type.ends_with(".assigned"))
-        .take(300)
-        .map(|e| Event {
-            id: uuid::Uuid::now_v7().to_string(),
-            ..e.clone()
-        });
     let events: Vec<Event> = h
         .events
         .iter()
         .chain(&h.late)
         .cloned()
-        .chain(stale)
+        .chain(resent_older_states(&h))
         .collect();
     let now = Utc::now().naive_utc();
     let mut stores = Vec::new();
     for batched in [false, true] {
         let test_db = store();
-        let url = test_db.url.clone();
-        tokio::task::spawn_blocking(move || Db::migrate(&url, agora_analytics::MIGRATIONS))
-            .await
-            .unwrap()
-            .unwrap();
-        let db = Db::connect(&test_db.url, 2).unwrap();
+        let db = test_db.migrated(agora_analytics::MIGRATIONS, 2).await;
         for chunk in events.chunks(97) {
             let chunk = chunk.to_vec();
             db.write(move |conn| {

@@ -18,7 +18,7 @@ use agora_shared::{
         kafka::{KafkaBus, KafkaConfig},
         run_consumer,
     },
-    db::{Db, outbox_schema::outbox},
+    db::outbox_schema::outbox,
     testing::{Broker, Call, TestDb},
 };
 
@@ -82,12 +82,7 @@ async fn broker_outage_loses_and_duplicates_nothing() {
         .await
         .expect("topics again");
     let consumer_db = TestDb::sqlite();
-    let url = consumer_db.url.clone();
-    tokio::task::spawn_blocking(move || Db::migrate(&url, agora_tickets::MIGRATIONS))
-        .await
-        .unwrap()
-        .unwrap();
-    let consumer_store = Db::connect(&consumer_db.url, 4).unwrap();
+    let consumer_store = consumer_db.migrated(agora_tickets::MIGRATIONS, 4).await;
     let handled: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let handler: Handler = {
         let handled = handled.clone();
