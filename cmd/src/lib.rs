@@ -178,6 +178,78 @@ pub async fn migrate(ctx: &ServiceContext, specs: Vec<ServiceSpec>) -> anyhow::R
     Ok(())
 }
 
+/// Waits until the stores of `specs` have no pending migration (another process, such as the
+/// migration Job, applies them), checking every `every`; gives up after `timeout`.
+pub async fn wait_migrated(
+    ctx: &ServiceContext,
+    specs: Vec<ServiceSpec>,
+    every: std::time::Duration,
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    for spec in specs.into_iter().filter(|spec| spec.migrations.is_some()) {
+        let url = store_url(ctx, spec.name)?;
+        let mut reported = String::new();
+        loop {
+            let check = url.clone();
+            // Embedded migrations are not `Clone`: the spec makes them anew each time.
+            let Some(migrations) = SERVICES
+                .iter()
+                .map(|spec| spec())
+                .find(|s| s.name == spec.name)
+                .and_then(|s| s.migrations)
+            else {
+                break;
+            };
+            let state =
+                match tokio::task::spawn_blocking(move || Db::pending(&check, migrations)).await? {
+                    Ok(0) => break,
+                    Ok(n) => format!("{n} migration(s) pending"),
+                    Err(err) => format!("{err:#}"),
+                };
+            if state != reported {
+                println!("{}: waiting: {state}", spec.name);
+                reported = state;
+            }
+            if tokio::time::Instant::now() + every > deadline {
+                anyhow::bail!(
+                    "{}: the store is not migrated after {}s ({reported}); is the migration Job running?",
+                    spec.name,
+                    timeout.as_secs()
+                );
+            }
+            tokio::time::sleep(every).await;
+        }
+        println!("{}: the store is up to date", spec.name);
+    }
+    Ok(())
+}
+
+/// Keys the configuration file or the `AGORA_*` environment sets that mean nothing to this
+/// binary (misspelt, or from another release), as dotted paths.
+pub fn unknown_config_keys(config: &ConfigSource) -> Vec<String> {
+    use agora_shared::service::config_keys;
+    let mut known = config_keys::<CommonConfig>();
+    known["auth_peer"] = config_keys::<AuthPeerConfig>();
+    known["redis"] = config_keys::<RedisConfig>();
+    known["kafka"] = config_keys::<KafkaConfig>();
+    // Read as command-line options, not as configuration: `--config` and the new user's
+    // password of `admin create-user`.
+    known["config"] = serde_json::Value::Null;
+    known["new_user_password"] = serde_json::Value::Null;
+    let mut open = Vec::new();
+    for spec in SERVICES.iter().map(|spec| spec()) {
+        known[spec.name] = (spec.config_keys)();
+        open.extend(
+            spec.open_config_maps
+                .iter()
+                .map(|map| format!("{}.{map}", spec.name)),
+        );
+    }
+    let open: Vec<&str> = open.iter().map(String::as_str).collect();
+    config.unknown_keys(&known, &open)
+}
+
 /// The store URL of the service called `name`: `<name>.database_url`, or its SQLite file
 /// under the data directory in embedded mode.
 pub fn store_url(ctx: &ServiceContext, name: &str) -> anyhow::Result<String> {

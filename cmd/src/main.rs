@@ -51,6 +51,21 @@ enum Command {
         /// A service that keeps a store, by name, or `all`.
         #[arg(long = "service", default_value = "all")]
         service: String,
+        /// Apply nothing: wait until another process (the migration Job) has applied every
+        /// migration, then exit 0; exit non-zero after `--timeout-secs`. For init containers.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long, default_value_t = 600, requires = "wait")]
+        timeout_secs: u64,
+    },
+    /// Exit 0 when a health endpoint answers 2xx within the timeout, 1 otherwise (a container
+    /// health check; the runtime image has no curl).
+    Health {
+        /// The endpoint: the gateway's (and the embedded platform's) liveness by default.
+        #[arg(long, default_value = "http://127.0.0.1:8080/health/live")]
+        url: String,
+        #[arg(long, default_value_t = 3)]
+        timeout_secs: u64,
     },
     /// Analytics maintenance.
     Analytics {
@@ -95,6 +110,11 @@ enum AdminCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Container runtimes read 1 as unhealthy (and reserve 2).
+    let failed = match cli.command {
+        Some(Command::Health { .. }) => 1,
+        _ => 2,
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(err) => {
@@ -110,13 +130,19 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::from(2)
+            ExitCode::from(failed)
         }
     }
 }
 
 async fn run(cli: Cli, telemetry: &mut Option<TelemetryGuard>) -> anyhow::Result<()> {
     let config = ConfigSource::load(cli.config)?;
+    for key in agora::unknown_config_keys(&config) {
+        eprintln!(
+            "warning: `{key}` (AGORA_{}) is not a configuration key; it is ignored",
+            key.replace('.', "__").to_ascii_uppercase()
+        );
+    }
     let mut common: CommonConfig = config.section("")?;
     match cli.command {
         None => {
@@ -130,13 +156,29 @@ async fn run(cli: Cli, telemetry: &mut Option<TelemetryGuard>) -> anyhow::Result
             *telemetry = Some(agora_shared::telemetry::init(&common)?);
             run_services(config, common, migrate, specs).await
         }
-        Some(Command::Migrate { service }) => {
+        Some(Command::Migrate {
+            service,
+            wait,
+            timeout_secs,
+        }) => {
             let mut specs = select(std::slice::from_ref(&service))?;
             if service == "all" {
                 specs.retain(|spec| spec.migrations.is_some());
             }
             let ctx = context(config, common, true)?;
-            agora::migrate(&ctx, specs).await
+            match wait {
+                true => {
+                    let (every, timeout) = (
+                        std::time::Duration::from_secs(2),
+                        std::time::Duration::from_secs(timeout_secs),
+                    );
+                    agora::wait_migrated(&ctx, specs, every, timeout).await
+                }
+                false => agora::migrate(&ctx, specs).await,
+            }
+        }
+        Some(Command::Health { url, timeout_secs }) => {
+            health(&url, std::time::Duration::from_secs(timeout_secs)).await
         }
         Some(Command::Admin { command }) => admin(config, common, command).await,
         Some(Command::Analytics {
@@ -170,6 +212,23 @@ async fn run_services(
         signalled.cancel();
     });
     agora_shared::service::supervise(running, stop).await
+}
+
+/// `agora health`: one GET; 2xx within `timeout` is healthy.
+async fn health(url: &str, timeout: std::time::Duration) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let status = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{url} does not answer: {e}"))?
+        .status();
+    anyhow::ensure!(status.is_success(), "{url} answers {status}");
+    println!("{url}: {status}");
+    Ok(())
 }
 
 async fn wait_for_signal() {

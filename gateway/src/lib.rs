@@ -50,6 +50,8 @@ pub fn spec() -> ServiceSpec {
         default_ports: (PORT, None),
         publishes: false,
         openapi: None,
+        config_keys: agora_shared::service::config_keys::<GatewayConfig>,
+        open_config_maps: &["services", "rate_limits.routes", "rate_limits.plans"],
         start: |ctx, shutdown| Box::pin(async move { start(&ctx, shutdown).await }),
     }
 }

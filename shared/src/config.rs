@@ -5,7 +5,7 @@
 use std::{fmt, net::SocketAddr, path::PathBuf};
 
 use figment::{
-    Figment,
+    Figment, Provider,
     providers::{Env, Format, Serialized, Toml},
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -86,6 +86,55 @@ impl ConfigSource {
         let value: T = figment.extract().map_err(|err| figment_error(key, err))?;
         value.validate(key)?;
         Ok(value)
+    }
+
+    /// The keys the file and the environment set that `known` does not have, as dotted paths
+    /// (`auth.http_adr`): a misspelt key would otherwise be ignored without a word. `known`
+    /// holds the sections' defaults as JSON objects (a struct's fields, `null` for an unset
+    /// option); under a path in `open` (a map whose keys are the operator's, such as
+    /// `gateway.services`) any key is accepted and its contents are checked against the map's
+    /// first default entry, when it has one.
+    pub fn unknown_keys(&self, known: &serde_json::Value, open: &[&str]) -> Vec<String> {
+        let mut unknown = Vec::new();
+        if let (Ok(data), serde_json::Value::Object(known)) = (self.figment.data(), known) {
+            for dict in data.values() {
+                unknown_in(&mut unknown, "", dict, known, open);
+            }
+        }
+        unknown.sort();
+        unknown.dedup();
+        unknown
+    }
+}
+
+fn unknown_in(
+    unknown: &mut Vec<String>,
+    prefix: &str,
+    given: &figment::value::Dict,
+    known: &serde_json::Map<String, serde_json::Value>,
+    open: &[&str],
+) {
+    let template = open
+        .contains(&prefix)
+        .then(|| known.values().next())
+        .map(|first| first.and_then(serde_json::Value::as_object));
+    for (key, value) in given {
+        let path = match prefix {
+            "" => key.clone(),
+            _ => format!("{prefix}.{key}"),
+        };
+        let expected = match (known.get(key.as_str()), template) {
+            (Some(expected), _) => expected.as_object(),
+            // An operator's own entry in an open map: shaped like the defaults' first one.
+            (None, Some(template)) => template,
+            (None, None) => {
+                unknown.push(path);
+                continue;
+            }
+        };
+        if let (figment::value::Value::Dict(_, inner), Some(expected)) = (value, expected) {
+            unknown_in(unknown, &path, inner, expected, open);
+        }
     }
 }
 
@@ -410,6 +459,46 @@ mod tests {
             }
             Ok(())
         }
+    }
+
+    #[test]
+    fn misspelt_and_foreign_keys_are_named() {
+        let known = serde_json::json!({
+            "mode": "embedded",
+            "svc": {"port": 80, "name": "x", "key": null},
+            "gateway": {"services": {"auth": {"url": "u", "http2": true}}, "routes": {}},
+        });
+        let open = ["gateway.services", "gateway.routes"];
+        let source = ConfigSource::from_toml(
+            r#"
+            mode = "distributed"
+            colour = "blue"
+            [svc]
+            port = 81
+            prot = 82
+            key = "set"
+            [gateway.services.auth]
+            url = "http://auth"
+            [gateway.services.mine]
+            url = "http://mine"
+            htp2 = false
+            [gateway.routes."/api/v1/x"]
+            anything = 1
+            [gateway.extra]
+            a = 1
+            "#,
+        );
+        assert_eq!(
+            source.unknown_keys(&known, &open),
+            [
+                "colour",
+                "gateway.extra",
+                "gateway.services.mine.htp2",
+                "svc.prot"
+            ]
+        );
+        let clean = ConfigSource::from_toml("[svc]\nport = 1\n");
+        assert!(clean.unknown_keys(&known, &open).is_empty());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::{
 };
 
 use anyhow::Context;
+use diesel::migration::MigrationSource;
 use diesel::{
     Connection, PgConnection, SqliteConnection, connection::SimpleConnection, r2d2::R2D2Connection,
 };
@@ -284,12 +285,13 @@ impl Db {
     }
 
     /// Applies the kernel's pending migrations, then the service's; returns how many ran.
+    /// On PostgreSQL it holds an advisory lock meanwhile, so that replicas started with
+    /// `--migrate` and a migration Job running at once apply each migration once.
     pub fn migrate(url: &str, migrations: Migrations) -> anyhow::Result<usize> {
         let backend = Backend::from_url(url).map_err(anyhow::Error::msg)?;
         let applied = match backend {
             Backend::Postgres(url) => {
-                let mut conn =
-                    PgConnection::establish(&url).context("cannot connect to postgres")?;
+                let mut conn = migration_connection(&url)?;
                 run_both(&mut conn, KERNEL_MIGRATIONS.postgres, migrations.postgres)
             }
             Backend::Sqlite(path) => {
@@ -299,6 +301,30 @@ impl Db {
             }
         };
         applied.map_err(|e| anyhow::anyhow!("migration failed: {e}"))
+    }
+
+    /// How many of the kernel's and the service's migrations the store has not applied yet
+    /// (applying none; waits while another process migrates PostgreSQL).
+    pub fn pending(url: &str, migrations: Migrations) -> anyhow::Result<usize> {
+        let backend = Backend::from_url(url).map_err(anyhow::Error::msg)?;
+        let pending = match backend {
+            Backend::Postgres(url) => {
+                let mut conn = migration_connection(&url)?;
+                count_pending(&mut conn, KERNEL_MIGRATIONS.postgres, migrations.postgres)
+            }
+            Backend::Sqlite(path) => {
+                if !path.exists() {
+                    let count = |m: EmbeddedMigrations| {
+                        MigrationSource::<diesel::sqlite::Sqlite>::migrations(&m)
+                            .map_or(0, |all| all.len())
+                    };
+                    return Ok(count(KERNEL_MIGRATIONS.sqlite) + count(migrations.sqlite));
+                }
+                let mut conn = open_sqlite(&path).context("cannot open sqlite database")?;
+                count_pending(&mut conn, KERNEL_MIGRATIONS.sqlite, migrations.sqlite)
+            }
+        };
+        pending.map_err(|e| anyhow::anyhow!("cannot read the applied migrations: {e}"))
     }
 
     /// Resolves after a transaction that enqueued events has committed (in this process).
@@ -387,6 +413,30 @@ where
 {
     let kernel = conn.run_pending_migrations(kernel)?.len();
     Ok(kernel + conn.run_pending_migrations(service)?.len())
+}
+
+/// The number of the kernel's and the service's migrations not applied yet.
+fn count_pending<DB, C>(
+    conn: &mut C,
+    kernel: EmbeddedMigrations,
+    service: EmbeddedMigrations,
+) -> diesel::migration::Result<usize>
+where
+    DB: diesel::backend::Backend,
+    C: MigrationHarness<DB>,
+{
+    Ok(conn.pending_migrations(kernel)?.len() + conn.pending_migrations(service)?.len())
+}
+
+/// A PostgreSQL connection holding the migration lock (a session advisory lock, released
+/// when the connection closes).
+fn migration_connection(url: &str) -> anyhow::Result<PgConnection> {
+    /// The lock's key: "agora:migrate" read as eight bytes.
+    const MIGRATION_LOCK: i64 = i64::from_be_bytes(*b"agoramig");
+    let mut conn = PgConnection::establish(url).context("cannot connect to postgres")?;
+    conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+        .context("cannot take the migration lock")?;
+    Ok(conn)
 }
 
 fn busy() -> AppError {

@@ -37,9 +37,21 @@ pub struct ServiceSpec {
     pub publishes: bool,
     /// Its OpenAPI document (the gateway has none of its own: it merges the services').
     pub openapi: Option<fn() -> serde_json::Value>,
+    /// Its configuration section's keys: the defaults as JSON ([`config_keys`]), from which
+    /// a misspelt `AGORA_<NAME>__...` variable or file key is named at start.
+    pub config_keys: fn() -> serde_json::Value,
+    /// Maps under its section whose keys are the operator's (`services` for
+    /// `gateway.services.<name>`).
+    pub open_config_maps: &'static [&'static str],
     /// Starts it; everything it runs stops on the token. The same signature for every service.
     pub start:
         fn(ServiceContext, CancellationToken) -> BoxFuture<'static, anyhow::Result<RunningService>>,
+}
+
+/// A configuration section's keys as JSON: `T`'s defaults serialized (a struct's fields, `null`
+/// for an unset option), for [`crate::config::ConfigSource::unknown_keys`].
+pub fn config_keys<T: serde::Serialize + Default>() -> serde_json::Value {
+    serde_json::to_value(T::default()).unwrap_or_default()
 }
 
 /// How a service is started: its context and its own shutdown token.

@@ -54,6 +54,13 @@ pub fn spec() -> ServiceSpec {
         default_ports: (PORTS.0, Some(PORTS.1)),
         publishes: false,
         openapi: Some(openapi::document),
+        config_keys: || {
+            let mut keys = agora_shared::service::config_keys::<AnalyticsConfig>();
+            // A secret, never serialized.
+            keys["tickets_credential"] = serde_json::Value::Null;
+            keys
+        },
+        open_config_maps: &[],
         start: |ctx, shutdown| {
             Box::pin(async move {
                 let credential = ctx

@@ -56,6 +56,8 @@ pub fn spec() -> ServiceSpec {
         default_ports: (PORTS.0, Some(PORTS.1)),
         publishes: true,
         openapi: Some(openapi::document),
+        config_keys: agora_shared::service::config_keys::<AuthConfig>,
+        open_config_maps: &[],
         start: |ctx, shutdown| {
             Box::pin(async move {
                 let started = start(&ctx, shutdown).await?;

@@ -49,6 +49,8 @@ pub fn spec() -> ServiceSpec {
         default_ports: (PORTS.0, Some(PORTS.1)),
         publishes: true,
         openapi: Some(openapi::document),
+        config_keys: agora_shared::service::config_keys::<TicketsConfig>,
+        open_config_maps: &[],
         start: |ctx, shutdown| Box::pin(async move { Ok(start(&ctx, shutdown).await?.service) }),
     }
 }
