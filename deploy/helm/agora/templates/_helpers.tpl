@@ -1,0 +1,90 @@
+{{/* The release's name prefix: "agora" for a release called agora, else <release>-agora. */}}
+{{- define "agora.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "agora.labels" -}}
+app.kubernetes.io/name: agora
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: agora
+{{- end -}}
+
+{{/* Selector labels of one component: (dict "root" $ "component" "auth"). */}}
+{{- define "agora.selector" -}}
+app.kubernetes.io/name: agora
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "agora.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{/*
+What the binary is, not what an operator chooses: each service's ports (the binary's
+defaults), whether it keeps a store, and who calls it (the gateway over HTTP; services over
+gRPC and auth's JWKS over HTTP).
+*/}}
+{{- define "agora.platform" -}}
+auth:
+  httpPort: 8081
+  grpcPort: 9081
+  store: true
+  callers: [gateway, tickets, analytics]
+tickets:
+  httpPort: 8082
+  grpcPort: 9082
+  store: true
+  callers: [gateway, analytics]
+analytics:
+  httpPort: 8083
+  grpcPort: 9083
+  store: true
+  callers: [gateway]
+gateway:
+  httpPort: 8080
+  store: false
+  callers: []
+{{- end -}}
+
+{{/* The non-secret configuration every process shares (the ConfigMap's data). */}}
+{{- define "agora.config" -}}
+{{- $name := include "agora.fullname" . -}}
+AGORA_MODE: distributed
+AGORA_LOG_LEVEL: {{ .Values.logLevel | quote }}
+AGORA_LOG_FORMAT: {{ .Values.logFormat | quote }}
+AGORA_KAFKA__BROKERS: {{ .Values.kafka.brokers | quote }}
+AGORA_KAFKA__PARTITIONS: {{ .Values.kafka.partitions | quote }}
+AGORA_KAFKA__REPLICATION: {{ .Values.kafka.replication | quote }}
+AGORA_AUTH_PEER__URL: "http://{{ $name }}-auth:8081"
+AGORA_AUTH_PEER__GRPC: "{{ $name }}-auth:9081"
+AGORA_ANALYTICS__TICKETS_GRPC: "{{ $name }}-tickets:9082"
+AGORA_GATEWAY__SERVICES__AUTH__URL: "http://{{ $name }}-auth:8081"
+AGORA_GATEWAY__SERVICES__TICKETS__URL: "http://{{ $name }}-tickets:8082"
+AGORA_GATEWAY__SERVICES__ANALYTICS__URL: "http://{{ $name }}-analytics:8083"
+AGORA_AUTH__TRUSTED_PROXIES: {{ printf "[%s]" (join ", " .Values.trustedProxies) | quote }}
+AGORA_GATEWAY__TRUSTED_PROXIES: {{ printf "[%s]" (join ", " .Values.trustedProxies) | quote }}
+{{- with .Values.otlpEndpoint }}
+OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
+{{- end }}
+{{- range $key, $value := .Values.extraEnv }}
+{{ $key }}: {{ $value | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* A variable from the operator's Secret: (dict "root" $ "env" NAME "key" KEY). */}}
+{{- define "agora.secretEnv" -}}
+- name: {{ .env }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .root.Values.secret.name }}
+      key: {{ .key }}
+      {{- if .optional }}
+      optional: true
+      {{- end }}
+{{- end -}}

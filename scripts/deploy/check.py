@@ -1,0 +1,558 @@
+#!/usr/bin/env python3
+"""Agora's deploy artefacts, rendered and checked offline.
+
+- The Helm chart (deploy/helm/agora) is linted and rendered by Helm's own engine (the
+  helm-python-sdk package embeds it), with its default values and with values-prod.yaml.
+- k8s/ is built by `kubectl kustomize` (k8s/, and each of k8s/overlays/*). k8s/base/agora.yaml
+  and k8s/overlays/prod/autoscaling.yaml are the chart rendered (default and prod values):
+  they must be up to date (`--write` regenerates them).
+- Every rendered object is validated against the Kubernetes JSON schemas
+  (kubernetes-validate), for the oldest Kubernetes the chart supports and the newest known.
+- What matters in them is asserted: every service has probes, limits, a non-root read-only
+  securityContext and a NetworkPolicy; credentials only by reference to the operator's
+  Secret; the migration Job before the services.
+- `docker-compose config` accepts docker-compose.yml.
+- With `--binary`, each service is started as its rendered Deployment says (args, env from
+  the ConfigMap and the Secret, ports), on the test PostgreSQL, Redis and Kafka, after the
+  migration Job's command, and must become ready on its probes' paths; the gateway then
+  routes to all of them and registers a tenant, and no process names an unknown key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import helm_python as helm
+import kubernetes_validate
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "deploy" / "helm" / "agora"
+BASE = ROOT / "k8s" / "base" / "agora.yaml"
+PROD_AUTOSCALING = ROOT / "k8s" / "overlays" / "prod" / "autoscaling.yaml"
+GENERATED = (
+    "# Generated from deploy/helm/agora by `python3 scripts/deploy/check.py --write` "
+    "({values}); edit the chart, not this file.\n"
+)
+SERVICES = ["auth", "tickets", "analytics", "gateway"]
+STORES = ["auth", "tickets", "analytics"]
+SECRET_KEYS = {
+    "auth-peer-secret",
+    "auth-key-encryption-key",
+    "gateway-ops-token",
+    "redis-url",
+    "auth-database-url",
+    "tickets-database-url",
+    "analytics-database-url",
+    "analytics-tickets-credential",
+}
+# What must never be a literal value in a manifest.
+SECRET_NAMES = re.compile(r"(SECRET|KEY|TOKEN|PASSWORD|CREDENTIAL|DATABASE_URL|REDIS__URL)$")
+# The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest schemas.
+KUBE_VERSIONS = ["1.25.0", kubernetes_validate.utils.latest_version() + ".0"]
+
+
+class Failed(Exception):
+    pass
+
+
+def check(condition: bool, what: str) -> None:
+    if not condition:
+        raise Failed(what)
+
+
+def load_all(text: str) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def render_chart(values: dict | None) -> list[dict]:
+    chart = helm.Chart.load(str(CHART))
+    chart.validate_schema(values)
+    rendered = chart.render(values, name="agora", namespace="agora", is_install=True)
+    docs = []
+    for path in sorted(rendered):
+        if path.endswith(".yaml"):
+            docs.extend(load_all(rendered[path]))
+    return docs
+
+
+def prod_values() -> dict:
+    return yaml.safe_load((CHART / "values-prod.yaml").read_text())
+
+
+def lint_chart(values: dict | None, label: str) -> None:
+    report = helm.lint(str(CHART), values, strict=True, namespace="agora")
+    errors = [m for m in report["messages"] if m["severity"] >= 2] + report.get("errors", [])
+    check(not errors, f"helm lint ({label}): {errors}")
+
+
+def generated_files() -> dict[Path, str]:
+    """What --write writes: the chart rendered as k8s/'s plain manifests."""
+    base = render_chart(None)
+    for doc in base:
+        annotations = doc.get("metadata", {}).get("annotations", {})
+        # Hooks mean nothing to kubectl: there the init containers wait for the Job.
+        for key in [k for k in annotations if k.startswith("helm.sh/")]:
+            del annotations[key]
+        if doc.get("metadata", {}).get("annotations") == {}:
+            del doc["metadata"]["annotations"]
+    prod = [
+        doc
+        for doc in render_chart(prod_values())
+        if doc["kind"] in ("HorizontalPodAutoscaler", "PodDisruptionBudget")
+    ]
+
+    def dump(docs: list[dict]) -> str:
+        return yaml.safe_dump_all(docs, sort_keys=False, width=100)
+
+    return {
+        BASE: GENERATED.format(values="default values") + dump(base),
+        PROD_AUTOSCALING: GENERATED.format(values="values-prod.yaml, autoscaling and budgets")
+        + dump(prod),
+    }
+
+
+def kustomize(path: Path) -> list[dict]:
+    """`kubectl kustomize`, or the standalone `kustomize build` where there is no kubectl."""
+    command = ["kubectl", "kustomize"] if shutil.which("kubectl") else ["kustomize", "build"]
+    out = subprocess.run([*command, str(path)], capture_output=True, text=True, check=False)
+    check(out.returncode == 0, f"{' '.join(command)} {path}: {out.stderr.strip()}")
+    return load_all(out.stdout)
+
+
+def validate(docs: list[dict], label: str) -> None:
+    for doc in docs:
+        name = f"{doc['kind']}/{doc['metadata']['name']}"
+        for version in KUBE_VERSIONS:
+            try:
+                kubernetes_validate.validate(doc, version, strict=True)
+            except Exception as err:  # noqa: BLE001 (every kind of failure is reported)
+                raise Failed(f"{label}: {name} is not valid for Kubernetes {version}: {err}")
+
+
+def env_of(container: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def assert_objects(docs: list[dict], label: str, hooks: bool) -> None:
+    kinds = {}
+    for doc in docs:
+        kinds.setdefault(doc["kind"], []).append(doc)
+    deployments = {d["metadata"]["name"]: d for d in kinds.get("Deployment", [])}
+    check(
+        sorted(deployments) == sorted(f"agora-{s}" for s in SERVICES),
+        f"{label}: one Deployment per service, found {sorted(deployments)}",
+    )
+    check(
+        "Secret" not in kinds, f"{label}: a Secret is rendered; credentials are by reference only"
+    )
+    services = {s["metadata"]["name"]: s for s in kinds.get("Service", [])}
+    policies = kinds.get("NetworkPolicy", [])
+    configmaps = {c["metadata"]["name"]: c for c in kinds.get("ConfigMap", [])}
+    for key, value in configmaps.get("agora-config", {}).get("data", {}).items():
+        check(not SECRET_NAMES.search(key), f"{label}: {key}={value!r} is a secret in a ConfigMap")
+
+    for service in SERVICES:
+        name = f"agora-{service}"
+        deployment = deployments[name]
+        pod = deployment["spec"]["template"]
+        spec = pod["spec"]
+        where = f"{label}: {name}"
+        check(spec["securityContext"].get("runAsNonRoot") is True, f"{where}: pod runAsNonRoot")
+        check(spec.get("automountServiceAccountToken") is False, f"{where}: no API token mounted")
+        containers = spec["containers"] + spec.get("initContainers", [])
+        for container in containers:
+            cwhere = f"{where}/{container['name']}"
+            sc = container.get("securityContext", {})
+            check(sc.get("runAsNonRoot") is True, f"{cwhere}: runAsNonRoot")
+            check(sc.get("readOnlyRootFilesystem") is True, f"{cwhere}: read-only root")
+            check(sc.get("allowPrivilegeEscalation") is False, f"{cwhere}: no privilege escalation")
+            check(sc.get("capabilities", {}).get("drop") == ["ALL"], f"{cwhere}: drops ALL")
+            limits = container.get("resources", {}).get("limits", {})
+            check({"cpu", "memory"} <= set(limits), f"{cwhere}: cpu and memory limits")
+            for var in container.get("env", []):
+                if SECRET_NAMES.search(var["name"]):
+                    ref = var.get("valueFrom", {}).get("secretKeyRef")
+                    check(
+                        "value" not in var and ref is not None and ref["key"] in SECRET_KEYS,
+                        f"{cwhere}: {var['name']} must come from the Secret",
+                    )
+        main = spec["containers"][0]
+        check(main["args"] == ["serve", "--service", service], f"{where}: args {main['args']}")
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            get = main.get(probe, {}).get("httpGet", {})
+            check(get.get("port") == "http" and get.get("path"), f"{where}: {probe} over HTTP")
+        ports = {p["name"]: p["containerPort"] for p in main["ports"]}
+        env = env_of(main)
+        for port, number in ports.items():
+            var = f"AGORA_{service.upper()}__{port.upper()}_ADDR"
+            listen = env.get(var, {}).get("value")
+            check(
+                listen == f"0.0.0.0:{number}",
+                f"{where}: {var} is {listen!r}, its {port} port {number}",
+            )
+        svc = services.get(name)
+        check(svc is not None, f"{where}: a Service")
+        check(
+            {p["name"]: p["targetPort"] for p in svc["spec"]["ports"]} == {p: p for p in ports},
+            f"{where}: the Service targets its named ports",
+        )
+        labels = pod["metadata"]["labels"]
+        selecting = [
+            p
+            for p in policies
+            if p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/component")
+            == service
+            and all(labels.get(k) == v for k, v in p["spec"]["podSelector"]["matchLabels"].items())
+        ]
+        check(len(selecting) == 1, f"{where}: one NetworkPolicy of its own")
+        rules = selecting[0]["spec"].get("ingress", [])
+        if service != "gateway":
+            check(
+                all(rule.get("from") for rule in rules),
+                f"{where}: only named peers reach it ({rules})",
+            )
+        # The migration Job before the service: its init container waits for the store.
+        init = spec.get("initContainers", [])
+        if service in STORES:
+            check(
+                len(init) == 1
+                and init[0]["args"][:4] == ["migrate", "--service", service, "--wait"],
+                f"{where}: waits for its migrations first ({init})",
+            )
+    default_deny = [p for p in policies if not p["spec"].get("ingress")]
+    check(len(default_deny) == 1, f"{label}: a default-deny NetworkPolicy")
+
+    jobs = [j for j in kinds.get("Job", []) if j["metadata"]["name"] == "agora-migrate"]
+    check(len(jobs) == 1, f"{label}: the migration Job")
+    job = jobs[0]
+    check(
+        job["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"],
+        f"{label}: job args",
+    )
+    if hooks:
+        hook = job["metadata"].get("annotations", {}).get("helm.sh/hook", "")
+        check(
+            set(hook.split(",")) == {"pre-install", "pre-upgrade"},
+            f"{label}: the migration Job is a pre-install/pre-upgrade hook ({hook!r})",
+        )
+
+
+def compose_config() -> None:
+    out = subprocess.run(
+        ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    check(out.returncode == 0, f"docker-compose config: {out.stderr.strip()}")
+    config = yaml.safe_load(
+        subprocess.run(
+            ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        ).stdout
+    )
+    services = config["services"]
+    for service in SERVICES:
+        body = services[service]
+        check(body["command"] == ["serve", "--service", service], f"compose {service}: command")
+        check("healthcheck" in body, f"compose {service}: health check")
+        depends = body.get("depends_on", {})
+        if service != "gateway":
+            check(
+                depends.get("migrate", {}).get("condition") == "service_completed_successfully",
+                f"compose {service}: starts after the migrate step",
+            )
+
+
+# -- starting the binary as the manifests say ------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+    except (urllib.error.URLError, OSError):
+        return 0, b""
+
+
+class Local:
+    """Maps the manifests' cluster addresses onto this machine: free ports for the services'
+    ports, 127.0.0.1 for their Service names, the test servers for Kafka."""
+
+    def __init__(self, docs: list[dict], admin_url: str, redis_url: str, brokers: str):
+        self.ports: dict[int, int] = {}
+        for doc in docs:
+            if doc["kind"] == "Deployment":
+                for port in doc["spec"]["template"]["spec"]["containers"][0]["ports"]:
+                    self.ports.setdefault(port["containerPort"], free_port())
+        self.brokers = brokers
+        run = uuid.uuid4().hex[:12]
+        self.secret = {
+            "auth-peer-secret": secrets.token_urlsafe(32),
+            "auth-key-encryption-key": base64.b64encode(secrets.token_bytes(32)).decode(),
+            "gateway-ops-token": secrets.token_hex(32),
+            "redis-url": redis_url,
+        }
+        self.databases = []
+        for store in STORES:
+            name = f"agora_deploy_{store}_{run}"
+            subprocess.run(["psql", admin_url, "-q", "-c", f"CREATE DATABASE {name}"], check=True)
+            self.databases.append(name)
+            self.secret[f"{store}-database-url"] = re.sub(r"/[^/]*$", f"/{name}", admin_url)
+        self.admin_url = admin_url
+        self.extra = {
+            # This run's own consumer groups and keys beside other runs on the same servers.
+            "AGORA_KAFKA__GROUP_PREFIX": f"deploy-{run}-",
+            "AGORA_REDIS__KEY_PREFIX": f"agora-deploy-{run}:",
+        }
+
+    def drop_databases(self) -> None:
+        for name in self.databases:
+            subprocess.run(
+                [
+                    "psql",
+                    self.admin_url,
+                    "-q",
+                    "-c",
+                    f"DROP DATABASE IF EXISTS {name} WITH (FORCE)",
+                ],
+                check=False,
+            )
+
+    def value(self, name: str, value: str) -> str | None:
+        if name == "AGORA_KAFKA__BROKERS":
+            return self.brokers
+        if name == "OTEL_EXPORTER_OTLP_ENDPOINT":
+            return None  # no collector here
+        value = re.sub(r"\bagora-(auth|tickets|analytics|gateway)(?=:\d)", "127.0.0.1", value)
+        return re.sub(
+            r":(\d+)\b", lambda m: f":{self.ports.get(int(m.group(1)), m.group(1))}", value
+        )
+
+    def env(self, container: dict, configmaps: dict[str, dict]) -> dict[str, str]:
+        env = {"PATH": os.environ.get("PATH", "")}
+        for source in container.get("envFrom", []):
+            env.update(configmaps[source["configMapRef"]["name"]].get("data", {}))
+        for var in container.get("env", []):
+            ref = var.get("valueFrom", {})
+            if "secretKeyRef" in ref:
+                key = ref["secretKeyRef"]["key"]
+                if key not in self.secret:
+                    check(ref["secretKeyRef"].get("optional") is True, f"secret key {key} unknown")
+                    continue
+                env[var["name"]] = self.secret[key]
+            elif "configMapKeyRef" in ref:
+                cm = configmaps[ref["configMapKeyRef"]["name"]]
+                env[var["name"]] = cm["data"][ref["configMapKeyRef"]["key"]]
+            else:
+                env[var["name"]] = var["value"]
+        mapped = {}
+        for name, value in env.items():
+            if name == "PATH":
+                mapped[name] = value
+                continue
+            local = self.value(name, str(value))
+            if local is not None:
+                mapped[name] = local
+        mapped.update(self.extra)
+        return mapped
+
+
+def run_to_end(binary: str, container: dict, env: dict, logs: Path, what: str) -> str:
+    out = subprocess.run(
+        [binary, *container["args"]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    text = out.stdout + out.stderr
+    (logs / f"{what}.log").write_text(text)
+    check(out.returncode == 0, f"{what} ({' '.join(container['args'])}) failed:\n{text}")
+    return text
+
+
+def start_services(docs: list[dict], binary: str, label: str) -> None:
+    admin_url = os.environ["AGORA_TEST_DATABASE_URL"]
+    local = Local(
+        docs,
+        admin_url,
+        os.environ["AGORA_TEST_REDIS_URL"],
+        os.environ["AGORA_TEST_KAFKA_BROKERS"],
+    )
+    configmaps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    job = next(d for d in docs if d["kind"] == "Job")
+    logs = Path(tempfile.mkdtemp(prefix="agora-deploy-"))
+    processes: list[tuple[str, subprocess.Popen]] = []
+    try:
+        container = job["spec"]["template"]["spec"]["containers"][0]
+        outputs = [run_to_end(binary, container, local.env(container, configmaps), logs, "migrate")]
+        for service in SERVICES:
+            spec = deployments[f"agora-{service}"]["spec"]["template"]["spec"]
+            for init in spec.get("initContainers", []):
+                outputs.append(
+                    run_to_end(binary, init, local.env(init, configmaps), logs, f"{service}-init")
+                )
+            main = spec["containers"][0]
+            with open(logs / f"{service}.log", "w") as log:
+                process = subprocess.Popen(
+                    [binary, *main["args"]],
+                    env=local.env(main, configmaps),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            processes.append((service, process))
+            port = local.ports[
+                next(p["containerPort"] for p in main["ports"] if p["name"] == "http")
+            ]
+            paths = {
+                main[p]["httpGet"]["path"]
+                for p in ("startupProbe", "readinessProbe", "livenessProbe")
+            }
+            deadline = time.monotonic() + 90
+            for path in sorted(paths):
+                while True:
+                    status, _ = get(f"http://127.0.0.1:{port}{path}")
+                    if status == 200:
+                        break
+                    check(
+                        process.poll() is None,
+                        f"{label}: {service} exited:\n{(logs / f'{service}.log').read_text()}",
+                    )
+                    check(time.monotonic() < deadline, f"{label}: {service} not ready on {path}")
+                    time.sleep(0.3)
+            print(f"  {service}: ready on {', '.join(sorted(paths))} (port {port})")
+
+        # The gateway reaches every service by the addresses the ConfigMap gives it.
+        gateway = local.ports[8080]
+        deadline = time.monotonic() + 30
+        while (status := get(f"http://127.0.0.1:{gateway}/health")[0]) != 200:
+            check(time.monotonic() < deadline, f"{label}: gateway /health is {status}")
+            time.sleep(0.5)
+        body = json.dumps(
+            {
+                "email": "ops@deploy.test",
+                "password": "Sup3r-secret!",
+                "name": "Ops",
+                "tenant_name": "Deploy",
+            }
+        ).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{gateway}/api/v1/auth/register",
+            data=body,
+            headers={"content-type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            check(
+                response.status == 201, f"{label}: register through the gateway: {response.status}"
+            )
+        print("  gateway: /health 200, a tenant registered through it")
+    finally:
+        for _, process in processes:
+            process.send_signal(signal.SIGTERM)
+        for service, process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                raise Failed(f"{label}: {service} did not stop within 30 s of SIGTERM")
+        local.drop_databases()
+    for service, _ in processes:
+        outputs.append((logs / f"{service}.log").read_text())
+    unknown = sorted(
+        {
+            line
+            for text in outputs
+            for line in text.splitlines()
+            if "is not a configuration key" in line
+        }
+    )
+    check(not unknown, f"{label}: keys the binary does not know: {unknown}")
+    for service, process in processes:
+        check(process.returncode == 0, f"{label}: {service} exited {process.returncode} on SIGTERM")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--write", action="store_true", help="regenerate k8s/'s rendered files")
+    parser.add_argument("--binary", help="the agora binary: start each service as rendered")
+    args = parser.parse_args()
+
+    generated = generated_files()
+    if args.write:
+        for path, text in generated.items():
+            path.write_text(text)
+            print(f"wrote {path.relative_to(ROOT)}")
+        return 0
+    try:
+        for path, text in generated.items():
+            check(
+                path.read_text() == text,
+                f"{path.relative_to(ROOT)} is stale: run python3 scripts/deploy/check.py --write",
+            )
+        renders = {
+            "helm (default values)": (render_chart(None), True),
+            "helm (values-prod.yaml)": (render_chart(prod_values()), True),
+        }
+        lint_chart(None, "default values")
+        lint_chart(prod_values(), "values-prod.yaml")
+        for path in [ROOT / "k8s", *sorted((ROOT / "k8s" / "overlays").iterdir())]:
+            renders[f"kubectl kustomize {path.relative_to(ROOT)}"] = (kustomize(path), False)
+        for label, (docs, hooks) in renders.items():
+            validate(docs, label)
+            assert_objects(docs, label, hooks)
+            print(f"ok: {label}: {len(docs)} objects valid and as required")
+        prod = renders["kubectl kustomize k8s/overlays/prod"][0]
+        hpas = {
+            d["spec"]["scaleTargetRef"]["name"]
+            for d in prod
+            if d["kind"] == "HorizontalPodAutoscaler"
+        }
+        check(hpas == {f"agora-{s}" for s in SERVICES}, f"prod: every service autoscaled ({hpas})")
+        compose_config()
+        print("ok: docker-compose config accepts docker-compose.yml")
+        if args.binary:
+            label = "kubectl kustomize k8s/overlays/prod"
+            print(f"starting every service as {label} renders it:")
+            start_services(renders[label][0], args.binary, label)
+            print("ok: every service started from its rendered Deployment")
+    except Failed as failure:
+        print(f"FAILED: {failure}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
