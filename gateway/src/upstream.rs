@@ -4,8 +4,10 @@
 //! upstream a pool of keep-alive connections, one request at a time on each; for an HTTP/2
 //! upstream one multiplexed connection that every request of the worker shares, so under load
 //! many requests travel in one write and their answers in one read. A request that could not
-//! be written on a pooled connection (the upstream closed it while idle) is retried once on a
-//! new connection; nothing is retried once it was sent.
+//! be written on a pooled connection (the upstream closed it while idle, or is going away) is
+//! sent on a new connection; once sent, a request is sent again only when the upstream refused
+//! its HTTP/2 stream unprocessed (a GOAWAY below its id, or REFUSED_STREAM: RFC 9113 section
+//! 8.7) and its body was read whole, never a streamed one.
 
 use std::{
     cell::RefCell,
@@ -213,6 +215,21 @@ impl Pool {
     }
 
     async fn send_h2(&self, req: Request<UpBody>) -> Result<Response<Incoming>, Failure> {
+        let again = replayable(&req);
+        match self.send_h2_once(req).await {
+            Err(Failure::Protocol(e)) if refused_unprocessed(&e) => match again {
+                Some(req) => {
+                    // The connection is going away: the next request opens a new one.
+                    self.shared.borrow_mut().take();
+                    self.send_h2_once(req).await
+                }
+                None => Err(Failure::Protocol(e)),
+            },
+            other => other,
+        }
+    }
+
+    async fn send_h2_once(&self, req: Request<UpBody>) -> Result<Response<Incoming>, Failure> {
         let shared = self
             .shared
             .borrow()
@@ -220,16 +237,18 @@ impl Pool {
             .filter(|c| !c.is_closed())
             .cloned();
         let req = match shared {
-            Some(mut conn) => {
-                conn.ready().await.map_err(Failure::Protocol)?;
-                match conn.try_send_request(req).await {
+            // A connection that cannot take a stream (it received a GOAWAY) sent nothing of
+            // this request: a new connection takes it.
+            Some(mut conn) => match conn.ready().await {
+                Ok(()) => match conn.try_send_request(req).await {
                     Ok(res) => return Ok(res),
                     Err(mut e) => match e.take_message() {
                         Some(req) => req,
                         None => return Err(Failure::Protocol(e.into_error())),
                     },
-                }
-            }
+                },
+                Err(_) => req,
+            },
             None => req,
         };
         let mut builder = http2::Builder::new(LocalExec);
@@ -243,4 +262,37 @@ impl Pool {
         conn.ready().await.map_err(Failure::Protocol)?;
         conn.send_request(req).await.map_err(Failure::Protocol)
     }
+}
+
+/// A copy of `req` to send again, when its body was read whole (a streamed body is consumed
+/// by the first attempt).
+fn replayable(req: &Request<UpBody>) -> Option<Request<UpBody>> {
+    let body = match req.body() {
+        UpBody::Empty => UpBody::Empty,
+        UpBody::Full(bytes) => UpBody::Full(bytes.clone()),
+        UpBody::Stream { .. } => return None,
+    };
+    let mut copy = Request::new(body);
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    Some(copy)
+}
+
+/// Whether the upstream refused the request's HTTP/2 stream before processing any of it: a
+/// GOAWAY without error whose last stream is below it, or a REFUSED_STREAM reset. RFC 9113
+/// section 8.7 makes both safe to send again, whatever the method.
+fn refused_unprocessed(err: &hyper::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(h2) = cause.downcast_ref::<h2::Error>() {
+            let reason = h2.reason();
+            return h2.is_remote()
+                && ((h2.is_go_away() && reason == Some(h2::Reason::NO_ERROR))
+                    || (h2.is_reset() && reason == Some(h2::Reason::REFUSED_STREAM)));
+        }
+        source = cause.source();
+    }
+    false
 }

@@ -154,7 +154,12 @@ impl Builder {
         for ((name, settings), db) in self.services.iter().zip(&self.stores) {
             toml.push_str(&section(name, &db.url, workers(2), settings));
         }
-        toml.push_str(&section("gateway", "", workers(2), &self.gateway));
+        // A test that sets the gateway's workers itself keeps its number.
+        let gateway_workers = match self.gateway.contains("http_workers") {
+            true => String::new(),
+            false => workers(2),
+        };
+        toml.push_str(&section("gateway", "", gateway_workers, &self.gateway));
         toml.push_str(limits);
         toml.push_str(&self.tables);
         let (mut ctx, bus) = agora_shared::testing::service_context(&toml);
