@@ -146,15 +146,20 @@ pub async fn start(
     Ok(running)
 }
 
-/// Applies the migrations of `specs` that keep a store, and creates the event topics of
-/// those that publish when Kafka is configured.
+/// Applies the migrations of `specs` that keep a store, then creates the event topics of
+/// those that publish when Kafka is configured (every store first: brokers that refuse the
+/// topics leave no store behind).
 pub async fn migrate(ctx: &ServiceContext, specs: Vec<ServiceSpec>) -> anyhow::Result<()> {
     let kafka_config: KafkaConfig = ctx.config.section("kafka")?;
     let kafka = match kafka_config.brokers {
         Some(_) => Some(KafkaBus::new(&kafka_config)?),
         None => None,
     };
+    let mut publishers = Vec::new();
     for spec in specs {
+        if spec.publishes {
+            publishers.push(spec.name);
+        }
         let Some(migrations) = spec.migrations else {
             println!("{}: keeps no store", spec.name);
             continue;
@@ -162,9 +167,11 @@ pub async fn migrate(ctx: &ServiceContext, specs: Vec<ServiceSpec>) -> anyhow::R
         let url = store_url(ctx, spec.name)?;
         let applied = tokio::task::spawn_blocking(move || Db::migrate(&url, migrations)).await??;
         println!("{}: {applied} migration(s) applied", spec.name);
+    }
+    for name in publishers {
         // Its event topic and that topic's dead letters, never created on first use.
-        if let Some(kafka) = kafka.as_ref().filter(|_| spec.publishes) {
-            let topic = topic_for(spec.name);
+        if let Some(kafka) = kafka.as_ref() {
+            let topic = topic_for(name);
             kafka
                 .create_topics(
                     &[topic.clone(), format!("{topic}.dlq")],
@@ -172,7 +179,7 @@ pub async fn migrate(ctx: &ServiceContext, specs: Vec<ServiceSpec>) -> anyhow::R
                     kafka_config.replication,
                 )
                 .await?;
-            println!("{}: topics {topic} and {topic}.dlq ready", spec.name);
+            println!("{}: topics {topic} and {topic}.dlq ready", name);
         }
     }
     Ok(())

@@ -136,22 +136,28 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli, telemetry: &mut Option<TelemetryGuard>) -> anyhow::Result<()> {
-    let config = ConfigSource::load(cli.config)?;
-    for key in agora::unknown_config_keys(&config) {
-        eprintln!(
-            "warning: `{key}` (AGORA_{}) is not a configuration key; it is ignored",
-            key.replace('.', "__").to_ascii_uppercase()
-        );
-    }
-    let mut common: CommonConfig = config.section("")?;
+    // A health probe reads no configuration: it runs every few seconds in the container.
+    let load = || -> anyhow::Result<(ConfigSource, CommonConfig)> {
+        let config = ConfigSource::load(cli.config.clone())?;
+        for key in agora::unknown_config_keys(&config) {
+            eprintln!(
+                "warning: `{key}` (AGORA_{}) is not a configuration key; it is ignored",
+                key.replace('.', "__").to_ascii_uppercase()
+            );
+        }
+        let common: CommonConfig = config.section("")?;
+        Ok((config, common))
+    };
     match cli.command {
         None => {
+            let (config, mut common) = load()?;
             common.mode = Mode::Embedded;
             let specs = select(&["all".to_owned()])?;
             *telemetry = Some(agora_shared::telemetry::init(&common)?);
             run_services(config, common, true, specs).await
         }
         Some(Command::Serve { services, migrate }) => {
+            let (config, common) = load()?;
             let specs = select(&services)?;
             *telemetry = Some(agora_shared::telemetry::init(&common)?);
             run_services(config, common, migrate, specs).await
@@ -161,6 +167,7 @@ async fn run(cli: Cli, telemetry: &mut Option<TelemetryGuard>) -> anyhow::Result
             wait,
             timeout_secs,
         }) => {
+            let (config, common) = load()?;
             let mut specs = select(std::slice::from_ref(&service))?;
             if service == "all" {
                 specs.retain(|spec| spec.migrations.is_some());
@@ -180,10 +187,16 @@ async fn run(cli: Cli, telemetry: &mut Option<TelemetryGuard>) -> anyhow::Result
         Some(Command::Health { url, timeout_secs }) => {
             health(&url, std::time::Duration::from_secs(timeout_secs)).await
         }
-        Some(Command::Admin { command }) => admin(config, common, command).await,
+        Some(Command::Admin { command }) => {
+            let (config, common) = load()?;
+            admin(config, common, command).await
+        }
         Some(Command::Analytics {
             command: AnalyticsCommand::Rebuild,
-        }) => rebuild_analytics(config, common).await,
+        }) => {
+            let (config, common) = load()?;
+            rebuild_analytics(config, common).await
+        }
     }
 }
 

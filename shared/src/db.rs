@@ -303,28 +303,43 @@ impl Db {
         applied.map_err(|e| anyhow::anyhow!("migration failed: {e}"))
     }
 
-    /// How many of the kernel's and the service's migrations the store has not applied yet
-    /// (applying none; waits while another process migrates PostgreSQL).
+    /// How many of the kernel's and the service's migrations the store has not applied yet.
+    /// Read-only: it creates nothing (not even diesel's bookkeeping table) and takes no lock,
+    /// so it never waits for a migration in progress and needs no DDL rights.
     pub fn pending(url: &str, migrations: Migrations) -> anyhow::Result<usize> {
         let backend = Backend::from_url(url).map_err(anyhow::Error::msg)?;
-        let pending = match backend {
+        match backend {
             Backend::Postgres(url) => {
-                let mut conn = migration_connection(&url)?;
-                count_pending(&mut conn, KERNEL_MIGRATIONS.postgres, migrations.postgres)
+                let mut conn =
+                    PgConnection::establish(&url).context("cannot connect to postgres")?;
+                let applied = applied_versions(
+                    &mut conn,
+                    "SELECT count(*) AS n FROM pg_catalog.pg_tables \
+                     WHERE schemaname = current_schema() AND tablename = '__diesel_schema_migrations'",
+                )?;
+                count_missing::<diesel::pg::Pg>(
+                    &applied,
+                    &[KERNEL_MIGRATIONS.postgres, migrations.postgres],
+                )
             }
             Backend::Sqlite(path) => {
-                if !path.exists() {
-                    let count = |m: EmbeddedMigrations| {
-                        MigrationSource::<diesel::sqlite::Sqlite>::migrations(&m)
-                            .map_or(0, |all| all.len())
-                    };
-                    return Ok(count(KERNEL_MIGRATIONS.sqlite) + count(migrations.sqlite));
-                }
-                let mut conn = open_sqlite(&path).context("cannot open sqlite database")?;
-                count_pending(&mut conn, KERNEL_MIGRATIONS.sqlite, migrations.sqlite)
+                let applied = match path.exists() {
+                    true => {
+                        let mut conn = open_sqlite(&path).context("cannot open sqlite database")?;
+                        applied_versions(
+                            &mut conn,
+                            "SELECT count(*) AS n FROM sqlite_master \
+                             WHERE type = 'table' AND name = '__diesel_schema_migrations'",
+                        )?
+                    }
+                    false => Vec::new(),
+                };
+                count_missing::<diesel::sqlite::Sqlite>(
+                    &applied,
+                    &[KERNEL_MIGRATIONS.sqlite, migrations.sqlite],
+                )
             }
-        };
-        pending.map_err(|e| anyhow::anyhow!("cannot read the applied migrations: {e}"))
+        }
     }
 
     /// Resolves after a transaction that enqueued events has committed (in this process).
@@ -415,17 +430,59 @@ where
     Ok(kernel + conn.run_pending_migrations(service)?.len())
 }
 
-/// The number of the kernel's and the service's migrations not applied yet.
-fn count_pending<DB, C>(
-    conn: &mut C,
-    kernel: EmbeddedMigrations,
-    service: EmbeddedMigrations,
-) -> diesel::migration::Result<usize>
+/// The versions diesel recorded as applied; none when its table does not exist
+/// (`exists` counts that table).
+fn applied_versions<C>(conn: &mut C, exists: &str) -> anyhow::Result<Vec<String>>
 where
-    DB: diesel::backend::Backend,
-    C: MigrationHarness<DB>,
+    C: Connection,
+    C::Backend: diesel::backend::Backend,
+    diesel::query_builder::SqlQuery: diesel::query_dsl::LoadQuery<'static, C, Count>
+        + diesel::query_dsl::LoadQuery<'static, C, Version>,
 {
-    Ok(conn.pending_migrations(kernel)?.len() + conn.pending_migrations(service)?.len())
+    use diesel::RunQueryDsl;
+    let tables: Vec<Count> = diesel::sql_query(exists)
+        .load(conn)
+        .context("cannot read the store's tables")?;
+    if tables.first().is_none_or(|t| t.n == 0) {
+        return Ok(Vec::new());
+    }
+    let versions: Vec<Version> =
+        diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
+            .load(conn)
+            .context("cannot read the applied migrations")?;
+    Ok(versions.into_iter().map(|v| v.version).collect())
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Version {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    version: String,
+}
+
+/// How many migrations of `sets` are not among `applied`.
+fn count_missing<DB: diesel::backend::Backend>(
+    applied: &[String],
+    sets: &[EmbeddedMigrations],
+) -> anyhow::Result<usize>
+where
+    EmbeddedMigrations: MigrationSource<DB>,
+{
+    let mut missing = 0;
+    for set in sets {
+        for migration in MigrationSource::<DB>::migrations(set)
+            .map_err(|e| anyhow::anyhow!("cannot list the migrations: {e}"))?
+        {
+            let version = migration.name().version().to_string();
+            missing += usize::from(!applied.contains(&version));
+        }
+    }
+    Ok(missing)
 }
 
 /// A PostgreSQL connection holding the migration lock (a session advisory lock, released

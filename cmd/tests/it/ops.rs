@@ -185,3 +185,31 @@ fn a_misspelt_configuration_key_is_named() {
         ]
     );
 }
+
+#[test]
+fn brokers_that_refuse_the_topics_leave_every_store_migrated() {
+    let stores: Vec<TestDb> = (0..3).map(|_| TestDb::sqlite()).collect();
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let (code, stdout, stderr) = output(
+        agora()
+            .arg("migrate")
+            .env("AGORA_MODE", "distributed")
+            .env("AGORA_AUTH__DATABASE_URL", &stores[0].url)
+            .env("AGORA_TICKETS__DATABASE_URL", &stores[1].url)
+            .env("AGORA_ANALYTICS__DATABASE_URL", &stores[2].url)
+            .env("AGORA_KAFKA__BROKERS", &dead)
+            .env("AGORA_KAFKA__PUBLISH_TIMEOUT_MS", "2000"),
+    );
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    for (db, migrations) in stores.iter().zip([
+        agora_auth::MIGRATIONS,
+        agora_tickets::MIGRATIONS,
+        agora_analytics::MIGRATIONS,
+    ]) {
+        assert_eq!(Db::pending(&db.url, migrations).unwrap(), 0, "{stdout}");
+    }
+}

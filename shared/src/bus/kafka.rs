@@ -152,7 +152,10 @@ impl KafkaBus {
             .iter()
             .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(replication)))
             .collect();
-        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        // Brokers that do not answer fail the call within the publish timeout.
+        let options = AdminOptions::new()
+            .request_timeout(Some(self.publish_timeout))
+            .operation_timeout(Some(Duration::from_secs(10)));
         for result in admin.create_topics(&new, &options).await? {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
