@@ -45,6 +45,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "agora"
 BASE = ROOT / "k8s" / "base" / "agora.yaml"
+BASE_CONFIG = ROOT / "k8s" / "base" / "config.env"
 PROD_AUTOSCALING = ROOT / "k8s" / "overlays" / "prod" / "autoscaling.yaml"
 GENERATED = (
     "# Generated from deploy/helm/agora by `python3 scripts/deploy/check.py --write` "
@@ -52,6 +53,7 @@ GENERATED = (
 )
 SERVICES = ["auth", "tickets", "analytics", "gateway"]
 STORES = ["auth", "tickets", "analytics"]
+SECRET = "agora-secrets"
 SECRET_KEYS = {
     "auth-peer-secret",
     "auth-key-encryption-key",
@@ -63,7 +65,9 @@ SECRET_KEYS = {
     "analytics-tickets-credential",
 }
 # What must never be a literal value in a manifest.
-SECRET_NAMES = re.compile(r"(SECRET|KEY|TOKEN|PASSWORD|CREDENTIAL|DATABASE_URL|REDIS__URL)$")
+SECRET_NAMES = re.compile(
+    r"(SECRET|PASSWORD|TOKEN|_KEY$|_KEYS$|CREDENTIAL|DATABASE_URL|REDIS__URL|SMTP_URL)"
+)
 # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest schemas.
 KUBE_VERSIONS = ["1.25.0", kubernetes_validate.utils.latest_version() + ".0"]
 
@@ -103,15 +107,18 @@ def lint_chart(values: dict | None, label: str) -> None:
 
 
 def generated_files() -> dict[Path, str]:
-    """What --write writes: the chart rendered as k8s/'s plain manifests."""
-    base = render_chart(None)
+    """What --write writes: the chart rendered as k8s/'s plain manifests, with each service's
+    init container migrating its own store (a Job under `kubectl apply` is immutable once
+    made, and nothing would order it before the Deployments), and the ConfigMap as the
+    base's configMapGenerator input (its name hashed, so that an overlay's change rolls the
+    pods)."""
+    base = render_chart({"migrations": {"runIn": "initContainer"}})
+    config = next(doc for doc in base if doc["kind"] == "ConfigMap")
+    base = [doc for doc in base if doc["kind"] != "ConfigMap"]
     for doc in base:
-        annotations = doc.get("metadata", {}).get("annotations", {})
-        # Hooks mean nothing to kubectl: there the init containers wait for the Job.
-        for key in [k for k in annotations if k.startswith("helm.sh/")]:
-            del annotations[key]
-        if doc.get("metadata", {}).get("annotations") == {}:
-            del doc["metadata"]["annotations"]
+        template = doc.get("spec", {}).get("template", {}).get("metadata", {})
+        # Helm's roll-on-change checksum: the generator's hashed name does that here.
+        template.get("annotations", {}).pop("checksum/config", None)
     prod = [
         doc
         for doc in render_chart(prod_values())
@@ -121,8 +128,10 @@ def generated_files() -> dict[Path, str]:
     def dump(docs: list[dict]) -> str:
         return yaml.safe_dump_all(docs, sort_keys=False, width=100)
 
+    env = "".join(f"{key}={value}\n" for key, value in config["data"].items())
     return {
-        BASE: GENERATED.format(values="default values") + dump(base),
+        BASE: GENERATED.format(values="migrations.runIn=initContainer") + dump(base),
+        BASE_CONFIG: GENERATED.format(values="its ConfigMap") + env,
         PROD_AUTOSCALING: GENERATED.format(values="values-prod.yaml, autoscaling and budgets")
         + dump(prod),
     }
@@ -150,8 +159,33 @@ def env_of(container: dict) -> dict[str, dict]:
     return {e["name"]: e for e in container.get("env", [])}
 
 
-def assert_objects(docs: list[dict], label: str, hooks: bool) -> None:
-    kinds = {}
+def assert_pod(spec: dict, where: str) -> None:
+    """Non-root, read-only, unprivileged, limited, credentials only from the Secret."""
+    check(spec["securityContext"].get("runAsNonRoot") is True, f"{where}: pod runAsNonRoot")
+    check(spec.get("automountServiceAccountToken") is False, f"{where}: no API token mounted")
+    for container in spec["containers"] + spec.get("initContainers", []):
+        cwhere = f"{where}/{container['name']}"
+        sc = container.get("securityContext", {})
+        check(sc.get("runAsNonRoot") is True, f"{cwhere}: runAsNonRoot")
+        check(sc.get("readOnlyRootFilesystem") is True, f"{cwhere}: read-only root")
+        check(sc.get("allowPrivilegeEscalation") is False, f"{cwhere}: no privilege escalation")
+        check(sc.get("capabilities", {}).get("drop") == ["ALL"], f"{cwhere}: drops ALL")
+        limits = container.get("resources", {}).get("limits", {})
+        check({"cpu", "memory"} <= set(limits), f"{cwhere}: cpu and memory limits")
+        for var in container.get("env", []):
+            ref = var.get("valueFrom", {}).get("secretKeyRef")
+            if SECRET_NAMES.search(var["name"]) or ref:
+                check(
+                    "value" not in var
+                    and ref is not None
+                    and ref["name"] == SECRET
+                    and ref["key"] in SECRET_KEYS,
+                    f"{cwhere}: {var['name']} must come from the Secret {SECRET}",
+                )
+
+
+def assert_objects(docs: list[dict], label: str) -> None:
+    kinds: dict[str, list[dict]] = {}
     for doc in docs:
         kinds.setdefault(doc["kind"], []).append(doc)
     deployments = {d["metadata"]["name"]: d for d in kinds.get("Deployment", [])}
@@ -164,9 +198,18 @@ def assert_objects(docs: list[dict], label: str, hooks: bool) -> None:
     )
     services = {s["metadata"]["name"]: s for s in kinds.get("Service", [])}
     policies = kinds.get("NetworkPolicy", [])
-    configmaps = {c["metadata"]["name"]: c for c in kinds.get("ConfigMap", [])}
-    for key, value in configmaps.get("agora-config", {}).get("data", {}).items():
+    configmaps = [
+        c for c in kinds.get("ConfigMap", []) if c["metadata"]["name"].startswith("agora-config")
+    ]
+    check(len(configmaps) == 1, f"{label}: one ConfigMap agora-config")
+    config = configmaps[0]["data"]
+    for key, value in config.items():
         check(not SECRET_NAMES.search(key), f"{label}: {key}={value!r} is a secret in a ConfigMap")
+    autoscaled = {
+        h["spec"]["scaleTargetRef"]["name"] for h in kinds.get("HorizontalPodAutoscaler", [])
+    }
+    jobs = [j for j in kinds.get("Job", []) if j["metadata"]["name"] == "agora-migrate"]
+    check(len(kinds.get("Job", [])) == len(jobs) <= 1, f"{label}: at most the migration Job")
 
     for service in SERVICES:
         name = f"agora-{service}"
@@ -174,25 +217,11 @@ def assert_objects(docs: list[dict], label: str, hooks: bool) -> None:
         pod = deployment["spec"]["template"]
         spec = pod["spec"]
         where = f"{label}: {name}"
-        check(spec["securityContext"].get("runAsNonRoot") is True, f"{where}: pod runAsNonRoot")
-        check(spec.get("automountServiceAccountToken") is False, f"{where}: no API token mounted")
-        containers = spec["containers"] + spec.get("initContainers", [])
-        for container in containers:
-            cwhere = f"{where}/{container['name']}"
-            sc = container.get("securityContext", {})
-            check(sc.get("runAsNonRoot") is True, f"{cwhere}: runAsNonRoot")
-            check(sc.get("readOnlyRootFilesystem") is True, f"{cwhere}: read-only root")
-            check(sc.get("allowPrivilegeEscalation") is False, f"{cwhere}: no privilege escalation")
-            check(sc.get("capabilities", {}).get("drop") == ["ALL"], f"{cwhere}: drops ALL")
-            limits = container.get("resources", {}).get("limits", {})
-            check({"cpu", "memory"} <= set(limits), f"{cwhere}: cpu and memory limits")
-            for var in container.get("env", []):
-                if SECRET_NAMES.search(var["name"]):
-                    ref = var.get("valueFrom", {}).get("secretKeyRef")
-                    check(
-                        "value" not in var and ref is not None and ref["key"] in SECRET_KEYS,
-                        f"{cwhere}: {var['name']} must come from the Secret",
-                    )
+        assert_pod(spec, where)
+        check(
+            name not in autoscaled or "replicas" not in deployment["spec"],
+            f"{where}: autoscaled, so no replicas of its own (each apply would reset the HPA)",
+        )
         main = spec["containers"][0]
         check(main["args"] == ["serve", "--service", service], f"{where}: args {main['args']}")
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
@@ -228,30 +257,62 @@ def assert_objects(docs: list[dict], label: str, hooks: bool) -> None:
                 all(rule.get("from") for rule in rules),
                 f"{where}: only named peers reach it ({rules})",
             )
-        # The migration Job before the service: its init container waits for the store.
-        init = spec.get("initContainers", [])
+        # Migrations before the service: its init container waits for the Job's, or applies
+        # its store's own when there is no Job.
+        init = [c["args"] for c in spec.get("initContainers", [])]
         if service in STORES:
+            expected = ["migrate", "--service", service] + (["--wait"] if jobs else [])
             check(
                 len(init) == 1
-                and init[0]["args"][:4] == ["migrate", "--service", service, "--wait"],
-                f"{where}: waits for its migrations first ({init})",
+                and init[0][: len(expected)] == expected
+                and (jobs or len(init[0]) == 3),
+                f"{where}: migrations first: init containers {init}",
             )
+        else:
+            check(not init, f"{where}: no init container ({init})")
     default_deny = [p for p in policies if not p["spec"].get("ingress")]
     check(len(default_deny) == 1, f"{label}: a default-deny NetworkPolicy")
 
-    jobs = [j for j in kinds.get("Job", []) if j["metadata"]["name"] == "agora-migrate"]
-    check(len(jobs) == 1, f"{label}: the migration Job")
-    job = jobs[0]
-    check(
-        job["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"],
-        f"{label}: job args",
-    )
-    if hooks:
+    if jobs:
+        job = jobs[0]
+        assert_pod(job["spec"]["template"]["spec"], f"{label}: Job agora-migrate")
+        container = job["spec"]["template"]["spec"]["containers"][0]
+        check(container["args"] == ["migrate"], f"{label}: the Job runs `agora migrate`")
         hook = job["metadata"].get("annotations", {}).get("helm.sh/hook", "")
         check(
             set(hook.split(",")) == {"pre-install", "pre-upgrade"},
             f"{label}: the migration Job is a pre-install/pre-upgrade hook ({hook!r})",
         )
+        # A hook runs before the ConfigMap exists, so it carries the same values itself.
+        inline = {e["name"]: e.get("value") for e in container.get("env", []) if "value" in e}
+        check(
+            all(inline.get(key) == value for key, value in config.items()),
+            f"{label}: the Job's configuration is the ConfigMap's",
+        )
+
+
+def assert_values_refused() -> None:
+    """What the chart's schema keeps out, and where the way in for secrets leads."""
+    chart = helm.Chart.load(str(CHART))
+    for values in (
+        {"extraEnv": {"AGORA_AUTH__SMTP_URL": "smtp://user:pass@mail:587"}},
+        {"services": {"auth": {"env": {"AGORA_AUTH__SIGNING_KEY": "pem"}}}},
+        {"podSecurityContext": {"runAsNonRoot": False}},
+        {"migrations": {"runIn": "sometimes"}},
+    ):
+        try:
+            chart.validate_schema(values)
+        except helm.HelmValuesError:
+            continue
+        raise Failed(f"values.schema.json accepts {values}")
+    docs = render_chart({"extraSecretEnv": {"AGORA_AUTH__SMTP_URL": "auth-smtp-url"}})
+    for doc in docs:
+        if doc["kind"] == "Deployment":
+            var = env_of(doc["spec"]["template"]["spec"]["containers"][0])["AGORA_AUTH__SMTP_URL"]
+            check(
+                var["valueFrom"]["secretKeyRef"] == {"name": SECRET, "key": "auth-smtp-url"},
+                f"extraSecretEnv: {var}",
+            )
 
 
 def compose_config() -> None:
@@ -296,6 +357,40 @@ def lint_dockerfile() -> None:
     check(out.returncode == 0, f"hadolint deploy/Dockerfile:\n{out.stdout}{out.stderr}")
 
 
+# The Debian packages of debian:bookworm-slim that the binary's libraries may come from
+# without being installed by the Dockerfile.
+SLIM_BASE = {"libc6", "libgcc-s1", "zlib1g"}
+
+
+def assert_runtime_libraries(binary: str) -> None:
+    """Every shared library the binary loads comes with the runtime image: from
+    debian:bookworm-slim itself or a package its Dockerfile installs (read by dpkg on this
+    Debian machine)."""
+    ldd = subprocess.run(["ldd", binary], capture_output=True, text=True, check=True).stdout
+    paths = re.findall(r"=> (/\S+)", ldd)
+    needed = set()
+    for path in paths:
+        real = os.path.realpath(path)
+        # With merged /usr, dpkg knows a library by one of its spellings.
+        spellings = {
+            path,
+            real,
+            re.sub(r"^/usr/lib/", "/lib/", real),
+            re.sub(r"^/lib/", "/usr/lib/", path),
+        }
+        owners = subprocess.run(
+            ["dpkg", "-S", *sorted(spellings)], capture_output=True, text=True, check=False
+        ).stdout
+        packages = {line.split(":")[0] for line in owners.splitlines() if ": /" in line}
+        check(len(packages) == 1, f"no one Debian package owns {path} ({owners!r})")
+        needed |= packages
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    runtime = dockerfile[dockerfile.index("AS runtime") :]
+    installed = set(re.findall(r"--no-install-recommends ([^\\\n]+)", runtime)[0].split())
+    missing = needed - SLIM_BASE - installed
+    check(not missing, f"the runtime image lacks {sorted(missing)} (the binary loads {paths})")
+
+
 # -- starting the binary as the manifests say ------------------------------------------------
 
 
@@ -333,13 +428,18 @@ class Local:
             "gateway-ops-token": secrets.token_hex(32),
             "redis-url": redis_url,
         }
-        self.databases = []
-        for store in STORES:
-            name = f"agora_deploy_{store}_{run}"
-            subprocess.run(["psql", admin_url, "-q", "-c", f"CREATE DATABASE {name}"], check=True)
-            self.databases.append(name)
-            self.secret[f"{store}-database-url"] = re.sub(r"/[^/]*$", f"/{name}", admin_url)
         self.admin_url = admin_url
+        self.databases: list[str] = []
+        try:
+            for store in STORES:
+                name = f"agora_deploy_{store}_{run}"
+                create = ["psql", admin_url, "-q", "-c", f"CREATE DATABASE {name}"]
+                subprocess.run(create, check=True)
+                self.databases.append(name)
+                self.secret[f"{store}-database-url"] = re.sub(r"/[^/]*$", f"/{name}", admin_url)
+        except subprocess.CalledProcessError:
+            self.drop_databases()
+            raise
         self.extra = {
             # This run's own consumer groups and keys beside other runs on the same servers.
             "AGORA_KAFKA__GROUP_PREFIX": f"deploy-{run}-",
@@ -362,6 +462,8 @@ class Local:
     def value(self, name: str, value: str) -> str | None:
         if name == "AGORA_KAFKA__BROKERS":
             return self.brokers
+        if name == "AGORA_KAFKA__REPLICATION":
+            return "1"  # the test broker is one
         if name == "OTEL_EXPORTER_OTLP_ENDPOINT":
             return None  # no collector here
         value = re.sub(r"\bagora-(auth|tickets|analytics|gateway)(?=:\d)", "127.0.0.1", value)
@@ -414,94 +516,30 @@ def run_to_end(binary: str, container: dict, env: dict, logs: Path, what: str) -
 
 
 def start_services(docs: list[dict], binary: str, label: str) -> None:
-    admin_url = os.environ["AGORA_TEST_DATABASE_URL"]
     local = Local(
         docs,
-        admin_url,
+        os.environ["AGORA_TEST_DATABASE_URL"],
         os.environ["AGORA_TEST_REDIS_URL"],
         os.environ["AGORA_TEST_KAFKA_BROKERS"],
     )
-    configmaps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
-    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
-    job = next(d for d in docs if d["kind"] == "Job")
     logs = Path(tempfile.mkdtemp(prefix="agora-deploy-"))
     processes: list[tuple[str, subprocess.Popen]] = []
     try:
-        container = job["spec"]["template"]["spec"]["containers"][0]
-        outputs = [run_to_end(binary, container, local.env(container, configmaps), logs, "migrate")]
-        for service in SERVICES:
-            spec = deployments[f"agora-{service}"]["spec"]["template"]["spec"]
-            for init in spec.get("initContainers", []):
-                outputs.append(
-                    run_to_end(binary, init, local.env(init, configmaps), logs, f"{service}-init")
-                )
-            main = spec["containers"][0]
-            with open(logs / f"{service}.log", "w") as log:
-                process = subprocess.Popen(
-                    [binary, *main["args"]],
-                    env=local.env(main, configmaps),
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            processes.append((service, process))
-            port = local.ports[
-                next(p["containerPort"] for p in main["ports"] if p["name"] == "http")
-            ]
-            paths = {
-                main[p]["httpGet"]["path"]
-                for p in ("startupProbe", "readinessProbe", "livenessProbe")
-            }
-            deadline = time.monotonic() + 90
-            for path in sorted(paths):
-                while True:
-                    status, _ = get(f"http://127.0.0.1:{port}{path}")
-                    if status == 200:
-                        break
-                    check(
-                        process.poll() is None,
-                        f"{label}: {service} exited:\n{(logs / f'{service}.log').read_text()}",
-                    )
-                    check(time.monotonic() < deadline, f"{label}: {service} not ready on {path}")
-                    time.sleep(0.3)
-            print(f"  {service}: ready on {', '.join(sorted(paths))} (port {port})")
-
-        # The gateway reaches every service by the addresses the ConfigMap gives it.
-        gateway = local.ports[8080]
-        deadline = time.monotonic() + 30
-        while (status := get(f"http://127.0.0.1:{gateway}/health")[0]) != 200:
-            check(time.monotonic() < deadline, f"{label}: gateway /health is {status}")
-            time.sleep(0.5)
-        body = json.dumps(
-            {
-                "email": "ops@deploy.test",
-                "password": "Sup3r-secret!",
-                "name": "Ops",
-                "tenant_name": "Deploy",
-            }
-        ).encode()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{gateway}/api/v1/auth/register",
-            data=body,
-            headers={"content-type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            check(
-                response.status == 201, f"{label}: register through the gateway: {response.status}"
-            )
-        print("  gateway: /health 200, a tenant registered through it")
+        run_services(docs, binary, label, local, logs, processes)
     finally:
         for _, process in processes:
             process.send_signal(signal.SIGTERM)
+        stuck = []
         for service, process in processes:
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
-                raise Failed(f"{label}: {service} did not stop within 30 s of SIGTERM")
+                process.wait()
+                stuck.append(service)
         local.drop_databases()
-    for service, _ in processes:
-        outputs.append((logs / f"{service}.log").read_text())
+    check(not stuck, f"{label}: {stuck} did not stop within 30 s of SIGTERM")
+    outputs = [path.read_text() for path in sorted(logs.iterdir())]
     unknown = sorted(
         {
             line
@@ -513,6 +551,73 @@ def start_services(docs: list[dict], binary: str, label: str) -> None:
     check(not unknown, f"{label}: keys the binary does not know: {unknown}")
     for service, process in processes:
         check(process.returncode == 0, f"{label}: {service} exited {process.returncode} on SIGTERM")
+
+
+def run_services(
+    docs: list[dict],
+    binary: str,
+    label: str,
+    local: Local,
+    logs: Path,
+    processes: list[tuple[str, subprocess.Popen]],
+) -> None:
+    """The migration Job's command (when there is one), then each service in dependency
+    order as its pod runs: init container to completion, then the service until its
+    probes' paths answer; then a tenant registered through the gateway."""
+    configmaps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    for job in (d for d in docs if d["kind"] == "Job"):
+        container = job["spec"]["template"]["spec"]["containers"][0]
+        run_to_end(binary, container, local.env(container, configmaps), logs, "job")
+    for service in SERVICES:
+        spec = deployments[f"agora-{service}"]["spec"]["template"]["spec"]
+        for init in spec.get("initContainers", []):
+            run_to_end(binary, init, local.env(init, configmaps), logs, f"{service}-init")
+        main = spec["containers"][0]
+        with open(logs / f"{service}.log", "w") as log:
+            process = subprocess.Popen(
+                [binary, *main["args"]],
+                env=local.env(main, configmaps),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        processes.append((service, process))
+        port = local.ports[next(p["containerPort"] for p in main["ports"] if p["name"] == "http")]
+        paths = {
+            main[p]["httpGet"]["path"] for p in ("startupProbe", "readinessProbe", "livenessProbe")
+        }
+        deadline = time.monotonic() + 90
+        for path in sorted(paths):
+            while get(f"http://127.0.0.1:{port}{path}")[0] != 200:
+                check(
+                    process.poll() is None,
+                    f"{label}: {service} exited:\n{(logs / f'{service}.log').read_text()}",
+                )
+                check(time.monotonic() < deadline, f"{label}: {service} not ready on {path}")
+                time.sleep(0.3)
+        print(f"  {service}: ready on {', '.join(sorted(paths))} (port {port})")
+
+    # The gateway reaches every service by the addresses the ConfigMap gives it.
+    gateway = local.ports[8080]
+    deadline = time.monotonic() + 30
+    while (status := get(f"http://127.0.0.1:{gateway}/health")[0]) != 200:
+        check(time.monotonic() < deadline, f"{label}: gateway /health is {status}")
+        time.sleep(0.5)
+    body = {
+        "email": "ops@deploy.test",
+        "password": "Sup3r-secret!",
+        "name": "Ops",
+        "tenant_name": "Deploy",
+    }
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{gateway}/api/v1/auth/register",
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        check(response.status == 201, f"{label}: register through the gateway: {response.status}")
+    print("  gateway: /health 200, a tenant registered through it")
 
 
 def main() -> int:
@@ -534,33 +639,40 @@ def main() -> int:
                 f"{path.relative_to(ROOT)} is stale: run python3 scripts/deploy/check.py --write",
             )
         renders = {
-            "helm (default values)": (render_chart(None), True),
-            "helm (values-prod.yaml)": (render_chart(prod_values()), True),
+            "helm (default values)": render_chart(None),
+            "helm (values-prod.yaml)": render_chart(prod_values()),
         }
         lint_chart(None, "default values")
         lint_chart(prod_values(), "values-prod.yaml")
+        assert_values_refused()
+        print("ok: the values schema refuses secrets in plain variables, root and unknown modes")
         for path in [ROOT / "k8s", *sorted((ROOT / "k8s" / "overlays").iterdir())]:
-            renders[f"kubectl kustomize {path.relative_to(ROOT)}"] = (kustomize(path), False)
-        for label, (docs, hooks) in renders.items():
+            renders[f"kubectl kustomize {path.relative_to(ROOT)}"] = kustomize(path)
+        for label, docs in renders.items():
             validate(docs, label)
-            assert_objects(docs, label, hooks)
+            assert_objects(docs, label)
             print(f"ok: {label}: {len(docs)} objects valid and as required")
-        prod = renders["kubectl kustomize k8s/overlays/prod"][0]
-        hpas = {
-            d["spec"]["scaleTargetRef"]["name"]
-            for d in prod
-            if d["kind"] == "HorizontalPodAutoscaler"
-        }
-        check(hpas == {f"agora-{s}" for s in SERVICES}, f"prod: every service autoscaled ({hpas})")
+        for label in ("helm (values-prod.yaml)", "kubectl kustomize k8s/overlays/prod"):
+            hpas = {
+                d["spec"]["scaleTargetRef"]["name"]
+                for d in renders[label]
+                if d["kind"] == "HorizontalPodAutoscaler"
+            }
+            check(
+                hpas == {f"agora-{s}" for s in SERVICES},
+                f"{label}: every service autoscaled ({hpas})",
+            )
         compose_config()
         print("ok: docker-compose config accepts docker-compose.yml")
         lint_dockerfile()
         print("ok: hadolint accepts deploy/Dockerfile")
         if args.binary:
-            label = "kubectl kustomize k8s/overlays/prod"
-            print(f"starting every service as {label} renders it:")
-            start_services(renders[label][0], args.binary, label)
-            print("ok: every service started from its rendered Deployment")
+            assert_runtime_libraries(args.binary)
+            print("ok: the runtime image has every library the binary loads")
+            for label in ("kubectl kustomize k8s/overlays/prod", "helm (values-prod.yaml)"):
+                print(f"starting every service as {label} renders it:")
+                start_services(renders[label], args.binary, label)
+                print(f"ok: every service started from its rendered Deployment ({label})")
     except Failed as failure:
         print(f"FAILED: {failure}", file=sys.stderr)
         return 1
