@@ -1,14 +1,20 @@
 //! Redis, shared by the replicas of a distributed deployment: the `[redis]` section, the
-//! connection pool, the token denylist kept there, and cache invalidation over pub/sub.
+//! connections, the token denylist kept there, and cache invalidation over pub/sub.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use redis::AsyncCommands;
+use redis::{
+    AsyncCommands,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -17,8 +23,6 @@ use crate::{
     config::{ConfigError, Secret, Validate},
     tokens::{Denylist, Entries},
 };
-
-pub use deadpool_redis::Pool;
 
 /// What to do with a rate-limit check when Redis cannot answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -37,6 +41,9 @@ pub enum FailurePolicy {
 pub struct RedisConfig {
     /// `redis://[:password@]host:port[/db]` (`rediss://` for TLS).
     pub url: Option<Secret>,
+    /// Connections per process, each multiplexed: the commands of concurrent requests share
+    /// one connection and travel pipelined (fewer system calls on both sides than a command
+    /// per pooled connection); requests are spread over the connections in turn.
     pub pool_size: usize,
     /// Longest wait for one Redis round trip before the failure policy applies.
     pub timeout_ms: u64,
@@ -49,7 +56,7 @@ impl Default for RedisConfig {
     fn default() -> Self {
         Self {
             url: None,
-            pool_size: 32,
+            pool_size: 2,
             timeout_ms: 250,
             key_prefix: "agora:".into(),
             rate_limit_failure: FailurePolicy::Open,
@@ -78,10 +85,12 @@ impl Validate for RedisConfig {
     }
 }
 
-/// A connected Redis: the pool and the settings that go with it.
+/// A connected Redis: its connections and the settings that go with them.
 #[derive(Clone)]
 pub struct Redis {
-    pub pool: Pool,
+    /// Multiplexed connections, made on first use and remade after failures.
+    connections: Arc<[ConnectionManager]>,
+    next: Arc<AtomicUsize>,
     /// For pub/sub, which needs a connection of its own.
     client: redis::Client,
     pub timeout: Duration,
@@ -100,22 +109,29 @@ impl std::fmt::Debug for Redis {
 }
 
 impl Redis {
-    /// The pool for `config`, or `None` when no URL is configured. Connections open lazily.
+    /// The connections for `config`, or `None` when no URL is configured. They connect on
+    /// first use.
     pub fn connect(config: &RedisConfig) -> anyhow::Result<Option<Self>> {
         let Some(url) = &config.url else {
             return Ok(None);
         };
         let client =
             redis::Client::open(url.expose()).map_err(|e| anyhow::anyhow!("redis.url: {e}"))?;
-        let mut cfg = deadpool_redis::Config::from_url(url.expose());
-        cfg.pool = Some(deadpool_redis::PoolConfig::new(config.pool_size));
-        let pool = cfg
-            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-            .map_err(|e| anyhow::anyhow!("redis pool: {e}"))?;
+        let timeout = Duration::from_millis(config.timeout_ms);
+        let settings = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            // A reconnection is tried again on the next command, not waited for by this one.
+            .set_number_of_retries(1);
+        let connections = (0..config.pool_size)
+            .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), settings.clone()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("redis: {e}"))?;
         Ok(Some(Self {
-            pool,
+            connections: connections.into(),
+            next: Arc::default(),
             client,
-            timeout: Duration::from_millis(config.timeout_ms),
+            timeout,
             key_prefix: config.key_prefix.clone(),
             rate_limit_failure: config.rate_limit_failure,
             round_trips: Arc::default(),
@@ -125,20 +141,12 @@ impl Redis {
     /// Round trips made so far through this handle and its clones (one command, pipeline or
     /// script each).
     pub fn round_trips(&self) -> u64 {
-        self.round_trips.load(std::sync::atomic::Ordering::Relaxed)
+        self.round_trips.load(Ordering::Relaxed)
     }
 
     /// `<prefix><name>`.
     pub fn key(&self, name: &str) -> String {
         format!("{}{name}", self.key_prefix)
-    }
-
-    /// A pooled connection, within the timeout.
-    pub async fn conn(&self) -> Result<deadpool_redis::Connection, String> {
-        tokio::time::timeout(self.timeout, self.pool.get())
-            .await
-            .map_err(|_| "timed out waiting for a connection".to_owned())?
-            .map_err(|e| e.to_string())
     }
 
     fn invalidation_channel(&self) -> String {
@@ -191,15 +199,15 @@ impl Redis {
         }
     }
 
-    /// Runs `f` on a pooled connection within the timeout.
+    /// Runs `f` on one of the connections (in turn) within the timeout.
     pub async fn run<T, F, Fut>(&self, f: F) -> Result<T, String>
     where
-        F: FnOnce(deadpool_redis::Connection) -> Fut,
-        Fut: std::future::Future<Output = deadpool_redis::redis::RedisResult<T>>,
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        let conn = self.conn().await?;
-        self.round_trips
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
+        let conn = self.connections[turn].clone();
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
         tokio::time::timeout(self.timeout, f(conn))
             .await
             .map_err(|_| "timed out".to_owned())?
