@@ -41,6 +41,9 @@ pub enum FailurePolicy {
 pub struct RedisConfig {
     /// `redis://[:password@]host:port[/db]` (`rediss://` for TLS).
     pub url: Option<Secret>,
+    /// PEM file of the CA that signs the server's certificate (`rediss://`), when it is not
+    /// in the system's store.
+    pub ca_file: Option<std::path::PathBuf>,
     /// Connections per process, each multiplexed: the commands of concurrent requests share
     /// one connection and travel pipelined (fewer system calls on both sides than a command
     /// per pooled connection); requests are spread over the connections in turn.
@@ -56,6 +59,7 @@ impl Default for RedisConfig {
     fn default() -> Self {
         Self {
             url: None,
+            ca_file: None,
             pool_size: 2,
             timeout_ms: 250,
             key_prefix: "agora:".into(),
@@ -73,6 +77,17 @@ impl Validate for RedisConfig {
             return Err(ConfigError::new(
                 key("url"),
                 "must start with redis:// or rediss://",
+            ));
+        }
+        if self.ca_file.is_some()
+            && !self
+                .url
+                .as_ref()
+                .is_some_and(|u| u.expose().starts_with("rediss://"))
+        {
+            return Err(ConfigError::new(
+                key("ca_file"),
+                "applies to rediss:// URLs only (redis.url is not one)",
             ));
         }
         if self.pool_size == 0 {
@@ -115,8 +130,20 @@ impl Redis {
         let Some(url) = &config.url else {
             return Ok(None);
         };
-        let client =
-            redis::Client::open(url.expose()).map_err(|e| anyhow::anyhow!("redis.url: {e}"))?;
+        let client = match &config.ca_file {
+            None => redis::Client::open(url.expose()),
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    anyhow::anyhow!("redis.ca_file: cannot read {}: {e}", path.display())
+                })?;
+                let certificates = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                };
+                redis::Client::build_with_tls(url.expose(), certificates)
+            }
+        }
+        .map_err(|e| anyhow::anyhow!("redis.url: {e}"))?;
         let timeout = Duration::from_millis(config.timeout_ms);
         let settings = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))

@@ -4,4 +4,5 @@
 mod buses;
 mod jwks;
 mod outbox;
+mod redis_tls;
 mod store;
