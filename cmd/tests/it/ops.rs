@@ -77,18 +77,20 @@ fn migrate_wait_returns_once_another_process_has_migrated() {
             ("AGORA_TICKETS__DATABASE_URL", db.url.as_str()),
         ];
         // Nothing applies them: it gives up after its timeout, naming what is missing.
-        let (code, stdout, stderr) = output(
-            agora()
-                .args([
-                    "migrate",
-                    "--service",
-                    "tickets",
-                    "--wait",
-                    "--timeout-secs",
-                    "1",
-                ])
-                .envs(env),
-        );
+        let wait = |timeout: &str| {
+            let mut cmd = agora();
+            cmd.args([
+                "migrate",
+                "--service",
+                "tickets",
+                "--wait",
+                "--timeout-secs",
+                timeout,
+            ])
+            .envs(env);
+            cmd
+        };
+        let (code, stdout, stderr) = output(&mut wait("1"));
         assert_eq!(code, 2, "{}: {stdout}{stderr}", db.backend);
         assert!(stdout.contains("tickets: waiting: "), "{stdout}");
         assert!(
@@ -99,16 +101,7 @@ fn migrate_wait_returns_once_another_process_has_migrated() {
         );
 
         // An init container waits; the migration Job runs; the init container is done.
-        let waiter = agora()
-            .args([
-                "migrate",
-                "--service",
-                "tickets",
-                "--wait",
-                "--timeout-secs",
-                "60",
-            ])
-            .envs(env)
+        let waiter = wait("60")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
