@@ -16,8 +16,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/health/live", web::get().to(live))
         .route("/metrics", web::get().to(metrics))
         .route("/openapi.json", web::get().to(openapi))
-        .route("/docs", web::get().to(docs_root))
-        .route("/docs/{file:.*}", web::get().to(docs));
+        // A scope, so that only paths under /docs pay for the file pattern's regex (every
+        // proxied request is tried against the gateway's own routes first).
+        .service(
+            web::scope("/docs")
+                .route("", web::get().to(docs_root))
+                .route("/{file:.*}", web::get().to(docs)),
+        );
 }
 
 /// What the console's page may load and call: its own files and the gateway's API, nothing
