@@ -4,9 +4,9 @@
 use std::{
     sync::{
         Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU32, AtomicUsize, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use async_trait::async_trait;
@@ -79,6 +79,15 @@ impl Validate for RedisConfig {
                 "must start with redis:// or rediss://",
             ));
         }
+        if let Some(url) = &self.url
+            && url.expose().contains('#')
+        {
+            // redis-rs reads `#insecure` as "skip certificate checks".
+            return Err(ConfigError::new(
+                key("url"),
+                "must not carry a #fragment (certificate checks cannot be turned off)",
+            ));
+        }
         if self.ca_file.is_some()
             && !self
                 .url
@@ -100,11 +109,27 @@ impl Validate for RedisConfig {
     }
 }
 
+/// Least time between two remakes of one connection.
+const REMAKE_BACKOFF: Duration = Duration::from_secs(1);
+
+/// One multiplexed connection. redis-rs reconnects by itself only after an I/O error; a
+/// connection that stopped answering (dropped silently by the network: every command times
+/// out) or whose set-up failed otherwise (AUTH refused) would stay broken, so the slot is
+/// remade after a failure, at most once per [`REMAKE_BACKOFF`].
+struct Slot {
+    conn: Mutex<ConnectionManager>,
+    /// Failures in a row since the last answer or remake; a failing slot is passed over
+    /// while another is not.
+    failing: AtomicU32,
+    remade: Mutex<Instant>,
+}
+
 /// A connected Redis: its connections and the settings that go with them.
 #[derive(Clone)]
 pub struct Redis {
     /// Multiplexed connections, made on first use and remade after failures.
-    connections: Arc<[ConnectionManager]>,
+    slots: Arc<[Slot]>,
+    settings: ConnectionManagerConfig,
     next: Arc<AtomicUsize>,
     /// For pub/sub, which needs a connection of its own.
     client: redis::Client,
@@ -130,17 +155,21 @@ impl Redis {
         let Some(url) = &config.url else {
             return Ok(None);
         };
+        use redis::IntoConnectionInfo;
+        let info = url
+            .expose()
+            .into_connection_info()
+            .map_err(|e| anyhow::anyhow!("redis.url: {e}"))?
+            // Commands of concurrent requests are written as they come, not held for an ACK.
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
         let client = match &config.ca_file {
-            None => redis::Client::open(url.expose()),
+            None => redis::Client::open(info),
             Some(path) => {
-                let pem = std::fs::read(path).map_err(|e| {
-                    anyhow::anyhow!("redis.ca_file: cannot read {}: {e}", path.display())
-                })?;
                 let certificates = redis::TlsCertificates {
                     client_tls: None,
-                    root_cert: Some(pem),
+                    root_cert: Some(ca_file(path)?),
                 };
-                redis::Client::build_with_tls(url.expose(), certificates)
+                redis::Client::build_with_tls(info, certificates)
             }
         }
         .map_err(|e| anyhow::anyhow!("redis.url: {e}"))?;
@@ -150,12 +179,18 @@ impl Redis {
             .set_response_timeout(Some(timeout))
             // A reconnection is tried again on the next command, not waited for by this one.
             .set_number_of_retries(1);
-        let connections = (0..config.pool_size)
-            .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), settings.clone()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| anyhow::anyhow!("redis: {e}"))?;
+        let slots = (0..config.pool_size)
+            .map(|_| {
+                Ok(Slot {
+                    conn: Mutex::new(connection(&client, &settings)?),
+                    failing: AtomicU32::new(0),
+                    remade: Mutex::new(Instant::now()),
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Some(Self {
-            connections: connections.into(),
+            slots: slots.into(),
+            settings,
             next: Arc::default(),
             client,
             timeout,
@@ -226,20 +261,86 @@ impl Redis {
         }
     }
 
-    /// Runs `f` on one of the connections (in turn) within the timeout.
+    /// Runs `f` on one of the connections (in turn, passing over failing ones while another
+    /// is not) within the timeout.
     pub async fn run<T, F, Fut>(&self, f: F) -> Result<T, String>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
-        let conn = self.connections[turn].clone();
+        let n = self.slots.len();
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let slot = (0..n)
+            .map(|i| &self.slots[(turn + i) % n])
+            .find(|s| s.failing.load(Ordering::Relaxed) == 0)
+            .unwrap_or(&self.slots[turn]);
+        let conn = slot.conn.lock().unwrap_or_else(|p| p.into_inner()).clone();
         self.round_trips.fetch_add(1, Ordering::Relaxed);
-        tokio::time::timeout(self.timeout, f(conn))
-            .await
-            .map_err(|_| "timed out".to_owned())?
-            .map_err(|e| e.to_string())
+        match tokio::time::timeout(self.timeout, f(conn)).await {
+            Ok(Ok(value)) => {
+                slot.failing.store(0, Ordering::Relaxed);
+                Ok(value)
+            }
+            // The server answered this command with an error: the connection works.
+            Ok(Err(e)) if matches!(e.kind(), redis::ErrorKind::Server(_)) => {
+                slot.failing.store(0, Ordering::Relaxed);
+                Err(e.to_string())
+            }
+            Ok(Err(e)) => {
+                self.failed(slot);
+                Err(e.to_string())
+            }
+            Err(_) => {
+                self.failed(slot);
+                Err("timed out".to_owned())
+            }
+        }
     }
+
+    /// Counts a failure on `slot` and remakes its connection unless that was done within
+    /// [`REMAKE_BACKOFF`] (the new one connects on its first command).
+    fn failed(&self, slot: &Slot) {
+        slot.failing.fetch_add(1, Ordering::Relaxed);
+        let mut remade = slot.remade.lock().unwrap_or_else(|p| p.into_inner());
+        if remade.elapsed() < REMAKE_BACKOFF {
+            return;
+        }
+        match connection(&self.client, &self.settings) {
+            Ok(conn) => {
+                *slot.conn.lock().unwrap_or_else(|p| p.into_inner()) = conn;
+                *remade = Instant::now();
+                // Tried again by the next command that comes its way.
+                slot.failing.store(0, Ordering::Relaxed);
+                tracing::debug!("redis connection remade after a failure");
+            }
+            Err(err) => tracing::warn!(error = %err, "redis connection cannot be remade"),
+        }
+    }
+}
+
+fn connection(
+    client: &redis::Client,
+    settings: &ConnectionManagerConfig,
+) -> anyhow::Result<ConnectionManager> {
+    ConnectionManager::new_lazy_with_config(client.clone(), settings.clone())
+        .map_err(|e| anyhow::anyhow!("redis: {e}"))
+}
+
+/// The CA certificates in `path` (PEM): at least one, or the reason there is none.
+fn ca_file(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    use rustls_pki_types::{CertificateDer, pem::PemObject};
+    let pem = std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("redis.ca_file: cannot read {}: {e}", path.display()))?;
+    let found = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("redis.ca_file: {}: {e}", path.display()))?;
+    if found.is_empty() {
+        anyhow::bail!(
+            "redis.ca_file: {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        );
+    }
+    Ok(pem)
 }
 
 /// A cache that other replicas can tell to forget entries.

@@ -4,5 +4,5 @@
 mod buses;
 mod jwks;
 mod outbox;
-mod redis_tls;
+mod redis_server;
 mod store;
