@@ -8,6 +8,7 @@ struct GatewayMetrics {
     proxied: IntCounterVec,
     latency: HistogramVec,
     upstream_errors: IntCounterVec,
+    upstream_replays: IntCounterVec,
     rate_limited: IntCounterVec,
     limit_store_errors: prometheus::IntCounter,
 }
@@ -43,6 +44,14 @@ fn get() -> &'static GatewayMetrics {
             &["service", "kind"],
         )
         .expect("metric definition is valid");
+        let upstream_replays = IntCounterVec::new(
+            Opts::new(
+                "agora_gateway_upstream_replays_total",
+                "Requests sent again after their upstream refused them unprocessed (HTTP/2)",
+            ),
+            &["service"],
+        )
+        .expect("metric definition is valid");
         let rate_limited = IntCounterVec::new(
             Opts::new(
                 "agora_gateway_rate_limited_total",
@@ -57,7 +66,7 @@ fn get() -> &'static GatewayMetrics {
         )
         .expect("metric definition is valid");
         let _ = registry.register(Box::new(limit_store_errors.clone()));
-        for c in [&proxied, &upstream_errors, &rate_limited] {
+        for c in [&proxied, &upstream_errors, &upstream_replays, &rate_limited] {
             let _ = registry.register(Box::new(c.clone()));
         }
         let _ = registry.register(Box::new(latency.clone()));
@@ -65,6 +74,7 @@ fn get() -> &'static GatewayMetrics {
             proxied,
             latency,
             upstream_errors,
+            upstream_replays,
             rate_limited,
             limit_store_errors,
         }
@@ -86,6 +96,10 @@ pub fn upstream_error(service: &str, kind: &str) {
         .upstream_errors
         .with_label_values(&[service, kind])
         .inc();
+}
+
+pub fn upstream_replayed(service: &str) {
+    get().upstream_replays.with_label_values(&[service]).inc();
 }
 
 pub fn rate_limited(class: &str) {

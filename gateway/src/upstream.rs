@@ -121,7 +121,10 @@ pub struct Client {
 struct Pool {
     upstream: Arc<Upstream>,
     idle: RefCell<Vec<http1::SendRequest<UpBody>>>,
-    shared: RefCell<Option<http2::SendRequest<UpBody>>>,
+    /// The HTTP/2 connection the worker's requests share, numbered so that a request dropping
+    /// the one that failed it never drops a newer one another request has opened since.
+    shared: RefCell<Option<(u64, http2::SendRequest<UpBody>)>>,
+    opened: std::cell::Cell<u64>,
 }
 
 impl Client {
@@ -134,6 +137,7 @@ impl Client {
                     upstream: u.clone(),
                     idle: RefCell::new(Vec::new()),
                     shared: RefCell::new(None),
+                    opened: std::cell::Cell::new(0),
                 })
                 .collect(),
         }
@@ -216,39 +220,52 @@ impl Pool {
 
     async fn send_h2(&self, req: Request<UpBody>) -> Result<Response<Incoming>, Failure> {
         let again = replayable(&req);
-        match self.send_h2_once(req).await {
-            Err(Failure::Protocol(e)) if refused_unprocessed(&e) => match again {
-                Some(req) => {
-                    // The connection is going away: the next request opens a new one.
-                    self.shared.borrow_mut().take();
-                    self.send_h2_once(req).await
-                }
-                None => Err(Failure::Protocol(e)),
-            },
-            other => other,
+        let mut used = 0;
+        let err = match self.send_h2_once(req, &mut used).await {
+            Err(Failure::Protocol(e)) => e,
+            other => return other,
+        };
+        let (Some(refusal), Some(req)) = (refused_unprocessed(&err), again) else {
+            return Err(Failure::Protocol(err));
+        };
+        crate::metrics::upstream_replayed(&self.upstream.name);
+        if refusal == Refusal::GoAway {
+            // That connection is going away: this request and the next ones open a new one.
+            let mut shared = self.shared.borrow_mut();
+            if shared.as_ref().is_some_and(|(n, _)| *n == used) {
+                shared.take();
+            }
         }
+        // A refused stream alone says nothing against its connection: sent again on it.
+        self.send_h2_once(req, &mut used).await
     }
 
-    async fn send_h2_once(&self, req: Request<UpBody>) -> Result<Response<Incoming>, Failure> {
+    /// Sends `req` on the shared connection, or on a new one (then shared) when there is
+    /// none or it could not take the request; `used` is set to the connection's number.
+    async fn send_h2_once(
+        &self,
+        req: Request<UpBody>,
+        used: &mut u64,
+    ) -> Result<Response<Incoming>, Failure> {
         let shared = self
             .shared
             .borrow()
             .as_ref()
-            .filter(|c| !c.is_closed())
+            .filter(|(_, c)| !c.is_closed())
             .cloned();
         let req = match shared {
-            // A connection that cannot take a stream (it received a GOAWAY) sent nothing of
-            // this request: a new connection takes it.
-            Some(mut conn) => match conn.ready().await {
-                Ok(()) => match conn.try_send_request(req).await {
+            // A connection that cannot take a stream any more sent nothing of this request
+            // and hands it back: a new connection takes it.
+            Some((n, mut conn)) => {
+                *used = n;
+                match conn.try_send_request(req).await {
                     Ok(res) => return Ok(res),
                     Err(mut e) => match e.take_message() {
                         Some(req) => req,
                         None => return Err(Failure::Protocol(e.into_error())),
                     },
-                },
-                Err(_) => req,
-            },
+                }
+            }
             None => req,
         };
         let mut builder = http2::Builder::new(LocalExec);
@@ -258,7 +275,10 @@ impl Pool {
             .await
             .map_err(Failure::Protocol)?;
         tokio::task::spawn_local(connection);
-        *self.shared.borrow_mut() = Some(conn.clone());
+        let n = self.opened.get() + 1;
+        self.opened.set(n);
+        *used = n;
+        *self.shared.borrow_mut() = Some((n, conn.clone()));
         conn.ready().await.map_err(Failure::Protocol)?;
         conn.send_request(req).await.map_err(Failure::Protocol)
     }
@@ -280,19 +300,34 @@ fn replayable(req: &Request<UpBody>) -> Option<Request<UpBody>> {
     Some(copy)
 }
 
-/// Whether the upstream refused the request's HTTP/2 stream before processing any of it: a
-/// GOAWAY without error whose last stream is below it, or a REFUSED_STREAM reset. RFC 9113
-/// section 8.7 makes both safe to send again, whatever the method.
-fn refused_unprocessed(err: &hyper::Error) -> bool {
+/// How an upstream refused a stream it never processed.
+#[derive(Debug, PartialEq, Eq)]
+enum Refusal {
+    /// A GOAWAY without error whose last stream is below it: the connection is closing.
+    GoAway,
+    /// A REFUSED_STREAM reset of this stream alone.
+    Stream,
+}
+
+/// Whether the upstream refused the request's HTTP/2 stream before processing any of it. RFC
+/// 9113 section 8.7 makes both kinds safe to send again, whatever the method.
+fn refused_unprocessed(err: &hyper::Error) -> Option<Refusal> {
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {
         if let Some(h2) = cause.downcast_ref::<h2::Error>() {
             let reason = h2.reason();
-            return h2.is_remote()
-                && ((h2.is_go_away() && reason == Some(h2::Reason::NO_ERROR))
-                    || (h2.is_reset() && reason == Some(h2::Reason::REFUSED_STREAM)));
+            return match () {
+                _ if !h2.is_remote() => None,
+                _ if h2.is_go_away() && reason == Some(h2::Reason::NO_ERROR) => {
+                    Some(Refusal::GoAway)
+                }
+                _ if h2.is_reset() && reason == Some(h2::Reason::REFUSED_STREAM) => {
+                    Some(Refusal::Stream)
+                }
+                _ => None,
+            };
         }
         source = cause.source();
     }
-    false
+    None
 }

@@ -2,7 +2,8 @@
 //! server does when it drains: written frame by frame (RFC 9113) so that the GOAWAY lands
 //! exactly between two streams the gateway already sent. The stream above the GOAWAY's last
 //! stream was never processed, so the gateway sends it again on a new connection (RFC 9113
-//! section 8.7) and the client never sees the upstream's restart.
+//! section 8.7) and the client never sees the upstream's restart. A stream refused alone
+//! (RST_STREAM REFUSED_STREAM) is sent again on the same connection.
 
 use std::{
     io::{Read, Write},
@@ -22,8 +23,10 @@ const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const DATA: u8 = 0x0;
 const HEADERS: u8 = 0x1;
 const SETTINGS: u8 = 0x4;
+const RST_STREAM: u8 = 0x3;
 const PING: u8 = 0x6;
 const GOAWAY: u8 = 0x7;
+const REFUSED_STREAM: u32 = 0x7;
 const END_STREAM: u8 = 0x1;
 const ACK: u8 = 0x1;
 const END_HEADERS: u8 = 0x4;
@@ -61,11 +64,15 @@ struct Upstream {
     /// Streams on each connection, in order, as (connection, stream id).
     streams: Mutex<Vec<(usize, u32)>>,
     connections: AtomicUsize,
+    /// Refuse the first request's stream (REFUSED_STREAM) instead of draining the first
+    /// connection.
+    refuse_first_stream: bool,
 }
 
 /// Answers every complete request at once, except on its first connection: there it holds
 /// the first request until a second one arrives, then sends GOAWAY naming the first as the
-/// last it will process, answers the first, and closes.
+/// last it will process, answers the first, and closes (or, with `refuse_first_stream`,
+/// resets the first request's stream with REFUSED_STREAM and answers the rest).
 fn start(upstream: Arc<Upstream>) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -85,7 +92,8 @@ fn serve(conn: &mut TcpStream, upstream: &Upstream) {
         return; // not HTTP/2 with prior knowledge (an HTTP/1.1 probe): hang up
     }
     let index = upstream.connections.fetch_add(1, Ordering::SeqCst);
-    let draining = index == 0;
+    let draining = index == 0 && !upstream.refuse_first_stream;
+    let mut refuse = upstream.refuse_first_stream && index == 0;
     frame(conn, SETTINGS, 0, 0, &[]);
     let mut held = None;
     while let Some((kind, flags, stream, payload)) = read_frame(conn) {
@@ -96,6 +104,10 @@ fn serve(conn: &mut TcpStream, upstream: &Upstream) {
             SETTINGS if flags & ACK == 0 => frame(conn, SETTINGS, ACK, 0, &[]),
             PING if flags & ACK == 0 => frame(conn, PING, ACK, 0, &payload),
             // A request is complete at its END_STREAM (on its HEADERS, or its last DATA).
+            HEADERS | DATA if flags & END_STREAM != 0 && refuse => {
+                refuse = false;
+                frame(conn, RST_STREAM, 0, stream, &REFUSED_STREAM.to_be_bytes());
+            }
             HEADERS | DATA if flags & END_STREAM != 0 => match (draining, held) {
                 (false, _) => ok(conn, stream),
                 (true, None) => held = Some(stream),
@@ -118,16 +130,7 @@ fn serve(conn: &mut TcpStream, upstream: &Upstream) {
 /// draining upstream, with a first request held there; `second` is sent next.
 async fn draining(second: Method, body: Option<reqwest::Body>) -> (u16, Vec<(usize, u32)>) {
     let upstream = Arc::new(Upstream::default());
-    let port = start(upstream.clone());
-    let s = stack(
-        "http_workers = 1",
-        &format!(
-            "[gateway.services.draining]\nurl = \"http://127.0.0.1:{port}\"\n\
-             prefixes = [\"/api/v1/draining\"]\nhttp2 = true\nrequired = false\n"
-        ),
-    )
-    .await;
-    let user = s.register("a@x.test", "Acme").await;
+    let (s, user) = gateway_before(&upstream).await;
     let first = tokio::spawn(s.get_as("/api/v1/draining/first", &user.access).call());
     for _ in 0..500 {
         if !upstream.streams.lock().unwrap().is_empty() {
@@ -149,6 +152,57 @@ async fn draining(second: Method, body: Option<reqwest::Body>) -> (u16, Vec<(usi
     );
     let streams = upstream.streams.lock().unwrap().clone();
     (second, streams)
+}
+
+/// The gateway (one worker: one shared HTTP/2 connection) in front of `upstream` at
+/// /api/v1/draining, and a user of it.
+async fn gateway_before(
+    upstream: &Arc<Upstream>,
+) -> (crate::support::Stack, agora_testkit::Session) {
+    let port = start(upstream.clone());
+    let s = stack(
+        "http_workers = 1",
+        &format!(
+            "[gateway.services.draining]\nurl = \"http://127.0.0.1:{port}\"\n\
+             prefixes = [\"/api/v1/draining\"]\nhttp2 = true\nrequired = false\n"
+        ),
+    )
+    .await;
+    let user = s.register("a@x.test", "Acme").await;
+    (s, user)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_refused_alone_is_sent_again_on_the_same_connection() {
+    let upstream = Arc::new(Upstream {
+        refuse_first_stream: true,
+        ..Default::default()
+    });
+    let (s, user) = gateway_before(&upstream).await;
+    let resp = s
+        .req(Method::DELETE, "/api/v1/draining/refused")
+        .bearer_auth(&user.access)
+        .call()
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        upstream.streams.lock().unwrap().clone(),
+        [(0, 1), (0, 3)],
+        "refused on stream 1, sent again as stream 3 of the same connection"
+    );
+    let metrics = s
+        .req(Method::GET, "/metrics")
+        .call()
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("agora_gateway_upstream_replays_total{service=\"draining\"}")),
+        "the replay is counted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
