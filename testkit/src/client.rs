@@ -73,6 +73,13 @@ impl Platform {
         self.client.request(method, self.url(path))
     }
 
+    /// The Prometheus text at `/metrics` (no ops token configured).
+    pub async fn metrics(&self) -> String {
+        let resp = self.req(Method::GET, "/metrics").call().await;
+        assert_eq!(resp.status(), 200, "/metrics");
+        resp.text().await.unwrap()
+    }
+
     pub fn authed<B: Bearer + ?Sized>(
         &self,
         method: Method,

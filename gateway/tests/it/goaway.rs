@@ -190,13 +190,7 @@ async fn a_stream_refused_alone_is_sent_again_on_the_same_connection() {
         [(0, 1), (0, 3)],
         "refused on stream 1, sent again as stream 3 of the same connection"
     );
-    let metrics = s
-        .req(Method::GET, "/metrics")
-        .call()
-        .await
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(
         metrics
             .lines()

@@ -207,13 +207,7 @@ async fn slow_and_dead_upstreams() {
     assert_eq!(health["services"]["echo"]["status"], "ok");
     assert_eq!(health["services"]["dead"]["status"], "unreachable");
 
-    let metrics = s
-        .req(Method::GET, "/metrics")
-        .call()
-        .await
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(
         metrics
             .contains("agora_gateway_upstream_errors_total{kind=\"timeout\",service=\"echo\"} 1"),

@@ -11,6 +11,8 @@ pub struct Stack {
     kit: agora_testkit::Platform,
     pub seen: Arc<Seen>,
     pub key: KeyPair,
+    /// Holds the dead services' port for the test's life.
+    _dead: tokio::net::TcpSocket,
 }
 
 impl std::ops::Deref for Stack {
@@ -20,13 +22,14 @@ impl std::ops::Deref for Stack {
     }
 }
 
-/// A port nothing listens on.
-fn dead_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A port nothing listens on, for as long as the socket is kept: bound (so no other test's
+/// server can take it, as one did when the port was merely found free) but not listening, so a
+/// connection to it is refused.
+fn dead_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
 }
 
 /// Starts auth, the test upstream and the gateway with the product's rate limits;
@@ -35,6 +38,7 @@ fn dead_port() -> u16 {
 pub async fn stack(gateway_toml: &str, tables: &str) -> Stack {
     let seen = Arc::new(Seen::default());
     let upstream_port = start_upstream(seen.clone());
+    let dead = dead_port();
     let routes = format!(
         r#"
 [auth_peer]
@@ -69,7 +73,7 @@ url = "http://127.0.0.1:{dead}"
 prefixes = ["/api/v1/dead"]
 required = false
 "#,
-        dead = dead_port(),
+        dead = dead.1,
     );
     let mut kit = agora_testkit::Platform::builder(TestDb::sqlite)
         .configured_key()
@@ -81,7 +85,12 @@ required = false
         .await;
     kit.gateway().await;
     let key = kit.key.clone().expect("configured key");
-    Stack { kit, seen, key }
+    Stack {
+        kit,
+        seen,
+        key,
+        _dead: dead.0,
+    }
 }
 
 impl Stack {

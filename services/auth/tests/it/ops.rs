@@ -25,13 +25,7 @@ async fn health_metrics_openapi_request_ids(db: TestDb) {
     assert_eq!(resp.headers()["x-request-id"], "abc-123");
 
     app.login("nobody@x.test", "Wrong-pass1!").await;
-    let metrics = app
-        .req(Method::GET, "/metrics")
-        .call()
-        .await
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics
             .lines()
