@@ -209,10 +209,7 @@ impl Broker {
             );
             return None;
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = unclaimed_port();
         let mut broker = Self {
             port,
             binary,
@@ -354,6 +351,30 @@ macro_rules! on_sqlite_and_postgres {
             )*
         }
     };
+}
+
+/// A loopback port nothing listens on now, drawn at random from below the kernel's ephemeral
+/// range. The servers tests bind to port 0 get ports from that range, so none of them can take
+/// this one meanwhile (as happened with ports found by binding port 0 and releasing them): for
+/// a process the test starts, which binds the port itself, or an address that must refuse
+/// connections.
+pub fn unclaimed_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let range = 10_000..low.max(10_001);
+    loop {
+        // std's hasher keys are random per instance: a random port each time.
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let port = range.start + (random % u64::from(range.end - range.start)) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 //! Signing keys are store-managed and sealed (auth.key_encryption_key).
 
 use std::{
-    net::TcpListener,
     path::Path,
     process::Child,
     time::{Duration, Instant},
@@ -19,14 +18,6 @@ use agora_shared::testing::{TestDb, skip_or_fail};
 const SERVICES: [&str; 4] = ["auth", "tickets", "analytics", "gateway"];
 const PASSWORD: &str = "Sup3r-secret!";
 const PEER_SECRET: &str = "e2e-peer-secret-0123456789abcdefghij";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The service processes; killed when the test ends, their logs printed if it failed.
 struct Processes(Vec<(String, Child)>, tempfile::TempDir);
@@ -64,7 +55,9 @@ fn config(
     redis: &str,
     kafka: &str,
 ) -> (std::path::PathBuf, Vec<u16>) {
-    let ports: Vec<u16> = (0..7).map(|_| free_port()).collect();
+    let ports: Vec<u16> = (0..7)
+        .map(|_| agora_shared::testing::unclaimed_port())
+        .collect();
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap();
@@ -140,9 +133,15 @@ key_prefix = "{prefix}"
     (path, ports)
 }
 
-async fn ready(client: &Client, url: &str, within: Duration) {
+/// Waits for `url` to answer 200; a service process that exited meanwhile fails it at once.
+async fn ready(client: &Client, processes: &mut Processes, url: &str, within: Duration) {
     let started = Instant::now();
     while started.elapsed() < within {
+        for (name, child) in &mut processes.0 {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the {name} process exited ({status}) before {url} was ready");
+            }
+        }
         if let Ok(resp) = client.get(url).send().await
             && resp.status() == 200
         {
@@ -204,10 +203,11 @@ async fn the_platform_runs_as_one_process_per_service() {
     let (gateway, tickets, analytics) = (port(6), port(2), port(4));
     // Each service is ready, then the gateway finds every upstream healthy.
     for url in [port(0), tickets.clone(), analytics.clone()].map(|b| format!("{b}/health/ready")) {
-        ready(&client, &url, Duration::from_secs(60)).await;
+        ready(&client, &mut processes, &url, Duration::from_secs(60)).await;
     }
     ready(
         &client,
+        &mut processes,
         &format!("{gateway}/health"),
         Duration::from_secs(60),
     )

@@ -529,9 +529,7 @@ fn migrate_and_admin_commands() {
             "{text}"
         );
         // A rebuild needs the tickets service; without it the command says so.
-        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = dead.local_addr().unwrap().port();
-        drop(dead);
+        let port = agora_shared::testing::unclaimed_port();
         let out = agora()
             .args(["analytics", "rebuild"])
             .env("AGORA_MODE", "distributed")

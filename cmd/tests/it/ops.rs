@@ -24,12 +24,8 @@ fn output(cmd: &mut std::process::Command) -> (i32, String, String) {
 
 #[test]
 fn health_is_0_for_a_2xx_answer_and_1_otherwise() {
-    // Nothing listens on a port just released.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Nothing listens there.
+    let port = agora_shared::testing::unclaimed_port();
     let (code, _, stderr) = output(agora().args([
         "health",
         "--url",
@@ -182,11 +178,7 @@ fn a_misspelt_configuration_key_is_named() {
 #[test]
 fn brokers_that_refuse_the_topics_leave_every_store_migrated() {
     let stores: Vec<TestDb> = (0..3).map(|_| TestDb::sqlite()).collect();
-    let dead = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
+    let dead = format!("127.0.0.1:{}", agora_shared::testing::unclaimed_port());
     let (code, stdout, stderr) = output(
         agora()
             .arg("migrate")

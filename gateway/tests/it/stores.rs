@@ -127,11 +127,7 @@ async fn denylist_remembers_revoked_tokens(redis: Option<Redis>) {
 
 /// A Redis address nothing answers on.
 fn dead_redis(policy: FailurePolicy) -> Redis {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = agora_shared::testing::unclaimed_port();
     let mut redis = redis_at(&format!("redis://127.0.0.1:{port}"));
     redis.rate_limit_failure = policy;
     redis

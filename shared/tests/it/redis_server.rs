@@ -9,7 +9,7 @@
 //! comes back by itself once Redis can be reached again.
 
 use std::{
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
     path::Path,
     process::{Child, Command, Stdio},
     sync::{
@@ -121,11 +121,7 @@ fn installed(tools: &[&str]) -> bool {
 /// A redis-server in `dir`, listening on 127.0.0.1 and 127.0.0.2 at the port it returns, with the arguments
 /// `args(port)` gives beside the defaults (no persistence).
 fn server(dir: &Path, args: impl Fn(&str) -> Vec<String>) -> (Server, u16) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = agora_shared::testing::unclaimed_port();
     let server = Server(
         Command::new("redis-server")
             .args(args(&port.to_string()))
