@@ -194,26 +194,24 @@ pub async fn wait_migrated(
     timeout: std::time::Duration,
 ) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
-    for spec in specs.into_iter().filter(|spec| spec.migrations.is_some()) {
+    for spec in specs {
+        let Some(mut migrations) = spec.migrations else {
+            continue;
+        };
         let url = store_url(ctx, spec.name)?;
         let mut reported = String::new();
         loop {
             let check = url.clone();
-            // Embedded migrations are not `Clone`: the spec makes them anew each time.
-            let Some(migrations) = SERVICES
-                .iter()
-                .map(|spec| spec())
-                .find(|s| s.name == spec.name)
-                .and_then(|s| s.migrations)
-            else {
-                break;
+            // The migrations go to the blocking pool and come back (they are not `Clone`).
+            let (pending, back) =
+                tokio::task::spawn_blocking(move || (Db::pending(&check, &migrations), migrations))
+                    .await?;
+            migrations = back;
+            let state = match pending {
+                Ok(0) => break,
+                Ok(n) => format!("{n} migration(s) pending"),
+                Err(err) => format!("{err:#}"),
             };
-            let state =
-                match tokio::task::spawn_blocking(move || Db::pending(&check, migrations)).await? {
-                    Ok(0) => break,
-                    Ok(n) => format!("{n} migration(s) pending"),
-                    Err(err) => format!("{err:#}"),
-                };
             if state != reported {
                 println!("{}: waiting: {state}", spec.name);
                 reported = state;

@@ -306,7 +306,7 @@ impl Db {
     /// How many of the kernel's and the service's migrations the store has not applied yet.
     /// Read-only: it creates nothing (not even diesel's bookkeeping table) and takes no lock,
     /// so it never waits for a migration in progress and needs no DDL rights.
-    pub fn pending(url: &str, migrations: Migrations) -> anyhow::Result<usize> {
+    pub fn pending(url: &str, migrations: &Migrations) -> anyhow::Result<usize> {
         let backend = Backend::from_url(url).map_err(anyhow::Error::msg)?;
         match backend {
             Backend::Postgres(url) => {
@@ -319,7 +319,7 @@ impl Db {
                 )?;
                 count_missing::<diesel::pg::Pg>(
                     &applied,
-                    &[KERNEL_MIGRATIONS.postgres, migrations.postgres],
+                    &[&KERNEL_MIGRATIONS.postgres, &migrations.postgres],
                 )
             }
             Backend::Sqlite(path) => {
@@ -336,7 +336,7 @@ impl Db {
                 };
                 count_missing::<diesel::sqlite::Sqlite>(
                     &applied,
-                    &[KERNEL_MIGRATIONS.sqlite, migrations.sqlite],
+                    &[&KERNEL_MIGRATIONS.sqlite, &migrations.sqlite],
                 )
             }
         }
@@ -468,14 +468,14 @@ struct Version {
 /// How many migrations of `sets` are not among `applied`.
 fn count_missing<DB: diesel::backend::Backend>(
     applied: &[String],
-    sets: &[EmbeddedMigrations],
+    sets: &[&EmbeddedMigrations],
 ) -> anyhow::Result<usize>
 where
     EmbeddedMigrations: MigrationSource<DB>,
 {
     let mut missing = 0;
     for set in sets {
-        for migration in MigrationSource::<DB>::migrations(set)
+        for migration in MigrationSource::<DB>::migrations(*set)
             .map_err(|e| anyhow::anyhow!("cannot list the migrations: {e}"))?
         {
             let version = migration.name().version().to_string();

@@ -128,7 +128,7 @@ fn migrations_started_at_once_apply_each_migration_once() {
     // Replicas started with --migrate, or one beside the migration Job, on one PostgreSQL
     // store: each waits for the others' lock instead of failing on a half-made schema.
     let Some(db) = TestDb::postgres() else { return };
-    let total = Db::pending(&db.url, agora_tickets::MIGRATIONS).unwrap();
+    let total = Db::pending(&db.url, &agora_tickets::MIGRATIONS).unwrap();
     assert!(total > 0);
     let runs: Vec<_> = (0..4)
         .map(|_| {
@@ -141,7 +141,7 @@ fn migrations_started_at_once_apply_each_migration_once() {
         .map(|run| run.join().unwrap().expect("every run succeeds"))
         .collect();
     assert_eq!(applied.iter().sum::<usize>(), total, "{applied:?}");
-    assert_eq!(Db::pending(&db.url, agora_tickets::MIGRATIONS).unwrap(), 0);
+    assert_eq!(Db::pending(&db.url, &agora_tickets::MIGRATIONS).unwrap(), 0);
 }
 
 #[test]
@@ -195,6 +195,6 @@ fn brokers_that_refuse_the_topics_leave_every_store_migrated() {
         agora_tickets::MIGRATIONS,
         agora_analytics::MIGRATIONS,
     ]) {
-        assert_eq!(Db::pending(&db.url, migrations).unwrap(), 0, "{stdout}");
+        assert_eq!(Db::pending(&db.url, &migrations).unwrap(), 0, "{stdout}");
     }
 }
