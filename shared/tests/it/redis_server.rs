@@ -90,6 +90,7 @@ impl Drop for Server {
     }
 }
 
+/// Connections to `url` with a patient timeout (TLS handshakes on a loaded machine).
 fn client(url: String, ca_file: Option<&Path>) -> Redis {
     let config = RedisConfig {
         url: Some(Secret::new(url)),
@@ -305,13 +306,8 @@ async fn a_connection_that_stops_answering_is_remade() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, port) = server(dir.path(), |port| strings(&["--port", port]));
     let relay = Relay::start(port).await;
-    let redis = Redis::connect(&RedisConfig {
-        url: Some(Secret::new(format!("redis://127.0.0.1:{}", relay.port))),
-        pool_size: 2,
-        ..Default::default()
-    })
-    .unwrap()
-    .unwrap();
+    // Two connections (the default pool size).
+    let redis = client(format!("redis://127.0.0.1:{}", relay.port), None);
     for _ in 0..4 {
         assert_eq!(ping(&redis).await, Ok("PONG".to_owned()));
     }
@@ -335,12 +331,7 @@ async fn a_refused_password_is_tried_again_until_the_server_takes_it() {
     let (_server, port) = server(dir.path(), |port| {
         strings(&["--port", port, "--requirepass", "old-secret"])
     });
-    let redis = Redis::connect(&RedisConfig {
-        url: Some(Secret::new(format!("redis://:new-secret@127.0.0.1:{port}"))),
-        ..Default::default()
-    })
-    .unwrap()
-    .unwrap();
+    let redis = client(format!("redis://:new-secret@127.0.0.1:{port}"), None);
     let refused = ping(&redis).await.unwrap_err();
     assert!(
         refused.contains("WRONGPASS") || refused.contains("uthentication"),
@@ -348,12 +339,7 @@ async fn a_refused_password_is_tried_again_until_the_server_takes_it() {
     );
 
     // The password is rotated on the server, as an operator does after updating the secret.
-    let admin = Redis::connect(&RedisConfig {
-        url: Some(Secret::new(format!("redis://:old-secret@127.0.0.1:{port}"))),
-        ..Default::default()
-    })
-    .unwrap()
-    .unwrap();
+    let admin = client(format!("redis://:old-secret@127.0.0.1:{port}"), None);
     admin
         .run(|mut conn| async move {
             redis::cmd("CONFIG")
