@@ -24,6 +24,7 @@ pub const SERVICES: &[fn() -> ServiceSpec] = &[
     agora_auth::spec,
     agora_tickets::spec,
     agora_analytics::spec,
+    agora_inventory_sync::spec,
     agora_gateway::spec,
 ];
 
@@ -120,14 +121,17 @@ pub async fn start(
             Ok(service) => {
                 match service.grpc_addr {
                     Some(grpc) => {
-                        println!("{:<9} http://{}  grpc {grpc}", spec.name, service.http_addr);
+                        println!(
+                            "{:<14} http://{}  grpc {grpc}",
+                            spec.name, service.http_addr
+                        );
                         ctx.discovered.push(Discovered {
                             name: spec.name.to_owned(),
                             http: service.http_addr,
                             grpc,
                         });
                     }
-                    None => println!("{:<9} http://{}", spec.name, service.http_addr),
+                    None => println!("{:<14} http://{}", spec.name, service.http_addr),
                 }
                 running.push(service);
             }
@@ -244,20 +248,22 @@ pub fn unknown_config_keys(config: &ConfigSource) -> Vec<String> {
     known["new_user_password"] = serde_json::Value::Null;
     let mut open = Vec::new();
     for spec in SERVICES.iter().map(|spec| spec()) {
-        known[spec.name] = (spec.config_keys)();
+        let section = agora_shared::service::config_section(spec.name);
+        known[&section] = (spec.config_keys)();
         open.extend(
             spec.open_config_maps
                 .iter()
-                .map(|map| format!("{}.{map}", spec.name)),
+                .map(|map| format!("{section}.{map}")),
         );
     }
     let open: Vec<&str> = open.iter().map(String::as_str).collect();
     config.unknown_keys(&known, &open)
 }
 
-/// The store URL of the service called `name`: `<name>.database_url`, or its SQLite file
-/// under the data directory in embedded mode.
+/// The store URL of the service called `name`: `<section>.database_url`, or its SQLite file
+/// `<name>.db` under the data directory in embedded mode.
 pub fn store_url(ctx: &ServiceContext, name: &str) -> anyhow::Result<String> {
-    let endpoints: agora_shared::config::StoreSection = ctx.config.section(name)?;
-    Ok(endpoints.resolve(name, &ctx.common)?)
+    let section = agora_shared::service::config_section(name);
+    let endpoints: agora_shared::config::StoreSection = ctx.config.section(&section)?;
+    Ok(endpoints.resolve(&section, name, &ctx.common)?)
 }

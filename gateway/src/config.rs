@@ -221,6 +221,12 @@ impl Default for GatewayConfig {
             http2: true,
             ..Default::default()
         };
+        let inventory_sync = UpstreamConfig {
+            url: "http://127.0.0.1:8084".into(),
+            prefixes: vec!["/api/v1/inventory".into()],
+            http2: true,
+            ..Default::default()
+        };
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], crate::PORT)),
             http_workers: 2,
@@ -228,6 +234,7 @@ impl Default for GatewayConfig {
                 ("auth".to_owned(), auth),
                 ("tickets".to_owned(), tickets),
                 ("analytics".to_owned(), analytics),
+                ("inventory_sync".to_owned(), inventory_sync),
             ]),
             public_paths: [
                 "/api/v1/auth/register",

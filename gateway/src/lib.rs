@@ -97,7 +97,8 @@ pub async fn start(
 ) -> anyhow::Result<RunningService> {
     let mut config: GatewayConfig = ctx.config.section(NAME)?;
     for d in &ctx.discovered {
-        if let Some(svc) = config.services.get_mut(&d.name) {
+        let key = agora_shared::service::config_section(&d.name);
+        if let Some(svc) = config.services.get_mut(&key) {
             svc.url = format!("http://{}", d.http);
         }
     }

@@ -18,6 +18,12 @@ pub mod analytics {
     }
 }
 
+pub mod inventory {
+    pub mod v1 {
+        tonic::include_proto!("agora.inventory.v1");
+    }
+}
+
 pub mod events {
     pub mod v1 {
         tonic::include_proto!("agora.events.v1");

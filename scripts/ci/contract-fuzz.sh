@@ -35,6 +35,9 @@ grpc_addr = "127.0.0.1:0"
 [analytics]
 http_addr = "127.0.0.1:0"
 grpc_addr = "127.0.0.1:0"
+[inventory_sync]
+http_addr = "127.0.0.1:0"
+grpc_addr = "127.0.0.1:0"
 [gateway]
 http_addr = "127.0.0.1:$GATEWAY_PORT"
 # The fuzzer sends thousands of requests a minute from one caller.

@@ -355,9 +355,14 @@ impl Validate for StoreSection {
 }
 
 impl StoreSection {
-    /// The configured URL, or `<data_dir>/<service>.db` in embedded mode.
-    pub fn resolve(&self, service: &str, common: &CommonConfig) -> Result<String, ConfigError> {
-        store_url(self.database_url.as_deref(), service, common, service)
+    /// The configured URL (section `prefix`), or `<data_dir>/<service>.db` in embedded mode.
+    pub fn resolve(
+        &self,
+        prefix: &str,
+        service: &str,
+        common: &CommonConfig,
+    ) -> Result<String, ConfigError> {
+        store_url(self.database_url.as_deref(), prefix, common, service)
     }
 }
 

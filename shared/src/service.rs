@@ -48,6 +48,13 @@ pub struct ServiceSpec {
         fn(ServiceContext, CancellationToken) -> BoxFuture<'static, anyhow::Result<RunningService>>,
 }
 
+/// The configuration section of the service called `name`: the name with `-` as `_`, so that
+/// every key can be set from the environment (`inventory-sync` reads `[inventory_sync]`,
+/// `AGORA_INVENTORY_SYNC__*`).
+pub fn config_section(name: &str) -> String {
+    name.replace('-', "_")
+}
+
 /// A configuration section's keys as JSON: `T`'s defaults serialized (a struct's fields, `null`
 /// for an unset option), for [`crate::config::ConfigSource::unknown_keys`].
 pub fn config_keys<T: serde::Serialize + Default>() -> serde_json::Value {

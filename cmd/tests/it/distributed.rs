@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use agora_shared::testing::{TestDb, skip_or_fail};
 
-const SERVICES: [&str; 4] = ["auth", "tickets", "analytics", "gateway"];
+const SERVICES: [&str; 5] = ["auth", "tickets", "analytics", "inventory-sync", "gateway"];
 const PASSWORD: &str = "Sup3r-secret!";
 const PEER_SECRET: &str = "e2e-peer-secret-0123456789abcdefghij";
 
@@ -55,7 +55,7 @@ fn config(
     redis: &str,
     kafka: &str,
 ) -> (std::path::PathBuf, Vec<u16>) {
-    let ports: Vec<u16> = (0..7)
+    let ports: Vec<u16> = (0..9)
         .map(|_| agora_shared::testing::unclaimed_port())
         .collect();
     let nanos = std::time::SystemTime::now()
@@ -89,6 +89,11 @@ grpc_addr = "127.0.0.1:{ng}"
 database_url = "{analytics_db}"
 tickets_grpc = "127.0.0.1:{tg}"
 
+[inventory_sync]
+http_addr = "127.0.0.1:{i}"
+grpc_addr = "127.0.0.1:{ig}"
+database_url = "{inventory_db}"
+
 [gateway]
 http_addr = "127.0.0.1:{g}"
 
@@ -107,6 +112,10 @@ prefixes = ["/api/v1/tickets"]
 url = "http://127.0.0.1:{n}"
 prefixes = ["/api/v1/analytics", "/api/v1/dashboard"]
 
+[gateway.services.inventory_sync]
+url = "http://127.0.0.1:{i}"
+prefixes = ["/api/v1/inventory"]
+
 [kafka]
 brokers = "{kafka}"
 partitions = 1
@@ -123,9 +132,12 @@ key_prefix = "{prefix}"
         n = ports[4],
         ng = ports[5],
         g = ports[6],
+        i = ports[7],
+        ig = ports[8],
         auth_db = stores[0].url,
         tickets_db = stores[1].url,
         analytics_db = stores[2].url,
+        inventory_db = stores[3].url,
         kek = crate::KEK,
     );
     let path = dir.join("agora.toml");
@@ -170,6 +182,7 @@ async fn the_platform_runs_as_one_process_per_service() {
         auth_db,
         TestDb::postgres().unwrap(),
         TestDb::postgres().unwrap(),
+        TestDb::postgres().unwrap(),
     ];
     let dir = tempfile::tempdir().unwrap();
     let (path, ports) = config(dir.path(), &stores, &redis, &kafka);
@@ -200,9 +213,10 @@ async fn the_platform_runs_as_one_process_per_service() {
     }
     let client = Client::new();
     let port = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
-    let (gateway, tickets, analytics) = (port(6), port(2), port(4));
+    let (gateway, tickets, analytics, inventory) = (port(6), port(2), port(4), port(7));
     // Each service is ready, then the gateway finds every upstream healthy.
-    for url in [port(0), tickets.clone(), analytics.clone()].map(|b| format!("{b}/health/ready")) {
+    let services = [port(0), tickets.clone(), analytics.clone(), inventory.clone()];
+    for url in services.map(|b| format!("{b}/health/ready")) {
         ready(&client, &mut processes, &url, Duration::from_secs(60)).await;
     }
     ready(
@@ -247,6 +261,25 @@ async fn the_platform_runs_as_one_process_per_service() {
         .await
         .unwrap();
     assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+
+    // Inventory: an item, a count that disagrees, the discrepancy it reveals.
+    let item = json!({"sku": "ONT-1", "name": "ONT", "on_hand": 40});
+    let resp = call(Method::POST, "/api/v1/inventory/items", &token)
+        .json(&item)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    let count = json!({"source": "amazon", "counts": [{"sku": "ONT-1", "quantity": 25}]});
+    let snapshot: Value = call(Method::POST, "/api/v1/inventory/snapshots", &token)
+        .json(&count)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(snapshot["scan"]["detected"], 1, "{snapshot}");
 
     // Analytics hears the tickets over Kafka.
     let query = json!({"metrics": ["created"], "date_range": "all"});
@@ -331,6 +364,13 @@ async fn the_platform_runs_as_one_process_per_service() {
             .status(),
         200
     );
+    assert_eq!(
+        direct(&inventory, "/api/v1/inventory/items")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let out = call(Method::POST, "/api/v1/auth/logout", &token)
         .send()
         .await
@@ -340,6 +380,7 @@ async fn the_platform_runs_as_one_process_per_service() {
         (gateway.as_str(), "/api/v1/tickets"),
         (tickets.as_str(), "/api/v1/tickets"),
         (analytics.as_str(), "/api/v1/dashboard/overview"),
+        (inventory.as_str(), "/api/v1/inventory/items"),
         (port(0).as_str(), "/api/v1/auth/me"),
     ] {
         assert_eq!(

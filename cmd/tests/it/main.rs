@@ -39,7 +39,7 @@ fn an_unknown_service_is_refused_naming_the_known_ones() {
         assert_eq!(
             stderr,
             vec![
-                "error: unknown service `nosuch`; the services are: auth, tickets, analytics, gateway"
+                "error: unknown service `nosuch`; the services are: auth, tickets, analytics, inventory-sync, gateway"
             ],
             "{command}"
         );
@@ -405,15 +405,13 @@ fn tokio_stream_listener(
 #[test]
 fn migrate_and_admin_commands() {
     use agora_shared::testing::TestDb;
-    let mut stores = vec![(TestDb::sqlite(), TestDb::sqlite(), TestDb::sqlite())];
+    let sqlite = || TestDb::sqlite();
+    let mut stores = vec![(sqlite(), sqlite(), sqlite(), sqlite())];
     if let Some(auth) = TestDb::postgres() {
-        stores.push((
-            auth,
-            TestDb::postgres().expect("postgres"),
-            TestDb::postgres().expect("postgres"),
-        ));
+        let postgres = || TestDb::postgres().expect("postgres");
+        stores.push((auth, postgres(), postgres(), postgres()));
     }
-    for (db, tickets_db, analytics_db) in stores {
+    for (db, tickets_db, analytics_db, inventory_db) in stores {
         let run = |args: &[&str]| {
             let out = agora()
                 .args(args)
@@ -421,6 +419,7 @@ fn migrate_and_admin_commands() {
                 .env("AGORA_AUTH__DATABASE_URL", &db.url)
                 .env("AGORA_TICKETS__DATABASE_URL", &tickets_db.url)
                 .env("AGORA_ANALYTICS__DATABASE_URL", &analytics_db.url)
+                .env("AGORA_INVENTORY_SYNC__DATABASE_URL", &inventory_db.url)
                 .env("AGORA_NEW_USER_PASSWORD", "Adm1n-password!")
                 .output()
                 .unwrap();
@@ -439,7 +438,7 @@ fn migrate_and_admin_commands() {
             (
                 true,
                 format!(
-                    "auth: 0 migration(s) applied\ntickets: {} migration(s) applied\nanalytics: 2 migration(s) applied\n",
+                    "auth: 0 migration(s) applied\ntickets: {} migration(s) applied\nanalytics: 2 migration(s) applied\ninventory-sync: 2 migration(s) applied\n",
                     // SQLite's tickets store has its own text index.
                     if db.backend == "sqlite" { 4 } else { 3 }
                 )

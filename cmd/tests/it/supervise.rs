@@ -30,7 +30,7 @@ async fn a_failed_task_stops_every_service_and_names_the_cause() {
     let addresses: Vec<_> = running.iter().map(|s| (s.name, s.http_addr)).collect();
     assert_eq!(
         addresses.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
-        ["auth", "tickets", "analytics", "gateway"],
+        ["auth", "tickets", "analytics", "inventory-sync", "gateway"],
         "started in the table's order"
     );
     let tickets = running.iter_mut().find(|s| s.name == "tickets").unwrap();

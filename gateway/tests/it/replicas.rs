@@ -66,6 +66,10 @@ http_workers = 2
 url = "http://127.0.0.1:9"
 required = false
 
+[gateway.services.inventory_sync]
+url = "http://127.0.0.1:9"
+required = false
+
 [gateway.services.echo]
 url = "http://127.0.0.1:{upstream}"
 prefixes = ["/api/v1/echo"]

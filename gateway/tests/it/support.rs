@@ -62,6 +62,10 @@ required = false
 url = "http://127.0.0.1:{dead}"
 required = false
 
+[gateway.services.inventory_sync]
+url = "http://127.0.0.1:{dead}"
+required = false
+
 [gateway.services.dead_h2]
 url = "http://127.0.0.1:{dead}"
 prefixes = ["/api/v1/dead-h2"]

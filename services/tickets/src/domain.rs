@@ -2,57 +2,8 @@
 //! ticket numbers. No I/O.
 
 use chrono::{Duration, NaiveDateTime};
-use serde::{Deserialize, Serialize};
 
-/// Defines a closed set of wire strings with parsing that names the allowed values, stored as a
-/// text column (a stored value outside the set fails the read).
-macro_rules! wire_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(
-            Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
-            diesel::expression::AsExpression, diesel::deserialize::FromSqlRow,
-        )]
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        pub enum $name {
-            $(#[serde(rename = $text)] $variant),+
-        }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            pub const NAMES: &'static [&'static str] = &[$($text),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),+
-                }
-            }
-
-            /// "must be one of A, B, C"
-            pub fn expected() -> String {
-                format!("must be one of {}", Self::NAMES.join(", "))
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s {
-                    $($text => Ok($name::$variant),)+
-                    _ => Err(Self::expected()),
-                }
-            }
-        }
-
-        agora_shared::text_column!($name);
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
+use agora_shared::wire_enum;
 
 wire_enum!(
     /// Kind of field work.

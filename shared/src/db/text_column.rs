@@ -77,3 +77,72 @@ pub fn parse<T: std::str::FromStr>(text: &str) -> diesel::deserialize::Result<T>
         format!("corrupt stored {kind}: {text:?} is not one of its values").into()
     })
 }
+
+/// Defines a closed set of wire strings with parsing that names the allowed values, stored as a
+/// text column (a stored value outside the set fails the read). The using crate depends on
+/// serde, utoipa and diesel.
+#[macro_export]
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+            diesel::expression::AsExpression, diesel::deserialize::FromSqlRow,
+        )]
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        pub enum $name {
+            $(#[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+
+            /// "must be one of A, B, C"
+            pub fn expected() -> String {
+                format!("must be one of {}", Self::NAMES.join(", "))
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(Self::expected()),
+                }
+            }
+        }
+
+        $crate::text_column!($name);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// Runs `$body` with `$c` bound to the backend's own connection: for statements Diesel builds
+/// for each backend but not for the multi-backend connection (upserts: `ON CONFLICT`).
+///
+/// ```text
+/// agora_shared::on_each_backend!(conn, c => diesel::insert_into(t).values(row)
+///     .on_conflict(t::id).do_nothing().execute(c))?;
+/// ```
+#[macro_export]
+macro_rules! on_each_backend {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Postgres($c) => $body,
+            $crate::db::DbConnection::Sqlite($c) => $body,
+        }
+    };
+}

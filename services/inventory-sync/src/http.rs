@@ -1,0 +1,60 @@
+//! The HTTP API under `/api/v1/inventory`; the kernel adds health, metrics and OpenAPI.
+//! Everyone in a tenant reads; changes need TENANT_ADMIN or `inventory:manage`.
+
+use actix_web::{HttpResponse, http::header, web};
+
+use agora_shared::{AppError, AppResult, db::DbConnection};
+
+use crate::store::{self, items::ItemRow};
+
+pub mod claims;
+pub mod discrepancies;
+pub mod items;
+pub mod reconcile;
+pub mod snapshots;
+
+/// Changing items, counts, rules, discrepancies and claims needs TENANT_ADMIN or this.
+pub const MANAGE: &str = "inventory:manage";
+
+/// Every route of the service. Fixed paths come before `/{id}` ones.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1/inventory")
+            .configure(snapshots::routes)
+            .configure(reconcile::routes)
+            .configure(items::routes)
+            .configure(discrepancies::routes)
+            .configure(claims::routes),
+    );
+}
+
+/// The caller's item `id` (an id or a SKU); another tenant's is a 404.
+pub fn load_item(conn: &mut DbConnection, tenant_id: &str, id: &str) -> AppResult<ItemRow> {
+    store::items::get(conn, tenant_id, id)?.ok_or_else(|| AppError::not_found("item"))
+}
+
+/// 201 with a Location header.
+pub fn created(location: String) -> actix_web::HttpResponseBuilder {
+    let mut builder = HttpResponse::Created();
+    builder.insert_header((header::LOCATION, location));
+    builder
+}
+
+/// A yes/no query parameter (`true`/`false`, `1`/`0`).
+pub fn flag(name: &str, value: Option<&str>) -> AppResult<bool> {
+    match value {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(_) => Err(AppError::invalid(name, "must be true or false")),
+    }
+}
+
+/// A closed-set query parameter, parsed.
+pub fn choice<T: std::str::FromStr<Err = String>>(
+    name: &str,
+    value: Option<&str>,
+) -> AppResult<Option<T>> {
+    value
+        .map(|v| v.parse::<T>().map_err(|e| AppError::invalid(name, e)))
+        .transpose()
+}

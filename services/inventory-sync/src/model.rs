@@ -1,0 +1,552 @@
+//! What goes over the wire: request bodies (strictly parsed, validated) and responses.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use validator::{Validate, ValidationError};
+
+use agora_shared::db::utc;
+
+use crate::{
+    domain::{
+        self, Action, ClaimProvider, ClaimStatus, ClaimType, DiscrepancyStatus, ReconcileOutcome,
+        Severity,
+    },
+    store::{
+        claims::ClaimRow,
+        discrepancies::DiscrepancyRow,
+        items::{ItemRow, QuantityChangeRow},
+    },
+};
+
+/// Largest quantity any count may hold.
+pub const MAX_QUANTITY: i64 = 1_000_000_000;
+/// Largest unit price, in minor units.
+pub const MAX_PRICE: i64 = 1_000_000_000_000;
+
+fn check_sku(sku: &str) -> Result<(), ValidationError> {
+    if domain::valid_sku(sku) {
+        Ok(())
+    } else {
+        Err(ValidationError::new("sku").with_message(
+            "must be 1 to 64 characters without control characters or surrounding spaces".into(),
+        ))
+    }
+}
+
+fn check_currency(code: &str) -> Result<(), ValidationError> {
+    if domain::valid_currency(code) {
+        Ok(())
+    } else {
+        Err(ValidationError::new("currency")
+            .with_message("must be an ISO 4217 code of three capital letters".into()))
+    }
+}
+
+fn check_source(source: &str) -> Result<(), ValidationError> {
+    if domain::valid_source(source) {
+        Ok(())
+    } else {
+        Err(ValidationError::new("source")
+            .with_message("must be 1 to 40 of a-z, 0-9, _ and -".into()))
+    }
+}
+
+/// A stock-keeping unit and our count of it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct Item {
+    pub id: String,
+    pub sku: String,
+    pub asin: Option<String>,
+    pub fnsku: Option<String>,
+    pub name: String,
+    /// Units we hold (what reconciliation sets and scans compare).
+    pub on_hand: i64,
+    pub fulfillable: i64,
+    pub inbound: i64,
+    pub reserved: i64,
+    pub unfulfillable: i64,
+    /// Minor units of `currency` (1999 = 19.99 USD).
+    pub unit_price: i64,
+    pub currency: String,
+    pub reorder_point: i64,
+    pub reorder_quantity: i64,
+    /// Fulfillable units at or below the reorder point.
+    pub needs_reorder: bool,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&ItemRow> for Item {
+    fn from(r: &ItemRow) -> Self {
+        Self {
+            id: r.id.clone(),
+            sku: r.sku.clone(),
+            asin: r.asin.clone(),
+            fnsku: r.fnsku.clone(),
+            name: r.name.clone(),
+            on_hand: r.on_hand,
+            fulfillable: r.fulfillable,
+            inbound: r.inbound,
+            reserved: r.reserved,
+            unfulfillable: r.unfulfillable,
+            unit_price: r.unit_price,
+            currency: r.currency.clone(),
+            reorder_point: r.reorder_point,
+            reorder_quantity: r.reorder_quantity,
+            needs_reorder: r.fulfillable <= r.reorder_point,
+            version: r.version,
+            created_at: utc(r.created_at),
+            updated_at: utc(r.updated_at),
+        }
+    }
+}
+
+/// An item's fields. Creating needs `sku` and `name`; quantities default to 0, the reorder
+/// point to 10 and the reorder quantity to 50. Changing keeps absent fields; `null` clears
+/// `asin` and `fnsku`.
+#[derive(Debug, Clone, Default, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemFields {
+    #[validate(custom(function = "check_sku"))]
+    pub sku: Option<String>,
+    #[validate(length(min = 1, max = 200, message = "must be 1 to 200 characters"))]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[validate(length(min = 1, max = 20, message = "must be 1 to 20 characters"))]
+    #[schema(value_type = Option<String>)]
+    pub asin: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[validate(length(min = 1, max = 20, message = "must be 1 to 20 characters"))]
+    #[schema(value_type = Option<String>)]
+    pub fnsku: Option<Option<String>>,
+    #[validate(range(
+        min = 0,
+        max = 1_000_000_000,
+        message = "must be between 0 and 1000000000"
+    ))]
+    pub on_hand: Option<i64>,
+    #[validate(range(
+        min = 0,
+        max = 1_000_000_000,
+        message = "must be between 0 and 1000000000"
+    ))]
+    pub fulfillable: Option<i64>,
+    #[validate(range(
+        min = 0,
+        max = 1_000_000_000,
+        message = "must be between 0 and 1000000000"
+    ))]
+    pub inbound: Option<i64>,
+    #[validate(range(
+        min = 0,
+        max = 1_000_000_000,
+        message = "must be between 0 and 1000000000"
+    ))]
+    pub reserved: Option<i64>,
+    #[validate(range(
+        min = 0,
+        max = 1_000_000_000,
+        message = "must be between 0 and 1000000000"
+    ))]
+    pub unfulfillable: Option<i64>,
+    /// Minor units of `currency`.
+    #[validate(range(
+        min = 0,
+        max = 1_000_000_000_000i64,
+        message = "must be between 0 and 1000000000000"
+    ))]
+    pub unit_price: Option<i64>,
+    /// Defaults to the service's `default_currency`.
+    #[validate(custom(function = "check_currency"))]
+    pub currency: Option<String>,
+    #[validate(range(
+        min = 0,
+        max = 1_000_000_000,
+        message = "must be between 0 and 1000000000"
+    ))]
+    pub reorder_point: Option<i64>,
+    #[validate(range(
+        min = 0,
+        max = 1_000_000_000,
+        message = "must be between 0 and 1000000000"
+    ))]
+    pub reorder_quantity: Option<i64>,
+}
+
+/// A field that may be absent (keep), `null` (clear) or a value (set).
+fn double_option<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemPage {
+    pub items: Vec<Item>,
+    pub next_cursor: Option<String>,
+}
+
+/// One change of an item's on-hand quantity.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuantityChange {
+    pub id: String,
+    pub from_quantity: i64,
+    pub to_quantity: i64,
+    /// reconcile, auto_resolve, import, edit, create
+    pub reason: String,
+    pub actor_id: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&QuantityChangeRow> for QuantityChange {
+    fn from(r: &QuantityChangeRow) -> Self {
+        Self {
+            id: r.id.clone(),
+            from_quantity: r.from_quantity,
+            to_quantity: r.to_quantity,
+            reason: r.reason.clone(),
+            actor_id: r.actor_id.clone(),
+            created_at: utc(r.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuantityChangePage {
+    pub items: Vec<QuantityChange>,
+    pub next_cursor: Option<String>,
+}
+
+/// What a CSV import did.
+#[derive(Debug, Default, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct ImportReport {
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+/// One source's counts of some items, taken at once.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSnapshot {
+    /// `amazon`, `manual`, or any other name of 1-40 of a-z, 0-9, `_`, `-`.
+    #[validate(custom(function = "check_source"))]
+    pub source: String,
+    #[validate(
+        length(min = 1, max = 10000, message = "must hold 1 to 10000 counts"),
+        nested
+    )]
+    pub counts: Vec<SourceCount>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceCount {
+    #[validate(custom(function = "check_sku"))]
+    pub sku: String,
+    #[validate(range(
+        min = 0,
+        max = 1_000_000_000,
+        message = "must be between 0 and 1000000000"
+    ))]
+    pub quantity: i64,
+    /// The item's name, when the source names an item we do not have yet.
+    #[validate(length(min = 1, max = 200, message = "must be 1 to 200 characters"))]
+    pub name: Option<String>,
+}
+
+/// What a scan found and did.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct ScanReport {
+    /// Counts compared.
+    pub compared: u64,
+    /// New discrepancies.
+    pub detected: u64,
+    /// Live discrepancies whose numbers moved.
+    pub updated: u64,
+    /// Live discrepancies settled because the counts now agree.
+    pub resolved: u64,
+    /// New low discrepancies resolved by the tenant's rule.
+    pub auto_resolved: u64,
+}
+
+/// Counts one source reported at once.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Snapshot {
+    pub id: String,
+    pub source: String,
+    pub item_count: i64,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A recorded snapshot and the scan of its items.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SnapshotReport {
+    pub id: String,
+    pub source: String,
+    pub item_count: i64,
+    /// Items the source named first (created with reorder point 10 and quantity 50).
+    pub created_items: Vec<String>,
+    pub scan: ScanReport,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A difference between a source's count and ours.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct Discrepancy {
+    pub id: String,
+    pub item_id: String,
+    pub sku: String,
+    pub source: String,
+    pub snapshot_id: String,
+    /// Our on-hand quantity when it was last compared.
+    pub expected: i64,
+    /// The source's count.
+    pub observed: i64,
+    /// observed - expected
+    pub difference: i64,
+    pub severity: Severity,
+    pub suggested_action: Action,
+    pub confidence: f64,
+    /// 0 to 10.
+    pub impact: f64,
+    /// |difference| x unit price, minor units of `currency`.
+    pub value_at_stake: i64,
+    pub currency: String,
+    pub status: DiscrepancyStatus,
+    pub note: Option<String>,
+    pub detected_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+impl From<&DiscrepancyRow> for Discrepancy {
+    fn from(r: &DiscrepancyRow) -> Self {
+        Self {
+            id: r.id.clone(),
+            item_id: r.item_id.clone(),
+            sku: r.sku.clone(),
+            source: r.source.clone(),
+            snapshot_id: r.snapshot_id.clone(),
+            expected: r.expected,
+            observed: r.observed,
+            difference: r.difference,
+            severity: r.severity,
+            suggested_action: r.suggested_action,
+            confidence: r.confidence,
+            impact: r.impact,
+            value_at_stake: r.value_at_stake,
+            currency: r.currency.clone(),
+            status: r.status,
+            note: r.note.clone(),
+            detected_at: utc(r.detected_at),
+            updated_at: utc(r.updated_at),
+            resolved_at: r.resolved_at.map(utc),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DiscrepancyPage {
+    pub items: Vec<Discrepancy>,
+    pub next_cursor: Option<String>,
+}
+
+/// A status change by hand: investigating, escalated or resolved.
+#[derive(Debug, Clone, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DiscrepancyUpdate {
+    pub status: DiscrepancyStatus,
+    #[validate(length(max = 2000, message = "must be at most 2000 characters"))]
+    pub note: Option<String>,
+}
+
+/// One line of a reconciliation: set the item's on-hand quantity to `source_value`, if it is
+/// still `target_value`.
+#[derive(Debug, Clone, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileLine {
+    #[validate(custom(function = "check_sku"))]
+    pub sku: String,
+    #[validate(range(
+        min = 0,
+        max = 1_000_000_000,
+        message = "must be between 0 and 1000000000"
+    ))]
+    pub source_value: i64,
+    /// Our quantity as the caller saw it; the line fails if it has moved since.
+    #[validate(range(
+        min = 0,
+        max = 1_000_000_000,
+        message = "must be between 0 and 1000000000"
+    ))]
+    pub target_value: i64,
+}
+
+/// Lines to reconcile: a JSON array (at most 10000 lines).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(transparent)]
+pub struct ReconcileRequest(pub Vec<ReconcileLine>);
+
+impl Validate for ReconcileRequest {
+    fn validate(&self) -> Result<(), validator::ValidationErrors> {
+        let mut errors = validator::ValidationErrors::new();
+        if self.0.is_empty() || self.0.len() > 10_000 {
+            errors.add(
+                "items",
+                ValidationError::new("length").with_message("must hold 1 to 10000 lines".into()),
+            );
+        }
+        for (i, line) in self.0.iter().enumerate() {
+            if let Err(e) = line.validate() {
+                for (field, _) in e.field_errors() {
+                    let message = format!("line {i}: {field} is not valid");
+                    errors.add(
+                        "items",
+                        ValidationError::new("line").with_message(message.into()),
+                    );
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// What happened to one line.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct ReconcileResult {
+    pub sku: String,
+    pub outcome: ReconcileOutcome,
+    /// The item's on-hand quantity before, when it existed.
+    pub from: Option<i64>,
+    /// Its quantity after (unchanged for a failed line).
+    pub to: Option<i64>,
+    /// Why the line failed.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReconcileReport {
+    /// Items set to their source value (created ones included).
+    pub reconciled: Vec<String>,
+    pub failed: Vec<String>,
+    pub results: Vec<ReconcileResult>,
+}
+
+/// The tenant's scan rules.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rules {
+    /// Low discrepancies (2-5 units) are settled at once by taking the source's count.
+    pub auto_resolve_low: bool,
+}
+
+/// A document backing a claim.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, PartialEq, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Evidence {
+    /// discrepancy, snapshot, email, document, note
+    #[validate(length(min = 1, max = 40, message = "must be 1 to 40 characters"))]
+    pub kind: String,
+    #[validate(length(min = 1, max = 500, message = "must be 1 to 500 characters"))]
+    pub reference: String,
+    #[serde(default)]
+    #[validate(length(max = 2000, message = "must be at most 2000 characters"))]
+    pub description: String,
+}
+
+/// A claim for money a discrepancy says the tenant is owed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct Claim {
+    pub id: String,
+    pub discrepancy_id: String,
+    pub item_id: String,
+    pub sku: String,
+    pub claim_type: ClaimType,
+    pub provider: ClaimProvider,
+    pub status: ClaimStatus,
+    /// Minor units of `currency`.
+    pub amount: i64,
+    pub currency: String,
+    pub confidence: f64,
+    pub evidence: Vec<Evidence>,
+    pub notes: Option<String>,
+    /// The provider's case or refund id, once filed.
+    pub external_reference: Option<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&ClaimRow> for Claim {
+    fn from(r: &ClaimRow) -> Self {
+        Self {
+            id: r.id.clone(),
+            discrepancy_id: r.discrepancy_id.clone(),
+            item_id: r.item_id.clone(),
+            sku: r.sku.clone(),
+            claim_type: r.claim_type,
+            provider: r.provider,
+            status: r.status,
+            amount: r.amount,
+            currency: r.currency.clone(),
+            confidence: r.confidence,
+            evidence: serde_json::from_str(&r.evidence).unwrap_or_default(),
+            notes: r.notes.clone(),
+            external_reference: r.external_reference.clone(),
+            created_by: r.created_by.clone(),
+            created_at: utc(r.created_at),
+            updated_at: utc(r.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClaimPage {
+    pub items: Vec<Claim>,
+    pub next_cursor: Option<String>,
+}
+
+/// A new claim on a discrepancy whose confidence is at least 0.7.
+#[derive(Debug, Clone, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewClaim {
+    pub discrepancy_id: String,
+    pub claim_type: ClaimType,
+    pub provider: ClaimProvider,
+    /// Minor units of the item's currency; defaults to the discrepancy's value at stake.
+    #[validate(range(
+        min = 1,
+        max = 1_000_000_000_000i64,
+        message = "must be between 1 and 1000000000000"
+    ))]
+    pub amount: Option<i64>,
+    #[validate(length(max = 2000, message = "must be at most 2000 characters"))]
+    pub notes: Option<String>,
+    /// More evidence; the discrepancy and its snapshot are always attached.
+    #[serde(default)]
+    #[validate(length(max = 50, message = "at most 50 entries"), nested)]
+    pub evidence: Vec<Evidence>,
+}
+
+/// A claim's next status (pending -> processing -> approved | rejected; approved -> completed).
+#[derive(Debug, Clone, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimUpdate {
+    pub status: ClaimStatus,
+    #[validate(length(max = 2000, message = "must be at most 2000 characters"))]
+    pub notes: Option<String>,
+    #[validate(length(min = 1, max = 200, message = "must be 1 to 200 characters"))]
+    pub external_reference: Option<String>,
+    /// Evidence to add (a reimbursement notice, a case email...).
+    #[serde(default)]
+    #[validate(length(max = 50, message = "at most 50 entries"), nested)]
+    pub evidence: Vec<Evidence>,
+}

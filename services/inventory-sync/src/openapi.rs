@@ -1,0 +1,38 @@
+//! The service's OpenAPI document, served at `/openapi.json` (the gateway merges it).
+
+use utoipa::OpenApi;
+
+use agora_shared::http::openapi::BearerAuth;
+
+use crate::{domain, http, model};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Agora inventory-sync", description = "Items and counts, source snapshots, discrepancies scored by the commerce rules, reconciliation and claims."),
+    paths(
+        http::items::list, http::items::create, http::items::get, http::items::patch,
+        http::items::delete, http::items::changes, http::items::discrepancies, http::items::import_csv,
+        http::snapshots::record, http::snapshots::get, http::snapshots::scan_now,
+        http::snapshots::rules, http::snapshots::set_rules,
+        http::discrepancies::list, http::discrepancies::get, http::discrepancies::update,
+        http::reconcile::reconcile,
+        http::claims::list, http::claims::create, http::claims::get, http::claims::update,
+    ),
+    components(schemas(
+        model::Item, model::ItemFields, model::ItemPage, model::QuantityChange,
+        model::QuantityChangePage, model::ImportReport, model::NewSnapshot, model::SourceCount,
+        model::Snapshot, model::SnapshotReport, model::ScanReport, model::Discrepancy,
+        model::DiscrepancyPage, model::DiscrepancyUpdate, model::ReconcileLine,
+        model::ReconcileRequest, model::ReconcileResult, model::ReconcileReport, model::Rules,
+        model::Evidence, model::Claim, model::ClaimPage, model::NewClaim, model::ClaimUpdate,
+        domain::Severity, domain::Action, domain::DiscrepancyStatus, domain::ClaimType,
+        domain::ClaimProvider, domain::ClaimStatus, domain::ReconcileOutcome,
+    )),
+    modifiers(&BearerAuth),
+)]
+struct ApiDoc;
+
+/// The OpenAPI 3.1 document as JSON.
+pub fn document() -> serde_json::Value {
+    serde_json::to_value(ApiDoc::openapi()).unwrap_or_default()
+}

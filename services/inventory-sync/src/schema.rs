@@ -1,0 +1,126 @@
+//! Diesel table definitions of the inventory-sync store (the outbox and inbox come from the
+//! kernel).
+
+diesel::table! {
+    items (id) {
+        id -> Text,
+        tenant_id -> Text,
+        sku -> Text,
+        asin -> Nullable<Text>,
+        fnsku -> Nullable<Text>,
+        name -> Text,
+        on_hand -> BigInt,
+        fulfillable -> BigInt,
+        inbound -> BigInt,
+        reserved -> BigInt,
+        unfulfillable -> BigInt,
+        unit_price -> BigInt,
+        currency -> Text,
+        reorder_point -> BigInt,
+        reorder_quantity -> BigInt,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    snapshots (id) {
+        id -> Text,
+        tenant_id -> Text,
+        source -> Text,
+        item_count -> BigInt,
+        created_by -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    source_counts (item_id, source) {
+        tenant_id -> Text,
+        item_id -> Text,
+        source -> Text,
+        quantity -> BigInt,
+        snapshot_id -> Text,
+        observed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    discrepancies (id) {
+        id -> Text,
+        tenant_id -> Text,
+        item_id -> Text,
+        sku -> Text,
+        source -> Text,
+        snapshot_id -> Text,
+        expected -> BigInt,
+        observed -> BigInt,
+        difference -> BigInt,
+        severity -> Text,
+        suggested_action -> Text,
+        confidence -> Double,
+        impact -> Double,
+        value_at_stake -> BigInt,
+        currency -> Text,
+        status -> Text,
+        live -> Nullable<Integer>,
+        note -> Nullable<Text>,
+        detected_at -> Timestamp,
+        updated_at -> Timestamp,
+        resolved_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    rules (tenant_id) {
+        tenant_id -> Text,
+        auto_resolve_low -> Bool,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    claims (id) {
+        id -> Text,
+        tenant_id -> Text,
+        discrepancy_id -> Text,
+        item_id -> Text,
+        sku -> Text,
+        claim_type -> Text,
+        provider -> Text,
+        status -> Text,
+        amount -> BigInt,
+        currency -> Text,
+        confidence -> Double,
+        evidence -> Text,
+        notes -> Nullable<Text>,
+        external_reference -> Nullable<Text>,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    quantity_changes (id) {
+        id -> Text,
+        tenant_id -> Text,
+        item_id -> Text,
+        from_quantity -> BigInt,
+        to_quantity -> BigInt,
+        reason -> Text,
+        actor_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    items,
+    snapshots,
+    source_counts,
+    discrepancies,
+    rules,
+    claims,
+    quantity_changes
+);

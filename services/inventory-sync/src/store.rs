@@ -1,0 +1,7 @@
+//! The inventory-sync store: every SQL statement of the service, as functions over a connection
+//! so the caller chooses the transaction.
+
+pub mod claims;
+pub mod discrepancies;
+pub mod items;
+pub mod snapshots;

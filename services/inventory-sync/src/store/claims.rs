@@ -1,0 +1,97 @@
+//! Claims: one per discrepancy (a unique index), status moved only from the status it was read
+//! in.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use agora_shared::{AppResult, db::DbConnection};
+
+use crate::{
+    domain::{ClaimProvider, ClaimStatus, ClaimType},
+    schema::claims,
+};
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = claims, treat_none_as_null = true)]
+pub struct ClaimRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub discrepancy_id: String,
+    pub item_id: String,
+    pub sku: String,
+    pub claim_type: ClaimType,
+    pub provider: ClaimProvider,
+    pub status: ClaimStatus,
+    pub amount: i64,
+    pub currency: String,
+    pub confidence: f64,
+    /// JSON array of evidence entries.
+    pub evidence: String,
+    pub notes: Option<String>,
+    pub external_reference: Option<String>,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Inserts the claim; false when the discrepancy already has one.
+pub fn insert(conn: &mut DbConnection, row: &ClaimRow) -> AppResult<bool> {
+    let n = agora_shared::on_each_backend!(conn, c => diesel::insert_into(claims::table)
+        .values(row)
+        .on_conflict(claims::discrepancy_id)
+        .do_nothing()
+        .execute(c))?;
+    Ok(n == 1)
+}
+
+pub fn get(conn: &mut DbConnection, tenant_id: &str, id: &str) -> AppResult<Option<ClaimRow>> {
+    Ok(claims::table
+        .filter(claims::tenant_id.eq(tenant_id))
+        .filter(claims::id.eq(id))
+        .select(ClaimRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Writes `row` over the stored claim if its status is still `from`; false when it moved.
+pub fn update_from(conn: &mut DbConnection, row: &ClaimRow, from: ClaimStatus) -> AppResult<bool> {
+    let n = diesel::update(
+        claims::table
+            .filter(claims::id.eq(&row.id))
+            .filter(claims::status.eq(from)),
+    )
+    .set(row)
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// The tenant's claims, newest first, before id `before`.
+pub fn list(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    status: Option<ClaimStatus>,
+    before: Option<&str>,
+    limit: i64,
+) -> AppResult<Vec<ClaimRow>> {
+    let mut query = claims::table
+        .filter(claims::tenant_id.eq(tenant_id))
+        .order(claims::id.desc())
+        .select(ClaimRow::as_select())
+        .limit(limit + 1)
+        .into_boxed();
+    if let Some(before) = before {
+        query = query.filter(claims::id.lt(before.to_owned()));
+    }
+    if let Some(status) = status {
+        query = query.filter(claims::status.eq(status));
+    }
+    Ok(query.load(conn)?)
+}
+
+/// Whether the item has any claim.
+pub fn for_item(conn: &mut DbConnection, item_id: &str) -> AppResult<bool> {
+    Ok(diesel::select(diesel::dsl::exists(
+        claims::table.filter(claims::item_id.eq(item_id)),
+    ))
+    .get_result(conn)?)
+}
