@@ -27,6 +27,9 @@ database_url = "postgres://agora:$password@postgres:5432/tickets"
 [analytics]
 database_url = "postgres://agora:$password@postgres:5432/analytics"
 
+[inventory_sync]
+database_url = "postgres://agora:$password@postgres:5432/inventory_sync"
+
 [gateway]
 ops_token = "$(token)"
 TOML

@@ -51,8 +51,8 @@ GENERATED = (
     "# Generated from deploy/helm/agora by `python3 scripts/deploy/check.py --write` "
     "({values}); edit the chart, not this file.\n"
 )
-SERVICES = ["auth", "tickets", "analytics", "gateway"]
-STORES = ["auth", "tickets", "analytics"]
+SERVICES = ["auth", "tickets", "analytics", "inventory-sync", "gateway"]
+STORES = ["auth", "tickets", "analytics", "inventory-sync"]
 SECRET = "agora-secrets"
 SECRET_KEYS = {
     "auth-peer-secret",
@@ -62,6 +62,7 @@ SECRET_KEYS = {
     "auth-database-url",
     "tickets-database-url",
     "analytics-database-url",
+    "inventory-sync-database-url",
     "analytics-tickets-credential",
 }
 # What must never be a literal value in a manifest.
@@ -70,6 +71,11 @@ SECRET_NAMES = re.compile(
 )
 # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest schemas.
 KUBE_VERSIONS = ["1.25.0", kubernetes_validate.utils.latest_version() + ".0"]
+
+
+def env_section(service: str) -> str:
+    """A service's configuration section in variable names: inventory-sync -> INVENTORY_SYNC."""
+    return service.replace("-", "_").upper()
 
 
 class Failed(Exception):
@@ -230,7 +236,7 @@ def assert_objects(docs: list[dict], label: str) -> None:
         ports = {p["name"]: p["containerPort"] for p in main["ports"]}
         env = env_of(main)
         for port, number in ports.items():
-            var = f"AGORA_{service.upper()}__{port.upper()}_ADDR"
+            var = f"AGORA_{env_section(service)}__{port.upper()}_ADDR"
             listen = env.get(var, {}).get("value")
             check(
                 listen == f"0.0.0.0:{number}",
@@ -432,7 +438,7 @@ class Local:
         self.databases: list[str] = []
         try:
             for store in STORES:
-                name = f"agora_deploy_{store}_{run}"
+                name = f"agora_deploy_{store.replace('-', '_')}_{run}"
                 create = ["psql", admin_url, "-q", "-c", f"CREATE DATABASE {name}"]
                 subprocess.run(create, check=True)
                 self.databases.append(name)
@@ -466,7 +472,9 @@ class Local:
             return "1"  # the test broker is one
         if name == "OTEL_EXPORTER_OTLP_ENDPOINT":
             return None  # no collector here
-        value = re.sub(r"\bagora-(auth|tickets|analytics|gateway)(?=:\d)", "127.0.0.1", value)
+        value = re.sub(
+            r"\bagora-(auth|tickets|analytics|inventory-sync|gateway)(?=:\d)", "127.0.0.1", value
+        )
         return re.sub(
             r":(\d+)\b", lambda m: f":{self.ports.get(int(m.group(1)), m.group(1))}", value
         )
@@ -617,7 +625,14 @@ def run_services(
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         check(response.status == 201, f"{label}: register through the gateway: {response.status}")
-    print("  gateway: /health 200, a tenant registered through it")
+        access = json.load(response)["access_token"]
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{gateway}/api/v1/inventory/items",
+        headers={"authorization": f"Bearer {access}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        check(response.status == 200, f"{label}: inventory through the gateway: {response.status}")
+    print("  gateway: /health 200, a tenant registered through it, its inventory read")
 
 
 def main() -> int:

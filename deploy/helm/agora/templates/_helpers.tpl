@@ -35,7 +35,7 @@ auth:
   httpPort: 8081
   grpcPort: 9081
   store: true
-  callers: [gateway, tickets, analytics]
+  callers: [gateway, tickets, analytics, inventory-sync]
 tickets:
   httpPort: 8082
   grpcPort: 9082
@@ -44,6 +44,11 @@ tickets:
 analytics:
   httpPort: 8083
   grpcPort: 9083
+  store: true
+  callers: [gateway]
+inventory-sync:
+  httpPort: 8084
+  grpcPort: 9084
   store: true
   callers: [gateway]
 gateway:
@@ -67,6 +72,7 @@ AGORA_ANALYTICS__TICKETS_GRPC: "{{ $name }}-tickets:9082"
 AGORA_GATEWAY__SERVICES__AUTH__URL: "http://{{ $name }}-auth:8081"
 AGORA_GATEWAY__SERVICES__TICKETS__URL: "http://{{ $name }}-tickets:8082"
 AGORA_GATEWAY__SERVICES__ANALYTICS__URL: "http://{{ $name }}-analytics:8083"
+AGORA_GATEWAY__SERVICES__INVENTORY_SYNC__URL: "http://{{ $name }}-inventory-sync:8084"
 AGORA_AUTH__TRUSTED_PROXIES: {{ printf "[%s]" (join ", " .Values.trustedProxies) | quote }}
 AGORA_GATEWAY__TRUSTED_PROXIES: {{ printf "[%s]" (join ", " .Values.trustedProxies) | quote }}
 {{- with .Values.otlpEndpoint }}
@@ -75,6 +81,11 @@ OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
 {{- range $key, $value := .Values.extraEnv }}
 {{ $key }}: {{ $value | quote }}
 {{- end }}
+{{- end -}}
+
+{{/* A service's configuration section in variable names: inventory-sync -> INVENTORY_SYNC. */}}
+{{- define "agora.envSection" -}}
+{{- . | replace "-" "_" | upper -}}
 {{- end -}}
 
 {{/* A variable from the operator's Secret: (dict "root" $ "env" NAME "key" KEY). */}}
