@@ -29,6 +29,7 @@ database_url = "postgres://agora:$password@postgres:5432/analytics"
 
 [inventory_sync]
 database_url = "postgres://agora:$password@postgres:5432/inventory_sync"
+key_encryption_key = "$(random)"
 
 [gateway]
 ops_token = "$(token)"

@@ -114,6 +114,10 @@ grpc_addr = "127.0.0.1:19192"
 http_addr = "127.0.0.1:18193"
 grpc_addr = "127.0.0.1:19193"
 
+[inventory_sync]
+http_addr = "127.0.0.1:18194"
+grpc_addr = "127.0.0.1:19194"
+
 [redis]
 url = "$REDIS_URL"
 key_prefix = "agora-bench-$$:"

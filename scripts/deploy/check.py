@@ -63,6 +63,8 @@ SECRET_KEYS = {
     "tickets-database-url",
     "analytics-database-url",
     "inventory-sync-database-url",
+    "inventory-sync-key-encryption-key",
+    "inventory-sync-amazon-client-secret",
     "analytics-tickets-credential",
 }
 # What must never be a literal value in a manifest.
@@ -431,6 +433,7 @@ class Local:
         self.secret = {
             "auth-peer-secret": secrets.token_urlsafe(32),
             "auth-key-encryption-key": base64.b64encode(secrets.token_bytes(32)).decode(),
+            "inventory-sync-key-encryption-key": base64.b64encode(secrets.token_bytes(32)).decode(),
             "gateway-ops-token": secrets.token_hex(32),
             "redis-url": redis_url,
         }

@@ -11,6 +11,7 @@
 //! ```
 
 mod client;
+pub mod fake_amazon;
 mod smtp;
 
 use std::sync::Arc;

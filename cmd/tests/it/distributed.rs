@@ -215,7 +215,12 @@ async fn the_platform_runs_as_one_process_per_service() {
     let port = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
     let (gateway, tickets, analytics, inventory) = (port(6), port(2), port(4), port(7));
     // Each service is ready, then the gateway finds every upstream healthy.
-    let services = [port(0), tickets.clone(), analytics.clone(), inventory.clone()];
+    let services = [
+        port(0),
+        tickets.clone(),
+        analytics.clone(),
+        inventory.clone(),
+    ];
     for url in services.map(|b| format!("{b}/health/ready")) {
         ready(&client, &mut processes, &url, Duration::from_secs(60)).await;
     }

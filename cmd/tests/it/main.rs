@@ -152,6 +152,8 @@ fn embedded_platform_starts_serves_and_stops_on_sigterm() {
         .env("AGORA_TICKETS__GRPC_ADDR", "127.0.0.1:0")
         .env("AGORA_ANALYTICS__HTTP_ADDR", "127.0.0.1:0")
         .env("AGORA_ANALYTICS__GRPC_ADDR", "127.0.0.1:0")
+        .env("AGORA_INVENTORY_SYNC__HTTP_ADDR", "127.0.0.1:0")
+        .env("AGORA_INVENTORY_SYNC__GRPC_ADDR", "127.0.0.1:0")
         .env("AGORA_GATEWAY__HTTP_ADDR", "127.0.0.1:0")
         .env("AGORA_BOOTSTRAP_ADMIN_EMAIL", "boss@example.test")
         .env("AGORA_BOOTSTRAP_ADMIN_PASSWORD", "B00tstrap-pass!")
@@ -328,6 +330,8 @@ fn traces_are_exported_over_otlp_when_configured() {
         .env("AGORA_TICKETS__GRPC_ADDR", "127.0.0.1:0")
         .env("AGORA_ANALYTICS__HTTP_ADDR", "127.0.0.1:0")
         .env("AGORA_ANALYTICS__GRPC_ADDR", "127.0.0.1:0")
+        .env("AGORA_INVENTORY_SYNC__HTTP_ADDR", "127.0.0.1:0")
+        .env("AGORA_INVENTORY_SYNC__GRPC_ADDR", "127.0.0.1:0")
         .env("AGORA_GATEWAY__HTTP_ADDR", "127.0.0.1:0")
         .env(
             "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -438,7 +442,7 @@ fn migrate_and_admin_commands() {
             (
                 true,
                 format!(
-                    "auth: 0 migration(s) applied\ntickets: {} migration(s) applied\nanalytics: 2 migration(s) applied\ninventory-sync: 2 migration(s) applied\n",
+                    "auth: 0 migration(s) applied\ntickets: {} migration(s) applied\nanalytics: 2 migration(s) applied\ninventory-sync: 3 migration(s) applied\n",
                     // SQLite's tickets store has its own text index.
                     if db.backend == "sqlite" { 4 } else { 3 }
                 )

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use agora_shared::config::{ConfigError, ServiceEndpoints, Validate};
+use agora_shared::config::{ConfigError, Secret, ServiceEndpoints, Validate};
 
 /// Settings of the inventory-sync service.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -18,6 +18,55 @@ pub struct InventoryConfig {
     pub import_max_bytes: usize,
     /// actix worker threads for this service.
     pub http_workers: usize,
+    /// Base64 of 32 random bytes: seals connections' credentials and tokens (AES-256-GCM).
+    /// Required in distributed mode; embedded mode keeps one in `<data_dir>/inventory-sync.key`.
+    pub key_encryption_key: Option<Secret>,
+    /// How often each Amazon connection is synced (RULES.md: every 6 h).
+    pub sync_interval_secs: u64,
+    /// How often due syncs and abandoned runs are looked for.
+    pub sync_check_secs: u64,
+    /// How long a replica holds a run without news before another takes it over.
+    pub sync_lease_secs: u64,
+    /// Amazon's endpoints and this application's Login with Amazon credentials.
+    pub amazon: AmazonConfig,
+}
+
+/// `[inventory_sync.amazon]`: Login with Amazon and the Selling Partner API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AmazonConfig {
+    /// LWA's token endpoint (EU: https://api.amazon.co.uk/auth/o2/token, FE: .co.jp).
+    pub lwa_url: String,
+    /// The SP-API host of the sellers' region (EU: sellingpartnerapi-eu, FE: -fe).
+    pub sp_api_url: String,
+    /// The application's LWA client id and secret (Seller Central, Developer Central).
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    /// getInventorySummaries' usage plan: requests per second and burst.
+    pub requests_per_second: u32,
+    pub burst: u32,
+    /// Attempts at one page (throttled or failing) before the run fails.
+    pub max_attempts: u32,
+    /// First backoff after a 429 or a 5xx (doubles each time; Retry-After wins when given).
+    pub backoff_ms: u64,
+    /// Timeout of one request.
+    pub timeout_secs: u64,
+}
+
+impl Default for AmazonConfig {
+    fn default() -> Self {
+        Self {
+            lwa_url: "https://api.amazon.com/auth/o2/token".into(),
+            sp_api_url: "https://sellingpartnerapi-na.amazon.com".into(),
+            client_id: None,
+            client_secret: None,
+            requests_per_second: 2,
+            burst: 2,
+            max_attempts: 6,
+            backoff_ms: 1000,
+            timeout_secs: 30,
+        }
+    }
 }
 
 impl Default for InventoryConfig {
@@ -28,6 +77,11 @@ impl Default for InventoryConfig {
             default_currency: "USD".into(),
             import_max_bytes: 5 * 1024 * 1024,
             http_workers: 2,
+            key_encryption_key: None,
+            sync_interval_secs: 6 * 60 * 60,
+            sync_check_secs: 30,
+            sync_lease_secs: 60,
+            amazon: AmazonConfig::default(),
         }
     }
 }
@@ -56,6 +110,35 @@ impl Validate for InventoryConfig {
         }
         if self.http_workers == 0 {
             return Err(ConfigError::new(key("http_workers"), "must be at least 1"));
+        }
+        for (name, value) in [
+            ("sync_interval_secs", self.sync_interval_secs),
+            ("sync_check_secs", self.sync_check_secs),
+            ("sync_lease_secs", self.sync_lease_secs),
+            ("amazon.timeout_secs", self.amazon.timeout_secs),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(key(name), "must be at least 1"));
+            }
+        }
+        if let Some(kek) = &self.key_encryption_key {
+            agora_shared::sealed::Sealer::from_base64(kek.expose())
+                .map_err(|e| ConfigError::new(key("key_encryption_key"), e))?;
+        }
+        let amazon = &self.amazon;
+        for (name, url) in [
+            ("amazon.lwa_url", &amazon.lwa_url),
+            ("amazon.sp_api_url", &amazon.sp_api_url),
+        ] {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(ConfigError::new(key(name), "must be an http(s) URL"));
+            }
+        }
+        if amazon.requests_per_second == 0 || amazon.burst == 0 || amazon.max_attempts == 0 {
+            return Err(ConfigError::new(
+                key("amazon"),
+                "requests_per_second, burst and max_attempts must be at least 1",
+            ));
         }
         Ok(())
     }

@@ -74,6 +74,38 @@ wire_enum!(
     }
 );
 
+wire_enum!(
+    /// Where a tenant's account is.
+    Provider {
+        Amazon => "amazon",
+    }
+);
+
+wire_enum!(
+    /// Whether a connection can be used.
+    ConnectionStatus {
+        Active => "active",
+        ReauthRequired => "reauth_required",
+    }
+);
+
+wire_enum!(
+    /// Where a sync run is.
+    SyncStatus {
+        Running => "running",
+        Completed => "completed",
+        Failed => "failed",
+    }
+);
+
+wire_enum!(
+    /// What started a sync run.
+    SyncTrigger {
+        Manual => "manual",
+        Schedule => "schedule",
+    }
+);
+
 /// A difference of this many units or fewer is not a discrepancy.
 pub const IGNORED_DIFFERENCE: u64 = 1;
 

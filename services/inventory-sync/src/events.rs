@@ -12,7 +12,12 @@ use agora_shared::{
     db::{DbConnection, utc},
 };
 
-use crate::store::{claims::ClaimRow, discrepancies::DiscrepancyRow, items::ItemRow};
+use crate::{
+    model::ScanReport,
+    store::{
+        claims::ClaimRow, connections::SyncRunRow, discrepancies::DiscrepancyRow, items::ItemRow,
+    },
+};
 
 pub const SOURCE: &str = "agora/inventory-sync";
 
@@ -205,6 +210,57 @@ pub fn claim_moved(
         "claim.status_changed",
         &c.tenant_id,
         &c.item_id,
+        &message,
+    )
+}
+
+fn run_message(r: &SyncRunRow) -> ev::SyncRun {
+    ev::SyncRun {
+        id: r.id.clone(),
+        tenant_id: r.tenant_id.clone(),
+        connection_id: r.connection_id.clone(),
+        provider: crate::domain::Provider::Amazon.as_str().into(),
+        status: r.status.as_str().into(),
+        trigger: r.trigger.as_str().into(),
+        pages: r.pages,
+        items_seen: r.items_seen,
+        errors: r.errors,
+        failure: r.failure.clone().unwrap_or_default(),
+        snapshot_id: r.snapshot_id.clone(),
+        started_at: rfc3339(Some(r.started_at)),
+        finished_at: rfc3339(r.finished_at),
+    }
+}
+
+/// `sync.completed`, keyed by the connection, with what the scan after it found.
+pub fn sync_completed(
+    conn: &mut DbConnection,
+    run: &SyncRunRow,
+    scan: &ScanReport,
+) -> AppResult<()> {
+    let message = ev::SyncCompleted {
+        run: Some(run_message(run)),
+        discrepancies_detected: scan.detected as i64,
+        discrepancies_resolved: (scan.resolved + scan.auto_resolved) as i64,
+    };
+    emit(
+        conn,
+        "sync.completed",
+        &run.tenant_id,
+        &run.connection_id,
+        &message,
+    )
+}
+
+pub fn sync_failed(conn: &mut DbConnection, run: &SyncRunRow) -> AppResult<()> {
+    let message = ev::SyncFailed {
+        run: Some(run_message(run)),
+    };
+    emit(
+        conn,
+        "sync.failed",
+        &run.tenant_id,
+        &run.connection_id,
         &message,
     )
 }

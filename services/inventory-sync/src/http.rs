@@ -8,6 +8,7 @@ use agora_shared::{AppError, AppResult, db::DbConnection};
 use crate::store::{self, items::ItemRow};
 
 pub mod claims;
+pub mod connections;
 pub mod discrepancies;
 pub mod items;
 pub mod reconcile;
@@ -21,6 +22,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1/inventory")
             .configure(snapshots::routes)
+            .configure(connections::routes)
             .configure(reconcile::routes)
             .configure(items::routes)
             .configure(discrepancies::routes)

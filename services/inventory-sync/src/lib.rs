@@ -10,11 +10,14 @@ use diesel_migrations::embed_migrations;
 use tokio_util::sync::CancellationToken;
 
 use agora_shared::{
+    config::Mode,
     db::{Db, Migrations},
     peer_auth,
+    sealed::Sealer,
     service::{Parts, RunningService, ServiceContext, ServiceSpec},
 };
 
+pub mod amazon;
 pub mod config;
 pub mod domain;
 pub mod events;
@@ -27,6 +30,7 @@ pub mod scan;
 pub mod schema;
 pub mod stock;
 pub mod store;
+pub mod sync;
 
 pub use config::InventoryConfig;
 
@@ -63,6 +67,14 @@ pub fn spec() -> ServiceSpec {
 pub struct InventoryState {
     pub db: Db,
     pub config: InventoryConfig,
+    /// Seals connections' credentials; `None` in distributed mode without
+    /// `key_encryption_key` (connecting is then refused, naming the key).
+    pub sealer: Option<Sealer>,
+    pub amazon: amazon::Amazon,
+    /// This process among the replicas (sync run leases name it).
+    pub worker_id: String,
+    /// Wakes the sync worker when a run is started.
+    pub wake: tokio::sync::Notify,
 }
 
 /// A started inventory-sync service and its state (tests reach into the state).
@@ -84,9 +96,19 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
     let db = Db::connect(&url, config.endpoints.database_pool_size)?;
     let peer = Arc::new(peer_auth::connect(&ctx.auth_peer(), ctx.denylist.clone())?);
     let authenticator = peer.authenticator.clone();
+    let sealer = sealer(&config, ctx)?;
+    if sealer.is_none() {
+        tracing::warn!(
+            "inventory_sync.key_encryption_key is not set: connections to Amazon cannot be made"
+        );
+    }
     let state = Arc::new(InventoryState {
         db: db.clone(),
         config: config.clone(),
+        sealer,
+        amazon: amazon::Amazon::new(config.amazon.clone())?,
+        worker_id: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7()),
+        wake: tokio::sync::Notify::new(),
     });
     let mut service = agora_shared::service::start(
         ctx,
@@ -111,7 +133,80 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
     service.tasks.spawn(scan::run(
         state.clone(),
         Duration::from_secs(config.scan_interval_secs),
-        shutdown,
+        shutdown.clone(),
     ));
+    service.tasks.spawn(sync::worker(state.clone(), shutdown));
     Ok(Started { service, state })
+}
+
+/// The configured key-encryption key; in embedded mode without one, the key in
+/// `<data_dir>/inventory-sync.key`, made on first start (readable by its owner alone).
+fn sealer(config: &InventoryConfig, ctx: &ServiceContext) -> anyhow::Result<Option<Sealer>> {
+    if let Some(kek) = &config.key_encryption_key {
+        return Ok(Some(
+            Sealer::from_base64(kek.expose()).map_err(anyhow::Error::msg)?,
+        ));
+    }
+    if ctx.common.mode != Mode::Embedded {
+        return Ok(None);
+    }
+    use base64::Engine;
+    use std::io::Write;
+    let path = ctx.common.data_dir.join(format!("{NAME}.key"));
+    if !path.exists() {
+        std::fs::create_dir_all(&ctx.common.data_dir)?;
+        let mut key = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(&path) {
+            Ok(mut file) => file.write_all(
+                base64::engine::general_purpose::STANDARD
+                    .encode(key)
+                    .as_bytes(),
+            )?,
+            // Another process made it first.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(anyhow::anyhow!("cannot create {}: {e}", path.display())),
+        }
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    Sealer::from_base64(&text)
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_mode_keeps_its_key_in_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut ctx, _) = agora_shared::testing::service_context("");
+        ctx.common.data_dir = dir.path().join("data");
+        let config = InventoryConfig::default();
+        let first = sealer(&config, &ctx)
+            .unwrap()
+            .expect("a key in embedded mode");
+        let sealed = first.seal(b"Atzr|token", "connection-1");
+        // The next start reads the same key, which only its owner may read.
+        let again = sealer(&config, &ctx).unwrap().unwrap();
+        assert_eq!(again.open(&sealed, "connection-1").unwrap(), b"Atzr|token");
+        let path = dir.path().join("data/inventory-sync.key");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // Distributed mode never makes one.
+        ctx.common.mode = Mode::Distributed;
+        std::fs::remove_file(&path).unwrap();
+        assert!(sealer(&config, &ctx).unwrap().is_none());
+        assert!(!path.exists());
+    }
 }

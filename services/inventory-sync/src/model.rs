@@ -9,11 +9,12 @@ use agora_shared::db::utc;
 
 use crate::{
     domain::{
-        self, Action, ClaimProvider, ClaimStatus, ClaimType, DiscrepancyStatus, ReconcileOutcome,
-        Severity,
+        self, Action, ClaimProvider, ClaimStatus, ClaimType, ConnectionStatus, DiscrepancyStatus,
+        Provider, ReconcileOutcome, Severity, SyncStatus, SyncTrigger,
     },
     store::{
         claims::ClaimRow,
+        connections::{ConnectionRow, SyncRunRow},
         discrepancies::DiscrepancyRow,
         items::{ItemRow, QuantityChangeRow},
     },
@@ -549,4 +550,117 @@ pub struct ClaimUpdate {
     #[serde(default)]
     #[validate(length(max = 50, message = "at most 50 entries"), nested)]
     pub evidence: Vec<Evidence>,
+}
+
+fn check_marketplace(id: &str) -> Result<(), ValidationError> {
+    if (1..=20).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    {
+        Ok(())
+    } else {
+        Err(ValidationError::new("marketplace_id")
+            .with_message("must be an Amazon marketplace id (ATVPDKIKX0DER for amazon.com)".into()))
+    }
+}
+
+/// A tenant's account at a provider (its credentials never leave the service).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct Connection {
+    pub id: String,
+    pub provider: Provider,
+    /// The marketplace (Amazon).
+    pub account: String,
+    /// `reauth_required`: the provider refused the authorization; PUT new credentials.
+    pub status: ConnectionStatus,
+    pub last_error: Option<String>,
+    pub last_synced_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&ConnectionRow> for Connection {
+    fn from(r: &ConnectionRow) -> Self {
+        Self {
+            id: r.id.clone(),
+            provider: r.provider,
+            account: r.account.clone(),
+            status: r.status,
+            last_error: r.last_error.clone(),
+            last_synced_at: r.last_synced_at.map(utc),
+            created_at: utc(r.created_at),
+            updated_at: utc(r.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionList {
+    pub items: Vec<Connection>,
+}
+
+/// A seller's Amazon account: the LWA refresh token the seller's authorization of this
+/// application produced, and the marketplace to sync.
+#[derive(Debug, Clone, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewConnection {
+    pub provider: Provider,
+    #[validate(custom(function = "check_marketplace"))]
+    pub marketplace_id: String,
+    /// `Atzr|...`; checked with Login with Amazon before it is kept (sealed).
+    #[validate(length(min = 1, max = 2048, message = "must be 1 to 2048 characters"))]
+    pub refresh_token: String,
+}
+
+/// New credentials for a connection (after `reauth_required`).
+#[derive(Debug, Clone, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    #[validate(length(min = 1, max = 2048, message = "must be 1 to 2048 characters"))]
+    pub refresh_token: String,
+}
+
+/// A sync of a connection and how far it got.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct SyncRun {
+    pub id: String,
+    pub connection_id: String,
+    pub status: SyncStatus,
+    pub trigger: SyncTrigger,
+    /// The snapshot its counts are recorded in.
+    pub snapshot_id: String,
+    pub pages: i64,
+    pub items_seen: i64,
+    /// Requests that had to be retried (throttled, failing, refused tokens).
+    pub errors: i64,
+    pub failure: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<&SyncRunRow> for SyncRun {
+    fn from(r: &SyncRunRow) -> Self {
+        Self {
+            id: r.id.clone(),
+            connection_id: r.connection_id.clone(),
+            status: r.status,
+            trigger: r.trigger,
+            snapshot_id: r.snapshot_id.clone(),
+            pages: r.pages,
+            items_seen: r.items_seen,
+            errors: r.errors,
+            failure: r.failure.clone(),
+            started_at: utc(r.started_at),
+            updated_at: utc(r.updated_at),
+            finished_at: r.finished_at.map(utc),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncRunPage {
+    pub items: Vec<SyncRun>,
+    pub next_cursor: Option<String>,
 }

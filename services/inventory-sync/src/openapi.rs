@@ -17,6 +17,9 @@ use crate::{domain, http, model};
         http::discrepancies::list, http::discrepancies::get, http::discrepancies::update,
         http::reconcile::reconcile,
         http::claims::list, http::claims::create, http::claims::get, http::claims::update,
+        http::connections::list, http::connections::connect, http::connections::get,
+        http::connections::reauthorize, http::connections::disconnect,
+        http::connections::start_sync, http::connections::runs, http::connections::run,
     ),
     components(schemas(
         model::Item, model::ItemFields, model::ItemPage, model::QuantityChange,
@@ -27,6 +30,9 @@ use crate::{domain, http, model};
         model::Evidence, model::Claim, model::ClaimPage, model::NewClaim, model::ClaimUpdate,
         domain::Severity, domain::Action, domain::DiscrepancyStatus, domain::ClaimType,
         domain::ClaimProvider, domain::ClaimStatus, domain::ReconcileOutcome,
+        model::Connection, model::ConnectionList, model::NewConnection, model::Credentials,
+        model::SyncRun, model::SyncRunPage, domain::Provider, domain::ConnectionStatus,
+        domain::SyncStatus, domain::SyncTrigger,
     )),
     modifiers(&BearerAuth),
 )]

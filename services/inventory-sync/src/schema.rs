@@ -115,6 +115,47 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    connections (id) {
+        id -> Text,
+        tenant_id -> Text,
+        provider -> Text,
+        account -> Text,
+        status -> Text,
+        credentials -> Text,
+        access_token -> Nullable<Text>,
+        access_expires_at -> Nullable<Timestamp>,
+        webhook_secret -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        last_synced_at -> Nullable<Timestamp>,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sync_runs (id) {
+        id -> Text,
+        tenant_id -> Text,
+        connection_id -> Text,
+        status -> Text,
+        trigger -> Text,
+        live -> Nullable<Integer>,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        snapshot_id -> Text,
+        next_token -> Nullable<Text>,
+        pages -> BigInt,
+        items_seen -> BigInt,
+        errors -> BigInt,
+        failure -> Nullable<Text>,
+        started_at -> Timestamp,
+        updated_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     items,
     snapshots,
@@ -122,5 +163,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     discrepancies,
     rules,
     claims,
-    quantity_changes
+    quantity_changes,
+    connections,
+    sync_runs
 );

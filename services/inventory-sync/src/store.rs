@@ -2,6 +2,7 @@
 //! so the caller chooses the transaction.
 
 pub mod claims;
+pub mod connections;
 pub mod discrepancies;
 pub mod items;
 pub mod snapshots;

@@ -46,6 +46,14 @@ pub fn get(conn: &mut DbConnection, tenant_id: &str, id: &str) -> AppResult<Opti
         .optional()?)
 }
 
+/// Sets how many counts a snapshot holds (a sync's, once it ends).
+pub fn set_count(conn: &mut DbConnection, id: &str, item_count: i64) -> AppResult<()> {
+    diesel::update(snapshots::table.find(id))
+        .set(snapshots::item_count.eq(item_count))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Records `row` as the item's latest count from its source.
 pub fn record_count(conn: &mut DbConnection, row: &CountRow) -> AppResult<()> {
     agora_shared::on_each_backend!(conn, c => diesel::insert_into(source_counts::table)

@@ -6,4 +6,5 @@ mod flow;
 mod isolation;
 mod rules;
 mod support;
+mod sync;
 mod validation;

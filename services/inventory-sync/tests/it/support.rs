@@ -27,9 +27,18 @@ impl Deref for Platform {
     }
 }
 
+/// A key-encryption key for tests (never a file under the working directory).
+pub const KEK: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
 pub async fn platform(store: Store) -> Platform {
+    platform_with(store, "").await
+}
+
+/// The platform with more `[inventory_sync]` settings (tables after keys).
+pub async fn platform_with(store: Store, settings: &str) -> Platform {
+    let settings = format!("scan_interval_secs = 3600\nkey_encryption_key = \"{KEK}\"\n{settings}");
     let mut kit = agora_testkit::Platform::builder(store)
-        .service("inventory_sync", "scan_interval_secs = 3600")
+        .service("inventory_sync", &settings)
         .start()
         .await;
     let started = agora_inventory_sync::start(&kit.context(), kit.shutdown.child_token())

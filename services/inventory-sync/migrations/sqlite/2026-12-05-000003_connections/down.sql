@@ -1,0 +1,2 @@
+DROP TABLE sync_runs;
+DROP TABLE connections;
