@@ -221,10 +221,13 @@ impl Default for GatewayConfig {
             http2: true,
             ..Default::default()
         };
+        // CSV imports (up to inventory_sync.import_max_bytes, 5 MiB) and snapshots of 10,000
+        // counts are larger than the gateway's default body limit.
         let inventory_sync = UpstreamConfig {
             url: "http://127.0.0.1:8084".into(),
             prefixes: vec!["/api/v1/inventory".into()],
             http2: true,
+            max_body_bytes: Some(8 * 1024 * 1024),
             ..Default::default()
         };
         Self {

@@ -356,6 +356,30 @@ impl From<diesel::result::Error> for AppError {
                 tracing::warn!("store statement timed out");
                 store_timeout()
             }
+            // A row this one refers to was deleted meanwhile (or is still referred to).
+            Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => AppError::Conflict(
+                "a resource this change refers to was changed or removed meanwhile".into(),
+            )
+            .with_code("store.reference_changed"),
+            // PostgreSQL keeps no NUL in text; what a client sent with one is refused.
+            Error::DatabaseError(_, info)
+                if info
+                    .message()
+                    .contains("invalid byte sequence for encoding")
+                    && info.message().contains("0x00") =>
+            {
+                AppError::BadRequest("text must not contain NUL (\\u0000) characters".into())
+                    .with_code("store.nul_in_text")
+            }
+            // Two transactions waited on each other; PostgreSQL ended one. Sent again, it passes.
+            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
+                AppError::Unavailable("the store ended a conflicting transaction; retry".into())
+                    .with_code("store.retry")
+            }
+            Error::DatabaseError(_, info) if info.message().contains("deadlock detected") => {
+                AppError::Unavailable("the store ended a conflicting transaction; retry".into())
+                    .with_code("store.retry")
+            }
             other => AppError::Internal(anyhow::Error::new(other).context("database")),
         }
     }

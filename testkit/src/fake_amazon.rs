@@ -66,6 +66,10 @@ struct State {
     asked: Vec<Option<String>>,
     /// Pause before each inventory answer.
     delay: Duration,
+    /// A broken Amazon: each later page names the token it was asked with as the next one.
+    repeat_next_token: bool,
+    /// Every summary is listed twice.
+    duplicate_summaries: bool,
 }
 
 /// A running fake; stops with the test process.
@@ -133,6 +137,12 @@ impl FakeAmazon {
         });
     }
 
+    /// The application's client secret at Amazon becomes `secret` (rotated in Developer
+    /// Central): requests with the old one get `invalid_client`.
+    pub fn rotate_client_secret(&self, secret: &str) {
+        self.with(|s| s.client_secret = secret.to_owned());
+    }
+
     /// `refresh_token` is accepted (again): the seller authorized the application.
     pub fn accept(&self, refresh_token: &str) {
         self.with(|s| s.refresh_tokens.insert(refresh_token.to_owned()));
@@ -153,6 +163,15 @@ impl FakeAmazon {
         self.with(|s| {
             s.rate = rate;
             s.burst = burst;
+        });
+    }
+
+    /// Misbehaves: answers every page after the first with the `nextToken` it was asked for
+    /// (`repeat`), and lists every SKU twice in a page (`duplicate`).
+    pub fn misbehave(&self, repeat: bool, duplicate: bool) {
+        self.with(|s| {
+            s.repeat_next_token = repeat;
+            s.duplicate_summaries = duplicate;
         });
     }
 
@@ -286,9 +305,11 @@ async fn summaries(
         })
         .unwrap_or_default();
     let more = items.len() > PAGE_SIZE;
+    let copies = if s.duplicate_summaries { 2 } else { 1 };
     let summaries: Vec<Value> = items
         .iter()
         .take(PAGE_SIZE)
+        .flat_map(|i| std::iter::repeat_n(i, copies))
         .map(|i| {
             json!({
                 "asin": format!("B0{:08}", i.sku.len()), "fnSku": format!("X00{}", i.sku.len()),
@@ -312,7 +333,11 @@ async fn summaries(
             "inventorySummaries": summaries}
     });
     if more {
-        body["pagination"] = json!({"nextToken": format!("page-{}", offset + PAGE_SIZE)});
+        let token = match (&next, s.repeat_next_token) {
+            (Some(asked), true) => asked.clone(),
+            _ => format!("page-{}", offset + PAGE_SIZE),
+        };
+        body["pagination"] = json!({"nextToken": token});
     }
     HttpResponse::Ok()
         .insert_header(("x-amzn-RateLimit-Limit", "2.0"))

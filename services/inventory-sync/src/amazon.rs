@@ -170,9 +170,12 @@ impl Amazon {
             let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| {
                 AmazonError::Failed(format!("LWA answered an unreadable token: {e}"))
             })?;
+            // An expiry Amazon would never give is kept within a minute and a day.
             return Ok(AccessToken {
                 token: answer.access_token,
-                expires_in: Duration::from_secs(answer.expires_in.unwrap_or(3600)),
+                expires_in: Duration::from_secs(
+                    answer.expires_in.unwrap_or(3600).clamp(60, 86_400),
+                ),
             });
         }
         if status.as_u16() == 429 || status.is_server_error() {
@@ -182,9 +185,14 @@ impl Amazon {
             });
         }
         match serde_json::from_slice::<TokenError>(&body) {
-            Ok(e) if e.error == "invalid_grant" || e.error == "invalid_client" => Err(
-                AmazonError::InvalidGrant(e.error_description.unwrap_or(e.error)),
-            ),
+            Ok(e) if e.error == "invalid_grant" => Err(AmazonError::InvalidGrant(
+                e.error_description.unwrap_or(e.error),
+            )),
+            // The application's own credentials are wrong: the operator's to fix, not the
+            // sellers' (their connections stay as they are).
+            Ok(e) if e.error == "invalid_client" || e.error == "unauthorized_client" => {
+                Err(AmazonError::NotConfigured)
+            }
             Ok(e) => Err(AmazonError::Failed(format!(
                 "LWA refused the token request: {}",
                 e.error
@@ -318,9 +326,10 @@ impl Summary {
     /// Inbound units: working + shipped + receiving.
     pub fn inbound(&self) -> i64 {
         self.inventory_details.as_ref().map_or(0, |d| {
-            d.inbound_working_quantity.unwrap_or(0)
-                + d.inbound_shipped_quantity.unwrap_or(0)
-                + d.inbound_receiving_quantity.unwrap_or(0)
+            d.inbound_working_quantity
+                .unwrap_or(0)
+                .saturating_add(d.inbound_shipped_quantity.unwrap_or(0))
+                .saturating_add(d.inbound_receiving_quantity.unwrap_or(0))
         })
     }
 }

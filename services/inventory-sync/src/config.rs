@@ -49,6 +49,9 @@ pub struct AmazonConfig {
     pub max_attempts: u32,
     /// First backoff after a 429 or a 5xx (doubles each time; Retry-After wins when given).
     pub backoff_ms: u64,
+    /// Pages one run reads at most (50 SKUs each) before it gives up on a nextToken that
+    /// never ends.
+    pub max_pages: u32,
     /// Timeout of one request.
     pub timeout_secs: u64,
 }
@@ -64,6 +67,7 @@ impl Default for AmazonConfig {
             burst: 2,
             max_attempts: 6,
             backoff_ms: 1000,
+            max_pages: 20_000,
             timeout_secs: 30,
         }
     }
@@ -134,10 +138,14 @@ impl Validate for InventoryConfig {
                 return Err(ConfigError::new(key(name), "must be an http(s) URL"));
             }
         }
-        if amazon.requests_per_second == 0 || amazon.burst == 0 || amazon.max_attempts == 0 {
+        if amazon.requests_per_second == 0
+            || amazon.burst == 0
+            || amazon.max_attempts == 0
+            || amazon.max_pages == 0
+        {
             return Err(ConfigError::new(
                 key("amazon"),
-                "requests_per_second, burst and max_attempts must be at least 1",
+                "requests_per_second, burst, max_attempts and max_pages must be at least 1",
             ));
         }
         Ok(())

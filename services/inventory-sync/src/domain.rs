@@ -120,6 +120,11 @@ pub const NEW_ITEM_REORDER_QUANTITY: i64 = 50;
 pub const AMAZON: &str = "amazon";
 pub const MANUAL: &str = "manual";
 
+/// Amazon's counts: `amazon`, or `amazon:<marketplace>` as syncs record them.
+pub fn is_amazon(source: &str) -> bool {
+    source == AMAZON || source.starts_with("amazon:")
+}
+
 /// Severity of a difference, or `None` when it is not a discrepancy (|diff| <= 1).
 pub fn severity(difference: i64) -> Option<Severity> {
     match difference.unsigned_abs() {
@@ -145,8 +150,8 @@ pub fn suggested_action(severity: Severity, auto_resolve_low: bool) -> Action {
 /// beyond 100 units; x0.95 when the SKU had a discrepancy before; within 0.1..=1.
 pub fn confidence(source: &str, difference: i64, had_previous: bool) -> f64 {
     let mut c: f64 = match source {
-        AMAZON => 0.95,
         MANUAL => 0.7,
+        s if is_amazon(s) => 0.95,
         _ => 0.8,
     };
     if difference.unsigned_abs() > 100 {
@@ -277,6 +282,8 @@ mod tests {
     #[test]
     fn confidence_by_source_size_and_history() {
         assert_eq!(confidence("amazon", 10, false), 0.95);
+        assert_eq!(confidence("amazon:ATVPDKIKX0DER", 10, false), 0.95);
+        assert_eq!(confidence("amazonian", 10, false), 0.8);
         assert_eq!(confidence("manual", 10, false), 0.7);
         assert_eq!(confidence("warehouse", 10, false), 0.8);
         assert!((confidence("amazon", 101, false) - 0.855).abs() < 1e-12);

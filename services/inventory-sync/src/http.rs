@@ -14,6 +14,9 @@ pub mod items;
 pub mod reconcile;
 pub mod snapshots;
 
+/// Largest JSON body (CSV imports have `import_max_bytes`).
+pub const JSON_LIMIT: usize = 4 * 1024 * 1024;
+
 /// Changing items, counts, rules, discrepancies and claims needs TENANT_ADMIN or this.
 pub const MANAGE: &str = "inventory:manage";
 
@@ -21,6 +24,8 @@ pub const MANAGE: &str = "inventory:manage";
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1/inventory")
+            // Snapshots of 10,000 counts and reconciliations of 10,000 lines.
+            .app_data(agora_shared::http::json::JsonLimit(JSON_LIMIT))
             .configure(snapshots::routes)
             .configure(connections::routes)
             .configure(reconcile::routes)

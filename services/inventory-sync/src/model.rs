@@ -35,6 +35,16 @@ fn check_sku(sku: &str) -> Result<(), ValidationError> {
     }
 }
 
+/// Free text without NUL (PostgreSQL keeps none in text; the same on every store).
+fn no_nul(text: &str) -> Result<(), ValidationError> {
+    if text.contains('\0') {
+        Err(ValidationError::new("nul")
+            .with_message("must not contain NUL (\\u0000) characters".into()))
+    } else {
+        Ok(())
+    }
+}
+
 fn check_currency(code: &str) -> Result<(), ValidationError> {
     if domain::valid_currency(code) {
         Ok(())
@@ -45,7 +55,11 @@ fn check_currency(code: &str) -> Result<(), ValidationError> {
 }
 
 fn check_source(source: &str) -> Result<(), ValidationError> {
-    if domain::valid_source(source) {
+    if source == domain::AMAZON {
+        Err(ValidationError::new("source").with_message(
+            "Amazon's counts come from syncs of an Amazon connection, not from snapshots".into(),
+        ))
+    } else if domain::valid_source(source) {
         Ok(())
     } else {
         Err(ValidationError::new("source")
@@ -112,14 +126,23 @@ impl From<&ItemRow> for Item {
 pub struct ItemFields {
     #[validate(custom(function = "check_sku"))]
     pub sku: Option<String>,
-    #[validate(length(min = 1, max = 200, message = "must be 1 to 200 characters"))]
+    #[validate(
+        length(min = 1, max = 200, message = "must be 1 to 200 characters"),
+        custom(function = "no_nul")
+    )]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
-    #[validate(length(min = 1, max = 20, message = "must be 1 to 20 characters"))]
+    #[validate(
+        length(min = 1, max = 20, message = "must be 1 to 20 characters"),
+        custom(function = "no_nul")
+    )]
     #[schema(value_type = Option<String>)]
     pub asin: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
-    #[validate(length(min = 1, max = 20, message = "must be 1 to 20 characters"))]
+    #[validate(
+        length(min = 1, max = 20, message = "must be 1 to 20 characters"),
+        custom(function = "no_nul")
+    )]
     #[schema(value_type = Option<String>)]
     pub fnsku: Option<Option<String>>,
     #[validate(range(
@@ -232,7 +255,7 @@ pub struct ImportReport {
 #[derive(Debug, Clone, Serialize, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSnapshot {
-    /// `amazon`, `manual`, or any other name of 1-40 of a-z, 0-9, `_`, `-`.
+    /// `manual`, or any other name of 1-40 of a-z, 0-9, `_`, `-` (`amazon` is the syncs').
     #[validate(custom(function = "check_source"))]
     pub source: String,
     #[validate(
@@ -254,7 +277,10 @@ pub struct SourceCount {
     ))]
     pub quantity: i64,
     /// The item's name, when the source names an item we do not have yet.
-    #[validate(length(min = 1, max = 200, message = "must be 1 to 200 characters"))]
+    #[validate(
+        length(min = 1, max = 200, message = "must be 1 to 200 characters"),
+        custom(function = "no_nul")
+    )]
     pub name: Option<String>,
 }
 
@@ -361,7 +387,10 @@ pub struct DiscrepancyPage {
 #[serde(deny_unknown_fields)]
 pub struct DiscrepancyUpdate {
     pub status: DiscrepancyStatus,
-    #[validate(length(max = 2000, message = "must be at most 2000 characters"))]
+    #[validate(
+        length(max = 2000, message = "must be at most 2000 characters"),
+        custom(function = "no_nul")
+    )]
     pub note: Option<String>,
 }
 
@@ -454,12 +483,21 @@ pub struct Rules {
 #[serde(deny_unknown_fields)]
 pub struct Evidence {
     /// discrepancy, snapshot, email, document, note
-    #[validate(length(min = 1, max = 40, message = "must be 1 to 40 characters"))]
+    #[validate(
+        length(min = 1, max = 40, message = "must be 1 to 40 characters"),
+        custom(function = "no_nul")
+    )]
     pub kind: String,
-    #[validate(length(min = 1, max = 500, message = "must be 1 to 500 characters"))]
+    #[validate(
+        length(min = 1, max = 500, message = "must be 1 to 500 characters"),
+        custom(function = "no_nul")
+    )]
     pub reference: String,
     #[serde(default)]
-    #[validate(length(max = 2000, message = "must be at most 2000 characters"))]
+    #[validate(
+        length(max = 2000, message = "must be at most 2000 characters"),
+        custom(function = "no_nul")
+    )]
     pub description: String,
 }
 
@@ -529,7 +567,10 @@ pub struct NewClaim {
         message = "must be between 1 and 1000000000000"
     ))]
     pub amount: Option<i64>,
-    #[validate(length(max = 2000, message = "must be at most 2000 characters"))]
+    #[validate(
+        length(max = 2000, message = "must be at most 2000 characters"),
+        custom(function = "no_nul")
+    )]
     pub notes: Option<String>,
     /// More evidence; the discrepancy and its snapshot are always attached.
     #[serde(default)]
@@ -542,9 +583,15 @@ pub struct NewClaim {
 #[serde(deny_unknown_fields)]
 pub struct ClaimUpdate {
     pub status: ClaimStatus,
-    #[validate(length(max = 2000, message = "must be at most 2000 characters"))]
+    #[validate(
+        length(max = 2000, message = "must be at most 2000 characters"),
+        custom(function = "no_nul")
+    )]
     pub notes: Option<String>,
-    #[validate(length(min = 1, max = 200, message = "must be 1 to 200 characters"))]
+    #[validate(
+        length(min = 1, max = 200, message = "must be 1 to 200 characters"),
+        custom(function = "no_nul")
+    )]
     pub external_reference: Option<String>,
     /// Evidence to add (a reimbursement notice, a case email...).
     #[serde(default)]
@@ -609,7 +656,10 @@ pub struct NewConnection {
     #[validate(custom(function = "check_marketplace"))]
     pub marketplace_id: String,
     /// `Atzr|...`; checked with Login with Amazon before it is kept (sealed).
-    #[validate(length(min = 1, max = 2048, message = "must be 1 to 2048 characters"))]
+    #[validate(
+        length(min = 1, max = 2048, message = "must be 1 to 2048 characters"),
+        custom(function = "no_nul")
+    )]
     pub refresh_token: String,
 }
 
@@ -617,7 +667,10 @@ pub struct NewConnection {
 #[derive(Debug, Clone, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
-    #[validate(length(min = 1, max = 2048, message = "must be 1 to 2048 characters"))]
+    #[validate(
+        length(min = 1, max = 2048, message = "must be 1 to 2048 characters"),
+        custom(function = "no_nul")
+    )]
     pub refresh_token: String,
 }
 

@@ -27,6 +27,19 @@ use crate::{
 /// Who the scan acts as in audits and events.
 pub const SCANNER: &str = "system:scan";
 
+/// Makes the tenant's count writers and scans take turns until the transaction ends
+/// (snapshots, sync pages and scans arriving together): each sees what the one before it
+/// wrote, and rows are never locked in two orders at once. SQLite has one writer anyway.
+/// Taking it twice in one transaction is fine.
+pub fn lock_tenant(conn: &mut DbConnection, tenant_id: &str) -> AppResult<()> {
+    if let DbConnection::Postgres(pg) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind::<diesel::sql_types::Text, _>(format!("agora.inventory.counts:{tenant_id}"))
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
 /// Scans the tenant's counts (of `item_ids` only, when given) in the caller's transaction.
 pub fn scan(
     conn: &mut DbConnection,
@@ -34,13 +47,7 @@ pub fn scan(
     item_ids: Option<&[String]>,
     at: NaiveDateTime,
 ) -> AppResult<ScanReport> {
-    // Scans of one tenant take turns (replicas, snapshots arriving together): each sees the
-    // live discrepancies the one before it wrote. SQLite has one writer anyway.
-    if let DbConnection::Postgres(pg) = conn {
-        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind::<diesel::sql_types::Text, _>(format!("agora.inventory.scan:{tenant_id}"))
-            .execute(pg)?;
-    }
+    lock_tenant(conn, tenant_id)?;
     let counts = store::snapshots::counts(conn, tenant_id, item_ids)?;
     if counts.is_empty() {
         return Ok(ScanReport::default());
@@ -77,6 +84,15 @@ pub fn scan(
         .into_iter()
         .collect();
     let auto_resolve_low = store::snapshots::auto_resolve_low(conn, tenant_id)?;
+    // Every source's count of each item: a low difference is taken from a source only when no
+    // other source's count disagrees with it (else two sources would take turns setting it).
+    let mut by_item: HashMap<String, Vec<i64>> = HashMap::new();
+    for c in &counts {
+        by_item
+            .entry(c.item_id.clone())
+            .or_default()
+            .push(c.quantity);
+    }
     let mut report = ScanReport::default();
     for count in counts {
         let Some(item) = items.get_mut(&count.item_id) else {
@@ -84,13 +100,16 @@ pub fn scan(
         };
         report.compared += 1;
         let existing = live.remove(&(count.item_id.clone(), count.source.clone()));
+        let agreed = by_item
+            .get(&count.item_id)
+            .is_none_or(|all| all.iter().all(|q| q.abs_diff(count.quantity) <= 1));
         compare(
             conn,
             item,
             &count,
             existing,
             &mut seen,
-            auto_resolve_low,
+            auto_resolve_low && agreed,
             at,
             &mut report,
         )?;
@@ -113,7 +132,6 @@ fn compare(
     let Some(severity) = domain::severity(difference) else {
         // The counts agree (within a unit): a live discrepancy is settled.
         if let Some(mut d) = existing {
-            let from = d.status;
             d.status = DiscrepancyStatus::Resolved;
             d.live = None;
             d.expected = item.on_hand;
@@ -122,7 +140,7 @@ fn compare(
             d.resolved_at = Some(at);
             d.updated_at = at;
             d.note = Some("the counts agree again".into());
-            if store::discrepancies::update_from(conn, &d, from)? {
+            if store::discrepancies::save(conn, &mut d)? {
                 events::resolved(conn, &d, "counts_agree", SCANNER)?;
                 report.resolved += 1;
             }
@@ -143,7 +161,6 @@ fn compare(
         if d.expected == item.on_hand && d.observed == count.quantity {
             return Ok(());
         }
-        let from = d.status;
         d.snapshot_id = count.snapshot_id.clone();
         d.expected = item.on_hand;
         d.observed = count.quantity;
@@ -156,7 +173,7 @@ fn compare(
         d.value_at_stake = value;
         d.currency = item.currency.clone();
         d.updated_at = at;
-        if store::discrepancies::update_from(conn, &d, from)? {
+        if store::discrepancies::save(conn, &mut d)? {
             report.updated += 1;
         }
         return Ok(());
@@ -180,6 +197,7 @@ fn compare(
         status: DiscrepancyStatus::Open,
         live: Some(1),
         note: None,
+        version: 1,
         detected_at: at,
         updated_at: at,
         resolved_at: None,
@@ -233,10 +251,19 @@ async fn scan_all(state: &InventoryState) -> AppResult<()> {
     let tenants = state.db.read(store::snapshots::tenants).await?;
     for tenant in tenants {
         let at = agora_shared::db::now();
-        let report = state
+        let which = tenant.clone();
+        // One tenant's failure (a store timeout on a huge inventory) skips no other.
+        let report = match state
             .db
             .write(move |conn| scan(conn, &tenant, None, at))
-            .await?;
+            .await
+        {
+            Ok(report) => report,
+            Err(err) => {
+                tracing::warn!(tenant = %which, error = %err, "discrepancy scan of a tenant failed");
+                continue;
+            }
+        };
         if report.detected + report.resolved + report.updated > 0 {
             tracing::info!(
                 detected = report.detected,

@@ -96,17 +96,56 @@ pub fn new_from_source(
     }
 }
 
-/// Inserts a new item, audits its starting quantity and announces it.
+/// Inserts a new item, audits its starting quantity and announces it; 409
+/// `inventory.duplicate_sku` when the tenant has the SKU (also when a concurrent request made
+/// it first).
 pub fn create(conn: &mut DbConnection, item: &ItemRow, reason: &str, actor: &str) -> AppResult<()> {
-    if store::items::by_sku(conn, &item.tenant_id, &item.sku)?.is_some() {
+    if !insert_new(conn, item, reason, actor)? {
         return Err(
             AppError::Conflict(format!("an item with SKU {} exists", item.sku))
                 .with_code("inventory.duplicate_sku"),
         );
     }
-    store::items::insert(conn, item)?;
+    Ok(())
+}
+
+/// The tenant's item of `item.sku`: the one it has, or `item` inserted (audited and
+/// announced). Concurrent requests naming the same new SKU all get the one item.
+pub fn get_or_create(
+    conn: &mut DbConnection,
+    item: ItemRow,
+    reason: &str,
+    actor: &str,
+) -> AppResult<(ItemRow, bool)> {
+    if insert_new(conn, &item, reason, actor)? {
+        return Ok((item, true));
+    }
+    let existing = store::items::by_sku(conn, &item.tenant_id, &item.sku)?
+        .ok_or_else(|| AppError::Conflict(format!("item {} changed meanwhile", item.sku)))?;
+    Ok((existing, false))
+}
+
+/// Inserts `item` unless the tenant has its SKU (no error either way: `ON CONFLICT DO
+/// NOTHING`, so PostgreSQL's transaction stays usable); true when inserted.
+fn insert_new(
+    conn: &mut DbConnection,
+    item: &ItemRow,
+    reason: &str,
+    actor: &str,
+) -> AppResult<bool> {
+    use crate::schema::items;
+    use diesel::prelude::*;
+    let n = agora_shared::on_each_backend!(conn, c => diesel::insert_into(items::table)
+        .values(item)
+        .on_conflict((items::tenant_id, items::sku))
+        .do_nothing()
+        .execute(c))?;
+    if n == 0 {
+        return Ok(false);
+    }
     audit(conn, item, 0, reason, actor, item.created_at)?;
-    events::quantity_changed(conn, item, 0, reason, actor)
+    events::quantity_changed(conn, item, 0, reason, actor)?;
+    Ok(true)
 }
 
 /// Applies `fields` to `row`; true when anything changed. The quantity is applied too: the

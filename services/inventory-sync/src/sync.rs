@@ -32,6 +32,12 @@ use crate::{
 /// Who syncs act as in audits and events.
 pub const SYNCER: &str = "system:sync";
 
+/// The source a connection's counts are recorded as: `amazon:<marketplace>`, so that two
+/// marketplaces of one seller keep counts of their own (and users cannot post as Amazon).
+pub fn source_of(connection: &ConnectionRow) -> String {
+    format!("{}:{}", connection.provider.as_str(), connection.account)
+}
+
 /// Starts a run of `connection` (409 `inventory.sync_running` while one runs) and wakes the
 /// worker.
 pub async fn start(
@@ -86,7 +92,7 @@ fn new_run(
     let snapshot = SnapshotRow {
         id: uuid::Uuid::now_v7().to_string(),
         tenant_id: connection.tenant_id.clone(),
-        source: connection.provider.as_str().to_owned(),
+        source: source_of(connection),
         item_count: 0,
         created_by: actor.to_owned(),
         created_at: at,
@@ -217,12 +223,18 @@ async fn work(
     owner: &str,
     shutdown: &CancellationToken,
 ) -> AppResult<()> {
+    // Taken over after its last page was recorded: only the end is left to do.
+    if run.pages > 0 && run.next_token.is_none() {
+        return finish(state, run, owner).await;
+    }
     let amazon = &state.amazon;
     let config = amazon.config().clone();
     let quota =
         Quota::per_second(NonZeroU32::new(config.requests_per_second).unwrap_or(NonZeroU32::MIN))
             .allow_burst(NonZeroU32::new(config.burst).unwrap_or(NonZeroU32::MIN));
     let limiter = RateLimiter::direct(quota);
+    // The lease covers a token request and a page request at their timeouts.
+    let calls = Duration::from_secs(config.timeout_secs.saturating_mul(2));
     let connection_id = run.connection_id.clone();
     let mut connection = state
         .db
@@ -230,7 +242,17 @@ async fn work(
         .await?
         .ok_or_else(|| AppError::not_found("connection"))?;
     let mut token: Option<AccessToken> = None;
+    // Amazon refused the stored access token: the next one comes from LWA.
+    let mut refused = false;
+    let mut empty_pages = 0u32;
     loop {
+        if run.pages >= i64::from(config.max_pages) {
+            let endless = AmazonError::Failed(format!(
+                "Amazon was still paging after {} pages (amazon.max_pages)",
+                config.max_pages
+            ));
+            return fail(state, run, owner, &connection, endless).await;
+        }
         let mut attempt = 0u32;
         let page = loop {
             if shutdown.is_cancelled() {
@@ -238,20 +260,23 @@ async fn work(
                 return Ok(());
             }
             attempt += 1;
+            if !hold(state, &run, owner, calls).await? {
+                return Ok(());
+            }
             let access = match &token {
                 Some(t) => t.token.clone(),
-                None => match access_token(state, &mut connection).await {
+                None => match access_token(state, &mut connection, refused).await {
                     Ok(t) => {
                         let value = t.token.clone();
                         token = Some(t);
                         value
                     }
                     Err(AmazonError::Retry { reason, after }) if attempt < config.max_attempts => {
+                        run.errors += 1;
+                        tracing::info!(run = %run.id, %reason, "retrying the token request");
                         if !backoff(state, &run, owner, attempt, after, shutdown).await? {
                             return Ok(());
                         }
-                        run.errors += 1;
-                        tracing::info!(run = %run.id, %reason, "retrying the token request");
                         continue;
                     }
                     Err(e) => return fail(state, run, owner, &connection, e).await,
@@ -266,7 +291,7 @@ async fn work(
                 Ok(page) => break page,
                 Err(AmazonError::Unauthorized) if attempt < config.max_attempts => {
                     token = None;
-                    connection.access_token = None;
+                    refused = true;
                     run.errors += 1;
                 }
                 Err(AmazonError::Retry { reason, after }) if attempt < config.max_attempts => {
@@ -279,16 +304,57 @@ async fn work(
                 Err(e) => return fail(state, run, owner, &connection, e).await,
             }
         };
+        if page.next_token.is_some() && page.next_token == run.next_token {
+            let repeated =
+                AmazonError::Failed("Amazon answered the nextToken it was asked for".into());
+            return fail(state, run, owner, &connection, repeated).await;
+        }
+        empty_pages = if page.summaries.is_empty() {
+            empty_pages + 1
+        } else {
+            0
+        };
+        if page.next_token.is_some() && empty_pages >= EMPTY_PAGES {
+            let empty = AmazonError::Failed(format!(
+                "Amazon answered {EMPTY_PAGES} empty pages in a row and still a nextToken"
+            ));
+            return fail(state, run, owner, &connection, empty).await;
+        }
         let more = page.next_token.is_some();
-        run = match apply_page(state, run, owner, page).await? {
-            Some(run) => run,
+        let before = run.clone();
+        run = match apply_page(state, run, owner, source_of(&connection), page).await {
+            Ok(Some(run)) => run,
             // The lease was lost: another replica has the run.
-            None => return Ok(()),
+            Ok(None) => return Ok(()),
+            // A page that cannot be recorded would fail again on every take-over: the run
+            // ends here with the reason, and the next one starts afresh.
+            Err(e) => {
+                let unrecorded = AmazonError::Failed(format!("a page could not be recorded: {e}"));
+                return fail(state, before, owner, &connection, unrecorded).await;
+            }
         };
         if !more {
             return finish(state, run, owner).await;
         }
     }
+}
+
+/// Empty pages in a row that still name a next one, before a run gives up.
+const EMPTY_PAGES: u32 = 10;
+
+/// Renews `owner`'s lease of the run for the lease time plus `extra`; false when lost.
+async fn hold(
+    state: &Arc<InventoryState>,
+    run: &SyncRunRow,
+    owner: &str,
+    extra: Duration,
+) -> AppResult<bool> {
+    let (id, holder) = (run.id.clone(), owner.to_owned());
+    let until = now() + lease(state) + chrono::Duration::from_std(extra).unwrap_or_default();
+    state
+        .db
+        .write(move |conn| store::connections::renew(conn, &id, &holder, until))
+        .await
 }
 
 /// Waits before attempt `attempt + 1`: Retry-After when Amazon gave one, else the backoff
@@ -307,13 +373,7 @@ async fn backoff(
         .backoff_ms
         .saturating_mul(1 << attempt.clamp(1, 16).saturating_sub(1));
     let wait = after.unwrap_or(Duration::from_millis(doubling.min(60_000)));
-    let (id, holder) = (run.id.clone(), owner.to_owned());
-    let until = now() + lease(state) + chrono::Duration::from_std(wait).unwrap_or_default();
-    let renewed = state
-        .db
-        .write(move |conn| store::connections::renew(conn, &id, &holder, until))
-        .await?;
-    if !renewed {
+    if !hold(state, run, owner, wait).await? {
         return Ok(false);
     }
     tokio::select! {
@@ -323,17 +383,35 @@ async fn backoff(
     Ok(true)
 }
 
-/// The connection's access token: the stored one while it has a minute left, else a new one
-/// from LWA (sealed and stored). `invalid_grant` marks the connection `reauth_required`.
+/// The connection's access token: the stored one while it has a minute left (and Amazon has
+/// not `refused` it), else a new one from LWA, stored sealed only if the connection's credentials are still the ones it was
+/// made with. The connection is read afresh first (new credentials may have come meanwhile).
 async fn access_token(
     state: &Arc<InventoryState>,
     connection: &mut ConnectionRow,
+    refused: bool,
 ) -> Result<AccessToken, AmazonError> {
     let sealer = state.sealer.as_ref().ok_or_else(|| {
         AmazonError::Failed("inventory_sync.key_encryption_key is not set".into())
     })?;
+    let id = connection.id.clone();
+    match state
+        .db
+        .read(move |conn| store::connections::get_any(conn, &id))
+        .await
+    {
+        Ok(Some(fresh)) => *connection = fresh,
+        Ok(None) => return Err(AmazonError::Failed("the connection was removed".into())),
+        Err(e) => {
+            return Err(AmazonError::Retry {
+                reason: format!("the store: {e}"),
+                after: None,
+            });
+        }
+    }
     let at = now();
     if let (Some(sealed), Some(expires)) = (&connection.access_token, connection.access_expires_at)
+        && !refused
         && expires - at > chrono::Duration::seconds(60)
         && let Ok(token) = sealer.open(sealed, &connection.id)
     {
@@ -347,14 +425,16 @@ async fn access_token(
         .map_err(|e| AmazonError::Failed(format!("the stored credentials do not open: {e}")))?;
     let refresh = String::from_utf8_lossy(&refresh).into_owned();
     let token = state.amazon.refresh(&refresh).await?;
-    connection.access_token = Some(sealer.seal(token.token.as_bytes(), &connection.id));
-    connection.access_expires_at =
-        Some(at + chrono::Duration::seconds(token.expires_in.as_secs() as i64));
-    connection.updated_at = at;
-    let saved = connection.clone();
+    let sealed = sealer.seal(token.token.as_bytes(), &connection.id);
+    let expires = at + chrono::Duration::seconds(token.expires_in.as_secs() as i64);
+    connection.access_token = Some(sealed.clone());
+    connection.access_expires_at = Some(expires);
+    let (id, credentials) = (connection.id.clone(), connection.credentials.clone());
     let stored = state
         .db
-        .write(move |conn| store::connections::update(conn, &saved))
+        .write(move |conn| {
+            store::connections::keep_access(conn, &id, &credentials, &sealed, expires, now())
+        })
         .await;
     if let Err(e) = stored {
         tracing::warn!(error = %e, "could not keep the new access token");
@@ -368,6 +448,7 @@ async fn apply_page(
     state: &Arc<InventoryState>,
     run: SyncRunRow,
     owner: &str,
+    source: String,
     page: Page,
 ) -> AppResult<Option<SyncRunRow>> {
     let owner = owner.to_owned();
@@ -383,7 +464,7 @@ async fn apply_page(
             let at = now();
             // The retries counted since the last page are this holder's to add.
             run.errors = errors;
-            let seen = record(conn, &run, &page, &currency, at)?;
+            let seen = record(conn, &run, &page, &source, &currency, at)?;
             run.pages += 1;
             run.items_seen += seen;
             run.next_token = page.next_token.clone();
@@ -401,9 +482,11 @@ fn record(
     conn: &mut DbConnection,
     run: &SyncRunRow,
     page: &Page,
+    run_source: &str,
     currency: &str,
     at: NaiveDateTime,
 ) -> AppResult<i64> {
+    scan::lock_tenant(conn, &run.tenant_id)?;
     let skus: Vec<String> = page
         .summaries
         .iter()
@@ -419,6 +502,7 @@ fn record(
         .map(|i| (i.sku.clone(), i))
         .collect();
     let mut seen = 0;
+    let mut recorded = std::collections::HashSet::new();
     for summary in &page.summaries {
         let Some(sku) = summary
             .seller_sku
@@ -427,6 +511,10 @@ fn record(
         else {
             continue;
         };
+        // A SKU Amazon lists twice in a page is counted once.
+        if !recorded.insert(sku) {
+            continue;
+        }
         let details = summary.inventory_details.clone().unwrap_or_default();
         let total = summary
             .total_quantity
@@ -458,7 +546,13 @@ fn record(
                 let name = summary
                     .product_name
                     .as_deref()
-                    .map(|n| n.chars().take(200).collect::<String>());
+                    .map(|n| {
+                        n.chars()
+                            .filter(|c| !c.is_control())
+                            .take(200)
+                            .collect::<String>()
+                    })
+                    .filter(|n| !n.trim().is_empty());
                 let mut item = stock::new_from_source(
                     &run.tenant_id,
                     sku,
@@ -473,8 +567,7 @@ fn record(
                 item.unfulfillable = clamp(details.unfulfillable_quantity.and_then(|u| u.total));
                 item.asin = summary.asin.clone().filter(|a| a.len() <= 20);
                 item.fnsku = summary.fn_sku.clone().filter(|f| f.len() <= 20);
-                stock::create(conn, &item, "source:amazon", SYNCER)?;
-                item
+                stock::get_or_create(conn, item, &format!("source:{}", run_source), SYNCER)?.0
             }
         };
         store::snapshots::record_count(
@@ -482,7 +575,7 @@ fn record(
             &CountRow {
                 tenant_id: run.tenant_id.clone(),
                 item_id: item.id.clone(),
-                source: Provider::Amazon.as_str().to_owned(),
+                source: run_source.to_owned(),
                 quantity: total,
                 snapshot_id: run.snapshot_id.clone(),
                 observed_at: at,
@@ -494,8 +587,26 @@ fn record(
 }
 
 /// The last page is in: the tenant's counts are scanned, the run completes and
-/// `sync.completed` is written.
+/// `sync.completed` says what the scan found. When the scan cannot be done (a store timeout
+/// on a very large tenant, say) the run completes all the same, without a scan's report: the
+/// periodic scan catches up, and the pages are never fetched again.
 async fn finish(state: &Arc<InventoryState>, run: SyncRunRow, owner: &str) -> AppResult<()> {
+    let scanned = complete(state, run.clone(), owner, true).await;
+    match scanned {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            tracing::warn!(run = %run.id, error = %e, "the scan after a sync failed; completing without it");
+            complete(state, run, owner, false).await
+        }
+    }
+}
+
+async fn complete(
+    state: &Arc<InventoryState>,
+    run: SyncRunRow,
+    owner: &str,
+    with_scan: bool,
+) -> AppResult<()> {
     let owner = owner.to_owned();
     let errors = run.errors;
     state
@@ -506,21 +617,22 @@ async fn finish(state: &Arc<InventoryState>, run: SyncRunRow, owner: &str) -> Ap
             };
             let at = now();
             run.errors = errors;
-            let report = scan::scan(conn, &run.tenant_id, None, at)?;
+            let report = if with_scan {
+                scan::scan(conn, &run.tenant_id, None, at)?
+            } else {
+                crate::model::ScanReport::default()
+            };
             run.status = SyncStatus::Completed;
             run.live = None;
             run.lease_owner = None;
             run.lease_until = None;
             run.finished_at = Some(at);
             run.updated_at = at;
-            store::connections::save_held(conn, &run, &owner)?;
-            store::snapshots::set_count(conn, &run.snapshot_id, run.items_seen)?;
-            if let Some(mut connection) = store::connections::get_any(conn, &run.connection_id)? {
-                connection.last_synced_at = Some(at);
-                connection.last_error = None;
-                connection.updated_at = at;
-                store::connections::update(conn, &connection)?;
+            if !store::connections::save_held(conn, &run, &owner)? {
+                return Ok(());
             }
+            store::snapshots::set_count(conn, &run.snapshot_id, run.items_seen)?;
+            store::connections::mark_synced(conn, &run.connection_id, at)?;
             events::sync_completed(conn, &run, &report)
         })
         .await
@@ -538,7 +650,7 @@ async fn fail(
     let owner = owner.to_owned();
     let reauth = matches!(error, AmazonError::InvalidGrant(_));
     let reason = error.to_string();
-    let connection_id = connection.id.clone();
+    let (connection_id, credentials) = (connection.id.clone(), connection.credentials.clone());
     tracing::warn!(run = %run.id, %reason, "sync run failed");
     let errors = run.errors;
     state
@@ -556,18 +668,19 @@ async fn fail(
             run.failure = Some(reason.clone());
             run.finished_at = Some(at);
             run.updated_at = at;
-            store::connections::save_held(conn, &run, &owner)?;
-            store::snapshots::set_count(conn, &run.snapshot_id, run.items_seen)?;
-            if let Some(mut connection) = store::connections::get_any(conn, &connection_id)? {
-                if reauth {
-                    connection.status = ConnectionStatus::ReauthRequired;
-                    connection.access_token = None;
-                    connection.access_expires_at = None;
-                }
-                connection.last_error = Some(reason);
-                connection.updated_at = at;
-                store::connections::update(conn, &connection)?;
+            if !store::connections::save_held(conn, &run, &owner)? {
+                return Ok(());
             }
+            store::snapshots::set_count(conn, &run.snapshot_id, run.items_seen)?;
+            // Only the credentials that failed are marked: new ones given meanwhile stand.
+            store::connections::mark_failed(
+                conn,
+                &connection_id,
+                &credentials,
+                &reason,
+                reauth,
+                at,
+            )?;
             events::sync_failed(conn, &run)
         })
         .await

@@ -59,6 +59,9 @@ impl PageParams {
                     .decode(c)
                     .ok()
                     .and_then(|b| String::from_utf8(b).ok())
+                    // Keys are ids and names: never a control character (PostgreSQL would
+                    // refuse a NUL outright).
+                    .filter(|key| !key.chars().any(char::is_control))
                     .ok_or_else(|| AppError::invalid("cursor", "is not a cursor from this API"))
             })
             .transpose()

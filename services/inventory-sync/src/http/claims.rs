@@ -124,6 +124,7 @@ pub async fn create(
                 evidence: serde_json::to_string(&evidence).map_err(anyhow::Error::from)?,
                 notes: new.notes,
                 external_reference: None,
+                version: 1,
                 created_by: caller.user_id.clone(),
                 created_at: at,
                 updated_at: at,
@@ -207,6 +208,12 @@ fn move_claim(
     let mut claim = store::claims::get(conn, &caller.tenant_id, id)?
         .ok_or_else(|| AppError::not_found("claim"))?;
     let from = claim.status;
+    let nothing =
+        change.notes.is_none() && change.external_reference.is_none() && change.evidence.is_empty();
+    if from == change.status && nothing {
+        // What was asked for is so already: nothing to write.
+        return Ok(Some(claim));
+    }
     if from != change.status && !domain::claim_may_move(from, change.status) {
         return Err(AppError::Conflict(format!(
             "a claim cannot go from {from} to {}",
@@ -233,7 +240,7 @@ fn move_claim(
         claim.evidence = serde_json::to_string(&evidence).map_err(anyhow::Error::from)?;
     }
     claim.updated_at = now();
-    if !store::claims::update_from(conn, &claim, from)? {
+    if !store::claims::save(conn, &mut claim)? {
         return Ok(None);
     }
     if from != claim.status {

@@ -154,7 +154,7 @@ fn move_discrepancy(
         d.live = None;
         d.resolved_at = Some(at);
     }
-    if !store::discrepancies::update_from(conn, &d, from)? {
+    if !store::discrepancies::save(conn, &mut d)? {
         return Ok(None);
     }
     if from != d.status {

@@ -108,7 +108,10 @@ fn try_line(
             currency,
             at,
         );
-        stock::create(conn, &item, "reconcile", &caller.user_id)?;
+        if !stock::get_or_create(conn, item, "reconcile", &caller.user_id)?.1 {
+            // A concurrent request made it first: the line is tried against it.
+            return Ok(None);
+        }
         return Ok(result(
             ReconcileOutcome::Created,
             None,
@@ -156,13 +159,12 @@ fn try_line(
         if !d.status.is_live() || d.observed != line.source_value {
             continue;
         }
-        let was = d.status;
         d.status = DiscrepancyStatus::Resolved;
         d.live = None;
         d.resolved_at = Some(at);
         d.updated_at = at;
         d.note = Some("reconciled to the source's count".into());
-        if store::discrepancies::update_from(conn, &d, was)? {
+        if store::discrepancies::save(conn, &mut d)? {
             events::resolved(conn, &d, "reconcile", &caller.user_id)?;
         }
     }

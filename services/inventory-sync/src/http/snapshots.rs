@@ -58,6 +58,7 @@ pub async fn record(
         .db
         .write(move |conn| {
             let at = now();
+            scan::lock_tenant(conn, &caller.tenant_id)?;
             let row = SnapshotRow {
                 id: uuid::Uuid::now_v7().to_string(),
                 tenant_id: caller.tenant_id.clone(),
@@ -79,7 +80,9 @@ pub async fn record(
             }
             let mut created_items = Vec::new();
             let mut item_ids = Vec::new();
-            for count in &snapshot.counts {
+            let mut counts = snapshot.counts.clone();
+            counts.sort_by(|a, b| a.sku.cmp(&b.sku));
+            for count in &counts {
                 let item_id = match known.get(&count.sku) {
                     Some(id) => id.clone(),
                     None => {
@@ -92,8 +95,11 @@ pub async fn record(
                             at,
                         );
                         let reason = format!("source:{}", snapshot.source);
-                        stock::create(conn, &item, &reason, &caller.user_id)?;
-                        created_items.push(item.sku.clone());
+                        let (item, made) =
+                            stock::get_or_create(conn, item, &reason, &caller.user_id)?;
+                        if made {
+                            created_items.push(item.sku.clone());
+                        }
                         item.id
                     }
                 };

@@ -29,6 +29,7 @@ pub struct ClaimRow {
     pub evidence: String,
     pub notes: Option<String>,
     pub external_reference: Option<String>,
+    pub version: i64,
     pub created_by: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -53,15 +54,21 @@ pub fn get(conn: &mut DbConnection, tenant_id: &str, id: &str) -> AppResult<Opti
         .optional()?)
 }
 
-/// Writes `row` over the stored claim if its status is still `from`; false when it moved.
-pub fn update_from(conn: &mut DbConnection, row: &ClaimRow, from: ClaimStatus) -> AppResult<bool> {
+/// Writes `row` (at the next version) over the stored claim if that is still at `row`'s
+/// version; false when another change came first. `row.version` moves on when written.
+pub fn save(conn: &mut DbConnection, row: &mut ClaimRow) -> AppResult<bool> {
+    let read = row.version;
+    row.version += 1;
     let n = diesel::update(
         claims::table
             .filter(claims::id.eq(&row.id))
-            .filter(claims::status.eq(from)),
+            .filter(claims::version.eq(read)),
     )
-    .set(row)
+    .set(&*row)
     .execute(conn)?;
+    if n != 1 {
+        row.version = read;
+    }
     Ok(n == 1)
 }
 

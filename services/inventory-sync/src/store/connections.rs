@@ -247,3 +247,73 @@ pub fn renew(
     .execute(conn)?;
     Ok(n == 1)
 }
+
+/// Keeps a new access token if the connection still has `credentials` (new ones given
+/// meanwhile are not overwritten, nor their token).
+pub fn keep_access(
+    conn: &mut DbConnection,
+    id: &str,
+    credentials: &str,
+    access_token: &str,
+    expires_at: NaiveDateTime,
+    at: NaiveDateTime,
+) -> AppResult<()> {
+    diesel::update(
+        connections::table
+            .filter(connections::id.eq(id))
+            .filter(connections::credentials.eq(credentials)),
+    )
+    .set((
+        connections::access_token.eq(access_token),
+        connections::access_expires_at.eq(expires_at),
+        connections::updated_at.eq(at),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Records why a sync failed; `reauth` also marks the connection `reauth_required` and drops
+/// its access token. Only while it still has the `credentials` that failed.
+pub fn mark_failed(
+    conn: &mut DbConnection,
+    id: &str,
+    credentials: &str,
+    reason: &str,
+    reauth: bool,
+    at: NaiveDateTime,
+) -> AppResult<()> {
+    let target = connections::table
+        .filter(connections::id.eq(id))
+        .filter(connections::credentials.eq(credentials));
+    if reauth {
+        diesel::update(target)
+            .set((
+                connections::status.eq(ConnectionStatus::ReauthRequired),
+                connections::access_token.eq(None::<String>),
+                connections::access_expires_at.eq(None::<NaiveDateTime>),
+                connections::last_error.eq(reason),
+                connections::updated_at.eq(at),
+            ))
+            .execute(conn)?;
+    } else {
+        diesel::update(target)
+            .set((
+                connections::last_error.eq(reason),
+                connections::updated_at.eq(at),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// A sync of the connection completed at `at`.
+pub fn mark_synced(conn: &mut DbConnection, id: &str, at: NaiveDateTime) -> AppResult<()> {
+    diesel::update(connections::table.find(id))
+        .set((
+            connections::last_synced_at.eq(at),
+            connections::last_error.eq(None::<String>),
+            connections::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

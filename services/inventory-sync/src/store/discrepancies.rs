@@ -33,6 +33,7 @@ pub struct DiscrepancyRow {
     /// `Some(1)` while live, `None` once settled.
     pub live: Option<i32>,
     pub note: Option<String>,
+    pub version: i64,
     pub detected_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub resolved_at: Option<NaiveDateTime>,
@@ -90,19 +91,21 @@ pub fn had_before(
     .get_result(conn)?)
 }
 
-/// Writes `row` over the stored one if its status is still `from`; false when it moved.
-pub fn update_from(
-    conn: &mut DbConnection,
-    row: &DiscrepancyRow,
-    from: DiscrepancyStatus,
-) -> AppResult<bool> {
+/// Writes `row` (at the next version) over the stored one if that is still at `row`'s
+/// version; false when another change came first. `row.version` moves on when written.
+pub fn save(conn: &mut DbConnection, row: &mut DiscrepancyRow) -> AppResult<bool> {
+    let read = row.version;
+    row.version += 1;
     let n = diesel::update(
         discrepancies::table
             .filter(discrepancies::id.eq(&row.id))
-            .filter(discrepancies::status.eq(from)),
+            .filter(discrepancies::version.eq(read)),
     )
-    .set(row)
+    .set(&*row)
     .execute(conn)?;
+    if n != 1 {
+        row.version = read;
+    }
     Ok(n == 1)
 }
 

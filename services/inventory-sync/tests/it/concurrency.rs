@@ -9,7 +9,7 @@ use agora_shared::testing::{Call, Store};
 
 use crate::support::platform;
 
-agora_shared::on_sqlite_and_postgres!(races);
+agora_shared::on_sqlite_and_postgres!(races, new_skus_and_crossed_orders);
 
 async fn races(store: Store) {
     let p = platform(store).await;
@@ -24,7 +24,7 @@ async fn races(store: Store) {
     let snaps = (0..20).map(|i| {
         let req = p.authed(Method::POST, "/api/v1/inventory/snapshots", &admin);
         async move {
-            req.json(&json!({"source": "amazon", "counts": [{"sku": "A", "quantity": 50 + i}]}))
+            req.json(&json!({"source": "warehouse", "counts": [{"sku": "A", "quantity": 50 + i}]}))
                 .call()
                 .await
                 .status()
@@ -124,5 +124,74 @@ async fn races(store: Store) {
         changes["items"].as_array().unwrap().len(),
         2,
         "create and one reconcile"
+    );
+}
+
+/// Snapshots naming the same new SKU at once all succeed and make one item; snapshots naming
+/// the same SKUs in opposite orders never deadlock into a 5xx; concurrent additions of
+/// evidence to a claim are each kept or refused, never lost.
+async fn new_skus_and_crossed_orders(store: Store) {
+    let p = platform(store).await;
+    let admin = p.tenant("Acme").await;
+    let snaps = (0..20).map(|i| {
+        let req = p.authed(Method::POST, "/api/v1/inventory/snapshots", &admin);
+        let counts = if i % 2 == 0 {
+            json!([{"sku": "NEW-1", "quantity": 5}, {"sku": "X", "quantity": 1}, {"sku": "Y", "quantity": 2}])
+        } else {
+            json!([{"sku": "Y", "quantity": 3}, {"sku": "X", "quantity": 4}, {"sku": "NEW-1", "quantity": 5}])
+        };
+        async move {
+            req.json(&json!({"source": "warehouse", "counts": counts}))
+                .call()
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(snaps).await;
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    let items = p
+        .get(&admin, "/api/v1/inventory/items?sku=NEW-1")
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(items["items"].as_array().unwrap().len(), 1);
+
+    p.item(
+        &admin,
+        json!({"sku": "C", "name": "C", "on_hand": 100, "unit_price": 10}),
+    )
+    .await;
+    p.counts(&admin, "warehouse", &[("C", 40)]).await;
+    let d = p.discrepancies(&admin, "C").await[0]["id"].clone();
+    let claim = p
+        .authed(Method::POST, "/api/v1/inventory/claims", &admin)
+        .json(&json!({"discrepancy_id": d, "claim_type": "adjustment", "provider": "manual"}))
+        .value()
+        .await;
+    let path = format!("/api/v1/inventory/claims/{}", claim["id"].as_str().unwrap());
+    let adds = (0..20).map(|i| {
+        let req = p.authed(Method::PATCH, &path, &admin);
+        async move {
+            let evidence = json!([{"kind": "note", "reference": format!("n{i}")}]);
+            req.json(&json!({"status": "pending", "evidence": evidence}))
+                .call()
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(adds).await;
+    assert!(
+        statuses.iter().all(|s| [200, 409].contains(s)),
+        "{statuses:?}"
+    );
+    let kept = statuses.iter().filter(|s| **s == 200).count();
+    let claim = p.get(&admin, &path).await.json::<Value>().await.unwrap();
+    assert_eq!(
+        claim["evidence"].as_array().unwrap().len(),
+        2 + kept,
+        "{statuses:?}"
     );
 }

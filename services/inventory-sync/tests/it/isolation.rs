@@ -25,7 +25,7 @@ async fn isolation_on_every_route(store: Store) {
             json!({"sku": "A-1", "name": "Anvil", "on_hand": 90, "unit_price": 5000}),
         )
         .await;
-    let snap = p.counts(&a, "amazon", &[("A-1", 40)]).await;
+    let snap = p.counts(&a, "warehouse", &[("A-1", 40)]).await;
     let d = p.discrepancies(&a, "A-1").await[0].clone();
     let claim = p
         .authed(Method::POST, "/api/v1/inventory/claims", &a)
@@ -219,7 +219,7 @@ async fn grpc_reads(store: Store) {
             json!({"sku": "A-1", "name": "Anvil", "on_hand": 90, "unit_price": 5000}),
         )
         .await;
-    p.counts(&a, "amazon", &[("A-1", 40)]).await;
+    p.counts(&a, "warehouse", &[("A-1", 40)]).await;
     let mut client = InventoryServiceClient::connect(p.grpc.clone())
         .await
         .unwrap();

@@ -5,9 +5,13 @@
 use reqwest::Method;
 use serde_json::json;
 
+use agora_inventory_sync::store::{self, snapshots::CountRow};
 use agora_shared::testing::{Call, Store};
 
 use crate::support::platform;
+
+/// How a sync of the amazon.com marketplace records its counts.
+const AMAZON_US: &str = "amazon:ATVPDKIKX0DER";
 
 agora_shared::on_sqlite_and_postgres!(formulas_on_a_table_of_cases);
 
@@ -118,20 +122,53 @@ async fn formulas_on_a_table_of_cases(store: Store) {
             .json(&json!({"auto_resolve_low": c.auto_resolve_low}))
             .value()
             .await;
-        p.item(
-            &admin,
-            json!({"sku": sku, "name": sku, "on_hand": c.on_hand, "unit_price": c.price,
-                "currency": c.currency}),
-        )
-        .await;
+        let item = p
+            .item(
+                &admin,
+                json!({"sku": sku, "name": sku, "on_hand": c.on_hand, "unit_price": c.price,
+                    "currency": c.currency}),
+            )
+            .await;
         if c.history {
             // An earlier discrepancy of the SKU from another source, settled at once.
             p.counts(&admin, "earlier", &[(&sku, c.on_hand + 50)]).await;
             p.counts(&admin, "earlier", &[(&sku, c.on_hand)]).await;
         }
-        p.counts(&admin, c.source, &[(&sku, c.counted)]).await;
+        let source = if c.source == "amazon" {
+            // Amazon's counts come from syncs (tests/it/sync.rs): recorded as a sync does,
+            // then scanned.
+            let (tenant, item_id, counted) = (
+                admin.tenant_id.clone(),
+                item["id"].as_str().unwrap().to_owned(),
+                c.counted,
+            );
+            p.state
+                .db
+                .write(move |conn| {
+                    store::snapshots::record_count(
+                        conn,
+                        &CountRow {
+                            tenant_id: tenant,
+                            item_id,
+                            source: AMAZON_US.into(),
+                            quantity: counted,
+                            snapshot_id: "sync".into(),
+                            observed_at: agora_shared::db::now(),
+                        },
+                    )
+                })
+                .await
+                .unwrap();
+            p.authed(Method::POST, "/api/v1/inventory/scan", &admin)
+                .value()
+                .await;
+            AMAZON_US
+        } else {
+            p.counts(&admin, c.source, &[(&sku, c.counted)]).await;
+            c.source
+        };
         let found = p.discrepancies(&admin, &sku).await;
-        let found: Vec<_> = found.iter().filter(|d| d["source"] == c.source).collect();
+        let found: Vec<_> = found.iter().filter(|d| d["source"] == source).collect();
         match expected(c) {
             None => assert!(found.is_empty(), "case {i}: {found:?}"),
             Some((severity, action, confidence, impact)) => {

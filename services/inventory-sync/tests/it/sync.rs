@@ -189,7 +189,11 @@ async fn connect_sync_and_find_discrepancies(store: Store) {
             &found[0]["difference"],
             &found[0]["source"]
         ),
-        (&json!("SKU-001"), &json!(-20), &json!("amazon"))
+        (
+            &json!("SKU-001"),
+            &json!(-20),
+            &json!("amazon:ATVPDKIKX0DER")
+        )
     );
     assert_eq!(found[0]["snapshot_id"], run["snapshot_id"]);
     let snapshot: Value = p
@@ -342,6 +346,50 @@ async fn retries_expired_tokens_and_revocation(store: Store) {
     let run = p.authed(Method::POST, &sync_path, &admin).value().await;
     let run = ended(&p, &admin, run["id"].as_str().unwrap()).await;
     assert_eq!(run["status"], "completed");
+    // A broken Amazon: SKUs listed twice count once; a nextToken that never moves ends the
+    // run instead of paging forever, and the connection stays usable.
+    fake.stock(US, stock(150));
+    fake.misbehave(true, true);
+    let run = p.authed(Method::POST, &sync_path, &admin).value().await;
+    let run = ended(&p, &admin, run["id"].as_str().unwrap()).await;
+    assert_eq!(
+        (&run["status"], &run["pages"], &run["items_seen"]),
+        (&json!("failed"), &json!(1), &json!(50)),
+        "{run}"
+    );
+    assert!(
+        run["failure"].as_str().unwrap().contains("nextToken"),
+        "{run}"
+    );
+    let connection: Value = p
+        .get(&admin, &format!("/api/v1/inventory/connections/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(connection["status"], "active");
+    fake.misbehave(false, false);
+    // The operator's LWA client secret is rotated at Amazon but not here: the sync fails as
+    // not configured, and the sellers' connection is left as it is.
+    fake.rotate_client_secret("rotated");
+    fake.expire_access_tokens();
+    let run = p.authed(Method::POST, &sync_path, &admin).value().await;
+    let run = ended(&p, &admin, run["id"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "failed");
+    assert!(
+        run["failure"].as_str().unwrap().contains("not configured"),
+        "{run}"
+    );
+    let connection: Value = p
+        .get(&admin, &format!("/api/v1/inventory/connections/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(connection["status"], "active");
+    let refused = problem(connect(&p, &admin, DE, "Atzr|seller-2").await, 503).await;
+    assert_eq!(refused["code"], "inventory.amazon_unconfigured");
+    fake.rotate_client_secret(CLIENT_SECRET);
     // Reading needs a user; connecting needs the permission.
     let clerk = p.member(&admin, "clerk@acme.test", &[]).await;
     assert_eq!(
@@ -436,7 +484,7 @@ async fn one_run_at_a_time_schedules_and_takeover(store: Store) {
             let snapshot = SnapshotRow {
                 id: uuid::Uuid::now_v7().to_string(),
                 tenant_id: tenant.clone(),
-                source: "amazon".into(),
+                source: "amazon:ATVPDKIKX0DER".into(),
                 item_count: 0,
                 created_by: "system:sync".into(),
                 created_at: at,
@@ -472,4 +520,25 @@ async fn one_run_at_a_time_schedules_and_takeover(store: Store) {
         (&json!("completed"), &json!(3), &json!(150))
     );
     assert_eq!(fake.asked()[asked..], [Some("page-100".to_owned())]);
+
+    // A replica died after recording the last page, before completing the run: the run is
+    // completed without asking Amazon anything again.
+    let asked = fake.counts().1;
+    let mut finished = stale.clone();
+    finished.id = uuid::Uuid::now_v7().to_string();
+    finished.next_token = None;
+    finished.pages = 3;
+    finished.items_seen = 150;
+    let inserted = finished.clone();
+    p.state
+        .db
+        .write(move |conn| store::connections::insert_run(conn, &inserted))
+        .await
+        .unwrap();
+    let run = ended(&p, &admin, &finished.id).await;
+    assert_eq!(
+        (&run["status"], &run["pages"]),
+        (&json!("completed"), &json!(3))
+    );
+    assert_eq!(fake.counts().1, asked, "no page fetched again");
 }

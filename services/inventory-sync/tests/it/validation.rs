@@ -53,6 +53,23 @@ async fn bad_csv_changes_nothing(store: Store) {
         .call()
         .await;
     assert_eq!(resp.status(), 413);
+    // An import larger than the gateway's default body limit (1 MiB) goes through.
+    let mut big = String::from("sku,name,on_hand\n");
+    for i in 0..20_000 {
+        big.push_str(&format!(
+            "BULK-{i:05},A product with a long enough name {i:05},{i}\n"
+        ));
+    }
+    assert!(big.len() > 1024 * 1024);
+    let resp = p
+        .authed(Method::POST, "/api/v1/inventory/items/import", &admin)
+        .header("content-type", "text/csv")
+        .body(big)
+        .call()
+        .await;
+    assert_eq!(resp.status(), 200);
+    let report: Value = resp.json().await.unwrap();
+    assert_eq!(report["created"], 20_000);
     // A re-import of the same values changes nothing and says so.
     let same = import(b"sku,on_hand\nKEEP,5\n", "text/csv").await;
     let same: Value = same.json().await.unwrap();
@@ -90,12 +107,22 @@ async fn bad_bodies_and_filters(store: Store) {
         ),
         (
             "/api/v1/inventory/snapshots",
-            json!({"source": "amazon", "counts": []}),
-            "counts",
+            json!({"source": "amazon", "counts": [{"sku": "A", "quantity": 1}]}),
+            "source",
         ),
         (
             "/api/v1/inventory/snapshots",
-            json!({"source": "amazon", "counts": [{"sku": "A", "quantity": 1}, {"sku": "A", "quantity": 2}]}),
+            json!({"source": "warehouse", "counts": []}),
+            "counts",
+        ),
+        (
+            "/api/v1/inventory/items",
+            json!({"sku": "B", "name": "nul\u{0}name"}),
+            "name",
+        ),
+        (
+            "/api/v1/inventory/snapshots",
+            json!({"source": "warehouse", "counts": [{"sku": "A", "quantity": 1}, {"sku": "A", "quantity": 2}]}),
             "counts[1].sku",
         ),
         ("/api/v1/inventory/reconcile", json!([]), "items"),
@@ -129,6 +156,8 @@ async fn bad_bodies_and_filters(store: Store) {
         .unwrap();
     assert_eq!(item["on_hand"], 5);
     for query in [
+        // base64url of a NUL: no cursor this API hands out.
+        "/api/v1/inventory/items?cursor=AA",
         "/api/v1/inventory/discrepancies?status=lost",
         "/api/v1/inventory/discrepancies?severity=huge",
         "/api/v1/inventory/claims?status=paid",

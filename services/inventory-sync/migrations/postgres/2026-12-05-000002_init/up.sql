@@ -65,6 +65,8 @@ CREATE TABLE discrepancies (
     -- 1 while open, investigating or escalated: at most one live discrepancy per item and source.
     live INTEGER,
     note TEXT,
+    -- Grows with every change: writes are conditional on the version they read.
+    version BIGINT NOT NULL,
     detected_at TIMESTAMP NOT NULL,
     updated_at TIMESTAMP NOT NULL,
     resolved_at TIMESTAMP,
@@ -83,7 +85,8 @@ CREATE TABLE rules (
 CREATE TABLE claims (
     id TEXT PRIMARY KEY,
     tenant_id TEXT NOT NULL,
-    discrepancy_id TEXT NOT NULL REFERENCES discrepancies (id) ON DELETE CASCADE,
+    -- A claim keeps its discrepancy (and so its item) from being deleted.
+    discrepancy_id TEXT NOT NULL REFERENCES discrepancies (id) ON DELETE RESTRICT,
     item_id TEXT NOT NULL,
     sku TEXT NOT NULL,
     claim_type TEXT NOT NULL,
@@ -96,6 +99,7 @@ CREATE TABLE claims (
     evidence TEXT NOT NULL,
     notes TEXT,
     external_reference TEXT,
+    version BIGINT NOT NULL,
     created_by TEXT NOT NULL,
     created_at TIMESTAMP NOT NULL,
     updated_at TIMESTAMP NOT NULL,
