@@ -275,7 +275,7 @@ async fn the_platform_runs_as_one_process_per_service() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
-    let count = json!({"source": "amazon", "counts": [{"sku": "ONT-1", "quantity": 25}]});
+    let count = json!({"source": "warehouse", "counts": [{"sku": "ONT-1", "quantity": 25}]});
     let snapshot: Value = call(Method::POST, "/api/v1/inventory/snapshots", &token)
         .json(&count)
         .send()
