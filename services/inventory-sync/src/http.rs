@@ -35,6 +35,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// Runs `attempt` again while it reports that a concurrent change came first (`Ok(None)`),
+/// three times at most: each try reads afresh. `None` when every try lost.
+pub fn until_settled<T>(
+    conn: &mut DbConnection,
+    mut attempt: impl FnMut(&mut DbConnection) -> AppResult<Option<T>>,
+) -> AppResult<Option<T>> {
+    for _ in 0..3 {
+        if let Some(done) = attempt(conn)? {
+            return Ok(Some(done));
+        }
+    }
+    Ok(None)
+}
+
 /// The caller's item `id` (an id or a SKU); another tenant's is a 404.
 pub fn load_item(conn: &mut DbConnection, tenant_id: &str, id: &str) -> AppResult<ItemRow> {
     store::items::get(conn, tenant_id, id)?.ok_or_else(|| AppError::not_found("item"))

@@ -12,7 +12,7 @@ use agora_shared::{
     http::{Caller, Page, PageParams, ValidJson},
 };
 
-use super::{MANAGE, choice, created};
+use super::{MANAGE, choice, created, until_settled};
 use crate::{
     InventoryState,
     domain::{self, ClaimStatus},
@@ -180,22 +180,14 @@ pub async fn update(
         .write(move |conn| {
             // A move that lost to a concurrent one reads the claim again: asking for the status
             // it now has is no error.
-            for _ in 0..RETRIES {
-                if let Some(claim) = move_claim(conn, &caller, &id, &change)? {
-                    return Ok(claim);
-                }
-            }
-            Err(
+            until_settled(conn, |conn| move_claim(conn, &caller, &id, &change))?.ok_or_else(|| {
                 AppError::Conflict("the claim keeps changing; read it again".into())
-                    .with_code("inventory.claim_changed"),
-            )
+                    .with_code("inventory.claim_changed")
+            })
         })
         .await?;
     Ok(HttpResponse::Ok().json(Claim::from(&row)))
 }
-
-/// Attempts at a change that lost to concurrent ones.
-const RETRIES: usize = 3;
 
 /// Applies `change` to the claim; `None` when another change moved it first.
 fn move_claim(

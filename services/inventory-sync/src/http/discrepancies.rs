@@ -10,7 +10,7 @@ use agora_shared::{
     http::{Caller, Page, PageParams, ValidJson},
 };
 
-use super::{MANAGE, choice};
+use super::{MANAGE, choice, until_settled};
 use crate::{
     InventoryState,
     domain::{self, DiscrepancyStatus},
@@ -107,22 +107,16 @@ pub async fn update(
         .db
         .write(move |conn| {
             // A change that lost to a concurrent one (a person, a scan) reads it again.
-            for _ in 0..RETRIES {
-                if let Some(d) = move_discrepancy(conn, &caller, &id, &change)? {
-                    return Ok(d);
-                }
-            }
-            Err(
-                AppError::Conflict("the discrepancy keeps changing; read it again".into())
-                    .with_code("inventory.discrepancy_changed"),
+            until_settled(conn, |conn| move_discrepancy(conn, &caller, &id, &change))?.ok_or_else(
+                || {
+                    AppError::Conflict("the discrepancy keeps changing; read it again".into())
+                        .with_code("inventory.discrepancy_changed")
+                },
             )
         })
         .await?;
     Ok(HttpResponse::Ok().json(Discrepancy::from(&row)))
 }
-
-/// Attempts at a change that lost to concurrent ones.
-const RETRIES: usize = 3;
 
 /// Applies `change`; `None` when another change moved the discrepancy first.
 fn move_discrepancy(

@@ -11,7 +11,7 @@ use agora_shared::{
     http::{Caller, ValidJson},
 };
 
-use super::MANAGE;
+use super::{MANAGE, until_settled};
 use crate::{
     InventoryState,
     domain::{DiscrepancyStatus, ReconcileOutcome},
@@ -68,10 +68,8 @@ fn reconcile_line(
     currency: &str,
 ) -> AppResult<ReconcileResult> {
     // A line that lost to a concurrent change of the item reads it again.
-    for _ in 0..3 {
-        if let Some(result) = try_line(conn, caller, line, currency)? {
-            return Ok(result);
-        }
+    if let Some(result) = until_settled(conn, |conn| try_line(conn, caller, line, currency))? {
+        return Ok(result);
     }
     Ok(ReconcileResult {
         sku: line.sku.clone(),
