@@ -77,7 +77,18 @@ async fn main() {
         .json()
         .await
         .unwrap();
-    let token = session["access_token"].as_str().unwrap().to_owned();
+    // An API key: the sync at the documented rate outlasts an access token.
+    let key: Value = client
+        .post(format!("{base}/api/v1/api-keys"))
+        .bearer_auth(session["access_token"].as_str().unwrap())
+        .json(&json!({"name": "bench", "role": "TENANT_ADMIN"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = key["key"].as_str().expect("an API key").to_owned();
     let call = |method: reqwest::Method, path: &str| {
         client
             .request(method, format!("{base}{path}"))

@@ -2,11 +2,7 @@
 //! under RULES.md. It runs after each snapshot (over its items), on demand, and every
 //! `scan_interval_secs` over every tenant.
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -76,12 +72,15 @@ pub fn scan(
         .into_iter()
         .map(|d| ((d.item_id.clone(), d.source.clone()), d))
         .collect();
-    let mut seen: HashSet<String> = discrepancies::table
+    // Each SKU's first discrepancy (ids are UUIDv7: their order is their time order), so that
+    // "had one before" is a lookup, not a query per discrepancy.
+    let mut seen: HashMap<String, String> = discrepancies::table
         .filter(discrepancies::tenant_id.eq(tenant_id))
-        .select(discrepancies::sku)
-        .distinct()
-        .load(conn)?
+        .group_by(discrepancies::sku)
+        .select((discrepancies::sku, diesel::dsl::min(discrepancies::id)))
+        .load::<(String, Option<String>)>(conn)?
         .into_iter()
+        .filter_map(|(sku, first)| Some((sku, first?)))
         .collect();
     let auto_resolve_low = store::snapshots::auto_resolve_low(conn, tenant_id)?;
     // Every source's count of each item: a low difference is taken from a source only when no
@@ -123,7 +122,7 @@ fn compare(
     item: &mut ItemRow,
     count: &CountRow,
     existing: Option<DiscrepancyRow>,
-    seen: &mut HashSet<String>,
+    seen: &mut HashMap<String, String>,
     auto_resolve_low: bool,
     at: NaiveDateTime,
     report: &mut ScanReport,
@@ -147,10 +146,17 @@ fn compare(
         }
         return Ok(());
     };
-    let had_previous = match &existing {
+    if let Some(d) = &existing
+        && d.expected == item.on_hand
+        && d.observed == count.quantity
+    {
+        return Ok(());
+    }
+    let had_previous = match (&existing, seen.get(&item.sku)) {
         // Earlier ones than this one.
-        Some(d) => store::discrepancies::had_before(conn, &item.tenant_id, &item.sku, &d.id)?,
-        None => seen.contains(&item.sku),
+        (Some(d), Some(first)) => *first < d.id,
+        (None, first) => first.is_some(),
+        (Some(_), None) => false,
     };
     let confidence = domain::confidence(&count.source, difference, had_previous);
     let price = domain::major_units(item.unit_price, &item.currency);
@@ -158,9 +164,6 @@ fn compare(
     let action = domain::suggested_action(severity, auto_resolve_low);
     let value = domain::value_at_stake(difference, item.unit_price);
     if let Some(mut d) = existing {
-        if d.expected == item.on_hand && d.observed == count.quantity {
-            return Ok(());
-        }
         d.snapshot_id = count.snapshot_id.clone();
         d.expected = item.on_hand;
         d.observed = count.quantity;
@@ -212,7 +215,7 @@ fn compare(
         ));
     }
     store::discrepancies::insert(conn, &d)?;
-    seen.insert(item.sku.clone());
+    seen.entry(item.sku.clone()).or_insert_with(|| d.id.clone());
     events::detected(conn, &d)?;
     report.detected += 1;
     if action == Action::AutoResolve {

@@ -74,23 +74,6 @@ pub fn live(
         .optional()?)
 }
 
-/// Whether the tenant's SKU had a discrepancy before the one with id `id` (ids are UUIDv7:
-/// their order is their time order).
-pub fn had_before(
-    conn: &mut DbConnection,
-    tenant_id: &str,
-    sku: &str,
-    id: &str,
-) -> AppResult<bool> {
-    Ok(diesel::select(diesel::dsl::exists(
-        discrepancies::table
-            .filter(discrepancies::tenant_id.eq(tenant_id))
-            .filter(discrepancies::sku.eq(sku))
-            .filter(discrepancies::id.lt(id)),
-    ))
-    .get_result(conn)?)
-}
-
 /// Writes `row` (at the next version) over the stored one if that is still at `row`'s
 /// version; false when another change came first. `row.version` moves on when written.
 pub fn save(conn: &mut DbConnection, row: &mut DiscrepancyRow) -> AppResult<bool> {
