@@ -70,6 +70,10 @@ struct State {
     repeat_next_token: bool,
     /// Every summary is listed twice.
     duplicate_summaries: bool,
+    /// `expires_in` of the access tokens it hands out (3600 unless set).
+    expires_in: Option<u64>,
+    /// SKUs whose summaries carry no `totalQuantity`.
+    no_total: HashSet<String>,
 }
 
 /// A running fake; stops with the test process.
@@ -135,6 +139,21 @@ impl FakeAmazon {
             s.refresh_tokens.clear();
             s.access_tokens.clear();
         });
+    }
+
+    /// This refresh token stops working (`invalid_grant`); others still work.
+    pub fn revoke_token(&self, refresh_token: &str) {
+        self.with(|s| s.refresh_tokens.remove(refresh_token));
+    }
+
+    /// Access tokens are handed out with this `expires_in` (a broken LWA: 10^16, say).
+    pub fn expires_in(&self, seconds: u64) {
+        self.with(|s| s.expires_in = Some(seconds));
+    }
+
+    /// `sku`'s summary leaves out `totalQuantity`.
+    pub fn omit_total(&self, sku: &str) {
+        self.with(|s| s.no_total.insert(sku.to_owned()));
     }
 
     /// The application's client secret at Amazon becomes `secret` (rotated in Developer
@@ -223,7 +242,7 @@ async fn token(
         .insert(access.clone(), Instant::now() + Duration::from_secs(3600));
     HttpResponse::Ok().json(json!({
         "access_token": access, "refresh_token": field("refresh_token"),
-        "token_type": "bearer", "expires_in": 3600}))
+        "token_type": "bearer", "expires_in": s.expires_in.unwrap_or(3600)}))
 }
 
 async fn summaries(
@@ -311,7 +330,7 @@ async fn summaries(
         .take(PAGE_SIZE)
         .flat_map(|i| std::iter::repeat_n(i, copies))
         .map(|i| {
-            json!({
+            let mut summary = json!({
                 "asin": format!("B0{:08}", i.sku.len()), "fnSku": format!("X00{}", i.sku.len()),
                 "sellerSku": i.sku, "condition": "NewItem", "productName": format!("Product {}", i.sku),
                 "lastUpdatedTime": "2026-12-01T00:00:00Z", "totalQuantity": i.total(),
@@ -325,7 +344,11 @@ async fn summaries(
                         "warehouseDamagedQuantity": i.unfulfillable, "distributorDamagedQuantity": 0,
                         "carrierDamagedQuantity": 0, "defectiveQuantity": 0, "expiredQuantity": 0}
                 }
-            })
+            });
+            if s.no_total.contains(&i.sku) {
+                summary.as_object_mut().map(|o| o.remove("totalQuantity"));
+            }
+            summary
         })
         .collect();
     let mut body = json!({

@@ -516,10 +516,11 @@ fn record(
             continue;
         }
         let details = summary.inventory_details.clone().unwrap_or_default();
-        let total = summary
-            .total_quantity
-            .unwrap_or(0)
-            .clamp(0, crate::model::MAX_QUANTITY);
+        // Without a total there is nothing to compare: no count (not a count of 0).
+        let Some(total) = summary.total_quantity else {
+            continue;
+        };
+        let total = total.clamp(0, crate::model::MAX_QUANTITY);
         let clamp = |v: Option<i64>| v.unwrap_or(0).clamp(0, crate::model::MAX_QUANTITY);
         let item = match known.remove(sku) {
             Some(mut item) => {

@@ -93,6 +93,15 @@ async fn connect_sync_and_find_discrepancies(store: Store) {
         json!({"sku": "SKU-002", "name": "Two", "on_hand": 10}),
     )
     .await;
+    // A broken Amazon: a summary without its total (no count, so no false discrepancy of all
+    // 40), and access tokens said to live 10^16 seconds (kept to a day, no overflow).
+    p.item(
+        &admin,
+        json!({"sku": "SKU-003", "name": "Three", "on_hand": 40}),
+    )
+    .await;
+    fake.omit_total("SKU-003");
+    fake.expires_in(10_000_000_000_000_000);
 
     let refused = problem(connect(&p, &admin, US, "Atzr|not-ours").await, 422).await;
     assert_eq!(refused["code"], "inventory.invalid_grant");
@@ -139,8 +148,9 @@ async fn connect_sync_and_find_discrepancies(store: Store) {
     assert_eq!(run["status"], "completed", "{run}");
     assert_eq!(
         (&run["pages"], &run["items_seen"], &run["trigger"]),
-        (&json!(3), &json!(120), &json!("manual"))
+        (&json!(3), &json!(119), &json!("manual"))
     );
+    // SKU-003's summary had no total: 119 counted, and no discrepancy for it.
     let (tokens, pages, throttled) = fake.counts();
     assert_eq!(
         (tokens, pages, throttled),
@@ -208,7 +218,7 @@ async fn connect_sync_and_find_discrepancies(store: Store) {
         .json()
         .await
         .unwrap();
-    assert_eq!(snapshot["item_count"], 120);
+    assert_eq!(snapshot["item_count"], 119);
     let completed = p.events_of("agora.inventory.sync.completed").await;
     let message = ev::SyncCompleted::decode(completed[0].data.as_slice()).unwrap();
     assert_eq!(
@@ -216,7 +226,7 @@ async fn connect_sync_and_find_discrepancies(store: Store) {
             message.run.unwrap().items_seen,
             message.discrepancies_detected
         ),
-        (120, 1)
+        (119, 1)
     );
 
     // Another tenant sees none of it.
@@ -390,6 +400,45 @@ async fn retries_expired_tokens_and_revocation(store: Store) {
     let refused = problem(connect(&p, &admin, DE, "Atzr|seller-2").await, 503).await;
     assert_eq!(refused["code"], "inventory.amazon_unconfigured");
     fake.rotate_client_secret(CLIENT_SECRET);
+
+    // New credentials given while a run is going: the run takes them up when it needs a new
+    // access token, and never marks them reauth_required for the old ones' failure.
+    fake.stock(US, stock(500));
+    fake.delay(Duration::from_millis(100));
+    let run = p.authed(Method::POST, &sync_path, &admin).value().await;
+    let run_path = format!("/api/v1/inventory/syncs/{}", run["id"].as_str().unwrap());
+    eventually(Duration::from_secs(30), "the first page", || async {
+        let run = p.authed(Method::GET, &run_path, &admin).value().await;
+        if run["pages"].as_i64() >= Some(1) {
+            Ok(run)
+        } else {
+            Err(format!("{run}"))
+        }
+    })
+    .await;
+    fake.accept("Atzr|seller-3");
+    let connection = p
+        .authed(Method::PUT, &credentials, &admin)
+        .json(&json!({"refresh_token": "Atzr|seller-3"}))
+        .value()
+        .await;
+    assert_eq!(connection["status"], "active");
+    fake.revoke_token("Atzr|seller-2");
+    fake.expire_access_tokens();
+    let run = ended(&p, &admin, run["id"].as_str().unwrap()).await;
+    assert_eq!(
+        (&run["status"], &run["pages"]),
+        (&json!("completed"), &json!(10)),
+        "{run}"
+    );
+    let connection: Value = p
+        .get(&admin, &format!("/api/v1/inventory/connections/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(connection["status"], "active");
+    fake.delay(Duration::ZERO);
     // Reading needs a user; connecting needs the permission.
     let clerk = p.member(&admin, "clerk@acme.test", &[]).await;
     assert_eq!(
