@@ -86,6 +86,7 @@ pub struct Started {
 /// Starts HTTP, gRPC, the outbox relay and the periodic scan; all stop on `shutdown`.
 pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow::Result<Started> {
     let config: InventoryConfig = ctx.config.section(SECTION)?;
+    amazon_over_tls(&config, ctx.common.mode)?;
     let url = config
         .endpoints
         .resolve_database_url(SECTION, &ctx.common, NAME)?;
@@ -139,6 +140,30 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
     Ok(Started { service, state })
 }
 
+/// Outside embedded mode Amazon is reached over TLS only: the LWA client secret and the
+/// sellers' tokens never cross a network in clear (embedded mode and tests may point at a
+/// local fake over http).
+fn amazon_over_tls(
+    config: &InventoryConfig,
+    mode: Mode,
+) -> Result<(), agora_shared::config::ConfigError> {
+    if mode == Mode::Embedded {
+        return Ok(());
+    }
+    for (key, url) in [
+        ("amazon.lwa_url", &config.amazon.lwa_url),
+        ("amazon.sp_api_url", &config.amazon.sp_api_url),
+    ] {
+        if !url.starts_with("https://") {
+            return Err(agora_shared::config::ConfigError::new(
+                format!("{SECTION}.{key}"),
+                "must be an https:// URL in distributed mode",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The configured key-encryption key; in embedded mode without one, the key in
 /// `<data_dir>/inventory-sync.key`, made on first start (readable by its owner alone).
 fn sealer(config: &InventoryConfig, ctx: &ServiceContext) -> anyhow::Result<Option<Sealer>> {
@@ -182,6 +207,16 @@ fn sealer(config: &InventoryConfig, ctx: &ServiceContext) -> anyhow::Result<Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amazon_only_over_tls_outside_embedded_mode() {
+        let mut config = InventoryConfig::default();
+        assert!(amazon_over_tls(&config, Mode::Distributed).is_ok());
+        config.amazon.sp_api_url = "http://sellingpartnerapi-na.amazon.com".into();
+        let err = amazon_over_tls(&config, Mode::Distributed).unwrap_err();
+        assert_eq!(err.key, "inventory_sync.amazon.sp_api_url");
+        assert!(amazon_over_tls(&config, Mode::Embedded).is_ok());
+    }
 
     #[test]
     fn embedded_mode_keeps_its_key_in_the_data_dir() {
