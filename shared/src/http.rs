@@ -50,3 +50,31 @@ pub async fn metrics() -> HttpResponse {
         .content_type("text/plain; version=0.0.4")
         .body(crate::telemetry::render_metrics())
 }
+
+/// The versions an `If-Match` header accepts (`"7"`, `W/"7"`, a list): `None` when absent
+/// or `*`.
+pub fn if_match(req: &HttpRequest) -> Result<Option<Vec<i64>>, AppError> {
+    let Some(value) = req.headers().get(actix_web::http::header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| AppError::BadRequest("If-Match must be ASCII".into()))?;
+    if value.trim() == "*" {
+        return Ok(None);
+    }
+    value
+        .split(',')
+        .map(|tag| {
+            let tag = tag.trim();
+            let tag = tag.strip_prefix("W/").unwrap_or(tag);
+            tag.strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| {
+                    AppError::BadRequest(format!("If-Match holds `{tag}`, not an ETag of this API"))
+                })
+        })
+        .collect::<Result<Vec<i64>, AppError>>()
+        .map(Some)
+}

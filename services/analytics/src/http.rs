@@ -33,14 +33,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// The tenant a request reads: the caller's own unless a platform admin names another.
 pub fn tenant(caller: &Caller, requested: Option<&str>) -> AppResult<String> {
-    match requested {
-        None | Some("") => Ok(caller.tenant_id.clone()),
-        Some(t) if t == caller.tenant_id => Ok(t.to_owned()),
-        Some(t) if caller.is_platform_admin() => Ok(t.to_owned()),
-        Some(_) => Err(AppError::Forbidden(
-            "only platform admins may read another tenant's analytics".into(),
-        )),
-    }
+    caller.tenant_to_read(requested.unwrap_or_default(), "analytics")
 }
 
 /// `?tenant_id=` of views without a date range.

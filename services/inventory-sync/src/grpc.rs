@@ -36,15 +36,7 @@ pub fn routes(state: Arc<InventoryState>, auth: Authenticator) -> Routes {
 
 /// The tenant a request is about: the caller's own unless a platform admin names another.
 fn tenant(caller: &Caller, requested: &str) -> Result<String, AppError> {
-    if requested.is_empty() || requested == caller.tenant_id {
-        Ok(caller.tenant_id.clone())
-    } else if caller.is_platform_admin() {
-        Ok(requested.to_owned())
-    } else {
-        Err(AppError::Forbidden(
-            "only platform admins may read another tenant's inventory".into(),
-        ))
-    }
+    caller.tenant_to_read(requested, "inventory")
 }
 
 fn text(value: &str) -> Option<String> {

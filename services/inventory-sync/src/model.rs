@@ -131,14 +131,14 @@ pub struct ItemFields {
         custom(function = "no_nul")
     )]
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "agora_shared::http::json::double_option")]
     #[validate(
         length(min = 1, max = 20, message = "must be 1 to 20 characters"),
         custom(function = "no_nul")
     )]
     #[schema(value_type = Option<String>)]
     pub asin: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "agora_shared::http::json::double_option")]
     #[validate(
         length(min = 1, max = 20, message = "must be 1 to 20 characters"),
         custom(function = "no_nul")
@@ -197,13 +197,6 @@ pub struct ItemFields {
         message = "must be between 0 and 1000000000"
     ))]
     pub reorder_quantity: Option<i64>,
-}
-
-/// A field that may be absent (keep), `null` (clear) or a value (set).
-fn double_option<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -623,20 +623,35 @@ async fn complete(
             } else {
                 crate::model::ScanReport::default()
             };
-            run.status = SyncStatus::Completed;
-            run.live = None;
-            run.lease_owner = None;
-            run.lease_until = None;
-            run.finished_at = Some(at);
-            run.updated_at = at;
-            if !store::connections::save_held(conn, &run, &owner)? {
+            if !end(conn, &mut run, &owner, SyncStatus::Completed, at)? {
                 return Ok(());
             }
-            store::snapshots::set_count(conn, &run.snapshot_id, run.items_seen)?;
             store::connections::mark_synced(conn, &run.connection_id, at)?;
             events::sync_completed(conn, &run, &report)
         })
         .await
+}
+
+/// Ends `owner`'s run with `status` (no longer live, nobody's lease) and gives its snapshot the
+/// count of what it saw; false when `owner` no longer held it.
+fn end(
+    conn: &mut DbConnection,
+    run: &mut SyncRunRow,
+    owner: &str,
+    status: SyncStatus,
+    at: NaiveDateTime,
+) -> AppResult<bool> {
+    run.status = status;
+    run.live = None;
+    run.lease_owner = None;
+    run.lease_until = None;
+    run.finished_at = Some(at);
+    run.updated_at = at;
+    if !store::connections::save_held(conn, run, owner)? {
+        return Ok(false);
+    }
+    store::snapshots::set_count(conn, &run.snapshot_id, run.items_seen)?;
+    Ok(true)
 }
 
 /// Ends the run as failed with the reason; an `invalid_grant` also marks the connection
@@ -662,17 +677,10 @@ async fn fail(
             };
             let at = now();
             run.errors = errors;
-            run.status = SyncStatus::Failed;
-            run.live = None;
-            run.lease_owner = None;
-            run.lease_until = None;
             run.failure = Some(reason.clone());
-            run.finished_at = Some(at);
-            run.updated_at = at;
-            if !store::connections::save_held(conn, &run, &owner)? {
+            if !end(conn, &mut run, &owner, SyncStatus::Failed, at)? {
                 return Ok(());
             }
-            store::snapshots::set_count(conn, &run.snapshot_id, run.items_seen)?;
             // Only the credentials that failed are marked: new ones given meanwhile stand.
             store::connections::mark_failed(
                 conn,

@@ -37,15 +37,7 @@ pub fn routes(state: Arc<TicketsState>, auth: Authenticator) -> Routes {
 
 /// The tenant a request is about: the caller's own unless a platform admin names another.
 fn tenant(caller: &Caller, requested: &str) -> Result<String, AppError> {
-    if requested.is_empty() || requested == caller.tenant_id {
-        Ok(caller.tenant_id.clone())
-    } else if caller.is_platform_admin() {
-        Ok(requested.to_owned())
-    } else {
-        Err(AppError::Forbidden(
-            "only platform admins may read another tenant's tickets".into(),
-        ))
-    }
+    caller.tenant_to_read(requested, "tickets")
 }
 
 fn joined(values: &[String]) -> Option<String> {

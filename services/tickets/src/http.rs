@@ -1,6 +1,6 @@
 //! The HTTP API under `/api/v1/tickets`; the kernel adds health, metrics and OpenAPI.
 
-use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use actix_web::{HttpResponse, http::header, web};
 
 use agora_shared::{
     AppError, AppResult,
@@ -45,32 +45,7 @@ pub fn ticket_response(
         .json(Ticket::new(row, now()))
 }
 
-/// The versions an `If-Match` header accepts: `None` when absent or `*`.
-pub fn if_match(req: &HttpRequest) -> AppResult<Option<Vec<i64>>> {
-    let Some(value) = req.headers().get(header::IF_MATCH) else {
-        return Ok(None);
-    };
-    let value = value
-        .to_str()
-        .map_err(|_| AppError::BadRequest("If-Match must be ASCII".into()))?;
-    if value.trim() == "*" {
-        return Ok(None);
-    }
-    value
-        .split(',')
-        .map(|tag| {
-            let tag = tag.trim();
-            let tag = tag.strip_prefix("W/").unwrap_or(tag);
-            tag.strip_prefix('"')
-                .and_then(|t| t.strip_suffix('"'))
-                .and_then(|t| t.parse().ok())
-                .ok_or_else(|| {
-                    AppError::BadRequest(format!("If-Match holds `{tag}`, not an ETag of this API"))
-                })
-        })
-        .collect::<AppResult<Vec<i64>>>()
-        .map(Some)
-}
+pub use agora_shared::http::if_match;
 
 /// Fails with 412 when `row` is not at a version `expected` names.
 pub fn check_version(row: &TicketRow, expected: &Option<Vec<i64>>) -> AppResult<()> {

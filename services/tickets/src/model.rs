@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
@@ -13,13 +13,6 @@ use crate::{
     domain::{Category, Priority, SlaStatus, Status},
     store::{assignments::AssignmentRow, comments::CommentRow, tickets::TicketRow},
 };
-
-/// A field that may be absent (keep), `null` (clear) or a value (set).
-fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
 
 /// A field-force work order.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
@@ -150,35 +143,35 @@ pub struct TicketPatch {
     pub priority: Option<Priority>,
     /// Moves the ticket along its status machine (409 naming the allowed moves otherwise).
     pub status: Option<Status>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "agora_shared::http::json::double_option")]
     #[validate(length(max = 500, message = "must be at most 500 characters"))]
     #[schema(value_type = Option<String>)]
     pub location: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "agora_shared::http::json::double_option")]
     #[schema(value_type = Option<String>)]
     pub zone: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "agora_shared::http::json::double_option")]
     #[validate(range(min = -90.0, max = 90.0, message = "must be between -90 and 90"))]
     #[schema(value_type = Option<f64>)]
     pub latitude: Option<Option<f64>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "agora_shared::http::json::double_option")]
     #[validate(range(min = -180.0, max = 180.0, message = "must be between -180 and 180"))]
     #[schema(value_type = Option<f64>)]
     pub longitude: Option<Option<f64>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "agora_shared::http::json::double_option")]
     #[validate(length(max = 200, message = "must be at most 200 characters"))]
     #[schema(value_type = Option<String>)]
     pub customer_name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "agora_shared::http::json::double_option")]
     #[validate(length(max = 200, message = "must be at most 200 characters"))]
     #[schema(value_type = Option<String>)]
     pub customer_contact: Option<Option<String>>,
     /// `null` returns to the priority's default (TENANT_ADMIN or `tickets:manage`).
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "agora_shared::http::json::double_option")]
     #[validate(range(min = 1, max = 8760, message = "must be between 1 and 8760"))]
     #[schema(value_type = Option<i32>)]
     pub sla_hours: Option<Option<i32>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "agora_shared::http::json::double_option")]
     #[validate(range(min = 1, max = 100000, message = "must be between 1 and 100000"))]
     #[schema(value_type = Option<i32>)]
     pub estimated_duration_minutes: Option<Option<i32>>,

@@ -167,6 +167,20 @@ impl Caller {
         }
     }
 
+    /// The tenant a read is about: the caller's own when `requested` is empty or theirs, another
+    /// only for a platform admin (403 naming `what` otherwise).
+    pub fn tenant_to_read(&self, requested: &str, what: &str) -> Result<String, AppError> {
+        if requested.is_empty() || requested == self.tenant_id {
+            Ok(self.tenant_id.clone())
+        } else if self.is_platform_admin() {
+            Ok(requested.to_owned())
+        } else {
+            Err(AppError::Forbidden(format!(
+                "only platform admins may read another tenant's {what}"
+            )))
+        }
+    }
+
     /// Whether the caller may act within `tenant_id`.
     pub fn can_access_tenant(&self, tenant_id: &str) -> bool {
         self.is_platform_admin() || self.tenant_id == tenant_id

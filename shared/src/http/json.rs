@@ -157,6 +157,14 @@ fn collect(errors: &ValidationErrors, prefix: &str, out: &mut Vec<FieldError>) {
     }
 }
 
+/// For `#[serde(default, deserialize_with = "double_option")]`: a field that may be absent
+/// (`None`: keep), `null` (`Some(None)`: clear) or a value (`Some(Some(v))`: set).
+pub fn double_option<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -122,14 +122,14 @@ pub async fn patch(
     body: ValidJson<ItemFields>,
 ) -> AppResult<HttpResponse> {
     caller.require_permission(MANAGE)?;
-    let expected = if_match(&req)?;
+    let expected = agora_shared::http::if_match(&req)?;
     let id = id.into_inner();
     let fields = body.0;
     let row = state
         .db
         .write(move |conn| {
             let mut item = load_item(conn, &caller.tenant_id, &id)?;
-            if expected.is_some_and(|v| v != item.version) {
+            if expected.is_some_and(|versions| !versions.contains(&item.version)) {
                 return Err(AppError::stale(
                     "inventory.stale_version",
                     format!(
@@ -166,30 +166,6 @@ pub async fn patch(
         })
         .await?;
     Ok(HttpResponse::Ok().json(Item::from(&row)))
-}
-
-/// The version an `If-Match` header names (`"7"` or `W/"7"`); `None` when absent or `*`.
-fn if_match(req: &HttpRequest) -> AppResult<Option<i64>> {
-    let Some(value) = req.headers().get(actix_web::http::header::IF_MATCH) else {
-        return Ok(None);
-    };
-    let value = value
-        .to_str()
-        .map_err(|_| AppError::BadRequest("If-Match must be ASCII".into()))?
-        .trim();
-    if value == "*" {
-        return Ok(None);
-    }
-    let tag = value.strip_prefix("W/").unwrap_or(value);
-    tag.strip_prefix('"')
-        .and_then(|t| t.strip_suffix('"'))
-        .and_then(|t| t.parse().ok())
-        .map(Some)
-        .ok_or_else(|| {
-            AppError::BadRequest(format!(
-                "If-Match holds `{value}`, not a version of this API"
-            ))
-        })
 }
 
 #[utoipa::path(delete, path = "/api/v1/inventory/items/{id}", tag = "inventory",
