@@ -29,6 +29,31 @@ pub struct InventoryConfig {
     pub sync_lease_secs: u64,
     /// Amazon's endpoints and this application's Login with Amazon credentials.
     pub amazon: AmazonConfig,
+    /// Stripe's API and how its webhooks are checked.
+    pub stripe: StripeConfig,
+}
+
+/// `[inventory_sync.stripe]`: Stripe's API (tenants bring their own keys) and webhooks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StripeConfig {
+    /// Stripe's API.
+    pub api_url: String,
+    /// A webhook whose signature's timestamp is further than this from now is refused
+    /// (Stripe's libraries' default: 300 s), so a captured delivery cannot be replayed later.
+    pub webhook_tolerance_secs: u64,
+    /// Timeout of one request.
+    pub timeout_secs: u64,
+}
+
+impl Default for StripeConfig {
+    fn default() -> Self {
+        Self {
+            api_url: "https://api.stripe.com".into(),
+            webhook_tolerance_secs: 300,
+            timeout_secs: 30,
+        }
+    }
 }
 
 /// `[inventory_sync.amazon]`: Login with Amazon and the Selling Partner API.
@@ -86,6 +111,7 @@ impl Default for InventoryConfig {
             sync_check_secs: 30,
             sync_lease_secs: 60,
             amazon: AmazonConfig::default(),
+            stripe: StripeConfig::default(),
         }
     }
 }
@@ -120,6 +146,11 @@ impl Validate for InventoryConfig {
             ("sync_check_secs", self.sync_check_secs),
             ("sync_lease_secs", self.sync_lease_secs),
             ("amazon.timeout_secs", self.amazon.timeout_secs),
+            ("stripe.timeout_secs", self.stripe.timeout_secs),
+            (
+                "stripe.webhook_tolerance_secs",
+                self.stripe.webhook_tolerance_secs,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::new(key(name), "must be at least 1"));
@@ -133,6 +164,7 @@ impl Validate for InventoryConfig {
         for (name, url) in [
             ("amazon.lwa_url", &amazon.lwa_url),
             ("amazon.sp_api_url", &amazon.sp_api_url),
+            ("stripe.api_url", &self.stripe.api_url),
         ] {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
                 return Err(ConfigError::new(key(name), "must be an http(s) URL"));

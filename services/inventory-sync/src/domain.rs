@@ -78,6 +78,7 @@ wire_enum!(
     /// Where a tenant's account is.
     Provider {
         Amazon => "amazon",
+        Stripe => "stripe",
     }
 );
 
@@ -206,6 +207,20 @@ pub fn claim_may_move(from: ClaimStatus, to: ClaimStatus) -> bool {
     )
 }
 
+/// The moves that take a claim from `from` to `to`, in order (none when it is there
+/// already); `None` when allowed moves never get there (a provider's late news about a claim
+/// that moved on).
+pub fn claim_path(from: ClaimStatus, to: ClaimStatus) -> Option<Vec<ClaimStatus>> {
+    use ClaimStatus::*;
+    let chain: &[ClaimStatus] = match to {
+        Rejected => &[Pending, Processing, Rejected],
+        _ => &[Pending, Processing, Approved, Completed],
+    };
+    let start = chain.iter().position(|s| *s == from)?;
+    let end = chain.iter().position(|s| *s == to)?;
+    (start <= end).then(|| chain[start + 1..=end].to_vec())
+}
+
 /// Digits after the decimal point of an ISO 4217 currency (Stripe's zero- and three-decimal
 /// lists; two for every other).
 pub fn currency_exponent(currency: &str) -> u32 {
@@ -312,6 +327,31 @@ mod tests {
         assert!(!claim_may_move(Pending, Approved));
         assert!(!claim_may_move(Rejected, Completed));
         assert!(!claim_may_move(Completed, Pending));
+        assert_eq!(
+            claim_path(Pending, Completed),
+            Some(vec![Processing, Approved, Completed])
+        );
+        assert_eq!(
+            claim_path(Pending, Rejected),
+            Some(vec![Processing, Rejected])
+        );
+        assert_eq!(claim_path(Processing, Processing), Some(vec![]));
+        assert_eq!(claim_path(Completed, Processing), None);
+        assert_eq!(claim_path(Approved, Rejected), None);
+        assert_eq!(claim_path(Rejected, Completed), None);
+        // Every step of every path is a move the claim may make.
+        for from in [Pending, Processing, Approved, Rejected, Completed] {
+            for to in [Pending, Processing, Approved, Rejected, Completed] {
+                if let Some(path) = claim_path(from, to) {
+                    let mut at = from;
+                    for step in path {
+                        assert!(claim_may_move(at, step), "{at} -> {step}");
+                        at = step;
+                    }
+                    assert_eq!(at, to);
+                }
+            }
+        }
         use DiscrepancyStatus as D;
         assert!(discrepancy_may_move(D::Open, D::Resolved));
         assert!(discrepancy_may_move(D::Escalated, D::Investigating));

@@ -13,6 +13,7 @@ pub mod discrepancies;
 pub mod items;
 pub mod reconcile;
 pub mod snapshots;
+pub mod webhooks;
 
 /// Largest JSON body (CSV imports have `import_max_bytes`).
 pub const JSON_LIMIT: usize = 4 * 1024 * 1024;
@@ -31,7 +32,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(reconcile::routes)
             .configure(items::routes)
             .configure(discrepancies::routes)
-            .configure(claims::routes),
+            .configure(claims::routes)
+            .configure(webhooks::routes),
     );
 }
 

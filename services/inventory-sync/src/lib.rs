@@ -30,6 +30,7 @@ pub mod scan;
 pub mod schema;
 pub mod stock;
 pub mod store;
+pub mod stripe;
 pub mod sync;
 
 pub use config::InventoryConfig;
@@ -71,6 +72,7 @@ pub struct InventoryState {
     /// `key_encryption_key` (connecting is then refused, naming the key).
     pub sealer: Option<Sealer>,
     pub amazon: amazon::Amazon,
+    pub stripe: stripe::Stripe,
     /// This process among the replicas (sync run leases name it).
     pub worker_id: String,
     /// Wakes the sync worker when a run is started.
@@ -86,7 +88,7 @@ pub struct Started {
 /// Starts HTTP, gRPC, the outbox relay and the periodic scan; all stop on `shutdown`.
 pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow::Result<Started> {
     let config: InventoryConfig = ctx.config.section(SECTION)?;
-    amazon_over_tls(&config, ctx.common.mode)?;
+    providers_over_tls(&config, ctx.common.mode)?;
     let url = config
         .endpoints
         .resolve_database_url(SECTION, &ctx.common, NAME)?;
@@ -100,7 +102,7 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
     let sealer = sealer(&config, ctx)?;
     if sealer.is_none() {
         tracing::warn!(
-            "inventory_sync.key_encryption_key is not set: connections to Amazon cannot be made"
+            "inventory_sync.key_encryption_key is not set: connections to Amazon and Stripe cannot be made"
         );
     }
     let state = Arc::new(InventoryState {
@@ -108,6 +110,7 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
         config: config.clone(),
         sealer,
         amazon: amazon::Amazon::new(config.amazon.clone())?,
+        stripe: stripe::Stripe::new(config.stripe.clone())?,
         worker_id: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7()),
         wake: tokio::sync::Notify::new(),
     });
@@ -140,10 +143,10 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
     Ok(Started { service, state })
 }
 
-/// Outside embedded mode Amazon is reached over TLS only: the LWA client secret and the
-/// sellers' tokens never cross a network in clear (embedded mode and tests may point at a
-/// local fake over http).
-fn amazon_over_tls(
+/// Outside embedded mode Amazon and Stripe are reached over TLS only: the LWA client secret,
+/// the sellers' tokens and their Stripe keys never cross a network in clear (embedded mode and
+/// tests may point at a local fake over http).
+fn providers_over_tls(
     config: &InventoryConfig,
     mode: Mode,
 ) -> Result<(), agora_shared::config::ConfigError> {
@@ -153,6 +156,7 @@ fn amazon_over_tls(
     for (key, url) in [
         ("amazon.lwa_url", &config.amazon.lwa_url),
         ("amazon.sp_api_url", &config.amazon.sp_api_url),
+        ("stripe.api_url", &config.stripe.api_url),
     ] {
         if !url.starts_with("https://") {
             return Err(agora_shared::config::ConfigError::new(
@@ -209,13 +213,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn amazon_only_over_tls_outside_embedded_mode() {
+    fn providers_only_over_tls_outside_embedded_mode() {
         let mut config = InventoryConfig::default();
-        assert!(amazon_over_tls(&config, Mode::Distributed).is_ok());
+        assert!(providers_over_tls(&config, Mode::Distributed).is_ok());
         config.amazon.sp_api_url = "http://sellingpartnerapi-na.amazon.com".into();
-        let err = amazon_over_tls(&config, Mode::Distributed).unwrap_err();
+        let err = providers_over_tls(&config, Mode::Distributed).unwrap_err();
         assert_eq!(err.key, "inventory_sync.amazon.sp_api_url");
-        assert!(amazon_over_tls(&config, Mode::Embedded).is_ok());
+        assert!(providers_over_tls(&config, Mode::Embedded).is_ok());
+        let mut config = InventoryConfig::default();
+        config.stripe.api_url = "http://api.stripe.com".into();
+        let err = providers_over_tls(&config, Mode::Distributed).unwrap_err();
+        assert_eq!(err.key, "inventory_sync.stripe.api_url");
     }
 
     #[test]

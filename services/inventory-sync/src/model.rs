@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use validator::{Validate, ValidationError};
+use validator::{Validate, ValidationError, ValidationErrors};
 
 use agora_shared::db::utc;
 
@@ -17,6 +17,7 @@ use crate::{
         connections::{ConnectionRow, SyncRunRow},
         discrepancies::DiscrepancyRow,
         items::{ItemRow, QuantityChangeRow},
+        stripe_events::StripeEventRow,
     },
 };
 
@@ -512,6 +513,9 @@ pub struct Claim {
     pub notes: Option<String>,
     /// The provider's case or refund id, once filed.
     pub external_reference: Option<String>,
+    /// Stripe claims: what they act on, through which connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stripe: Option<StripeClaim>,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -533,6 +537,10 @@ impl From<&ClaimRow> for Claim {
             evidence: serde_json::from_str(&r.evidence).unwrap_or_default(),
             notes: r.notes.clone(),
             external_reference: r.external_reference.clone(),
+            stripe: r.stripe_target.as_ref().map(|target| StripeClaim {
+                connection_id: r.connection_id.clone(),
+                target: target.clone(),
+            }),
             created_by: r.created_by.clone(),
             created_at: utc(r.created_at),
             updated_at: utc(r.updated_at),
@@ -569,6 +577,32 @@ pub struct NewClaim {
     #[serde(default)]
     #[validate(length(max = 50, message = "at most 50 entries"), nested)]
     pub evidence: Vec<Evidence>,
+    /// Required when `provider` is `stripe`: the connection and the Stripe object the claim
+    /// acts on when submitted.
+    #[validate(nested)]
+    pub stripe: Option<StripeClaim>,
+}
+
+/// What a Stripe claim acts on: a refund of a payment intent (`pi_...`) or charge (`ch_...`),
+/// or the answer to a dispute (`dp_...`), through one of the tenant's Stripe connections.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, PartialEq, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StripeClaim {
+    /// Null once the connection is removed.
+    pub connection_id: Option<String>,
+    #[validate(custom(function = "check_stripe_target"))]
+    pub target: String,
+}
+
+fn check_stripe_target(id: &str) -> Result<(), ValidationError> {
+    if crate::stripe::Target::of(id).is_some() {
+        Ok(())
+    } else {
+        Err(ValidationError::new("target").with_message(
+            "must be a Stripe payment intent (pi_...), charge (ch_...) or dispute (dp_...) id"
+                .into(),
+        ))
+    }
 }
 
 /// A claim's next status (pending -> processing -> approved | rejected; approved -> completed).
@@ -610,10 +644,16 @@ fn check_marketplace(id: &str) -> Result<(), ValidationError> {
 pub struct Connection {
     pub id: String,
     pub provider: Provider,
-    /// The marketplace (Amazon).
+    /// The marketplace (Amazon) or the account id (Stripe, `acct_...`).
     pub account: String,
     /// `reauth_required`: the provider refused the authorization; PUT new credentials.
     pub status: ConnectionStatus,
+    /// Stripe: where the tenant's Stripe webhook endpoint sends events (on the gateway's
+    /// public address), and whether its signing secret is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_set: Option<bool>,
     pub last_error: Option<String>,
     pub last_synced_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -627,6 +667,10 @@ impl From<&ConnectionRow> for Connection {
             provider: r.provider,
             account: r.account.clone(),
             status: r.status,
+            webhook_path: (r.provider == Provider::Stripe)
+                .then(|| format!("/api/v1/inventory/webhooks/stripe/{}", r.id)),
+            webhook_secret_set: (r.provider == Provider::Stripe)
+                .then_some(r.webhook_secret.is_some()),
             last_error: r.last_error.clone(),
             last_synced_at: r.last_synced_at.map(utc),
             created_at: utc(r.created_at),
@@ -640,12 +684,28 @@ pub struct ConnectionList {
     pub items: Vec<Connection>,
 }
 
+/// A tenant's account to connect, by provider.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(tag = "provider", rename_all = "snake_case")]
+pub enum NewConnection {
+    Amazon(NewAmazonConnection),
+    Stripe(NewStripeConnection),
+}
+
+impl Validate for NewConnection {
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        match self {
+            Self::Amazon(a) => a.validate(),
+            Self::Stripe(s) => s.validate(),
+        }
+    }
+}
+
 /// A seller's Amazon account: the LWA refresh token the seller's authorization of this
 /// application produced, and the marketplace to sync.
 #[derive(Debug, Clone, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NewConnection {
-    pub provider: Provider,
+pub struct NewAmazonConnection {
     #[validate(custom(function = "check_marketplace"))]
     pub marketplace_id: String,
     /// `Atzr|...`; checked with Login with Amazon before it is kept (sealed).
@@ -656,7 +716,22 @@ pub struct NewConnection {
     pub refresh_token: String,
 }
 
-/// New credentials for a connection (after `reauth_required`).
+/// A tenant's Stripe account: its secret (or restricted) key, checked with Stripe before it
+/// is kept, sealed; and the signing secret of the webhook endpoint the tenant made in Stripe
+/// for this connection's `webhook_path` (it can be given later, once the endpoint exists).
+#[derive(Debug, Clone, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewStripeConnection {
+    /// `sk_live_...`, `sk_test_...`, `rk_live_...` or `rk_test_...`.
+    #[validate(custom(function = "check_stripe_key"))]
+    pub secret_key: String,
+    /// `whsec_...`.
+    #[validate(custom(function = "check_webhook_secret"))]
+    pub webhook_secret: Option<String>,
+}
+
+/// New credentials for a connection: a refresh token for Amazon (after `reauth_required`);
+/// a secret key, a webhook signing secret or both for Stripe (rolled keys, a new endpoint).
 #[derive(Debug, Clone, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
@@ -664,7 +739,65 @@ pub struct Credentials {
         length(min = 1, max = 2048, message = "must be 1 to 2048 characters"),
         custom(function = "no_nul")
     )]
-    pub refresh_token: String,
+    pub refresh_token: Option<String>,
+    #[validate(custom(function = "check_stripe_key"))]
+    pub secret_key: Option<String>,
+    #[validate(custom(function = "check_webhook_secret"))]
+    pub webhook_secret: Option<String>,
+}
+
+fn stripe_secret(value: &str, prefixes: &[&str]) -> bool {
+    prefixes.iter().any(|p| {
+        value.strip_prefix(p).is_some_and(|rest| {
+            (1..=250).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+        })
+    })
+}
+
+fn check_stripe_key(key: &str) -> Result<(), ValidationError> {
+    if stripe_secret(key, &["sk_live_", "sk_test_", "rk_live_", "rk_test_"]) {
+        Ok(())
+    } else {
+        Err(ValidationError::new("secret_key").with_message(
+            "must be a Stripe secret or restricted key (sk_live_..., sk_test_..., rk_...)".into(),
+        ))
+    }
+}
+
+fn check_webhook_secret(secret: &str) -> Result<(), ValidationError> {
+    if stripe_secret(secret, &["whsec_"]) {
+        Ok(())
+    } else {
+        Err(ValidationError::new("webhook_secret")
+            .with_message("must be a Stripe webhook signing secret (whsec_...)".into()))
+    }
+}
+
+/// A Stripe event a connection's webhook took, and what it did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct StripeEvent {
+    /// Stripe's event id (`evt_...`).
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub outcome: String,
+    pub received_at: DateTime<Utc>,
+}
+
+impl From<&StripeEventRow> for StripeEvent {
+    fn from(r: &StripeEventRow) -> Self {
+        Self {
+            id: r.event_id.clone(),
+            event_type: r.event_type.clone(),
+            outcome: r.outcome.clone(),
+            received_at: utc(r.received_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StripeEventList {
+    pub items: Vec<StripeEvent>,
 }
 
 /// A sync of a connection and how far it got.

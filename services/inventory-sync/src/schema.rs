@@ -101,6 +101,8 @@ diesel::table! {
         created_by -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        connection_id -> Nullable<Text>,
+        stripe_target -> Nullable<Text>,
     }
 }
 
@@ -158,6 +160,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    stripe_events (connection_id, event_id) {
+        connection_id -> Text,
+        event_id -> Text,
+        tenant_id -> Text,
+        event_type -> Text,
+        outcome -> Text,
+        received_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     items,
     snapshots,
@@ -167,5 +180,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     claims,
     quantity_changes,
     connections,
-    sync_runs
+    sync_runs,
+    stripe_events
 );

@@ -6,3 +6,4 @@ pub mod connections;
 pub mod discrepancies;
 pub mod items;
 pub mod snapshots;
+pub mod stripe_events;

@@ -57,6 +57,13 @@ pub async fn start(
         .write(move |conn| {
             let connection = store::connections::get(conn, &tenant, &id)?
                 .ok_or_else(|| AppError::not_found("connection"))?;
+            if connection.provider != Provider::Amazon {
+                return Err(AppError::Conflict(format!(
+                    "a {} connection has no inventory to sync",
+                    connection.provider
+                ))
+                .with_code("inventory.nothing_to_sync"));
+            }
             if connection.status != ConnectionStatus::Active {
                 return Err(AppError::Conflict(
                     "the connection needs to be authorized again before it can sync".into(),

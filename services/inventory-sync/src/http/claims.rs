@@ -15,17 +15,19 @@ use agora_shared::{
 use super::{MANAGE, choice, created, until_settled};
 use crate::{
     InventoryState,
-    domain::{self, ClaimStatus},
+    domain::{self, ClaimProvider, ClaimStatus, ClaimType, ConnectionStatus, Provider},
     events,
     model::*,
     store::{self, claims::ClaimRow},
+    stripe::{StripeError, Target},
 };
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/claims", web::get().to(list))
         .route("/claims", web::post().to(create))
         .route("/claims/{id}", web::get().to(get))
-        .route("/claims/{id}", web::patch().to(update));
+        .route("/claims/{id}", web::patch().to(update))
+        .route("/claims/{id}/submit", web::post().to(submit));
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,9 +71,25 @@ pub async fn create(
 ) -> AppResult<HttpResponse> {
     caller.require_permission(MANAGE)?;
     let new = body.0;
+    let stripe = stripe_target(&new)?;
     let claim = state
         .db
         .write(move |conn| {
+            if let Some(target) = &stripe {
+                let connection = target
+                    .connection_id
+                    .as_deref()
+                    .map(|id| store::connections::get(conn, &caller.tenant_id, id))
+                    .transpose()?
+                    .flatten()
+                    .filter(|c| c.provider == Provider::Stripe);
+                if connection.is_none() {
+                    return Err(AppError::invalid(
+                        "stripe.connection_id",
+                        "is not one of the tenant's Stripe connections",
+                    ));
+                }
+            }
             let d = store::discrepancies::get(conn, &caller.tenant_id, &new.discrepancy_id)?
                 .ok_or_else(|| AppError::not_found("discrepancy"))?;
             if d.confidence < domain::CLAIM_MIN_CONFIDENCE {
@@ -128,6 +146,8 @@ pub async fn create(
                 created_by: caller.user_id.clone(),
                 created_at: at,
                 updated_at: at,
+                connection_id: stripe.as_ref().and_then(|s| s.connection_id.clone()),
+                stripe_target: stripe.map(|s| s.target),
             };
             if !store::claims::insert(conn, &row)? {
                 return Err(
@@ -140,6 +160,58 @@ pub async fn create(
         })
         .await?;
     Ok(created(format!("/api/v1/inventory/claims/{}", claim.id)).json(Claim::from(&claim)))
+}
+
+/// A Stripe claim's target, checked against its type; `None` for other providers (which
+/// take none).
+fn stripe_target(new: &NewClaim) -> AppResult<Option<StripeClaim>> {
+    if new.provider != ClaimProvider::Stripe {
+        if new.stripe.is_some() {
+            return Err(AppError::invalid(
+                "stripe",
+                format!(
+                    "only Stripe claims act on Stripe objects; this is {}",
+                    new.provider
+                ),
+            ));
+        }
+        return Ok(None);
+    }
+    let Some(target) = &new.stripe else {
+        return Err(AppError::invalid(
+            "stripe",
+            "a Stripe claim names its connection_id and target",
+        ));
+    };
+    if target.connection_id.is_none() {
+        return Err(AppError::invalid("stripe.connection_id", "is required"));
+    }
+    let fits = match (new.claim_type, Target::of(&target.target)) {
+        (ClaimType::Refund, Some(Target::PaymentIntent | Target::Charge)) => true,
+        (ClaimType::Dispute, Some(Target::Dispute)) => true,
+        (ClaimType::Refund | ClaimType::Dispute, _) => false,
+        (other, _) => {
+            return Err(AppError::invalid(
+                "claim_type",
+                format!("Stripe claims are refunds or disputes, not {other}"),
+            ));
+        }
+    };
+    if !fits {
+        return Err(AppError::invalid(
+            "stripe.target",
+            format!(
+                "a {} claim acts on {}",
+                new.claim_type,
+                if new.claim_type == ClaimType::Refund {
+                    "a payment intent (pi_...) or a charge (ch_...)"
+                } else {
+                    "a dispute (dp_...)"
+                }
+            ),
+        ));
+    }
+    Ok(Some(target.clone()))
 }
 
 #[utoipa::path(get, path = "/api/v1/inventory/claims/{id}", tag = "inventory",
@@ -239,4 +311,206 @@ fn move_claim(
         events::claim_moved(conn, &claim, from.as_str(), &caller.user_id)?;
     }
     Ok(Some(claim))
+}
+
+#[utoipa::path(post, path = "/api/v1/inventory/claims/{id}/submit", tag = "inventory",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Claim, description = "filed with Stripe: processing, with Stripe's refund or dispute as its external reference"),
+        (status = 403), (status = 404),
+        (status = 409, description = "not a pending Stripe claim, or its connection needs a new key or is gone"),
+        (status = 422, description = "Stripe refused it (the reason and field are named)"),
+        (status = 503, description = "Stripe cannot be reached now; submitting again is safe")),
+    security(("bearer" = [])))]
+/// Files a pending Stripe claim: refunds its payment intent or charge, or answers and submits
+/// its dispute with the claim's evidence. Stripe gets one `Idempotency-Key` per claim, so
+/// submitting again (after a timeout, twice at once) acts once.
+pub async fn submit(
+    state: web::Data<InventoryState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    caller.require_permission(MANAGE)?;
+    let id = id.into_inner();
+    let (tenant, lookup) = (caller.tenant_id.clone(), id.clone());
+    let (claim, connection) = state
+        .db
+        .read(move |conn| {
+            let claim = store::claims::get(conn, &tenant, &lookup)?
+                .ok_or_else(|| AppError::not_found("claim"))?;
+            let connection = match &claim.connection_id {
+                Some(c) => store::connections::get(conn, &tenant, c)?,
+                None => None,
+            };
+            Ok((claim, connection))
+        })
+        .await?;
+    let Some(target) = claim
+        .stripe_target
+        .clone()
+        .filter(|_| claim.provider == ClaimProvider::Stripe)
+    else {
+        return Err(AppError::Conflict(format!(
+            "only Stripe claims are filed from here; a {} claim is filed by the seller and moved on with PATCH",
+            claim.provider
+        ))
+        .with_code("inventory.not_submittable"));
+    };
+    if claim.external_reference.is_some() || claim.status != ClaimStatus::Pending {
+        // Filed already (by this or a concurrent submit): nothing more to do.
+        return Ok(HttpResponse::Ok().json(Claim::from(&claim)));
+    }
+    let Some(connection) = connection else {
+        return Err(AppError::Conflict(
+            "the claim's Stripe connection was removed; raise the claim again on a connection"
+                .into(),
+        )
+        .with_code("inventory.connection_gone"));
+    };
+    if connection.status != ConnectionStatus::Active {
+        return Err(reauth_required());
+    }
+    let sealer = state.sealer.as_ref().ok_or_else(|| {
+        AppError::Unavailable("inventory_sync.key_encryption_key is not set".into())
+    })?;
+    let key = sealer
+        .open(&connection.credentials, &connection.id)
+        .map_err(|e| anyhow::anyhow!("the connection's key does not open: {e}"))?;
+    let key = String::from_utf8(key).map_err(|_| anyhow::anyhow!("a Stripe key is text"))?;
+    let idempotency_key = format!("agora-claim-{}", claim.id);
+    let kind = Target::of(&target).ok_or_else(|| anyhow::anyhow!("stored target {target}"))?;
+    let filed = match kind {
+        Target::Dispute => {
+            let evidence: Vec<Evidence> = serde_json::from_str(&claim.evidence).unwrap_or_default();
+            let text = dispute_text(&claim, &evidence);
+            state
+                .stripe
+                .answer_dispute(&key, &idempotency_key, &target, &text, &claim.id)
+                .await
+        }
+        _ => match state.stripe.payment(&key, kind, &target).await {
+            Ok(payment) if !payment.currency.eq_ignore_ascii_case(&claim.currency) => {
+                return Err(AppError::invalid(
+                    "currency",
+                    format!(
+                        "{target} was paid in {}; the claim is in {}",
+                        payment.currency.to_ascii_uppercase(),
+                        claim.currency
+                    ),
+                )
+                .with_code("inventory.currency_mismatch"));
+            }
+            Ok(_) => {
+                state
+                    .stripe
+                    .refund(
+                        &key,
+                        &idempotency_key,
+                        kind,
+                        &target,
+                        claim.amount,
+                        &claim.id,
+                    )
+                    .await
+            }
+            Err(e) => Err(e),
+        },
+    };
+    let filed = match filed {
+        Ok(object) => object,
+        Err(StripeError::Unauthorized(why)) => {
+            let (tenant, connection_id) = (caller.tenant_id.clone(), connection.id.clone());
+            state
+                .db
+                .write(move |conn| {
+                    if let Some(mut row) = store::connections::get(conn, &tenant, &connection_id)? {
+                        row.status = ConnectionStatus::ReauthRequired;
+                        row.last_error = Some(format!("Stripe refused the secret key: {why}"));
+                        row.updated_at = now();
+                        store::connections::update(conn, &row)?;
+                    }
+                    Ok(())
+                })
+                .await?;
+            return Err(reauth_required());
+        }
+        Err(StripeError::Refused {
+            code,
+            message,
+            param,
+            ..
+        }) => {
+            let field = param.map_or_else(|| "stripe.target".to_owned(), |p| format!("stripe.{p}"));
+            let error = AppError::invalid(&field, format!("Stripe refused it: {message}"));
+            return Err(error.with_code(format!(
+                "inventory.stripe_{}",
+                code.unwrap_or_else(|| "refused".into())
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .take(60)
+                    .collect::<String>()
+            )));
+        }
+        Err(e @ StripeError::Unavailable(_)) => return Err(AppError::Unavailable(e.to_string())),
+    };
+    let actor = caller.user_id.clone();
+    let row = state
+        .db
+        .write(move |conn| {
+            until_settled(conn, |conn| {
+                let mut claim = store::claims::get(conn, &caller.tenant_id, &id)?
+                    .ok_or_else(|| AppError::not_found("claim"))?;
+                let from = claim.status;
+                let learnt = claim.external_reference.is_none();
+                if learnt {
+                    claim.external_reference = Some(filed.id.clone());
+                }
+                // A webhook may have moved it on already.
+                let moved = from == ClaimStatus::Pending;
+                if moved {
+                    claim.status = ClaimStatus::Processing;
+                }
+                if !learnt && !moved {
+                    return Ok(Some(claim));
+                }
+                claim.updated_at = now();
+                if !store::claims::save(conn, &mut claim)? {
+                    return Ok(None);
+                }
+                if moved {
+                    events::claim_moved(conn, &claim, from.as_str(), &actor)?;
+                }
+                Ok(Some(claim))
+            })?
+            .ok_or_else(|| {
+                AppError::Conflict("the claim keeps changing; read it again".into())
+                    .with_code("inventory.claim_changed")
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(Claim::from(&row)))
+}
+
+fn reauth_required() -> AppError {
+    AppError::Conflict(
+        "Stripe refused the connection's secret key: PUT a new one to its credentials".into(),
+    )
+    .with_code("inventory.reauth_required")
+}
+
+/// The claim's evidence as the text of a dispute answer (Stripe keeps 20,000 characters).
+fn dispute_text(claim: &ClaimRow, evidence: &[Evidence]) -> String {
+    let mut text = format!(
+        "Inventory records for SKU {} (claim {}):\n",
+        claim.sku, claim.id
+    );
+    for e in evidence {
+        text.push_str(&format!(
+            "- {} {}: {}\n",
+            e.kind, e.reference, e.description
+        ));
+    }
+    if let Some(notes) = &claim.notes {
+        text.push_str(notes);
+    }
+    text.chars().take(20_000).collect()
 }

@@ -1,5 +1,6 @@
-//! `/inventory/connections`: the tenant's Amazon accounts and their syncs. A refresh token is
-//! checked with Login with Amazon before it is kept, sealed; it is never returned or logged.
+//! `/inventory/connections`: the tenant's Amazon and Stripe accounts, and the Amazon ones'
+//! syncs. A refresh token is checked with Login with Amazon, a Stripe key with Stripe, before
+//! it is kept, sealed; credentials and webhook secrets are never returned or logged.
 //! Reading needs a tenant user; connecting, syncing and disconnecting TENANT_ADMIN or
 //! `inventory:manage`.
 
@@ -18,9 +19,10 @@ use super::{MANAGE, created};
 use crate::{
     InventoryState,
     amazon::{AccessToken, AmazonError},
-    domain::{ConnectionStatus, SyncTrigger},
+    domain::{ConnectionStatus, Provider, SyncTrigger},
     model::*,
     store::{self, connections::ConnectionRow},
+    stripe::StripeError,
     sync,
 };
 
@@ -32,11 +34,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/connections/{id}/credentials", web::put().to(reauthorize))
         .route("/connections/{id}/syncs", web::get().to(runs))
         .route("/connections/{id}/syncs", web::post().to(start_sync))
+        .route("/connections/{id}/events", web::get().to(events))
         .route("/syncs/{id}", web::get().to(run));
 }
 
 fn duplicate() -> AppError {
-    AppError::Conflict("the tenant has this marketplace connected already".into())
+    AppError::Conflict("the tenant has this account connected already".into())
         .with_code("inventory.duplicate_connection")
 }
 
@@ -93,9 +96,9 @@ pub async fn list(state: web::Data<InventoryState>, caller: Caller) -> AppResult
 
 #[utoipa::path(post, path = "/api/v1/inventory/connections", tag = "inventory", request_body = NewConnection,
     responses((status = 201, body = Connection), (status = 403),
-        (status = 409, description = "the tenant has this marketplace connected"),
-        (status = 422, description = "invalid, or Login with Amazon refused the refresh token"),
-        (status = 503, description = "Amazon or the key-encryption key is not configured, or Amazon cannot be reached")),
+        (status = 409, description = "the tenant has this marketplace or Stripe account connected"),
+        (status = 422, description = "invalid, or the provider refused the refresh token or key"),
+        (status = 503, description = "the provider or the key-encryption key is not configured, or the provider cannot be reached")),
     security(("bearer" = [])))]
 pub async fn connect(
     state: web::Data<InventoryState>,
@@ -103,13 +106,75 @@ pub async fn connect(
     body: ValidJson<NewConnection>,
 ) -> AppResult<HttpResponse> {
     caller.require_permission(MANAGE)?;
-    let new = body.0;
-    // A marketplace the tenant has is refused before Amazon is asked anything.
-    let (tenant, account, provider) = (
-        caller.tenant_id.clone(),
-        new.marketplace_id.clone(),
-        new.provider,
-    );
+    let id = uuid::Uuid::now_v7().to_string();
+    let at = now();
+    let mut row = ConnectionRow {
+        id: id.clone(),
+        tenant_id: caller.tenant_id.clone(),
+        provider: Provider::Amazon,
+        account: String::new(),
+        status: ConnectionStatus::Active,
+        credentials: String::new(),
+        access_token: None,
+        access_expires_at: None,
+        webhook_secret: None,
+        last_error: None,
+        last_synced_at: None,
+        created_by: caller.user_id.clone(),
+        created_at: at,
+        updated_at: at,
+    };
+    match body.0 {
+        NewConnection::Amazon(new) => {
+            // A marketplace the tenant has is refused before Amazon is asked anything.
+            refuse_if_connected(
+                &state,
+                &caller.tenant_id,
+                Provider::Amazon,
+                &new.marketplace_id,
+            )
+            .await?;
+            let (credentials, access, token) = check(&state, &id, &new.refresh_token).await?;
+            row.account = new.marketplace_id;
+            row.credentials = credentials;
+            row.access_token = Some(access);
+            row.access_expires_at =
+                Some(at + chrono::Duration::seconds(token.expires_in.as_secs() as i64));
+        }
+        NewConnection::Stripe(new) => {
+            let sealer = sealer(&state)?;
+            let account = state
+                .stripe
+                .account(&new.secret_key)
+                .await
+                .map_err(refused_key)?;
+            refuse_if_connected(&state, &caller.tenant_id, Provider::Stripe, &account.id).await?;
+            row.provider = Provider::Stripe;
+            row.account = account.id;
+            row.credentials = sealer.seal(new.secret_key.as_bytes(), &id);
+            row.webhook_secret = new.webhook_secret.map(|s| sealer.seal(s.as_bytes(), &id));
+        }
+    }
+    let saved = row.clone();
+    state
+        .db
+        .write(move |conn| store::connections::insert(conn, &saved))
+        .await
+        .map_err(|e| match e {
+            AppError::Conflict(_) => duplicate(),
+            other => other,
+        })?;
+    Ok(created(format!("/api/v1/inventory/connections/{}", row.id)).json(Connection::from(&row)))
+}
+
+/// 409 when the tenant has `account` at `provider` connected.
+async fn refuse_if_connected(
+    state: &InventoryState,
+    tenant_id: &str,
+    provider: Provider,
+    account: &str,
+) -> AppResult<()> {
+    let (tenant, account) = (tenant_id.to_owned(), account.to_owned());
     let connected = state
         .db
         .read(move |conn| {
@@ -121,35 +186,26 @@ pub async fn connect(
     if connected {
         return Err(duplicate());
     }
-    let id = uuid::Uuid::now_v7().to_string();
-    let (credentials, access, token) = check(&state, &id, &new.refresh_token).await?;
-    let at = now();
-    let row = ConnectionRow {
-        id,
-        tenant_id: caller.tenant_id.clone(),
-        provider: new.provider,
-        account: new.marketplace_id,
-        status: ConnectionStatus::Active,
-        credentials,
-        access_token: Some(access),
-        access_expires_at: Some(at + chrono::Duration::seconds(token.expires_in.as_secs() as i64)),
-        webhook_secret: None,
-        last_error: None,
-        last_synced_at: None,
-        created_by: caller.user_id.clone(),
-        created_at: at,
-        updated_at: at,
-    };
-    let saved = row.clone();
-    state
-        .db
-        .write(move |conn| store::connections::insert(conn, &saved))
-        .await
-        .map_err(|e| match e {
-            AppError::Conflict(_) => duplicate(),
-            other => other,
-        })?;
-    Ok(created(format!("/api/v1/inventory/connections/{}", row.id)).json(Connection::from(&row)))
+    Ok(())
+}
+
+/// What Stripe said of a secret key, as an answer to the caller.
+fn refused_key(error: StripeError) -> AppError {
+    match error {
+        StripeError::Unauthorized(_) => AppError::invalid(
+            "secret_key",
+            "Stripe refused it (rolled, deleted, or mistyped)",
+        )
+        .with_code("inventory.invalid_key"),
+        StripeError::Refused { message, .. } => AppError::invalid(
+            "secret_key",
+            format!("Stripe would not show the key's account: {message}"),
+        )
+        .with_code("inventory.invalid_key"),
+        StripeError::Unavailable(why) => {
+            AppError::Unavailable(format!("Stripe cannot be reached now: {why}"))
+        }
+    }
 }
 
 #[utoipa::path(get, path = "/api/v1/inventory/connections/{id}", tag = "inventory",
@@ -174,8 +230,8 @@ pub async fn get(
 #[utoipa::path(put, path = "/api/v1/inventory/connections/{id}/credentials", tag = "inventory",
     request_body = Credentials, params(("id" = String, Path)),
     responses((status = 200, body = Connection), (status = 403), (status = 404),
-        (status = 422, description = "invalid, or Login with Amazon refused the refresh token"),
-        (status = 503, description = "Amazon or the key-encryption key is not configured, or Amazon cannot be reached")),
+        (status = 422, description = "invalid, not the connection's provider's credentials, or the provider refused them"),
+        (status = 503, description = "the provider or the key-encryption key is not configured, or the provider cannot be reached")),
     security(("bearer" = [])))]
 pub async fn reauthorize(
     state: web::Data<InventoryState>,
@@ -187,26 +243,89 @@ pub async fn reauthorize(
     let id = id.into_inner();
     let tenant = caller.tenant_id.clone();
     let lookup = id.clone();
-    state
+    let current = state
         .db
         .read(move |conn| {
             store::connections::get(conn, &tenant, &lookup)?
                 .ok_or_else(|| AppError::not_found("connection"))
         })
         .await?;
-    let (credentials, access, token) = check(&state, &id, &body.0.refresh_token).await?;
+    let new = body.0;
+    let not_for = |field: &str| {
+        AppError::invalid(
+            field,
+            format!("a {} connection takes no {field}", current.provider),
+        )
+    };
+    // What to write: the sealed credentials, access token and webhook secret (`None`: keep).
+    let mut credentials = None;
+    let mut access = None;
+    let mut webhook_secret = None;
+    match current.provider {
+        Provider::Amazon => {
+            if new.secret_key.is_some() {
+                return Err(not_for("secret_key"));
+            }
+            if new.webhook_secret.is_some() {
+                return Err(not_for("webhook_secret"));
+            }
+            let Some(refresh_token) = &new.refresh_token else {
+                return Err(AppError::invalid("refresh_token", "is required"));
+            };
+            let (sealed, token, answer) = check(&state, &id, refresh_token).await?;
+            credentials = Some(sealed);
+            access = Some((token, answer.expires_in));
+        }
+        Provider::Stripe => {
+            if new.refresh_token.is_some() {
+                return Err(not_for("refresh_token"));
+            }
+            if new.secret_key.is_none() && new.webhook_secret.is_none() {
+                return Err(AppError::invalid(
+                    "secret_key",
+                    "give a secret_key, a webhook_secret or both",
+                ));
+            }
+            let sealer = sealer(&state)?;
+            if let Some(key) = &new.secret_key {
+                let account = state.stripe.account(key).await.map_err(refused_key)?;
+                if account.id != current.account {
+                    return Err(AppError::invalid(
+                        "secret_key",
+                        format!(
+                            "it is account {}'s key; this connection is {}'s",
+                            account.id, current.account
+                        ),
+                    )
+                    .with_code("inventory.other_account"));
+                }
+                credentials = Some(sealer.seal(key.as_bytes(), &id));
+            }
+            webhook_secret = new
+                .webhook_secret
+                .as_ref()
+                .map(|s| sealer.seal(s.as_bytes(), &id));
+        }
+    }
     let row = state
         .db
         .write(move |conn| {
             let mut row = store::connections::get(conn, &caller.tenant_id, &id)?
                 .ok_or_else(|| AppError::not_found("connection"))?;
             let at = now();
-            row.credentials = credentials;
-            row.access_token = Some(access);
-            row.access_expires_at =
-                Some(at + chrono::Duration::seconds(token.expires_in.as_secs() as i64));
-            row.status = ConnectionStatus::Active;
-            row.last_error = None;
+            if let Some(sealed) = credentials {
+                row.credentials = sealed;
+                row.status = ConnectionStatus::Active;
+                row.last_error = None;
+            }
+            if let Some((token, expires_in)) = access {
+                row.access_token = Some(token);
+                row.access_expires_at =
+                    Some(at + chrono::Duration::seconds(expires_in.as_secs() as i64));
+            }
+            if webhook_secret.is_some() {
+                row.webhook_secret = webhook_secret;
+            }
             row.updated_at = at;
             store::connections::update(conn, &row)?;
             Ok(row)
@@ -306,4 +425,28 @@ pub async fn run(
         })
         .await?;
     Ok(HttpResponse::Ok().json(SyncRun::from(&row)))
+}
+
+#[utoipa::path(get, path = "/api/v1/inventory/connections/{id}/events", tag = "inventory",
+    params(("id" = String, Path)),
+    responses((status = 200, body = StripeEventList, description = "the last 100 Stripe events its webhook took, newest first, with what each did"),
+        (status = 404)),
+    security(("bearer" = [])))]
+pub async fn events(
+    state: web::Data<InventoryState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let id = id.into_inner();
+    let rows = state
+        .db
+        .read(move |conn| {
+            let connection = store::connections::get(conn, &caller.tenant_id, &id)?
+                .ok_or_else(|| AppError::not_found("connection"))?;
+            store::stripe_events::list(conn, &connection.id, 100)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(StripeEventList {
+        items: rows.iter().map(StripeEvent::from).collect(),
+    }))
 }

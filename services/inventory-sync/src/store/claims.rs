@@ -33,6 +33,10 @@ pub struct ClaimRow {
     pub created_by: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Stripe claims: the connection they act through (null once it is removed).
+    pub connection_id: Option<String>,
+    /// Stripe claims: the payment intent, charge or dispute they act on.
+    pub stripe_target: Option<String>,
 }
 
 /// Inserts the claim; false when the discrepancy already has one.
@@ -93,6 +97,43 @@ pub fn list(
         query = query.filter(claims::status.eq(status));
     }
     Ok(query.load(conn)?)
+}
+
+/// The Stripe claim of connection `connection_id` that a refund or dispute event is about:
+/// the one whose external reference or target is `object_id`, or else claim `claim_id` (the
+/// metadata Agora set on the refund) when it is still unfiled.
+pub fn for_stripe_object(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    connection_id: &str,
+    object_id: &str,
+    claim_id: Option<&str>,
+) -> AppResult<Option<ClaimRow>> {
+    let ours = claims::table
+        .filter(claims::tenant_id.eq(tenant_id))
+        .filter(claims::connection_id.eq(connection_id))
+        .filter(claims::provider.eq(ClaimProvider::Stripe));
+    let by_reference = ours
+        .filter(
+            claims::external_reference
+                .eq(object_id)
+                .or(claims::stripe_target.eq(object_id)),
+        )
+        .select(ClaimRow::as_select())
+        .first(conn)
+        .optional()?;
+    if by_reference.is_some() {
+        return Ok(by_reference);
+    }
+    let Some(claim_id) = claim_id else {
+        return Ok(None);
+    };
+    Ok(ours
+        .filter(claims::id.eq(claim_id))
+        .filter(claims::external_reference.is_null())
+        .select(ClaimRow::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 /// Whether the item has any claim.

@@ -5,6 +5,7 @@ mod concurrency;
 mod flow;
 mod isolation;
 mod rules;
+mod stripe;
 mod support;
 mod sync;
 mod validation;

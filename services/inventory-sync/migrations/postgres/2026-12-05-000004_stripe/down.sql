@@ -1,0 +1,4 @@
+DROP TABLE stripe_events;
+DROP INDEX claims_by_reference;
+ALTER TABLE claims DROP COLUMN stripe_target;
+ALTER TABLE claims DROP COLUMN connection_id;

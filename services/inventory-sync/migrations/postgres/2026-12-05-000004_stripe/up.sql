@@ -1,0 +1,19 @@
+-- Stripe-backed claims: the connection they act through and the Stripe object they act on
+-- (a payment intent or charge to refund, a dispute to answer). `external_reference` holds the
+-- refund or dispute Stripe answered with.
+ALTER TABLE claims ADD COLUMN connection_id TEXT REFERENCES connections (id) ON DELETE SET NULL;
+ALTER TABLE claims ADD COLUMN stripe_target TEXT;
+CREATE INDEX claims_by_reference ON claims (connection_id, external_reference);
+
+-- Stripe events a connection's webhook endpoint took: each is applied once, whatever Stripe
+-- redelivers (the primary key), in the transaction that applies it.
+CREATE TABLE stripe_events (
+    connection_id TEXT NOT NULL REFERENCES connections (id) ON DELETE CASCADE,
+    event_id TEXT NOT NULL,
+    tenant_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    -- What it did: the claim it moved, or why it changed nothing.
+    outcome TEXT NOT NULL,
+    received_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (connection_id, event_id)
+);
