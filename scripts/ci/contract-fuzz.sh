@@ -3,13 +3,16 @@
 # build) on free ports in a temporary directory, signs up a tenant admin with an API key, and
 # runs schemathesis (installed from PyPI into a venv this script makes) over the gateway's
 # merged /openapi.json: no 5xx, only documented status codes, responses that match their
-# schemas. Exits non-zero on any failure.
+# schemas. Then, on the same platform, checks that inventory-sync's Stripe webhook endpoint
+# accepts and refuses exactly the signatures the official `stripe` library (also from PyPI)
+# accepts and refuses (scripts/ci/stripe_signatures.py). Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 BIN="${1:-${CARGO_TARGET_DIR:-target}/debug/agora}"
 VENV="${AGORA_FUZZ_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/agora-schemathesis}"
 SCHEMATHESIS_VERSION="${SCHEMATHESIS_VERSION:-4.32.5}"
+STRIPE_VERSION="${STRIPE_VERSION:-16.1.0}"
 EXAMPLES="${AGORA_FUZZ_EXAMPLES:-25}"
 log() { echo "contract-fuzz: $*" >&2; }
 
@@ -18,10 +21,16 @@ if [ ! -x "$VENV/bin/schemathesis" ] || ! "$VENV/bin/schemathesis" --version | g
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
 fi
+if ! "$VENV/bin/python" -c "import stripe, sys; sys.exit(stripe.VERSION != '$STRIPE_VERSION')" 2>/dev/null; then
+  log "installing stripe $STRIPE_VERSION into $VENV"
+  "$VENV/bin/pip" install --quiet "stripe==$STRIPE_VERSION"
+fi
 
 work="$(mktemp -d)"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 GATEWAY_PORT="$(free_port)"
+# Where stripe_signatures.py answers as Stripe's API.
+STRIPE_PORT="$(free_port)"
 cat > "$work/fuzz.toml" <<TOML
 data_dir = "$work/data"
 [auth]
@@ -38,6 +47,8 @@ grpc_addr = "127.0.0.1:0"
 [inventory_sync]
 http_addr = "127.0.0.1:0"
 grpc_addr = "127.0.0.1:0"
+[inventory_sync.stripe]
+api_url = "http://127.0.0.1:$STRIPE_PORT"
 [gateway]
 http_addr = "127.0.0.1:$GATEWAY_PORT"
 # The fuzzer sends thousands of requests a minute from one caller.
@@ -78,6 +89,8 @@ status=0
   --seed "${AGORA_FUZZ_SEED:-20261130}" \
   --workers 2 \
   --no-color || status=$?
+log "Stripe webhook signatures against the official stripe library"
+GATEWAY="$B" STRIPE_PORT="$STRIPE_PORT" "$VENV/bin/python" scripts/ci/stripe_signatures.py || status=1
 if grep -q 'panicked' "$work/agora.log"; then
   log "the platform panicked:"; grep -A5 panicked "$work/agora.log" >&2; status=1
 fi

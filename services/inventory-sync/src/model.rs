@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use validator::{Validate, ValidationError, ValidationErrors};
+use validator::{Validate, ValidationError};
 
 use agora_shared::db::utc;
 
@@ -684,48 +684,28 @@ pub struct ConnectionList {
     pub items: Vec<Connection>,
 }
 
-/// A tenant's account to connect, by provider.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(tag = "provider", rename_all = "snake_case")]
-pub enum NewConnection {
-    Amazon(NewAmazonConnection),
-    Stripe(NewStripeConnection),
-}
-
-impl Validate for NewConnection {
-    fn validate(&self) -> Result<(), ValidationErrors> {
-        match self {
-            Self::Amazon(a) => a.validate(),
-            Self::Stripe(s) => s.validate(),
-        }
-    }
-}
-
-/// A seller's Amazon account: the LWA refresh token the seller's authorization of this
-/// application produced, and the marketplace to sync.
+/// A tenant's account to connect. Amazon: the marketplace to sync and the LWA refresh token
+/// the seller's authorization of this application produced. Stripe: the account's secret (or
+/// restricted) key, and the signing secret of the webhook endpoint the tenant made in Stripe
+/// for the connection's `webhook_path` (which can be given later, once the endpoint exists).
+/// Credentials are checked with the provider before they are kept, sealed.
 #[derive(Debug, Clone, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NewAmazonConnection {
+pub struct NewConnection {
+    pub provider: Provider,
+    /// Amazon: the marketplace (ATVPDKIKX0DER for amazon.com).
     #[validate(custom(function = "check_marketplace"))]
-    pub marketplace_id: String,
-    /// `Atzr|...`; checked with Login with Amazon before it is kept (sealed).
+    pub marketplace_id: Option<String>,
+    /// Amazon: `Atzr|...`.
     #[validate(
         length(min = 1, max = 2048, message = "must be 1 to 2048 characters"),
         custom(function = "no_nul")
     )]
-    pub refresh_token: String,
-}
-
-/// A tenant's Stripe account: its secret (or restricted) key, checked with Stripe before it
-/// is kept, sealed; and the signing secret of the webhook endpoint the tenant made in Stripe
-/// for this connection's `webhook_path` (it can be given later, once the endpoint exists).
-#[derive(Debug, Clone, Deserialize, Validate, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewStripeConnection {
-    /// `sk_live_...`, `sk_test_...`, `rk_live_...` or `rk_test_...`.
+    pub refresh_token: Option<String>,
+    /// Stripe: `sk_live_...`, `sk_test_...`, `rk_live_...` or `rk_test_...`.
     #[validate(custom(function = "check_stripe_key"))]
-    pub secret_key: String,
-    /// `whsec_...`.
+    pub secret_key: Option<String>,
+    /// Stripe: `whsec_...`.
     #[validate(custom(function = "check_webhook_secret"))]
     pub webhook_secret: Option<String>,
 }

@@ -124,35 +124,61 @@ pub async fn connect(
         created_at: at,
         updated_at: at,
     };
-    match body.0 {
-        NewConnection::Amazon(new) => {
+    let new = body.0;
+    let only = |given: &[(&str, bool)], required: &[&str]| -> AppResult<()> {
+        for &(field, present) in given {
+            match (present, required.contains(&field)) {
+                (true, false) => {
+                    return Err(AppError::invalid(
+                        field,
+                        format!("a {} connection takes no {field}", new.provider),
+                    ));
+                }
+                (false, true) => return Err(AppError::invalid(field, "is required")),
+                _ => {}
+            }
+        }
+        Ok(())
+    };
+    let given = [
+        ("marketplace_id", new.marketplace_id.is_some()),
+        ("refresh_token", new.refresh_token.is_some()),
+        ("secret_key", new.secret_key.is_some()),
+        ("webhook_secret", new.webhook_secret.is_some()),
+    ];
+    match new.provider {
+        Provider::Amazon => {
+            only(&given, &["marketplace_id", "refresh_token"])?;
+            let marketplace = new.marketplace_id.clone().unwrap_or_default();
+            let refresh_token = new.refresh_token.clone().unwrap_or_default();
             // A marketplace the tenant has is refused before Amazon is asked anything.
-            refuse_if_connected(
-                &state,
-                &caller.tenant_id,
-                Provider::Amazon,
-                &new.marketplace_id,
-            )
-            .await?;
-            let (credentials, access, token) = check(&state, &id, &new.refresh_token).await?;
-            row.account = new.marketplace_id;
+            refuse_if_connected(&state, &caller.tenant_id, Provider::Amazon, &marketplace).await?;
+            let (credentials, access, token) = check(&state, &id, &refresh_token).await?;
+            row.account = marketplace;
             row.credentials = credentials;
             row.access_token = Some(access);
             row.access_expires_at =
                 Some(at + chrono::Duration::seconds(token.expires_in.as_secs() as i64));
         }
-        NewConnection::Stripe(new) => {
+        Provider::Stripe => {
+            // The webhook secret is optional: the endpoint needs the connection's path first.
+            let given = &given[..3];
+            only(given, &["secret_key"])?;
+            let secret_key = new.secret_key.clone().unwrap_or_default();
             let sealer = sealer(&state)?;
             let account = state
                 .stripe
-                .account(&new.secret_key)
+                .account(&secret_key)
                 .await
                 .map_err(refused_key)?;
             refuse_if_connected(&state, &caller.tenant_id, Provider::Stripe, &account.id).await?;
             row.provider = Provider::Stripe;
             row.account = account.id;
-            row.credentials = sealer.seal(new.secret_key.as_bytes(), &id);
-            row.webhook_secret = new.webhook_secret.map(|s| sealer.seal(s.as_bytes(), &id));
+            row.credentials = sealer.seal(secret_key.as_bytes(), &id);
+            row.webhook_secret = new
+                .webhook_secret
+                .as_ref()
+                .map(|s| sealer.seal(s.as_bytes(), &id));
         }
     }
     let saved = row.clone();
