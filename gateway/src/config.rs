@@ -79,6 +79,10 @@ pub struct RateLimits {
     pub routes: BTreeMap<String, Quota>,
     /// Tenant plan (FREE, STARTER, ...) -> api quota for callers on that plan.
     pub plans: BTreeMap<String, Quota>,
+    /// Prefixes of public endpoints that one sender calls for many tenants (a provider's
+    /// webhooks): anonymous requests under them count per client IP *and* path, so that one
+    /// tenant's traffic from Stripe's few addresses never uses up another tenant's endpoint.
+    pub per_endpoint: Vec<String>,
 }
 
 impl Default for RateLimits {
@@ -92,6 +96,7 @@ impl Default for RateLimits {
             auth_failures: Quota::per_minute(20),
             routes: BTreeMap::new(),
             plans: BTreeMap::new(),
+            per_endpoint: vec!["/api/v1/inventory/webhooks/".into()],
         }
     }
 }

@@ -267,6 +267,9 @@ pub fn checks(
             };
             let who = match subject {
                 Subject::Caller { id, .. } => format!("caller:{id}"),
+                Subject::Anonymous { ip } if limits.per_endpoint.iter().any(|p| under(p, path)) => {
+                    format!("ip:{ip}:path:{path}")
+                }
                 Subject::Anonymous { ip } => format!("ip:{ip}"),
             };
             vec![(format!("{}:{scope}:{who}", class.as_str()), quota)]
@@ -355,5 +358,18 @@ mod tests {
                 .limit,
             100
         );
+        // A provider's webhooks count per sending address and endpoint: one tenant's
+        // deliveries never use up another's; elsewhere anonymous callers count per address.
+        let anonymous = Subject::Anonymous { ip };
+        let key = |path: &str| {
+            checks(&limits, Class::Api, path, ip, &anonymous, None)[0]
+                .0
+                .clone()
+        };
+        let a = key("/api/v1/inventory/webhooks/stripe/a");
+        let b = key("/api/v1/inventory/webhooks/stripe/b");
+        assert_ne!(a, b);
+        assert!(a.contains("1.2.3.4"), "{a}");
+        assert_eq!(key("/api/v1/tickets"), key("/api/v1/tickets/1"));
     }
 }

@@ -65,6 +65,7 @@ SECRET_KEYS = {
     "inventory-sync-database-url",
     "inventory-sync-key-encryption-key",
     "inventory-sync-amazon-client-secret",
+    "inventory-sync-google-client-secret",
     "analytics-tickets-credential",
 }
 # What must never be a literal value in a manifest.

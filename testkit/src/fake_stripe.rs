@@ -27,8 +27,8 @@ struct State {
     keys: HashMap<String, String>,
     /// Payment intents and charges: id -> (currency, amount, refunded).
     payments: BTreeMap<String, (String, i64, i64)>,
-    /// Disputes: id -> status.
-    disputes: BTreeMap<String, String>,
+    /// Disputes: id -> (status, metadata).
+    disputes: BTreeMap<String, (String, Value)>,
     refunds: BTreeMap<String, Value>,
     /// Idempotency key -> (the request's method, path and parameters, the answer).
     idempotent: HashMap<(String, String), (String, u16, Value)>,
@@ -36,6 +36,9 @@ struct State {
     refund_status: Option<String>,
     /// Statuses to answer the next POSTs with, in order.
     inject: Vec<u16>,
+    /// POSTs to carry out whose answers are then lost (a 500, kept for their idempotency
+    /// key, as Stripe keeps every first answer).
+    lose: u32,
     posts: u64,
     dispute_answers: Vec<(String, BTreeMap<String, String>)>,
 }
@@ -62,7 +65,9 @@ impl FakeStripe {
                         .route("/v1/payment_intents/{id}", web::get().to(payment))
                         .route("/v1/charges/{id}", web::get().to(payment))
                         .route("/v1/refunds", web::post().to(refund))
+                        .route("/v1/refunds", web::get().to(refunds))
                         .route("/v1/disputes/{id}", web::post().to(dispute))
+                        .route("/v1/disputes/{id}", web::get().to(get_dispute))
                 })
                 .workers(2)
                 .listen(listener)
@@ -99,7 +104,20 @@ impl FakeStripe {
 
     /// A dispute waiting for an answer (`needs_response`).
     pub fn dispute(&self, id: &str) {
-        self.with(|s| s.disputes.insert(id.into(), "needs_response".into()));
+        self.with(|s| {
+            s.disputes
+                .insert(id.into(), ("needs_response".into(), json!({})))
+        });
+    }
+
+    /// The next `n` POSTs are carried out but their answers lost.
+    pub fn lose_answers(&self, n: u32) {
+        self.with(|s| s.lose = n);
+    }
+
+    /// Stripe forgets every idempotency key (it keeps them 24 hours).
+    pub fn forget_idempotency_keys(&self) {
+        self.with(|s| s.idempotent.clear());
     }
 
     /// New refunds are created in this status (`pending`, `succeeded`...).
@@ -275,6 +293,15 @@ fn remember(
     status: u16,
     answer: Value,
 ) -> HttpResponse {
+    let (status, answer) = if s.lose > 0 {
+        s.lose -= 1;
+        (
+            500,
+            json!({"error": {"type": "api_error", "message": "An unknown error occurred"}}),
+        )
+    } else {
+        (status, answer)
+    };
     if let (Some(fingerprint), Some(key), Ok(account)) = (
         fingerprint,
         req.headers()
@@ -368,7 +395,7 @@ async fn dispute(
         Ok(f) => f,
         Err(answer) => return answer,
     };
-    let Some(status) = s.disputes.get(id.as_str()).cloned() else {
+    let Some((status, _)) = s.disputes.get(id.as_str()).cloned() else {
         let answer = json!({"error": {"type": "invalid_request_error", "code": "resource_missing",
             "message": format!("No such dispute: '{id}'"), "param": "dispute"}});
         return remember(&mut s, &req, fingerprint, 404, answer);
@@ -383,9 +410,63 @@ async fn dispute(
     } else {
         status
     };
-    s.disputes.insert(id.to_string(), status.clone());
+    s.disputes
+        .insert(id.to_string(), (status.clone(), metadata(&form)));
     s.dispute_answers.push((id.to_string(), form.clone()));
     let answer = json!({"id": id.as_str(), "object": "dispute", "status": status,
         "metadata": metadata(&form)});
     remember(&mut s, &req, fingerprint, 200, answer)
+}
+
+async fn refunds(
+    state: web::Data<Mutex<State>>,
+    req: HttpRequest,
+    query: web::Query<BTreeMap<String, String>>,
+) -> HttpResponse {
+    let s = state.lock().expect("state");
+    if let Err(e) = authorized(&s, &req) {
+        return e;
+    }
+    let data: Vec<Value> = s
+        .refunds
+        .values()
+        .rev()
+        .filter(|r| {
+            ["payment_intent", "charge"]
+                .iter()
+                .all(|k| query.get(*k).is_none_or(|v| r[*k].as_str() == Some(v)))
+        })
+        .take(
+            query
+                .get("limit")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(10),
+        )
+        .cloned()
+        .collect();
+    HttpResponse::Ok()
+        .json(json!({"object": "list", "url": "/v1/refunds", "has_more": false, "data": data}))
+}
+
+async fn get_dispute(
+    state: web::Data<Mutex<State>>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let s = state.lock().expect("state");
+    if let Err(e) = authorized(&s, &req) {
+        return e;
+    }
+    match s.disputes.get(id.as_str()) {
+        Some((status, metadata)) => HttpResponse::Ok().json(
+            json!({"id": id.as_str(), "object": "dispute", "status": status, "metadata": metadata}),
+        ),
+        None => error(
+            404,
+            "invalid_request_error",
+            Some("resource_missing"),
+            &format!("No such dispute: '{id}'"),
+            Some("id"),
+        ),
+    }
 }

@@ -12,6 +12,7 @@
 
 mod client;
 pub mod fake_amazon;
+pub mod fake_google;
 pub mod fake_stripe;
 mod smtp;
 

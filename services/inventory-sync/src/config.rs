@@ -31,6 +31,53 @@ pub struct InventoryConfig {
     pub amazon: AmazonConfig,
     /// Stripe's API and how its webhooks are checked.
     pub stripe: StripeConfig,
+    /// Google OAuth 2.0 and Gmail, for reimbursement and case mails as claims' evidence.
+    pub google: GoogleConfig,
+}
+
+/// `[inventory_sync.google]`: this application's Google OAuth client and Gmail's API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GoogleConfig {
+    /// The OAuth client (Google Cloud console, "Web application").
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    /// Where Google sends the seller back after consent: the tenant's app page, which posts
+    /// the `code` and `state` it receives to `/api/v1/inventory/connections/gmail/callback`.
+    /// Must be one of the client's authorized redirect URIs.
+    pub redirect_url: Option<String>,
+    pub auth_url: String,
+    pub token_url: String,
+    pub revoke_url: String,
+    pub gmail_url: String,
+    /// Gmail search for Amazon's reimbursement and case mails.
+    pub mail_query: String,
+    /// Messages one scan reads at most.
+    pub max_messages: u32,
+    /// How often every Gmail connection is scanned.
+    pub scan_interval_secs: u64,
+    /// How long a consent may take between authorize and callback.
+    pub consent_ttl_secs: u64,
+    pub timeout_secs: u64,
+}
+
+impl Default for GoogleConfig {
+    fn default() -> Self {
+        Self {
+            client_id: None,
+            client_secret: None,
+            redirect_url: None,
+            auth_url: "https://accounts.google.com/o/oauth2/v2/auth".into(),
+            token_url: "https://oauth2.googleapis.com/token".into(),
+            revoke_url: "https://oauth2.googleapis.com/revoke".into(),
+            gmail_url: "https://gmail.googleapis.com".into(),
+            mail_query: "from:amazon.com (reimbursement OR \"case id\") newer_than:180d".into(),
+            max_messages: 100,
+            scan_interval_secs: 6 * 60 * 60,
+            consent_ttl_secs: 600,
+            timeout_secs: 30,
+        }
+    }
 }
 
 /// `[inventory_sync.stripe]`: Stripe's API (tenants bring their own keys) and webhooks.
@@ -112,6 +159,7 @@ impl Default for InventoryConfig {
             sync_lease_secs: 60,
             amazon: AmazonConfig::default(),
             stripe: StripeConfig::default(),
+            google: GoogleConfig::default(),
         }
     }
 }
@@ -147,6 +195,10 @@ impl Validate for InventoryConfig {
             ("sync_lease_secs", self.sync_lease_secs),
             ("amazon.timeout_secs", self.amazon.timeout_secs),
             ("stripe.timeout_secs", self.stripe.timeout_secs),
+            ("google.timeout_secs", self.google.timeout_secs),
+            ("google.scan_interval_secs", self.google.scan_interval_secs),
+            ("google.consent_ttl_secs", self.google.consent_ttl_secs),
+            ("google.max_messages", u64::from(self.google.max_messages)),
             (
                 "stripe.webhook_tolerance_secs",
                 self.stripe.webhook_tolerance_secs,
@@ -165,6 +217,10 @@ impl Validate for InventoryConfig {
             ("amazon.lwa_url", &amazon.lwa_url),
             ("amazon.sp_api_url", &amazon.sp_api_url),
             ("stripe.api_url", &self.stripe.api_url),
+            ("google.auth_url", &self.google.auth_url),
+            ("google.token_url", &self.google.token_url),
+            ("google.revoke_url", &self.google.revoke_url),
+            ("google.gmail_url", &self.google.gmail_url),
         ] {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
                 return Err(ConfigError::new(key(name), "must be an http(s) URL"));

@@ -79,6 +79,7 @@ wire_enum!(
     Provider {
         Amazon => "amazon",
         Stripe => "stripe",
+        Gmail => "gmail",
     }
 );
 

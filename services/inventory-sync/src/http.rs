@@ -10,6 +10,7 @@ use crate::store::{self, items::ItemRow};
 pub mod claims;
 pub mod connections;
 pub mod discrepancies;
+pub mod gmail;
 pub mod items;
 pub mod reconcile;
 pub mod snapshots;
@@ -28,6 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             // Snapshots of 10,000 counts and reconciliations of 10,000 lines.
             .app_data(agora_shared::http::json::JsonLimit(JSON_LIMIT))
             .configure(snapshots::routes)
+            .configure(gmail::routes)
             .configure(connections::routes)
             .configure(reconcile::routes)
             .configure(items::routes)

@@ -21,9 +21,11 @@ pub mod amazon;
 pub mod config;
 pub mod domain;
 pub mod events;
+pub mod google;
 pub mod grpc;
 pub mod http;
 pub mod import;
+pub mod mail;
 pub mod model;
 pub mod openapi;
 pub mod scan;
@@ -73,6 +75,7 @@ pub struct InventoryState {
     pub sealer: Option<Sealer>,
     pub amazon: amazon::Amazon,
     pub stripe: stripe::Stripe,
+    pub google: google::Google,
     /// This process among the replicas (sync run leases name it).
     pub worker_id: String,
     /// Wakes the sync worker when a run is started.
@@ -111,6 +114,7 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
         sealer,
         amazon: amazon::Amazon::new(config.amazon.clone())?,
         stripe: stripe::Stripe::new(config.stripe.clone())?,
+        google: google::Google::new(config.google.clone())?,
         worker_id: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7()),
         wake: tokio::sync::Notify::new(),
     });
@@ -139,6 +143,11 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
         Duration::from_secs(config.scan_interval_secs),
         shutdown.clone(),
     ));
+    service.tasks.spawn(mail::run(
+        state.clone(),
+        Duration::from_secs(config.google.scan_interval_secs),
+        shutdown.clone(),
+    ));
     service.tasks.spawn(sync::worker(state.clone(), shutdown));
     Ok(Started { service, state })
 }
@@ -157,6 +166,10 @@ fn providers_over_tls(
         ("amazon.lwa_url", &config.amazon.lwa_url),
         ("amazon.sp_api_url", &config.amazon.sp_api_url),
         ("stripe.api_url", &config.stripe.api_url),
+        ("google.auth_url", &config.google.auth_url),
+        ("google.token_url", &config.google.token_url),
+        ("google.revoke_url", &config.google.revoke_url),
+        ("google.gmail_url", &config.google.gmail_url),
     ] {
         if !url.starts_with("https://") {
             return Err(agora_shared::config::ConfigError::new(

@@ -171,6 +171,29 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    oauth_states (state_hash) {
+        state_hash -> Text,
+        tenant_id -> Text,
+        user_id -> Text,
+        provider -> Text,
+        verifier -> Text,
+        expires_at -> Timestamp,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    mail_messages (connection_id, message_id) {
+        connection_id -> Text,
+        message_id -> Text,
+        tenant_id -> Text,
+        subject -> Text,
+        outcome -> Text,
+        read_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     items,
     snapshots,
@@ -181,5 +204,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     quantity_changes,
     connections,
     sync_runs,
-    stripe_events
+    stripe_events,
+    oauth_states,
+    mail_messages
 );

@@ -4,6 +4,7 @@
 pub mod claims;
 pub mod connections;
 pub mod discrepancies;
+pub mod gmail;
 pub mod items;
 pub mod snapshots;
 pub mod stripe_events;

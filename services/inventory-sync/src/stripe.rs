@@ -74,11 +74,25 @@ pub struct Payment {
     pub currency: String,
 }
 
-/// A refund or a dispute: its id and status.
+/// A refund or a dispute: its id, status, and the claim Agora tagged it with.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Object {
     pub id: String,
     pub status: String,
+    #[serde(default)]
+    pub metadata: std::collections::HashMap<String, serde_json::Value>,
+}
+
+impl Object {
+    /// The claim Agora tagged it with (`metadata.agora_claim_id`).
+    pub fn claim_id(&self) -> Option<&str> {
+        self.metadata.get("agora_claim_id").and_then(|v| v.as_str())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct List {
+    data: Vec<Object>,
 }
 
 /// What a Stripe claim acts on, from the id the tenant gave.
@@ -153,6 +167,42 @@ impl Stripe {
             _ => format!("/v1/charges/{id}"),
         };
         self.call(key, reqwest::Method::GET, &path, None, &[]).await
+    }
+
+    /// The refund of payment intent or charge `id` made for claim `claim_id`, if Stripe has
+    /// one (`GET /v1/refunds`, its 100 newest): a submit whose answer was lost, or that comes
+    /// back after Stripe forgot its idempotency key (24 h), finds it instead of refunding again.
+    pub async fn refund_for_claim(
+        &self,
+        key: &str,
+        target: Target,
+        id: &str,
+        claim_id: &str,
+    ) -> Result<Option<Object>, StripeError> {
+        let field = match target {
+            Target::PaymentIntent => "payment_intent",
+            _ => "charge",
+        };
+        let path = format!("/v1/refunds?{field}={id}&limit=100");
+        let list: List = self
+            .call(key, reqwest::Method::GET, &path, None, &[])
+            .await?;
+        Ok(list
+            .data
+            .into_iter()
+            .find(|r| r.claim_id() == Some(claim_id)))
+    }
+
+    /// Dispute `id`.
+    pub async fn dispute(&self, key: &str, id: &str) -> Result<Object, StripeError> {
+        self.call(
+            key,
+            reqwest::Method::GET,
+            &format!("/v1/disputes/{id}"),
+            None,
+            &[],
+        )
+        .await
     }
 
     /// Refunds `amount` (minor units) of payment intent or charge `id` for claim `claim_id`

@@ -89,6 +89,15 @@ pub async fn create(
                         "is not one of the tenant's Stripe connections",
                     ));
                 }
+                if new.claim_type == ClaimType::Dispute
+                    && store::claims::dispute_claimed(conn, &caller.tenant_id, &target.target)?
+                {
+                    return Err(AppError::Conflict(format!(
+                        "dispute {} has a claim already",
+                        target.target
+                    ))
+                    .with_code("inventory.duplicate_claim"));
+                }
             }
             let d = store::discrepancies::get(conn, &caller.tenant_id, &new.discrepancy_id)?
                 .ok_or_else(|| AppError::not_found("discrepancy"))?;
@@ -272,6 +281,20 @@ fn move_claim(
     let mut claim = store::claims::get(conn, &caller.tenant_id, id)?
         .ok_or_else(|| AppError::not_found("claim"))?;
     let from = claim.status;
+    if claim.provider == ClaimProvider::Stripe {
+        if change.external_reference.is_some() {
+            return Err(AppError::invalid(
+                "external_reference",
+                "a Stripe claim's reference is the refund or dispute Stripe answers when it is filed",
+            ));
+        }
+        if from == ClaimStatus::Pending && change.status != ClaimStatus::Pending {
+            return Err(AppError::Conflict(
+                "a Stripe claim leaves pending when it is filed: POST /api/v1/inventory/claims/{id}/submit".into(),
+            )
+            .with_code("inventory.file_with_submit"));
+        }
+    }
     let nothing =
         change.notes.is_none() && change.external_reference.is_none() && change.evidence.is_empty();
     if from == change.status && nothing {
@@ -378,15 +401,22 @@ pub async fn submit(
     let key = String::from_utf8(key).map_err(|_| anyhow::anyhow!("a Stripe key is text"))?;
     let idempotency_key = format!("agora-claim-{}", claim.id);
     let kind = Target::of(&target).ok_or_else(|| anyhow::anyhow!("stored target {target}"))?;
+    // What Stripe holds for this claim already is taken, never made again: a submit whose
+    // answer was lost finds it, even after Stripe forgot the idempotency key (24 h).
     let filed = match kind {
-        Target::Dispute => {
-            let evidence: Vec<Evidence> = serde_json::from_str(&claim.evidence).unwrap_or_default();
-            let text = dispute_text(&claim, &evidence);
-            state
-                .stripe
-                .answer_dispute(&key, &idempotency_key, &target, &text, &claim.id)
-                .await
-        }
+        Target::Dispute => match state.stripe.dispute(&key, &target).await {
+            Ok(dispute) if dispute.claim_id() == Some(claim.id.as_str()) => Ok(dispute),
+            Ok(_) => {
+                let evidence: Vec<Evidence> =
+                    serde_json::from_str(&claim.evidence).unwrap_or_default();
+                let text = dispute_text(&claim, &evidence);
+                state
+                    .stripe
+                    .answer_dispute(&key, &idempotency_key, &target, &text, &claim.id)
+                    .await
+            }
+            Err(e) => Err(e),
+        },
         _ => match state.stripe.payment(&key, kind, &target).await {
             Ok(payment) if !payment.currency.eq_ignore_ascii_case(&claim.currency) => {
                 return Err(AppError::invalid(
@@ -399,19 +429,27 @@ pub async fn submit(
                 )
                 .with_code("inventory.currency_mismatch"));
             }
-            Ok(_) => {
-                state
-                    .stripe
-                    .refund(
-                        &key,
-                        &idempotency_key,
-                        kind,
-                        &target,
-                        claim.amount,
-                        &claim.id,
-                    )
-                    .await
-            }
+            Ok(_) => match state
+                .stripe
+                .refund_for_claim(&key, kind, &target, &claim.id)
+                .await
+            {
+                Ok(Some(refund)) => Ok(refund),
+                Ok(None) => {
+                    state
+                        .stripe
+                        .refund(
+                            &key,
+                            &idempotency_key,
+                            kind,
+                            &target,
+                            claim.amount,
+                            &claim.id,
+                        )
+                        .await
+                }
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         },
     };
@@ -450,7 +488,11 @@ pub async fn submit(
                     .collect::<String>()
             )));
         }
-        Err(e @ StripeError::Unavailable(_)) => return Err(AppError::Unavailable(e.to_string())),
+        Err(StripeError::Unavailable(why)) => {
+            return Err(AppError::Unavailable(format!(
+                "Stripe's answer did not come ({why}); submitting again is safe: what Stripe made meanwhile is found, not made twice"
+            )));
+        }
     };
     let actor = caller.user_id.clone();
     let row = state

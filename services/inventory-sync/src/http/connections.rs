@@ -43,7 +43,7 @@ fn duplicate() -> AppError {
         .with_code("inventory.duplicate_connection")
 }
 
-fn sealer(state: &InventoryState) -> AppResult<&Sealer> {
+pub(super) fn sealer(state: &InventoryState) -> AppResult<&Sealer> {
     state.sealer.as_ref().ok_or_else(|| {
         AppError::Unavailable(
             "connections need inventory_sync.key_encryption_key, which is not set".into(),
@@ -180,6 +180,7 @@ pub async fn connect(
                 .as_ref()
                 .map(|s| sealer.seal(s.as_bytes(), &id));
         }
+        Provider::Gmail => return Err(consent_instead("provider")),
     }
     let saved = row.clone();
     state
@@ -191,6 +192,15 @@ pub async fn connect(
             other => other,
         })?;
     Ok(created(format!("/api/v1/inventory/connections/{}", row.id)).json(Connection::from(&row)))
+}
+
+/// A mailbox is connected by the seller's consent at Google, never with a pasted token.
+fn consent_instead(field: &str) -> AppError {
+    AppError::invalid(
+        field,
+        "a Gmail mailbox is connected (and authorized again) through POST /api/v1/inventory/connections/gmail/authorize",
+    )
+    .with_code("inventory.consent_required")
 }
 
 /// 409 when the tenant has `account` at `provider` connected.
@@ -332,6 +342,7 @@ pub async fn reauthorize(
                 .as_ref()
                 .map(|s| sealer.seal(s.as_bytes(), &id));
         }
+        Provider::Gmail => return Err(consent_instead("refresh_token")),
     }
     let row = state
         .db
@@ -362,8 +373,10 @@ pub async fn reauthorize(
 
 #[utoipa::path(delete, path = "/api/v1/inventory/connections/{id}", tag = "inventory",
     params(("id" = String, Path)),
-    responses((status = 204, description = "its credentials and runs are gone; a running sync stops"),
-        (status = 403), (status = 404)),
+    responses((status = 204, description = "its credentials and runs are gone; a running sync stops; a mailbox's grant is revoked at Google"),
+        (status = 403), (status = 404),
+        (status = 409, description = "filed Stripe claims of the connection wait for Stripe's news"),
+        (status = 503, description = "Google could not revoke the mailbox's grant now; it stays connected")),
     security(("bearer" = [])))]
 pub async fn disconnect(
     state: web::Data<InventoryState>,
@@ -372,9 +385,44 @@ pub async fn disconnect(
 ) -> AppResult<HttpResponse> {
     caller.require_permission(MANAGE)?;
     let id = id.into_inner();
+    let (tenant, lookup) = (caller.tenant_id.clone(), id.clone());
+    let row = state
+        .db
+        .read(move |conn| {
+            store::connections::get(conn, &tenant, &lookup)?
+                .ok_or_else(|| AppError::not_found("connection"))
+        })
+        .await?;
+    if row.provider == Provider::Gmail {
+        // The seller's grant ends at Google before we forget it (a grant already refused
+        // needs no revoking).
+        let refresh_token = sealer(&state)?
+            .open(&row.credentials, &row.id)
+            .map_err(|e| anyhow::anyhow!("a sealed token does not open: {e}"))?;
+        let refresh_token = String::from_utf8(refresh_token)
+            .map_err(|_| anyhow::anyhow!("a refresh token is text"))?;
+        if let Err(e) = state.google.revoke(&refresh_token).await {
+            return Err(AppError::Unavailable(format!(
+                "the mailbox stays connected: {e}; try again"
+            ))
+            .with_code("inventory.revoke_failed"));
+        }
+    }
+    let stripe = row.provider == Provider::Stripe;
     let deleted = state
         .db
-        .write(move |conn| store::connections::delete(conn, &caller.tenant_id, &id))
+        .write(move |conn| {
+            if stripe {
+                let open = store::claims::open_on_connection(conn, &id)?;
+                if open > 0 {
+                    return Err(AppError::Conflict(format!(
+                        "{open} filed Stripe claim(s) of this connection wait for Stripe's news, which reaches them through it"
+                    ))
+                    .with_code("inventory.connection_in_use"));
+                }
+            }
+            store::connections::delete(conn, &caller.tenant_id, &id)
+        })
         .await?;
     if !deleted {
         return Err(AppError::not_found("connection"));

@@ -38,6 +38,9 @@ struct Event {
     id: String,
     #[serde(rename = "type")]
     kind: String,
+    /// Whether it happened in live mode (absent: not checked).
+    #[serde(default)]
+    livemode: Option<bool>,
     data: EventData,
 }
 
@@ -71,7 +74,8 @@ pub async fn stripe_event(
         .get("stripe-signature")
         .map(|v| v.to_str().map(str::to_owned))
         .transpose()
-        .map_err(|_| bad_signature("the header is not ASCII"))?;
+        .map_err(|_| bad_signature("the header is not ASCII"))?
+        .ok_or_else(|| bad_signature("the Stripe-Signature header is missing"))?;
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| AppError::BadRequest(format!("body: {e}")))?;
@@ -102,7 +106,6 @@ pub async fn stripe_event(
     let secret = sealer
         .open(sealed, &connection.id)
         .map_err(|e| anyhow::anyhow!("the connection's webhook secret does not open: {e}"))?;
-    let header = header.ok_or_else(|| bad_signature("the Stripe-Signature header is missing"))?;
     stripe::verify_signature(
         &secret,
         &header,
@@ -116,6 +119,11 @@ pub async fn stripe_event(
     if event.id.is_empty() || event.id.len() > 255 {
         return Err(AppError::invalid("id", "must be a Stripe event id"));
     }
+    // A test-mode event never moves a claim made with a live key, nor the reverse.
+    let key = sealer
+        .open(&connection.credentials, &connection.id)
+        .map_err(|e| anyhow::anyhow!("the connection's key does not open: {e}"))?;
+    let live_key = key.starts_with(b"sk_live_") || key.starts_with(b"rk_live_");
     let duplicate = state
         .db
         .write(move |conn| {
@@ -130,7 +138,16 @@ pub async fn stripe_event(
             if !store::stripe_events::record(conn, &row)? {
                 return Ok(true);
             }
-            let outcome = apply(conn, &connection.tenant_id, &connection.id, &event)?;
+            // Stripe redelivers for three days; a month of ids is kept.
+            store::stripe_events::prune(conn, &connection.id, now() - chrono::Duration::days(30))?;
+            let outcome = match event.livemode {
+                Some(live) if live != live_key => format!(
+                    "ignored: a {} event for a {} key",
+                    if live { "live-mode" } else { "test-mode" },
+                    if live_key { "live-mode" } else { "test-mode" }
+                ),
+                _ => apply(conn, &connection.tenant_id, &connection.id, &event)?,
+            };
             store::stripe_events::set_outcome(conn, &connection.id, &event.id, &outcome)?;
             Ok(false)
         })
@@ -147,12 +164,13 @@ fn apply(
 ) -> AppResult<String> {
     let object = &event.data.object;
     let text = |key: &str| object.get(key).and_then(Value::as_str);
+    let kind: String = event.kind.chars().take(100).collect();
     let (Some(object_id), Some(status)) = (text("id"), text("status")) else {
-        return Ok(format!(
-            "ignored: {} carries no object id and status",
-            event.kind
-        ));
+        return Ok(format!("ignored: {kind} carries no object id and status"));
     };
+    if object_id.len() > 255 || status.len() > 64 {
+        return Ok(format!("ignored: {kind} names an object Stripe would not"));
+    }
     let claim_id = object
         .get("metadata")
         .and_then(|m| m.get("agora_claim_id"))
@@ -166,17 +184,27 @@ fn apply(
         | "charge.dispute.closed"
         | "charge.dispute.funds_reinstated"
         | "charge.dispute.funds_withdrawn" => (ClaimType::Dispute, dispute_moves_claim_to(status)),
-        other => return Ok(format!("ignored: {other} does not concern claims")),
+        _ => return Ok(format!("ignored: {kind} does not concern claims")),
     };
-    let Some(mut claim) =
-        store::claims::for_stripe_object(conn, tenant_id, connection_id, object_id, claim_id)?
+    let Some(mut claim) = store::claims::for_stripe_object(
+        conn,
+        tenant_id,
+        connection_id,
+        expected_type,
+        object_id,
+        claim_id,
+    )?
     else {
         return Ok(format!("no claim of this connection is about {object_id}"));
     };
-    if claim.claim_type != expected_type {
+    // A refund known only by its metadata must be of the claim's payment.
+    if claim.external_reference.is_none()
+        && expected_type == ClaimType::Refund
+        && ![text("payment_intent"), text("charge")].contains(&claim.stripe_target.as_deref())
+    {
         return Ok(format!(
-            "claim {} is a {} claim, not about {object_id}",
-            claim.id, claim.claim_type
+            "{object_id} names claim {} but refunds another payment",
+            claim.id
         ));
     }
     let Some(to) = to else {

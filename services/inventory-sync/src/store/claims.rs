@@ -33,9 +33,12 @@ pub struct ClaimRow {
     pub created_by: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
-    /// Stripe claims: the connection they act through (null once it is removed).
+    /// Stripe claims: the connection they act through (null once it is removed). Set when
+    /// the claim is made, never by a save (a disconnect's SET NULL is not written back).
+    #[diesel(skip_update)]
     pub connection_id: Option<String>,
     /// Stripe claims: the payment intent, charge or dispute they act on.
+    #[diesel(skip_update)]
     pub stripe_target: Option<String>,
 }
 
@@ -100,40 +103,72 @@ pub fn list(
 }
 
 /// The Stripe claim of connection `connection_id` that a refund or dispute event is about:
-/// the one whose external reference or target is `object_id`, or else claim `claim_id` (the
-/// metadata Agora set on the refund) when it is still unfiled.
+/// the refund claim whose external reference is refund `object_id` (or else, still unfiled,
+/// claim `claim_id`: the metadata Agora set on the refund), or the dispute claim of dispute
+/// `object_id`.
 pub fn for_stripe_object(
     conn: &mut DbConnection,
     tenant_id: &str,
     connection_id: &str,
+    claim_type: ClaimType,
     object_id: &str,
     claim_id: Option<&str>,
 ) -> AppResult<Option<ClaimRow>> {
-    let ours = claims::table
-        .filter(claims::tenant_id.eq(tenant_id))
-        .filter(claims::connection_id.eq(connection_id))
-        .filter(claims::provider.eq(ClaimProvider::Stripe));
-    let by_reference = ours
-        .filter(
-            claims::external_reference
-                .eq(object_id)
-                .or(claims::stripe_target.eq(object_id)),
-        )
-        .select(ClaimRow::as_select())
+    let ours = || {
+        claims::table
+            .filter(claims::tenant_id.eq(tenant_id))
+            .filter(claims::connection_id.eq(connection_id))
+            .filter(claims::provider.eq(ClaimProvider::Stripe))
+            .filter(claims::claim_type.eq(claim_type))
+            .order(claims::id.asc())
+            .select(ClaimRow::as_select())
+    };
+    if claim_type == ClaimType::Dispute {
+        return Ok(ours()
+            .filter(claims::stripe_target.eq(object_id))
+            .first(conn)
+            .optional()?);
+    }
+    let filed = ours()
+        .filter(claims::external_reference.eq(object_id))
         .first(conn)
         .optional()?;
-    if by_reference.is_some() {
-        return Ok(by_reference);
+    if filed.is_some() {
+        return Ok(filed);
     }
     let Some(claim_id) = claim_id else {
         return Ok(None);
     };
-    Ok(ours
+    Ok(ours()
         .filter(claims::id.eq(claim_id))
         .filter(claims::external_reference.is_null())
-        .select(ClaimRow::as_select())
         .first(conn)
         .optional()?)
+}
+
+/// Whether the tenant has a claim on dispute `dispute_id`.
+pub fn dispute_claimed(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    dispute_id: &str,
+) -> AppResult<bool> {
+    Ok(diesel::select(diesel::dsl::exists(
+        claims::table
+            .filter(claims::tenant_id.eq(tenant_id))
+            .filter(claims::claim_type.eq(ClaimType::Dispute))
+            .filter(claims::stripe_target.eq(dispute_id)),
+    ))
+    .get_result(conn)?)
+}
+
+/// Stripe claims of the connection filed and waiting for Stripe's news (processing or
+/// approved): its webhooks settle them.
+pub fn open_on_connection(conn: &mut DbConnection, connection_id: &str) -> AppResult<i64> {
+    Ok(claims::table
+        .filter(claims::connection_id.eq(connection_id))
+        .filter(claims::status.eq_any([ClaimStatus::Processing, ClaimStatus::Approved]))
+        .count()
+        .get_result(conn)?)
 }
 
 /// Whether the item has any claim.

@@ -87,6 +87,16 @@ pub fn list(conn: &mut DbConnection, tenant_id: &str) -> AppResult<Vec<Connectio
         .load(conn)?)
 }
 
+/// Every tenant's active connections of `provider` (the mail scanner's work).
+pub fn active_of(conn: &mut DbConnection, provider: Provider) -> AppResult<Vec<ConnectionRow>> {
+    Ok(connections::table
+        .filter(connections::provider.eq(provider))
+        .filter(connections::status.eq(ConnectionStatus::Active))
+        .order(connections::id.asc())
+        .select(ConnectionRow::as_select())
+        .load(conn)?)
+}
+
 pub fn update(conn: &mut DbConnection, row: &ConnectionRow) -> AppResult<()> {
     diesel::update(connections::table.find(&row.id))
         .set(row)

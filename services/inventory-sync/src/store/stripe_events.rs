@@ -31,6 +31,17 @@ pub fn record(conn: &mut DbConnection, row: &StripeEventRow) -> AppResult<bool> 
     Ok(n == 1)
 }
 
+/// Forgets the connection's events received before `before`.
+pub fn prune(conn: &mut DbConnection, connection_id: &str, before: NaiveDateTime) -> AppResult<()> {
+    diesel::delete(
+        stripe_events::table
+            .filter(stripe_events::connection_id.eq(connection_id))
+            .filter(stripe_events::received_at.lt(before)),
+    )
+    .execute(conn)?;
+    Ok(())
+}
+
 /// What applying the event did.
 pub fn set_outcome(
     conn: &mut DbConnection,

@@ -3,6 +3,7 @@
 
 mod concurrency;
 mod flow;
+mod gmail;
 mod isolation;
 mod rules;
 mod stripe;

@@ -19,6 +19,7 @@ use crate::support::{Platform, Session, platform_with};
 
 agora_shared::on_sqlite_and_postgres!(
     refund_claim_filed_once_and_completed_by_webhook,
+    lost_answers_and_early_news_never_refund_twice,
     disputes_refusals_and_rolled_keys,
     concurrent_submits_and_deliveries_act_once,
     tenants_and_connections_stay_apart,
@@ -257,8 +258,8 @@ async fn refund_claim_filed_once_and_completed_by_webhook(store: Store) {
     );
     assert_eq!(moves(&p).await.len(), all.len());
 
-    // Forged, stale, unsigned, tampered, or signed for another endpoint: refused before the
-    // body is read, and nothing changes.
+    // Forged, stale, unsigned, tampered, or signed for another endpoint: refused, and nothing
+    // changes.
     let mut failed = object.clone();
     failed["status"] = json!("failed");
     let bad = FakeStripe::event("refund.updated", failed);
@@ -674,7 +675,7 @@ async fn tenants_and_connections_stay_apart(store: Store) {
     let resp = deliver(&p, &acme_conn, &event, Some(signature)).await;
     assert_eq!(problem(resp, 400).await["code"], "inventory.bad_signature");
     assert_eq!(claim_of(&p, &acme, claim_id).await["status"], "pending");
-    // An unknown or an Amazon connection has no Stripe endpoint.
+    // An unknown connection has no Stripe endpoint.
     let ghost = json!({"webhook_path": "/api/v1/inventory/webhooks/stripe/0190f0f0-0000-7000-8000-000000000000"});
     assert_eq!(
         deliver(&p, &ghost, &event, signed(&event)).await.status(),
@@ -694,5 +695,177 @@ async fn tenants_and_connections_stay_apart(store: Store) {
     assert_eq!(
         problem(resp, 409).await["code"],
         "inventory.connection_gone"
+    );
+}
+
+async fn lost_answers_and_early_news_never_refund_twice(store: Store) {
+    let (p, fake) = stripe_platform(store).await;
+    let admin = p.tenant("Acme").await;
+    let connection = connect(&p, &admin, "sk_test_acme", WHSEC).await;
+    let cid = connection["id"].as_str().unwrap();
+    let refund_claim = |sku: &'static str, amount: i64, target: &'static str| {
+        let p = &p;
+        let admin = &admin;
+        async move {
+            let d = discrepancy(p, admin, sku).await;
+            let made: Value = claim(
+                p,
+                admin,
+                json!({"discrepancy_id": d, "claim_type": "refund", "provider": "stripe",
+                       "amount": amount, "stripe": {"connection_id": cid, "target": target}}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+            made["id"].as_str().unwrap().to_owned()
+        }
+    };
+
+    // Stripe refunds, but every answer is lost (its idempotency key replays the failure):
+    // 503, and the claim stays pending.
+    let a = refund_claim("JAR-1", 700, "pi_order1").await;
+    fake.lose_answers(3);
+    let lost = problem(submit(&p, &admin, &a).await, 503).await;
+    assert!(
+        lost["detail"]
+            .as_str()
+            .unwrap()
+            .contains("submitting again is safe"),
+        "{lost}"
+    );
+    assert_eq!(fake.refunds().len(), 1, "made once, answered never");
+    assert_eq!(claim_of(&p, &admin, &a).await["status"], "pending");
+    // A day later Stripe has forgotten the key: the submit finds the refund, makes none.
+    fake.forget_idempotency_keys();
+    let filed: Value = submit(&p, &admin, &a).await.json().await.unwrap();
+    let refunds = fake.refunds();
+    assert_eq!(refunds.len(), 1);
+    assert_eq!(filed["status"], "processing");
+    assert_eq!(filed["external_reference"], refunds[0]["id"]);
+
+    // Stripe's news of a refund for an unfiled claim (the submit's write lost, say) files it.
+    let b = refund_claim("JAR-2", 300, "pi_order1").await;
+    let early = FakeStripe::event(
+        "refund.created",
+        json!({"id": "re_early", "object": "refund", "status": "pending", "amount": 300,
+               "payment_intent": "pi_order1", "metadata": {"agora_claim_id": b}}),
+    );
+    assert_eq!(
+        deliver(&p, &connection, &early, signed(&early))
+            .await
+            .status(),
+        200
+    );
+    let learnt = claim_of(&p, &admin, &b).await;
+    assert_eq!(
+        (&learnt["status"], &learnt["external_reference"]),
+        (&json!("processing"), &json!("re_early"))
+    );
+    let again: Value = submit(&p, &admin, &b).await.json().await.unwrap();
+    assert_eq!(again["external_reference"], "re_early");
+    assert_eq!(fake.refunds().len(), 1, "no refund made for it");
+
+    // News naming a claim but refunding another payment, or from the other mode, moves nothing.
+    let c = refund_claim("JAR-3", 200, "pi_order1").await;
+    let other = FakeStripe::event(
+        "refund.updated",
+        json!({"id": "re_other", "status": "succeeded", "payment_intent": "pi_someone_else",
+               "metadata": {"agora_claim_id": c}}),
+    );
+    assert_eq!(
+        deliver(&p, &connection, &other, signed(&other))
+            .await
+            .status(),
+        200
+    );
+    let mut live: Value = serde_json::from_slice(&FakeStripe::event(
+        "refund.updated",
+        json!({"id": "re_live", "status": "succeeded", "payment_intent": "pi_order1",
+               "metadata": {"agora_claim_id": c}}),
+    ))
+    .unwrap();
+    live["livemode"] = json!(true);
+    let live = serde_json::to_vec(&live).unwrap();
+    assert_eq!(
+        deliver(&p, &connection, &live, signed(&live))
+            .await
+            .status(),
+        200
+    );
+    let untouched = claim_of(&p, &admin, &c).await;
+    assert_eq!(untouched["status"], "pending");
+    assert_eq!(untouched["external_reference"], Value::Null);
+    let log = p
+        .get(
+            &admin,
+            &format!("/api/v1/inventory/connections/{cid}/events"),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert!(
+        log["items"][0]["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("live-mode event for a test-mode key"),
+        "{log}"
+    );
+    assert!(
+        log["items"][1]["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("refunds another payment"),
+        "{log}"
+    );
+
+    // Only a submit files a Stripe claim, and only Stripe names its reference.
+    let path = format!("/api/v1/inventory/claims/{c}");
+    let skip = p
+        .authed(Method::PATCH, &path, &admin)
+        .json(&json!({"status": "processing"}))
+        .call()
+        .await;
+    assert_eq!(
+        problem(skip, 409).await["code"],
+        "inventory.file_with_submit"
+    );
+    let named = p
+        .authed(Method::PATCH, &path, &admin)
+        .json(&json!({"status": "pending", "external_reference": "re_made_up"}))
+        .call()
+        .await;
+    assert_eq!(
+        problem(named, 422).await["errors"][0]["field"],
+        "external_reference"
+    );
+
+    // A dispute is claimed once.
+    fake.dispute("dp_once");
+    for expected in [201, 409] {
+        let d = discrepancy(&p, &admin, &format!("DSP-{expected}")).await;
+        let resp = claim(
+            &p,
+            &admin,
+            json!({"discrepancy_id": d, "claim_type": "dispute", "provider": "stripe",
+                   "stripe": {"connection_id": cid, "target": "dp_once"}}),
+        )
+        .await;
+        assert_eq!(resp.status(), expected);
+    }
+
+    // Filed claims wait for Stripe's news through the connection: it cannot go meanwhile.
+    let resp = p
+        .authed(
+            Method::DELETE,
+            &format!("/api/v1/inventory/connections/{cid}"),
+            &admin,
+        )
+        .call()
+        .await;
+    assert_eq!(
+        problem(resp, 409).await["code"],
+        "inventory.connection_in_use"
     );
 }

@@ -4,6 +4,9 @@
 ALTER TABLE claims ADD COLUMN connection_id TEXT REFERENCES connections (id) ON DELETE SET NULL;
 ALTER TABLE claims ADD COLUMN stripe_target TEXT;
 CREATE INDEX claims_by_reference ON claims (connection_id, external_reference);
+-- A dispute is answered once: one claim per dispute.
+CREATE UNIQUE INDEX claims_one_per_dispute ON claims (tenant_id, stripe_target)
+    WHERE claim_type = 'dispute';
 
 -- Stripe events a connection's webhook endpoint took: each is applied once, whatever Stripe
 -- redelivers (the primary key), in the transaction that applies it.

@@ -1,0 +1,2 @@
+DROP TABLE mail_messages;
+DROP TABLE oauth_states;
