@@ -32,10 +32,24 @@ struct State {
     refresh_tokens: HashSet<String>,
     access_tokens: HashSet<String>,
     revoked: Vec<String>,
-    /// Messages, oldest first: (id, subject, text).
-    mail: Vec<(String, String, String)>,
+    /// Messages, oldest first.
+    mail: Vec<Mail>,
     issued: u64,
 }
+
+/// A message in the fake mailbox.
+#[derive(Debug, Clone)]
+struct Mail {
+    id: String,
+    from: String,
+    /// Whether Gmail found it really from its sender's domain (DMARC pass).
+    authentic: bool,
+    subject: String,
+    text: String,
+}
+
+/// Amazon's reimbursement sender, as Amazon signs it.
+pub const AMAZON: &str = "Amazon Seller Central <seller-notification@amazon.com>";
 
 #[derive(Clone)]
 pub struct FakeGoogle {
@@ -113,9 +127,22 @@ impl FakeGoogle {
         })
     }
 
-    /// A message in the mailbox (newest last).
+    /// A message from Amazon, authentic, in the mailbox (newest last).
     pub fn mail(&self, id: &str, subject: &str, text: &str) {
-        self.with(|s| s.mail.push((id.into(), subject.into(), text.into())));
+        self.mail_from(id, AMAZON, true, subject, text);
+    }
+
+    /// A message from `from`, which Gmail found authentic or not (a spoofed sender).
+    pub fn mail_from(&self, id: &str, from: &str, authentic: bool, subject: &str, text: &str) {
+        self.with(|s| {
+            s.mail.push(Mail {
+                id: id.into(),
+                from: from.into(),
+                authentic,
+                subject: subject.into(),
+                text: text.into(),
+            })
+        });
     }
 
     /// The seller revokes the application in their Google account.
@@ -278,8 +305,34 @@ async fn messages(
         .get("pageToken")
         .and_then(|t| t.parse().ok())
         .unwrap_or(0);
+    // `from:(a OR b)` keeps the mail of those addresses (spoofed or not, as Gmail's search
+    // does); the rest of the query is not interpreted.
+    let senders: Option<Vec<String>> = query.get("q").and_then(|q| {
+        let list = q.split_once("from:(")?.1.split_once(')')?.0;
+        Some(
+            list.split(" OR ")
+                .map(|a| a.trim().to_ascii_lowercase())
+                .collect(),
+        )
+    });
+    let address = |from: &str| {
+        from.rsplit_once('<')
+            .and_then(|(_, a)| a.split_once('>'))
+            .map_or(from, |(a, _)| a)
+            .to_ascii_lowercase()
+    };
     // Newest first, as Gmail lists.
-    let ids: Vec<&String> = s.mail.iter().rev().map(|(id, _, _)| id).collect();
+    let ids: Vec<&String> = s
+        .mail
+        .iter()
+        .rev()
+        .filter(|m| {
+            senders
+                .as_ref()
+                .is_none_or(|list| list.contains(&address(&m.from)))
+        })
+        .map(|m| &m.id)
+        .collect();
     let page: Vec<Value> = ids
         .iter()
         .skip(start)
@@ -303,7 +356,14 @@ async fn message(
     if let Err(e) = bearer(&s, &req) {
         return e;
     }
-    let Some((id, subject, text)) = s.mail.iter().find(|(m, _, _)| m == id.as_str()) else {
+    let Some(Mail {
+        id,
+        from,
+        authentic,
+        subject,
+        text,
+    }) = s.mail.iter().find(|m| m.id == id.as_str())
+    else {
         return HttpResponse::NotFound()
             .json(json!({"error": {"code": 404, "message": "Requested entity was not found."}}));
     };
@@ -314,7 +374,14 @@ async fn message(
         "payload": {
             "mimeType": "multipart/alternative",
             "headers": [
-                {"name": "From", "value": "Amazon Seller Central <seller-notification@amazon.com>"},
+                // Gmail's own verdict comes first; a sender's forged one can only follow it.
+                {"name": "Authentication-Results", "value": if *authentic {
+                    "mx.google.com; dkim=pass header.i=@amazon.com header.s=x; spf=pass smtp.mailfrom=bounces@amazon.com; dmarc=pass (p=QUARANTINE sp=QUARANTINE dis=NONE) header.from=amazon.com"
+                } else {
+                    "mx.google.com; dkim=none; spf=softfail smtp.mailfrom=x@evil.example; dmarc=fail (p=QUARANTINE sp=QUARANTINE dis=QUARANTINE) header.from=amazon.com"
+                }},
+                {"name": "Authentication-Results", "value": "mx.google.com; dmarc=pass header.from=amazon.com"},
+                {"name": "From", "value": from},
                 {"name": "Subject", "value": subject},
                 {"name": "Date", "value": "Sat, 5 Dec 2026 09:00:00 +0000"},
             ],

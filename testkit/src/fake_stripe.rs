@@ -36,6 +36,8 @@ struct State {
     refund_status: Option<String>,
     /// Statuses to answer the next POSTs with, in order.
     inject: Vec<u16>,
+    /// A refusal (code, message) the next refund gets, as Stripe refuses one it cannot make.
+    refuse: Option<(String, String)>,
     /// POSTs to carry out whose answers are then lost (a 500, kept for their idempotency
     /// key, as Stripe keeps every first answer).
     lose: u32,
@@ -108,6 +110,11 @@ impl FakeStripe {
             s.disputes
                 .insert(id.into(), ("needs_response".into(), json!({})))
         });
+    }
+
+    /// The next refund is refused with Stripe's `code` (`balance_insufficient`...).
+    pub fn refuse_next_refund(&self, code: &str, message: &str) {
+        self.with(|s| s.refuse = Some((code.into(), message.into())));
     }
 
     /// The next `n` POSTs are carried out but their answers lost.
@@ -339,6 +346,11 @@ async fn refund(
         Ok(f) => f,
         Err(answer) => return answer,
     };
+    if let Some((code, message)) = s.refuse.take() {
+        let answer = json!({"error": {"type": "invalid_request_error", "code": code,
+            "message": message, "param": null}});
+        return remember(&mut s, &req, fingerprint, 400, answer);
+    }
     let (param, id) = match (form.get("payment_intent"), form.get("charge")) {
         (Some(pi), None) => ("payment_intent", pi.clone()),
         (None, Some(ch)) => ("charge", ch.clone()),

@@ -13,6 +13,7 @@ use crate::query::{self, Range};
 
 pub mod dashboard;
 pub mod forecast;
+pub mod inventory;
 pub mod performance;
 pub mod query_api;
 pub mod trends;
@@ -26,6 +27,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(performance::routes)
             .configure(trends::routes)
             .configure(zones::routes)
+            .configure(inventory::routes)
             .configure(forecast::routes)
             .configure(dashboard::routes),
     );

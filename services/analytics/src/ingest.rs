@@ -6,7 +6,7 @@
 use chrono::{DateTime, NaiveDateTime};
 use prost::Message;
 
-use agora_proto::{events::v1 as ev, tickets::v1 as pb};
+use agora_proto::{events::v1 as ev, inventory::v1 as pb_inventory, tickets::v1 as pb};
 use agora_shared::{
     AppError, AppResult,
     bus::{BatchHandler, Event, Handler},
@@ -16,20 +16,33 @@ use std::sync::Arc;
 
 use crate::{
     domain::{self, Fact},
-    store::{activities::ActivityRow, facts},
+    store::{
+        activities::ActivityRow,
+        facts,
+        inventory::{self, ClaimFact, DiscrepancyFact},
+    },
 };
 
 /// The consumer group analytics reads as.
 pub const GROUP: &str = "analytics";
 
 /// Services whose event topics analytics consumes.
-pub const SOURCES: &[&str] = &["tickets"];
+pub const SOURCES: &[&str] = &["tickets", "inventory-sync"];
 
 /// What one event means to analytics.
+#[derive(Default)]
 pub struct Reading {
     pub summary: String,
     /// The ticket's state after the event, when the event carries it.
     pub ticket: Option<Fact>,
+    /// A discrepancy's or claim's state after the event, when the event carries it.
+    pub inventory: Option<InventoryFact>,
+}
+
+/// Inventory state an event carries.
+pub enum InventoryFact {
+    Discrepancy(DiscrepancyFact),
+    Claim(ClaimFact),
 }
 
 /// One row of the mapping table.
@@ -67,6 +80,42 @@ pub const MAPPINGS: &[Mapping] = &[
         event_type: "agora.tickets.ticket.commented",
         read: ticket_commented,
     },
+    Mapping {
+        event_type: "agora.inventory.discrepancy.detected",
+        read: discrepancy_detected,
+    },
+    Mapping {
+        event_type: "agora.inventory.discrepancy.updated",
+        read: discrepancy_updated,
+    },
+    Mapping {
+        event_type: "agora.inventory.discrepancy.resolved",
+        read: discrepancy_resolved,
+    },
+    Mapping {
+        event_type: "agora.inventory.discrepancy.status_changed",
+        read: discrepancy_status_changed,
+    },
+    Mapping {
+        event_type: "agora.inventory.claim.created",
+        read: claim_created,
+    },
+    Mapping {
+        event_type: "agora.inventory.claim.status_changed",
+        read: claim_status_changed,
+    },
+    Mapping {
+        event_type: "agora.inventory.sync.completed",
+        read: sync_completed,
+    },
+    Mapping {
+        event_type: "agora.inventory.sync.failed",
+        read: sync_failed,
+    },
+    Mapping {
+        event_type: "agora.inventory.item.quantity_changed",
+        read: quantity_changed,
+    },
 ];
 
 /// The consumer's handler: runs inside the transaction that records the event in the inbox.
@@ -79,8 +128,11 @@ pub fn batch_handler() -> BatchHandler {
     Arc::new(|conn: &mut DbConnection, events: &[Event]| handle_batch(conn, events))
 }
 
-/// What one event adds: its activity line and, when it carries one, the ticket's fact.
-fn read(event: &Event) -> AppResult<Option<(ActivityRow, Option<Fact>)>> {
+/// What one event adds: its activity line and, when it carries one, the ticket's fact or the
+/// discrepancy's or claim's.
+type Read = (ActivityRow, Option<Fact>, Option<InventoryFact>);
+
+fn read(event: &Event) -> AppResult<Option<Read>> {
     let Some(mapping) = MAPPINGS.iter().find(|m| m.event_type == event.event_type) else {
         tracing::debug!(event_type = %event.event_type, "event type not mapped; skipped");
         return Ok(None);
@@ -91,6 +143,18 @@ fn read(event: &Event) -> AppResult<Option<(ActivityRow, Option<Fact>)>> {
         (None, Some(f)) => f.tenant_id.clone(),
         (None, None) => return Err(AppError::invalid("tenant_id", "event names no tenant")),
     };
+    // What an event's message says of its tenant is the envelope's, or the event is refused.
+    let carried = match &reading.inventory {
+        Some(InventoryFact::Discrepancy(d)) => Some(&d.tenant_id),
+        Some(InventoryFact::Claim(c)) => Some(&c.tenant_id),
+        None => None,
+    };
+    if carried.is_some_and(|t| *t != tenant_id) {
+        return Err(AppError::invalid(
+            "tenant_id",
+            "the event's message names another tenant than the event",
+        ));
+    }
     let activity = ActivityRow {
         id: event.id.clone(),
         tenant_id,
@@ -100,7 +164,7 @@ fn read(event: &Event) -> AppResult<Option<(ActivityRow, Option<Fact>)>> {
         summary: reading.summary,
         occurred_at: event.time.naive_utc(),
     };
-    Ok(Some((activity, reading.ticket)))
+    Ok(Some((activity, reading.ticket, reading.inventory)))
 }
 
 pub fn handle(conn: &mut DbConnection, event: &Event) -> AppResult<()> {
@@ -109,14 +173,24 @@ pub fn handle(conn: &mut DbConnection, event: &Event) -> AppResult<()> {
 
 /// `handle` with the clock read once by the caller (the hourly window depends on it).
 pub fn handle_as_of(conn: &mut DbConnection, event: &Event, now: NaiveDateTime) -> AppResult<()> {
-    let Some((activity, fact)) = read(event)? else {
+    let Some((activity, fact, inventory_fact)) = read(event)? else {
         return Ok(());
     };
     crate::store::activities::insert(conn, &activity)?;
     if let Some(fact) = fact {
         facts::apply(conn, fact, now)?;
     }
+    if let Some(fact) = inventory_fact {
+        apply_inventory(conn, &fact)?;
+    }
     Ok(())
+}
+
+fn apply_inventory(conn: &mut DbConnection, fact: &InventoryFact) -> AppResult<()> {
+    match fact {
+        InventoryFact::Discrepancy(d) => inventory::apply_discrepancy(conn, d),
+        InventoryFact::Claim(c) => inventory::apply_claim(conn, c),
+    }
 }
 
 /// Applies events in order with one statement per table (per 1,000 rows). Any event that
@@ -133,14 +207,20 @@ pub fn handle_batch_as_of(
 ) -> AppResult<()> {
     let mut activities = Vec::with_capacity(events.len());
     let mut incoming = Vec::with_capacity(events.len());
+    let mut stock = Vec::new();
     for event in events {
-        if let Some((activity, fact)) = read(event)? {
+        if let Some((activity, fact, inventory_fact)) = read(event)? {
             activities.push(activity);
             incoming.extend(fact);
+            stock.extend(inventory_fact);
         }
     }
     crate::store::activities::insert_many(conn, &activities)?;
     facts::apply_many(conn, incoming, now)?;
+    // Inventory's events are few beside tickets': applied one by one, in order.
+    for fact in &stock {
+        apply_inventory(conn, fact)?;
+    }
     Ok(())
 }
 
@@ -204,6 +284,7 @@ fn ticket_created(event: &Event) -> AppResult<Reading> {
             t.number, t.category, t.priority
         ),
         ticket: Some(fact_of(&t)?),
+        ..Default::default()
     })
 }
 
@@ -218,6 +299,7 @@ fn ticket_updated(event: &Event) -> AppResult<Reading> {
     Ok(Reading {
         summary,
         ticket: Some(fact_of(&t)?),
+        ..Default::default()
     })
 }
 
@@ -227,6 +309,7 @@ fn ticket_status_changed(event: &Event) -> AppResult<Reading> {
     Ok(Reading {
         summary: format!("{} {} -> {}", t.number, m.from_status, m.to_status),
         ticket: Some(fact_of(&t)?),
+        ..Default::default()
     })
 }
 
@@ -244,6 +327,7 @@ fn ticket_assigned(event: &Event) -> AppResult<Reading> {
     Ok(Reading {
         summary: format!("{} assigned to team {}{over}", t.number, m.team_id),
         ticket: Some(fact),
+        ..Default::default()
     })
 }
 
@@ -255,6 +339,7 @@ fn ticket_sla_breached(event: &Event) -> AppResult<Reading> {
     Ok(Reading {
         summary: format!("{} breached its SLA (due {})", t.number, m.due_at),
         ticket: Some(fact),
+        ..Default::default()
     })
 }
 
@@ -263,5 +348,154 @@ fn ticket_commented(event: &Event) -> AppResult<Reading> {
     Ok(Reading {
         summary: format!("comment on ticket {}", m.ticket_id),
         ticket: None,
+        ..Default::default()
+    })
+}
+
+fn discrepancy_fact(
+    event: &Event,
+    d: Option<pb_inventory::Discrepancy>,
+) -> AppResult<DiscrepancyFact> {
+    let d = d.ok_or_else(|| AppError::invalid("discrepancy", "event carries no discrepancy"))?;
+    Ok(DiscrepancyFact {
+        detected_at: time("discrepancy.detected_at", &d.detected_at)?,
+        resolved_at: optional_time("discrepancy.resolved_at", &d.resolved_at)?,
+        id: d.id,
+        tenant_id: d.tenant_id,
+        sku: d.sku,
+        source: d.source,
+        severity: d.severity,
+        status: d.status,
+        value_at_stake: d.value_at_stake,
+        currency: d.currency,
+        as_of: event.time.naive_utc(),
+    })
+}
+
+fn money(minor: i64, currency: &str) -> String {
+    format!("{minor} minor units of {currency}")
+}
+
+fn discrepancy_reading(summary: String, fact: DiscrepancyFact) -> Reading {
+    Reading {
+        summary,
+        inventory: Some(InventoryFact::Discrepancy(fact)),
+        ..Default::default()
+    }
+}
+
+fn discrepancy_detected(event: &Event) -> AppResult<Reading> {
+    let m: ev::DiscrepancyDetected = decode(event)?;
+    let d = discrepancy_fact(event, m.discrepancy)?;
+    let summary = format!(
+        "{} discrepancy on {} from {} ({} at stake)",
+        d.severity,
+        d.sku,
+        d.source,
+        money(d.value_at_stake, &d.currency)
+    );
+    Ok(discrepancy_reading(summary, d))
+}
+
+fn discrepancy_updated(event: &Event) -> AppResult<Reading> {
+    let m: ev::DiscrepancyUpdated = decode(event)?;
+    let d = discrepancy_fact(event, m.discrepancy)?;
+    let summary = format!("discrepancy on {} is now {}", d.sku, d.severity);
+    Ok(discrepancy_reading(summary, d))
+}
+
+fn discrepancy_resolved(event: &Event) -> AppResult<Reading> {
+    let m: ev::DiscrepancyResolved = decode(event)?;
+    let d = discrepancy_fact(event, m.discrepancy)?;
+    let summary = format!("discrepancy on {} resolved ({})", d.sku, m.how);
+    Ok(discrepancy_reading(summary, d))
+}
+
+fn discrepancy_status_changed(event: &Event) -> AppResult<Reading> {
+    let m: ev::DiscrepancyStatusChanged = decode(event)?;
+    let d = discrepancy_fact(event, m.discrepancy)?;
+    let summary = format!(
+        "discrepancy on {} {} -> {}",
+        d.sku, m.from_status, m.to_status
+    );
+    Ok(discrepancy_reading(summary, d))
+}
+
+fn claim_fact(event: &Event, c: Option<ev::Claim>) -> AppResult<ClaimFact> {
+    let c = c.ok_or_else(|| AppError::invalid("claim", "event carries no claim"))?;
+    let at = event.time.naive_utc();
+    let settled = c.status == "completed" || c.status == "rejected";
+    Ok(ClaimFact {
+        id: c.id,
+        tenant_id: c.tenant_id,
+        claim_type: c.claim_type,
+        provider: c.provider,
+        status: c.status,
+        amount: c.amount,
+        currency: c.currency,
+        created_at: at,
+        settled_at: settled.then_some(at),
+        as_of: at,
+    })
+}
+
+fn claim_created(event: &Event) -> AppResult<Reading> {
+    let m: ev::ClaimCreated = decode(event)?;
+    let c = claim_fact(event, m.claim)?;
+    Ok(Reading {
+        summary: format!(
+            "{} claim ({}) for {}",
+            c.claim_type,
+            c.provider,
+            money(c.amount, &c.currency)
+        ),
+        inventory: Some(InventoryFact::Claim(c)),
+        ..Default::default()
+    })
+}
+
+fn claim_status_changed(event: &Event) -> AppResult<Reading> {
+    let m: ev::ClaimStatusChanged = decode(event)?;
+    let c = claim_fact(event, m.claim)?;
+    Ok(Reading {
+        summary: format!(
+            "{} claim {} -> {} by {}",
+            c.claim_type, m.from_status, m.to_status, m.actor_id
+        ),
+        inventory: Some(InventoryFact::Claim(c)),
+        ..Default::default()
+    })
+}
+
+fn sync_completed(event: &Event) -> AppResult<Reading> {
+    let m: ev::SyncCompleted = decode(event)?;
+    let run = m.run.unwrap_or_default();
+    Ok(Reading {
+        summary: format!(
+            "{} sync completed: {} items, {} discrepancies found",
+            run.provider, run.items_seen, m.discrepancies_detected
+        ),
+        ..Default::default()
+    })
+}
+
+fn sync_failed(event: &Event) -> AppResult<Reading> {
+    let m: ev::SyncFailed = decode(event)?;
+    let run = m.run.unwrap_or_default();
+    Ok(Reading {
+        summary: format!("{} sync failed: {}", run.provider, run.failure),
+        ..Default::default()
+    })
+}
+
+fn quantity_changed(event: &Event) -> AppResult<Reading> {
+    let m: ev::ItemQuantityChanged = decode(event)?;
+    let sku = m.item.map(|i| i.sku).unwrap_or_default();
+    Ok(Reading {
+        summary: format!(
+            "{sku} on hand {} -> {} ({})",
+            m.from_quantity, m.to_quantity, m.reason
+        ),
+        ..Default::default()
     })
 }

@@ -12,6 +12,7 @@ use crate::{domain, http, planning, query, scrape, store};
     paths(
         http::query_api::run,
         http::performance::performance, http::trends::trends, http::zones::zones,
+        http::inventory::inventory,
         http::zones::aging,
         http::forecast::get_forecast, http::forecast::get_factors, http::forecast::put_factors,
         http::dashboard::overview, http::dashboard::activities, http::dashboard::performance,
@@ -21,6 +22,7 @@ use crate::{domain, http, planning, query, scrape, store};
         http::performance::PerformanceReport, http::performance::TeamPerformance,
         http::trends::TrendReport, http::trends::TrendDay, http::trends::Trend,
         http::zones::ZoneReport, http::zones::AgingReport,
+        http::inventory::InventoryReport, http::inventory::CurrencyFigures,
         planning::ForecastReport, planning::Series, planning::Point, planning::ZonePlan,
         domain::Factors, domain::Plan,
         http::dashboard::Overview, http::dashboard::EventCount, store::activities::ActivityRow, http::dashboard::ActivityPage,

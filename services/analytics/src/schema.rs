@@ -70,3 +70,34 @@ diesel::table! {
         tickets -> BigInt,
     }
 }
+
+diesel::table! {
+    inventory_discrepancies (id) {
+        id -> Text,
+        tenant_id -> Text,
+        sku -> Text,
+        source -> Text,
+        severity -> Text,
+        status -> Text,
+        value_at_stake -> BigInt,
+        currency -> Text,
+        detected_at -> Timestamp,
+        resolved_at -> Nullable<Timestamp>,
+        as_of -> Timestamp,
+    }
+}
+
+diesel::table! {
+    inventory_claims (id) {
+        id -> Text,
+        tenant_id -> Text,
+        claim_type -> Text,
+        provider -> Text,
+        status -> Text,
+        amount -> BigInt,
+        currency -> Text,
+        created_at -> Timestamp,
+        settled_at -> Nullable<Timestamp>,
+        as_of -> Timestamp,
+    }
+}

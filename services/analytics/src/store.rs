@@ -4,5 +4,6 @@
 pub mod activities;
 pub mod factors;
 pub mod facts;
+pub mod inventory;
 pub mod rollups;
 pub mod sql;

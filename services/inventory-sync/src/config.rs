@@ -50,7 +50,10 @@ pub struct GoogleConfig {
     pub token_url: String,
     pub revoke_url: String,
     pub gmail_url: String,
-    /// Gmail search for Amazon's reimbursement and case mails.
+    /// The senders whose mails count (exact addresses), and only when Gmail found them
+    /// authentic (DMARC pass for the sender's domain). The search is limited to them.
+    pub trusted_senders: Vec<String>,
+    /// Gmail search for Amazon's reimbursement and case mails (within the trusted senders').
     pub mail_query: String,
     /// Messages one scan reads at most.
     pub max_messages: u32,
@@ -71,7 +74,8 @@ impl Default for GoogleConfig {
             token_url: "https://oauth2.googleapis.com/token".into(),
             revoke_url: "https://oauth2.googleapis.com/revoke".into(),
             gmail_url: "https://gmail.googleapis.com".into(),
-            mail_query: "from:amazon.com (reimbursement OR \"case id\") newer_than:180d".into(),
+            trusted_senders: vec!["seller-notification@amazon.com".into()],
+            mail_query: "(reimbursement OR \"case id\") newer_than:180d".into(),
             max_messages: 100,
             scan_interval_secs: 6 * 60 * 60,
             consent_ttl_secs: 600,
@@ -224,6 +228,16 @@ impl Validate for InventoryConfig {
         ] {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
                 return Err(ConfigError::new(key(name), "must be an http(s) URL"));
+            }
+        }
+        for sender in &self.google.trusted_senders {
+            if crate::google::sender_address(sender).as_deref()
+                != Some(sender.to_ascii_lowercase().as_str())
+            {
+                return Err(ConfigError::new(
+                    key("google.trusted_senders"),
+                    format!("`{sender}` is not a mail address"),
+                ));
             }
         }
         if amazon.requests_per_second == 0

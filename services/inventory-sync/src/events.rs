@@ -107,6 +107,20 @@ fn emit(
     Outbox::enqueue(conn, &topic(), &event)
 }
 
+/// A live discrepancy seen again with other counts.
+pub fn updated(conn: &mut DbConnection, d: &DiscrepancyRow) -> AppResult<()> {
+    let message = ev::DiscrepancyUpdated {
+        discrepancy: Some(discrepancy_message(d)),
+    };
+    emit(
+        conn,
+        "discrepancy.updated",
+        &d.tenant_id,
+        &d.item_id,
+        &message,
+    )
+}
+
 pub fn detected(conn: &mut DbConnection, d: &DiscrepancyRow) -> AppResult<()> {
     let message = ev::DiscrepancyDetected {
         discrepancy: Some(discrepancy_message(d)),

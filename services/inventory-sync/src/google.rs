@@ -77,6 +77,8 @@ pub struct Mail {
     pub subject: String,
     pub from: String,
     pub date: String,
+    /// The topmost `Authentication-Results` header: the one Gmail's own servers added.
+    pub authentication: String,
     /// The text parts (or the snippet when there are none), decoded.
     pub text: String,
 }
@@ -287,7 +289,8 @@ impl Google {
         }
         let mut ids = Vec::new();
         let mut page: Option<String> = None;
-        loop {
+        // A Gmail that keeps handing out tokens for empty pages is stopped.
+        for _ in 0..20 {
             let left = (max as usize)
                 .saturating_sub(ids.len())
                 .min(500)
@@ -346,6 +349,7 @@ impl Google {
             subject: header("Subject"),
             from: header("From"),
             date: header("Date"),
+            authentication: header("Authentication-Results"),
             text,
         })
     }
@@ -481,6 +485,38 @@ async fn read(resp: reqwest::Response) -> Result<Vec<u8>, GoogleError> {
     Ok(body)
 }
 
+/// The address of a `From` header (`Name <a@b>` or `a@b`), lower-cased.
+pub fn sender_address(from: &str) -> Option<String> {
+    let address = match (from.rfind('<'), from.rfind('>')) {
+        (Some(open), Some(close)) if open < close => &from[open + 1..close],
+        _ => from,
+    }
+    .trim()
+    .to_ascii_lowercase();
+    let (local, domain) = address.split_once('@')?;
+    (!local.is_empty() && domain.contains('.') && !address.contains(char::is_whitespace))
+        .then_some(address)
+}
+
+/// Whether Gmail itself found the mail really from `sender`'s domain: its
+/// `Authentication-Results` (authserv-id `mx.google.com`, the topmost header, which a sender
+/// cannot put above Gmail's) says `dmarc=pass` for `header.from=<that domain>`.
+pub fn authenticated(mail: &Mail, sender: &str) -> bool {
+    let Some((_, domain)) = sender.split_once('@') else {
+        return false;
+    };
+    let results = mail.authentication.to_ascii_lowercase();
+    let mut parts = results.split(';').map(str::trim);
+    if parts.next() != Some("mx.google.com") {
+        return false;
+    }
+    parts.any(|p| {
+        p.starts_with("dmarc=pass")
+            && p.split_whitespace()
+                .any(|w| w == format!("header.from={domain}"))
+    })
+}
+
 /// What a mail from Amazon says, read from its `Label: value` lines (case-insensitive).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Notice {
@@ -527,6 +563,48 @@ pub fn notice(text: &str) -> Notice {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn senders_and_gmail_authentication() {
+        assert_eq!(
+            sender_address("Amazon Seller Central <Seller-Notification@amazon.com>").as_deref(),
+            Some("seller-notification@amazon.com")
+        );
+        assert_eq!(sender_address("x@y.com").as_deref(), Some("x@y.com"));
+        assert_eq!(sender_address("Amazon.com"), None);
+        let mail = |auth: &str| Mail {
+            authentication: auth.into(),
+            ..Default::default()
+        };
+        let gmail = "mx.google.com; dkim=pass header.i=@amazon.com header.s=x; \
+                     spf=pass smtp.mailfrom=a@amazon.com; \
+                     dmarc=pass (p=QUARANTINE sp=QUARANTINE dis=NONE) header.from=amazon.com";
+        assert!(authenticated(
+            &mail(gmail),
+            "seller-notification@amazon.com"
+        ));
+        // Another domain's pass, a failed DMARC, or results not from Gmail prove nothing.
+        assert!(!authenticated(
+            &mail(gmail),
+            "seller-notification@amazon.co.uk"
+        ));
+        assert!(!authenticated(
+            &mail(&gmail.replace("dmarc=pass", "dmarc=fail")),
+            "seller-notification@amazon.com"
+        ));
+        assert!(!authenticated(
+            &mail(&gmail.replace("mx.google.com", "mx.evil.example")),
+            "seller-notification@amazon.com"
+        ));
+        assert!(!authenticated(
+            &mail(&gmail.replace(
+                "header.from=amazon.com",
+                "header.from=amazon.com.evil.example"
+            )),
+            "seller-notification@amazon.com"
+        ));
+        assert!(!authenticated(&mail(""), "seller-notification@amazon.com"));
+    }
 
     #[test]
     fn reads_amazon_notices() {

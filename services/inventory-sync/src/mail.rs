@@ -1,8 +1,11 @@
 //! Gmail connections at work: access tokens kept fresh (an `invalid_grant` stops the
 //! connection until the seller consents again), and scans of the mailbox for Amazon's
-//! reimbursement notices and case mails. Each mail is read once per connection; one that names
-//! a single waiting Amazon claim (by its case id, or by SKU for a reimbursement) is attached to
-//! it as evidence, and a reimbursement notice approves it.
+//! reimbursement notices and case mails. Each mail is read once per connection. Anyone can
+//! send a seller mail, so only mails from a trusted sender that Gmail found authentic (DMARC
+//! pass for the sender's domain) count. One that names a single waiting Amazon claim (by its
+//! case id, or by SKU for a reimbursement claim) is attached to it as evidence; a reimbursement
+//! notice approves a claim only when it names the claim's case, the claim was filed
+//! (`processing`), and its reimbursement id was never counted before.
 
 use std::{sync::Arc, time::Duration};
 
@@ -17,7 +20,7 @@ use agora_shared::{
 
 use crate::{
     InventoryState,
-    domain::{self, ClaimStatus, ConnectionStatus, Provider},
+    domain::{ClaimStatus, ConnectionStatus, Provider},
     events,
     google::{self, GoogleError, Mail},
     model::Evidence,
@@ -50,10 +53,14 @@ pub async fn refused(
     match e {
         GoogleError::InvalidGrant(why) => {
             let (tenant, id) = (connection.tenant_id.clone(), connection.id.clone());
+            let used = connection.credentials.clone();
             let stopped = state
                 .db
                 .write(move |conn| {
-                    if let Some(mut row) = store::connections::get(conn, &tenant, &id)? {
+                    // Only the grant that was refused: a consent given meanwhile stands.
+                    if let Some(mut row) = store::connections::get(conn, &tenant, &id)?
+                        && row.credentials == used
+                    {
                         row.status = ConnectionStatus::ReauthRequired;
                         row.last_error = Some(format!("Google refused the authorization: {why}"));
                         row.updated_at = now();
@@ -128,8 +135,48 @@ pub async fn access_token(
     Ok(tokens.access_token)
 }
 
-/// Scans the connection's mailbox once.
+/// Scans the connection's mailbox once; the connection records when it last did, or why not.
 pub async fn scan(
+    state: &Arc<InventoryState>,
+    connection: &ConnectionRow,
+) -> AppResult<MailScanReport> {
+    let result = scan_once(state, connection).await;
+    let (tenant, id) = (connection.tenant_id.clone(), connection.id.clone());
+    let error = result.as_ref().err().map(|e| e.to_string());
+    let noted = state
+        .db
+        .write(move |conn| {
+            if let Some(mut row) = store::connections::get(conn, &tenant, &id)?
+                && row.status == ConnectionStatus::Active
+            {
+                match error {
+                    None => {
+                        row.last_synced_at = Some(now());
+                        row.last_error = None;
+                    }
+                    Some(e) => row.last_error = Some(e.chars().take(500).collect()),
+                }
+                store::connections::update(conn, &row)?;
+            }
+            Ok(())
+        })
+        .await;
+    if let Err(e) = noted {
+        tracing::warn!(error = %e, "cannot record a mailbox scan");
+    }
+    result
+}
+
+/// The search: the configured one, within the trusted senders' mail.
+fn query(config: &crate::config::GoogleConfig) -> String {
+    format!(
+        "from:({}) {}",
+        config.trusted_senders.join(" OR "),
+        config.mail_query
+    )
+}
+
+async fn scan_once(
     state: &Arc<InventoryState>,
     connection: &ConnectionRow,
 ) -> AppResult<MailScanReport> {
@@ -148,17 +195,12 @@ pub async fn scan(
     }
     let mut access = access_token(state, connection, false).await?;
     let config = state.google.config();
-    let mut searched = state
-        .google
-        .search(&access, &config.mail_query, config.max_messages)
-        .await;
+    let q = query(config);
+    let mut searched = state.google.search(&access, &q, config.max_messages).await;
     if searched == Err(GoogleError::Unauthorized) {
         // Revoked early or expired before its time: once more with a new one.
         access = access_token(state, connection, true).await?;
-        searched = state
-            .google
-            .search(&access, &config.mail_query, config.max_messages)
-            .await;
+        searched = state.google.search(&access, &q, config.max_messages).await;
     }
     let ids = match searched {
         Ok(ids) => ids,
@@ -176,12 +218,20 @@ pub async fn scan(
     for id in ids.into_iter().filter(|id| !seen.contains(id)) {
         let mail = match state.google.message(&access, &id).await {
             Ok(mail) => mail,
+            // A message Gmail cannot give us readably is recorded as such and passed over;
+            // the others are still read.
+            Err(GoogleError::Failed(why)) => Mail {
+                id: id.clone(),
+                subject: format!("(unreadable: {why})"),
+                ..Default::default()
+            },
             Err(e) => return Err(refused(state, connection, e).await),
         };
         let connection = connection.clone();
+        let trusted = config.trusted_senders.clone();
         let (read, attached, approved) = state
             .db
-            .write(move |conn| apply(conn, &connection, &mail))
+            .write(move |conn| apply(conn, &connection, &mail, &trusted))
             .await?;
         report.read += i64::from(read);
         report.attached += i64::from(attached);
@@ -195,8 +245,8 @@ fn apply(
     conn: &mut DbConnection,
     connection: &ConnectionRow,
     mail: &Mail,
+    trusted: &[String],
 ) -> AppResult<(bool, bool, bool)> {
-    let notice = google::notice(&format!("{}\n{}", mail.subject, mail.text));
     let mut row = MailMessageRow {
         connection_id: connection.id.clone(),
         message_id: mail.id.clone(),
@@ -208,76 +258,122 @@ fn apply(
     if !store::gmail::record(conn, &row)? {
         return Ok((false, false, false));
     }
-    let claims = store::gmail::waiting_claims(
+    let (outcome, attached, approved) = judge(conn, connection, mail, trusted)?;
+    row.outcome = outcome.chars().take(500).collect();
+    store::gmail::set_outcome(conn, &row.connection_id, &row.message_id, &row.outcome)?;
+    Ok((true, attached, approved))
+}
+
+/// What one mail does to the tenant's claims: (outcome, attached, approved).
+fn judge(
+    conn: &mut DbConnection,
+    connection: &ConnectionRow,
+    mail: &Mail,
+    trusted: &[String],
+) -> AppResult<(String, bool, bool)> {
+    if mail.subject.starts_with("(unreadable") {
+        return Ok((mail.subject.clone(), false, false));
+    }
+    let sender = google::sender_address(&mail.from).unwrap_or_default();
+    if !trusted.iter().any(|t| t.eq_ignore_ascii_case(&sender))
+        || !google::authenticated(mail, &sender)
+    {
+        return Ok((
+            format!("ignored: not from an authenticated trusted sender ({sender})"),
+            false,
+            false,
+        ));
+    }
+    let notice = google::notice(&format!("{}\n{}", mail.subject, mail.text));
+    let (claims, by_case) = store::gmail::waiting_claims(
         conn,
         &connection.tenant_id,
         &notice.skus,
         notice.case_id.as_deref(),
     )?;
-    let (outcome, attached, approved) = match claims.as_slice() {
-        [] => ("names no waiting Amazon claim".to_owned(), false, false),
-        [claim] => {
-            let mut claim = claim.clone();
-            let mut evidence: Vec<Evidence> =
-                serde_json::from_str(&claim.evidence).unwrap_or_default();
-            let attach = evidence.len() < 100;
-            if attach {
-                let mut description = format!("{} ({}, {})", mail.subject, mail.from, mail.date);
-                if let Some(r) = &notice.reimbursement_id {
-                    description.push_str(&format!("; reimbursement {r}"));
-                }
-                if let Some(a) = &notice.amount {
-                    description.push_str(&format!("; amount {a}"));
-                }
-                evidence.push(Evidence {
-                    kind: "email".into(),
-                    reference: format!("gmail:{}", mail.id),
-                    description: description.chars().take(2000).collect(),
-                });
-                claim.evidence = serde_json::to_string(&evidence).map_err(anyhow::Error::from)?;
-            }
-            let path = notice
-                .reimbursement_id
-                .as_ref()
-                .and_then(|_| domain::claim_path(claim.status, ClaimStatus::Approved))
-                .unwrap_or_default();
-            if claim.external_reference.is_none() {
-                claim.external_reference = notice.case_id.clone();
-            }
-            claim.updated_at = now();
-            let mut from = claim.status;
-            if path.is_empty() && !store::claims::save(conn, &mut claim)? {
-                return Err(changed());
-            }
-            for step in &path {
-                claim.status = *step;
-                if !store::claims::save(conn, &mut claim)? {
-                    return Err(changed());
-                }
-                events::claim_moved(conn, &claim, from.as_str(), GMAIL_ACTOR)?;
-                from = *step;
-            }
-            let approved = !path.is_empty();
-            (
-                format!(
-                    "claim {}: {}{}",
-                    claim.id,
-                    if attach { "attached" } else { "evidence full" },
-                    if approved { ", approved" } else { "" }
-                ),
-                attach,
-                approved,
-            )
+    let mut claim = match claims.as_slice() {
+        [] => return Ok(("names no waiting Amazon claim".into(), false, false)),
+        [claim] => claim.clone(),
+        many => {
+            return Ok((
+                format!("names {} waiting claims; attach it by hand", many.len()),
+                false,
+                false,
+            ));
         }
-        many => (
-            format!("names {} waiting claims; attach it by hand", many.len()),
-            false,
-            false,
-        ),
     };
-    row.outcome = outcome;
-    store::gmail::set_outcome(conn, &row.connection_id, &row.message_id, &row.outcome)?;
-    Ok((true, attached, approved))
+    let mut evidence: Vec<Evidence> = serde_json::from_str(&claim.evidence).unwrap_or_default();
+    let attach = evidence.len() < 100;
+    if attach {
+        let mut description = format!("{} ({}, {})", mail.subject, mail.from, mail.date);
+        if let Some(r) = &notice.reimbursement_id {
+            description.push_str(&format!("; reimbursement {r}"));
+        }
+        if let Some(a) = &notice.amount {
+            description.push_str(&format!("; amount {a}"));
+        }
+        evidence.push(Evidence {
+            kind: "email".into(),
+            reference: format!("gmail:{}", mail.id),
+            description: description.chars().take(2000).collect(),
+        });
+        claim.evidence = serde_json::to_string(&evidence).map_err(anyhow::Error::from)?;
+    }
+    // Approval: a reimbursement notice about this claim's case, once the claim was filed, for
+    // a reimbursement never counted before.
+    let mut why_not = String::new();
+    let approve = match (&notice.reimbursement_id, by_case, claim.status) {
+        (Some(reimbursement), true, ClaimStatus::Processing) => {
+            let counted = store::gmail::count_reimbursement(
+                conn,
+                &connection.tenant_id,
+                reimbursement,
+                &claim.id,
+                &mail.id,
+                now(),
+            )?;
+            if !counted {
+                why_not = format!("; reimbursement {reimbursement} was counted before");
+            }
+            counted
+        }
+        (Some(_), false, _) => {
+            why_not = "; a reimbursement approves only the claim of the case it names".into();
+            false
+        }
+        (Some(_), true, _) => {
+            why_not = "; the claim is approved once it is filed (processing)".into();
+            false
+        }
+        (None, _, _) => false,
+    };
+    claim.updated_at = now();
+    let from = claim.status;
+    if approve {
+        claim.status = ClaimStatus::Approved;
+    }
+    if !store::claims::save(conn, &mut claim)? {
+        return Err(changed());
+    }
+    if approve {
+        events::claim_moved(
+            conn,
+            &claim,
+            from.as_str(),
+            &format!("{GMAIL_ACTOR}:{}", connection.id),
+        )?;
+    }
+    Ok((
+        format!(
+            "claim {}: {}{}{}",
+            claim.id,
+            if attach { "attached" } else { "evidence full" },
+            if approve { ", approved" } else { "" },
+            why_not
+        ),
+        attach,
+        approve,
+    ))
 }
 
 fn changed() -> AppError {
@@ -293,6 +389,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {
         tokio::select! {

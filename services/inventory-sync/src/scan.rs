@@ -177,6 +177,7 @@ fn compare(
         d.currency = item.currency.clone();
         d.updated_at = at;
         if store::discrepancies::save(conn, &mut d)? {
+            events::updated(conn, &d)?;
             report.updated += 1;
         }
         return Ok(());

@@ -103,6 +103,7 @@ diesel::table! {
         updated_at -> Timestamp,
         connection_id -> Nullable<Text>,
         stripe_target -> Nullable<Text>,
+        stripe_attempt -> BigInt,
     }
 }
 
@@ -194,6 +195,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    reimbursements (tenant_id, reimbursement_id) {
+        tenant_id -> Text,
+        reimbursement_id -> Text,
+        claim_id -> Text,
+        message_id -> Text,
+        recorded_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     items,
     snapshots,
@@ -206,5 +217,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     sync_runs,
     stripe_events,
     oauth_states,
-    mail_messages
+    mail_messages,
+    reimbursements
 );

@@ -12,7 +12,7 @@ use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
     client::{ClientContext, DefaultClientContext},
     consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer},
-    error::RDKafkaErrorCode,
+    error::{KafkaError, RDKafkaErrorCode},
     message::{Header, Headers, OwnedHeaders},
     producer::{FutureProducer, FutureRecord},
     statistics::Statistics,
@@ -36,6 +36,9 @@ pub struct KafkaConfig {
     /// Prepended to every consumer group id, so that several platforms (or test runs) sharing
     /// one cluster read each topic independently.
     pub group_prefix: String,
+    /// How often consumers look for topics they subscribed to that did not exist yet (a
+    /// deployment without one service, or before its migration made the topic).
+    pub topic_refresh_ms: u64,
 }
 
 impl Default for KafkaConfig {
@@ -46,6 +49,7 @@ impl Default for KafkaConfig {
             replication: 1,
             publish_timeout_ms: 10_000,
             group_prefix: String::new(),
+            topic_refresh_ms: 30_000,
         }
     }
 }
@@ -62,6 +66,12 @@ impl Validate for KafkaConfig {
         if self.replication < 1 {
             return Err(ConfigError::new(key("replication"), "must be at least 1"));
         }
+        if !(1000..=3_600_000).contains(&self.topic_refresh_ms) {
+            return Err(ConfigError::new(
+                key("topic_refresh_ms"),
+                "must be between 1000 and 3600000",
+            ));
+        }
         Ok(())
     }
 }
@@ -70,6 +80,7 @@ impl Validate for KafkaConfig {
 pub struct KafkaBus {
     brokers: String,
     group_prefix: String,
+    topic_refresh_ms: u64,
     producer_config: ClientConfig,
     /// Replaced after a failed publish: an idempotent producer whose in-flight records timed
     /// out must re-register with the cluster, and one that lost its broker may never get its
@@ -97,6 +108,7 @@ impl KafkaBus {
         let producer: FutureProducer = producer_config.create()?;
         Ok(Self {
             brokers,
+            topic_refresh_ms: config.topic_refresh_ms,
             group_prefix: config.group_prefix.clone(),
             producer_config,
             producer: std::sync::RwLock::new(Arc::new(producer)),
@@ -272,6 +284,10 @@ impl EventBus for KafkaBus {
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
             .set("allow.auto.create.topics", "false")
+            .set(
+                "topic.metadata.refresh.interval.ms",
+                self.topic_refresh_ms.to_string(),
+            )
             .set("statistics.interval.ms", "5000")
             // A broker answers a fetch as soon as there is data; one that holds every fetch for
             // the full wait (tansu does) would otherwise add up to 500 ms per delivery.
@@ -283,12 +299,15 @@ impl EventBus for KafkaBus {
         consumer.subscribe(&[topic]).map_err(unavailable)?;
         Ok(Box::new(KafkaSubscription {
             consumer: Arc::new(consumer),
+            missing_topic_reported: false,
         }))
     }
 }
 
 struct KafkaSubscription {
     consumer: Arc<StreamConsumer<LagReporter>>,
+    /// Whether a missing topic was logged already (once per subscription).
+    missing_topic_reported: bool,
 }
 
 /// Reports the group's lag per topic from librdkafka's periodic statistics.
@@ -335,7 +354,22 @@ fn lag() -> &'static prometheus::IntGaugeVec {
 impl Subscription for KafkaSubscription {
     async fn next(&mut self) -> Result<Delivery, BusError> {
         loop {
-            let msg = self.consumer.recv().await.map_err(unavailable)?;
+            let msg = match self.consumer.recv().await {
+                Ok(msg) => msg,
+                // A topic not made yet (a deployment without its service, or before its
+                // migration ran): waited for, not fatal; librdkafka picks it up once it exists.
+                Err(KafkaError::MessageConsumption(
+                    RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,
+                )) => {
+                    if !self.missing_topic_reported {
+                        tracing::warn!("a subscribed topic does not exist yet; waiting for it");
+                        self.missing_topic_reported = true;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                Err(e) => return Err(unavailable(e)),
+            };
             match event_of(&msg) {
                 Ok(event) => {
                     return Ok(Delivery {

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use agora_shared::{
     AppError,
     bus::{
-        Event, Handler, InProcessBus, SharedBus, Subscription,
+        Event, EventBus, Handler, InProcessBus, SharedBus, Subscription,
         kafka::{KafkaBus, KafkaConfig},
         run_consumer,
     },
@@ -87,6 +87,37 @@ on_every_bus!(
     uncommitted_events_are_redelivered,
     consumers_dedupe_and_dead_letter,
 );
+
+/// A subscription to a topic that does not exist yet (a deployment without the service that
+/// owns it) waits for it instead of failing, and reads it once it is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_subscriptions_wait_for_missing_topics() {
+    let Ok(brokers) = std::env::var("AGORA_TEST_KAFKA_BROKERS") else {
+        skip_or_fail("kafka", "AGORA_TEST_KAFKA_BROKERS is not set");
+        return;
+    };
+    let bus = KafkaBus::new(&KafkaConfig {
+        brokers: Some(brokers),
+        topic_refresh_ms: 1000,
+        ..Default::default()
+    })
+    .expect("kafka client");
+    let topic = topic_name();
+    let mut sub = bus.subscribe(&topic, "waiters").await.unwrap();
+    let waiting = tokio::time::timeout(Duration::from_secs(3), sub.next()).await;
+    assert!(
+        waiting.is_err(),
+        "no event and no error while the topic is missing: {:?}",
+        waiting.map(|r| r.map(|d| d.event.id))
+    );
+    bus.create_topics(std::slice::from_ref(&topic), 1, 1)
+        .await
+        .expect("topic created");
+    let sent = event("k", 7);
+    bus.publish(&topic, &sent).await.unwrap();
+    let got = next(&mut sub).await;
+    assert_eq!(got.event.id, sent.id);
+}
 
 fn event(key: &str, seq: u32) -> Event {
     let mut e = Event::new(

@@ -157,6 +157,7 @@ pub async fn create(
                 updated_at: at,
                 connection_id: stripe.as_ref().and_then(|s| s.connection_id.clone()),
                 stripe_target: stripe.map(|s| s.target),
+                stripe_attempt: 0,
             };
             if !store::claims::insert(conn, &row)? {
                 return Err(
@@ -399,7 +400,9 @@ pub async fn submit(
         .open(&connection.credentials, &connection.id)
         .map_err(|e| anyhow::anyhow!("the connection's key does not open: {e}"))?;
     let key = String::from_utf8(key).map_err(|_| anyhow::anyhow!("a Stripe key is text"))?;
-    let idempotency_key = format!("agora-claim-{}", claim.id);
+    // One key per claim and refusal: a submit repeated after a lost answer is the same
+    // request; one after Stripe refused (nothing was made) is a new one.
+    let idempotency_key = format!("agora-claim-{}-{}", claim.id, claim.stripe_attempt);
     let kind = Target::of(&target).ok_or_else(|| anyhow::anyhow!("stored target {target}"))?;
     // What Stripe holds for this claim already is taken, never made again: a submit whose
     // answer was lost finds it, even after Stripe forgot the idempotency key (24 h).
@@ -477,6 +480,11 @@ pub async fn submit(
             param,
             ..
         }) => {
+            let (claim_id, attempt) = (claim.id.clone(), claim.stripe_attempt);
+            state
+                .db
+                .write(move |conn| store::claims::refused_by_stripe(conn, &claim_id, attempt))
+                .await?;
             let field = param.map_or_else(|| "stripe.target".to_owned(), |p| format!("stripe.{p}"));
             let error = AppError::invalid(&field, format!("Stripe refused it: {message}"));
             return Err(error.with_code(format!(

@@ -20,6 +20,7 @@ use crate::{
     InventoryState,
     amazon::{AccessToken, AmazonError},
     domain::{ConnectionStatus, Provider, SyncTrigger},
+    google::GoogleError,
     model::*,
     store::{self, connections::ConnectionRow},
     stripe::StripeError,
@@ -398,14 +399,27 @@ pub async fn disconnect(
         // needs no revoking).
         let refresh_token = sealer(&state)?
             .open(&row.credentials, &row.id)
-            .map_err(|e| anyhow::anyhow!("a sealed token does not open: {e}"))?;
-        let refresh_token = String::from_utf8(refresh_token)
-            .map_err(|_| anyhow::anyhow!("a refresh token is text"))?;
-        if let Err(e) = state.google.revoke(&refresh_token).await {
-            return Err(AppError::Unavailable(format!(
-                "the mailbox stays connected: {e}; try again"
-            ))
-            .with_code("inventory.revoke_failed"));
+            .ok()
+            .and_then(|t| String::from_utf8(t).ok())
+            .unwrap_or_default();
+        let revoked = if refresh_token.is_empty() {
+            Err(GoogleError::Failed("its sealed grant does not open".into()))
+        } else {
+            state.google.revoke(&refresh_token).await
+        };
+        match revoked {
+            Ok(()) => {}
+            // Google could not be reached: the grant is not given up on.
+            Err(e @ GoogleError::Unavailable(_)) => {
+                return Err(AppError::Unavailable(format!(
+                    "the mailbox stays connected: {e}; try again"
+                ))
+                .with_code("inventory.revoke_failed"));
+            }
+            // Google will never take it (not configured, refused): forgotten here anyway; the
+            // seller can remove the application in their Google account.
+            Err(e) => tracing::warn!(connection = %row.id, error = %e,
+                "the mailbox's grant could not be revoked at Google; disconnected anyway"),
         }
     }
     let stripe = row.provider == Provider::Stripe;

@@ -40,6 +40,9 @@ pub struct ClaimRow {
     /// Stripe claims: the payment intent, charge or dispute they act on.
     #[diesel(skip_update)]
     pub stripe_target: Option<String>,
+    /// Stripe's refusals of its submits so far (part of the Idempotency-Key).
+    #[diesel(skip_update)]
+    pub stripe_attempt: i64,
 }
 
 /// Inserts the claim; false when the discrepancy already has one.
@@ -144,6 +147,18 @@ pub fn for_stripe_object(
         .filter(claims::external_reference.is_null())
         .first(conn)
         .optional()?)
+}
+
+/// Counts a refusal of the claim's submit by Stripe: the next submit is a new request.
+pub fn refused_by_stripe(conn: &mut DbConnection, id: &str, attempt: i64) -> AppResult<()> {
+    diesel::update(
+        claims::table
+            .filter(claims::id.eq(id))
+            .filter(claims::stripe_attempt.eq(attempt)),
+    )
+    .set(claims::stripe_attempt.eq(attempt + 1))
+    .execute(conn)?;
+    Ok(())
 }
 
 /// Whether the tenant has a claim on dispute `dispute_id`.

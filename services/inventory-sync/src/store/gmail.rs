@@ -7,7 +7,7 @@ use agora_shared::{AppResult, db::DbConnection};
 
 use crate::{
     domain::{ClaimProvider, ClaimStatus, ClaimType},
-    schema::{claims, mail_messages, oauth_states},
+    schema::{claims, mail_messages, oauth_states, reimbursements},
     store::claims::ClaimRow,
 };
 
@@ -108,14 +108,38 @@ pub fn seen(
         .load(conn)?)
 }
 
-/// The tenant's Amazon reimbursement claims still waiting (pending or processing) on one of
-/// `skus`, or whose case is `case_id`.
+/// Counts reimbursement `reimbursement_id` of the tenant for `claim_id`; false when it was
+/// counted before (for any claim).
+pub fn count_reimbursement(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    reimbursement_id: &str,
+    claim_id: &str,
+    message_id: &str,
+    at: NaiveDateTime,
+) -> AppResult<bool> {
+    let n = agora_shared::on_each_backend!(conn, c => diesel::insert_into(reimbursements::table)
+        .values((
+            reimbursements::tenant_id.eq(tenant_id),
+            reimbursements::reimbursement_id.eq(reimbursement_id),
+            reimbursements::claim_id.eq(claim_id),
+            reimbursements::message_id.eq(message_id),
+            reimbursements::recorded_at.eq(at),
+        ))
+        .on_conflict((reimbursements::tenant_id, reimbursements::reimbursement_id))
+        .do_nothing()
+        .execute(c))?;
+    Ok(n == 1)
+}
+
+/// The tenant's Amazon claims still waiting (pending or processing) whose case is `case_id`
+/// (and `true`), or else its waiting reimbursement claims on one of `skus` (and `false`).
 pub fn waiting_claims(
     conn: &mut DbConnection,
     tenant_id: &str,
     skus: &[String],
     case_id: Option<&str>,
-) -> AppResult<Vec<ClaimRow>> {
+) -> AppResult<(Vec<ClaimRow>, bool)> {
     let waiting = || {
         claims::table
             .filter(claims::tenant_id.eq(tenant_id))
@@ -128,17 +152,18 @@ pub fn waiting_claims(
             .select(ClaimRow::as_select())
             .load(conn)?;
         if !by_case.is_empty() {
-            return Ok(by_case);
+            return Ok((by_case, true));
         }
     }
     if skus.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), false));
     }
-    Ok(waiting()
+    let by_sku = waiting()
         .filter(claims::claim_type.eq(ClaimType::Reimbursement))
         .filter(claims::sku.eq_any(skus))
         .order(claims::id.asc())
         .select(ClaimRow::as_select())
         .limit(50)
-        .load(conn)?)
+        .load(conn)?;
+    Ok((by_sku, false))
 }

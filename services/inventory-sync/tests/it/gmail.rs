@@ -178,7 +178,8 @@ async fn consent_scan_and_disconnect(store: Store) {
         "inventory.consent_required"
     );
 
-    // Two Amazon claims wait: the jar's, and the lid's filed as case 1234567890.
+    // Two Amazon claims wait: the jar's (not filed yet), and the lid's filed as case
+    // 1234567890.
     let jar = amazon_claim(&p, &admin, "JAR-1").await;
     let lid = amazon_claim(&p, &admin, "LID-2").await;
     let filed: Value = p
@@ -191,21 +192,40 @@ async fn consent_scan_and_disconnect(store: Store) {
         .value()
         .await;
     assert_eq!(filed["status"], "processing");
+    // Amazon's notice for the jar's SKU names no case: evidence, not approval.
     fake.mail(
         "m1",
         "Your FBA reimbursement",
         "We reimbursed you for inventory lost in our fulfillment center.\n\
          Reimbursement ID: 2846571093\nMSKU: JAR-1\nQuantity: 150\nAmount: $3,000.00 USD\n",
     );
+    // Amazon's answer on the lid's case with a reimbursement: approved.
     fake.mail(
         "m2",
-        "Case 1234567890: we are looking into it",
-        "Hello,\nCase ID: 1234567890\nWe are investigating the lids.\n",
+        "Case 1234567890: reimbursement issued",
+        "Hello,\nCase ID: 1234567890\nReimbursement ID: 5550001\nMSKU: LID-2\n",
     );
     fake.mail(
         "m3",
-        "Your order has shipped",
+        "Your reimbursement report",
         "Nothing to do with claims: at all\n",
+    );
+    // Anyone can send a seller mail: a spoofed Amazon sender Gmail did not authenticate, and
+    // a real Amazon address that is not the reimbursement sender (a buyer's message relayed
+    // by Amazon), move nothing.
+    fake.mail_from(
+        "m4",
+        agora_testkit::fake_google::AMAZON,
+        false,
+        "Case 1234567890",
+        "Case ID: 1234567890\nReimbursement ID: 666\n",
+    );
+    fake.mail_from(
+        "m5",
+        "Buyer <buyer-xyz@marketplace.amazon.com>",
+        true,
+        "Reimbursement",
+        "Case ID: 1234567890\nReimbursement ID: 667\nMSKU: JAR-1\n",
     );
     let before = p
         .events_of("agora.inventory.claim.status_changed")
@@ -214,10 +234,14 @@ async fn consent_scan_and_disconnect(store: Store) {
     let report: Value = scan(&p, &admin, &cid).await.json().await.unwrap();
     assert_eq!(
         report,
-        json!({"found": 3, "read": 3, "attached": 2, "approved": 1})
+        json!({"found": 4, "read": 4, "attached": 2, "approved": 1}),
+        "m5 is not from a trusted sender: not even found"
     );
     let jar_now = claim_of(&p, &admin, &jar).await;
-    assert_eq!(jar_now["status"], "approved");
+    assert_eq!(
+        jar_now["status"], "pending",
+        "a SKU's notice is evidence only"
+    );
     let email = jar_now["evidence"]
         .as_array()
         .unwrap()
@@ -234,14 +258,15 @@ async fn consent_scan_and_disconnect(store: Store) {
         "{email}"
     );
     let lid_now = claim_of(&p, &admin, &lid).await;
-    assert_eq!(
-        lid_now["status"], "processing",
-        "a case mail is evidence, not approval"
-    );
-    assert_eq!(
-        lid_now["evidence"].as_array().unwrap().last().unwrap()["reference"],
-        "gmail:m2"
-    );
+    assert_eq!(lid_now["status"], "approved");
+    let references: Vec<&str> = lid_now["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "email")
+        .map(|e| e["reference"].as_str().unwrap())
+        .collect();
+    assert_eq!(references, ["gmail:m2"], "the spoofed mail is not evidence");
     let moves: Vec<String> = p.events_of("agora.inventory.claim.status_changed").await[before..]
         .iter()
         .map(|e| {
@@ -249,27 +274,39 @@ async fn consent_scan_and_disconnect(store: Store) {
             format!("{}>{} by {}", m.from_status, m.to_status, m.actor_id)
         })
         .collect();
-    assert_eq!(
-        moves,
-        [
-            "pending>processing by gmail",
-            "processing>approved by gmail"
-        ]
-    );
+    assert_eq!(moves, [format!("processing>approved by gmail:{cid}")]);
 
-    // Each mail is read once; a new one is read next time, after the access token is
-    // refused early and a new one is fetched with the refresh token.
+    // A reimbursement counts once: the same id on another filed case approves nothing.
+    let cap = amazon_claim(&p, &admin, "CAP-3").await;
+    p.authed(
+        Method::PATCH,
+        &format!("/api/v1/inventory/claims/{cap}"),
+        &admin,
+    )
+    .json(&json!({"status": "processing", "external_reference": "777"}))
+    .value()
+    .await;
     fake.mail(
-        "m4",
-        "Reimbursement",
-        "Reimbursement ID: 99\nMSKU: NOPE-9\n",
+        "m6",
+        "Case 777",
+        "Case ID: 777\nReimbursement ID: 5550001\n",
     );
+    // Each mail is read once; new ones are read next time, after the access token is refused
+    // early and a new one is fetched with the refresh token.
     fake.expire_access_tokens();
     let report: Value = scan(&p, &admin, &cid).await.json().await.unwrap();
     assert_eq!(
         report,
-        json!({"found": 4, "read": 1, "attached": 0, "approved": 0})
+        json!({"found": 5, "read": 1, "attached": 1, "approved": 0})
     );
+    assert_eq!(claim_of(&p, &admin, &cap).await["status"], "processing");
+    let scanned = p
+        .get(&admin, &format!("/api/v1/inventory/connections/{cid}"))
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert!(scanned["last_synced_at"].is_string(), "{scanned}");
 
     // The seller revokes the application at Google: the scan says so, the connection waits.
     fake.revoke_grants();
@@ -371,6 +408,19 @@ async fn states_belong_to_their_caller(store: Store) {
     let resp = p.authed(Method::DELETE, &path, &globex).call().await;
     assert_eq!(resp.status(), 404);
     assert!(fake.revoked().is_empty());
+    // A message Gmail cannot give readably is recorded as such and the others are still read.
+    fake.mail("bad-id/1", "Case 1", "Case ID: 1\n");
+    fake.mail("fine2", "Case 2", "Case ID: 2\n");
+    let report: Value = scan(&p, &acme, cid).await.json().await.unwrap();
+    assert_eq!(
+        report,
+        json!({"found": 2, "read": 2, "attached": 0, "approved": 0})
+    );
+    let report: Value = scan(&p, &acme, cid).await.json().await.unwrap();
+    assert_eq!(
+        report["read"], 0,
+        "the unreadable one is not fetched again and again"
+    );
     // A state made up, or far too long, is refused plainly.
     for state in ["made-up", &"x".repeat(600)] {
         let resp = callback(&p, &acme, state, "4/code").await;

@@ -67,6 +67,11 @@ async fn isolation_on_every_route(store: Store) {
             format!("/api/v1/inventory/claims/{c_id}"),
             json!({"status": "processing"}),
         ),
+        (
+            Method::POST,
+            format!("/api/v1/inventory/claims/{c_id}/submit"),
+            Value::Null,
+        ),
     ] {
         let mut req = p.authed(method, &path, &b);
         if !body.is_null() {

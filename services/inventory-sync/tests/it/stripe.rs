@@ -18,6 +18,7 @@ use agora_testkit::fake_stripe::FakeStripe;
 use crate::support::{Platform, Session, platform_with};
 
 agora_shared::on_sqlite_and_postgres!(
+    connect_sync_reconcile_claim_and_webhook,
     refund_claim_filed_once_and_completed_by_webhook,
     lost_answers_and_early_news_never_refund_twice,
     disputes_refusals_and_rolled_keys,
@@ -127,6 +128,115 @@ async fn stored_events(p: &Platform) -> i64 {
         .read(|conn| Ok(stripe_events::table.count().get_result::<i64>(conn)?))
         .await
         .unwrap()
+}
+
+/// The whole commerce flow: Amazon connected and synced, its counts against ours scored,
+/// one difference reconciled, a refund claimed through Stripe on another, and Stripe's
+/// webhook settling it.
+async fn connect_sync_reconcile_claim_and_webhook(store: Store) {
+    use agora_testkit::fake_amazon::{FakeAmazon, FbaItem};
+    let amazon = FakeAmazon::start("amzn1.application-oa2-client.t", "lwa-secret", &["Atzr|s"]);
+    amazon.plan(50.0, 50.0);
+    let fake = FakeStripe::start();
+    fake.key("sk_test_acme", "acct_acme");
+    fake.payment("pi_order9", "usd", 100_000);
+    let settings = format!(
+        "[inventory_sync.stripe]\napi_url = \"{s}\"\n\
+         [inventory_sync.amazon]\nlwa_url = \"{a}/auth/o2/token\"\nsp_api_url = \"{a}\"\n\
+         client_id = \"amzn1.application-oa2-client.t\"\nclient_secret = \"lwa-secret\"\n",
+        s = fake.url,
+        a = amazon.url
+    );
+    let p = platform_with(store, &settings).await;
+    let admin = p.tenant("Acme").await;
+    for (sku, held) in [("MUG-1", 100), ("LAMP-2", 40)] {
+        p.item(
+            &admin,
+            json!({"sku": sku, "name": sku, "on_hand": held, "unit_price": 2500}),
+        )
+        .await;
+    }
+    // Amazon holds 70 mugs (30 short) and 10 lamps (30 short).
+    amazon.stock(
+        "ATVPDKIKX0DER",
+        vec![FbaItem::new("MUG-1", 70), FbaItem::new("LAMP-2", 10)],
+    );
+    let amazon_connection: Value = p
+        .authed(Method::POST, "/api/v1/inventory/connections", &admin)
+        .json(&json!({"provider": "amazon", "marketplace_id": "ATVPDKIKX0DER", "refresh_token": "Atzr|s"}))
+        .value()
+        .await;
+    let syncs = format!(
+        "/api/v1/inventory/connections/{}/syncs",
+        amazon_connection["id"].as_str().unwrap()
+    );
+    // Connecting starts a sync; it ends with both differences found.
+    let run = agora_testkit::eventually(
+        std::time::Duration::from_secs(30),
+        "the first sync",
+        || async {
+            let page = p.authed(Method::GET, &syncs, &admin).value().await;
+            match page["items"][0]["status"].as_str() {
+                Some("completed") => Ok(page["items"][0].clone()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(run["items_seen"], 2);
+    let mug = p.discrepancies(&admin, "MUG-1").await[0].clone();
+    let lamp = p.discrepancies(&admin, "LAMP-2").await[0].clone();
+    assert_eq!(
+        (&mug["difference"], &lamp["difference"]),
+        (&json!(-30), &json!(-30))
+    );
+    // The mugs were miscounted here: reconciled to Amazon's count.
+    let report: Value = p
+        .authed(Method::POST, "/api/v1/inventory/reconcile", &admin)
+        .json(&json!([{"sku": "MUG-1", "source_value": 70, "target_value": 100}]))
+        .value()
+        .await;
+    assert_eq!(report["reconciled"], json!(["MUG-1"]));
+    assert_eq!(
+        p.discrepancies(&admin, "MUG-1").await[0]["status"],
+        "resolved"
+    );
+    // The lamps were sold and never shipped: the customer is refunded through Stripe.
+    let connection = connect(&p, &admin, "sk_test_acme", WHSEC).await;
+    let made: Value = claim(
+        &p,
+        &admin,
+        json!({"discrepancy_id": lamp["id"], "claim_type": "refund", "provider": "stripe",
+               "amount": 30 * 2500,
+               "stripe": {"connection_id": connection["id"], "target": "pi_order9"}}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let id = made["id"].as_str().unwrap();
+    // The Stripe balance cannot cover it today; topped up, the submit goes through (a new
+    // request, not the refusal replayed by its idempotency key).
+    fake.refuse_next_refund(
+        "balance_insufficient",
+        "You have insufficient funds in your Stripe account for this transfer.",
+    );
+    let refused = problem(submit(&p, &admin, id).await, 422).await;
+    assert_eq!(refused["code"], "inventory.stripe_balance_insufficient");
+    assert_eq!(claim_of(&p, &admin, id).await["status"], "pending");
+    assert!(fake.refunds().is_empty());
+    let filed: Value = submit(&p, &admin, id).await.json().await.unwrap();
+    assert_eq!(filed["status"], "processing", "{filed}");
+    let mut refund = fake.refunds()[0].clone();
+    refund["status"] = json!("succeeded");
+    let event = FakeStripe::event("refund.updated", refund);
+    assert_eq!(
+        deliver(&p, &connection, &event, signed(&event))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(claim_of(&p, &admin, id).await["status"], "completed");
 }
 
 async fn refund_claim_filed_once_and_completed_by_webhook(store: Store) {

@@ -22,3 +22,13 @@ CREATE TABLE mail_messages (
     read_at TIMESTAMP NOT NULL,
     PRIMARY KEY (connection_id, message_id)
 );
+
+-- Amazon reimbursement ids a tenant's mails approved a claim with: each counts once.
+CREATE TABLE reimbursements (
+    tenant_id TEXT NOT NULL,
+    reimbursement_id TEXT NOT NULL,
+    claim_id TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    recorded_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (tenant_id, reimbursement_id)
+);

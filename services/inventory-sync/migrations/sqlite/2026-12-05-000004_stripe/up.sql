@@ -3,6 +3,9 @@
 -- refund or dispute Stripe answered with.
 ALTER TABLE claims ADD COLUMN connection_id TEXT REFERENCES connections (id) ON DELETE SET NULL;
 ALTER TABLE claims ADD COLUMN stripe_target TEXT;
+-- Stripe refusals so far: the Idempotency-Key of a submit names it, so that a submit after a
+-- refusal (a balance topped up since) is a new request, not the refusal replayed.
+ALTER TABLE claims ADD COLUMN stripe_attempt BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX claims_by_reference ON claims (connection_id, external_reference);
 -- A dispute is answered once: one claim per dispute.
 CREATE UNIQUE INDEX claims_one_per_dispute ON claims (tenant_id, stripe_target)

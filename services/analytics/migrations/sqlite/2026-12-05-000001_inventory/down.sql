@@ -1,0 +1,2 @@
+DROP TABLE inventory_claims;
+DROP TABLE inventory_discrepancies;
