@@ -49,6 +49,14 @@ http_addr = "127.0.0.1:0"
 grpc_addr = "127.0.0.1:0"
 [inventory_sync.stripe]
 api_url = "http://127.0.0.1:$STRIPE_PORT"
+# Gmail consents can start (the authorization URL is made locally; nothing calls Google).
+[inventory_sync.google]
+client_id = "fuzz.apps.googleusercontent.com"
+client_secret = "fuzz-secret"
+redirect_url = "http://localhost:3000/gmail/callback"
+token_url = "http://127.0.0.1:$STRIPE_PORT/token"
+revoke_url = "http://127.0.0.1:$STRIPE_PORT/revoke"
+gmail_url = "http://127.0.0.1:$STRIPE_PORT"
 [gateway]
 http_addr = "127.0.0.1:$GATEWAY_PORT"
 # The fuzzer sends thousands of requests a minute from one caller.

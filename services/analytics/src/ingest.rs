@@ -368,6 +368,7 @@ fn discrepancy_fact(
         status: d.status,
         value_at_stake: d.value_at_stake,
         currency: d.currency,
+        version: d.version,
         as_of: event.time.naive_utc(),
     })
 }
@@ -424,6 +425,9 @@ fn discrepancy_status_changed(event: &Event) -> AppResult<Reading> {
 fn claim_fact(event: &Event, c: Option<ev::Claim>) -> AppResult<ClaimFact> {
     let c = c.ok_or_else(|| AppError::invalid("claim", "event carries no claim"))?;
     let at = event.time.naive_utc();
+    // The claim's own times when the message carries them (earlier releases' did not).
+    let created_at = optional_time("claim.created_at", &c.created_at)?.unwrap_or(at);
+    let updated_at = optional_time("claim.updated_at", &c.updated_at)?.unwrap_or(at);
     let settled = c.status == "completed" || c.status == "rejected";
     Ok(ClaimFact {
         id: c.id,
@@ -433,8 +437,9 @@ fn claim_fact(event: &Event, c: Option<ev::Claim>) -> AppResult<ClaimFact> {
         status: c.status,
         amount: c.amount,
         currency: c.currency,
-        created_at: at,
-        settled_at: settled.then_some(at),
+        created_at,
+        settled_at: settled.then_some(updated_at),
+        version: c.version,
         as_of: at,
     })
 }

@@ -83,6 +83,7 @@ diesel::table! {
         currency -> Text,
         detected_at -> Timestamp,
         resolved_at -> Nullable<Timestamp>,
+        version -> BigInt,
         as_of -> Timestamp,
     }
 }
@@ -98,6 +99,7 @@ diesel::table! {
         currency -> Text,
         created_at -> Timestamp,
         settled_at -> Nullable<Timestamp>,
+        version -> BigInt,
         as_of -> Timestamp,
     }
 }

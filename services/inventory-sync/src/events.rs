@@ -71,6 +71,7 @@ pub fn discrepancy_message(r: &DiscrepancyRow) -> pb::Discrepancy {
         currency: r.currency.clone(),
         detected_at: rfc3339(Some(r.detected_at)),
         resolved_at: rfc3339(r.resolved_at),
+        version: r.version,
     }
 }
 
@@ -86,6 +87,9 @@ fn claim_message(r: &ClaimRow) -> ev::Claim {
         amount: r.amount,
         currency: r.currency.clone(),
         confidence: r.confidence,
+        version: r.version,
+        created_at: rfc3339(Some(r.created_at)),
+        updated_at: rfc3339(Some(r.updated_at)),
     }
 }
 

@@ -299,6 +299,7 @@ impl EventBus for KafkaBus {
         consumer.subscribe(&[topic]).map_err(unavailable)?;
         Ok(Box::new(KafkaSubscription {
             consumer: Arc::new(consumer),
+            topic: topic.to_owned(),
             missing_topic_reported: false,
         }))
     }
@@ -306,7 +307,8 @@ impl EventBus for KafkaBus {
 
 struct KafkaSubscription {
     consumer: Arc<StreamConsumer<LagReporter>>,
-    /// Whether a missing topic was logged already (once per subscription).
+    topic: String,
+    /// Whether the topic was reported missing (until a record arrives).
     missing_topic_reported: bool,
 }
 
@@ -362,7 +364,8 @@ impl Subscription for KafkaSubscription {
                     RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,
                 )) => {
                     if !self.missing_topic_reported {
-                        tracing::warn!("a subscribed topic does not exist yet; waiting for it");
+                        tracing::warn!(topic = %self.topic,
+                            "the subscribed topic does not exist yet; waiting for it");
                         self.missing_topic_reported = true;
                     }
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -370,6 +373,10 @@ impl Subscription for KafkaSubscription {
                 }
                 Err(e) => return Err(unavailable(e)),
             };
+            if self.missing_topic_reported {
+                tracing::info!(topic = %self.topic, "the subscribed topic exists now");
+                self.missing_topic_reported = false;
+            }
             match event_of(&msg) {
                 Ok(event) => {
                     return Ok(Delivery {

@@ -134,7 +134,7 @@ pub async fn inventory(
             for g in detected {
                 let f = at(&mut by_currency, &g.currency);
                 f.discrepancies_detected = g.n;
-                f.value_detected = g.total;
+                f.value_detected = g.total();
             }
             for g in resolved {
                 at(&mut by_currency, &g.currency).discrepancies_resolved = g.n;
@@ -144,29 +144,29 @@ pub async fn inventory(
                 *open_by_severity.entry(g.key.clone()).or_insert(0) += g.n;
                 let f = at(&mut by_currency, &g.currency);
                 f.open_discrepancies += g.n;
-                f.open_value_at_stake += g.total;
+                f.open_value_at_stake = f.open_value_at_stake.saturating_add(g.total());
             }
             for g in created {
                 let f = at(&mut by_currency, &g.currency);
                 f.claims_created = g.n;
-                f.amount_claimed = g.total;
+                f.amount_claimed = g.total();
             }
             let mut rejected_amounts: BTreeMap<String, i64> = BTreeMap::new();
             for g in settled {
                 if g.key == "completed" {
                     let f = at(&mut by_currency, &g.currency);
                     f.claims_completed = g.n;
-                    f.amount_recovered = g.total;
+                    f.amount_recovered = g.total();
                 } else {
                     at(&mut by_currency, &g.currency).claims_rejected = g.n;
-                    rejected_amounts.insert(g.currency.clone(), g.total);
+                    rejected_amounts.insert(g.currency.clone(), g.total());
                 }
             }
             let currencies = by_currency
                 .into_values()
                 .map(|mut f| {
                     let rejected = rejected_amounts.get(&f.currency).copied().unwrap_or(0);
-                    let decided = f.amount_recovered + rejected;
+                    let decided = f.amount_recovered.saturating_add(rejected);
                     f.recovery_rate_pct = (decided > 0).then(|| {
                         (f.amount_recovered as f64 * 10_000.0 / decided as f64).round() / 100.0
                     });

@@ -20,7 +20,13 @@ pub struct ActivityRow {
     /// What the event is about (the aggregate id).
     pub subject: String,
     pub summary: String,
+    /// UTC, RFC 3339.
+    #[serde(serialize_with = "utc")]
     pub occurred_at: NaiveDateTime,
+}
+
+fn utc<S: serde::Serializer>(t: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&agora_shared::db::utc(*t), s)
 }
 
 pub fn insert(conn: &mut DbConnection, row: &ActivityRow) -> AppResult<()> {

@@ -5,10 +5,10 @@ use chrono::NaiveDateTime;
 use diesel::{
     QueryableByName,
     prelude::*,
-    sql_types::{BigInt, Text},
+    sql_types::{BigInt, Double, Text},
 };
 
-use agora_shared::{AppResult, db::DbConnection};
+use agora_shared::{AppError, AppResult, db::DbConnection};
 
 use super::sql::{Sql, Value};
 use crate::schema::{inventory_claims, inventory_discrepancies};
@@ -26,6 +26,7 @@ pub struct DiscrepancyFact {
     pub currency: String,
     pub detected_at: NaiveDateTime,
     pub resolved_at: Option<NaiveDateTime>,
+    pub version: i64,
     pub as_of: NaiveDateTime,
 }
 
@@ -41,15 +42,20 @@ pub struct ClaimFact {
     pub currency: String,
     pub created_at: NaiveDateTime,
     pub settled_at: Option<NaiveDateTime>,
+    pub version: i64,
     pub as_of: NaiveDateTime,
 }
 
-/// Keeps `fact` unless a later event described the discrepancy already (replays and late
-/// deliveries change nothing).
+/// Keeps `fact` unless the stored one is of a higher version (replays, redeliveries and
+/// late events change nothing). A row of another tenant under the same id is never touched:
+/// the event is refused.
 pub fn apply_discrepancy(conn: &mut DbConnection, fact: &DiscrepancyFact) -> AppResult<()> {
-    let stored: Option<NaiveDateTime> = inventory_discrepancies::table
+    let stored: Option<(String, i64)> = inventory_discrepancies::table
         .find(&fact.id)
-        .select(inventory_discrepancies::as_of)
+        .select((
+            inventory_discrepancies::tenant_id,
+            inventory_discrepancies::version,
+        ))
         .first(conn)
         .optional()?;
     match stored {
@@ -58,18 +64,27 @@ pub fn apply_discrepancy(conn: &mut DbConnection, fact: &DiscrepancyFact) -> App
                 .values(fact)
                 .execute(conn)?;
         }
-        Some(as_of) if fact.as_of >= as_of => {
-            diesel::update(inventory_discrepancies::table.find(&fact.id))
-                .set(fact)
-                .execute(conn)?;
+        Some((tenant, _)) if tenant != fact.tenant_id => return Err(other_tenant()),
+        Some((_, version)) if fact.version >= version => {
+            diesel::update(
+                inventory_discrepancies::table
+                    .filter(inventory_discrepancies::id.eq(&fact.id))
+                    .filter(inventory_discrepancies::tenant_id.eq(&fact.tenant_id)),
+            )
+            .set(fact)
+            .execute(conn)?;
         }
         Some(_) => {}
     }
     Ok(())
 }
 
-/// Keeps `fact` unless a later event described the claim already. The time it was settled
-/// (completed or rejected) is the first event's that said so.
+fn other_tenant() -> AppError {
+    AppError::invalid("tenant_id", "the id is another tenant's")
+}
+
+/// Keeps `fact` unless the stored one is of a higher version. The time a claim was settled
+/// (completed or rejected) is the earliest any event said.
 pub fn apply_claim(conn: &mut DbConnection, fact: &ClaimFact) -> AppResult<()> {
     let stored: Option<ClaimFact> = inventory_claims::table
         .find(&fact.id)
@@ -82,15 +97,20 @@ pub fn apply_claim(conn: &mut DbConnection, fact: &ClaimFact) -> AppResult<()> {
                 .values(fact)
                 .execute(conn)?;
         }
-        Some(old) if fact.as_of >= old.as_of => {
+        Some(old) if old.tenant_id != fact.tenant_id => return Err(other_tenant()),
+        Some(old) if fact.version >= old.version => {
             let mut fact = fact.clone();
             fact.created_at = old.created_at.min(fact.created_at);
             if let (Some(before), Some(now)) = (old.settled_at, fact.settled_at) {
                 fact.settled_at = Some(before.min(now));
             }
-            diesel::update(inventory_claims::table.find(&fact.id))
-                .set(&fact)
-                .execute(conn)?;
+            diesel::update(
+                inventory_claims::table
+                    .filter(inventory_claims::id.eq(&fact.id))
+                    .filter(inventory_claims::tenant_id.eq(&fact.tenant_id)),
+            )
+            .set(&fact)
+            .execute(conn)?;
         }
         Some(_) => {}
     }
@@ -106,8 +126,16 @@ pub struct Group {
     pub currency: String,
     #[diesel(sql_type = BigInt)]
     pub n: i64,
-    #[diesel(sql_type = BigInt)]
-    pub total: i64,
+    /// Summed as a float, so that no amount overflows the sum (exact to 2^53 minor units).
+    #[diesel(sql_type = Double)]
+    pub total: f64,
+}
+
+impl Group {
+    /// The sum in minor units, saturating at i64's bounds.
+    pub fn total(&self) -> i64 {
+        self.total.round() as i64
+    }
 }
 
 /// Counts and sums of `table`'s rows of the tenant whose `time` falls in `[from, to)` (is set,
@@ -127,7 +155,8 @@ pub fn groups(
 ) -> AppResult<Vec<Group>> {
     let mut sql = Sql::new(&format!(
         "SELECT {key} AS key, currency, CAST(COUNT(*) AS BIGINT) AS n, \
-         CAST(COALESCE(SUM({money}), 0) AS BIGINT) AS total FROM {table} WHERE tenant_id = "
+         CAST(COALESCE(SUM(CAST({money} AS DOUBLE PRECISION)), 0) AS DOUBLE PRECISION) AS total \
+         FROM {table} WHERE tenant_id = "
     ));
     sql.text(tenant_id);
     if let Some((from, to)) = range {

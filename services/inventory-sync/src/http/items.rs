@@ -189,6 +189,17 @@ pub async fn delete(
                 )
                 .with_code("inventory.item_has_claims"));
             }
+            // Its live discrepancies go with it: announced as settled, so that no reader
+            // keeps them open.
+            for mut d in store::discrepancies::live_of_item(conn, &item.id)? {
+                let at = agora_shared::db::now();
+                d.status = crate::domain::DiscrepancyStatus::Resolved;
+                d.live = None;
+                d.resolved_at = Some(at);
+                d.updated_at = at;
+                d.version += 1;
+                crate::events::resolved(conn, &d, "item_deleted", &caller.user_id)?;
+            }
             store::items::delete(conn, &caller.tenant_id, &item.id)
         })
         .await?;

@@ -74,6 +74,15 @@ pub fn live(
         .optional()?)
 }
 
+/// Every live discrepancy of an item.
+pub fn live_of_item(conn: &mut DbConnection, item_id: &str) -> AppResult<Vec<DiscrepancyRow>> {
+    Ok(discrepancies::table
+        .filter(discrepancies::item_id.eq(item_id))
+        .filter(discrepancies::live.is_not_null())
+        .select(DiscrepancyRow::as_select())
+        .load(conn)?)
+}
+
 /// Writes `row` (at the next version) over the stored one if that is still at `row`'s
 /// version; false when another change came first. `row.version` moves on when written.
 pub fn save(conn: &mut DbConnection, row: &mut DiscrepancyRow) -> AppResult<bool> {

@@ -1,5 +1,5 @@
 -- Inventory's facts, one row per discrepancy and per claim, as inventory-sync's events last
--- described them (a later event wins; replaying one changes nothing). Money is in minor units
+-- described them (the highest version wins; replaying an event changes nothing). Money is in minor units
 -- of `currency` and never summed across currencies.
 CREATE TABLE inventory_discrepancies (
     id TEXT PRIMARY KEY,
@@ -12,6 +12,7 @@ CREATE TABLE inventory_discrepancies (
     currency TEXT NOT NULL,
     detected_at TIMESTAMP NOT NULL,
     resolved_at TIMESTAMP,
+    version BIGINT NOT NULL,
     -- The time of the event that wrote this row.
     as_of TIMESTAMP NOT NULL
 );
@@ -29,6 +30,7 @@ CREATE TABLE inventory_claims (
     created_at TIMESTAMP NOT NULL,
     -- When it reached completed (the money recovered) or rejected.
     settled_at TIMESTAMP,
+    version BIGINT NOT NULL,
     as_of TIMESTAMP NOT NULL
 );
 CREATE INDEX inventory_claims_created ON inventory_claims (tenant_id, created_at);
