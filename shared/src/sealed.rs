@@ -53,6 +53,12 @@ impl Sealer {
 
     /// The plaintext of a value sealed for `bound_to`; fails for a wrong key, a value sealed
     /// for something else, or a tampered value.
+    /// `open` of sealed text (a key, a token, a verifier): the text it was.
+    pub fn open_text(&self, sealed: &str, bound_to: &str) -> Result<String, String> {
+        String::from_utf8(self.open(sealed, bound_to)?)
+            .map_err(|_| "the sealed value is not text".to_owned())
+    }
+
     pub fn open(&self, sealed: &str, bound_to: &str) -> Result<Vec<u8>, String> {
         let (raw, aad) = match (sealed.strip_prefix(PREFIX), sealed.strip_prefix(PREFIX_V1)) {
             (Some(raw), _) => (raw, bound_to.as_bytes()),

@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
 /// Summaries per page, as Amazon gives.
@@ -94,29 +94,8 @@ impl FakeAmazon {
             burst: 2.0,
             ..Default::default()
         }));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let data = web::Data::from(state.clone());
-        std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                HttpServer::new(move || {
-                    App::new()
-                        .app_data(data.clone())
-                        .route("/auth/o2/token", web::post().to(token))
-                        .route("/fba/inventory/v1/summaries", web::get().to(summaries))
-                })
-                .workers(1)
-                .listen(listener)
-                .expect("listen")
-                .run()
-                .await
-                .expect("fake amazon runs");
-            });
-        });
-        Self {
-            url: format!("http://127.0.0.1:{port}"),
-            state,
-        }
+        let url = crate::fake_server::serve(state.clone(), 1, routes);
+        Self { url, state }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
@@ -366,4 +345,10 @@ async fn summaries(
         .insert_header(("x-amzn-RateLimit-Limit", "2.0"))
         .insert_header(("x-amzn-RequestId", uuid::Uuid::now_v7().to_string()))
         .json(body)
+}
+
+/// Its routes, as the real API lays them out.
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/auth/o2/token", web::post().to(token))
+        .route("/fba/inventory/v1/summaries", web::get().to(summaries));
 }

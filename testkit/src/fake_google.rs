@@ -14,7 +14,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -66,32 +66,8 @@ impl FakeGoogle {
             email: email.into(),
             ..Default::default()
         }));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let data = web::Data::from(state.clone());
-        std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                HttpServer::new(move || {
-                    App::new()
-                        .app_data(data.clone())
-                        .route("/token", web::post().to(token))
-                        .route("/revoke", web::post().to(revoke))
-                        .route("/gmail/v1/users/me/profile", web::get().to(profile))
-                        .route("/gmail/v1/users/me/messages", web::get().to(messages))
-                        .route("/gmail/v1/users/me/messages/{id}", web::get().to(message))
-                })
-                .workers(1)
-                .listen(listener)
-                .expect("listen")
-                .run()
-                .await
-                .expect("fake google runs");
-            });
-        });
-        Self {
-            url: format!("http://127.0.0.1:{port}"),
-            state,
-        }
+        let url = crate::fake_server::serve(state.clone(), 1, routes);
+        Self { url, state }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
@@ -393,4 +369,13 @@ async fn message(
             ],
         },
     }))
+}
+
+/// Its routes, as the real API lays them out.
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/token", web::post().to(token))
+        .route("/revoke", web::post().to(revoke))
+        .route("/gmail/v1/users/me/profile", web::get().to(profile))
+        .route("/gmail/v1/users/me/messages", web::get().to(messages))
+        .route("/gmail/v1/users/me/messages/{id}", web::get().to(message));
 }

@@ -16,7 +16,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -55,34 +55,8 @@ pub struct FakeStripe {
 impl FakeStripe {
     pub fn start() -> Self {
         let state = Arc::new(Mutex::new(State::default()));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let data = web::Data::from(state.clone());
-        std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                HttpServer::new(move || {
-                    App::new()
-                        .app_data(data.clone())
-                        .route("/v1/account", web::get().to(account))
-                        .route("/v1/payment_intents/{id}", web::get().to(payment))
-                        .route("/v1/charges/{id}", web::get().to(payment))
-                        .route("/v1/refunds", web::post().to(refund))
-                        .route("/v1/refunds", web::get().to(refunds))
-                        .route("/v1/disputes/{id}", web::post().to(dispute))
-                        .route("/v1/disputes/{id}", web::get().to(get_dispute))
-                })
-                .workers(2)
-                .listen(listener)
-                .expect("listen")
-                .run()
-                .await
-                .expect("fake stripe runs");
-            });
-        });
-        Self {
-            url: format!("http://127.0.0.1:{port}"),
-            state,
-        }
+        let url = crate::fake_server::serve(state.clone(), 2, routes);
+        Self { url, state }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
@@ -481,4 +455,15 @@ async fn get_dispute(
             Some("id"),
         ),
     }
+}
+
+/// Its routes, as the real API lays them out.
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/account", web::get().to(account))
+        .route("/v1/payment_intents/{id}", web::get().to(payment))
+        .route("/v1/charges/{id}", web::get().to(payment))
+        .route("/v1/refunds", web::post().to(refund))
+        .route("/v1/refunds", web::get().to(refunds))
+        .route("/v1/disputes/{id}", web::post().to(dispute))
+        .route("/v1/disputes/{id}", web::get().to(get_dispute));
 }

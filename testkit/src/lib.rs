@@ -13,6 +13,7 @@
 mod client;
 pub mod fake_amazon;
 pub mod fake_google;
+mod fake_server;
 pub mod fake_stripe;
 mod smtp;
 

@@ -97,12 +97,8 @@ pub async fn access_token(
     })?;
     let open = |sealed: &str| {
         sealer
-            .open(sealed, &connection.id)
+            .open_text(sealed, &connection.id)
             .map_err(|e| AppError::Internal(anyhow::anyhow!("a sealed token does not open: {e}")))
-            .and_then(|b| {
-                String::from_utf8(b)
-                    .map_err(|_| AppError::Internal(anyhow::anyhow!("a token is text")))
-            })
     };
     if let (false, Some(token), Some(expires)) = (
         fresh,

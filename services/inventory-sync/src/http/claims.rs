@@ -397,9 +397,8 @@ pub async fn submit(
         AppError::Unavailable("inventory_sync.key_encryption_key is not set".into())
     })?;
     let key = sealer
-        .open(&connection.credentials, &connection.id)
+        .open_text(&connection.credentials, &connection.id)
         .map_err(|e| anyhow::anyhow!("the connection's key does not open: {e}"))?;
-    let key = String::from_utf8(key).map_err(|_| anyhow::anyhow!("a Stripe key is text"))?;
     // One key per claim and refusal: a submit repeated after a lost answer is the same
     // request; one after Stripe refused (nothing was made) is a new one.
     let idempotency_key = format!("agora-claim-{}-{}", claim.id, claim.stripe_attempt);

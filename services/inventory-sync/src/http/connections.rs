@@ -398,9 +398,7 @@ pub async fn disconnect(
         // The seller's grant ends at Google before we forget it (a grant already refused
         // needs no revoking).
         let refresh_token = sealer(&state)?
-            .open(&row.credentials, &row.id)
-            .ok()
-            .and_then(|t| String::from_utf8(t).ok())
+            .open_text(&row.credentials, &row.id)
             .unwrap_or_default();
         let revoked = if refresh_token.is_empty() {
             Err(GoogleError::Failed("its sealed grant does not open".into()))

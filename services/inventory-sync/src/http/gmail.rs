@@ -141,10 +141,8 @@ pub async fn callback(
         .with_code("inventory.unknown_state"));
     };
     let verifier = sealer
-        .open(&consent.verifier, &state_hash)
+        .open_text(&consent.verifier, &state_hash)
         .map_err(|e| anyhow::anyhow!("a consent's verifier does not open: {e}"))?;
-    let verifier =
-        String::from_utf8(verifier).map_err(|_| anyhow::anyhow!("a verifier is text"))?;
     let tokens = state
         .google
         .exchange(&body.0.code, &verifier)
