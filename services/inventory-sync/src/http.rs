@@ -58,6 +58,15 @@ pub fn load_item(conn: &mut DbConnection, tenant_id: &str, id: &str) -> AppResul
     store::items::get(conn, tenant_id, id)?.ok_or_else(|| AppError::not_found("item"))
 }
 
+/// The caller's connection `id`; another tenant's is a 404.
+pub fn load_connection(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    id: &str,
+) -> AppResult<store::connections::ConnectionRow> {
+    store::connections::get(conn, tenant_id, id)?.ok_or_else(|| AppError::not_found("connection"))
+}
+
 /// 201 with a Location header.
 pub fn created(location: String) -> actix_web::HttpResponseBuilder {
     let mut builder = HttpResponse::Created();

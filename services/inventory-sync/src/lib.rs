@@ -82,6 +82,18 @@ pub struct InventoryState {
     pub wake: tokio::sync::Notify,
 }
 
+impl InventoryState {
+    /// The sealer of connections' credentials; 503 naming the key when it is not configured.
+    pub fn sealer(&self) -> agora_shared::AppResult<&Sealer> {
+        self.sealer.as_ref().ok_or_else(|| {
+            agora_shared::AppError::Unavailable(
+                "connections need inventory_sync.key_encryption_key, which is not set".into(),
+            )
+            .with_code("inventory.sealing_unconfigured")
+        })
+    }
+}
+
 /// A started inventory-sync service and its state (tests reach into the state).
 pub struct Started {
     pub service: RunningService,

@@ -52,21 +52,13 @@ pub async fn refused(
 ) -> AppError {
     match e {
         GoogleError::InvalidGrant(why) => {
-            let (tenant, id) = (connection.tenant_id.clone(), connection.id.clone());
-            let used = connection.credentials.clone();
+            // Only the grant that was refused: a consent given meanwhile stands.
+            let (id, used) = (connection.id.clone(), connection.credentials.clone());
+            let reason = format!("Google refused the authorization: {why}");
             let stopped = state
                 .db
                 .write(move |conn| {
-                    // Only the grant that was refused: a consent given meanwhile stands.
-                    if let Some(mut row) = store::connections::get(conn, &tenant, &id)?
-                        && row.credentials == used
-                    {
-                        row.status = ConnectionStatus::ReauthRequired;
-                        row.last_error = Some(format!("Google refused the authorization: {why}"));
-                        row.updated_at = now();
-                        store::connections::update(conn, &row)?;
-                    }
-                    Ok(())
+                    store::connections::mark_failed(conn, &id, &used, &reason, true, now())
                 })
                 .await;
             if let Err(e) = stopped {
@@ -92,9 +84,7 @@ pub async fn access_token(
     connection: &ConnectionRow,
     fresh: bool,
 ) -> AppResult<String> {
-    let sealer = state.sealer.as_ref().ok_or_else(|| {
-        AppError::Unavailable("inventory_sync.key_encryption_key is not set".into())
-    })?;
+    let sealer = state.sealer()?;
     let open = |sealed: &str| {
         sealer
             .open_text(sealed, &connection.id)

@@ -431,7 +431,8 @@ pub fn verify_signature(
     let (Some(t), false) = (timestamp, signatures.is_empty()) else {
         return Err(SignatureError::Malformed);
     };
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    // HMAC takes keys of any length; an error here is impossible, and would be a refusal.
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| SignatureError::Mismatch)?;
     mac.update(t.to_string().as_bytes());
     mac.update(b".");
     mac.update(payload);

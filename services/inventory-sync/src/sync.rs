@@ -55,8 +55,7 @@ pub async fn start(
     let run = state
         .db
         .write(move |conn| {
-            let connection = store::connections::get(conn, &tenant, &id)?
-                .ok_or_else(|| AppError::not_found("connection"))?;
+            let connection = crate::http::load_connection(conn, &tenant, &id)?;
             if connection.provider != Provider::Amazon {
                 return Err(AppError::Conflict(format!(
                     "a {} connection has no inventory to sync",

@@ -393,9 +393,7 @@ pub async fn submit(
     if connection.status != ConnectionStatus::Active {
         return Err(reauth_required());
     }
-    let sealer = state.sealer.as_ref().ok_or_else(|| {
-        AppError::Unavailable("inventory_sync.key_encryption_key is not set".into())
-    })?;
+    let sealer = state.sealer()?;
     let key = sealer
         .open_text(&connection.credentials, &connection.id)
         .map_err(|e| anyhow::anyhow!("the connection's key does not open: {e}"))?;
@@ -458,17 +456,13 @@ pub async fn submit(
     let filed = match filed {
         Ok(object) => object,
         Err(StripeError::Unauthorized(why)) => {
-            let (tenant, connection_id) = (caller.tenant_id.clone(), connection.id.clone());
+            // Only the key that was refused: one put in meanwhile stands.
+            let (id, used) = (connection.id.clone(), connection.credentials.clone());
+            let reason = format!("Stripe refused the secret key: {why}");
             state
                 .db
                 .write(move |conn| {
-                    if let Some(mut row) = store::connections::get(conn, &tenant, &connection_id)? {
-                        row.status = ConnectionStatus::ReauthRequired;
-                        row.last_error = Some(format!("Stripe refused the secret key: {why}"));
-                        row.updated_at = now();
-                        store::connections::update(conn, &row)?;
-                    }
-                    Ok(())
+                    store::connections::mark_failed(conn, &id, &used, &reason, true, now())
                 })
                 .await?;
             return Err(reauth_required());

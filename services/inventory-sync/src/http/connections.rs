@@ -12,10 +12,9 @@ use agora_shared::{
     AppError, AppResult,
     db::now,
     http::{Caller, Page, PageParams, ValidJson},
-    sealed::Sealer,
 };
 
-use super::{MANAGE, created};
+use super::{MANAGE, created, load_connection};
 use crate::{
     InventoryState,
     amazon::{AccessToken, AmazonError},
@@ -44,15 +43,6 @@ fn duplicate() -> AppError {
         .with_code("inventory.duplicate_connection")
 }
 
-pub(super) fn sealer(state: &InventoryState) -> AppResult<&Sealer> {
-    state.sealer.as_ref().ok_or_else(|| {
-        AppError::Unavailable(
-            "connections need inventory_sync.key_encryption_key, which is not set".into(),
-        )
-        .with_code("inventory.sealing_unconfigured")
-    })
-}
-
 /// What LWA said of a refresh token, as an answer to the caller.
 fn refused(error: AmazonError) -> AppError {
     match error {
@@ -74,7 +64,7 @@ async fn check(
     id: &str,
     refresh_token: &str,
 ) -> AppResult<(String, String, AccessToken)> {
-    let sealer = sealer(state)?;
+    let sealer = state.sealer()?;
     let token = state.amazon.refresh(refresh_token).await.map_err(refused)?;
     Ok((
         sealer.seal(refresh_token.as_bytes(), id),
@@ -166,7 +156,7 @@ pub async fn connect(
             let given = &given[..3];
             only(given, &["secret_key"])?;
             let secret_key = new.secret_key.clone().unwrap_or_default();
-            let sealer = sealer(&state)?;
+            let sealer = state.sealer()?;
             let account = state
                 .stripe
                 .account(&secret_key)
@@ -256,10 +246,7 @@ pub async fn get(
     let id = id.into_inner();
     let row = state
         .db
-        .read(move |conn| {
-            store::connections::get(conn, &caller.tenant_id, &id)?
-                .ok_or_else(|| AppError::not_found("connection"))
-        })
+        .read(move |conn| load_connection(conn, &caller.tenant_id, &id))
         .await?;
     Ok(HttpResponse::Ok().json(Connection::from(&row)))
 }
@@ -282,10 +269,7 @@ pub async fn reauthorize(
     let lookup = id.clone();
     let current = state
         .db
-        .read(move |conn| {
-            store::connections::get(conn, &tenant, &lookup)?
-                .ok_or_else(|| AppError::not_found("connection"))
-        })
+        .read(move |conn| load_connection(conn, &tenant, &lookup))
         .await?;
     let new = body.0;
     let not_for = |field: &str| {
@@ -323,7 +307,7 @@ pub async fn reauthorize(
                     "give a secret_key, a webhook_secret or both",
                 ));
             }
-            let sealer = sealer(&state)?;
+            let sealer = state.sealer()?;
             if let Some(key) = &new.secret_key {
                 let account = state.stripe.account(key).await.map_err(refused_key)?;
                 if account.id != current.account {
@@ -348,8 +332,7 @@ pub async fn reauthorize(
     let row = state
         .db
         .write(move |conn| {
-            let mut row = store::connections::get(conn, &caller.tenant_id, &id)?
-                .ok_or_else(|| AppError::not_found("connection"))?;
+            let mut row = load_connection(conn, &caller.tenant_id, &id)?;
             let at = now();
             if let Some(sealed) = credentials {
                 row.credentials = sealed;
@@ -389,15 +372,13 @@ pub async fn disconnect(
     let (tenant, lookup) = (caller.tenant_id.clone(), id.clone());
     let row = state
         .db
-        .read(move |conn| {
-            store::connections::get(conn, &tenant, &lookup)?
-                .ok_or_else(|| AppError::not_found("connection"))
-        })
+        .read(move |conn| load_connection(conn, &tenant, &lookup))
         .await?;
     if row.provider == Provider::Gmail {
         // The seller's grant ends at Google before we forget it (a grant already refused
         // needs no revoking).
-        let refresh_token = sealer(&state)?
+        let refresh_token = state
+            .sealer()?
             .open_text(&row.credentials, &row.id)
             .unwrap_or_default();
         let revoked = if refresh_token.is_empty() {
@@ -485,8 +466,7 @@ pub async fn runs(
     let page = state
         .db
         .read(move |conn| {
-            let connection = store::connections::get(conn, &caller.tenant_id, &id)?
-                .ok_or_else(|| AppError::not_found("connection"))?;
+            let connection = load_connection(conn, &caller.tenant_id, &id)?;
             let rows = store::connections::runs(conn, &connection.id, before.as_deref(), limit)?;
             Ok(Page::from_rows(rows, limit, |r| r.id.clone()))
         })
@@ -527,8 +507,7 @@ pub async fn events(
     let rows = state
         .db
         .read(move |conn| {
-            let connection = store::connections::get(conn, &caller.tenant_id, &id)?
-                .ok_or_else(|| AppError::not_found("connection"))?;
+            let connection = load_connection(conn, &caller.tenant_id, &id)?;
             store::stripe_events::list(conn, &connection.id, 100)
         })
         .await?;

@@ -20,7 +20,7 @@ use agora_shared::{
     http::{Caller, ValidJson},
 };
 
-use super::{MANAGE, created};
+use super::{MANAGE, created, load_connection};
 use crate::{
     InventoryState,
     domain::{ConnectionStatus, Provider},
@@ -82,7 +82,7 @@ pub async fn authorize(
     caller: Caller,
 ) -> AppResult<HttpResponse> {
     caller.require_permission(MANAGE)?;
-    let sealer = super::connections::sealer(&state)?;
+    let sealer = state.sealer()?;
     let consent = state.google.consent().map_err(google_refused)?;
     let at = now();
     let expires_at = at + chrono::Duration::seconds(state.config.google.consent_ttl_secs as i64);
@@ -119,7 +119,7 @@ pub async fn callback(
     body: ValidJson<Callback>,
 ) -> AppResult<HttpResponse> {
     caller.require_permission(MANAGE)?;
-    let sealer = super::connections::sealer(&state)?.clone();
+    let sealer = state.sealer()?.clone();
     let state_hash = hash(&body.0.state);
     let taken = {
         let (state_hash, tenant, user) = (
@@ -226,10 +226,7 @@ pub async fn scan(
     let id = id.into_inner();
     let connection = state
         .db
-        .read(move |conn| {
-            store::connections::get(conn, &caller.tenant_id, &id)?
-                .ok_or_else(|| AppError::not_found("connection"))
-        })
+        .read(move |conn| load_connection(conn, &caller.tenant_id, &id))
         .await?;
     let state: Arc<InventoryState> = state.into_inner();
     let report = mail::scan(&state, &connection).await?;

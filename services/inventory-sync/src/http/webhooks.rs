@@ -100,9 +100,7 @@ pub async fn stripe_event(
         )
         .with_code("inventory.no_webhook_secret"));
     };
-    let sealer = state.sealer.as_ref().ok_or_else(|| {
-        AppError::Unavailable("inventory_sync.key_encryption_key is not set".into())
-    })?;
+    let sealer = state.sealer()?;
     let secret = sealer
         .open(sealed, &connection.id)
         .map_err(|e| anyhow::anyhow!("the connection's webhook secret does not open: {e}"))?;
