@@ -4,7 +4,7 @@
 use std::{
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU32, AtomicUsize, Ordering},
+        atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -44,9 +44,10 @@ pub struct RedisConfig {
     /// PEM file of the CA that signs the server's certificate (`rediss://`), when it is not
     /// in the system's store.
     pub ca_file: Option<std::path::PathBuf>,
-    /// Connections per process, each multiplexed: the commands of concurrent requests share
-    /// one connection and travel pipelined (fewer system calls on both sides than a command
-    /// per pooled connection); requests are spread over the connections in turn.
+    /// Connections per process for tasks on its multi-threaded runtime, each multiplexed: the
+    /// commands of concurrent tasks share one connection and travel pipelined (fewer system
+    /// calls on both sides than a command per pooled connection), spread over the connections
+    /// in turn. Each HTTP worker thread keeps one more of its own.
     pub pool_size: usize,
     /// Longest wait for one Redis round trip before the failure policy applies.
     pub timeout_ms: u64,
@@ -124,11 +125,38 @@ struct Slot {
     remade: Mutex<Instant>,
 }
 
+impl Slot {
+    fn new(client: &redis::Client, settings: &ConnectionManagerConfig) -> anyhow::Result<Self> {
+        Ok(Slot {
+            conn: Mutex::new(connection(client, settings)?),
+            failing: AtomicU32::new(0),
+            remade: Mutex::new(Instant::now()),
+        })
+    }
+}
+
+/// Numbers each [`Redis::connect`], so a thread's own connections are told apart per handle.
+static HANDLES: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The connections of this thread's single-threaded runtime (an HTTP worker's), one per
+    /// handle: `(handle, runtime, slot)`. A command sent on one of them, its answer read and the
+    /// request that waits for it woken all happen on this thread; on a connection driven by
+    /// another runtime each of those is a wake-up of another thread (two context switches a
+    /// command more, measured on the authenticated edge).
+    static LOCAL_SLOTS: std::cell::RefCell<Vec<(u64, tokio::runtime::Id, Arc<Slot>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A connected Redis: its connections and the settings that go with them.
 #[derive(Clone)]
 pub struct Redis {
-    /// Multiplexed connections, made on first use and remade after failures.
+    /// Multiplexed connections, made on first use and remade after failures, for tasks on
+    /// multi-threaded runtimes; a thread running a single-threaded runtime (each HTTP worker)
+    /// has one of its own ([`LOCAL_SLOTS`]).
     slots: Arc<[Slot]>,
+    /// Which handle this is (clones share it), for [`LOCAL_SLOTS`].
+    id: u64,
     settings: ConnectionManagerConfig,
     next: Arc<AtomicUsize>,
     /// For pub/sub, which needs a connection of its own.
@@ -180,16 +208,11 @@ impl Redis {
             // A reconnection is tried again on the next command, not waited for by this one.
             .set_number_of_retries(1);
         let slots = (0..config.pool_size)
-            .map(|_| {
-                Ok(Slot {
-                    conn: Mutex::new(connection(&client, &settings)?),
-                    failing: AtomicU32::new(0),
-                    remade: Mutex::new(Instant::now()),
-                })
-            })
+            .map(|_| Slot::new(&client, &settings))
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Some(Self {
             slots: slots.into(),
+            id: HANDLES.fetch_add(1, Ordering::Relaxed),
             settings,
             next: Arc::default(),
             client,
@@ -261,19 +284,49 @@ impl Redis {
         }
     }
 
-    /// Runs `f` on one of the connections (in turn, passing over failing ones while another
-    /// is not) within the timeout.
+    /// This thread's own connection when it runs a single-threaded runtime (made on first
+    /// use, so its driver runs on that runtime), else `None`.
+    fn local_slot(&self) -> Option<Arc<Slot>> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread {
+            return None;
+        }
+        let runtime = runtime.id();
+        LOCAL_SLOTS.with_borrow_mut(|slots| {
+            if let Some((.., slot)) = slots
+                .iter()
+                .find(|(handle, rt, _)| *handle == self.id && *rt == runtime)
+            {
+                return Some(slot.clone());
+            }
+            // Another runtime's connections on this thread belong to one that ran here
+            // before (a test's): its driver is gone with it.
+            slots.retain(|(_, rt, _)| *rt == runtime);
+            let slot = Arc::new(Slot::new(&self.client, &self.settings).ok()?);
+            slots.push((self.id, runtime, slot.clone()));
+            Some(slot)
+        })
+    }
+
+    /// Runs `f` on this thread's own connection (see [`LOCAL_SLOTS`]) or one of the shared
+    /// ones (in turn, passing over failing ones while another is not) within the timeout.
     pub async fn run<T, F, Fut>(&self, f: F) -> Result<T, String>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        let n = self.slots.len();
-        let turn = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        let slot = (0..n)
-            .map(|i| &self.slots[(turn + i) % n])
-            .find(|s| s.failing.load(Ordering::Relaxed) == 0)
-            .unwrap_or(&self.slots[turn]);
+        let local = self.local_slot();
+        let slot = match &local {
+            Some(slot) => slot,
+            None => {
+                let n = self.slots.len();
+                let turn = self.next.fetch_add(1, Ordering::Relaxed) % n;
+                (0..n)
+                    .map(|i| &self.slots[(turn + i) % n])
+                    .find(|s| s.failing.load(Ordering::Relaxed) == 0)
+                    .unwrap_or(&self.slots[turn])
+            }
+        };
         let conn = slot.conn.lock().unwrap_or_else(|p| p.into_inner()).clone();
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         match tokio::time::timeout(self.timeout, f(conn)).await {

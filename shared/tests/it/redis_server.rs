@@ -155,6 +155,36 @@ async fn ping(redis: &Redis) -> Result<String, String> {
         .await
 }
 
+/// An HTTP worker's thread (a single-threaded runtime) drives a connection of its own, and
+/// the round trips it makes are counted like any other. A runtime that ran on the same thread
+/// before took that connection's driver with it when it ended, so the next one gets a new
+/// connection instead of the dead one.
+#[test]
+fn each_single_threaded_runtime_on_a_thread_gets_a_live_connection_of_its_own() {
+    let outer = tokio::runtime::Runtime::new().unwrap();
+    let Some(redis) = outer.block_on(async { agora_shared::testing::redis() }) else {
+        return;
+    };
+    for round in 0..3 {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let before = redis.round_trips();
+        for _ in 0..2 {
+            assert_eq!(
+                runtime.block_on(ping(&redis)).as_deref(),
+                Ok("PONG"),
+                "runtime {round}"
+            );
+        }
+        assert_eq!(redis.round_trips() - before, 2);
+        drop(runtime);
+    }
+    // The handle's shared connections still serve a multi-threaded runtime's tasks.
+    assert_eq!(outer.block_on(ping(&redis)).as_deref(), Ok("PONG"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rediss_verifies_the_server_against_the_configured_ca() {
     if !installed(&["redis-server", "openssl"]) {
