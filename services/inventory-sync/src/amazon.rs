@@ -3,6 +3,7 @@
 //! HTTP with the endpoints from configuration. Errors say what the caller should do: reconnect
 //! (`invalid_grant`), wait and retry (429, 5xx), or give up.
 
+use crate::answer::ReadError;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -289,19 +290,12 @@ fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
 }
 
 async fn read(resp: reqwest::Response) -> Result<Vec<u8>, AmazonError> {
-    use futures::StreamExt;
-    let mut body = Vec::new();
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(transport)?;
-        if body.len() + chunk.len() > MAX_BODY {
-            return Err(AmazonError::Failed(
-                "the answer is larger than 8 MiB".into(),
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+    crate::answer::read_capped(resp, MAX_BODY)
+        .await
+        .map_err(|e| match e {
+            ReadError::BrokeOff(e) => transport(e),
+            ReadError::TooLarge => AmazonError::Failed("the answer is larger than 8 MiB".into()),
+        })
 }
 
 /// The first message of an SP-API `{"errors": [{code, message}]}` body.

@@ -3,6 +3,7 @@
 //! profile, a message search, a message). The token client follows no redirect: codes,
 //! verifiers and refresh tokens go to Google's token endpoint and nowhere else.
 
+use crate::answer::ReadError;
 use std::time::Duration;
 
 use base64::Engine;
@@ -470,19 +471,12 @@ fn strip_tags(html: &str) -> String {
 }
 
 async fn read(resp: reqwest::Response) -> Result<Vec<u8>, GoogleError> {
-    use futures::StreamExt;
-    let mut body = Vec::new();
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| GoogleError::Unavailable("the answer broke off".into()))?;
-        if body.len() + chunk.len() > MAX_BODY {
-            return Err(GoogleError::Failed(
-                "the answer is larger than 8 MiB".into(),
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+    crate::answer::read_capped(resp, MAX_BODY)
+        .await
+        .map_err(|e| match e {
+            ReadError::BrokeOff(_) => GoogleError::Unavailable("the answer broke off".into()),
+            ReadError::TooLarge => GoogleError::Failed("the answer is larger than 8 MiB".into()),
+        })
 }
 
 /// The address of a `From` header (`Name <a@b>` or `a@b`), lower-cased.

@@ -18,6 +18,7 @@ use agora_shared::{
 };
 
 pub mod amazon;
+pub mod answer;
 pub mod config;
 pub mod domain;
 pub mod events;

@@ -5,6 +5,7 @@
 //! under the endpoint's signing secret, compared in constant time against every `v1`, and
 //! refused when `t` is older than the tolerance.
 
+use crate::answer::ReadError;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -355,17 +356,12 @@ fn error_of(body: &[u8]) -> ErrorDetail {
 }
 
 async fn read(resp: reqwest::Response) -> Result<Vec<u8>, String> {
-    use futures::StreamExt;
-    let mut body = Vec::new();
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| "the answer broke off".to_owned())?;
-        if body.len() + chunk.len() > MAX_BODY {
-            return Err("the answer is larger than 1 MiB".into());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+    crate::answer::read_capped(resp, MAX_BODY)
+        .await
+        .map_err(|e| match e {
+            ReadError::BrokeOff(_) => "the answer broke off".to_owned(),
+            ReadError::TooLarge => "the answer is larger than 1 MiB".to_owned(),
+        })
 }
 
 /// Why a webhook's signature was refused.
