@@ -212,18 +212,21 @@ async fn run_services(
         agora::check_distributed(&config)?;
     }
     let ctx = context(config, common, migrate)?;
+    // Listen before anything starts: a SIGTERM that arrives while the services start, or just
+    // after, stops them (a listener made later would never see it, and the process would run on).
+    let signals = StopSignals::listen()?;
+    let stop = CancellationToken::new();
+    let signalled = stop.clone();
+    tokio::spawn(async move {
+        signals.recv().await;
+        tracing::info!("shutting down");
+        signalled.cancel();
+    });
     let running = agora::start(ctx, specs).await?;
     println!(
         "agora is running ({} mode); Ctrl-C stops it",
         if embedded { "embedded" } else { "distributed" }
     );
-    let stop = CancellationToken::new();
-    let signalled = stop.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down");
-        signalled.cancel();
-    });
     agora_shared::service::supervise(running, stop).await
 }
 
@@ -244,22 +247,40 @@ async fn health(url: &str, timeout: std::time::Duration) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGINT and SIGTERM, listened for from the moment this is made.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return drop(ctrl_c.await),
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listen = |kind: SignalKind| {
+                signal(kind).map_err(|e| anyhow::anyhow!("cannot listen for signals: {e}"))
             };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            Ok(Self {
+                interrupt: listen(SignalKind::interrupt())?,
+                terminate: listen(SignalKind::terminate())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+
+    async fn recv(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 async fn admin(

@@ -172,6 +172,8 @@ pub async fn start(
     })
     .workers(workers)
     .shutdown_timeout(10)
+    // Signals are the supervisor's (agora_shared::service::supervise stops the gateway first).
+    .disable_signals()
     .tcp_nodelay(true)
     .listen(listener)?
     .run();

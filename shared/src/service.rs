@@ -279,6 +279,9 @@ pub async fn start<S: Send + Sync + 'static>(
     })
     .workers(http_workers)
     .shutdown_timeout(10)
+    // The process's supervisor owns the signals and stops the services in order; actix's own
+    // handlers would stop every HTTP server at once on SIGTERM and leave the rest running.
+    .disable_signals()
     // HTTP/2 writes a response's frames one by one: without TCP_NODELAY, Nagle would hold
     // the last of them until the peer's delayed ACK (tens of milliseconds).
     .tcp_nodelay(true)

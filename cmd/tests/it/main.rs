@@ -21,6 +21,46 @@ fn agora() -> Command {
     cmd
 }
 
+/// A started `agora`, killed if the test ends without stopping it: an orphan would keep
+/// running and hold the test run's output open.
+struct Running(std::process::Child);
+
+impl Running {
+    fn spawn(cmd: &mut Command) -> Self {
+        Self(cmd.spawn().expect("agora starts"))
+    }
+
+    /// Stops it as an orchestrator does (SIGTERM) and returns how it exited; a process still
+    /// running after 15 s fails the test.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "did not stop within 15 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Runs `cmd` to completion and returns (exit code, stderr lines).
 fn fails(cmd: &mut Command) -> (i32, Vec<String>) {
     let out = cmd.output().expect("runs");
@@ -144,24 +184,13 @@ fn bad_values_name_their_key() {
 #[test]
 fn embedded_platform_starts_serves_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = agora()
-        .current_dir(dir.path())
-        .env("AGORA_AUTH__HTTP_ADDR", "127.0.0.1:0")
-        .env("AGORA_AUTH__GRPC_ADDR", "127.0.0.1:0")
-        .env("AGORA_TICKETS__HTTP_ADDR", "127.0.0.1:0")
-        .env("AGORA_TICKETS__GRPC_ADDR", "127.0.0.1:0")
-        .env("AGORA_ANALYTICS__HTTP_ADDR", "127.0.0.1:0")
-        .env("AGORA_ANALYTICS__GRPC_ADDR", "127.0.0.1:0")
-        .env("AGORA_INVENTORY_SYNC__HTTP_ADDR", "127.0.0.1:0")
-        .env("AGORA_INVENTORY_SYNC__GRPC_ADDR", "127.0.0.1:0")
-        .env("AGORA_GATEWAY__HTTP_ADDR", "127.0.0.1:0")
-        .env("AGORA_BOOTSTRAP_ADMIN_EMAIL", "boss@example.test")
-        .env("AGORA_BOOTSTRAP_ADMIN_PASSWORD", "B00tstrap-pass!")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut child = Running::spawn(
+        embedded(dir.path())
+            .env("AGORA_BOOTSTRAP_ADMIN_EMAIL", "boss@example.test")
+            .env("AGORA_BOOTSTRAP_ADMIN_PASSWORD", "B00tstrap-pass!")
+            .env("RUST_LOG", "warn"),
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     let mut base = None;
     let mut gateway = None;
     let mut printed = Vec::new();
@@ -199,7 +228,7 @@ fn embedded_platform_starts_serves_and_stops_on_sigterm() {
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let client = reqwest::Client::new();
+        let client = test_client();
         let ready = client
             .get(format!("{base}/health/ready"))
             .send()
@@ -269,23 +298,43 @@ fn embedded_platform_starts_serves_and_stops_on_sigterm() {
         assert_eq!(writes().await, settled, "an idle platform wrote to a store");
     });
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "graceful shutdown exits 0, got {status}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "did not stop within 15 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
+    let status = child.stop();
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+}
+
+/// An HTTP client that gives up instead of hanging the test run.
+fn test_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// The embedded platform on free ports, in `dir`, its stdout piped.
+fn embedded(dir: &std::path::Path) -> Command {
+    let mut cmd = agora();
+    cmd.current_dir(dir).stdout(Stdio::piped());
+    for service in ["AUTH", "TICKETS", "ANALYTICS", "INVENTORY_SYNC"] {
+        cmd.env(format!("AGORA_{service}__HTTP_ADDR"), "127.0.0.1:0")
+            .env(format!("AGORA_{service}__GRPC_ADDR"), "127.0.0.1:0");
     }
+    cmd.env("AGORA_GATEWAY__HTTP_ADDR", "127.0.0.1:0");
+    cmd
+}
+
+#[test]
+fn a_sigterm_while_the_platform_starts_stops_it_cleanly() {
+    // An orchestrator may stop a pod as soon as it starts. The signal lands after the first
+    // service is up and before the platform says it runs: every service still stops, and the
+    // process exits 0 instead of running on with half its servers stopped.
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Running::spawn(embedded(dir.path()).env("RUST_LOG", "warn"));
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    // Logs share stdout; the first service's address is printed once it serves.
+    let started = lines.find(|line| line.as_ref().is_ok_and(|l| l.starts_with("auth ")));
+    assert!(started.is_some(), "auth's address printed");
+    let status = child.stop();
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
 }
 
 #[test]
@@ -322,27 +371,16 @@ fn traces_are_exported_over_otlp_when_configured() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let mut child = agora()
-        .current_dir(dir.path())
-        .env("AGORA_AUTH__HTTP_ADDR", "127.0.0.1:0")
-        .env("AGORA_AUTH__GRPC_ADDR", "127.0.0.1:0")
-        .env("AGORA_TICKETS__HTTP_ADDR", "127.0.0.1:0")
-        .env("AGORA_TICKETS__GRPC_ADDR", "127.0.0.1:0")
-        .env("AGORA_ANALYTICS__HTTP_ADDR", "127.0.0.1:0")
-        .env("AGORA_ANALYTICS__GRPC_ADDR", "127.0.0.1:0")
-        .env("AGORA_INVENTORY_SYNC__HTTP_ADDR", "127.0.0.1:0")
-        .env("AGORA_INVENTORY_SYNC__GRPC_ADDR", "127.0.0.1:0")
-        .env("AGORA_GATEWAY__HTTP_ADDR", "127.0.0.1:0")
-        .env(
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            format!("http://127.0.0.1:{port}"),
-        )
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Running::spawn(
+        embedded(dir.path())
+            .env(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("http://127.0.0.1:{port}"),
+            )
+            .env("RUST_LOG", "info"),
+    );
     let mut base = None;
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+    for line in BufReader::new(child.0.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
         if let Some(rest) = line.strip_prefix("auth ") {
             base = rest.split_whitespace().next().map(str::to_owned);
@@ -354,7 +392,7 @@ fn traces_are_exported_over_otlp_when_configured() {
     let base = base.expect("auth address printed");
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     rt.block_on(async {
-        let resp = reqwest::Client::new()
+        let resp = test_client()
             .get(format!("{base}/health/live"))
             .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
             .send()
@@ -362,11 +400,9 @@ fn traces_are_exported_over_otlp_when_configured() {
             .unwrap();
         assert_eq!(resp.status(), 200);
     });
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    // At once: a SIGTERM that comes right after start stops the process all the same.
+    let status = child.stop();
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
 
     let mut spans = Vec::new();
     let mut service_names = Vec::new();
