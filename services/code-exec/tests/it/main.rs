@@ -1,0 +1,534 @@
+//! The sandbox against programs written to escape it or to cost the most: each case asserts
+//! Judge0's status for the run and what the host looks like afterwards.
+
+#![allow(unsafe_code)] // std::env::set_var, once, before any run
+
+use std::{sync::OnceLock, time::Duration};
+
+use agora_code_exec::{
+    sandbox::{Command, Config, LimitHit, Limits, OpenBox, Outcome, Sandbox, Termination},
+    status::{Status, classify},
+};
+
+/// The one sandbox of this test process (it needs root; the CI machine runs as root).
+fn sandbox() -> Option<&'static Sandbox> {
+    static SANDBOX: OnceLock<Option<Sandbox>> = OnceLock::new();
+    SANDBOX
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().expect("tempdir").keep();
+            match Sandbox::new(Config::new(dir.join("work"))) {
+                Ok(sandbox) => Some(sandbox),
+                Err(err) if std::env::var_os("AGORA_TEST_REQUIRE_INFRA").is_none() => {
+                    eprintln!("SKIPPED: the sandbox cannot run here: {err:#}");
+                    None
+                }
+                Err(err) => panic!("the sandbox cannot run here: {err:#}"),
+            }
+        })
+        .as_ref()
+}
+
+const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+fn env() -> Vec<(String, String)> {
+    vec![
+        ("PATH".into(), PATH.into()),
+        ("HOME".into(), "/box".into()),
+        ("LANG".into(), "C.UTF-8".into()),
+    ]
+}
+
+fn command(argv: &[&str], stdin: &str, limits: Limits) -> Command {
+    Command {
+        argv: argv.iter().map(|a| a.to_string()).collect(),
+        env: env(),
+        stdin: stdin.as_bytes().to_vec(),
+        limits,
+    }
+}
+
+fn python(source: &str, stdin: &str) -> Option<Outcome> {
+    let sandbox = sandbox()?;
+    let mut b = sandbox
+        .open(&[("main.py", source.as_bytes())])
+        .expect("box");
+    Some(
+        b.run(&command(
+            &["/usr/bin/python3", "main.py"],
+            stdin,
+            Limits::default(),
+        ))
+        .expect("runs"),
+    )
+}
+
+fn compile_limits() -> Limits {
+    Limits {
+        cpu_time: Duration::from_secs(20),
+        wall_time: Duration::from_secs(40),
+        memory_bytes: 512 << 20,
+        max_file_bytes: 64 << 20,
+        ..Limits::default()
+    }
+}
+
+/// Compiles `source` with gcc inside the box, as the service does, and returns the box.
+fn compiled_c(source: &str) -> Option<OpenBox<'static>> {
+    let sandbox = sandbox()?;
+    let mut b = sandbox.open(&[("main.c", source.as_bytes())]).expect("box");
+    let out = b
+        .run(&command(
+            &["/usr/bin/gcc", "-O1", "-o", "main", "main.c"],
+            "",
+            compile_limits(),
+        ))
+        .expect("compiles");
+    assert_eq!(
+        out.termination,
+        Termination::Exited(0),
+        "gcc: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(b)
+}
+
+fn c(source: &str, limits: Limits) -> Option<Outcome> {
+    let mut b = compiled_c(source)?;
+    Some(b.run(&command(&["/box/main"], "", limits)).expect("runs"))
+}
+
+fn status(outcome: &Outcome) -> u8 {
+    classify(outcome, None).0.id()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Processes on the host owned by the sandbox's uids (none once runs are over).
+fn sandbox_processes() -> Vec<String> {
+    let mut found = vec![];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        let uid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|u| u.parse::<u32>().ok());
+        if uid.is_some_and(|u| (61_000..61_000 + 64).contains(&u)) {
+            found.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    found
+}
+
+#[test]
+fn a_python_program_reads_stdin_and_is_judged_on_its_output() {
+    let Some(out) = python("name = input()\nprint(f'hello, {name}')\n", "world\n") else {
+        return;
+    };
+    assert_eq!(
+        out.termination,
+        Termination::Exited(0),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(text(&out.stdout), "hello, world\n");
+    assert_eq!(classify(&out, Some(b"hello, world")).0, Status::Accepted);
+    assert_eq!(classify(&out, Some(b"hello, you")).0, Status::WrongAnswer);
+    assert!(out.memory_bytes > 0 && out.wall_time < Duration::from_secs(10));
+}
+
+#[test]
+fn a_c_program_compiles_and_runs_inside_the_sandbox() {
+    let Some(out) = c(
+        "#include <stdio.h>\nint main(void){int a,b; if(scanf(\"%d %d\",&a,&b)!=2) return 2; printf(\"%d\\n\",a+b); return 0;}",
+        Limits::default(),
+    ) else {
+        return;
+    };
+    // No stdin given: scanf fails, the program says so with its exit code.
+    assert_eq!(out.termination, Termination::Exited(2));
+    assert_eq!(status(&out), Status::RuntimeNzec.id());
+}
+
+#[test]
+fn a_compile_error_carries_the_compilers_message() {
+    let Some(sandbox) = sandbox() else { return };
+    let mut b = sandbox
+        .open(&[("main.c", b"int main(void) { return missing; }".as_slice())])
+        .unwrap();
+    let out = b
+        .run(&command(
+            &["/usr/bin/gcc", "-o", "main", "main.c"],
+            "",
+            compile_limits(),
+        ))
+        .unwrap();
+    assert_eq!(out.termination, Termination::Exited(1));
+    assert!(
+        text(&out.stderr).contains("missing") && text(&out.stderr).contains("undeclared"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn an_infinite_loop_is_a_time_limit_exceeded() {
+    let limits = Limits {
+        cpu_time: Duration::from_secs(1),
+        cpu_extra_time: Duration::from_millis(500),
+        ..Limits::default()
+    };
+    let Some(out) = c(
+        "int main(void){ volatile unsigned long i = 0; for(;;) i++; }",
+        limits,
+    ) else {
+        return;
+    };
+    assert_eq!(status(&out), Status::TimeLimitExceeded.id(), "{out:?}");
+    assert!(out.cpu_time >= Duration::from_secs(1), "{out:?}");
+    assert!(out.wall_time < Duration::from_secs(5), "{out:?}");
+}
+
+#[test]
+fn sleeping_past_the_wall_clock_is_stopped() {
+    let limits = Limits {
+        wall_time: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let Some(sandbox) = sandbox() else { return };
+    let mut b = sandbox.open(&[]).unwrap();
+    let out = b.run(&command(&["/bin/sleep", "30"], "", limits)).unwrap();
+    assert_eq!(out.limit, Some(LimitHit::WallTime));
+    assert_eq!(status(&out), Status::TimeLimitExceeded.id());
+    assert!(out.wall_time < Duration::from_secs(3), "{out:?}");
+}
+
+#[test]
+fn a_fork_bomb_stops_at_the_process_limit_and_leaves_nothing_behind() {
+    let Some(sandbox) = sandbox() else { return };
+    let source = "#include <unistd.h>\n#include <stdio.h>\nint main(void){ int made = 0; for (int i = 0; i < 1000; i++) { pid_t p = fork(); if (p == 0) { for(;;) pause(); } if (p > 0) made++; } printf(\"%d\\n\", made); return 0; }";
+    let mut b = sandbox.open(&[("bomb.c", source.as_bytes())]).unwrap();
+    let built = b
+        .run(&command(
+            &["/usr/bin/gcc", "-o", "forkbomb", "bomb.c"],
+            "",
+            compile_limits(),
+        ))
+        .unwrap();
+    assert_eq!(built.termination, Termination::Exited(0), "{built:?}");
+    let limits = Limits {
+        max_processes: 30,
+        ..Limits::default()
+    };
+    let out = b.run(&command(&["/box/forkbomb"], "", limits)).unwrap();
+    // The bomb could not make more than its limit (the program itself is one of them).
+    let made: u32 = text(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("count printed: {out:?}"));
+    assert!(made < 30, "made {made} processes");
+    assert_eq!(status(&out), Status::Accepted.id());
+    // Its paused children were killed with it; the host still starts processes.
+    let left: Vec<String> = sandbox_processes()
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "forkbomb")
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(
+        std::process::Command::new("true")
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+#[test]
+fn a_1_gb_allocation_hits_the_memory_limit_not_the_host() {
+    let Some(out) = c(
+        "#include <stdlib.h>\n#include <stdio.h>\nint main(void){ size_t n = 1UL << 30; volatile char *p = malloc(n); if (!p) return 3; for (size_t i = 0; i < n; i += 4096) p[i] = (char)i; printf(\"%d\\n\", p[n / 2]); return 0; }",
+        Limits::default(),
+    ) else {
+        return;
+    };
+    assert_ne!(out.termination, Termination::Exited(0), "{out:?}");
+    assert_eq!(out.limit, Some(LimitHit::Memory), "{out:?}");
+    assert_eq!(status(&out), Status::RuntimeOther.id());
+    assert!(out.memory_bytes <= (128 << 20) + (4 << 20), "{out:?}");
+}
+
+#[test]
+fn writing_past_the_file_size_limit_is_sigxfsz() {
+    let Some(out) = c(
+        "#include <stdio.h>\nint main(void){ FILE *f = fopen(\"big\", \"w\"); char b[4096] = {0}; for (int i = 0; i < 1024; i++) fwrite(b, 1, sizeof b, f); fclose(f); return 0; }",
+        Limits::default(),
+    ) else {
+        return;
+    };
+    assert_eq!(out.termination, Termination::Signaled(libc::SIGXFSZ));
+    assert_eq!(status(&out), Status::RuntimeSigxfsz.id());
+}
+
+#[test]
+fn signals_and_exit_codes_map_to_judge0_statuses() {
+    let cases = [
+        (
+            "int main(void){ volatile int *p = 0; return *p; }",
+            Status::RuntimeSigsegv,
+        ),
+        (
+            "int main(void){ volatile int a = 7, z = 0; return a / z; }",
+            Status::RuntimeSigfpe,
+        ),
+        (
+            "#include <stdlib.h>\nint main(void){ abort(); }",
+            Status::RuntimeSigabrt,
+        ),
+        ("int main(void){ return 3; }", Status::RuntimeNzec),
+        ("int main(void){ return 0; }", Status::Accepted),
+    ];
+    for (source, expected) in cases {
+        let Some(out) = c(source, Limits::default()) else {
+            return;
+        };
+        assert_eq!(classify(&out, None).0, expected, "{source}: {out:?}");
+    }
+}
+
+#[test]
+fn there_is_no_network_not_even_to_the_hosts_database() {
+    let Some(out) = python(
+        r#"
+import socket
+for host, port in [("127.0.0.1", 5432), ("1.1.1.1", 53), ("10.0.0.1", 80)]:
+    try:
+        socket.create_connection((host, port), timeout=2)
+        print(host, "connected")
+    except OSError as e:
+        print(host, "refused", e.errno)
+try:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect("/var/run/postgresql/.s.PGSQL.5432")
+    print("unix connected")
+except OSError as e:
+    print("unix refused", e.errno)
+"#,
+        "",
+    ) else {
+        return;
+    };
+    let stdout = text(&out.stdout);
+    assert!(
+        !stdout.contains("connected"),
+        "{stdout}{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        stdout.matches("refused").count(),
+        4,
+        "{stdout}{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn nothing_of_the_host_is_visible_inside() {
+    // SAFETY: set before any sandboxed process is cloned from this one; read by no other test.
+    unsafe { std::env::set_var("AGORA_TEST_SECRET", "s3cr3t-host-value") };
+    let Some(out) = python(
+        r#"
+import os
+seen = []
+for path in ["/proc/1/environ", "/proc/self/environ", "/etc/shadow", "/etc/passwd", "/root", "/var/lib/postgresql", "/home", "/sys"]:
+    try:
+        if os.path.isdir(path):
+            seen.append((path, "dir", sorted(os.listdir(path))))
+        else:
+            seen.append((path, "file", open(path, "rb").read()))
+    except OSError as e:
+        seen.append((path, "error", e.errno))
+print(seen)
+print(sorted(os.environ))
+print(os.getuid(), os.getgid(), os.getgroups())
+print(sorted(p for p in os.listdir("/proc") if p.isdigit()))
+"#,
+        "",
+    ) else {
+        return;
+    };
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.termination,
+        Termination::Exited(0),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!stdout.contains("s3cr3t"), "{stdout}");
+    for path in [
+        "/proc/1/environ",
+        "/etc/shadow",
+        "/etc/passwd",
+        "/root",
+        "/var/lib/postgresql",
+        "/home",
+        "/sys",
+    ] {
+        assert!(
+            stdout.contains(&format!("('{path}', 'error', 2)")),
+            "{path} is visible: {stdout}"
+        );
+    }
+    // The environment is exactly the one given; the program is an unprivileged uid of its own.
+    assert!(
+        stdout.contains("['HOME', 'LANG', 'LC_CTYPE', 'PATH']")
+            || stdout.contains("['HOME', 'LANG', 'PATH']"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("\n0 0"), "{stdout}");
+    // Only its own process is visible.
+    assert!(stdout.trim_end().ends_with("['2']"), "{stdout}");
+}
+
+#[test]
+fn symlinks_planted_in_the_box_change_nothing_on_the_host() {
+    let Some(sandbox) = sandbox() else { return };
+    let host = tempfile::tempdir().unwrap();
+    let canary = host.path().join("canary");
+    std::fs::write(&canary, "untouched").unwrap();
+    let planted = format!(
+        r#"
+import os
+for name in ["main.py", "stdout", "stderr", "stdin", "main", "main.c", "run", "box"]:
+    try:
+        os.unlink(name)
+    except OSError:
+        pass
+    os.symlink("{canary}", name)
+os.symlink("/etc/passwd", "passwd")
+print(sorted(os.listdir(".")))
+try:
+    open("main", "w").write("through the link")
+    print("followed")
+except OSError as e:
+    print("not followed", e.errno)
+"#,
+        canary = canary.display()
+    );
+    let mut b = sandbox.open(&[("main.py", planted.as_bytes())]).unwrap();
+    let out = b
+        .run(&command(
+            &["/usr/bin/python3", "main.py"],
+            "",
+            Limits::default(),
+        ))
+        .unwrap();
+    assert!(
+        text(&out.stdout).contains("not followed 40"),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    // A second run in the same box (as a program runs after its compiler) and the box's
+    // removal follow nothing the first one planted.
+    let again = b
+        .run(&command(&["/bin/ls", "-la", "/box"], "", Limits::default()))
+        .unwrap();
+    assert_eq!(
+        again.termination,
+        Termination::Exited(0),
+        "{}",
+        text(&again.stderr)
+    );
+    assert!(
+        text(&again.stdout).contains("main ->"),
+        "{}",
+        text(&again.stdout)
+    );
+    drop(b);
+    assert_eq!(std::fs::read_to_string(&canary).unwrap(), "untouched");
+    assert!(std::fs::symlink_metadata("/etc/passwd").unwrap().is_file());
+}
+
+#[test]
+fn a_java_program_runs_under_the_default_limits() {
+    let Some(sandbox) = sandbox() else { return };
+    if !std::path::Path::new("/usr/bin/javac").exists() {
+        assert!(
+            std::env::var_os("AGORA_TEST_REQUIRE_INFRA").is_none(),
+            "javac is not installed"
+        );
+        eprintln!("SKIPPED: no javac on this host");
+        return;
+    }
+    let source = "public class Main { public static void main(String[] a) { System.out.println(java.util.stream.IntStream.rangeClosed(1, 10).sum()); } }";
+    let mut b = sandbox.open(&[("Main.java", source.as_bytes())]).unwrap();
+    let mut java_env = env();
+    java_env.push((
+        "JAVA_TOOL_OPTIONS".into(),
+        "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss8m -Xmx96m".into(),
+    ));
+    let mut compile = command(&["/usr/bin/javac", "Main.java"], "", compile_limits());
+    compile.env = java_env.clone();
+    compile.env.retain(|(k, _)| k != "JAVA_TOOL_OPTIONS");
+    let out = b.run(&compile).unwrap();
+    assert_eq!(
+        out.termination,
+        Termination::Exited(0),
+        "{}",
+        text(&out.stderr)
+    );
+    let mut run = command(&["/usr/bin/java", "Main"], "", Limits::default());
+    run.env = java_env;
+    let out = b.run(&run).unwrap();
+    assert_eq!(
+        classify(&out, Some(b"55")).0,
+        Status::Accepted,
+        "{out:?} {}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn the_layers_in_force_are_reported() {
+    let Some(sandbox) = sandbox() else { return };
+    let layers = sandbox.layers();
+    assert!(layers.namespaces);
+    assert!(layers.seccomp);
+    assert!(layers.cgroup.is_some(), "{layers:?}");
+}
+
+#[test]
+fn endless_output_is_cut_at_the_cap_and_stops_the_run() {
+    let Some(out) = python("while True:\n    print('x' * 1000)\n", "") else {
+        return;
+    };
+    assert_eq!(out.limit, Some(LimitHit::Output), "{:?}", out.termination);
+    assert_eq!(out.stdout.len(), Limits::default().max_output_bytes);
+    assert_eq!(
+        classify(&out, None),
+        (Status::RuntimeOther, Some("Output limit exceeded"))
+    );
+}
+
+#[test]
+fn closing_its_output_does_not_take_a_program_off_the_clock() {
+    let limits = Limits {
+        wall_time: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let Some(out) = c(
+        "#include <unistd.h>\nint main(void){ close(1); close(2); for(;;) pause(); }",
+        limits,
+    ) else {
+        return;
+    };
+    assert_eq!(out.limit, Some(LimitHit::WallTime), "{out:?}");
+    assert_eq!(status(&out), Status::TimeLimitExceeded.id());
+    assert!(out.wall_time < Duration::from_secs(3), "{out:?}");
+}
