@@ -98,6 +98,7 @@ pub fn classify(outcome: &Outcome, expected: Option<&[u8]>) -> (Status, Option<&
             _ => (Status::Accepted, None),
         },
         Termination::Exited(_) => (Status::RuntimeNzec, None),
+        Termination::NotExecutable => (Status::ExecFormatError, None),
     }
 }
 

@@ -138,6 +138,8 @@ pub struct Command {
     /// The whole environment (nothing is inherited).
     pub env: Vec<(String, String)>,
     pub stdin: Vec<u8>,
+    /// Standard error goes to the same pipe as standard output, interleaved as written.
+    pub merge_stderr: bool,
     pub limits: Limits,
 }
 
@@ -146,6 +148,8 @@ pub struct Command {
 pub enum Termination {
     Exited(i32),
     Signaled(i32),
+    /// The file to run is not an executable the kernel accepts (ENOEXEC).
+    NotExecutable,
 }
 
 /// Which limit stopped the run, if one did.
@@ -181,12 +185,19 @@ impl std::fmt::Display for SetupError {
 
 impl std::error::Error for SetupError {}
 
+/// Free slots and the callers waiting for one, in arrival order.
+struct Slots {
+    free: Vec<usize>,
+    waiting: std::collections::VecDeque<u64>,
+    next_ticket: u64,
+}
+
 pub struct Sandbox {
     config: Config,
     layers: Layers,
     cgroups: Option<cgroup::Hierarchy>,
     seccomp: Vec<Vec<seccompiler::sock_filter>>,
-    free: Mutex<Vec<usize>>,
+    slots: Mutex<Slots>,
     freed: Condvar,
 }
 
@@ -241,7 +252,11 @@ impl Sandbox {
             );
         }
         let sandbox = Self {
-            free: Mutex::new((0..config.slots).rev().collect()),
+            slots: Mutex::new(Slots {
+                free: (0..config.slots).rev().collect(),
+                waiting: std::collections::VecDeque::new(),
+                next_ticket: 0,
+            }),
             freed: Condvar::new(),
             config,
             layers,
@@ -252,6 +267,7 @@ impl Sandbox {
             argv: vec!["/bin/true".into()],
             env: vec![],
             stdin: vec![],
+            merge_stderr: false,
             limits: Limits::default(),
         })?;
         anyhow::ensure!(
@@ -284,13 +300,23 @@ impl Sandbox {
                 "file name {name:?} is not a plain name"
             );
         }
+        // First come, first served: a caller that has just freed a slot does not take it
+        // back ahead of those already waiting.
         let slot = {
-            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            let ticket = slots.next_ticket;
+            slots.next_ticket += 1;
+            slots.waiting.push_back(ticket);
             loop {
-                if let Some(slot) = free.pop() {
+                if slots.waiting.front() == Some(&ticket)
+                    && let Some(slot) = slots.free.pop()
+                {
+                    slots.waiting.pop_front();
+                    // The next in line may find a slot free too.
+                    self.freed.notify_all();
                     break slot;
                 }
-                free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+                slots = self.freed.wait(slots).unwrap_or_else(|e| e.into_inner());
             }
         };
         let dir = self.config.work_dir.join(format!("slot-{slot}"));
@@ -361,9 +387,9 @@ impl Drop for OpenBox<'_> {
             );
             return;
         }
-        let mut free = self.sandbox.free.lock().unwrap_or_else(|e| e.into_inner());
-        free.push(self.slot);
-        self.sandbox.freed.notify_one();
+        let mut slots = self.sandbox.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.free.push(self.slot);
+        self.sandbox.freed.notify_all();
     }
 }
 
@@ -432,7 +458,11 @@ impl OpenBox<'_> {
             fds: child::Fds {
                 stdin: stdin_r.as_raw_fd(),
                 stdout: stdout_w.as_raw_fd(),
-                stderr: stderr_w.as_raw_fd(),
+                stderr: if command.merge_stderr {
+                    stdout_w.as_raw_fd()
+                } else {
+                    stderr_w.as_raw_fd()
+                },
                 error: error_w.as_raw_fd(),
                 status: status_w.as_raw_fd(),
                 parent: [
@@ -493,6 +523,19 @@ impl OpenBox<'_> {
                 .get(stage as usize)
                 .copied()
                 .unwrap_or("set up");
+            if stage == "exec the program" && errno == libc::ENOEXEC {
+                // The program's own doing (a file that is not an executable): Judge0's
+                // "Exec Format Error".
+                return Ok(Outcome {
+                    termination: Termination::NotExecutable,
+                    limit: None,
+                    cpu_time: Duration::ZERO,
+                    wall_time,
+                    memory_bytes: 0,
+                    stdout: vec![],
+                    stderr: vec![],
+                });
+            }
             if stage == "exec the program" && errno == libc::ENOENT {
                 return Err(SetupError(format!(
                     "{} does not exist in the sandbox",
@@ -587,6 +630,11 @@ fn watch(
     // SAFETY: rusage is plain data; all zeroes is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let mut running = true;
+    // Readable once the init has exited: the loop wakes at once instead of at its next tick.
+    // SAFETY: pidfd_open on our own unreaped child; the descriptor is owned below.
+    let exited = unsafe { libc::syscall(libc::SYS_pidfd_open, init, 0) } as c_int;
+    // SAFETY: a descriptor just returned to us (or none).
+    let exited = (exited >= 0).then(|| unsafe { OwnedFd::from_raw_fd(exited) });
     while running || open[0] || open[1] {
         if running {
             let mut status: c_int = 0;
@@ -605,11 +653,18 @@ fn watch(
                 revents: 0,
             })
             .collect();
+        if running && let Some(exited) = &exited {
+            fds.push(libc::pollfd {
+                fd: exited.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
         // SAFETY: `fds` is a valid array of pollfd for its length (none: a plain 20 ms wait).
         let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as _, 20) };
         if ready > 0 {
             for pfd in &fds {
-                if pfd.revents == 0 {
+                if pfd.revents == 0 || exited.as_ref().is_some_and(|e| e.as_raw_fd() == pfd.fd) {
                     continue;
                 }
                 let i = streams

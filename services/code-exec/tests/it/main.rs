@@ -3,6 +3,8 @@
 
 #![allow(unsafe_code)] // std::env::set_var, once, before any run
 
+mod judge;
+
 use std::{sync::OnceLock, time::Duration};
 
 use agora_code_exec::{
@@ -11,7 +13,7 @@ use agora_code_exec::{
 };
 
 /// The one sandbox of this test process (it needs root; the CI machine runs as root).
-fn sandbox() -> Option<&'static Sandbox> {
+pub(crate) fn sandbox() -> Option<&'static Sandbox> {
     static SANDBOX: OnceLock<Option<Sandbox>> = OnceLock::new();
     SANDBOX
         .get_or_init(|| {
@@ -43,6 +45,7 @@ fn command(argv: &[&str], stdin: &str, limits: Limits) -> Command {
         argv: argv.iter().map(|a| a.to_string()).collect(),
         env: env(),
         stdin: stdin.as_bytes().to_vec(),
+        merge_stderr: false,
         limits,
     }
 }
@@ -62,7 +65,7 @@ fn python(source: &str, stdin: &str) -> Option<Outcome> {
     )
 }
 
-fn compile_limits() -> Limits {
+pub(crate) fn compile_limits() -> Limits {
     Limits {
         cpu_time: Duration::from_secs(20),
         wall_time: Duration::from_secs(40),
