@@ -25,6 +25,7 @@ pub const SERVICES: &[fn() -> ServiceSpec] = &[
     agora_tickets::spec,
     agora_analytics::spec,
     agora_inventory_sync::spec,
+    agora_code_exec::spec,
     agora_gateway::spec,
 ];
 

@@ -235,6 +235,18 @@ impl Default for GatewayConfig {
             max_body_bytes: Some(8 * 1024 * 1024),
             ..Default::default()
         };
+        // Submissions carry source, input and expected output (256 KiB each, base64), up to
+        // 20 in a batch; `?wait=true` answers once the program has run. Running code is one
+        // product's feature: while code-exec is down the gateway stays ready for the rest.
+        let code_exec = UpstreamConfig {
+            url: "http://127.0.0.1:8085".into(),
+            prefixes: vec!["/api/v1/code-exec".into()],
+            required: false,
+            http2: true,
+            timeout_secs: 60,
+            max_body_bytes: Some(8 * 1024 * 1024),
+            ..Default::default()
+        };
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], crate::PORT)),
             http_workers: 2,
@@ -243,6 +255,7 @@ impl Default for GatewayConfig {
                 ("tickets".to_owned(), tickets),
                 ("analytics".to_owned(), analytics),
                 ("inventory_sync".to_owned(), inventory_sync),
+                ("code_exec".to_owned(), code_exec),
             ]),
             public_paths: [
                 "/api/v1/auth/register",

@@ -5,7 +5,9 @@
 # merged /openapi.json: no 5xx, only documented status codes, responses that match their
 # schemas. Then, on the same platform, checks that inventory-sync's Stripe webhook endpoint
 # accepts and refuses exactly the signatures the official `stripe` library (also from PyPI)
-# accepts and refuses (scripts/ci/stripe_signatures.py). Exits non-zero on any failure.
+# accepts and refuses (scripts/ci/stripe_signatures.py), and that Judge0's own Python client
+# (`judge0` from PyPI) runs programs through code-exec (scripts/ci/judge0_client.py; the
+# sandbox needs root, as CI has). Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -13,6 +15,7 @@ BIN="${1:-${CARGO_TARGET_DIR:-target}/debug/agora}"
 VENV="${AGORA_FUZZ_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/agora-schemathesis}"
 SCHEMATHESIS_VERSION="${SCHEMATHESIS_VERSION:-4.32.5}"
 STRIPE_VERSION="${STRIPE_VERSION:-16.1.0}"
+JUDGE0_VERSION="${JUDGE0_VERSION:-0.0.8}"
 EXAMPLES="${AGORA_FUZZ_EXAMPLES:-25}"
 log() { echo "contract-fuzz: $*" >&2; }
 
@@ -24,6 +27,11 @@ fi
 if ! "$VENV/bin/python" -c "import stripe, sys; sys.exit(stripe.VERSION != '$STRIPE_VERSION')" 2>/dev/null; then
   log "installing stripe $STRIPE_VERSION into $VENV"
   "$VENV/bin/pip" install --quiet "stripe==$STRIPE_VERSION"
+fi
+
+if ! "$VENV/bin/pip" show judge0 2>/dev/null | grep -q "^Version: $JUDGE0_VERSION$"; then
+  log "installing judge0 $JUDGE0_VERSION into $VENV"
+  "$VENV/bin/pip" install --quiet "judge0==$JUDGE0_VERSION"
 fi
 
 work="$(mktemp -d)"
@@ -57,6 +65,9 @@ redirect_url = "http://localhost:3000/gmail/callback"
 token_url = "http://127.0.0.1:$STRIPE_PORT/token"
 revoke_url = "http://127.0.0.1:$STRIPE_PORT/revoke"
 gmail_url = "http://127.0.0.1:$STRIPE_PORT"
+[code_exec]
+http_addr = "127.0.0.1:0"
+grpc_addr = "127.0.0.1:0"
 [gateway]
 http_addr = "127.0.0.1:$GATEWAY_PORT"
 # The fuzzer sends thousands of requests a minute from one caller.
@@ -99,6 +110,11 @@ status=0
   --no-color || status=$?
 log "Stripe webhook signatures against the official stripe library"
 GATEWAY="$B" STRIPE_PORT="$STRIPE_PORT" "$VENV/bin/python" scripts/ci/stripe_signatures.py || status=1
+log "Judge0's Python client through the gateway"
+# A tenant of its own: the fuzzer's submissions may still fill its tenant's queue.
+J_ACCESS="$(curl -fsS -X POST "$B/api/v1/auth/register" -H 'content-type: application/json' \
+  -d '{"email":"judge0@example.test","password":"Judge0-passw0rd!","name":"Judge0","tenant_name":"Judge0"}' | json '["access_token"]')"
+GATEWAY="$B" API_KEY="$J_ACCESS" "$VENV/bin/python" scripts/ci/judge0_client.py || status=1
 if grep -q 'panicked' "$work/agora.log"; then
   log "the platform panicked:"; grep -A5 panicked "$work/agora.log" >&2; status=1
 fi

@@ -15,7 +15,14 @@ use serde_json::{Value, json};
 
 use agora_shared::testing::{TestDb, skip_or_fail};
 
-const SERVICES: [&str; 5] = ["auth", "tickets", "analytics", "inventory-sync", "gateway"];
+const SERVICES: [&str; 6] = [
+    "auth",
+    "tickets",
+    "analytics",
+    "inventory-sync",
+    "code-exec",
+    "gateway",
+];
 const PASSWORD: &str = "Sup3r-secret!";
 const PEER_SECRET: &str = "e2e-peer-secret-0123456789abcdefghij";
 
@@ -55,7 +62,7 @@ fn config(
     redis: &str,
     kafka: &str,
 ) -> (std::path::PathBuf, Vec<u16>) {
-    let ports: Vec<u16> = (0..9)
+    let ports: Vec<u16> = (0..11)
         .map(|_| agora_shared::testing::unclaimed_port())
         .collect();
     let nanos = std::time::SystemTime::now()
@@ -94,6 +101,12 @@ http_addr = "127.0.0.1:{i}"
 grpc_addr = "127.0.0.1:{ig}"
 database_url = "{inventory_db}"
 
+[code_exec]
+http_addr = "127.0.0.1:{c}"
+grpc_addr = "127.0.0.1:{cg}"
+database_url = "{code_exec_db}"
+work_dir = "{work_dir}"
+
 [gateway]
 http_addr = "127.0.0.1:{g}"
 
@@ -115,6 +128,10 @@ prefixes = ["/api/v1/analytics", "/api/v1/dashboard"]
 [gateway.services.inventory_sync]
 url = "http://127.0.0.1:{i}"
 prefixes = ["/api/v1/inventory"]
+
+[gateway.services.code_exec]
+url = "http://127.0.0.1:{c}"
+prefixes = ["/api/v1/code-exec"]
 
 [kafka]
 brokers = "{kafka}"
@@ -138,6 +155,10 @@ key_prefix = "{prefix}"
         tickets_db = stores[1].url,
         analytics_db = stores[2].url,
         inventory_db = stores[3].url,
+        c = ports[9],
+        cg = ports[10],
+        code_exec_db = stores[4].url,
+        work_dir = dir.join("code-exec").display(),
         kek = crate::KEK,
     );
     let path = dir.join("agora.toml");
@@ -183,6 +204,7 @@ async fn the_platform_runs_as_one_process_per_service() {
         TestDb::postgres().unwrap(),
         TestDb::postgres().unwrap(),
         TestDb::postgres().unwrap(),
+        TestDb::postgres().unwrap(),
     ];
     let dir = tempfile::tempdir().unwrap();
     let (path, ports) = config(dir.path(), &stores, &redis, &kafka);
@@ -220,6 +242,7 @@ async fn the_platform_runs_as_one_process_per_service() {
         tickets.clone(),
         analytics.clone(),
         inventory.clone(),
+        port(9),
     ];
     for url in services.map(|b| format!("{b}/health/ready")) {
         ready(&client, &mut processes, &url, Duration::from_secs(60)).await;
@@ -249,6 +272,20 @@ async fn the_platform_runs_as_one_process_per_service() {
     assert_eq!(resp.status(), 201);
     let session: Value = resp.json().await.unwrap();
     let token = session["access_token"].as_str().unwrap().to_owned();
+    // A program runs in code-exec's sandbox, its own process, through the gateway.
+    let resp = call(
+        Method::POST,
+        "/api/v1/code-exec/submissions?wait=true",
+        &token,
+    )
+    .json(&json!({"source_code": "print(6 * 7)", "language_id": 71}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 201);
+    let run: Value = resp.json().await.unwrap();
+    assert_eq!(run["status"]["id"], 3, "{run}");
+    assert_eq!(run["stdout"], "42\n");
     for title in ["Splice cabinet 4", "Replace ONT"] {
         let ticket = json!({"title": title, "category": "REPAIR", "priority": "HIGH"});
         let resp = call(Method::POST, "/api/v1/tickets", &token)

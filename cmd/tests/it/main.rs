@@ -79,7 +79,7 @@ fn an_unknown_service_is_refused_naming_the_known_ones() {
         assert_eq!(
             stderr,
             vec![
-                "error: unknown service `nosuch`; the services are: auth, tickets, analytics, inventory-sync, gateway"
+                "error: unknown service `nosuch`; the services are: auth, tickets, analytics, inventory-sync, code-exec, gateway"
             ],
             "{command}"
         );
@@ -314,7 +314,13 @@ fn test_client() -> reqwest::Client {
 fn embedded(dir: &std::path::Path) -> Command {
     let mut cmd = agora();
     cmd.current_dir(dir).stdout(Stdio::piped());
-    for service in ["AUTH", "TICKETS", "ANALYTICS", "INVENTORY_SYNC"] {
+    for service in [
+        "AUTH",
+        "TICKETS",
+        "ANALYTICS",
+        "INVENTORY_SYNC",
+        "CODE_EXEC",
+    ] {
         cmd.env(format!("AGORA_{service}__HTTP_ADDR"), "127.0.0.1:0")
             .env(format!("AGORA_{service}__GRPC_ADDR"), "127.0.0.1:0");
     }
@@ -446,12 +452,12 @@ fn tokio_stream_listener(
 fn migrate_and_admin_commands() {
     use agora_shared::testing::TestDb;
     let sqlite = || TestDb::sqlite();
-    let mut stores = vec![(sqlite(), sqlite(), sqlite(), sqlite())];
+    let mut stores = vec![(sqlite(), sqlite(), sqlite(), sqlite(), sqlite())];
     if let Some(auth) = TestDb::postgres() {
         let postgres = || TestDb::postgres().expect("postgres");
-        stores.push((auth, postgres(), postgres(), postgres()));
+        stores.push((auth, postgres(), postgres(), postgres(), postgres()));
     }
-    for (db, tickets_db, analytics_db, inventory_db) in stores {
+    for (db, tickets_db, analytics_db, inventory_db, code_exec_db) in stores {
         let run = |args: &[&str]| {
             let out = agora()
                 .args(args)
@@ -460,6 +466,7 @@ fn migrate_and_admin_commands() {
                 .env("AGORA_TICKETS__DATABASE_URL", &tickets_db.url)
                 .env("AGORA_ANALYTICS__DATABASE_URL", &analytics_db.url)
                 .env("AGORA_INVENTORY_SYNC__DATABASE_URL", &inventory_db.url)
+                .env("AGORA_CODE_EXEC__DATABASE_URL", &code_exec_db.url)
                 .env("AGORA_NEW_USER_PASSWORD", "Adm1n-password!")
                 .output()
                 .unwrap();
@@ -478,7 +485,7 @@ fn migrate_and_admin_commands() {
             (
                 true,
                 format!(
-                    "auth: 0 migration(s) applied\ntickets: {} migration(s) applied\nanalytics: 3 migration(s) applied\ninventory-sync: 5 migration(s) applied\n",
+                    "auth: 0 migration(s) applied\ntickets: {} migration(s) applied\nanalytics: 3 migration(s) applied\ninventory-sync: 5 migration(s) applied\ncode-exec: 2 migration(s) applied\n",
                     // SQLite's tickets store has its own text index.
                     if db.backend == "sqlite" { 4 } else { 3 }
                 )

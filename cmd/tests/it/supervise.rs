@@ -10,8 +10,9 @@ use agora_shared::config::{CommonConfig, ConfigSource, Mode};
 async fn platform(dir: &std::path::Path) -> Vec<agora_shared::service::RunningService> {
     let mut toml = format!("data_dir = \"{}\"\n", dir.display());
     for name in agora::known() {
+        let section = agora_shared::service::config_section(name);
         toml.push_str(&format!(
-            "[{name}]\nhttp_addr = \"127.0.0.1:0\"\ngrpc_addr = \"127.0.0.1:0\"\n"
+            "[{section}]\nhttp_addr = \"127.0.0.1:0\"\ngrpc_addr = \"127.0.0.1:0\"\n"
         ));
     }
     let config = ConfigSource::from_toml(&toml);
@@ -30,7 +31,14 @@ async fn a_failed_task_stops_every_service_and_names_the_cause() {
     let addresses: Vec<_> = running.iter().map(|s| (s.name, s.http_addr)).collect();
     assert_eq!(
         addresses.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
-        ["auth", "tickets", "analytics", "inventory-sync", "gateway"],
+        [
+            "auth",
+            "tickets",
+            "analytics",
+            "inventory-sync",
+            "code-exec",
+            "gateway"
+        ],
         "started in the table's order"
     );
     let tickets = running.iter_mut().find(|s| s.name == "tickets").unwrap();

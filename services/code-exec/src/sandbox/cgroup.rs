@@ -19,8 +19,15 @@ pub enum Hierarchy {
         memory: PathBuf,
         pids: PathBuf,
         cpuacct: PathBuf,
+        /// The CPU bandwidth controller, where mounted.
+        cpu: Option<PathBuf>,
     },
 }
+
+/// A run gets at most one CPU's worth of time (per 100 ms period), however many threads it
+/// starts: the other slots' runs keep theirs.
+const CPU_PERIOD_US: u64 = 100_000;
+const CPU_QUOTA_US: u64 = 100_000;
 
 const BASE: &str = "agora-code-exec";
 
@@ -30,6 +37,7 @@ impl Hierarchy {
     pub fn detect() -> Option<Self> {
         let mounts = fs::read_to_string("/proc/self/mounts").ok()?;
         let mut v1 = (None, None, None);
+        let mut cpu = None;
         for line in mounts.lines() {
             let fields: Vec<&str> = line.split_whitespace().collect();
             let [_, dir, kind, options, ..] = fields[..] else {
@@ -45,6 +53,7 @@ impl Hierarchy {
                         "memory" => v1.0 = Some(dir.clone()),
                         "pids" => v1.1 = Some(dir.clone()),
                         "cpuacct" => v1.2 = Some(dir.clone()),
+                        "cpu" => cpu = Some(dir.clone()),
                         _ => {}
                     }
                 }
@@ -57,10 +66,14 @@ impl Hierarchy {
         for dir in [&memory, &pids, &cpuacct] {
             make_dir(dir).ok()?;
         }
+        let cpu = cpu
+            .map(|dir| dir.join(BASE))
+            .filter(|dir| make_dir(dir).is_ok());
         Some(Self::V1 {
             memory,
             pids,
             cpuacct,
+            cpu,
         })
     }
 
@@ -102,14 +115,20 @@ impl Hierarchy {
                 // No swap: a program over its memory limit is stopped, not paged out.
                 let _ = write(&dir.join("memory.swap.max"), "0");
                 write(&dir.join("pids.max"), &max_processes.to_string())?;
+                write(
+                    &dir.join("cpu.max"),
+                    &format!("{CPU_QUOTA_US} {CPU_PERIOD_US}"),
+                )?;
                 Ok(run)
             }
             Self::V1 {
                 memory,
                 pids,
                 cpuacct,
+                cpu,
             } => {
-                let dirs = vec![memory.join(name), pids.join(name), cpuacct.join(name)];
+                let mut dirs = vec![memory.join(name), pids.join(name), cpuacct.join(name)];
+                dirs.extend(cpu.as_ref().map(|cpu| cpu.join(name)));
                 for dir in &dirs {
                     make_dir(dir)?;
                 }
@@ -125,6 +144,10 @@ impl Hierarchy {
                     write(&memsw, &memory_bytes.to_string())?;
                 }
                 write(&run.dirs[1].join("pids.max"), &max_processes.to_string())?;
+                if let Some(cpu) = run.dirs.get(3) {
+                    write(&cpu.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
+                    write(&cpu.join("cpu.cfs_quota_us"), &CPU_QUOTA_US.to_string())?;
+                }
                 Ok(run)
             }
         }

@@ -47,8 +47,7 @@ pub struct Landlock {
     pub rules: Vec<Rule>,
 }
 
-/// Pipes between the supervisor and the sandbox: `child` ends are used inside, `parent`
-/// ends are closed inside.
+/// The pipes' ends used inside the sandbox.
 pub struct Fds {
     pub stdin: c_int,
     pub stdout: c_int,
@@ -57,10 +56,12 @@ pub struct Fds {
     pub error: c_int,
     /// The program's wait status, written by the init.
     pub status: c_int,
-    pub parent: [c_int; 5],
 }
 
 pub struct Plan {
+    /// Descriptors the init keeps (sorted): the pipes and the cgroup files. Everything else
+    /// the supervisor had open (its sockets, its stores, other runs' pipes) is closed first.
+    pub keep: Vec<c_int>,
     pub root: CString,
     pub ops: Vec<Op>,
     pub cgroup_procs: Vec<c_int>,
@@ -130,13 +131,32 @@ unsafe fn init_inner(plan: &Plan) -> c_int {
         // through /proc by anything in the sandbox.
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
-        for &fd in &plan.fds.parent {
-            libc::close(fd);
+        // Nothing of the supervisor's stays: its descriptors (above 2; the program's own 0-2
+        // are replaced by the pipes), its signal handlers and ignored signals, its mask.
+        let mut from: u32 = 3;
+        for &fd in &plan.keep {
+            let fd = fd as u32;
+            if fd > from {
+                libc::syscall(libc::SYS_close_range, from, fd - 1, 0u32);
+            }
+            from = from.max(fd + 1);
         }
+        libc::syscall(libc::SYS_close_range, from, u32::MAX, 0u32);
+        for signal in 1..=64 {
+            if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+                libc::signal(signal, libc::SIG_DFL);
+            }
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
         for &fd in &plan.cgroup_procs {
             check!(plan, 0, libc::write(fd, b"0".as_ptr() as *const c_void, 1));
             libc::close(fd);
         }
+        // A cgroup namespace rooted at the run's own cgroup: its path says nothing of the
+        // service or of other runs.
+        check!(plan, 0, libc::unshare(libc::CLONE_NEWCGROUP));
         let none = std::ptr::null::<c_char>();
         check!(
             plan,

@@ -54,34 +54,56 @@ const DENIED: &[i64] = &[
     libc::SYS_vhangup,
 ];
 
-/// Socket families refused: no network at all (the network namespace has only a loopback
-/// that is down) and no netlink or raw packets.
-const DENIED_FAMILIES: &[i32] = &[
-    libc::AF_INET,
-    libc::AF_INET6,
-    libc::AF_NETLINK,
-    libc::AF_PACKET,
+/// Socket buffer sizes a program may not raise: socket buffers are kernel memory no memory
+/// cgroup charges to the run, so big ones would let it take the host's memory.
+const DENIED_SOCKET_OPTIONS: &[i32] = &[
+    libc::SO_SNDBUF,
+    libc::SO_RCVBUF,
+    libc::SO_SNDBUFFORCE,
+    libc::SO_RCVBUFFORCE,
 ];
 
 /// The filters, applied in order. The kernel runs every filter on each call and the
-/// strictest answer wins: the first refuses with EPERM, the second answers ENOSYS to clone3.
+/// strictest answer wins: on x86-64 the first kills x32 calls; then the deny list refuses with
+/// EPERM; the last answers ENOSYS to clone3.
 pub fn seccomp() -> anyhow::Result<Vec<Vec<seccompiler::sock_filter>>> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
         DENIED.iter().map(|&call| (call, vec![])).collect();
-    let family = |f: i32| -> anyhow::Result<SeccompRule> {
-        Ok(SeccompRule::new(vec![SeccompCondition::new(
+    // Sockets of one family only, AF_UNIX (between the run's own processes): no network of
+    // any kind (the network namespace separates neither vsock nor some others), no netlink,
+    // no raw packets.
+    let not_unix = || -> anyhow::Result<Vec<SeccompRule>> {
+        Ok(vec![SeccompRule::new(vec![SeccompCondition::new(
             0,
             SeccompCmpArgLen::Dword,
-            SeccompCmpOp::Eq,
-            f as u64,
-        )?])?)
+            SeccompCmpOp::Ne,
+            libc::AF_UNIX as u64,
+        )?])?])
     };
-    let families = DENIED_FAMILIES
-        .iter()
-        .map(|&f| family(f))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    rules.insert(libc::SYS_socket, families.clone());
-    rules.insert(libc::SYS_socketpair, families);
+    rules.insert(libc::SYS_socket, not_unix()?);
+    rules.insert(libc::SYS_socketpair, not_unix()?);
+    rules.insert(
+        libc::SYS_setsockopt,
+        DENIED_SOCKET_OPTIONS
+            .iter()
+            .map(|&option| -> anyhow::Result<SeccompRule> {
+                Ok(SeccompRule::new(vec![
+                    SeccompCondition::new(
+                        1,
+                        SeccompCmpArgLen::Dword,
+                        SeccompCmpOp::Eq,
+                        libc::SOL_SOCKET as u64,
+                    )?,
+                    SeccompCondition::new(
+                        2,
+                        SeccompCmpArgLen::Dword,
+                        SeccompCmpOp::Eq,
+                        option as u64,
+                    )?,
+                ])?)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?,
+    );
     // New user namespaces through clone; clone3 passes its flags in memory a filter cannot
     // read, so it answers ENOSYS and the C library falls back to clone.
     rules.insert(
@@ -110,7 +132,28 @@ pub fn seccomp() -> anyhow::Result<Vec<Vec<seccompiler::sock_filter>>> {
         arch,
     )?
     .try_into()?;
-    Ok(vec![filter, clone3])
+    let mut filters = vec![filter, clone3];
+    if cfg!(target_arch = "x86_64") {
+        filters.insert(0, no_x32());
+    }
+    Ok(filters)
+}
+
+/// Kills a process making an x32 system call (numbers with bit 30 set): the deny list is by
+/// x86-64 number, and a kernel booted with x32 enabled would otherwise let every denied call
+/// through under its x32 number.
+fn no_x32() -> Vec<seccompiler::sock_filter> {
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    let op = |code: u16, jt: u8, jf: u8, k: u32| seccompiler::sock_filter { code, jt, jf, k };
+    vec![
+        // seccomp_data.nr is at offset 0.
+        op(LD_W_ABS, 0, 0, 0),
+        op(JGE_K, 0, 1, 0x4000_0000),
+        op(RET_K, 0, 0, libc::SECCOMP_RET_KILL_PROCESS),
+        op(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ]
 }
 
 /// The Landlock ABI version of the running kernel, if it has Landlock.

@@ -442,10 +442,24 @@ impl OpenBox<'_> {
             .map_err(|e| setup("cannot prepare the run", &e))?;
         let argv = pointers(&plan_data.argv);
         let envp = pointers(&plan_data.envp);
+        let cgroup_procs: Vec<c_int> = procs.iter().map(AsRawFd::as_raw_fd).collect();
+        let mut keep: Vec<c_int> = [
+            stdin_r.as_raw_fd(),
+            stdout_w.as_raw_fd(),
+            stderr_w.as_raw_fd(),
+            error_w.as_raw_fd(),
+            status_w.as_raw_fd(),
+        ]
+        .into_iter()
+        .chain(cgroup_procs.iter().copied())
+        .collect();
+        keep.sort_unstable();
+        keep.dedup();
         let plan = child::Plan {
+            keep,
             root: plan_data.root,
             ops: plan_data.ops,
-            cgroup_procs: procs.iter().map(AsRawFd::as_raw_fd).collect(),
+            cgroup_procs,
             hostname: c"box".to_owned(),
             workdir: c"/box".to_owned(),
             uid: self.sandbox.uid(self.slot),
@@ -465,22 +479,15 @@ impl OpenBox<'_> {
                 },
                 error: error_w.as_raw_fd(),
                 status: status_w.as_raw_fd(),
-                parent: [
-                    stdin_w.as_raw_fd(),
-                    stdout_r.as_raw_fd(),
-                    stderr_r.as_raw_fd(),
-                    error_r.as_raw_fd(),
-                    status_r.as_raw_fd(),
-                ],
             },
         };
         let mut stack = vec![0u8; 256 << 10];
+        // The cgroup namespace comes later, from the init, once it is in the run's cgroup.
         let flags = libc::CLONE_NEWNS
             | libc::CLONE_NEWPID
             | libc::CLONE_NEWNET
             | libc::CLONE_NEWIPC
-            | libc::CLONE_NEWUTS
-            | libc::CLONE_NEWCGROUP;
+            | libc::CLONE_NEWUTS;
         let started = Instant::now();
         // SAFETY: the child runs `child::init` on its own copy of memory and only makes raw
         // system calls (see `child`); `plan` and `stack` outlive it (it is reaped below).
@@ -500,15 +507,24 @@ impl OpenBox<'_> {
                 &io::Error::last_os_error(),
             ));
         }
+        // From here on the init is killed and reaped whatever happens, a panic included.
+        let mut guard = InitGuard {
+            pid: init,
+            reaped: false,
+        };
         drop((stdin_r, stdout_w, stderr_w, error_w, status_w, procs));
 
         let input = command.stdin.clone();
-        let feeder = std::thread::spawn(move || {
-            let mut stdin = fs::File::from(stdin_w);
-            // The program may exit without reading: a broken pipe is its choice.
-            let _ = stdin.write_all(&input);
-        });
+        let feeder = std::thread::Builder::new()
+            .name("code-exec-stdin".into())
+            .spawn(move || {
+                let mut stdin = fs::File::from(stdin_w);
+                // The program may exit without reading: a broken pipe is its choice.
+                let _ = stdin.write_all(&input);
+            })
+            .map_err(|e| setup("cannot start the input feeder", &e))?;
         let watched = watch(init, [stdout_r, stderr_r], started, limits, cgroup);
+        guard.reaped = true;
         let usage = watched.usage;
         let wall_time = started.elapsed();
         let _ = feeder.join();
@@ -523,9 +539,19 @@ impl OpenBox<'_> {
                 .get(stage as usize)
                 .copied()
                 .unwrap_or("set up");
-            if stage == "exec the program" && errno == libc::ENOEXEC {
-                // The program's own doing (a file that is not an executable): Judge0's
-                // "Exec Format Error".
+            if stage == "exec the program"
+                && [
+                    libc::ENOEXEC,
+                    libc::ENOENT,
+                    libc::ELOOP,
+                    libc::EACCES,
+                    libc::ENOTDIR,
+                ]
+                .contains(&errno)
+            {
+                // The program's own doing (a file that is not an executable, or none where a
+                // compiler was told not to write one): Judge0's "Exec Format Error", never an
+                // internal error a submitter could cause at will.
                 return Ok(Outcome {
                     termination: Termination::NotExecutable,
                     limit: None,
@@ -535,12 +561,6 @@ impl OpenBox<'_> {
                     stdout: vec![],
                     stderr: vec![],
                 });
-            }
-            if stage == "exec the program" && errno == libc::ENOENT {
-                return Err(SetupError(format!(
-                    "{} does not exist in the sandbox",
-                    command.argv[0]
-                )));
             }
             return Err(SetupError(format!(
                 "cannot {stage}: {}",
@@ -593,6 +613,25 @@ impl OpenBox<'_> {
 
 static RUN_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// Kills and reaps a run's init unless the watch reaped it (an early return or a panic must
+/// not leave a program running unsupervised).
+struct InitGuard {
+    pid: libc::pid_t,
+    reaped: bool,
+}
+
+impl Drop for InitGuard {
+    fn drop(&mut self) {
+        if !self.reaped {
+            // SAFETY: our own unreaped child: kill(2) and waitpid(2) on it.
+            unsafe {
+                libc::kill(self.pid, libc::SIGKILL);
+                libc::waitpid(self.pid, std::ptr::null_mut(), 0);
+            }
+        }
+    }
+}
+
 struct Watched {
     stdout: Vec<u8>,
     stderr: Vec<u8>,
@@ -630,6 +669,9 @@ fn watch(
     // SAFETY: rusage is plain data; all zeroes is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let mut running = true;
+    // Once the init is reaped every process of the run is gone and the pipes close at once;
+    // the drain is bounded all the same.
+    let mut drain_until: Option<Instant> = None;
     // Readable once the init has exited: the loop wakes at once instead of at its next tick.
     // SAFETY: pidfd_open on our own unreaped child; the descriptor is owned below.
     let exited = unsafe { libc::syscall(libc::SYS_pidfd_open, init, 0) } as c_int;
@@ -689,6 +731,10 @@ fn watch(
             }
         }
         if !running {
+            let until = *drain_until.get_or_insert_with(|| Instant::now() + Duration::from_secs(1));
+            if Instant::now() > until {
+                break;
+            }
             continue;
         }
         if started.elapsed() > limits.wall_time {

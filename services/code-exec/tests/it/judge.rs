@@ -174,3 +174,35 @@ fn wrong_answers_runs_arguments_options_and_merged_output() {
     assert_eq!(options.status, Status::Accepted, "{options:?}");
     assert_eq!(options.stdout.as_deref(), Some(b"42\n".as_slice()));
 }
+
+#[test]
+fn a_missing_program_is_exec_format_error_and_pipes_behave_as_in_a_shell() {
+    let (Some(sandbox), Some(c)) = (sandbox(), language(50)) else {
+        return;
+    };
+    // The compiler told to write nothing: the run finds no program. The submitter's doing,
+    // never an Internal Error they could cause at will.
+    let verdict = judge(
+        sandbox,
+        &c,
+        &compile_limits(),
+        &Request {
+            compiler_options: Some("-fsyntax-only".into()),
+            ..request("int main(void){ return 0; }")
+        },
+    );
+    assert_eq!(verdict.status, Status::ExecFormatError, "{verdict:?}");
+    // SIGPIPE is not inherited ignored: `yes | head -1` ends at once.
+    if let Some(bash) = language(46) {
+        let verdict = judge(
+            sandbox,
+            &bash,
+            &compile_limits(),
+            &Request {
+                expected_output: Some(b"y".to_vec()),
+                ..request("yes | head -n 1")
+            },
+        );
+        assert_eq!(verdict.status, Status::Accepted, "{verdict:?}");
+    }
+}

@@ -3,6 +3,7 @@
 
 #![allow(unsafe_code)] // std::env::set_var, once, before any run
 
+mod api;
 mod judge;
 
 use std::{sync::OnceLock, time::Duration};
@@ -321,6 +322,20 @@ try:
     print("unix connected")
 except OSError as e:
     print("unix refused", e.errno)
+# The hypervisor over vsock, which network namespaces do not separate; netlink; raw packets.
+for family in [socket.AF_VSOCK, socket.AF_NETLINK, socket.AF_PACKET]:
+    try:
+        socket.socket(family, socket.SOCK_STREAM if family == socket.AF_VSOCK else socket.SOCK_RAW)
+        print(family, "made")
+    except OSError as e:
+        print(family, "refused", e.errno)
+# Socket buffers are kernel memory the run's cgroup does not charge: they stay small.
+a, b = socket.socketpair()
+try:
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    print("buffer raised")
+except OSError as e:
+    print("buffer refused", e.errno)
 "#,
         "",
     ) else {
@@ -332,11 +347,20 @@ except OSError as e:
         "{stdout}{}",
         text(&out.stderr)
     );
+    assert!(
+        !stdout.contains("made") && !stdout.contains("raised"),
+        "{stdout}"
+    );
     assert_eq!(
         stdout.matches("refused").count(),
-        4,
+        8,
         "{stdout}{}",
         text(&out.stderr)
+    );
+    assert_eq!(
+        stdout.matches("refused 1\n").count(),
+        7,
+        "EPERM from the filter: {stdout}"
     );
 }
 
@@ -534,4 +558,94 @@ fn closing_its_output_does_not_take_a_program_off_the_clock() {
     assert_eq!(out.limit, Some(LimitHit::WallTime), "{out:?}");
     assert_eq!(status(&out), Status::TimeLimitExceeded.id());
     assert!(out.wall_time < Duration::from_secs(3), "{out:?}");
+}
+
+#[test]
+fn a_run_holds_none_of_the_supervisors_descriptors() {
+    let Some(sandbox) = sandbox() else { return };
+    // Something the supervisor has open while a run starts: a file of its own.
+    let dir = tempfile::tempdir().unwrap();
+    let canary = dir.path().join("supervisor-file");
+    let _open = std::fs::File::create(&canary).unwrap();
+    let run = std::thread::spawn(move || {
+        let mut b = sandbox.open(&[]).unwrap();
+        b.run(&command(&["/bin/sleep", "2"], "", Limits::default()))
+            .unwrap()
+    });
+    // The run's init: pid 1 of its namespace, a child of this process.
+    let me = std::process::id().to_string();
+    let mut seen = None;
+    for _ in 0..200 {
+        seen = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .find_map(|entry| {
+                let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
+                let parent = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("PPid:"))?
+                    .trim()
+                    .to_owned();
+                let nspid = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("NSpid:"))?
+                    .to_owned();
+                (parent == me && nspid.split_whitespace().last() == Some("1")).then(|| entry.path())
+            });
+        if seen.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let init = seen.expect("the run's init");
+    let held: Vec<String> = std::fs::read_dir(init.join("fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .map(|target| target.display().to_string())
+        .collect();
+    assert!(
+        !held.iter().any(|t| t.contains("supervisor-file")),
+        "the init holds the supervisor's file: {held:?}"
+    );
+    assert!(held.len() <= 8, "{held:?}");
+    assert_eq!(run.join().unwrap().termination, Termination::Exited(0));
+}
+
+#[test]
+fn a_run_gets_one_cpu_however_many_threads_it_starts() {
+    let Some(out) = c(
+        "#include <pthread.h>\nstatic void *spin(void *x){ volatile unsigned long i = 0; for(;;) i++; return x; }\nint main(void){ pthread_t t; for (int i = 0; i < 4; i++) pthread_create(&t, 0, spin, 0); spin(0); }",
+        Limits {
+            cpu_time: Duration::from_secs(1),
+            cpu_extra_time: Duration::ZERO,
+            wall_time: Duration::from_secs(5),
+            ..Limits::default()
+        },
+    ) else {
+        return;
+    };
+    // Five spinning threads on two cores: without a CPU quota the run would use twice its
+    // wall time in CPU time.
+    assert_eq!(out.limit, Some(LimitHit::CpuTime), "{out:?}");
+    assert!(
+        out.cpu_time <= out.wall_time + Duration::from_millis(300),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn an_x32_system_call_kills_the_program() {
+    let Some(out) = c(
+        "#include <unistd.h>\n#include <sys/syscall.h>\nint main(void){ syscall(0x40000000 + SYS_getpid); return 0; }",
+        Limits::default(),
+    ) else {
+        return;
+    };
+    assert_eq!(
+        out.termination,
+        Termination::Signaled(libc::SIGSYS),
+        "{out:?}"
+    );
+    assert_eq!(status(&out), Status::RuntimeOther.id());
 }

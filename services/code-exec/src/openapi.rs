@@ -1,0 +1,28 @@
+//! The service's OpenAPI document, served at `/openapi.json` (the gateway merges it).
+
+use utoipa::OpenApi;
+
+use agora_shared::http::openapi::BearerAuth;
+
+use crate::http;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Agora code-exec", description = "Judge0-compatible code execution in a sandbox."),
+    paths(
+        http::create, http::create_batch, http::get_batch, http::get,
+        http::languages, http::language, http::statuses, http::about, http::config_info,
+        http::system_info,
+    ),
+    components(schemas(
+        http::SubmissionIn, http::BatchIn, http::SubmissionOut, http::StatusOut,
+        http::LanguageOut, http::SubmissionsOut, http::TokenOut,
+    )),
+    modifiers(&BearerAuth),
+)]
+struct ApiDoc;
+
+/// The OpenAPI 3.1 document as JSON.
+pub fn document() -> serde_json::Value {
+    serde_json::to_value(ApiDoc::openapi()).unwrap_or_default()
+}

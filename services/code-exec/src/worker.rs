@@ -1,0 +1,159 @@
+//! The workers: one per sandbox slot, each taking the oldest queued submission (of any
+//! replica's), running it and storing its verdict. A submission whose worker went away (its
+//! process stopped mid-run) is taken again once it has been Processing for `STALE`.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio_util::sync::CancellationToken;
+
+use agora_shared::db::now;
+
+use crate::{
+    CodeExecState,
+    judge::{self, Request, Verdict},
+    sandbox::Limits,
+    status::Status,
+    store::{self, SubmissionRow},
+};
+
+/// Longer than any run may take (20 runs of 20 s of wall time, after a compilation).
+const STALE: Duration = Duration::from_secs(15 * 60);
+
+/// How long a worker waits for a wake-up before looking again (other replicas queue too).
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// Limits of compilers: more than a program's, since compilers are large and trusted.
+pub fn compile_limits() -> Limits {
+    Limits {
+        cpu_time: Duration::from_secs(10),
+        cpu_extra_time: Duration::from_secs(1),
+        wall_time: Duration::from_secs(20),
+        memory_bytes: 512 << 20,
+        max_file_bytes: 64 << 20,
+        max_output_bytes: 64 << 10,
+        ..Limits::default()
+    }
+}
+
+pub async fn run(state: Arc<CodeExecState>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let Ok(sandbox) = &state.sandbox else {
+        shutdown.cancelled().await;
+        return Ok(());
+    };
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..sandbox.slots() {
+        workers.spawn(worker(state.clone(), shutdown.clone()));
+    }
+    while let Some(done) = workers.join_next().await {
+        done?;
+    }
+    Ok(())
+}
+
+async fn worker(state: Arc<CodeExecState>, shutdown: CancellationToken) {
+    let stale = chrono::Duration::from_std(STALE).unwrap_or_default();
+    while !shutdown.is_cancelled() {
+        // Listening before looking: a submission queued meanwhile still wakes this worker.
+        let woken = state.wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        // Looked for with a read; claimed in a write only when there is something to claim.
+        let waiting = state
+            .db
+            .read(move |conn| store::any_waiting(conn, now() - stale))
+            .await;
+        let claimed = match waiting {
+            Ok(true) => {
+                state
+                    .db
+                    .write(move |conn| {
+                        let at = now();
+                        store::claim_next(conn, at, at - stale)
+                    })
+                    .await
+            }
+            Ok(false) => Ok(None),
+            Err(err) => Err(err),
+        };
+        match claimed {
+            Ok(Some(row)) => {
+                run_one(&state, row).await;
+                continue;
+            }
+            Ok(None) => {}
+            Err(err) => tracing::warn!(error = %err, "code-exec: cannot take a submission"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = &mut woken => {}
+            _ = tokio::time::sleep(IDLE_CHECK) => {}
+        }
+    }
+}
+
+async fn run_one(state: &Arc<CodeExecState>, row: SubmissionRow) {
+    let token = row.token.clone();
+    let runner = state.clone();
+    let verdict = tokio::task::spawn_blocking(move || judge_row(&runner, &row))
+        .await
+        .unwrap_or_else(|err| internal(format!("the run failed: {err}")));
+    if verdict.status == Status::InternalError {
+        tracing::warn!(%token, message = ?verdict.message, "code-exec: internal error");
+    }
+    let result = state
+        .db
+        .write(move |conn| store::finish(conn, &token, &verdict, now()))
+        .await;
+    if let Err(err) = result {
+        tracing::warn!(error = %err, "code-exec: cannot store a verdict");
+    }
+}
+
+fn judge_row(state: &CodeExecState, row: &SubmissionRow) -> Verdict {
+    let Ok(sandbox) = &state.sandbox else {
+        return internal("this host cannot run programs".into());
+    };
+    let Some(language) = state
+        .languages
+        .iter()
+        .find(|l| l.id as i32 == row.language_id)
+    else {
+        return internal(format!("language {} is no longer offered", row.language_id));
+    };
+    let s = row.settings();
+    let request = Request {
+        source: row.source_code.clone(),
+        stdin: row.stdin.clone(),
+        expected_output: row.expected_output.clone(),
+        compiler_options: row.compiler_options.clone(),
+        command_line_arguments: row.command_line_arguments.clone(),
+        limits: judge::limits(
+            s.cpu_time_limit,
+            s.cpu_extra_time,
+            s.wall_time_limit,
+            s.memory_limit,
+            s.stack_limit,
+            s.max_processes_and_or_threads,
+            s.max_file_size,
+            state.config.max_output_bytes,
+        ),
+        number_of_runs: s.number_of_runs,
+        redirect_stderr_to_stdout: s.redirect_stderr_to_stdout,
+    };
+    judge::judge(sandbox, language, &compile_limits(), &request)
+}
+
+fn internal(message: String) -> Verdict {
+    Verdict {
+        status: Status::InternalError,
+        message: Some(message),
+        stdout: None,
+        stderr: None,
+        compile_output: None,
+        time: None,
+        wall_time: None,
+        memory: None,
+        exit_code: None,
+        exit_signal: None,
+    }
+}

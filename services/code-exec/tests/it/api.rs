@@ -1,0 +1,371 @@
+//! The Judge0 API through the gateway, with the real auth service, on SQLite and PostgreSQL:
+//! submissions waited for or polled, base64 and fields as Judge0 has them, batches, tenant
+//! isolation, validation naming the field, and a tenant's queue quota under 50 requests at once.
+
+use std::sync::Arc;
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use agora_code_exec::CodeExecState;
+use agora_shared::testing::{Call, Store, problem};
+use agora_testkit::Session;
+
+agora_shared::on_sqlite_and_postgres!(
+    submissions_run_and_are_read_as_judge0_shows_them,
+    bad_submissions_are_refused_naming_the_field,
+    fifty_submissions_at_once_against_a_queue_of_ten,
+);
+
+struct Platform {
+    kit: agora_testkit::Platform,
+    state: Arc<CodeExecState>,
+}
+
+async fn platform(store: Store, settings: &str) -> Platform {
+    let work = tempfile::tempdir().expect("tempdir").keep();
+    let settings = format!("work_dir = \"{}\"\n{settings}", work.display());
+    let mut kit = agora_testkit::Platform::builder(store)
+        .service("code_exec", &settings)
+        .start()
+        .await;
+    let started = agora_code_exec::start(&kit.context(), kit.shutdown.child_token())
+        .await
+        .expect("code-exec starts");
+    let state = started.state.clone();
+    kit.serve(started.service);
+    kit.gateway().await;
+    Platform { kit, state }
+}
+
+impl Platform {
+    /// Whether programs can run here; where they cannot, submissions are refused with 503.
+    async fn runs_programs(&self, who: &Session) -> bool {
+        if self.state.sandbox.is_ok() {
+            return true;
+        }
+        assert!(
+            std::env::var_os("AGORA_TEST_REQUIRE_INFRA").is_none(),
+            "the sandbox cannot run here: {:?}",
+            self.state.sandbox.as_ref().err()
+        );
+        let refused = self
+            .kit
+            .authed(Method::POST, "/api/v1/code-exec/submissions", who)
+            .json(&json!({"source_code": "print(1)", "language_id": 71}))
+            .call()
+            .await;
+        let body = problem(refused, 503).await;
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("cannot run programs")
+        );
+        eprintln!("SKIPPED: the sandbox cannot run here; checked that submissions get 503");
+        false
+    }
+
+    async fn submit(&self, who: &Session, query: &str, body: Value) -> reqwest::Response {
+        self.kit
+            .authed(
+                Method::POST,
+                &format!("/api/v1/code-exec/submissions{query}"),
+                who,
+            )
+            .json(&body)
+            .call()
+            .await
+    }
+
+    async fn get(&self, who: &Session, path: &str) -> reqwest::Response {
+        self.kit
+            .authed(Method::GET, &format!("/api/v1/code-exec{path}"), who)
+            .call()
+            .await
+    }
+
+    /// Polls a submission until it has a verdict, as Judge0's clients do.
+    async fn verdict(&self, who: &Session, token: &str, query: &str) -> Value {
+        for _ in 0..600 {
+            let resp = self.get(who, &format!("/submissions/{token}{query}")).await;
+            assert_eq!(resp.status(), 200);
+            let body: Value = resp.json().await.unwrap();
+            if body["status"]["id"].as_i64().unwrap() > 2 {
+                return body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("no verdict for {token}");
+    }
+}
+
+async fn submissions_run_and_are_read_as_judge0_shows_them(store: Store) {
+    let p = platform(store, "").await;
+    let a = p.kit.tenant("Acme").await;
+    let b = p.kit.tenant("Beta").await;
+    if !p.runs_programs(&a).await {
+        return;
+    }
+    // wait=true answers with the verdict and Judge0's default fields.
+    let resp = p
+        .submit(
+            &a,
+            "?wait=true",
+            json!({"source_code": "print(input()[::-1])", "language_id": 71, "stdin": "agora", "expected_output": "aroga"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let done: Value = resp.json().await.unwrap();
+    assert_eq!(
+        done["status"],
+        json!({"id": 3, "description": "Accepted"}),
+        "{done}"
+    );
+    assert_eq!(done["stdout"], "aroga\n");
+    let keys: Vec<&str> = done
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys.len(),
+        8,
+        "Judge0's default fields: token, stdout, time, memory, stderr, compile_output, message, status: {keys:?}"
+    );
+    assert!(done["time"].as_str().unwrap().parse::<f64>().is_ok());
+
+    // base64 in and out; polled by token; every field with fields=*.
+    let source = "#include <stdio.h>\nint main(void){ printf(\"%d\\n\", 6 * 7); return 0; }";
+    let queued: Value = p
+        .submit(
+            &a,
+            "?base64_encoded=true",
+            json!({"source_code": STANDARD.encode(source), "language_id": 50}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = queued["token"].as_str().unwrap().to_owned();
+    assert_eq!(queued.as_object().unwrap().len(), 1, "{queued}");
+    let c = p.verdict(&a, &token, "?base64_encoded=true&fields=*").await;
+    assert_eq!(c["status"]["id"], 3, "{c}");
+    assert_eq!(
+        STANDARD.decode(c["stdout"].as_str().unwrap()).unwrap(),
+        b"42\n"
+    );
+    assert_eq!(
+        STANDARD.decode(c["source_code"].as_str().unwrap()).unwrap(),
+        source.as_bytes()
+    );
+    assert_eq!(c["language"]["id"], 50);
+    assert_eq!(c["memory_limit"], 128000);
+    assert!(c["created_at"].as_str().unwrap().ends_with('Z'));
+    assert!(c["finished_at"].is_string());
+    let picked: Value = p
+        .get(&a, &format!("/submissions/{token}?fields=status_id,stdout"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(picked, json!({"status_id": 3, "stdout": "42\n"}));
+
+    // Another tenant's token is not found, alone or in a batch.
+    problem(p.get(&b, &format!("/submissions/{token}")).await, 404).await;
+    let batch: Value = p
+        .kit
+        .authed(Method::POST, "/api/v1/code-exec/submissions/batch", &b)
+        .json(&json!({"submissions": [
+            {"source_code": "print('one')", "language_id": 71},
+            {"source_code": "int main(void){ return 3; }", "language_id": 50},
+        ]}))
+        .value()
+        .await;
+    let tokens: Vec<String> = batch
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["token"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(tokens.len(), 2);
+    let mut statuses = vec![];
+    for t in &tokens {
+        statuses.push(p.verdict(&b, t, "").await["status"]["id"].clone());
+    }
+    assert_eq!(statuses, [json!(3), json!(11)]);
+    let mixed: Value = p
+        .get(
+            &b,
+            &format!(
+                "/submissions/batch?tokens={},{token},{}&fields=token,status",
+                tokens[0], tokens[1]
+            ),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let list = mixed["submissions"].as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    assert_eq!(list[0]["token"], tokens[0].as_str());
+    assert!(
+        list[1].is_null(),
+        "another tenant's submission is not shown: {mixed}"
+    );
+    assert_eq!(list[2]["status"]["id"], 11);
+
+    // What the host offers, as Judge0 describes it.
+    let languages: Value = p.get(&a, "/languages").await.json().await.unwrap();
+    let ids: Vec<i64> = languages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_i64().unwrap())
+        .collect();
+    assert!(ids.contains(&71) && ids.contains(&50), "{languages}");
+    let python: Value = p.get(&a, "/languages/71").await.json().await.unwrap();
+    assert!(
+        python["name"].as_str().unwrap().starts_with("Python ("),
+        "{python}"
+    );
+    problem(p.get(&a, "/languages/9999").await, 404).await;
+    let statuses: Value = p.get(&a, "/statuses").await.json().await.unwrap();
+    assert_eq!(statuses.as_array().unwrap().len(), 14);
+    let config: Value = p.get(&a, "/config_info").await.json().await.unwrap();
+    assert_eq!(config["cpu_time_limit"], 5.0);
+    assert_eq!(config["enable_network"], false);
+    assert_eq!(config.as_object().unwrap().len(), 39);
+    let about: Value = p.get(&a, "/about").await.json().await.unwrap();
+    assert_eq!(about["version"], "1.13.1");
+    let system: Value = p.get(&a, "/system_info").await.json().await.unwrap();
+    assert_eq!(system["isolation"]["available"], true, "{system}");
+    assert_eq!(system["isolation"]["seccomp"], true, "{system}");
+    // Without a credential nothing is served.
+    let anonymous = p
+        .kit
+        .req(Method::GET, "/api/v1/code-exec/languages")
+        .call()
+        .await;
+    assert_eq!(anonymous.status(), 401);
+}
+
+async fn bad_submissions_are_refused_naming_the_field(store: Store) {
+    let p = platform(store, "").await;
+    let a = p.kit.tenant("Acme").await;
+    if !p.runs_programs(&a).await {
+        return;
+    }
+    for (body, query, field) in [
+        (
+            json!({"source_code": "print(1)", "language_id": 71, "enable_network": true}),
+            "",
+            "enable_network",
+        ),
+        (
+            json!({"source_code": "print(1)", "language_id": 4242}),
+            "",
+            "language_id",
+        ),
+        (
+            json!({"source_code": "print(1)", "language_id": 71, "cpu_time_limit": 100}),
+            "",
+            "cpu_time_limit",
+        ),
+        (
+            json!({"source_code": "print(1)", "language_id": 71, "memory_limit": -5}),
+            "",
+            "memory_limit",
+        ),
+        (
+            json!({"source_code": "print(1)", "language_id": 71, "callback_url": "http://127.0.0.1:5432/"}),
+            "",
+            "callback_url",
+        ),
+        (
+            json!({"source_code": "***", "language_id": 71}),
+            "?base64_encoded=true",
+            "source_code",
+        ),
+        (
+            json!({"source_code": "", "language_id": 71}),
+            "",
+            "source_code",
+        ),
+        (
+            json!({"source_code": "print(1)", "language_id": 71, "compiler_options": "'open"}),
+            "",
+            "compiler_options",
+        ),
+        (
+            json!({"source_code": "print(1)", "language_id": 71}),
+            "?wait=true&fields=stdout,bogus",
+            "fields",
+        ),
+    ] {
+        let resp = p.submit(&a, query, body.clone()).await;
+        let problem = problem(resp, 422).await;
+        let named = agora_testkit::fields(&problem);
+        assert!(named.iter().any(|f| f == field), "{body}: {problem}");
+    }
+    // Unknown fields are named too (a misspelt limit is never silently ignored).
+    let resp = p
+        .submit(
+            &a,
+            "",
+            json!({"source_code": "print(1)", "language_id": 71, "cpu_time_limt": 1}),
+        )
+        .await;
+    let body = problem(resp, 422).await;
+    assert!(body.to_string().contains("cpu_time_limt"), "{body}");
+    // Output that is not UTF-8 is shown in base64 only.
+    let resp = p
+        .submit(
+            &a,
+            "?wait=true",
+            json!({"source_code": "import sys; sys.stdout.buffer.write(b'\\xff\\xfe')", "language_id": 71}),
+        )
+        .await;
+    let body = problem(resp, 400).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("base64_encoded=true"),
+        "{body}"
+    );
+}
+
+async fn fifty_submissions_at_once_against_a_queue_of_ten(store: Store) {
+    let p = platform(store, "max_queued_per_tenant = 10\n").await;
+    let a = p.kit.tenant("Acme").await;
+    let b = p.kit.tenant("Beta").await;
+    if !p.runs_programs(&a).await {
+        return;
+    }
+    let body = json!({"source_code": "import time; time.sleep(3)", "language_id": 71});
+    let answers = futures::future::join_all((0..50).map(|_| p.submit(&a, "", body.clone()))).await;
+    let mut created = 0;
+    for resp in answers {
+        match resp.status().as_u16() {
+            201 => created += 1,
+            429 => {
+                assert!(resp.headers().contains_key("retry-after"));
+                problem(resp, 429).await;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(created, 10, "exactly the quota is queued");
+    // Another tenant's queue is its own.
+    let resp = p
+        .submit(
+            &b,
+            "",
+            json!({"source_code": "print(1)", "language_id": 71}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+}
