@@ -31,6 +31,9 @@ database_url = "postgres://agora:$password@postgres:5432/analytics"
 database_url = "postgres://agora:$password@postgres:5432/inventory_sync"
 key_encryption_key = "$(random)"
 
+[code_exec]
+database_url = "postgres://agora:$password@postgres:5432/code_exec"
+
 [gateway]
 ops_token = "$(token)"
 TOML

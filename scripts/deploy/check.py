@@ -9,8 +9,9 @@
 - Every rendered object is validated against the Kubernetes JSON schemas
   (kubernetes-validate), for the oldest Kubernetes the chart supports and the newest known.
 - What matters in them is asserted: every service has probes, limits, a non-root read-only
-  securityContext and a NetworkPolicy; credentials only by reference to the operator's
-  Secret; the migration Job before the services.
+  securityContext (code-exec: exactly privileged and root with a read-only root, for its
+  sandbox) and a NetworkPolicy; credentials only by reference to the operator's Secret; the
+  migration Job before the services.
 - `docker-compose config` accepts docker-compose.yml; hadolint accepts deploy/Dockerfile.
 - With `--binary`, each service is started as its rendered Deployment says (args, env from
   the ConfigMap and the Secret, ports), on the test PostgreSQL, Redis and Kafka, after the
@@ -51,8 +52,11 @@ GENERATED = (
     "# Generated from deploy/helm/agora by `python3 scripts/deploy/check.py --write` "
     "({values}); edit the chart, not this file.\n"
 )
-SERVICES = ["auth", "tickets", "analytics", "inventory-sync", "gateway"]
-STORES = ["auth", "tickets", "analytics", "inventory-sync"]
+SERVICES = ["auth", "tickets", "analytics", "inventory-sync", "code-exec", "gateway"]
+STORES = ["auth", "tickets", "analytics", "inventory-sync", "code-exec"]
+# The service whose container is privileged and root, for the sandbox it builds (its pod
+# asserts exactly that; every other is non-root and unprivileged).
+SANDBOX = "code-exec"
 SECRET = "agora-secrets"
 SECRET_KEYS = {
     "auth-peer-secret",
@@ -63,6 +67,7 @@ SECRET_KEYS = {
     "tickets-database-url",
     "analytics-database-url",
     "inventory-sync-database-url",
+    "code-exec-database-url",
     "inventory-sync-key-encryption-key",
     "inventory-sync-amazon-client-secret",
     "inventory-sync-google-client-secret",
@@ -168,19 +173,40 @@ def env_of(container: dict) -> dict[str, dict]:
     return {e["name"]: e for e in container.get("env", [])}
 
 
-def assert_pod(spec: dict, where: str) -> None:
-    """Non-root, read-only, unprivileged, limited, credentials only from the Secret."""
-    check(spec["securityContext"].get("runAsNonRoot") is True, f"{where}: pod runAsNonRoot")
+def assert_pod(spec: dict, where: str, sandbox: bool = False) -> None:
+    """Non-root, read-only, unprivileged, limited, credentials only from the Secret. The
+    sandbox's pod: its main container privileged and root with a read-only root, nothing more;
+    its init container like every other."""
+    if sandbox:
+        main = spec["containers"][0]
+        check(
+            main.get("securityContext")
+            == {
+                "privileged": True,
+                "runAsNonRoot": False,
+                "runAsUser": 0,
+                "readOnlyRootFilesystem": True,
+            },
+            f"{where}: the sandbox's container is privileged, root, read-only root: "
+            f"{main.get('securityContext')}",
+        )
+        check(spec["securityContext"].get("runAsUser") == 0, f"{where}: pod as root")
+    else:
+        check(spec["securityContext"].get("runAsNonRoot") is True, f"{where}: pod runAsNonRoot")
     check(spec.get("automountServiceAccountToken") is False, f"{where}: no API token mounted")
     for container in spec["containers"] + spec.get("initContainers", []):
         cwhere = f"{where}/{container['name']}"
         sc = container.get("securityContext", {})
+        limits = container.get("resources", {}).get("limits", {})
+        check({"cpu", "memory"} <= set(limits), f"{cwhere}: cpu and memory limits")
+        if sandbox and container is spec["containers"][0]:
+            continue
         check(sc.get("runAsNonRoot") is True, f"{cwhere}: runAsNonRoot")
         check(sc.get("readOnlyRootFilesystem") is True, f"{cwhere}: read-only root")
         check(sc.get("allowPrivilegeEscalation") is False, f"{cwhere}: no privilege escalation")
         check(sc.get("capabilities", {}).get("drop") == ["ALL"], f"{cwhere}: drops ALL")
-        limits = container.get("resources", {}).get("limits", {})
-        check({"cpu", "memory"} <= set(limits), f"{cwhere}: cpu and memory limits")
+    for container in spec["containers"] + spec.get("initContainers", []):
+        cwhere = f"{where}/{container['name']}"
         for var in container.get("env", []):
             ref = var.get("valueFrom", {}).get("secretKeyRef")
             if SECRET_NAMES.search(var["name"]) or ref:
@@ -226,7 +252,7 @@ def assert_objects(docs: list[dict], label: str) -> None:
         pod = deployment["spec"]["template"]
         spec = pod["spec"]
         where = f"{label}: {name}"
-        assert_pod(spec, where)
+        assert_pod(spec, where, sandbox=service == SANDBOX)
         check(
             name not in autoscaled or "replicas" not in deployment["spec"],
             f"{where}: autoscaled, so no replicas of its own (each apply would reset the HPA)",
@@ -477,7 +503,7 @@ class Local:
         if name == "OTEL_EXPORTER_OTLP_ENDPOINT":
             return None  # no collector here
         value = re.sub(
-            r"\bagora-(auth|tickets|analytics|inventory-sync|gateway)(?=:\d)", "127.0.0.1", value
+            r"\bagora-(auth|tickets|analytics|inventory-sync|code-exec|gateway)(?=:\d)", "127.0.0.1", value
         )
         return re.sub(
             r":(\d+)\b", lambda m: f":{self.ports.get(int(m.group(1)), m.group(1))}", value
@@ -636,7 +662,22 @@ def run_services(
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         check(response.status == 200, f"{label}: inventory through the gateway: {response.status}")
-    print("  gateway: /health 200, a tenant registered through it, its inventory read")
+    # A program run in code-exec's sandbox, as its pod runs it.
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{gateway}/api/v1/code-exec/submissions?wait=true",
+        data=json.dumps({"source_code": "print(6 * 7)", "language_id": 71}).encode(),
+        headers={"authorization": f"Bearer {access}", "content-type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        run = json.load(response)
+        check(
+            response.status == 201 and run["status"]["id"] == 3 and run["stdout"] == "42\n",
+            f"{label}: a program through the gateway: {response.status} {run}",
+        )
+    print(
+        "  gateway: /health 200, a tenant registered through it, its inventory read, a program run"
+    )
 
 
 def main() -> int:

@@ -35,7 +35,7 @@ auth:
   httpPort: 8081
   grpcPort: 9081
   store: true
-  callers: [gateway, tickets, analytics, inventory-sync]
+  callers: [gateway, tickets, analytics, inventory-sync, code-exec]
 tickets:
   httpPort: 8082
   grpcPort: 9082
@@ -51,6 +51,14 @@ inventory-sync:
   grpcPort: 9084
   store: true
   callers: [gateway]
+code-exec:
+  httpPort: 8085
+  grpcPort: 9085
+  store: true
+  callers: [gateway]
+  # Runs untrusted programs in a sandbox it builds itself (namespaces, mounts, cgroups, a uid
+  # per slot): its container is privileged and root; see values.yaml services.code-exec.
+  sandbox: true
 gateway:
   httpPort: 8080
   store: false
@@ -73,6 +81,7 @@ AGORA_GATEWAY__SERVICES__AUTH__URL: "http://{{ $name }}-auth:8081"
 AGORA_GATEWAY__SERVICES__TICKETS__URL: "http://{{ $name }}-tickets:8082"
 AGORA_GATEWAY__SERVICES__ANALYTICS__URL: "http://{{ $name }}-analytics:8083"
 AGORA_GATEWAY__SERVICES__INVENTORY_SYNC__URL: "http://{{ $name }}-inventory-sync:8084"
+AGORA_GATEWAY__SERVICES__CODE_EXEC__URL: "http://{{ $name }}-code-exec:8085"
 AGORA_AUTH__TRUSTED_PROXIES: {{ printf "[%s]" (join ", " .Values.trustedProxies) | quote }}
 AGORA_GATEWAY__TRUSTED_PROXIES: {{ printf "[%s]" (join ", " .Values.trustedProxies) | quote }}
 {{- with .Values.otlpEndpoint }}
