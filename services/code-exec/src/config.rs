@@ -34,6 +34,8 @@ pub struct CodeExecConfig {
     pub max_output_bytes: usize,
     /// Submissions in one batch.
     pub max_batch_size: usize,
+    /// How long finished submissions are kept (then deleted, results and all).
+    pub keep_results_secs: u64,
 }
 
 impl Default for CodeExecConfig {
@@ -50,6 +52,7 @@ impl Default for CodeExecConfig {
             max_input_bytes: 256 * 1024,
             max_output_bytes: 1024 * 1024,
             max_batch_size: 20,
+            keep_results_secs: 7 * 24 * 3600,
         }
     }
 }
@@ -69,6 +72,18 @@ impl Validate for CodeExecConfig {
             if value == 0 {
                 return Err(ConfigError::new(key(name), "must be at least 1"));
             }
+        }
+        if self.keep_results_secs == 0 {
+            return Err(ConfigError::new(
+                key("keep_results_secs"),
+                "must be at least 1",
+            ));
+        }
+        if self.wait_timeout_secs > 50 {
+            return Err(ConfigError::new(
+                key("wait_timeout_secs"),
+                "must be at most 50 (the gateway gives code-exec 60 s to answer)",
+            ));
         }
         if self.slots == Some(0) {
             return Err(ConfigError::new(key("slots"), "must be at least 1"));

@@ -98,6 +98,13 @@ pub struct CreateParams {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+pub struct BatchCreateParams {
+    /// Sources, stdins and expected outputs are base64.
+    #[serde(default)]
+    pub base64_encoded: bool,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
 pub struct GetParams {
     #[serde(default)]
     pub base64_encoded: bool,
@@ -391,7 +398,9 @@ fn validate(
         ("command_line_arguments", &input.command_line_arguments),
     ] {
         if let Some(text) = value {
-            if text.len() > 512 {
+            if text.contains('\0') {
+                errors.push(field_error(&name(field), "must not hold a NUL character"));
+            } else if text.len() > 512 {
                 errors.push(field_error(&name(field), "is longer than 512 characters"));
             } else if shlex::split(text).is_none() {
                 errors.push(field_error(&name(field), "has unbalanced quotes"));
@@ -568,8 +577,7 @@ async fn enqueue(state: &web::Data<CodeExecState>, rows: Vec<SubmissionRow>) -> 
 
 #[utoipa::path(post, path = "/api/v1/code-exec/submissions", tag = "code-exec", request_body = SubmissionIn,
     params(CreateParams),
-    responses((status = 201, description = "queued: {token}, or the verdict with wait=true", body = SubmissionOut),
-        (status = 400, description = "an output is not UTF-8: ask with base64_encoded=true"),
+    responses((status = 201, description = "queued: only `token`; with wait=true the fields asked for (the token alone if an output cannot be shown as UTF-8)", body = SubmissionOut),
         (status = 422), (status = 429, description = "the tenant's queue is full"),
         (status = 503, description = "this host cannot run programs")),
     security(("bearer" = [])))]
@@ -588,34 +596,45 @@ pub async fn create(
     if !params.wait {
         return Ok(HttpResponse::Created().json(json!({ "token": token })));
     }
+    // Polls the status alone, more slowly as the wait grows; the row once, at the end. The
+    // submission is queued whatever happens now: any failure still answers its token.
     let deadline =
         tokio::time::Instant::now() + Duration::from_secs(state.config.wait_timeout_secs);
+    let mut pause = Duration::from_millis(20);
     loop {
-        let tenant = caller.tenant_id.clone();
-        let t = token.clone();
-        let row = state
+        let (tenant, t) = (caller.tenant_id.clone(), token.clone());
+        let status = state
             .db
-            .read(move |conn| store::get(conn, &tenant, &t))
-            .await?
-            .ok_or_else(|| AppError::not_found("submission"))?;
-        if row.status_id > Status::Processing.id() as i32 || tokio::time::Instant::now() >= deadline
-        {
-            let body = render(&state, &row, params.base64_encoded, &shown)?;
-            return Ok(HttpResponse::Created().json(body));
+            .read(move |conn| store::status_of(conn, &tenant, &t))
+            .await;
+        let done = matches!(status, Ok(Some(s)) if s > Status::Processing.id() as i32);
+        if done || status.is_err() || tokio::time::Instant::now() >= deadline {
+            break;
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(250));
     }
+    let (tenant, t) = (caller.tenant_id.clone(), token.clone());
+    let shown_row = match state
+        .db
+        .read(move |conn| store::get(conn, &tenant, &t))
+        .await
+    {
+        Ok(Some(row)) => render(&state, &row, params.base64_encoded, &shown).ok(),
+        _ => None,
+    };
+    Ok(HttpResponse::Created().json(shown_row.unwrap_or_else(|| json!({ "token": token }))))
 }
 
 #[utoipa::path(post, path = "/api/v1/code-exec/submissions/batch", tag = "code-exec", request_body = BatchIn,
-    params(("base64_encoded" = Option<bool>, Query)),
+    params(BatchCreateParams),
     responses((status = 201, description = "a token for each submission, in order", body = [TokenOut]),
         (status = 422), (status = 429), (status = 503)),
     security(("bearer" = [])))]
 pub async fn create_batch(
     state: web::Data<CodeExecState>,
     caller: Caller,
-    params: web::Query<GetParams>,
+    params: web::Query<BatchCreateParams>,
     body: ValidJson<BatchIn>,
 ) -> AppResult<HttpResponse> {
     runnable(&state)?;
@@ -671,6 +690,13 @@ pub async fn get_batch(
             format!("must name 1 to {} tokens", state.config.max_batch_size),
         ));
     }
+    if tokens
+        .iter()
+        .enumerate()
+        .any(|(i, t)| tokens[..i].contains(t))
+    {
+        return Err(AppError::invalid("tokens", "must name each token once"));
+    }
     let tenant = caller.tenant_id.clone();
     let wanted = tokens.clone();
     let rows = state
@@ -715,7 +741,7 @@ fn timestamp(at: chrono::NaiveDateTime) -> String {
     utc(at).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-/// The submission as Judge0 shows it, with the `shown` fields only.
+/// The submission as Judge0 shows it, with the `shown` fields only (only those are encoded).
 fn render(
     state: &CodeExecState,
     row: &SubmissionRow,
@@ -742,74 +768,52 @@ fn render(
         .find(|s| i32::from(s.id()) == row.status_id)
         .copied()
         .unwrap_or(Status::InternalError);
-    let language = state
-        .languages
-        .iter()
-        .find(|l| l.id as i32 == row.language_id)
-        .map(|l| json!({ "id": l.id, "name": l.name }))
-        .unwrap_or(Value::Null);
     let seconds = |s: Option<f64>| s.map_or(Value::Null, |s| Value::String(format!("{s:.3}")));
-    let mut all = Map::new();
-    let mut put = |k: &str, v: Value| {
-        all.insert(k.to_owned(), v);
-    };
-    put("token", json!(row.token));
-    put("source_code", text("source_code", Some(&row.source_code)));
-    put("language_id", json!(row.language_id));
-    put("stdin", text("stdin", Some(&row.stdin)));
-    put(
-        "expected_output",
-        text("expected_output", row.expected_output.as_deref()),
-    );
-    put("stdout", text("stdout", row.stdout.as_deref()));
-    put("stderr", text("stderr", row.stderr.as_deref()));
-    put(
-        "compile_output",
-        text("compile_output", row.compile_output.as_deref()),
-    );
-    put(
-        "message",
-        text("message", row.message.as_deref().map(str::as_bytes)),
-    );
-    put(
-        "status",
-        json!({ "id": status.id(), "description": status.description() }),
-    );
-    put("status_id", json!(status.id()));
-    put("time", seconds(row.time));
-    put("wall_time", seconds(row.wall_time));
-    put("memory", json!(row.memory));
-    put("exit_code", json!(row.exit_code));
-    put("exit_signal", json!(row.exit_signal));
-    put("created_at", json!(timestamp(row.created_at)));
-    put(
-        "finished_at",
-        row.finished_at.map_or(Value::Null, |t| json!(timestamp(t))),
-    );
-    put("compiler_options", json!(row.compiler_options));
-    put("command_line_arguments", json!(row.command_line_arguments));
-    put("cpu_time_limit", json!(settings.cpu_time_limit));
-    put("cpu_extra_time", json!(settings.cpu_extra_time));
-    put("wall_time_limit", json!(settings.wall_time_limit));
-    put("memory_limit", json!(settings.memory_limit));
-    put("stack_limit", json!(settings.stack_limit));
-    put(
-        "max_processes_and_or_threads",
-        json!(settings.max_processes_and_or_threads),
-    );
-    put("max_file_size", json!(settings.max_file_size));
-    put("number_of_runs", json!(settings.number_of_runs));
-    put(
-        "redirect_stderr_to_stdout",
-        json!(settings.redirect_stderr_to_stdout),
-    );
-    put("enable_network", json!(false));
-    put("enable_per_process_and_thread_time_limit", json!(false));
-    put("enable_per_process_and_thread_memory_limit", json!(false));
-    put("callback_url", Value::Null);
-    put("additional_files", Value::Null);
-    put("language", language);
-    let not_text: Vec<&str> = not_text.into_iter().filter(|f| shown.contains(f)).collect();
+    let mut out = Map::new();
+    for &field in shown {
+        let value = match field {
+            "token" => json!(row.token),
+            "source_code" => text("source_code", Some(&row.source_code)),
+            "language_id" => json!(row.language_id),
+            "stdin" => text("stdin", Some(&row.stdin)),
+            "expected_output" => text("expected_output", row.expected_output.as_deref()),
+            "stdout" => text("stdout", row.stdout.as_deref()),
+            "stderr" => text("stderr", row.stderr.as_deref()),
+            "compile_output" => text("compile_output", row.compile_output.as_deref()),
+            "message" => text("message", row.message.as_deref().map(str::as_bytes)),
+            "status" => json!({ "id": status.id(), "description": status.description() }),
+            "status_id" => json!(status.id()),
+            "time" => seconds(row.time),
+            "wall_time" => seconds(row.wall_time),
+            "memory" => json!(row.memory),
+            "exit_code" => json!(row.exit_code),
+            "exit_signal" => json!(row.exit_signal),
+            "created_at" => json!(timestamp(row.created_at)),
+            "finished_at" => row.finished_at.map_or(Value::Null, |t| json!(timestamp(t))),
+            "compiler_options" => json!(row.compiler_options),
+            "command_line_arguments" => json!(row.command_line_arguments),
+            "cpu_time_limit" => json!(settings.cpu_time_limit),
+            "cpu_extra_time" => json!(settings.cpu_extra_time),
+            "wall_time_limit" => json!(settings.wall_time_limit),
+            "memory_limit" => json!(settings.memory_limit),
+            "stack_limit" => json!(settings.stack_limit),
+            "max_processes_and_or_threads" => json!(settings.max_processes_and_or_threads),
+            "max_file_size" => json!(settings.max_file_size),
+            "number_of_runs" => json!(settings.number_of_runs),
+            "redirect_stderr_to_stdout" => json!(settings.redirect_stderr_to_stdout),
+            "enable_network"
+            | "enable_per_process_and_thread_time_limit"
+            | "enable_per_process_and_thread_memory_limit" => json!(false),
+            "language" => state
+                .languages
+                .iter()
+                .find(|l| l.id as i32 == row.language_id)
+                .map_or(Value::Null, |l| json!({ "id": l.id, "name": l.name })),
+            // callback_url and additional_files: not offered.
+            _ => Value::Null,
+        };
+        out.insert(field.to_owned(), value);
+    }
     if !not_text.is_empty() {
         return Err(AppError::BadRequest(format!(
             "{} of this submission cannot be shown as UTF-8 text; ask with base64_encoded=true",
@@ -817,12 +821,7 @@ fn render(
         ))
         .with_code("code_exec.not_utf8"));
     }
-    Ok(Value::Object(
-        shown
-            .iter()
-            .filter_map(|f| all.remove(*f).map(|v| ((*f).to_owned(), v)))
-            .collect(),
-    ))
+    Ok(Value::Object(out))
 }
 
 #[utoipa::path(get, path = "/api/v1/code-exec/languages", tag = "code-exec",

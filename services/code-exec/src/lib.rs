@@ -152,6 +152,9 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
     service
         .tasks
         .spawn(ctx.invalidations().watch(peer, shutdown.clone()));
+    service
+        .tasks
+        .spawn(worker::forget(state.clone(), shutdown.clone()));
     service.tasks.spawn(worker::run(state.clone(), shutdown));
     Ok(Started { service, state })
 }

@@ -125,22 +125,56 @@ pub fn any_waiting(conn: &mut DbConnection, stale_before: NaiveDateTime) -> AppR
     .get_result(conn)?)
 }
 
-/// Takes the oldest queued submission (or one whose worker went away: Processing since before
-/// `stale_before`) and marks it Processing. Run in a write transaction: on PostgreSQL two
-/// replicas may pick the same row, and the conditional update lets only one of them have it.
+/// Takes the next submission and marks it Processing: the oldest queued one of the tenant with
+/// the fewest submissions running, so that a tenant with a long queue shares the slots with the
+/// others instead of holding them all (ties go to the oldest). A submission whose worker went
+/// away (Processing since before `stale_before`) is taken like a queued one. Run in a write
+/// transaction: on PostgreSQL two replicas may pick the same row, and the conditional update
+/// lets only one of them have it.
 pub fn claim_next(
     conn: &mut DbConnection,
     now: NaiveDateTime,
     stale_before: NaiveDateTime,
-) -> AppResult<Option<SubmissionRow>> {
+) -> AppResult<Option<(SubmissionRow, NaiveDateTime)>> {
+    let queued = Status::InQueue.id() as i32;
+    let processing = Status::Processing.id() as i32;
     for _ in 0..5 {
-        let candidate: Option<(String, i32, Option<NaiveDateTime>)> = submissions::table
+        let running: Vec<(String, i64)> = submissions::table
+            .filter(submissions::status_id.eq(processing))
+            .filter(submissions::started_at.ge(stale_before))
+            .group_by(submissions::tenant_id)
+            .select((submissions::tenant_id, diesel::dsl::count_star()))
+            .load(conn)?;
+        let waiting: Vec<(String, Option<NaiveDateTime>)> = submissions::table
             .filter(
-                submissions::status_id
-                    .eq(Status::InQueue.id() as i32)
-                    .or(submissions::status_id
-                        .eq(Status::Processing.id() as i32)
-                        .and(submissions::started_at.lt(stale_before))),
+                submissions::status_id.eq(queued).or(submissions::status_id
+                    .eq(processing)
+                    .and(submissions::started_at.lt(stale_before))),
+            )
+            .group_by(submissions::tenant_id)
+            .select((
+                submissions::tenant_id,
+                diesel::dsl::min(submissions::created_at),
+            ))
+            .load(conn)?;
+        let busy = |tenant: &str| {
+            running
+                .iter()
+                .find(|(t, _)| t == tenant)
+                .map_or(0, |(_, n)| *n)
+        };
+        let Some((tenant, _)) = waiting
+            .iter()
+            .min_by_key(|(tenant, oldest)| (busy(tenant), *oldest))
+        else {
+            return Ok(None);
+        };
+        let candidate: Option<(String, i32, Option<NaiveDateTime>)> = submissions::table
+            .filter(submissions::tenant_id.eq(tenant))
+            .filter(
+                submissions::status_id.eq(queued).or(submissions::status_id
+                    .eq(processing)
+                    .and(submissions::started_at.lt(stale_before))),
             )
             .order(submissions::created_at.asc())
             .select((
@@ -151,10 +185,10 @@ pub fn claim_next(
             .first(conn)
             .optional()?;
         let Some((token, status, started)) = candidate else {
-            return Ok(None);
+            continue;
         };
         let set = (
-            submissions::status_id.eq(Status::Processing.id() as i32),
+            submissions::status_id.eq(processing),
             submissions::started_at.eq(Some(now)),
         );
         let row = submissions::table
@@ -170,38 +204,74 @@ pub fn claim_next(
                 .execute(conn)?,
         };
         if taken == 1 {
-            return Ok(Some(
-                submissions::table
-                    .find(&token)
-                    .select(SubmissionRow::as_select())
-                    .first(conn)?,
-            ));
+            let row = submissions::table
+                .find(&token)
+                .select(SubmissionRow::as_select())
+                .first(conn)?;
+            return Ok(Some((row, now)));
         }
     }
     Ok(None)
 }
 
-/// Records the verdict of a submission this worker claimed.
+/// A submission's status alone (what `wait=true` polls).
+pub fn status_of(conn: &mut DbConnection, tenant_id: &str, token: &str) -> AppResult<Option<i32>> {
+    Ok(submissions::table
+        .filter(submissions::tenant_id.eq(tenant_id))
+        .filter(submissions::token.eq(token))
+        .select(submissions::status_id)
+        .first(conn)
+        .optional()?)
+}
+
+/// Deletes finished submissions that finished before `before` (at most `limit`); answers how
+/// many went.
+pub fn forget_finished(
+    conn: &mut DbConnection,
+    before: NaiveDateTime,
+    limit: i64,
+) -> AppResult<usize> {
+    let old: Vec<String> = submissions::table
+        .filter(submissions::status_id.gt(Status::Processing.id() as i32))
+        .filter(submissions::finished_at.lt(before))
+        .select(submissions::token)
+        .limit(limit)
+        .load(conn)?;
+    if old.is_empty() {
+        return Ok(0);
+    }
+    Ok(diesel::delete(submissions::table.filter(submissions::token.eq_any(&old))).execute(conn)?)
+}
+
+/// Records the verdict of a submission this worker claimed at `claimed_at`; answers false when
+/// the claim was lost meanwhile (another worker took the submission as stale), whose verdict
+/// then stands.
 pub fn finish(
     conn: &mut DbConnection,
     token: &str,
+    claimed_at: NaiveDateTime,
     verdict: &Verdict,
     now: NaiveDateTime,
-) -> AppResult<()> {
-    diesel::update(submissions::table.find(token))
-        .set((
-            submissions::status_id.eq(verdict.status.id() as i32),
-            submissions::stdout.eq(&verdict.stdout),
-            submissions::stderr.eq(&verdict.stderr),
-            submissions::compile_output.eq(&verdict.compile_output),
-            submissions::message.eq(&verdict.message),
-            submissions::time.eq(verdict.time),
-            submissions::wall_time.eq(verdict.wall_time),
-            submissions::memory.eq(verdict.memory.map(|m| m as i64)),
-            submissions::exit_code.eq(verdict.exit_code),
-            submissions::exit_signal.eq(verdict.exit_signal),
-            submissions::finished_at.eq(Some(now)),
-        ))
-        .execute(conn)?;
-    Ok(())
+) -> AppResult<bool> {
+    let updated = diesel::update(
+        submissions::table
+            .filter(submissions::token.eq(token))
+            .filter(submissions::status_id.eq(Status::Processing.id() as i32))
+            .filter(submissions::started_at.eq(claimed_at)),
+    )
+    .set((
+        submissions::status_id.eq(verdict.status.id() as i32),
+        submissions::stdout.eq(&verdict.stdout),
+        submissions::stderr.eq(&verdict.stderr),
+        submissions::compile_output.eq(&verdict.compile_output),
+        submissions::message.eq(&verdict.message),
+        submissions::time.eq(verdict.time),
+        submissions::wall_time.eq(verdict.wall_time),
+        submissions::memory.eq(verdict.memory.map(|m| m as i64)),
+        submissions::exit_code.eq(verdict.exit_code),
+        submissions::exit_signal.eq(verdict.exit_signal),
+        submissions::finished_at.eq(Some(now)),
+    ))
+    .execute(conn)?;
+    Ok(updated == 1)
 }

@@ -4,6 +4,8 @@
 
 use std::{sync::Arc, time::Duration};
 
+use chrono::NaiveDateTime;
+
 use tokio_util::sync::CancellationToken;
 
 use agora_shared::db::now;
@@ -76,8 +78,8 @@ async fn worker(state: Arc<CodeExecState>, shutdown: CancellationToken) {
             Err(err) => Err(err),
         };
         match claimed {
-            Ok(Some(row)) => {
-                run_one(&state, row).await;
+            Ok(Some((row, claimed_at))) => {
+                run_one(&state, row, claimed_at).await;
                 continue;
             }
             Ok(None) => {}
@@ -91,21 +93,65 @@ async fn worker(state: Arc<CodeExecState>, shutdown: CancellationToken) {
     }
 }
 
-async fn run_one(state: &Arc<CodeExecState>, row: SubmissionRow) {
+async fn run_one(state: &Arc<CodeExecState>, row: SubmissionRow, claimed_at: NaiveDateTime) {
     let token = row.token.clone();
     let runner = state.clone();
     let verdict = tokio::task::spawn_blocking(move || judge_row(&runner, &row))
         .await
-        .unwrap_or_else(|err| internal(format!("the run failed: {err}")));
+        .unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "code-exec: a run failed");
+            internal("the run failed".into())
+        });
     if verdict.status == Status::InternalError {
         tracing::warn!(%token, message = ?verdict.message, "code-exec: internal error");
     }
-    let result = state
-        .db
-        .write(move |conn| store::finish(conn, &token, &verdict, now()))
-        .await;
-    if let Err(err) = result {
-        tracing::warn!(error = %err, "code-exec: cannot store a verdict");
+    // A busy store is waited out: a verdict is never dropped for want of a connection.
+    let verdict = Arc::new(verdict);
+    for attempt in 0..FINISH_ATTEMPTS {
+        let (t, v) = (token.clone(), verdict.clone());
+        let stored = state
+            .db
+            .write(move |conn| store::finish(conn, &t, claimed_at, &v, now()))
+            .await;
+        match stored {
+            Ok(true) => return,
+            Ok(false) => {
+                tracing::warn!(%token, "code-exec: the submission was taken again as stale; its verdict stands");
+                return;
+            }
+            Err(err) if attempt + 1 == FINISH_ATTEMPTS => {
+                tracing::warn!(%token, error = %err, "code-exec: cannot store a verdict");
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200 << attempt.min(5))).await,
+        }
+    }
+}
+
+const FINISH_ATTEMPTS: u32 = 10;
+
+/// Deletes finished submissions older than `code_exec.keep_results_secs`, a batch at a time,
+/// every minute.
+pub async fn forget(state: Arc<CodeExecState>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let keep = chrono::Duration::seconds(state.config.keep_results_secs as i64);
+    loop {
+        loop {
+            let deleted = state
+                .db
+                .write(move |conn| store::forget_finished(conn, now() - keep, 500))
+                .await;
+            match deleted {
+                Ok(500) => continue,
+                Ok(_) => break,
+                Err(err) => {
+                    tracing::warn!(error = %err, "code-exec: cannot forget old submissions");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+        }
     }
 }
 

@@ -109,8 +109,9 @@ pub struct Limits {
     pub max_file_bytes: u64,
     /// Bytes kept of stdout and of stderr each; more stops the run.
     pub max_output_bytes: usize,
-    /// Cap the address space too (RLIMIT_AS). Right for C and Python; runtimes that reserve
-    /// large virtual ranges up front (the JVM, Go) cannot start under it.
+    /// Where no memory cgroup exists, cap the address space instead (RLIMIT_AS). Right for C
+    /// and Python; runtimes that reserve large virtual ranges up front (the JVM, Go) cannot
+    /// start under it.
     pub limit_address_space: bool,
 }
 
@@ -893,10 +894,14 @@ fn rlimits(limits: &Limits, cgroup: bool) -> Vec<(c_int, libc::rlimit)> {
         (libc::RLIMIT_STACK as c_int, both(limits.stack_bytes)),
         (libc::RLIMIT_CORE as c_int, both(0)),
         (libc::RLIMIT_NOFILE as c_int, both(64)),
-        // Per uid: the slot's uid is the run's alone.
-        (libc::RLIMIT_NPROC as c_int, both(limits.max_processes)),
     ];
-    if limits.limit_address_space || !cgroup {
+    if !cgroup {
+        // Without a pids cgroup, the count per uid: a slot's uid is its runs' alone in this
+        // process (another sandbox on the host with the same uids would share the count).
+        out.push((libc::RLIMIT_NPROC as c_int, both(limits.max_processes)));
+    }
+    if limits.limit_address_space && !cgroup {
+        // Without a memory cgroup, the address space instead, for the languages that bear it.
         out.push((libc::RLIMIT_AS as c_int, both(limits.memory_bytes)));
     }
     out

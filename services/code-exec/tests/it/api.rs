@@ -16,6 +16,8 @@ agora_shared::on_sqlite_and_postgres!(
     submissions_run_and_are_read_as_judge0_shows_them,
     bad_submissions_are_refused_naming_the_field,
     fifty_submissions_at_once_against_a_queue_of_ten,
+    a_tenant_with_a_long_queue_does_not_hold_every_slot,
+    finished_submissions_are_forgotten_after_their_retention,
 );
 
 struct Platform {
@@ -304,12 +306,20 @@ async fn bad_submissions_are_refused_naming_the_field(store: Store) {
             "?wait=true&fields=stdout,bogus",
             "fields",
         ),
+        (
+            json!({"source_code": "print(1)", "language_id": 71, "command_line_arguments": "a\u{0}b"}),
+            "",
+            "command_line_arguments",
+        ),
     ] {
         let resp = p.submit(&a, query, body.clone()).await;
         let problem = problem(resp, 422).await;
         let named = agora_testkit::fields(&problem);
         assert!(named.iter().any(|f| f == field), "{body}: {problem}");
     }
+    // A token named twice in a batch read is refused (each would be rendered again).
+    let twice = p.get(&a, "/submissions/batch?tokens=x,y,x").await;
+    assert!(agora_testkit::fields(&problem(twice, 422).await).contains(&"tokens".to_owned()));
     // Unknown fields are named too (a misspelt limit is never silently ignored).
     let resp = p
         .submit(
@@ -328,7 +338,12 @@ async fn bad_submissions_are_refused_naming_the_field(store: Store) {
             json!({"source_code": "import sys; sys.stdout.buffer.write(b'\\xff\\xfe')", "language_id": 71}),
         )
         .await;
-    let body = problem(resp, 400).await;
+    // wait=true still answers the queued submission's token; reading it as text is a 400.
+    assert_eq!(resp.status(), 201);
+    let queued: Value = resp.json().await.unwrap();
+    let token = queued["token"].as_str().expect("the token").to_owned();
+    p.verdict(&a, &token, "?base64_encoded=true").await;
+    let body = problem(p.get(&a, &format!("/submissions/{token}")).await, 400).await;
     assert!(
         body["detail"]
             .as_str()
@@ -336,6 +351,93 @@ async fn bad_submissions_are_refused_naming_the_field(store: Store) {
             .contains("base64_encoded=true"),
         "{body}"
     );
+    let raw = p.verdict(&a, &token, "?base64_encoded=true").await;
+    assert_eq!(raw["stdout"], STANDARD.encode([0xff, 0xfe]));
+}
+
+async fn a_tenant_with_a_long_queue_does_not_hold_every_slot(store: Store) {
+    let p = platform(store, "").await;
+    let a = p.kit.tenant("Acme").await;
+    let b = p.kit.tenant("Beta").await;
+    if !p.runs_programs(&a).await {
+        return;
+    }
+    let slots = p.state.sandbox.as_ref().unwrap().slots();
+    // Acme queues four runs of two seconds per slot; Beta's one run then takes the first
+    // slot to come free instead of waiting behind all of Acme's.
+    let sleep = json!({"source_code": "import time; time.sleep(2)", "language_id": 71});
+    for _ in 0..4 * slots {
+        assert_eq!(p.submit(&a, "", sleep.clone()).await.status(), 201);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let resp = p
+        .submit(
+            &b,
+            "?wait=true",
+            json!({"source_code": "print('beta')", "language_id": 71}),
+        )
+        .await;
+    let done: Value = resp.json().await.unwrap();
+    assert_eq!(done["status"]["id"], 3, "{done}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "Beta waited {:?} behind Acme's queue",
+        started.elapsed()
+    );
+}
+
+async fn finished_submissions_are_forgotten_after_their_retention(store: Store) {
+    let p = platform(store, "").await;
+    let a = p.kit.tenant("Acme").await;
+    if !p.runs_programs(&a).await {
+        return;
+    }
+    let done: Value = p
+        .submit(
+            &a,
+            "?wait=true&fields=token,status",
+            json!({"source_code": "print(1)", "language_id": 71}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = done["token"].as_str().unwrap().to_owned();
+    assert_eq!(done["status"]["id"], 3);
+    let queued: Value = p
+        .submit(
+            &a,
+            "",
+            json!({"source_code": "import time; time.sleep(3)", "language_id": 71}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    // What the retention sweep does once the retention has passed: finished ones go, the
+    // one not finished stays.
+    let forgotten = p
+        .state
+        .db
+        .write(|conn| {
+            agora_code_exec::store::forget_finished(
+                conn,
+                agora_shared::db::now() + chrono::Duration::seconds(1),
+                500,
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(forgotten, 1);
+    problem(p.get(&a, &format!("/submissions/{token}")).await, 404).await;
+    let still = p
+        .get(
+            &a,
+            &format!("/submissions/{}", queued["token"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(still.status(), 200);
 }
 
 async fn fifty_submissions_at_once_against_a_queue_of_ten(store: Store) {
