@@ -42,7 +42,8 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    fn internal(message: String) -> Self {
+    /// Status 13, Internal Error: the sandbox failed, not the program.
+    pub fn internal(message: String) -> Self {
         Self {
             status: Status::InternalError,
             message: Some(message),

@@ -100,7 +100,7 @@ async fn run_one(state: &Arc<CodeExecState>, row: SubmissionRow, claimed_at: Nai
         .await
         .unwrap_or_else(|err| {
             tracing::warn!(error = %err, "code-exec: a run failed");
-            internal("the run failed".into())
+            Verdict::internal("the run failed".into())
         });
     if verdict.status == Status::InternalError {
         tracing::warn!(%token, message = ?verdict.message, "code-exec: internal error");
@@ -157,14 +157,14 @@ pub async fn forget(state: Arc<CodeExecState>, shutdown: CancellationToken) -> a
 
 fn judge_row(state: &CodeExecState, row: &SubmissionRow) -> Verdict {
     let Ok(sandbox) = &state.sandbox else {
-        return internal("this host cannot run programs".into());
+        return Verdict::internal("this host cannot run programs".into());
     };
     let Some(language) = state
         .languages
         .iter()
         .find(|l| l.id as i32 == row.language_id)
     else {
-        return internal(format!("language {} is no longer offered", row.language_id));
+        return Verdict::internal(format!("language {} is no longer offered", row.language_id));
     };
     let s = row.settings();
     let request = Request {
@@ -187,19 +187,4 @@ fn judge_row(state: &CodeExecState, row: &SubmissionRow) -> Verdict {
         redirect_stderr_to_stdout: s.redirect_stderr_to_stdout,
     };
     judge::judge(sandbox, language, &compile_limits(), &request)
-}
-
-fn internal(message: String) -> Verdict {
-    Verdict {
-        status: Status::InternalError,
-        message: Some(message),
-        stdout: None,
-        stderr: None,
-        compile_output: None,
-        time: None,
-        wall_time: None,
-        memory: None,
-        exit_code: None,
-        exit_signal: None,
-    }
 }
