@@ -8,6 +8,7 @@ pub mod error;
 pub mod grpc;
 pub mod http;
 pub mod invalidation;
+pub mod outbound;
 pub mod peer_auth;
 pub mod redis;
 pub mod sealed;

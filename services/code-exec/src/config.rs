@@ -36,6 +36,9 @@ pub struct CodeExecConfig {
     pub max_batch_size: usize,
     /// How long finished submissions are kept (then deleted, results and all).
     pub keep_results_secs: u64,
+    /// Let `callback_url` name private, loopback and other internal addresses (a development
+    /// machine's own receiver, say). Off: callbacks reach public addresses only.
+    pub callbacks_allow_private: bool,
 }
 
 impl Default for CodeExecConfig {
@@ -53,6 +56,7 @@ impl Default for CodeExecConfig {
             max_output_bytes: 1024 * 1024,
             max_batch_size: 20,
             keep_results_secs: 7 * 24 * 3600,
+            callbacks_allow_private: false,
         }
     }
 }

@@ -73,7 +73,8 @@ pub struct SubmissionIn {
     /// Refused when true: programs never have a network.
     pub enable_network: Option<bool>,
     pub number_of_runs: Option<f64>,
-    /// Not offered yet: refused.
+    /// Where the verdict is PUT once the submission has run (public addresses only, unless
+    /// `code_exec.callbacks_allow_private`).
     pub callback_url: Option<String>,
     /// Not offered yet: refused.
     pub additional_files: Option<String>,
@@ -204,6 +205,8 @@ pub fn default_settings() -> Settings {
         max_file_size: d::MAX_FILE_SIZE,
         number_of_runs: d::NUMBER_OF_RUNS,
         redirect_stderr_to_stdout: false,
+        callback_url: None,
+        base64_encoded: false,
     }
 }
 
@@ -245,7 +248,7 @@ const ALL_FIELDS: &[&str] = &[
     "additional_files",
     "language",
 ];
-const DEFAULT_FIELDS: &[&str] = &[
+pub(crate) const DEFAULT_FIELDS: &[&str] = &[
     "token",
     "stdout",
     "time",
@@ -430,11 +433,17 @@ fn validate(
             ));
         }
     }
-    if input.callback_url.is_some() {
-        errors.push(field_error(
-            &name("callback_url"),
-            "callbacks are not offered yet; poll GET /submissions/{token}",
-        ));
+    if let Some(url) = &input.callback_url {
+        if url.len() > 2048 {
+            errors.push(field_error(
+                &name("callback_url"),
+                "is longer than 2048 characters",
+            ));
+        } else if let Err(refused) =
+            agora_shared::outbound::check_url(url, state.config.callbacks_allow_private)
+        {
+            errors.push(field_error(&name("callback_url"), refused.0));
+        }
     }
     if input.additional_files.is_some() {
         errors.push(field_error(
@@ -503,6 +512,8 @@ fn validate(
             &mut errors,
         ) as u32,
         redirect_stderr_to_stdout: input.redirect_stderr_to_stdout.unwrap_or(false),
+        callback_url: input.callback_url.clone(),
+        base64_encoded: base64,
     };
     if !errors.is_empty() {
         return Err(errors);
@@ -742,7 +753,7 @@ fn timestamp(at: chrono::NaiveDateTime) -> String {
 }
 
 /// The submission as Judge0 shows it, with the `shown` fields only (only those are encoded).
-fn render(
+pub(crate) fn render(
     state: &CodeExecState,
     row: &SubmissionRow,
     base64: bool,
@@ -809,7 +820,8 @@ fn render(
                 .iter()
                 .find(|l| l.id as i32 == row.language_id)
                 .map_or(Value::Null, |l| json!({ "id": l.id, "name": l.name })),
-            // callback_url and additional_files: not offered.
+            "callback_url" => json!(settings.callback_url),
+            // additional_files: not offered.
             _ => Value::Null,
         };
         out.insert(field.to_owned(), value);
@@ -895,9 +907,9 @@ pub async fn config_info(state: web::Data<CodeExecState>, _caller: Caller) -> Ht
         "allowed_languages_for_compile_options": [],
         "enable_command_line_arguments": true,
         "enable_submission_delete": false,
-        "enable_callbacks": false,
-        "callbacks_max_tries": 0,
-        "callbacks_timeout": 0.0,
+        "enable_callbacks": true,
+        "callbacks_max_tries": crate::worker::CALLBACK_TRIES,
+        "callbacks_timeout": crate::worker::CALLBACK_TIMEOUT.as_secs_f64(),
         "enable_additional_files": false,
         "max_queue_size": state.config.max_queued_per_tenant,
         "cpu_time_limit": d::CPU_TIME_LIMIT,

@@ -72,6 +72,8 @@ pub struct CodeExecState {
     pub languages: Vec<languages::Language>,
     /// Wakes the workers when submissions are queued.
     pub wake: tokio::sync::Notify,
+    /// Delivers callbacks (public addresses only, unless configured otherwise).
+    pub callbacks: reqwest::Client,
 }
 
 /// A started code-exec service and its state (tests reach into the state).
@@ -125,6 +127,10 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
         sandbox,
         languages,
         wake: tokio::sync::Notify::new(),
+        callbacks: agora_shared::outbound::client(
+            worker::CALLBACK_TIMEOUT,
+            config.callbacks_allow_private,
+        )?,
     });
     let (reporter, health) = agora_shared::grpc::health();
     tokio::spawn(async move {

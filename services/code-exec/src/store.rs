@@ -20,6 +20,13 @@ pub struct Settings {
     pub max_file_size: u64,
     pub number_of_runs: u32,
     pub redirect_stderr_to_stdout: bool,
+    /// Where the verdict is PUT once the submission has run (checked when submitted, and its
+    /// host's addresses again at delivery).
+    #[serde(default)]
+    pub callback_url: Option<String>,
+    /// Whether the callback's texts are base64, as the submission's were.
+    #[serde(default)]
+    pub base64_encoded: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
@@ -72,6 +79,15 @@ pub fn get(
     Ok(submissions::table
         .filter(submissions::tenant_id.eq(tenant_id))
         .filter(submissions::token.eq(token))
+        .select(SubmissionRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// A submission by token alone (the worker's, for its callback).
+pub fn get_any(conn: &mut DbConnection, token: &str) -> AppResult<Option<SubmissionRow>> {
+    Ok(submissions::table
+        .find(token)
         .select(SubmissionRow::as_select())
         .first(conn)
         .optional()?)

@@ -114,7 +114,10 @@ async fn run_one(state: &Arc<CodeExecState>, row: SubmissionRow, claimed_at: Nai
             .write(move |conn| store::finish(conn, &t, claimed_at, &v, now()))
             .await;
         match stored {
-            Ok(true) => return,
+            Ok(true) => {
+                deliver_callback(state, &token).await;
+                return;
+            }
             Ok(false) => {
                 tracing::warn!(%token, "code-exec: the submission was taken again as stale; its verdict stands");
                 return;
@@ -128,6 +131,55 @@ async fn run_one(state: &Arc<CodeExecState>, row: SubmissionRow, claimed_at: Nai
 }
 
 const FINISH_ATTEMPTS: u32 = 10;
+
+/// Judge0's callback: the finished submission PUT to its `callback_url` as `GET` would show it
+/// (default fields, base64 when it was submitted so), tried up to three times.
+pub const CALLBACK_TRIES: u32 = 3;
+pub const CALLBACK_TIMEOUT: Duration = Duration::from_secs(5);
+
+async fn deliver_callback(state: &Arc<CodeExecState>, token: &str) {
+    let t = token.to_owned();
+    let row = match state.db.read(move |conn| store::get_any(conn, &t)).await {
+        Ok(Some(row)) => row,
+        _ => return,
+    };
+    let settings = row.settings();
+    let Some(url) = settings.callback_url.clone() else {
+        return;
+    };
+    let body = match crate::http::render(
+        state,
+        &row,
+        settings.base64_encoded,
+        crate::http::DEFAULT_FIELDS,
+    ) {
+        Ok(body) => body,
+        // Outputs that are not text, asked for as text: the token and the status, from which
+        // the client fetches them in base64.
+        Err(_) => {
+            let status = Status::ALL
+                .iter()
+                .find(|s| i32::from(s.id()) == row.status_id)
+                .copied()
+                .unwrap_or(Status::InternalError);
+            serde_json::json!({ "token": row.token, "status": {
+                "id": status.id(), "description": status.description() } })
+        }
+    };
+    let client = state.callbacks.clone();
+    tokio::spawn(async move {
+        for attempt in 0..CALLBACK_TRIES {
+            match client.put(&url).json(&body).send().await {
+                Ok(resp) if resp.status().is_success() => return,
+                Ok(resp) => {
+                    tracing::info!(status = %resp.status(), attempt, "code-exec: a callback was refused")
+                }
+                Err(err) => tracing::info!(error = %err, attempt, "code-exec: a callback failed"),
+            }
+            tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
+        }
+    });
+}
 
 /// Deletes finished submissions older than `code_exec.keep_results_secs`, a batch at a time,
 /// every minute.

@@ -18,6 +18,7 @@ agora_shared::on_sqlite_and_postgres!(
     fifty_submissions_at_once_against_a_queue_of_ten,
     a_tenant_with_a_long_queue_does_not_hold_every_slot,
     finished_submissions_are_forgotten_after_their_retention,
+    a_callback_brings_the_verdict_to_the_submitters_url,
 );
 
 struct Platform {
@@ -470,4 +471,83 @@ async fn fifty_submissions_at_once_against_a_queue_of_ten(store: Store) {
         )
         .await;
     assert_eq!(resp.status(), 201);
+}
+
+/// A receiver of callbacks on a loopback port: every request's method and JSON body.
+async fn receiver() -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<(String, Value)>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/judge0/callback", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 8192];
+                loop {
+                    let n = socket.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).into_owned();
+                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() < length {
+                        continue;
+                    }
+                    let method = head.split_whitespace().next().unwrap_or("").to_owned();
+                    let _ = tx.send((method, serde_json::from_str(body).unwrap_or(Value::Null)));
+                    let _ = socket
+                        .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                    return;
+                }
+            });
+        }
+    });
+    (url, rx)
+}
+
+async fn a_callback_brings_the_verdict_to_the_submitters_url(store: Store) {
+    let p = platform(store, "callbacks_allow_private = true\n").await;
+    let a = p.kit.tenant("Acme").await;
+    if !p.runs_programs(&a).await {
+        return;
+    }
+    let (url, mut received) = receiver().await;
+    let queued: Value = p
+        .submit(
+            &a,
+            "?base64_encoded=true",
+            json!({"source_code": STANDARD.encode("print('called back')"), "language_id": 71, "callback_url": url}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (method, body) = tokio::time::timeout(std::time::Duration::from_secs(30), received.recv())
+        .await
+        .expect("a callback within 30 s")
+        .unwrap();
+    assert_eq!(method, "PUT");
+    assert_eq!(body["token"], queued["token"]);
+    assert_eq!(body["status"]["id"], 3, "{body}");
+    assert_eq!(
+        STANDARD.decode(body["stdout"].as_str().unwrap()).unwrap(),
+        b"called back\n"
+    );
 }
