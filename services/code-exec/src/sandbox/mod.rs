@@ -382,10 +382,7 @@ impl Drop for OpenBox<'_> {
     fn drop(&mut self) {
         if let Err(err) = detach(&self.dir.join("box")) {
             // The slot stays out of use rather than hand a used box to the next run.
-            eprintln!(
-                "code-exec: cannot detach the box of slot {}: {err}",
-                self.slot
-            );
+            tracing::error!(slot = self.slot, error = %err, "code-exec: cannot detach a box; its slot stays out of use");
             return;
         }
         let mut slots = self.sandbox.slots.lock().unwrap_or_else(|e| e.into_inner());
