@@ -774,11 +774,7 @@ pub(crate) fn render(
         }
     };
     let settings = row.settings();
-    let status = Status::ALL
-        .iter()
-        .find(|s| i32::from(s.id()) == row.status_id)
-        .copied()
-        .unwrap_or(Status::InternalError);
+    let status = Status::from_id(row.status_id);
     let seconds = |s: Option<f64>| s.map_or(Value::Null, |s| Value::String(format!("{s:.3}")));
     let mut out = Map::new();
     for &field in shown {
@@ -962,7 +958,7 @@ pub async fn system_info(state: web::Data<CodeExecState>, _caller: Caller) -> Ht
         Err(reason) => json!({ "available": false, "reason": reason }),
     };
     HttpResponse::Ok().json(json!({
-        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_owned()).ok(),
+        "kernel": state.kernel,
         "cpus": std::thread::available_parallelism().map_or(1, |n| n.get()),
         "isolation": isolation,
         "languages": state.languages.len(),

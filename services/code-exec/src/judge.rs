@@ -45,8 +45,16 @@ impl Verdict {
     /// Status 13, Internal Error: the sandbox failed, not the program.
     pub fn internal(message: String) -> Self {
         Self {
-            status: Status::InternalError,
             message: Some(message),
+            ..Self::bare(Status::InternalError)
+        }
+    }
+
+    /// `status` and nothing else.
+    fn bare(status: Status) -> Self {
+        Self {
+            status,
+            message: None,
             stdout: None,
             stderr: None,
             compile_output: None,
@@ -145,14 +153,13 @@ pub fn judge_in(
                 output = m.as_bytes().to_vec();
             }
             return Verdict {
-                status: Status::CompilationError,
                 message: message.map(str::to_owned),
                 compile_output: Some(output),
                 exit_code: match compiled.termination {
                     Termination::Exited(code) => Some(code),
                     _ => None,
                 },
-                ..Verdict::internal(String::new())
+                ..Verdict::bare(Status::CompilationError)
             };
         }
         if !compiled.stdout.is_empty() {
@@ -188,7 +195,9 @@ pub fn judge_in(
     let time = runs.iter().map(|r| r.cpu_time.as_secs_f64()).sum::<f64>() / n;
     let wall_time = runs.iter().map(|r| r.wall_time.as_secs_f64()).sum::<f64>() / n;
     let memory = runs.iter().map(|r| r.memory_bytes / 1024).sum::<u64>() / runs.len() as u64;
-    let last = runs.pop().expect("at least one run");
+    let Some(last) = runs.pop() else {
+        return Verdict::internal("no run took place".into());
+    };
     let (status, message) = classify(&last, request.expected_output.as_deref());
     let (exit_code, exit_signal) = match last.termination {
         Termination::Exited(code) => (Some(code), None),

@@ -74,6 +74,8 @@ pub struct CodeExecState {
     pub wake: tokio::sync::Notify,
     /// Delivers callbacks (public addresses only, unless configured otherwise).
     pub callbacks: reqwest::Client,
+    /// The host's kernel release, read at start for `/system_info`.
+    pub kernel: Option<String>,
 }
 
 /// A started code-exec service and its state (tests reach into the state).
@@ -108,10 +110,13 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
     }
     sandbox_config.first_uid = config.first_uid;
     sandbox_config.allow_weaker_isolation = config.allow_weaker_isolation;
-    let (sandbox, languages) = tokio::task::spawn_blocking(move || {
+    let (sandbox, languages, kernel) = tokio::task::spawn_blocking(move || {
         (
             sandbox::Sandbox::new(sandbox_config).map_err(|e| format!("{e:#}")),
             languages::discover(),
+            std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .ok()
+                .map(|s| s.trim().to_owned()),
         )
     })
     .await?;
@@ -131,6 +136,7 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
             worker::CALLBACK_TIMEOUT,
             config.callbacks_allow_private,
         )?,
+        kernel,
     });
     let (reporter, health) = agora_shared::grpc::health();
     tokio::spawn(async move {

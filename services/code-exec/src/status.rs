@@ -42,6 +42,15 @@ impl Status {
         self as u8
     }
 
+    /// The status with Judge0's id `id` as stored; an unknown one reads as Internal Error.
+    pub fn from_id(id: i32) -> Self {
+        Self::ALL
+            .iter()
+            .find(|s| i32::from(s.id()) == id)
+            .copied()
+            .unwrap_or(Self::InternalError)
+    }
+
     pub fn description(self) -> &'static str {
         match self {
             Self::InQueue => "In Queue",

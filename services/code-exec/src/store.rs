@@ -126,17 +126,22 @@ pub fn active(conn: &mut DbConnection, tenant_id: &str) -> AppResult<i64> {
         .get_result(conn)?)
 }
 
+/// A submission a worker may take: queued, or left Processing since before `stale_before`
+/// (its worker went away).
+#[diesel::dsl::auto_type]
+fn takeable(stale_before: NaiveDateTime) -> _ {
+    let queued: i32 = Status::InQueue.id() as i32;
+    let processing: i32 = Status::Processing.id() as i32;
+    submissions::status_id.eq(queued).or(submissions::status_id
+        .eq(processing)
+        .and(submissions::started_at.lt(stale_before)))
+}
+
 /// Whether any submission waits (or was left Processing since before `stale_before`): a
 /// read, so that idle workers commit nothing.
 pub fn any_waiting(conn: &mut DbConnection, stale_before: NaiveDateTime) -> AppResult<bool> {
     Ok(diesel::select(diesel::dsl::exists(
-        submissions::table.filter(
-            submissions::status_id
-                .eq(Status::InQueue.id() as i32)
-                .or(submissions::status_id
-                    .eq(Status::Processing.id() as i32)
-                    .and(submissions::started_at.lt(stale_before))),
-        ),
+        submissions::table.filter(takeable(stale_before)),
     ))
     .get_result(conn)?)
 }
@@ -152,7 +157,6 @@ pub fn claim_next(
     now: NaiveDateTime,
     stale_before: NaiveDateTime,
 ) -> AppResult<Option<(SubmissionRow, NaiveDateTime)>> {
-    let queued = Status::InQueue.id() as i32;
     let processing = Status::Processing.id() as i32;
     for _ in 0..5 {
         let running: Vec<(String, i64)> = submissions::table
@@ -162,11 +166,7 @@ pub fn claim_next(
             .select((submissions::tenant_id, diesel::dsl::count_star()))
             .load(conn)?;
         let waiting: Vec<(String, Option<NaiveDateTime>)> = submissions::table
-            .filter(
-                submissions::status_id.eq(queued).or(submissions::status_id
-                    .eq(processing)
-                    .and(submissions::started_at.lt(stale_before))),
-            )
+            .filter(takeable(stale_before))
             .group_by(submissions::tenant_id)
             .select((
                 submissions::tenant_id,
@@ -187,11 +187,7 @@ pub fn claim_next(
         };
         let candidate: Option<(String, i32, Option<NaiveDateTime>)> = submissions::table
             .filter(submissions::tenant_id.eq(tenant))
-            .filter(
-                submissions::status_id.eq(queued).or(submissions::status_id
-                    .eq(processing)
-                    .and(submissions::started_at.lt(stale_before))),
-            )
+            .filter(takeable(stale_before))
             .order(submissions::created_at.asc())
             .select((
                 submissions::token,

@@ -34,11 +34,13 @@ pub enum Op {
 }
 
 /// A Landlock rule: a path inside the sandbox and the access granted beneath it.
+#[derive(Clone)]
 pub struct Rule {
     pub path: CString,
     pub access: u64,
 }
 
+#[derive(Clone)]
 pub struct Landlock {
     pub abi: u32,
     pub handled_fs: u64,

@@ -1,6 +1,11 @@
 //! The seccomp filter and the Landlock ruleset every run gets.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    ffi::{CStr, CString},
+    os::unix::ffi::OsStrExt,
+    path::{Path, PathBuf},
+};
 
 use seccompiler::{
     SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
@@ -182,10 +187,12 @@ const REFER: u64 = 1 << 13;
 const TRUNCATE: u64 = 1 << 14;
 const IOCTL_DEV: u64 = 1 << 15;
 
-/// Read and execute beneath the system directories; read /proc; read and write the devices;
-/// everything but device nodes in /box and /tmp. Where the kernel's ABI allows: no TCP bind
-/// or connect, no signals to processes outside, no abstract Unix sockets outside.
-pub fn landlock(abi: u32) -> child::Landlock {
+/// Read and execute beneath the system directories the sandbox binds (`system_paths`, by their
+/// top-level directory: /usr, /etc, and /lib and friends where they are directories rather
+/// than links into /usr); read /proc; read and write the devices; everything but device nodes
+/// in /box and /tmp. Where the kernel's ABI allows: no TCP bind or connect, no signals to
+/// processes outside, no abstract Unix sockets outside.
+pub fn landlock(abi: u32, system_paths: &[PathBuf]) -> child::Landlock {
     let mut handled_fs: u64 = (1 << 13) - 1;
     if abi >= 2 {
         handled_fs |= REFER;
@@ -198,28 +205,29 @@ pub fn landlock(abi: u32) -> child::Landlock {
     }
     let handled_net = if abi >= 4 { 0b11 } else { 0 };
     let scoped = if abi >= 6 { 0b11 } else { 0 };
-    let rule = |path: &std::ffi::CStr, access: u64| child::Rule {
+    let rule = |path: &CStr, access: u64| child::Rule {
         path: path.to_owned(),
         access: access & handled_fs,
     };
-    let system = EXECUTE | READ_FILE | READ_DIR;
-    let mut rules = vec![
-        rule(c"/usr", system),
-        rule(c"/etc", system),
+    let mut tops: Vec<PathBuf> = system_paths
+        .iter()
+        .filter_map(|p| p.components().nth(1))
+        .map(|top| Path::new("/").join(top))
+        .filter(|top| std::fs::symlink_metadata(top).is_ok_and(|m| m.is_dir()))
+        .collect();
+    tops.sort();
+    tops.dedup();
+    let mut rules: Vec<child::Rule> = tops
+        .iter()
+        .filter_map(|top| CString::new(top.as_os_str().as_bytes()).ok())
+        .map(|top| rule(&top, EXECUTE | READ_FILE | READ_DIR))
+        .collect();
+    rules.extend([
         rule(c"/proc", READ_FILE | READ_DIR),
         rule(c"/dev", READ_FILE | WRITE_FILE | READ_DIR | TRUNCATE),
         rule(c"/box", handled_fs & !(MAKE_CHAR | MAKE_BLOCK)),
         rule(c"/tmp", handled_fs & !(MAKE_CHAR | MAKE_BLOCK)),
-    ];
-    // Where /lib and friends are directories rather than links into /usr.
-    for top in ["/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin"] {
-        if std::fs::symlink_metadata(top).is_ok_and(|m| m.is_dir()) {
-            rules.push(child::Rule {
-                path: std::ffi::CString::new(top).expect("no NUL"),
-                access: system & handled_fs,
-            });
-        }
-    }
+    ]);
     child::Landlock {
         abi,
         handled_fs,

@@ -186,6 +186,10 @@ impl std::fmt::Display for SetupError {
 
 impl std::error::Error for SetupError {}
 
+fn setup_error(what: &str, err: &dyn std::fmt::Display) -> SetupError {
+    SetupError(format!("{what}: {err}"))
+}
+
 /// Free slots and the callers waiting for one, in arrival order.
 struct Slots {
     free: Vec<usize>,
@@ -198,6 +202,8 @@ pub struct Sandbox {
     layers: Layers,
     cgroups: Option<cgroup::Hierarchy>,
     seccomp: Vec<Vec<seccompiler::sock_filter>>,
+    /// Built once; every run applies it.
+    landlock: Option<child::Landlock>,
     slots: Mutex<Slots>,
     freed: Condvar,
 }
@@ -259,6 +265,9 @@ impl Sandbox {
                 next_ticket: 0,
             }),
             freed: Condvar::new(),
+            landlock: layers
+                .landlock_abi
+                .map(|abi| filter::landlock(abi, &config.system_paths)),
             config,
             layers,
             cgroups,
@@ -403,11 +412,10 @@ impl OpenBox<'_> {
             std::process::id(),
             RUN_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
-        let setup = |what: &str, err: &dyn std::fmt::Display| SetupError(format!("{what}: {err}"));
         let cgroup = match &sandbox.cgroups {
             Some(h) => Some(
                 h.create(&name, limits.memory_bytes, limits.max_processes)
-                    .map_err(|e| setup("cannot create the run's cgroup", &e))?,
+                    .map_err(|e| setup_error("cannot create the run's cgroup", &e))?,
             ),
             None => None,
         };
@@ -423,21 +431,20 @@ impl OpenBox<'_> {
         command: &Command,
         cgroup: Option<&cgroup::Run>,
     ) -> Result<Outcome, SetupError> {
-        let setup = |what: &str, err: &dyn std::fmt::Display| SetupError(format!("{what}: {err}"));
         let limits = &command.limits;
-        let (stdin_r, stdin_w) = pipe().map_err(|e| setup("pipe", &e))?;
-        let (stdout_r, stdout_w) = pipe().map_err(|e| setup("pipe", &e))?;
-        let (stderr_r, stderr_w) = pipe().map_err(|e| setup("pipe", &e))?;
-        let (error_r, error_w) = pipe().map_err(|e| setup("pipe", &e))?;
-        let (status_r, status_w) = pipe().map_err(|e| setup("pipe", &e))?;
+        let (stdin_r, stdin_w) = pipe().map_err(|e| setup_error("pipe", &e))?;
+        let (stdout_r, stdout_w) = pipe().map_err(|e| setup_error("pipe", &e))?;
+        let (stderr_r, stderr_w) = pipe().map_err(|e| setup_error("pipe", &e))?;
+        let (error_r, error_w) = pipe().map_err(|e| setup_error("pipe", &e))?;
+        let (status_r, status_w) = pipe().map_err(|e| setup_error("pipe", &e))?;
         let procs = match cgroup {
             Some(c) => c
                 .procs_files()
-                .map_err(|e| setup("cannot open the run's cgroup", &e))?,
+                .map_err(|e| setup_error("cannot open the run's cgroup", &e))?,
             None => vec![],
         };
         let plan_data = PlanData::new(self.sandbox, &self.dir, command)
-            .map_err(|e| setup("cannot prepare the run", &e))?;
+            .map_err(|e| setup_error("cannot prepare the run", &e))?;
         let argv = pointers(&plan_data.argv);
         let envp = pointers(&plan_data.envp);
         let cgroup_procs: Vec<c_int> = procs.iter().map(AsRawFd::as_raw_fd).collect();
@@ -463,7 +470,7 @@ impl OpenBox<'_> {
             uid: self.sandbox.uid(self.slot),
             rlimits: rlimits(limits, cgroup.is_some()),
             seccomp: self.sandbox.seccomp.clone(),
-            landlock: self.sandbox.layers.landlock_abi.map(filter::landlock),
+            landlock: self.sandbox.landlock.clone(),
             exe: plan_data.argv[0].clone(),
             argv,
             envp,
@@ -500,7 +507,7 @@ impl OpenBox<'_> {
             )
         };
         if init < 0 {
-            return Err(setup(
+            return Err(setup_error(
                 "cannot create the namespaces",
                 &io::Error::last_os_error(),
             ));
@@ -520,7 +527,7 @@ impl OpenBox<'_> {
                 // The program may exit without reading: a broken pipe is its choice.
                 let _ = stdin.write_all(&input);
             })
-            .map_err(|e| setup("cannot start the input feeder", &e))?;
+            .map_err(|e| setup_error("cannot start the input feeder", &e))?;
         let watched = watch(init, [stdout_r, stderr_r], started, limits, cgroup);
         guard.reaped = true;
         let usage = watched.usage;
