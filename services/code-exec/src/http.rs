@@ -19,6 +19,7 @@ use agora_shared::{
 
 use crate::{
     CodeExecState,
+    exercises::{self, AttemptRow},
     judge::defaults as d,
     status::Status,
     store::{self, Settings, SubmissionRow},
@@ -41,12 +42,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/code-exec/statuses", web::get().to(statuses))
         .route("/api/v1/code-exec/about", web::get().to(about))
         .route("/api/v1/code-exec/config_info", web::get().to(config_info))
-        .route("/api/v1/code-exec/system_info", web::get().to(system_info));
+        .route("/api/v1/code-exec/system_info", web::get().to(system_info))
+        .configure(exercises::http::routes);
 }
 
 /// A submission as Judge0 takes it. With `base64_encoded=true` the source, stdin and expected
 /// output are base64.
-#[derive(Debug, Clone, Deserialize, ToSchema, validator::Validate)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema, validator::Validate)]
 #[serde(deny_unknown_fields)]
 pub struct SubmissionIn {
     pub source_code: String,
@@ -312,7 +314,7 @@ fn decode(
 }
 
 /// A number within (0, max], or the default.
-fn bounded(
+pub(crate) fn bounded(
     field: &str,
     value: Option<f64>,
     default: f64,
@@ -333,7 +335,7 @@ fn bounded(
 }
 
 /// A whole number within [1, max], or the default.
-fn whole(
+pub(crate) fn whole(
     field: &str,
     value: Option<f64>,
     default: u64,
@@ -354,7 +356,7 @@ fn whole(
 }
 
 /// A validated submission, ready to store.
-fn validate(
+pub(crate) fn validate(
     state: &CodeExecState,
     caller: &Caller,
     input: SubmissionIn,
@@ -542,11 +544,13 @@ fn validate(
         created_at: now(),
         started_at: None,
         finished_at: None,
+        attempt_id: None,
+        case_index: None,
     })
 }
 
 /// 503 when this host cannot run programs (the reason is in `/system_info`).
-fn runnable(state: &CodeExecState) -> AppResult<()> {
+pub(crate) fn runnable(state: &CodeExecState) -> AppResult<()> {
     match &state.sandbox {
         Ok(_) => Ok(()),
         Err(reason) => Err(AppError::Unavailable(format!(
@@ -556,8 +560,13 @@ fn runnable(state: &CodeExecState) -> AppResult<()> {
     }
 }
 
-/// Stores `rows` if the tenant has room for them, then wakes the workers.
-async fn enqueue(state: &web::Data<CodeExecState>, rows: Vec<SubmissionRow>) -> AppResult<()> {
+/// Stores `rows` (and the attempt they are the cases of) if the tenant has room for them, then
+/// wakes the workers.
+pub(crate) async fn enqueue(
+    state: &web::Data<CodeExecState>,
+    rows: Vec<SubmissionRow>,
+    attempt: Option<AttemptRow>,
+) -> AppResult<()> {
     let limit = i64::from(state.config.max_queued_per_tenant);
     let tenant = rows[0].tenant_id.clone();
     let count = rows.len() as i64;
@@ -566,7 +575,7 @@ async fn enqueue(state: &web::Data<CodeExecState>, rows: Vec<SubmissionRow>) -> 
         .write(move |conn| {
             // Concurrent submissions of one tenant are counted one after the other (a lock
             // on the tenant for the transaction), so the quota holds exactly.
-            store::lock_tenant(conn, &tenant)?;
+            store::lock(conn, &format!("tenant:{tenant}"))?;
             let active = store::active(conn, &tenant)?;
             if active + count > limit {
                 return Err(AppError::TooManyRequests {
@@ -575,6 +584,9 @@ async fn enqueue(state: &web::Data<CodeExecState>, rows: Vec<SubmissionRow>) -> 
                     ),
                     retry_after_secs: 1,
                 });
+            }
+            if let Some(attempt) = &attempt {
+                exercises::insert_attempt(conn, attempt)?;
             }
             for row in &rows {
                 store::insert(conn, row)?;
@@ -603,7 +615,7 @@ pub async fn create(
     let row = validate(&state, &caller, body.0, params.base64_encoded, "")
         .map_err(AppError::Validation)?;
     let token = row.token.clone();
-    enqueue(&state, vec![row]).await?;
+    enqueue(&state, vec![row], None).await?;
     if !params.wait {
         return Ok(HttpResponse::Created().json(json!({ "token": token })));
     }
@@ -674,7 +686,7 @@ pub async fn create_batch(
         return Err(AppError::Validation(errors));
     }
     let tokens: Vec<Value> = rows.iter().map(|r| json!({ "token": r.token })).collect();
-    enqueue(&state, rows).await?;
+    enqueue(&state, rows, None).await?;
     Ok(HttpResponse::Created().json(tokens))
 }
 

@@ -19,6 +19,8 @@ use agora_shared::{
 };
 
 pub mod config;
+pub mod events;
+pub mod exercises;
 pub mod http;
 pub mod judge;
 pub mod languages;
@@ -53,7 +55,7 @@ pub fn spec() -> ServiceSpec {
         name: NAME,
         migrations: Some(MIGRATIONS),
         default_ports: (PORTS.0, Some(PORTS.1)),
-        publishes: false,
+        publishes: true,
         openapi: Some(openapi::document),
         config_keys: agora_shared::service::config_keys::<CodeExecConfig>,
         open_config_maps: &[],
@@ -156,7 +158,7 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
             http_routes: http::routes,
             openapi: openapi::document,
             grpc_routes: tonic::service::Routes::new(health),
-            publishes: false,
+            publishes: true,
         },
         shutdown.clone(),
     )

@@ -25,5 +25,41 @@ diesel::table! {
         created_at -> Timestamp,
         started_at -> Nullable<Timestamp>,
         finished_at -> Nullable<Timestamp>,
+        attempt_id -> Nullable<Text>,
+        case_index -> Nullable<Integer>,
     }
 }
+
+diesel::table! {
+    exercises (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        title -> Text,
+        language_ids -> Text,
+        cases -> Text,
+        limits -> Text,
+        version -> Integer,
+        updated_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    attempts (id) {
+        id -> Text,
+        tenant_id -> Text,
+        exercise_id -> Text,
+        exercise_version -> Integer,
+        user_id -> Text,
+        language_id -> Integer,
+        cases -> Text,
+        score -> Nullable<Integer>,
+        max_score -> Integer,
+        passed -> Nullable<Bool>,
+        created_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(submissions, attempts);

@@ -55,6 +55,10 @@ pub struct SubmissionRow {
     pub created_at: NaiveDateTime,
     pub started_at: Option<NaiveDateTime>,
     pub finished_at: Option<NaiveDateTime>,
+    /// The exercise attempt this submission runs a test case of (never shown through Judge0's
+    /// API), and the case's index.
+    pub attempt_id: Option<String>,
+    pub case_index: Option<i32>,
 }
 
 impl SubmissionRow {
@@ -70,7 +74,7 @@ pub fn insert(conn: &mut DbConnection, row: &SubmissionRow) -> AppResult<()> {
     Ok(())
 }
 
-/// The tenant's submission `token` (another tenant's is not found).
+/// The tenant's submission `token` (another tenant's is not found, nor an attempt's test case).
 pub fn get(
     conn: &mut DbConnection,
     tenant_id: &str,
@@ -79,6 +83,7 @@ pub fn get(
     Ok(submissions::table
         .filter(submissions::tenant_id.eq(tenant_id))
         .filter(submissions::token.eq(token))
+        .filter(submissions::attempt_id.is_null())
         .select(SubmissionRow::as_select())
         .first(conn)
         .optional()?)
@@ -93,7 +98,7 @@ pub fn get_any(conn: &mut DbConnection, token: &str) -> AppResult<Option<Submiss
         .optional()?)
 }
 
-/// The tenant's submissions among `tokens`.
+/// The tenant's submissions among `tokens` (attempts' test cases left out).
 pub fn get_many(
     conn: &mut DbConnection,
     tenant_id: &str,
@@ -102,16 +107,18 @@ pub fn get_many(
     Ok(submissions::table
         .filter(submissions::tenant_id.eq(tenant_id))
         .filter(submissions::token.eq_any(tokens))
+        .filter(submissions::attempt_id.is_null())
         .select(SubmissionRow::as_select())
         .load(conn)?)
 }
 
-/// Makes the tenant's quota checks in concurrent transactions take turns, until this one
-/// ends (on PostgreSQL an advisory lock on the tenant; SQLite has one writer at a time).
-pub fn lock_tenant(conn: &mut DbConnection, tenant_id: &str) -> AppResult<()> {
+/// Makes concurrent transactions that lock the same `key` take turns, until this one ends (on
+/// PostgreSQL an advisory lock on the key; SQLite has one writer at a time). Keys: `tenant:<id>`
+/// for the quota check, `attempt:<id>` for an attempt's last verdict.
+pub fn lock(conn: &mut DbConnection, key: &str) -> AppResult<()> {
     if let DbConnection::Postgres(pg) = conn {
         diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('code-exec:' || $1, 0))")
-            .bind::<diesel::sql_types::Text, _>(tenant_id)
+            .bind::<diesel::sql_types::Text, _>(key)
             .execute(pg)?;
     }
     Ok(())
@@ -231,6 +238,7 @@ pub fn status_of(conn: &mut DbConnection, tenant_id: &str, token: &str) -> AppRe
     Ok(submissions::table
         .filter(submissions::tenant_id.eq(tenant_id))
         .filter(submissions::token.eq(token))
+        .filter(submissions::attempt_id.is_null())
         .select(submissions::status_id)
         .first(conn)
         .optional()?)

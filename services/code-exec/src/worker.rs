@@ -8,10 +8,14 @@ use chrono::NaiveDateTime;
 
 use tokio_util::sync::CancellationToken;
 
-use agora_shared::db::now;
+use agora_proto::events::v1 as ev;
+use agora_shared::{
+    AppResult,
+    db::{DbConnection, now},
+};
 
 use crate::{
-    CodeExecState,
+    CodeExecState, events, exercises,
     judge::{self, Request, Verdict},
     sandbox::Limits,
     status::Status,
@@ -96,6 +100,20 @@ async fn worker(state: Arc<CodeExecState>, shutdown: CancellationToken) {
 async fn run_one(state: &Arc<CodeExecState>, row: SubmissionRow, claimed_at: NaiveDateTime) {
     let token = row.token.clone();
     let calls_back = row.settings().callback_url.is_some();
+    let language = state
+        .languages
+        .iter()
+        .find(|l| l.id as i32 == row.language_id)
+        .map_or_else(|| row.language_id.to_string(), |l| l.name.clone());
+    let finished = Arc::new(Finished {
+        token: row.token.clone(),
+        tenant_id: row.tenant_id.clone(),
+        user_id: row.user_id.clone(),
+        language_id: row.language_id,
+        language,
+        created_at: row.created_at,
+        attempt_id: row.attempt_id.clone(),
+    });
     let runner = state.clone();
     let verdict = tokio::task::spawn_blocking(move || judge_row(&runner, &row))
         .await
@@ -109,10 +127,10 @@ async fn run_one(state: &Arc<CodeExecState>, row: SubmissionRow, claimed_at: Nai
     // A busy store is waited out: a verdict is never dropped for want of a connection.
     let verdict = Arc::new(verdict);
     for attempt in 0..FINISH_ATTEMPTS {
-        let (t, v) = (token.clone(), verdict.clone());
+        let (f, v) = (finished.clone(), verdict.clone());
         let stored = state
             .db
-            .write(move |conn| store::finish(conn, &t, claimed_at, &v, now()))
+            .write(move |conn| f.store(conn, claimed_at, &v, now()))
             .await;
         match stored {
             Ok(true) => {
@@ -134,6 +152,60 @@ async fn run_one(state: &Arc<CodeExecState>, row: SubmissionRow, claimed_at: Nai
 }
 
 const FINISH_ATTEMPTS: u32 = 10;
+
+/// What storing a verdict needs of its submission (not its texts).
+struct Finished {
+    token: String,
+    tenant_id: String,
+    user_id: String,
+    language_id: i32,
+    language: String,
+    created_at: NaiveDateTime,
+    attempt_id: Option<String>,
+}
+
+impl Finished {
+    /// Stores the verdict with its event, in the caller's transaction: `submission.finished`
+    /// for a Judge0 submission; for an attempt's case, the attempt's score and
+    /// `attempt.finished` once it is the last case to finish. False when the claim was lost.
+    fn store(
+        &self,
+        conn: &mut DbConnection,
+        claimed_at: NaiveDateTime,
+        verdict: &Verdict,
+        at: NaiveDateTime,
+    ) -> AppResult<bool> {
+        if let Some(attempt) = &self.attempt_id {
+            // Taken before the verdict is written: the last two cases of an attempt, finishing
+            // at once, then settle one after the other, and the second sees the first's.
+            store::lock(conn, &format!("attempt:{attempt}"))?;
+        }
+        if !store::finish(conn, &self.token, claimed_at, verdict, at)? {
+            return Ok(false);
+        }
+        match &self.attempt_id {
+            Some(attempt) => exercises::settle(conn, attempt, &self.language, at)?,
+            None => events::submission_finished(
+                conn,
+                &ev::SubmissionFinished {
+                    token: self.token.clone(),
+                    tenant_id: self.tenant_id.clone(),
+                    user_id: self.user_id.clone(),
+                    language_id: self.language_id,
+                    language: self.language.clone(),
+                    status_id: i32::from(verdict.status.id()),
+                    status: verdict.status.description().to_owned(),
+                    time: verdict.time.unwrap_or_default(),
+                    wall_time: verdict.wall_time.unwrap_or_default(),
+                    memory_kb: verdict.memory.map_or(0, |m| m as i64),
+                    created_at: events::rfc3339(self.created_at),
+                    finished_at: events::rfc3339(at),
+                },
+            )?,
+        }
+        Ok(true)
+    }
+}
 
 /// Judge0's callback: the finished submission PUT to its `callback_url` as `GET` would show it
 /// (default fields, base64 when it was submitted so), tried up to three times.

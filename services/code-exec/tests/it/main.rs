@@ -4,6 +4,7 @@
 #![allow(unsafe_code)] // std::env::set_var, once, before any run
 
 mod api;
+mod exercises;
 mod judge;
 
 use std::{sync::OnceLock, time::Duration};

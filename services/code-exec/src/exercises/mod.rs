@@ -1,0 +1,405 @@
+//! Exercises for the tutor: test cases (stdin, expected output, hidden or visible, points) under
+//! an id the tenant chooses, and attempts at them. An attempt queues one submission per case,
+//! run by the same workers, quotas and fairness as any submission; its cases' submissions are
+//! never shown through Judge0's API. When the last case has its verdict (`settle`, in the
+//! transaction that stores it) the attempt keeps each case's verdict, without the outputs of
+//! hidden cases, its score and an event, and the cases' submissions are deleted.
+
+pub mod http;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use agora_proto::events::v1 as ev;
+use agora_shared::{AppResult, db::DbConnection};
+
+use crate::{
+    events,
+    schema::{attempts, exercises, submissions},
+    status::Status,
+};
+
+/// Cases in one exercise: an attempt at the largest still fits the default queue quota (100).
+pub const MAX_CASES: usize = 50;
+
+/// Bytes kept of a visible case's stdout, stderr and compiler output in an attempt's result.
+pub const SHOWN_OUTPUT_BYTES: usize = 16 * 1024;
+
+/// What callers need to manage a tenant's exercises (tenant admins have it anyway).
+pub const MANAGE: &str = "code-exec:manage";
+
+/// One test case of an exercise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Case {
+    pub stdin: String,
+    pub expected_output: String,
+    pub hidden: bool,
+    pub points: i32,
+}
+
+/// Limits every case of an exercise runs under (Judge0's units; the defaults where absent).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExerciseLimits {
+    pub cpu_time_limit: Option<f64>,
+    pub wall_time_limit: Option<f64>,
+    pub memory_limit: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = exercises)]
+pub struct ExerciseRow {
+    pub tenant_id: String,
+    pub id: String,
+    pub title: String,
+    /// JSON array of language ids; empty: any offered language.
+    pub language_ids: String,
+    /// JSON array of `Case`.
+    pub cases: String,
+    /// JSON `ExerciseLimits`.
+    pub limits: String,
+    pub version: i32,
+    pub updated_by: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl ExerciseRow {
+    pub fn cases(&self) -> Vec<Case> {
+        serde_json::from_str(&self.cases).unwrap_or_default()
+    }
+    pub fn language_ids(&self) -> Vec<u32> {
+        serde_json::from_str(&self.language_ids).unwrap_or_default()
+    }
+    pub fn limits(&self) -> ExerciseLimits {
+        serde_json::from_str(&self.limits).unwrap_or_default()
+    }
+}
+
+/// A case's verdict as an attempt keeps it. Outputs, times and the message are kept for
+/// visible cases only: a hidden case's are never stored (a program could print its input).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseVerdict {
+    pub status_id: i32,
+    pub time: Option<f64>,
+    pub memory: Option<i64>,
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+    pub message: Option<String>,
+}
+
+/// A case of an attempt: its weight and, once run, its verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptCase {
+    pub hidden: bool,
+    pub points: i32,
+    pub verdict: Option<CaseVerdict>,
+}
+
+/// What the `attempts.cases` column holds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AttemptResults {
+    pub cases: Vec<AttemptCase>,
+    /// The compiler's message when the program did not compile (the same for every case).
+    pub compile_output: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = attempts)]
+pub struct AttemptRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub exercise_id: String,
+    pub exercise_version: i32,
+    pub user_id: String,
+    pub language_id: i32,
+    /// JSON `AttemptResults`.
+    pub cases: String,
+    pub score: Option<i32>,
+    pub max_score: i32,
+    pub passed: Option<bool>,
+    pub created_at: NaiveDateTime,
+    pub finished_at: Option<NaiveDateTime>,
+}
+
+impl AttemptRow {
+    pub fn results(&self) -> AttemptResults {
+        serde_json::from_str(&self.cases).unwrap_or_default()
+    }
+}
+
+pub fn get(conn: &mut DbConnection, tenant_id: &str, id: &str) -> AppResult<Option<ExerciseRow>> {
+    Ok(exercises::table
+        .find((tenant_id, id))
+        .select(ExerciseRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The tenant's exercises by id, at most `limit` after `after`.
+pub fn list(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> AppResult<Vec<ExerciseRow>> {
+    let mut query = exercises::table
+        .filter(exercises::tenant_id.eq(tenant_id))
+        .select(ExerciseRow::as_select())
+        .order(exercises::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(exercises::id.gt(after.to_owned()));
+    }
+    Ok(query.load(conn)?)
+}
+
+/// Creates the exercise or replaces it (a new version); answers whether it was created.
+pub fn put(conn: &mut DbConnection, row: &ExerciseRow) -> AppResult<(ExerciseRow, bool)> {
+    match get(conn, &row.tenant_id, &row.id)? {
+        None => {
+            diesel::insert_into(exercises::table)
+                .values(row)
+                .execute(conn)?;
+            Ok((row.clone(), true))
+        }
+        Some(old) => {
+            let new = ExerciseRow {
+                version: old.version + 1,
+                created_at: old.created_at,
+                ..row.clone()
+            };
+            diesel::update(exercises::table.find((&row.tenant_id, &row.id)))
+                .set(&new)
+                .execute(conn)?;
+            Ok((new, false))
+        }
+    }
+}
+
+/// Deletes the exercise, its attempts and their queued cases (a case already running finishes
+/// and is then deleted by `settle`). Answers whether there was such an exercise.
+pub fn delete(conn: &mut DbConnection, tenant_id: &str, id: &str) -> AppResult<bool> {
+    let deleted = diesel::delete(exercises::table.find((tenant_id, id))).execute(conn)?;
+    let ids: Vec<String> = attempts::table
+        .filter(attempts::tenant_id.eq(tenant_id))
+        .filter(attempts::exercise_id.eq(id))
+        .select(attempts::id)
+        .load(conn)?;
+    for chunk in ids.chunks(500) {
+        diesel::delete(
+            submissions::table
+                .filter(submissions::attempt_id.eq_any(chunk))
+                .filter(submissions::status_id.eq(Status::InQueue.id() as i32)),
+        )
+        .execute(conn)?;
+        diesel::delete(attempts::table.filter(attempts::id.eq_any(chunk))).execute(conn)?;
+    }
+    Ok(deleted == 1)
+}
+
+pub fn insert_attempt(conn: &mut DbConnection, row: &AttemptRow) -> AppResult<()> {
+    diesel::insert_into(attempts::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn get_attempt(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    exercise_id: &str,
+    id: &str,
+) -> AppResult<Option<AttemptRow>> {
+    Ok(attempts::table
+        .filter(attempts::id.eq(id))
+        .filter(attempts::tenant_id.eq(tenant_id))
+        .filter(attempts::exercise_id.eq(exercise_id))
+        .select(AttemptRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Attempts at an exercise, newest first: `user_id`'s, or everyone's when `None`.
+pub fn list_attempts(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    exercise_id: &str,
+    user_id: Option<&str>,
+    limit: i64,
+) -> AppResult<Vec<AttemptRow>> {
+    let mut query = attempts::table
+        .filter(attempts::tenant_id.eq(tenant_id))
+        .filter(attempts::exercise_id.eq(exercise_id))
+        .select(AttemptRow::as_select())
+        .order((attempts::created_at.desc(), attempts::id.desc()))
+        .limit(limit)
+        .into_boxed();
+    if let Some(user) = user_id {
+        query = query.filter(attempts::user_id.eq(user.to_owned()));
+    }
+    Ok(query.load(conn)?)
+}
+
+/// The statuses of a running attempt's cases, by case index.
+pub fn case_statuses(conn: &mut DbConnection, attempt_id: &str) -> AppResult<Vec<(i32, i32)>> {
+    Ok(submissions::table
+        .filter(submissions::attempt_id.eq(attempt_id))
+        .select((
+            submissions::case_index.assume_not_null(),
+            submissions::status_id,
+        ))
+        .load(conn)?)
+}
+
+/// Whether the attempt has its score (what `wait=true` polls).
+pub fn attempt_finished(conn: &mut DbConnection, tenant_id: &str, id: &str) -> AppResult<bool> {
+    Ok(attempts::table
+        .filter(attempts::id.eq(id))
+        .filter(attempts::tenant_id.eq(tenant_id))
+        .select(attempts::finished_at)
+        .first::<Option<NaiveDateTime>>(conn)
+        .optional()?
+        .flatten()
+        .is_some())
+}
+
+fn shown(bytes: Option<Vec<u8>>) -> Option<String> {
+    bytes.map(|b| {
+        let cut = b.len().min(SHOWN_OUTPUT_BYTES);
+        String::from_utf8_lossy(&b[..cut]).into_owned()
+    })
+}
+
+/// A case's columns as `settle` reads them (never the source or the input).
+type CaseColumns = (
+    Option<i32>,
+    i32,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<String>,
+    Option<f64>,
+    Option<i64>,
+);
+
+/// Called in the transaction that stored a verdict of one of `attempt_id`'s cases, after
+/// `store::lock(conn, "attempt:<id>")` (so that the last two cases, finishing at once on two
+/// replicas, cannot both see the other still running): when no case is left to run, keeps the
+/// verdicts and the score on the attempt, deletes its cases' submissions and publishes
+/// `attempt.finished`.
+pub fn settle(
+    conn: &mut DbConnection,
+    attempt_id: &str,
+    language: &str,
+    now: NaiveDateTime,
+) -> AppResult<()> {
+    let pending: i64 = submissions::table
+        .filter(submissions::attempt_id.eq(attempt_id))
+        .filter(submissions::status_id.le(Status::Processing.id() as i32))
+        .count()
+        .get_result(conn)?;
+    if pending > 0 {
+        return Ok(());
+    }
+    let attempt = attempts::table
+        .find(attempt_id)
+        .select(AttemptRow::as_select())
+        .first(conn)
+        .optional()?;
+    let cases = submissions::table.filter(submissions::attempt_id.eq(attempt_id));
+    let Some(attempt) = attempt.filter(|a| a.finished_at.is_none()) else {
+        // Its exercise was deleted meanwhile: nothing to keep.
+        diesel::delete(cases).execute(conn)?;
+        return Ok(());
+    };
+    let rows: Vec<CaseColumns> = cases
+        .select((
+            submissions::case_index,
+            submissions::status_id,
+            submissions::stdout,
+            submissions::stderr,
+            submissions::compile_output,
+            submissions::message,
+            submissions::time,
+            submissions::memory,
+        ))
+        .load(conn)?;
+    let mut results = attempt.results();
+    for (index, status_id, stdout, stderr, compile_output, message, time, memory) in rows {
+        let Some(case) = index.and_then(|i| results.cases.get_mut(i as usize)) else {
+            continue;
+        };
+        if status_id == Status::CompilationError.id() as i32 && results.compile_output.is_none() {
+            results.compile_output = shown(compile_output);
+        }
+        case.verdict = Some(if case.hidden {
+            CaseVerdict {
+                status_id,
+                time: None,
+                memory: None,
+                stdout: None,
+                stderr: None,
+                message: None,
+            }
+        } else {
+            CaseVerdict {
+                status_id,
+                time,
+                memory,
+                stdout: shown(stdout),
+                stderr: shown(stderr),
+                message,
+            }
+        });
+    }
+    let accepted = Status::Accepted.id() as i32;
+    let status_ids: Vec<i32> = results
+        .cases
+        .iter()
+        .map(|c| {
+            c.verdict
+                .as_ref()
+                .map_or(Status::InternalError.id() as i32, |v| v.status_id)
+        })
+        .collect();
+    let score: i32 = results
+        .cases
+        .iter()
+        .zip(&status_ids)
+        .filter(|(_, s)| **s == accepted)
+        .map(|(c, _)| c.points)
+        .sum();
+    let accepted_cases = status_ids.iter().filter(|s| **s == accepted).count() as i32;
+    let passed = accepted_cases as usize == status_ids.len();
+    diesel::update(attempts::table.find(attempt_id))
+        .set((
+            attempts::cases.eq(serde_json::to_string(&results).unwrap_or_default()),
+            attempts::score.eq(Some(score)),
+            attempts::passed.eq(Some(passed)),
+            attempts::finished_at.eq(Some(now)),
+        ))
+        .execute(conn)?;
+    diesel::delete(cases).execute(conn)?;
+    events::attempt_finished(
+        conn,
+        &ev::AttemptFinished {
+            attempt_id: attempt.id.clone(),
+            tenant_id: attempt.tenant_id.clone(),
+            user_id: attempt.user_id.clone(),
+            exercise_id: attempt.exercise_id.clone(),
+            exercise_version: attempt.exercise_version,
+            language_id: attempt.language_id,
+            language: language.to_owned(),
+            score,
+            max_score: attempt.max_score,
+            passed,
+            cases: status_ids.len() as i32,
+            accepted_cases,
+            case_status_ids: status_ids,
+            created_at: events::rfc3339(attempt.created_at),
+            finished_at: events::rfc3339(now),
+        },
+    )
+}
