@@ -11,6 +11,7 @@ use agora_shared::{AppError, AppResult, http::Caller};
 
 use crate::query::{self, Range};
 
+pub mod code;
 pub mod dashboard;
 pub mod forecast;
 pub mod inventory;
@@ -28,6 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(trends::routes)
             .configure(zones::routes)
             .configure(inventory::routes)
+            .configure(code::routes)
             .configure(forecast::routes)
             .configure(dashboard::routes),
     );

@@ -18,6 +18,7 @@ use crate::{
     domain::{self, Fact},
     store::{
         activities::ActivityRow,
+        code::{self, CodeRun},
         facts,
         inventory::{self, ClaimFact, DiscrepancyFact},
     },
@@ -27,7 +28,7 @@ use crate::{
 pub const GROUP: &str = "analytics";
 
 /// Services whose event topics analytics consumes.
-pub const SOURCES: &[&str] = &["tickets", "inventory-sync"];
+pub const SOURCES: &[&str] = &["tickets", "inventory-sync", "code-exec"];
 
 /// What one event means to analytics.
 #[derive(Default)]
@@ -37,6 +38,8 @@ pub struct Reading {
     pub ticket: Option<Fact>,
     /// A discrepancy's or claim's state after the event, when the event carries it.
     pub inventory: Option<InventoryFact>,
+    /// A finished code submission or scored exercise attempt.
+    pub code: Option<CodeRun>,
 }
 
 /// Inventory state an event carries.
@@ -116,6 +119,14 @@ pub const MAPPINGS: &[Mapping] = &[
         event_type: "agora.inventory.item.quantity_changed",
         read: quantity_changed,
     },
+    Mapping {
+        event_type: "agora.code_exec.submission.finished",
+        read: submission_finished,
+    },
+    Mapping {
+        event_type: "agora.code_exec.attempt.finished",
+        read: attempt_finished,
+    },
 ];
 
 /// The consumer's handler: runs inside the transaction that records the event in the inbox.
@@ -128,9 +139,14 @@ pub fn batch_handler() -> BatchHandler {
     Arc::new(|conn: &mut DbConnection, events: &[Event]| handle_batch(conn, events))
 }
 
-/// What one event adds: its activity line and, when it carries one, the ticket's fact or the
-/// discrepancy's or claim's.
-type Read = (ActivityRow, Option<Fact>, Option<InventoryFact>);
+/// What one event adds: its activity line and, when it carries one, the ticket's fact, the
+/// discrepancy's or claim's, or the code run's.
+type Read = (
+    ActivityRow,
+    Option<Fact>,
+    Option<InventoryFact>,
+    Option<CodeRun>,
+);
 
 fn read(event: &Event) -> AppResult<Option<Read>> {
     let Some(mapping) = MAPPINGS.iter().find(|m| m.event_type == event.event_type) else {
@@ -144,10 +160,11 @@ fn read(event: &Event) -> AppResult<Option<Read>> {
         (None, None) => return Err(AppError::invalid("tenant_id", "event names no tenant")),
     };
     // What an event's message says of its tenant is the envelope's, or the event is refused.
-    let carried = match &reading.inventory {
-        Some(InventoryFact::Discrepancy(d)) => Some(&d.tenant_id),
-        Some(InventoryFact::Claim(c)) => Some(&c.tenant_id),
-        None => None,
+    let carried = match (&reading.inventory, &reading.code) {
+        (Some(InventoryFact::Discrepancy(d)), _) => Some(&d.tenant_id),
+        (Some(InventoryFact::Claim(c)), _) => Some(&c.tenant_id),
+        (None, Some(run)) => Some(&run.tenant_id),
+        (None, None) => None,
     };
     if carried.is_some_and(|t| *t != tenant_id) {
         return Err(AppError::invalid(
@@ -164,7 +181,12 @@ fn read(event: &Event) -> AppResult<Option<Read>> {
         summary: reading.summary,
         occurred_at: event.time.naive_utc(),
     };
-    Ok(Some((activity, reading.ticket, reading.inventory)))
+    Ok(Some((
+        activity,
+        reading.ticket,
+        reading.inventory,
+        reading.code,
+    )))
 }
 
 pub fn handle(conn: &mut DbConnection, event: &Event) -> AppResult<()> {
@@ -173,7 +195,7 @@ pub fn handle(conn: &mut DbConnection, event: &Event) -> AppResult<()> {
 
 /// `handle` with the clock read once by the caller (the hourly window depends on it).
 pub fn handle_as_of(conn: &mut DbConnection, event: &Event, now: NaiveDateTime) -> AppResult<()> {
-    let Some((activity, fact, inventory_fact)) = read(event)? else {
+    let Some((activity, fact, inventory_fact, code)) = read(event)? else {
         return Ok(());
     };
     crate::store::activities::insert(conn, &activity)?;
@@ -182,6 +204,9 @@ pub fn handle_as_of(conn: &mut DbConnection, event: &Event, now: NaiveDateTime) 
     }
     if let Some(fact) = inventory_fact {
         apply_inventory(conn, &fact)?;
+    }
+    if let Some(run) = code {
+        code::apply(conn, &run)?;
     }
     Ok(())
 }
@@ -208,11 +233,13 @@ pub fn handle_batch_as_of(
     let mut activities = Vec::with_capacity(events.len());
     let mut incoming = Vec::with_capacity(events.len());
     let mut stock = Vec::new();
+    let mut runs = Vec::new();
     for event in events {
-        if let Some((activity, fact, inventory_fact)) = read(event)? {
+        if let Some((activity, fact, inventory_fact, run)) = read(event)? {
             activities.push(activity);
             incoming.extend(fact);
             stock.extend(inventory_fact);
+            runs.extend(run);
         }
     }
     crate::store::activities::insert_many(conn, &activities)?;
@@ -220,6 +247,9 @@ pub fn handle_batch_as_of(
     // Inventory's events are few beside tickets': applied one by one, in order.
     for fact in &stock {
         apply_inventory(conn, fact)?;
+    }
+    for run in &runs {
+        code::apply(conn, run)?;
     }
     Ok(())
 }
@@ -501,6 +531,59 @@ fn quantity_changed(event: &Event) -> AppResult<Reading> {
             "{sku} on hand {} -> {} ({})",
             m.from_quantity, m.to_quantity, m.reason
         ),
+        ..Default::default()
+    })
+}
+
+fn submission_finished(event: &Event) -> AppResult<Reading> {
+    let m: ev::SubmissionFinished = decode(event)?;
+    let run = CodeRun {
+        id: m.token.clone(),
+        tenant_id: m.tenant_id.clone(),
+        kind: code::SUBMISSION.into(),
+        language_id: m.language_id,
+        language: m.language.clone(),
+        status_id: m.status_id,
+        accepted: m.status_id == 3,
+        cpu_time: m.time,
+        exercise_id: String::new(),
+        score: 0,
+        max_score: 0,
+        finished_at: time("finished_at", &m.finished_at)?,
+    };
+    Ok(Reading {
+        summary: format!("{} submission: {}", m.language, m.status),
+        code: Some(run),
+        ..Default::default()
+    })
+}
+
+fn attempt_finished(event: &Event) -> AppResult<Reading> {
+    let m: ev::AttemptFinished = decode(event)?;
+    let run = CodeRun {
+        id: m.attempt_id.clone(),
+        tenant_id: m.tenant_id.clone(),
+        kind: code::ATTEMPT.into(),
+        language_id: m.language_id,
+        language: m.language.clone(),
+        status_id: if m.passed { 3 } else { 4 },
+        accepted: m.passed,
+        cpu_time: 0.0,
+        exercise_id: m.exercise_id.clone(),
+        score: m.score,
+        max_score: m.max_score,
+        finished_at: time("finished_at", &m.finished_at)?,
+    };
+    Ok(Reading {
+        summary: format!(
+            "attempt at exercise {} in {}: {}/{}{}",
+            m.exercise_id,
+            m.language,
+            m.score,
+            m.max_score,
+            if m.passed { ", passed" } else { "" }
+        ),
+        code: Some(run),
         ..Default::default()
     })
 }

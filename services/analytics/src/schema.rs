@@ -103,3 +103,20 @@ diesel::table! {
         as_of -> Timestamp,
     }
 }
+
+diesel::table! {
+    code_runs (id) {
+        id -> Text,
+        tenant_id -> Text,
+        kind -> Text,
+        language_id -> Integer,
+        language -> Text,
+        status_id -> Integer,
+        accepted -> Bool,
+        cpu_time -> Double,
+        exercise_id -> Text,
+        score -> Integer,
+        max_score -> Integer,
+        finished_at -> Timestamp,
+    }
+}

@@ -2,6 +2,7 @@
 //! engine's GROUP BYs and filters) are built by `sql::Sql` with every value bound.
 
 pub mod activities;
+pub mod code;
 pub mod factors;
 pub mod facts;
 pub mod inventory;
