@@ -36,6 +36,8 @@ pub struct CodeExecConfig {
     pub max_batch_size: usize,
     /// How long finished submissions are kept (then deleted, results and all).
     pub keep_results_secs: u64,
+    /// How long finished exercise attempts are kept (a student's record; then deleted).
+    pub keep_attempts_secs: u64,
     /// Let `callback_url` name private, loopback and other internal addresses (a development
     /// machine's own receiver, say). Off: callbacks reach public addresses only.
     pub callbacks_allow_private: bool,
@@ -56,6 +58,7 @@ impl Default for CodeExecConfig {
             max_output_bytes: 1024 * 1024,
             max_batch_size: 20,
             keep_results_secs: 7 * 24 * 3600,
+            keep_attempts_secs: 365 * 24 * 3600,
             callbacks_allow_private: false,
         }
     }
@@ -77,11 +80,13 @@ impl Validate for CodeExecConfig {
                 return Err(ConfigError::new(key(name), "must be at least 1"));
             }
         }
-        if self.keep_results_secs == 0 {
-            return Err(ConfigError::new(
-                key("keep_results_secs"),
-                "must be at least 1",
-            ));
+        for (name, value) in [
+            ("keep_results_secs", self.keep_results_secs),
+            ("keep_attempts_secs", self.keep_attempts_secs),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(key(name), "must be at least 1"));
+            }
         }
         if self.wait_timeout_secs > 50 {
             return Err(ConfigError::new(

@@ -568,13 +568,28 @@ pub(crate) async fn enqueue(
     attempt: Option<AttemptRow>,
 ) -> AppResult<()> {
     let limit = i64::from(state.config.max_queued_per_tenant);
-    let tenant = rows[0].tenant_id.clone();
+    let Some(tenant) = rows.first().map(|r| r.tenant_id.clone()) else {
+        return Err(AppError::invalid("submissions", "nothing to run"));
+    };
     let count = rows.len() as i64;
     state
         .db
         .write(move |conn| {
             // Concurrent submissions of one tenant are counted one after the other (a lock
             // on the tenant for the transaction), so the quota holds exactly.
+            if let Some(attempt) = &attempt {
+                // Queued at the version it was read at, or not at all: the exercise may have
+                // been replaced or deleted since.
+                store::lock(conn, &exercises::lock_key(&attempt.tenant_id))?;
+                let version = exercises::version_of(conn, &attempt.tenant_id, &attempt.exercise_id)?
+                    .ok_or_else(|| AppError::not_found("exercise"))?;
+                if version != attempt.exercise_version {
+                    return Err(AppError::Conflict(
+                        "the exercise was replaced while the attempt was made; make it again".into(),
+                    )
+                    .with_code("code_exec.exercise_changed"));
+                }
+            }
             store::lock(conn, &format!("tenant:{tenant}"))?;
             let active = store::active(conn, &tenant)?;
             if active + count > limit {

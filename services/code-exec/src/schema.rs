@@ -38,6 +38,8 @@ diesel::table! {
         language_ids -> Text,
         cases -> Text,
         limits -> Text,
+        case_count -> Integer,
+        max_score -> Integer,
         version -> Integer,
         updated_by -> Text,
         created_at -> Timestamp,

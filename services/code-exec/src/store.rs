@@ -244,7 +244,7 @@ pub fn status_of(conn: &mut DbConnection, tenant_id: &str, token: &str) -> AppRe
         .optional()?)
 }
 
-/// Deletes finished submissions that finished before `before` (at most `limit`); answers how
+/// Deletes Judge0 submissions that finished before `before` (at most `limit`); answers how
 /// many went.
 pub fn forget_finished(
     conn: &mut DbConnection,
@@ -254,6 +254,8 @@ pub fn forget_finished(
     let old: Vec<String> = submissions::table
         .filter(submissions::status_id.gt(Status::Processing.id() as i32))
         .filter(submissions::finished_at.lt(before))
+        // An attempt's cases go when the attempt is scored (or deleted), never before.
+        .filter(submissions::attempt_id.is_null())
         .select(submissions::token)
         .limit(limit)
         .load(conn)?;

@@ -252,22 +252,29 @@ async fn deliver_callback(state: &Arc<CodeExecState>, token: &str) {
     });
 }
 
-/// Deletes finished submissions older than `code_exec.keep_results_secs`, a batch at a time,
-/// every minute.
+/// Deletes Judge0 submissions finished longer ago than `code_exec.keep_results_secs`, and
+/// attempts finished longer ago than `code_exec.keep_attempts_secs`, a batch at a time, every
+/// minute.
 pub async fn forget(state: Arc<CodeExecState>, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let keep = chrono::Duration::seconds(state.config.keep_results_secs as i64);
+    let keep_results = chrono::Duration::seconds(state.config.keep_results_secs as i64);
+    let keep_attempts = chrono::Duration::seconds(state.config.keep_attempts_secs as i64);
     loop {
-        loop {
-            let deleted = state
-                .db
-                .write(move |conn| store::forget_finished(conn, now() - keep, 500))
-                .await;
-            match deleted {
-                Ok(500) => continue,
-                Ok(_) => break,
-                Err(err) => {
-                    tracing::warn!(error = %err, "code-exec: cannot forget old submissions");
-                    break;
+        for what in ["submissions", "attempts"] {
+            loop {
+                let deleted = state
+                    .db
+                    .write(move |conn| match what {
+                        "submissions" => store::forget_finished(conn, now() - keep_results, 500),
+                        _ => exercises::forget_attempts(conn, now() - keep_attempts, 500),
+                    })
+                    .await;
+                match deleted {
+                    Ok(500) => continue,
+                    Ok(_) => break,
+                    Err(err) => {
+                        tracing::warn!(error = %err, what, "code-exec: cannot forget old results");
+                        break;
+                    }
                 }
             }
         }

@@ -18,14 +18,15 @@ use agora_shared::{
 };
 
 use super::{
-    AttemptCase, AttemptResults, AttemptRow, Case, ExerciseLimits, ExerciseRow, MANAGE, MAX_CASES,
+    AttemptCase, AttemptResults, AttemptRow, AttemptSummary, Case, ExerciseLimits, ExerciseRow,
+    ExerciseSummary, MANAGE, MAX_CASE_BYTES, MAX_CASES,
 };
 use crate::{
     CodeExecState,
     http::{SubmissionIn, bounded, enqueue, runnable, validate, whole},
     judge::defaults as d,
     status::Status,
-    store::SubmissionRow,
+    store::{self, SubmissionRow},
 };
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -207,11 +208,39 @@ fn status_json(id: i32) -> Value {
     json!({ "id": status.id(), "description": status.description() })
 }
 
-fn render_exercise(row: &ExerciseRow, manager: bool) -> Value {
-    let limits = row.limits();
-    let cases = row.cases();
-    let max_score: i32 = cases.iter().map(|c| c.points).sum();
-    let shown: Vec<Value> = cases
+/// The exercise without its cases, as lists show it.
+fn render_summary(row: &ExerciseSummary) -> AppResult<Value> {
+    let limits = row.limits()?;
+    Ok(json!({
+        "id": row.id,
+        "title": row.title,
+        "version": row.version,
+        "language_ids": row.language_ids()?,
+        "cpu_time_limit": limits.cpu_time_limit.unwrap_or(d::CPU_TIME_LIMIT),
+        "wall_time_limit": limits.wall_time_limit.unwrap_or(d::WALL_TIME_LIMIT),
+        "memory_limit": limits.memory_limit.map_or(d::MEMORY_LIMIT, |m| m as u64),
+        "case_count": row.case_count,
+        "max_score": row.max_score,
+        "created_at": timestamp(row.created_at),
+        "updated_at": timestamp(row.updated_at),
+    }))
+}
+
+/// The exercise with its cases: a hidden case's input and expected output for managers only.
+fn render_exercise(row: &ExerciseRow, manager: bool) -> AppResult<Value> {
+    let mut out = render_summary(&ExerciseSummary {
+        id: row.id.clone(),
+        title: row.title.clone(),
+        language_ids: row.language_ids.clone(),
+        limits: row.limits.clone(),
+        case_count: row.case_count,
+        max_score: row.max_score,
+        version: row.version,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })?;
+    let shown: Vec<Value> = row
+        .cases()?
         .iter()
         .enumerate()
         .map(|(i, c)| {
@@ -223,38 +252,13 @@ fn render_exercise(row: &ExerciseRow, manager: bool) -> Value {
             case
         })
         .collect();
-    json!({
-        "id": row.id,
-        "title": row.title,
-        "version": row.version,
-        "language_ids": row.language_ids(),
-        "cpu_time_limit": limits.cpu_time_limit.unwrap_or(d::CPU_TIME_LIMIT),
-        "wall_time_limit": limits.wall_time_limit.unwrap_or(d::WALL_TIME_LIMIT),
-        "memory_limit": limits.memory_limit.map_or(d::MEMORY_LIMIT, |m| m as u64),
-        "max_score": max_score,
-        "cases": shown,
-        "created_at": timestamp(row.created_at),
-        "updated_at": timestamp(row.updated_at),
-    })
+    out["cases"] = Value::Array(shown);
+    Ok(out)
 }
 
-/// The attempt with each case's verdict; `running` holds the statuses of a running attempt's
-/// cases by index.
-fn render_attempt(row: &AttemptRow, running: &[(i32, i32)], full: bool) -> Value {
-    let results = row.results();
-    let finished = row.finished_at.is_some();
-    let state = if finished {
-        "finished"
-    } else if !running.is_empty()
-        && running
-            .iter()
-            .all(|(_, s)| *s == Status::InQueue.id() as i32)
-    {
-        "queued"
-    } else {
-        "running"
-    };
-    let mut out = json!({
+/// An attempt without its cases, as lists show it.
+fn render_attempt_summary(row: &AttemptSummary, state: &str) -> Value {
+    json!({
         "id": row.id,
         "exercise_id": row.exercise_id,
         "exercise_version": row.exercise_version,
@@ -266,22 +270,45 @@ fn render_attempt(row: &AttemptRow, running: &[(i32, i32)], full: bool) -> Value
         "passed": row.passed,
         "created_at": timestamp(row.created_at),
         "finished_at": row.finished_at.map(timestamp),
-    });
-    if !full {
-        return out;
-    }
+    })
+}
+
+/// The attempt with each case's verdict once it is finished; `started` tells whether any case
+/// of a running attempt has left the queue. Until then every case shows the attempt's state (In Queue, or
+/// Processing once any case started), whatever it is doing: the moment a hidden case's status
+/// changed would tell how long the program ran on its input, and so would the moment a visible
+/// case started in the slot a hidden one freed.
+fn render_attempt(row: &AttemptRow, started: bool) -> AppResult<Value> {
+    let results = row.results()?;
+    let queued = Status::InQueue.id() as i32;
+    let (state, pending) = if row.finished_at.is_some() {
+        ("finished", queued)
+    } else if !started {
+        ("queued", queued)
+    } else {
+        ("running", Status::Processing.id() as i32)
+    };
+    let mut out = render_attempt_summary(
+        &AttemptSummary {
+            id: row.id.clone(),
+            exercise_id: row.exercise_id.clone(),
+            exercise_version: row.exercise_version,
+            user_id: row.user_id.clone(),
+            language_id: row.language_id,
+            score: row.score,
+            max_score: row.max_score,
+            passed: row.passed,
+            created_at: row.created_at,
+            finished_at: row.finished_at,
+        },
+        state,
+    );
     let cases: Vec<Value> = results
         .cases
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let status_id = match &c.verdict {
-                Some(v) => v.status_id,
-                None => running
-                    .iter()
-                    .find(|(index, _)| *index as usize == i)
-                    .map_or(Status::InQueue.id() as i32, |(_, s)| *s),
-            };
+            let status_id = c.verdict.as_ref().map_or(pending, |v| v.status_id);
             let mut case = json!({
                 "index": i,
                 "hidden": c.hidden,
@@ -300,7 +327,7 @@ fn render_attempt(row: &AttemptRow, running: &[(i32, i32)], full: bool) -> Value
         .collect();
     out["compile_output"] = json!(results.compile_output);
     out["cases"] = Value::Array(cases);
-    out
+    Ok(out)
 }
 
 fn page(limit: Option<i64>, default: i64) -> AppResult<i64> {
@@ -325,11 +352,10 @@ pub async fn list(
         .db
         .read(move |conn| super::list(conn, &tenant, after.as_deref(), limit))
         .await?;
-    let manager = is_manager(&caller);
     Ok(HttpResponse::Ok().json(
         rows.iter()
-            .map(|r| render_exercise(r, manager))
-            .collect::<Vec<_>>(),
+            .map(render_summary)
+            .collect::<AppResult<Vec<_>>>()?,
     ))
 }
 
@@ -366,6 +392,17 @@ fn validate_exercise(
         ));
     }
     let max = state.config.max_input_bytes;
+    let total: usize = input
+        .cases
+        .iter()
+        .map(|c| c.stdin.len() + c.expected_output.len())
+        .sum();
+    if total > MAX_CASE_BYTES {
+        errors.push(FieldError::new(
+            "cases",
+            format!("hold {total} bytes of input and expected output; at most {MAX_CASE_BYTES}"),
+        ));
+    }
     let mut cases = Vec::new();
     for (i, case) in input.cases.into_iter().enumerate() {
         for (field, text) in [
@@ -435,6 +472,8 @@ fn validate_exercise(
         id: id.to_owned(),
         title: title.to_owned(),
         language_ids: serde_json::to_string(&language_ids).unwrap_or_default(),
+        case_count: cases.len() as i32,
+        max_score: cases.iter().map(|c| c.points).sum(),
         cases: serde_json::to_string(&cases).unwrap_or_default(),
         limits: serde_json::to_string(&limits).unwrap_or_default(),
         version: 1,
@@ -460,8 +499,14 @@ pub async fn put(
     let id = id.into_inner();
     check_id(&id)?;
     let row = validate_exercise(&state, &caller, &id, body.0).map_err(AppError::Validation)?;
-    let (row, created) = state.db.write(move |conn| super::put(conn, &row)).await?;
-    let body = render_exercise(&row, true);
+    let (row, created) = state
+        .db
+        .write(move |conn| {
+            store::lock(conn, &super::lock_key(&row.tenant_id))?;
+            super::put(conn, &row)
+        })
+        .await?;
+    let body = render_exercise(&row, true)?;
     Ok(match created {
         true => HttpResponse::Created().json(body),
         false => HttpResponse::Ok().json(body),
@@ -478,7 +523,7 @@ pub async fn get(
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let exercise = load(&state, &caller, id.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(render_exercise(&exercise, is_manager(&caller))))
+    Ok(HttpResponse::Ok().json(render_exercise(&exercise, is_manager(&caller))?))
 }
 
 async fn load(state: &CodeExecState, caller: &Caller, id: String) -> AppResult<ExerciseRow> {
@@ -503,7 +548,10 @@ pub async fn delete(
     let (tenant, id) = (caller.tenant_id.clone(), id.into_inner());
     let deleted = state
         .db
-        .write(move |conn| super::delete(conn, &tenant, &id))
+        .write(move |conn| {
+            store::lock(conn, &super::lock_key(&tenant))?;
+            super::delete(conn, &tenant, &id)
+        })
         .await?;
     match deleted {
         true => Ok(HttpResponse::NoContent().finish()),
@@ -527,14 +575,25 @@ pub async fn attempt(
     runnable(&state)?;
     let exercise = load(&state, &caller, id.into_inner()).await?;
     let input = body.0;
-    let allowed = exercise.language_ids();
+    if exercise.case_count as u32 > state.config.max_queued_per_tenant {
+        return Err(AppError::invalid(
+            "cases",
+            format!(
+                "this exercise has {} cases and this tenant may queue {} runs at once",
+                exercise.case_count, state.config.max_queued_per_tenant
+            ),
+        ));
+    }
+    let allowed: Vec<u32> = serde_json::from_str(&exercise.language_ids)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("stored languages: {e}")))?;
     if !allowed.is_empty() && !allowed.iter().any(|l| i64::from(*l) == input.language_id) {
         return Err(AppError::invalid(
             "language_id",
             format!("this exercise is attempted in languages {allowed:?}"),
         ));
     }
-    let limits = exercise.limits();
+    let limits: ExerciseLimits = serde_json::from_str(&exercise.limits)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("stored limits: {e}")))?;
     let template = validate(
         &state,
         &caller,
@@ -551,7 +610,7 @@ pub async fn attempt(
     )
     .map_err(AppError::Validation)?;
     let attempt_id = uuid::Uuid::now_v7().to_string();
-    let cases = exercise.cases();
+    let cases = exercise.cases()?;
     let rows: Vec<SubmissionRow> = cases
         .iter()
         .enumerate()
@@ -629,16 +688,13 @@ async fn read_attempt(
             let Some(row) = super::get_attempt(conn, &tenant, &e, &a)? else {
                 return Ok(None);
             };
-            let running = match row.finished_at {
-                Some(_) => vec![],
-                None => super::case_statuses(conn, &row.id)?,
-            };
-            Ok(Some((row, running)))
+            let started = row.finished_at.is_none() && super::started(conn, &row.id)?;
+            Ok(Some((row, started)))
         })
         .await?;
     match found {
-        Some((row, running)) if row.user_id == caller.user_id || is_manager(caller) => {
-            Ok(render_attempt(&row, &running, true))
+        Some((row, started)) if row.user_id == caller.user_id || is_manager(caller) => {
+            render_attempt(&row, started)
         }
         _ => Err(AppError::not_found("attempt")),
     }
@@ -686,7 +742,14 @@ pub async fn attempts(
         .await?;
     Ok(HttpResponse::Ok().json(
         rows.iter()
-            .map(|r| render_attempt(r, &[], false))
+            .map(|r| {
+                let state = if r.finished_at.is_some() {
+                    "finished"
+                } else {
+                    "pending"
+                };
+                render_attempt_summary(r, state)
+            })
             .collect::<Vec<_>>(),
     ))
 }

@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use agora_proto::events::v1 as ev;
-use agora_shared::{AppResult, db::DbConnection};
+use agora_shared::{AppError, AppResult, db::DbConnection};
 
 use crate::{
     events,
@@ -23,8 +23,26 @@ use crate::{
 /// Cases in one exercise: an attempt at the largest still fits the default queue quota (100).
 pub const MAX_CASES: usize = 50;
 
-/// Bytes kept of a visible case's stdout, stderr and compiler output in an attempt's result.
+/// Bytes kept of a visible case's stdout, stderr and compiler output in an attempt's result
+/// (counted as JSON writes them, escapes and all).
 pub const SHOWN_OUTPUT_BYTES: usize = 16 * 1024;
+
+/// Bytes of input and expected output, all cases together, in one exercise.
+pub const MAX_CASE_BYTES: usize = 2 * 1024 * 1024;
+
+/// Exercises one tenant may keep.
+pub const MAX_EXERCISES: i64 = 1000;
+
+/// The key of the lock that a tenant's exercise writes and attempts take turns on (see
+/// `store::lock`): an attempt is queued only at the version it was read at, an exercise is
+/// never deleted under an attempt being queued, and two replaces make two versions.
+pub fn lock_key(tenant_id: &str) -> String {
+    format!("exercises:{tenant_id}")
+}
+
+fn corrupt(what: &str, err: serde_json::Error) -> AppError {
+    AppError::Internal(anyhow::anyhow!("a stored {what} cannot be read: {err}"))
+}
 
 /// What callers need to manage a tenant's exercises (tenant admins have it anyway).
 pub const MANAGE: &str = "code-exec:manage";
@@ -58,6 +76,8 @@ pub struct ExerciseRow {
     pub cases: String,
     /// JSON `ExerciseLimits`.
     pub limits: String,
+    pub case_count: i32,
+    pub max_score: i32,
     pub version: i32,
     pub updated_by: String,
     pub created_at: NaiveDateTime,
@@ -65,14 +85,32 @@ pub struct ExerciseRow {
 }
 
 impl ExerciseRow {
-    pub fn cases(&self) -> Vec<Case> {
-        serde_json::from_str(&self.cases).unwrap_or_default()
+    pub fn cases(&self) -> AppResult<Vec<Case>> {
+        serde_json::from_str(&self.cases).map_err(|e| corrupt("exercise's cases", e))
     }
-    pub fn language_ids(&self) -> Vec<u32> {
-        serde_json::from_str(&self.language_ids).unwrap_or_default()
+}
+
+/// An exercise without its cases (what lists show).
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = exercises)]
+pub struct ExerciseSummary {
+    pub id: String,
+    pub title: String,
+    pub language_ids: String,
+    pub limits: String,
+    pub case_count: i32,
+    pub max_score: i32,
+    pub version: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl ExerciseSummary {
+    pub fn language_ids(&self) -> AppResult<Vec<u32>> {
+        serde_json::from_str(&self.language_ids).map_err(|e| corrupt("exercise's languages", e))
     }
-    pub fn limits(&self) -> ExerciseLimits {
-        serde_json::from_str(&self.limits).unwrap_or_default()
+    pub fn limits(&self) -> AppResult<ExerciseLimits> {
+        serde_json::from_str(&self.limits).map_err(|e| corrupt("exercise's limits", e))
     }
 }
 
@@ -123,9 +161,25 @@ pub struct AttemptRow {
 }
 
 impl AttemptRow {
-    pub fn results(&self) -> AttemptResults {
-        serde_json::from_str(&self.cases).unwrap_or_default()
+    pub fn results(&self) -> AppResult<AttemptResults> {
+        serde_json::from_str(&self.cases).map_err(|e| corrupt("attempt", e))
     }
+}
+
+/// An attempt without its cases (what lists show).
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = attempts)]
+pub struct AttemptSummary {
+    pub id: String,
+    pub exercise_id: String,
+    pub exercise_version: i32,
+    pub user_id: String,
+    pub language_id: i32,
+    pub score: Option<i32>,
+    pub max_score: i32,
+    pub passed: Option<bool>,
+    pub created_at: NaiveDateTime,
+    pub finished_at: Option<NaiveDateTime>,
 }
 
 pub fn get(conn: &mut DbConnection, tenant_id: &str, id: &str) -> AppResult<Option<ExerciseRow>> {
@@ -136,16 +190,16 @@ pub fn get(conn: &mut DbConnection, tenant_id: &str, id: &str) -> AppResult<Opti
         .optional()?)
 }
 
-/// The tenant's exercises by id, at most `limit` after `after`.
+/// The tenant's exercises by id, without their cases, at most `limit` after `after`.
 pub fn list(
     conn: &mut DbConnection,
     tenant_id: &str,
     after: Option<&str>,
     limit: i64,
-) -> AppResult<Vec<ExerciseRow>> {
+) -> AppResult<Vec<ExerciseSummary>> {
     let mut query = exercises::table
         .filter(exercises::tenant_id.eq(tenant_id))
-        .select(ExerciseRow::as_select())
+        .select(ExerciseSummary::as_select())
         .order(exercises::id.asc())
         .limit(limit)
         .into_boxed();
@@ -155,10 +209,30 @@ pub fn list(
     Ok(query.load(conn)?)
 }
 
-/// Creates the exercise or replaces it (a new version); answers whether it was created.
+/// The exercise's version, if there is such an exercise.
+pub fn version_of(conn: &mut DbConnection, tenant_id: &str, id: &str) -> AppResult<Option<i32>> {
+    Ok(exercises::table
+        .find((tenant_id, id))
+        .select(exercises::version)
+        .first(conn)
+        .optional()?)
+}
+
+/// Creates the exercise or replaces it (a new version); answers whether it was created. Run
+/// under `lock_key(tenant)`.
 pub fn put(conn: &mut DbConnection, row: &ExerciseRow) -> AppResult<(ExerciseRow, bool)> {
     match get(conn, &row.tenant_id, &row.id)? {
         None => {
+            let kept: i64 = exercises::table
+                .filter(exercises::tenant_id.eq(&row.tenant_id))
+                .count()
+                .get_result(conn)?;
+            if kept >= MAX_EXERCISES {
+                return Err(AppError::Conflict(format!(
+                    "this tenant has {kept} exercises, the most it may keep; delete one first"
+                ))
+                .with_code("code_exec.too_many_exercises"));
+            }
             diesel::insert_into(exercises::table)
                 .values(row)
                 .execute(conn)?;
@@ -178,8 +252,9 @@ pub fn put(conn: &mut DbConnection, row: &ExerciseRow) -> AppResult<(ExerciseRow
     }
 }
 
-/// Deletes the exercise, its attempts and their queued cases (a case already running finishes
-/// and is then deleted by `settle`). Answers whether there was such an exercise.
+/// Deletes the exercise, its attempts and their cases but those running (which finish and are
+/// then deleted by `settle`). Answers whether there was such an exercise. Run under
+/// `lock_key(tenant)`.
 pub fn delete(conn: &mut DbConnection, tenant_id: &str, id: &str) -> AppResult<bool> {
     let deleted = diesel::delete(exercises::table.find((tenant_id, id))).execute(conn)?;
     let ids: Vec<String> = attempts::table
@@ -191,7 +266,7 @@ pub fn delete(conn: &mut DbConnection, tenant_id: &str, id: &str) -> AppResult<b
         diesel::delete(
             submissions::table
                 .filter(submissions::attempt_id.eq_any(chunk))
-                .filter(submissions::status_id.eq(Status::InQueue.id() as i32)),
+                .filter(submissions::status_id.ne(Status::Processing.id() as i32)),
         )
         .execute(conn)?;
         diesel::delete(attempts::table.filter(attempts::id.eq_any(chunk))).execute(conn)?;
@@ -221,18 +296,19 @@ pub fn get_attempt(
         .optional()?)
 }
 
-/// Attempts at an exercise, newest first: `user_id`'s, or everyone's when `None`.
+/// Attempts at an exercise without their cases, newest first: `user_id`'s, or everyone's when
+/// `None`.
 pub fn list_attempts(
     conn: &mut DbConnection,
     tenant_id: &str,
     exercise_id: &str,
     user_id: Option<&str>,
     limit: i64,
-) -> AppResult<Vec<AttemptRow>> {
+) -> AppResult<Vec<AttemptSummary>> {
     let mut query = attempts::table
         .filter(attempts::tenant_id.eq(tenant_id))
         .filter(attempts::exercise_id.eq(exercise_id))
-        .select(AttemptRow::as_select())
+        .select(AttemptSummary::as_select())
         .order((attempts::created_at.desc(), attempts::id.desc()))
         .limit(limit)
         .into_boxed();
@@ -242,15 +318,14 @@ pub fn list_attempts(
     Ok(query.load(conn)?)
 }
 
-/// The statuses of a running attempt's cases, by case index.
-pub fn case_statuses(conn: &mut DbConnection, attempt_id: &str) -> AppResult<Vec<(i32, i32)>> {
-    Ok(submissions::table
-        .filter(submissions::attempt_id.eq(attempt_id))
-        .select((
-            submissions::case_index.assume_not_null(),
-            submissions::status_id,
-        ))
-        .load(conn)?)
+/// Whether any case of the attempt has left the queue.
+pub fn started(conn: &mut DbConnection, attempt_id: &str) -> AppResult<bool> {
+    Ok(diesel::select(diesel::dsl::exists(
+        submissions::table
+            .filter(submissions::attempt_id.eq(attempt_id))
+            .filter(submissions::status_id.ne(Status::InQueue.id() as i32)),
+    ))
+    .get_result(conn)?)
 }
 
 /// Whether the attempt has its score (what `wait=true` polls).
@@ -265,11 +340,48 @@ pub fn attempt_finished(conn: &mut DbConnection, tenant_id: &str, id: &str) -> A
         .is_some())
 }
 
+/// Deletes attempts finished before `before` (at most `limit`); answers how many went.
+pub fn forget_attempts(
+    conn: &mut DbConnection,
+    before: NaiveDateTime,
+    limit: i64,
+) -> AppResult<usize> {
+    let old: Vec<String> = attempts::table
+        .filter(attempts::finished_at.lt(before))
+        .select(attempts::id)
+        .limit(limit)
+        .load(conn)?;
+    if old.is_empty() {
+        return Ok(0);
+    }
+    Ok(diesel::delete(attempts::table.filter(attempts::id.eq_any(&old))).execute(conn)?)
+}
+
+/// Text to show of a program's output: as much as fits in `SHOWN_OUTPUT_BYTES` once written
+/// as JSON (a control character costs six bytes there).
 fn shown(bytes: Option<Vec<u8>>) -> Option<String> {
     bytes.map(|b| {
-        let cut = b.len().min(SHOWN_OUTPUT_BYTES);
-        String::from_utf8_lossy(&b[..cut]).into_owned()
+        let text = String::from_utf8_lossy(&b);
+        let mut size = 0;
+        let mut end = 0;
+        for (at, c) in text.char_indices() {
+            size += match c {
+                '"' | '\\' | '\n' | '\r' | '\t' => 2,
+                c if (c as u32) < 0x20 => 6,
+                c => c.len_utf8(),
+            };
+            if size > SHOWN_OUTPUT_BYTES {
+                break;
+            }
+            end = at + c.len_utf8();
+        }
+        text[..end].to_owned()
     })
+}
+
+diesel::define_sql_function! {
+    /// The first `length` bytes of `bytes` from `start` (1-based), on both backends.
+    fn substr(bytes: diesel::sql_types::Nullable<diesel::sql_types::Binary>, start: diesel::sql_types::Integer, length: diesel::sql_types::Integer) -> diesel::sql_types::Nullable<diesel::sql_types::Binary>;
 }
 
 /// A case's columns as `settle` reads them (never the source or the input).
@@ -314,19 +426,21 @@ pub fn settle(
         diesel::delete(cases).execute(conn)?;
         return Ok(());
     };
+    // Outputs are cut in the store: an attempt's fifty cases read at most what they show.
+    let cut = SHOWN_OUTPUT_BYTES as i32;
     let rows: Vec<CaseColumns> = cases
         .select((
             submissions::case_index,
             submissions::status_id,
-            submissions::stdout,
-            submissions::stderr,
-            submissions::compile_output,
+            substr(submissions::stdout, 1, cut),
+            substr(submissions::stderr, 1, cut),
+            substr(submissions::compile_output, 1, cut),
             submissions::message,
             submissions::time,
             submissions::memory,
         ))
         .load(conn)?;
-    let mut results = attempt.results();
+    let mut results = attempt.results()?;
     for (index, status_id, stdout, stderr, compile_output, message, time, memory) in rows {
         let Some(case) = index.and_then(|i| results.cases.get_mut(i as usize)) else {
             continue;
@@ -372,16 +486,24 @@ pub fn settle(
         .map(|(c, _)| c.points)
         .sum();
     let accepted_cases = status_ids.iter().filter(|s| **s == accepted).count() as i32;
-    let passed = accepted_cases as usize == status_ids.len();
-    diesel::update(attempts::table.find(attempt_id))
-        .set((
-            attempts::cases.eq(serde_json::to_string(&results).unwrap_or_default()),
-            attempts::score.eq(Some(score)),
-            attempts::passed.eq(Some(passed)),
-            attempts::finished_at.eq(Some(now)),
-        ))
-        .execute(conn)?;
+    let passed = !status_ids.is_empty() && accepted_cases as usize == status_ids.len();
+    let scored = diesel::update(
+        attempts::table
+            .find(attempt_id)
+            .filter(attempts::finished_at.is_null()),
+    )
+    .set((
+        attempts::cases.eq(serde_json::to_string(&results).unwrap_or_default()),
+        attempts::score.eq(Some(score)),
+        attempts::passed.eq(Some(passed)),
+        attempts::finished_at.eq(Some(now)),
+    ))
+    .execute(conn)?;
     diesel::delete(cases).execute(conn)?;
+    if scored != 1 {
+        // Deleted meanwhile with its exercise.
+        return Ok(());
+    }
     events::attempt_finished(
         conn,
         &ev::AttemptFinished {
@@ -402,4 +524,28 @@ pub fn settle(
             finished_at: events::rfc3339(now),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_output_fits_its_bound_once_written_as_json() {
+        for (byte, escaped) in [(b'a', 1), (b'"', 2), (0x01, 6)] {
+            let text = shown(Some(vec![byte; 100_000])).unwrap();
+            let json = serde_json::to_string(&text).unwrap();
+            assert!(
+                json.len() <= SHOWN_OUTPUT_BYTES + 2,
+                "{byte}: {}",
+                json.len()
+            );
+            assert_eq!(text.len(), SHOWN_OUTPUT_BYTES / escaped);
+        }
+        // Cut on a character, never inside one; bytes that are not UTF-8 become U+FFFD.
+        let text = shown(Some("é".repeat(20_000).into_bytes())).unwrap();
+        assert!(text.chars().all(|c| c == 'é'));
+        assert_eq!(shown(Some(vec![0xff])).unwrap(), "\u{fffd}");
+        assert_eq!(shown(None), None);
+    }
 }

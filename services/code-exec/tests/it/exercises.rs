@@ -21,6 +21,9 @@ agora_shared::on_sqlite_and_postgres!(
     bad_exercises_and_attempts_are_refused_naming_the_field,
     finished_runs_are_published_without_their_texts,
     a_compile_error_fails_every_case_once,
+    a_running_attempt_shows_no_case_before_all_are_done,
+    an_exercise_deleted_under_a_running_attempt_takes_it_along,
+    an_exercise_larger_than_the_queue_quota_is_refused_naming_it,
 );
 
 struct Platform {
@@ -29,8 +32,12 @@ struct Platform {
 }
 
 async fn platform(store: Store) -> Platform {
+    platform_with(store, "").await
+}
+
+async fn platform_with(store: Store, settings: &str) -> Platform {
     let work = tempfile::tempdir().expect("tempdir").keep();
-    let settings = format!("work_dir = \"{}\"\n", work.display());
+    let settings = format!("work_dir = \"{}\"\n{settings}", work.display());
     let mut kit = agora_testkit::Platform::builder(store)
         .service("code_exec", &settings)
         .start()
@@ -294,6 +301,14 @@ async fn exercises_are_managed_by_holders_of_the_permission_and_read_within_the_
         .unwrap();
     assert!(!listed.to_string().contains(SECRET), "{listed}");
     assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(
+        listed[0].get("cases").is_none(),
+        "lists show no cases: {listed}"
+    );
+    assert_eq!(
+        (&listed[0]["case_count"], &listed[0]["max_score"]),
+        (&json!(3), &json!(6))
+    );
     // The teacher sees the hidden case.
     let full: Value = p
         .call(&teacher, Method::GET, "/exercises/e1", None)
@@ -431,6 +446,32 @@ async fn bad_exercises_and_attempts_are_refused_naming_the_field(store: Store) {
     assert!(body.to_string().contains("source_code"), "{body}");
 }
 
+async fn an_exercise_larger_than_the_queue_quota_is_refused_naming_it(store: Store) {
+    let p = platform_with(store, "max_queued_per_tenant = 2\n").await;
+    let admin = p.kit.tenant("Acme").await;
+    assert_eq!(
+        p.call(&admin, Method::PUT, "/exercises/e3", Some(exercise()))
+            .await
+            .status(),
+        201
+    );
+    if !p.runs_programs().await {
+        return;
+    }
+    let body = problem(
+        p.call(
+            &admin,
+            Method::POST,
+            "/exercises/e3/attempts",
+            Some(json!({"source_code": REVERSER, "language_id": 71})),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert!(body.to_string().contains("may queue 2"), "{body}");
+}
+
 async fn finished_runs_are_published_without_their_texts(store: Store) {
     let p = platform(store).await;
     let admin = p.kit.tenant("Acme").await;
@@ -553,4 +594,173 @@ async fn a_compile_error_fails_every_case_once(store: Store) {
             .contains("error"),
         "the compiler's message once: {attempt}"
     );
+}
+
+/// A program that sleeps on the hidden case only, so that its verdict comes last.
+const SLOW_ON_HIDDEN: &str =
+    "import time\ns = input()\nif s.startswith('hidden'):\n    time.sleep(2)\nprint(s[::-1])\n";
+
+async fn a_running_attempt_shows_no_case_before_all_are_done(store: Store) {
+    let p = platform(store).await;
+    let admin = p.kit.tenant("Acme").await;
+    if !p.runs_programs().await {
+        return;
+    }
+    assert_eq!(
+        p.call(&admin, Method::PUT, "/exercises/rev", Some(exercise()))
+            .await
+            .status(),
+        201
+    );
+    let queued: Value = p
+        .call(
+            &admin,
+            Method::POST,
+            "/exercises/rev/attempts",
+            Some(json!({"source_code": SLOW_ON_HIDDEN, "language_id": 71})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let path = format!("/exercises/rev/attempts/{}", queued["id"].as_str().unwrap());
+    // While the hidden case sleeps the visible ones are done, yet every case shows the
+    // attempt's state alone: nothing tells when any case ended.
+    let running = agora_testkit::eventually(
+        std::time::Duration::from_secs(10),
+        "the attempt running",
+        || async {
+            let view: Value = p
+                .call(&admin, Method::GET, &path, None)
+                .await
+                .json()
+                .await
+                .unwrap();
+            if view["state"] == "running" {
+                Ok(view)
+            } else {
+                Err(view.to_string())
+            }
+        },
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let mid: Value = p
+        .call(&admin, Method::GET, &path, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    for view in [&running, &mid] {
+        if view["state"] == "finished" {
+            continue;
+        }
+        for case in view["cases"].as_array().unwrap() {
+            assert_eq!(case["status"]["id"], 2, "{view}");
+            assert!(case.get("stdout").is_none(), "{view}");
+        }
+        assert_eq!(view["score"], Value::Null);
+    }
+    let done = agora_testkit::eventually(
+        std::time::Duration::from_secs(30),
+        "the attempt scored",
+        || async {
+            let view: Value = p
+                .call(&admin, Method::GET, &path, None)
+                .await
+                .json()
+                .await
+                .unwrap();
+            if view["state"] == "finished" {
+                Ok(view)
+            } else {
+                Err(view.to_string())
+            }
+        },
+    )
+    .await;
+    assert_eq!(done["score"], 6, "{done}");
+    // A list shows attempts without cases.
+    let listed: Value = p
+        .call(&admin, Method::GET, "/exercises/rev/attempts", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(listed[0].get("cases").is_none(), "{listed}");
+    assert_eq!(listed[0]["state"], "finished");
+}
+
+async fn an_exercise_deleted_under_a_running_attempt_takes_it_along(store: Store) {
+    let p = platform(store).await;
+    let admin = p.kit.tenant("Acme").await;
+    if !p.runs_programs().await {
+        return;
+    }
+    assert_eq!(
+        p.call(&admin, Method::PUT, "/exercises/rev", Some(exercise()))
+            .await
+            .status(),
+        201
+    );
+    let queued: Value = p
+        .call(
+            &admin,
+            Method::POST,
+            "/exercises/rev/attempts",
+            Some(json!({"source_code": SLOW_ON_HIDDEN, "language_id": 71})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        p.call(&admin, Method::DELETE, "/exercises/rev", None)
+            .await
+            .status(),
+        204
+    );
+    let path = format!("/exercises/rev/attempts/{}", queued["id"].as_str().unwrap());
+    problem(p.call(&admin, Method::GET, &path, None).await, 404).await;
+    // Once the running case ends, nothing of the attempt is left: no case row (the hidden
+    // input with it) and no event of a deleted attempt.
+    agora_testkit::eventually(
+        std::time::Duration::from_secs(20),
+        "the cases deleted",
+        || async {
+            let left: i64 = p
+                .state
+                .db
+                .read(|conn| Ok(submissions::table.count().get_result(conn)?))
+                .await
+                .unwrap();
+            if left == 0 {
+                Ok(())
+            } else {
+                Err(format!("{left} case rows left"))
+            }
+        },
+    )
+    .await;
+    let topic = agora_code_exec::events::topic();
+    let scored = p
+        .kit
+        .events_of(&p.state.db, &topic, "agora.code_exec.attempt.finished")
+        .await;
+    assert!(scored.is_empty(), "{scored:?}");
+    // The id may be used again; the new exercise has no attempts.
+    assert_eq!(
+        p.call(&admin, Method::PUT, "/exercises/rev", Some(exercise()))
+            .await
+            .status(),
+        201
+    );
+    let none: Value = p
+        .call(&admin, Method::GET, "/exercises/rev/attempts", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(none, json!([]));
 }

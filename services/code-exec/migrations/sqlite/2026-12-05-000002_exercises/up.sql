@@ -9,6 +9,8 @@ CREATE TABLE exercises (
     language_ids TEXT NOT NULL,
     cases TEXT NOT NULL,
     limits TEXT NOT NULL,
+    case_count INTEGER NOT NULL,
+    max_score INTEGER NOT NULL,
     version INTEGER NOT NULL,
     updated_by TEXT NOT NULL,
     created_at TIMESTAMP NOT NULL,
