@@ -973,9 +973,15 @@ pub async fn system_info(state: web::Data<CodeExecState>, _caller: Caller) -> Ht
     let isolation = match &state.sandbox {
         Ok(sandbox) => {
             let layers = sandbox.layers();
+            let mut namespaces = vec!["mount", "pid", "network", "ipc", "uts", "cgroup"];
+            if layers.rootless {
+                namespaces.push("user");
+            }
             json!({
                 "available": true,
-                "namespaces": ["mount", "pid", "network", "ipc", "uts", "cgroup"],
+                // Without root: programs run in user namespaces as this service's own user.
+                "rootless": layers.rootless,
+                "namespaces": namespaces,
                 "cgroup": layers.cgroup,
                 "seccomp": layers.seccomp,
                 "landlock_abi": layers.landlock_abi,

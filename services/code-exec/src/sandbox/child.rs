@@ -56,14 +56,29 @@ pub struct Fds {
     pub stderr: c_int,
     /// (stage, errno) of a failed setup step; closed by a successful exec.
     pub error: c_int,
-    /// The program's wait status, written by the init.
+    /// The program's wait status and peak resident size, written by the init.
     pub status: c_int,
+}
+
+/// Without root: the user and mount namespaces of the box's keeper (see [`keeper`]), which a
+/// run enters before it makes its other namespaces, and where the run's init pid is reported.
+pub struct Enter {
+    pub userns: c_int,
+    pub mntns: c_int,
+    pub init_pid: c_int,
 }
 
 pub struct Plan {
     /// Descriptors the init keeps (sorted): the pipes and the cgroup files. Everything else
     /// the supervisor had open (its sockets, its stores, other runs' pipes) is closed first.
     pub keep: Vec<c_int>,
+    /// Without root: the namespaces to enter first (see [`enter`]).
+    pub enter: Option<Enter>,
+    /// Whether the program's supplementary groups are cleared (not possible, and not needed,
+    /// in a user namespace that maps one group).
+    pub set_groups: bool,
+    /// The one CPU the program may run on, where no cgroup caps its CPU bandwidth.
+    pub cpu: Option<usize>,
     pub root: CString,
     pub ops: Vec<Op>,
     pub cgroup_procs: Vec<c_int>,
@@ -96,6 +111,7 @@ pub const STAGES: &[&str] = &[
     "apply Landlock",
     "apply the seccomp filter",
     "exec the program",
+    "enter the box's namespaces",
 ];
 
 /// Entry point of the init (pid 1 of the new namespaces), called by clone(2).
@@ -125,6 +141,148 @@ macro_rules! check {
             fail($plan, $stage);
         }
     };
+}
+
+const STAGE_ENTER: usize = 15;
+
+/// Without root, the entry point of a run's first process (a plain child of the supervisor):
+/// joins the keeper's user namespace (where it has every capability) and mount namespace
+/// (where the box is mounted), makes the run's own mount, PID, network, IPC and UTS
+/// namespaces there, and starts the init as the supervisor's own child (CLONE_PARENT), whose
+/// pid it reports before it exits.
+pub extern "C" fn enter(arg: *mut c_void) -> c_int {
+    // SAFETY: as for `init`.
+    let plan = unsafe { &*(arg as *const Plan) };
+    unsafe {
+        let Some(enter) = &plan.enter else {
+            libc::_exit(1)
+        };
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        check!(
+            plan,
+            STAGE_ENTER,
+            libc::setns(enter.userns, libc::CLONE_NEWUSER)
+        );
+        check!(
+            plan,
+            STAGE_ENTER,
+            libc::setns(enter.mntns, libc::CLONE_NEWNS)
+        );
+        check!(
+            plan,
+            STAGE_ENTER,
+            libc::unshare(
+                libc::CLONE_NEWNS
+                    | libc::CLONE_NEWPID
+                    | libc::CLONE_NEWNET
+                    | libc::CLONE_NEWIPC
+                    | libc::CLONE_NEWUTS
+            )
+        );
+        // Raw, as in `init_inner`; the init is pid 1 of the new PID namespace.
+        let init = libc::syscall(
+            libc::SYS_clone,
+            (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_long,
+            0,
+            0,
+            0,
+            0,
+        ) as libc::pid_t;
+        check!(plan, STAGE_ENTER, init);
+        if init == 0 {
+            for fd in [enter.userns, enter.mntns, enter.init_pid] {
+                libc::close(fd);
+            }
+            libc::_exit(init_inner(plan));
+        }
+        libc::write(
+            enter.init_pid,
+            &init as *const libc::pid_t as *const c_void,
+            std::mem::size_of::<libc::pid_t>(),
+        );
+        libc::_exit(0)
+    }
+}
+
+/// What a box's keeper needs (see [`keeper`]).
+pub struct KeeperPlan {
+    /// Descriptors it keeps (sorted).
+    pub keep: Vec<c_int>,
+    /// Closed by the supervisor once it has written the namespace's uid and gid maps.
+    pub go: c_int,
+    /// One byte once the box is mounted, or (stage, errno) if it cannot be.
+    pub ready: c_int,
+    pub box_dir: CString,
+    /// The box's tmpfs options (size, mode, owner).
+    pub options: CString,
+}
+
+/// Without root, the keeper of a box: the first process of a new user and mount namespace,
+/// which mounts the box's tmpfs there, stays in it (the supervisor writes the box's files
+/// through its working directory before any program runs) and sleeps until the box is
+/// dropped (SIGKILL). Runs of the box enter its namespaces ([`enter`]).
+pub extern "C" fn keeper(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the `KeeperPlan` the supervisor keeps alive until the keeper is up.
+    let plan = unsafe { &*(arg as *const KeeperPlan) };
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
+        let mut from: u32 = 3;
+        for &fd in &plan.keep {
+            let fd = fd as u32;
+            if fd > from {
+                libc::syscall(libc::SYS_close_range, from, fd - 1, 0u32);
+            }
+            from = from.max(fd + 1);
+        }
+        libc::syscall(libc::SYS_close_range, from, u32::MAX, 0u32);
+        let fail = |stage: i32| keeper_fail(plan.ready, stage);
+        let mut byte = 0u8;
+        while libc::read(plan.go, &mut byte as *mut u8 as *mut c_void, 1) > 0 {}
+        libc::close(plan.go);
+        let none = std::ptr::null::<c_char>();
+        if libc::mount(
+            none,
+            c"/".as_ptr(),
+            none,
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ) < 0
+        {
+            fail(1);
+        }
+        if libc::mount(
+            c"tmpfs".as_ptr(),
+            plan.box_dir.as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            plan.options.as_ptr() as *const c_void,
+        ) < 0
+        {
+            fail(2);
+        }
+        if libc::chdir(plan.box_dir.as_ptr()) < 0 {
+            fail(3);
+        }
+        libc::write(plan.ready, b"k".as_ptr() as *const c_void, 1);
+        libc::close(plan.ready);
+        loop {
+            libc::pause();
+        }
+    }
+}
+
+/// Writes (stage, errno) to the keeper's ready pipe and exits.
+unsafe fn keeper_fail(ready: c_int, stage: i32) -> ! {
+    unsafe {
+        let report: [i32; 2] = [stage, *libc::__errno_location()];
+        libc::write(
+            ready,
+            report.as_ptr() as *const c_void,
+            std::mem::size_of_val(&report),
+        );
+        libc::_exit(127)
+    }
 }
 
 unsafe fn init_inner(plan: &Plan) -> c_int {
@@ -284,12 +442,16 @@ unsafe fn init_inner(plan: &Plan) -> c_int {
         }
         loop {
             let mut status: c_int = 0;
-            let pid = libc::waitpid(-1, &mut status, 0);
+            let mut usage: libc::rusage = std::mem::zeroed();
+            let pid = libc::wait4(-1, &mut status, 0, &mut usage);
             if pid == program {
+                // The wait status and the program's peak resident size in KB (the init's own,
+                // a copy of the supervisor's, must not count where no cgroup measures).
+                let report: [i64; 2] = [i64::from(status), usage.ru_maxrss];
                 libc::write(
                     plan.fds.status,
-                    &status as *const c_int as *const c_void,
-                    std::mem::size_of::<c_int>(),
+                    report.as_ptr() as *const c_void,
+                    std::mem::size_of_val(&report),
                 );
                 libc::_exit(0);
             }
@@ -386,14 +548,25 @@ unsafe fn exec_program(plan: &Plan, ruleset: c_int) -> ! {
         for (resource, limit) in &plan.rlimits {
             check!(plan, 9, libc::setrlimit(*resource as _, limit));
         }
+        if let Some(cpu) = plan.cpu {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            check!(
+                plan,
+                9,
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+            );
+        }
         // Raw system calls: the C library's wrappers would try to change the ids of every
         // thread the supervisor had, which do not exist in this process.
         let id = plan.uid as libc::c_long;
-        check!(
-            plan,
-            10,
-            libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>())
-        );
+        if plan.set_groups {
+            check!(
+                plan,
+                10,
+                libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>())
+            );
+        }
         check!(plan, 10, libc::syscall(libc::SYS_setresgid, id, id, id));
         check!(plan, 10, libc::syscall(libc::SYS_setresuid, id, id, id));
         check!(plan, 11, libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));

@@ -57,6 +57,8 @@ const DENIED: &[i64] = &[
     libc::SYS_quotactl,
     libc::SYS_syslog,
     libc::SYS_vhangup,
+    // A run keeps the CPUs it is given (without cgroups, the one CPU it is pinned to).
+    libc::SYS_sched_setaffinity,
 ];
 
 /// Socket buffer sizes a program may not raise: socket buffers are kernel memory no memory

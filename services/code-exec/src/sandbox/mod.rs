@@ -12,6 +12,12 @@
 //! The supervisor writes the box's files before any untrusted process exists, reads output
 //! from pipes only, and after a run never opens, writes or follows any path inside the box:
 //! the box is a tmpfs mount that is detached, contents and all.
+//!
+//! Without root (rootless; only with weaker isolation accepted), each box has a keeper: the
+//! first process of a user and mount namespace of the box's own, where the box's tmpfs is
+//! mounted; every run of the box enters those two namespaces and makes the others there. The
+//! program then runs as the service's own user outside (one uid for every slot) and, unless
+//! the host delegates cgroups, under rlimits alone. The box dies with its keeper.
 
 mod cgroup;
 mod child;
@@ -92,6 +98,8 @@ pub struct Layers {
     pub seccomp: bool,
     /// The kernel's Landlock ABI version, when it has Landlock.
     pub landlock_abi: Option<u32>,
+    /// Without root: runs are in user namespaces, all as the service's own user outside.
+    pub rootless: bool,
 }
 
 /// What a run may use.
@@ -204,6 +212,10 @@ pub struct Sandbox {
     seccomp: Vec<Vec<seccompiler::sock_filter>>,
     /// Built once; every run applies it.
     landlock: Option<child::Landlock>,
+    /// Not root: boxes and runs in user namespaces (see the module's documentation).
+    rootless: bool,
+    /// The CPUs this process may use: without cgroups, slot n's runs are pinned to the n-th.
+    cpus: Vec<usize>,
     slots: Mutex<Slots>,
     freed: Condvar,
 }
@@ -212,16 +224,21 @@ impl Sandbox {
     /// Prepares the work directory and the cgroups, probes the layers, and runs `/bin/true`
     /// in a box to prove the whole path works. Fails naming what is missing, unless weaker
     /// isolation is accepted (namespaces and a uid per slot are never optional).
-    pub fn new(config: Config) -> anyhow::Result<Self> {
+    pub fn new(mut config: Config) -> anyhow::Result<Self> {
         // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
+        let rootless = unsafe { libc::geteuid() } != 0;
+        if rootless && !config.allow_weaker_isolation {
             anyhow::bail!(
-                "the sandbox needs to run as root (it makes namespaces, mounts and cgroups, and \
-                 runs programs as uids of their own)"
+                "the sandbox runs as root (it makes namespaces, mounts and cgroups, and runs \
+                 programs as uids of their own); without root it runs programs in user \
+                 namespaces, as this service's own user and without cgroups, only when weaker \
+                 isolation is accepted (code_exec.allow_weaker_isolation = true)"
             );
         }
         anyhow::ensure!(config.slots > 0, "the sandbox needs at least one slot");
         fs::create_dir_all(&config.work_dir)?;
+        // Absolute: a run that enters a box's namespaces starts at their root, not here.
+        config.work_dir = fs::canonicalize(&config.work_dir)?;
         fs::set_permissions(
             &config.work_dir,
             std::os::unix::fs::PermissionsExt::from_mode(0o700),
@@ -234,7 +251,11 @@ impl Sandbox {
                 fs::create_dir_all(dir.join(sub))?;
             }
         }
-        let cgroups = cgroup::Hierarchy::detect();
+        // Cgroups need root (delegated cgroups are not used).
+        let cgroups = match rootless {
+            true => None,
+            false => cgroup::Hierarchy::detect(),
+        };
         let seccomp = filter::seccomp().unwrap_or_default();
         let landlock_abi = filter::landlock_abi();
         let layers = Layers {
@@ -242,11 +263,13 @@ impl Sandbox {
             cgroup: cgroups.as_ref().map(cgroup::Hierarchy::version),
             seccomp: !seccomp.is_empty(),
             landlock_abi,
+            rootless,
         };
         let missing: Vec<&str> = [
             (layers.cgroup.is_none(), "cgroups (memory, pids, cpuacct)"),
             (!layers.seccomp, "seccomp"),
             (layers.landlock_abi.is_none(), "Landlock"),
+            (rootless, "a uid per slot (not root)"),
         ]
         .into_iter()
         .filter_map(|(missing, name)| missing.then_some(name))
@@ -272,6 +295,8 @@ impl Sandbox {
             layers,
             cgroups,
             seccomp,
+            rootless,
+            cpus: allowed_cpus(),
         };
         let probe = sandbox.open(&[])?.run(&Command {
             argv: vec!["/bin/true".into()],
@@ -330,13 +355,22 @@ impl Sandbox {
             }
         };
         let dir = self.config.work_dir.join(format!("slot-{slot}"));
-        let mounted = OpenBox {
+        let mut mounted = OpenBox {
             sandbox: self,
             slot,
             dir: dir.clone(),
             runs: 0,
+            keeper: None,
         };
         let box_dir = dir.join("box");
+        if self.rootless {
+            let keeper = Keeper::start(self, &box_dir, self.uid(slot))?;
+            // The keeper's working directory is its fresh box, empty until these files.
+            let inside = PathBuf::from(format!("/proc/{}/cwd", keeper.pid));
+            mounted.keeper = Some(keeper);
+            write_files(&inside, files)?;
+            return Ok(mounted);
+        }
         let options = CString::new(format!(
             "size={},mode=0700,uid={uid},gid={uid}",
             self.config.box_bytes,
@@ -360,21 +394,121 @@ impl Sandbox {
                 io::Error::last_os_error()
             );
         }
-        for (name, content) in files {
-            // A fresh tmpfs holds nothing yet; O_EXCL | O_NOFOLLOW make sure of it anyway.
-            let mut file = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o644)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(box_dir.join(name))?;
-            file.write_all(content)?;
-        }
+        write_files(&box_dir, files)?;
         Ok(mounted)
     }
 
     fn uid(&self, slot: usize) -> u32 {
         self.config.first_uid + slot as u32
+    }
+}
+
+/// Writes `files` into a fresh, empty box.
+fn write_files(box_dir: &Path, files: &[(&str, &[u8])]) -> anyhow::Result<()> {
+    for (name, content) in files {
+        // A fresh tmpfs holds nothing yet; O_EXCL | O_NOFOLLOW make sure of it anyway.
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(box_dir.join(name))?;
+        file.write_all(content)?;
+    }
+    Ok(())
+}
+
+/// Without root, the process holding a box's user and mount namespaces (see
+/// `child::keeper`); killed and reaped when dropped, which unmounts the box with its namespace.
+struct Keeper {
+    pid: libc::pid_t,
+    userns: OwnedFd,
+    mntns: OwnedFd,
+}
+
+impl Keeper {
+    fn start(sandbox: &Sandbox, box_dir: &Path, uid: u32) -> anyhow::Result<Keeper> {
+        let (go_r, go_w) = pipe()?;
+        let (ready_r, ready_w) = pipe()?;
+        let mut keep = vec![go_r.as_raw_fd(), ready_w.as_raw_fd()];
+        keep.sort_unstable();
+        let plan = child::KeeperPlan {
+            keep,
+            go: go_r.as_raw_fd(),
+            ready: ready_w.as_raw_fd(),
+            box_dir: cstring(box_dir)?,
+            options: CString::new(format!(
+                "size={},mode=0700,uid={uid},gid={uid}",
+                sandbox.config.box_bytes
+            ))?,
+        };
+        let mut stack = vec![0u8; 64 << 10];
+        // SAFETY: as for the init in `run_in`: the keeper runs `child::keeper` on its own copy
+        // of memory and only makes raw system calls; it is killed and reaped by `Drop`.
+        let pid = unsafe {
+            let top = stack.as_mut_ptr().add(stack.len());
+            let top = top.sub(top as usize % 16);
+            libc::clone(
+                child::keeper,
+                top as *mut libc::c_void,
+                libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::SIGCHLD,
+                &plan as *const child::KeeperPlan as *mut libc::c_void,
+            )
+        };
+        if pid < 0 {
+            anyhow::bail!(
+                "cannot create a user namespace for the box: {}",
+                io::Error::last_os_error()
+            );
+        }
+        drop((go_r, ready_w));
+        let opened = (|| -> anyhow::Result<(OwnedFd, OwnedFd)> {
+            // The box's user is `uid` inside, this service's user outside (one id of each, as
+            // an unprivileged process may map).
+            // SAFETY: geteuid and getegid have no preconditions.
+            let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+            let proc = PathBuf::from(format!("/proc/{pid}"));
+            fs::write(proc.join("setgroups"), "deny")?;
+            fs::write(proc.join("uid_map"), format!("{uid} {euid} 1"))?;
+            fs::write(proc.join("gid_map"), format!("{uid} {egid} 1"))?;
+            drop(go_w);
+            let mut report = [0u8; 8];
+            let n = fs::File::from(ready_r).read(&mut report)?;
+            if n != 1 {
+                let stage = i32::from_ne_bytes(report[..4].try_into().unwrap_or_default());
+                let errno = i32::from_ne_bytes(report[4..].try_into().unwrap_or_default());
+                anyhow::bail!(
+                    "cannot mount the box in its namespace (step {stage}): {}",
+                    io::Error::from_raw_os_error(errno)
+                );
+            }
+            Ok((
+                fs::File::open(proc.join("ns/user"))?.into(),
+                fs::File::open(proc.join("ns/mnt"))?.into(),
+            ))
+        })();
+        drop(stack);
+        match opened {
+            Ok((userns, mntns)) => Ok(Keeper { pid, userns, mntns }),
+            Err(err) => {
+                // SAFETY: our own unreaped child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, std::ptr::null_mut(), 0);
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        // SAFETY: our own unreaped child: kill(2) and waitpid(2) on it.
+        unsafe {
+            libc::kill(self.pid, libc::SIGKILL);
+            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
+        }
     }
 }
 
@@ -385,10 +519,20 @@ pub struct OpenBox<'a> {
     slot: usize,
     dir: PathBuf,
     runs: u32,
+    /// Without root: the box's keeper, whose namespaces hold the box.
+    keeper: Option<Keeper>,
 }
 
 impl Drop for OpenBox<'_> {
     fn drop(&mut self) {
+        if let Some(keeper) = self.keeper.take() {
+            // The box goes with its keeper's mount namespace.
+            drop(keeper);
+            let mut slots = self.sandbox.slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots.free.push(self.slot);
+            self.sandbox.freed.notify_all();
+            return;
+        }
         if let Err(err) = detach(&self.dir.join("box")) {
             // The slot stays out of use rather than hand a used box to the next run.
             tracing::error!(slot = self.slot, error = %err, "code-exec: cannot detach a box; its slot stays out of use");
@@ -448,6 +592,16 @@ impl OpenBox<'_> {
         let argv = pointers(&plan_data.argv);
         let envp = pointers(&plan_data.envp);
         let cgroup_procs: Vec<c_int> = procs.iter().map(AsRawFd::as_raw_fd).collect();
+        let (init_pid_r, init_pid_w) = pipe().map_err(|e| setup_error("pipe", &e))?;
+        let enter = self.keeper.as_ref().map(|k| child::Enter {
+            userns: k.userns.as_raw_fd(),
+            mntns: k.mntns.as_raw_fd(),
+            init_pid: init_pid_w.as_raw_fd(),
+        });
+        let entered: Vec<c_int> = enter
+            .as_ref()
+            .map(|e| vec![e.userns, e.mntns, e.init_pid])
+            .unwrap_or_default();
         let mut keep: Vec<c_int> = [
             stdin_r.as_raw_fd(),
             stdout_w.as_raw_fd(),
@@ -457,11 +611,22 @@ impl OpenBox<'_> {
         ]
         .into_iter()
         .chain(cgroup_procs.iter().copied())
+        .chain(entered)
         .collect();
         keep.sort_unstable();
         keep.dedup();
         let plan = child::Plan {
             keep,
+            set_groups: enter.is_none(),
+            enter,
+            cpu: match cgroup {
+                Some(_) => None,
+                None => self
+                    .sandbox
+                    .cpus
+                    .get(self.slot % self.sandbox.cpus.len().max(1))
+                    .copied(),
+            },
             root: plan_data.root,
             ops: plan_data.ops,
             cgroup_procs,
@@ -494,24 +659,59 @@ impl OpenBox<'_> {
             | libc::CLONE_NEWIPC
             | libc::CLONE_NEWUTS;
         let started = Instant::now();
-        // SAFETY: the child runs `child::init` on its own copy of memory and only makes raw
-        // system calls (see `child`); `plan` and `stack` outlive it (it is reaped below).
-        let init = unsafe {
+        // Without root, a first process enters the keeper's namespaces, makes the others
+        // there and starts the init as this process's child (see `child::enter`).
+        let (entry, flags): (extern "C" fn(*mut libc::c_void) -> c_int, c_int) = match plan.enter {
+            Some(_) => (child::enter, 0),
+            None => (child::init, flags),
+        };
+        // SAFETY: the child runs `child::init` (or `child::enter`) on its own copy of memory
+        // and only makes raw system calls (see `child`); `plan` and `stack` outlive it (it is
+        // reaped below).
+        let first = unsafe {
             let top = stack.as_mut_ptr().add(stack.len());
             let top = top.sub(top as usize % 16);
             libc::clone(
-                child::init,
+                entry,
                 top as *mut libc::c_void,
                 flags | libc::SIGCHLD,
                 &plan as *const child::Plan as *mut libc::c_void,
             )
         };
-        if init < 0 {
+        if first < 0 {
             return Err(setup_error(
                 "cannot create the namespaces",
                 &io::Error::last_os_error(),
             ));
         }
+        drop(init_pid_w);
+        let init = match plan.enter {
+            None => first,
+            Some(_) => {
+                // SAFETY: our own child, which exits once the init is started.
+                unsafe { libc::waitpid(first, std::ptr::null_mut(), 0) };
+                let mut pid = [0u8; 4];
+                match fs::File::from(init_pid_r).read(&mut pid) {
+                    Ok(4) => libc::pid_t::from_ne_bytes(pid),
+                    _ => {
+                        let mut report = [0u8; 8];
+                        // SAFETY: read(2) from our own pipe into a buffer of that size.
+                        unsafe {
+                            libc::read(
+                                error_r.as_raw_fd(),
+                                report.as_mut_ptr() as *mut libc::c_void,
+                                report.len(),
+                            )
+                        };
+                        let errno = i32::from_ne_bytes(report[4..].try_into().unwrap_or_default());
+                        return Err(setup_error(
+                            "cannot enter the box's namespaces",
+                            &io::Error::from_raw_os_error(errno),
+                        ));
+                    }
+                }
+            }
+        };
         // From here on the init is killed and reaped whatever happens, a panic included.
         let mut guard = InitGuard {
             pid: init,
@@ -572,10 +772,13 @@ impl OpenBox<'_> {
                 io::Error::from_raw_os_error(errno)
             )));
         }
-        let mut program = [0u8; 4];
-        let program_status = match fs::File::from(status_r).read(&mut program) {
-            Ok(4) => Some(c_int::from_ne_bytes(program)),
-            _ => None,
+        let mut program = [0u8; 16];
+        let (program_status, program_rss_kb) = match fs::File::from(status_r).read(&mut program) {
+            Ok(16) => (
+                Some(i64::from_ne_bytes(program[..8].try_into().unwrap_or_default()) as c_int),
+                Some(i64::from_ne_bytes(program[8..].try_into().unwrap_or_default()).max(0) as u64),
+            ),
+            _ => (None, None),
         };
         let termination = match program_status {
             Some(s) if libc::WIFEXITED(s) => Termination::Exited(libc::WEXITSTATUS(s)),
@@ -588,8 +791,11 @@ impl OpenBox<'_> {
             .and_then(cgroup::Run::cpu_time)
             .unwrap_or(rusage_cpu)
             .max(rusage_cpu);
+        // Without a cgroup, the program's own peak (the init's would count the supervisor's
+        // pages it was cloned with).
         let memory_bytes = cgroup
             .and_then(cgroup::Run::memory_peak)
+            .or(program_rss_kb.map(|kb| kb * 1024))
             .unwrap_or(usage.ru_maxrss as u64 * 1024);
         let mut limit = watched.limit;
         if limit.is_none() {
@@ -901,14 +1107,41 @@ fn rlimits(limits: &Limits, cgroup: bool) -> Vec<(c_int, libc::rlimit)> {
     ];
     if !cgroup {
         // Without a pids cgroup, the count per uid: a slot's uid is its runs' alone in this
-        // process (another sandbox on the host with the same uids would share the count).
+        // process (another sandbox on the host with the same uids would share the count;
+        // rootless, the count is per box, whose user namespace is its own).
         out.push((libc::RLIMIT_NPROC as c_int, both(limits.max_processes)));
-    }
-    if limits.limit_address_space && !cgroup {
-        // Without a memory cgroup, the address space instead, for the languages that bear it.
-        out.push((libc::RLIMIT_AS as c_int, both(limits.memory_bytes)));
+        // Without a memory cgroup, each process's memory instead: its address space for the
+        // languages that bear it, else its data (heap, stacks, private writable mappings) at
+        // four times the limit: the JVM, Go and Node.js map more than they use (Node.js hangs
+        // at start under twice 128 MB).
+        if limits.limit_address_space {
+            out.push((libc::RLIMIT_AS as c_int, both(limits.memory_bytes)));
+        } else {
+            out.push((
+                libc::RLIMIT_DATA as c_int,
+                both(limits.memory_bytes.saturating_mul(DATA_FACTOR)),
+            ));
+        }
     }
     out
+}
+
+/// Without a memory cgroup, a process of a language not held to its address space may have
+/// this many times the memory limit in data.
+pub const DATA_FACTOR: u64 = 4;
+
+/// The CPUs this process may run on, in order.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: sched_getaffinity(2) into a zeroed set of its size; CPU_ISSET reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) < 0 {
+            return vec![];
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|cpu| libc::CPU_ISSET(*cpu, &set))
+            .collect()
+    }
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
