@@ -31,6 +31,32 @@ const CPU_QUOTA_US: u64 = 100_000;
 
 const BASE: &str = "agora-code-exec";
 
+/// Where the processes of a container's cgroup move (cgroup v2), so that it may hand
+/// controllers to the sandbox's cgroups.
+const SUPERVISOR: &str = "agora-code-exec-supervisor";
+
+/// Moves every process of cgroup `from` into its child `leaf` (made if missing). Processes
+/// that cannot move (kernel threads of a host's root cgroup) stay.
+fn leave(from: &Path, leaf: &Path) -> io::Result<()> {
+    make_dir(leaf)?;
+    // Processes may start meanwhile: moved until none is left, a few rounds at most.
+    for _ in 0..5 {
+        let procs = fs::read_to_string(from.join("cgroup.procs"))?;
+        let pids: Vec<&str> = procs
+            .lines()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect();
+        if pids.is_empty() {
+            break;
+        }
+        for pid in pids {
+            let _ = write(&leaf.join("cgroup.procs"), pid);
+        }
+    }
+    Ok(())
+}
+
 impl Hierarchy {
     /// Finds the host's hierarchy and makes the sandbox's base directories; `None` when no
     /// writable hierarchy with the memory, pids and CPU accounting controllers exists.
@@ -45,7 +71,7 @@ impl Hierarchy {
             };
             let dir = PathBuf::from(dir);
             if kind == "cgroup2" && dir == Path::new("/sys/fs/cgroup") {
-                return Self::v2(dir);
+                return Self::v2(dir, &["memory", "pids", "cpu"]);
             }
             if kind == "cgroup" {
                 for option in options.split(',') {
@@ -77,8 +103,9 @@ impl Hierarchy {
         })
     }
 
-    fn v2(root: PathBuf) -> Option<Self> {
-        let wanted = ["memory", "pids", "cpu"];
+    /// Prepares `root` (the top of the cgroup v2 tree this process sees) to hand the `wanted`
+    /// controllers to the sandbox's base cgroup and the runs' below it.
+    fn v2(root: PathBuf, wanted: &[&str]) -> Option<Self> {
         let available = fs::read_to_string(root.join("cgroup.controllers")).ok()?;
         if !wanted
             .iter()
@@ -86,11 +113,26 @@ impl Hierarchy {
         {
             return None;
         }
-        let enable = "+memory +pids +cpu";
-        write(&root.join("cgroup.subtree_control"), enable).ok()?;
+        let enable = wanted
+            .iter()
+            .map(|c| format!("+{c}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let control = root.join("cgroup.subtree_control");
+        if let Err(err) = write(&control, &enable) {
+            // In a container, `root` is the container's own cgroup and holds its processes
+            // (this one among them); a cgroup with processes cannot hand controllers to its
+            // children (cgroup v2's "no internal processes" rule). Every process in it moves
+            // to a leaf of its own, then the controllers can be handed down.
+            if err.kind() != io::ErrorKind::ResourceBusy {
+                return None;
+            }
+            leave(&root, &root.join(SUPERVISOR)).ok()?;
+            write(&control, &enable).ok()?;
+        }
         let base = root.join(BASE);
         make_dir(&base).ok()?;
-        write(&base.join("cgroup.subtree_control"), enable).ok()?;
+        write(&base.join("cgroup.subtree_control"), &enable).ok()?;
         Some(Self::V2 { base })
     }
 
@@ -267,4 +309,88 @@ fn write(path: &Path, value: &str) -> io::Result<()> {
 
 fn read_u64(path: &Path) -> Option<u64> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// cgroup v2's "no internal processes" rule, as a container meets it: its cgroup holds its
+    /// processes, so controllers cannot be handed down until they leave for a leaf. Played on
+    /// a cgroup2 mount of this host with the controller every host offers there (hugetlb where
+    /// the others are bound to v1), as root.
+    #[test]
+    fn a_container_cgroup_with_processes_hands_its_controllers_down() {
+        let mount = tempfile::tempdir().unwrap();
+        let target = std::ffi::CString::new(mount.path().as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mount(2) with valid C strings.
+        let mounted = unsafe {
+            libc::mount(
+                c"none".as_ptr(),
+                target.as_ptr(),
+                c"cgroup2".as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        } == 0;
+        if !mounted {
+            assert!(
+                std::env::var_os("AGORA_TEST_REQUIRE_INFRA").is_none(),
+                "cannot mount cgroup2: {}",
+                io::Error::last_os_error()
+            );
+            eprintln!("SKIPPED: cannot mount cgroup2 here (not root?)");
+            return;
+        }
+        let root = mount.path().to_path_buf();
+        let controllers = fs::read_to_string(root.join("cgroup.controllers")).unwrap();
+        let controller = ["hugetlb", "pids", "memory"]
+            .into_iter()
+            .find(|c| controllers.split_whitespace().any(|a| a == *c))
+            .expect("a controller on cgroup2");
+        let container = root.join(format!("container-{}", std::process::id()));
+        make_dir(&container).unwrap();
+        let before = fs::read_to_string(root.join("cgroup.subtree_control")).unwrap();
+        write(
+            &root.join("cgroup.subtree_control"),
+            &format!("+{controller}"),
+        )
+        .unwrap();
+        let mut sleeper = std::process::Command::new("/bin/sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        write(&container.join("cgroup.procs"), &sleeper.id().to_string()).unwrap();
+        // Handing a controller down from a cgroup with a process in it is refused...
+        let refused = write(
+            &container.join("cgroup.subtree_control"),
+            &format!("+{controller}"),
+        );
+        assert_eq!(refused.unwrap_err().kind(), io::ErrorKind::ResourceBusy);
+        // ...and the sandbox's set-up moves the process to a leaf, then hands it down.
+        let hierarchy = Hierarchy::v2(container.clone(), &[controller]);
+        assert!(hierarchy.is_some());
+        let leaf = fs::read_to_string(container.join(SUPERVISOR).join("cgroup.procs")).unwrap();
+        assert_eq!(leaf.trim(), sleeper.id().to_string());
+        let base = fs::read_to_string(container.join(BASE).join("cgroup.subtree_control")).unwrap();
+        assert_eq!(base.trim(), controller);
+        sleeper.kill().unwrap();
+        sleeper.wait().unwrap();
+        for dir in [
+            container.join(BASE),
+            container.join(SUPERVISOR),
+            container.clone(),
+        ] {
+            fs::remove_dir(&dir).unwrap();
+        }
+        // The host's tree as it was (cgroup2 is one tree, whichever mount shows it).
+        if !before.split_whitespace().any(|c| c == controller) {
+            let _ = write(
+                &root.join("cgroup.subtree_control"),
+                &format!("-{controller}"),
+            );
+        }
+        // SAFETY: umount2 with a valid C string.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
 }
