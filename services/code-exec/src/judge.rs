@@ -194,7 +194,13 @@ pub fn judge_in(
     let n = runs.len() as f64;
     let time = runs.iter().map(|r| r.cpu_time.as_secs_f64()).sum::<f64>() / n;
     let wall_time = runs.iter().map(|r| r.wall_time.as_secs_f64()).sum::<f64>() / n;
-    let memory = runs.iter().map(|r| r.memory_bytes / 1024).sum::<u64>() / runs.len() as u64;
+    // Unknown where a run's peak could not be measured (no cgroup, and a peak below what its
+    // process started with).
+    let memory = runs
+        .iter()
+        .map(|r| r.memory_bytes.map(|b| b / 1024))
+        .sum::<Option<u64>>()
+        .map(|total| total / runs.len() as u64);
     let Some(last) = runs.pop() else {
         return Verdict::internal("no run took place".into());
     };
@@ -212,7 +218,7 @@ pub fn judge_in(
         compile_output,
         time: Some(round_ms(time)),
         wall_time: Some(round_ms(wall_time)),
-        memory: Some(memory),
+        memory,
         exit_code,
         exit_signal,
     }

@@ -79,6 +79,9 @@ pub struct Plan {
     pub set_groups: bool,
     /// The one CPU the program may run on, where no cgroup caps its CPU bandwidth.
     pub cpu: Option<usize>,
+    /// The init stops itself (SIGALRM), and with it the run, this long after it starts: a
+    /// backstop past the supervisor's own deadline, for an init the supervisor lost track of.
+    pub backstop_secs: u32,
     pub root: CString,
     pub ops: Vec<Op>,
     pub cgroup_procs: Vec<c_int>,
@@ -310,6 +313,7 @@ unsafe fn init_inner(plan: &Plan) -> c_int {
         let mut none: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut none);
         libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        libc::alarm(plan.backstop_secs);
         for &fd in &plan.cgroup_procs {
             check!(plan, 0, libc::write(fd, b"0".as_ptr() as *const c_void, 1));
             libc::close(fd);
@@ -423,6 +427,10 @@ unsafe fn init_inner(plan: &Plan) -> c_int {
         // The raw system call, not the C library's fork: that one takes locks (malloc's,
         // among others) that another thread of the supervisor may have held at the clone,
         // and would wait for them forever.
+        // What the program's process starts with (a copy of this one's pages): the kernel
+        // carries it into the program's peak across exec.
+        let mut own: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut own);
         let program = libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_long, 0, 0, 0, 0)
             as libc::pid_t;
         check!(plan, 7, program);
@@ -445,9 +453,9 @@ unsafe fn init_inner(plan: &Plan) -> c_int {
             let mut usage: libc::rusage = std::mem::zeroed();
             let pid = libc::wait4(-1, &mut status, 0, &mut usage);
             if pid == program {
-                // The wait status and the program's peak resident size in KB (the init's own,
-                // a copy of the supervisor's, must not count where no cgroup measures).
-                let report: [i64; 2] = [i64::from(status), usage.ru_maxrss];
+                // The wait status, the program's peak resident size in KB and what its process
+                // started with (see `Outcome::memory_bytes`).
+                let report: [i64; 3] = [i64::from(status), usage.ru_maxrss, own.ru_maxrss];
                 libc::write(
                     plan.fds.status,
                     report.as_ptr() as *const c_void,

@@ -146,6 +146,43 @@ pub fn seccomp() -> anyhow::Result<Vec<Vec<seccompiler::sock_filter>>> {
     Ok(filters)
 }
 
+/// Where no cgroup charges a run's memory (rootless, or a host without cgroups), the memory
+/// rlimits do not reach shared memory: System V segments, memfds and shared anonymous
+/// mappings are refused (EPERM), as are inotify and fanotify instances, which count against
+/// the user's host-wide quota (rootless, the service's own user's).
+pub fn without_cgroup() -> anyhow::Result<Vec<seccompiler::sock_filter>> {
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = [
+        libc::SYS_shmget,
+        libc::SYS_memfd_create,
+        libc::SYS_inotify_init,
+        libc::SYS_inotify_init1,
+        libc::SYS_fanotify_init,
+    ]
+    .into_iter()
+    .map(|call| (call, vec![]))
+    .collect();
+    let shared_anonymous = (libc::MAP_SHARED | libc::MAP_ANONYMOUS) as u64;
+    rules.insert(
+        libc::SYS_mmap,
+        vec![SeccompRule::new(vec![SeccompCondition::new(
+            3,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::MaskedEq(shared_anonymous),
+            shared_anonymous,
+        )?])?],
+    );
+    let arch = std::env::consts::ARCH
+        .try_into()
+        .map_err(|e| anyhow::anyhow!("seccomp: {e:?}"))?;
+    Ok(SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        arch,
+    )?
+    .try_into()?)
+}
+
 /// Kills a process making an x32 system call (numbers with bit 30 set): the deny list is by
 /// x86-64 number, and a kernel booted with x32 enabled would otherwise let every denied call
 /// through under its x32 number.

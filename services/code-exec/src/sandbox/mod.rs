@@ -16,8 +16,8 @@
 //! Without root (rootless; only with weaker isolation accepted), each box has a keeper: the
 //! first process of a user and mount namespace of the box's own, where the box's tmpfs is
 //! mounted; every run of the box enters those two namespaces and makes the others there. The
-//! program then runs as the service's own user outside (one uid for every slot) and, unless
-//! the host delegates cgroups, under rlimits alone. The box dies with its keeper.
+//! program then runs as the service's own user outside (one uid for every slot) and under
+//! rlimits alone (delegated cgroups are not used). The box dies with its keeper.
 
 mod cgroup;
 mod child;
@@ -176,8 +176,10 @@ pub struct Outcome {
     pub limit: Option<LimitHit>,
     pub cpu_time: Duration,
     pub wall_time: Duration,
-    /// Peak memory of the run (all processes with a cgroup; the largest one without).
-    pub memory_bytes: u64,
+    /// Peak memory of the run: every process's together with a cgroup. Without one, the
+    /// largest process's, when it rose above what the process started with (a copy of the
+    /// sandbox's own pages, which the kernel counts in a peak across exec); else unknown.
+    pub memory_bytes: Option<u64>,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
 }
@@ -256,7 +258,13 @@ impl Sandbox {
             true => None,
             false => cgroup::Hierarchy::detect(),
         };
-        let seccomp = filter::seccomp().unwrap_or_default();
+        let mut seccomp = filter::seccomp().unwrap_or_default();
+        if cgroups.is_none() && !seccomp.is_empty() {
+            match filter::without_cgroup() {
+                Ok(extra) => seccomp.push(extra),
+                Err(_) => seccomp.clear(),
+            }
+        }
         let landlock_abi = filter::landlock_abi();
         let layers = Layers {
             namespaces: true,
@@ -274,6 +282,14 @@ impl Sandbox {
         .into_iter()
         .filter_map(|(missing, name)| missing.then_some(name))
         .collect();
+        if rootless && (!layers.seccomp || layers.landlock_abi.is_none()) {
+            // Rootless, a program is the service's own user outside: the filter (no new user
+            // namespaces) and Landlock (no other files) are not optional.
+            anyhow::bail!(
+                "without root the sandbox needs seccomp and Landlock, and this host lacks {}",
+                missing.join(", ")
+            );
+        }
         if !missing.is_empty() && !config.allow_weaker_isolation {
             anyhow::bail!(
                 "this host lacks {}; the sandbox refuses to run with weaker isolation unless \
@@ -619,6 +635,9 @@ impl OpenBox<'_> {
             keep,
             set_groups: enter.is_none(),
             enter,
+            backstop_secs: (limits.wall_time.as_secs() as u32)
+                .saturating_mul(2)
+                .saturating_add(30),
             cpu: match cgroup {
                 Some(_) => None,
                 None => self
@@ -689,14 +708,22 @@ impl OpenBox<'_> {
             None => first,
             Some(_) => {
                 // SAFETY: our own child, which exits once the init is started.
-                unsafe { libc::waitpid(first, std::ptr::null_mut(), 0) };
+                while unsafe { libc::waitpid(first, std::ptr::null_mut(), 0) } < 0
+                    && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
+                {
+                }
                 let mut pid = [0u8; 4];
                 match fs::File::from(init_pid_r).read(&mut pid) {
                     Ok(4) => libc::pid_t::from_ne_bytes(pid),
                     _ => {
+                        // Its report, if it made one: never waited for (this process holds
+                        // the pipe's other end; an init started meanwhile does too, and stops
+                        // at its own deadline, `child::Plan::backstop_secs`).
                         let mut report = [0u8; 8];
-                        // SAFETY: read(2) from our own pipe into a buffer of that size.
+                        // SAFETY: fcntl(2) and read(2) on our own pipe, into a buffer of that
+                        // size.
                         unsafe {
+                            libc::fcntl(error_r.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK);
                             libc::read(
                                 error_r.as_raw_fd(),
                                 report.as_mut_ptr() as *mut libc::c_void,
@@ -762,7 +789,7 @@ impl OpenBox<'_> {
                     limit: None,
                     cpu_time: Duration::ZERO,
                     wall_time,
-                    memory_bytes: 0,
+                    memory_bytes: None,
                     stdout: vec![],
                     stderr: vec![],
                 });
@@ -772,12 +799,16 @@ impl OpenBox<'_> {
                 io::Error::from_raw_os_error(errno)
             )));
         }
-        let mut program = [0u8; 16];
-        let (program_status, program_rss_kb) = match fs::File::from(status_r).read(&mut program) {
-            Ok(16) => (
-                Some(i64::from_ne_bytes(program[..8].try_into().unwrap_or_default()) as c_int),
-                Some(i64::from_ne_bytes(program[8..].try_into().unwrap_or_default()).max(0) as u64),
-            ),
+        let mut program = [0u8; 24];
+        let read = fs::File::from(status_r).read(&mut program);
+        let field =
+            |i: usize| i64::from_ne_bytes(program[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+        let (program_status, program_peak_kb) = match read {
+            Ok(24) => {
+                // The program's peak, and what its process started with before exec.
+                let (peak, start) = (field(1).max(0) as u64, field(2).max(0) as u64);
+                (Some(field(0) as c_int), (peak > start).then_some(peak))
+            }
             _ => (None, None),
         };
         let termination = match program_status {
@@ -791,12 +822,15 @@ impl OpenBox<'_> {
             .and_then(cgroup::Run::cpu_time)
             .unwrap_or(rusage_cpu)
             .max(rusage_cpu);
-        // Without a cgroup, the program's own peak (the init's would count the supervisor's
-        // pages it was cloned with).
-        let memory_bytes = cgroup
-            .and_then(cgroup::Run::memory_peak)
-            .or(program_rss_kb.map(|kb| kb * 1024))
-            .unwrap_or(usage.ru_maxrss as u64 * 1024);
+        // Without a cgroup, the program's own peak where it is known (see `Outcome`).
+        let memory_bytes = match cgroup {
+            Some(cgroup) => Some(
+                cgroup
+                    .memory_peak()
+                    .unwrap_or(usage.ru_maxrss as u64 * 1024),
+            ),
+            None => program_peak_kb.map(|kb| kb * 1024),
+        };
         let mut limit = watched.limit;
         if limit.is_none() {
             let cpu_limit = limits.cpu_time;
@@ -1110,6 +1144,10 @@ fn rlimits(limits: &Limits, cgroup: bool) -> Vec<(c_int, libc::rlimit)> {
         // process (another sandbox on the host with the same uids would share the count;
         // rootless, the count is per box, whose user namespace is its own).
         out.push((libc::RLIMIT_NPROC as c_int, both(limits.max_processes)));
+        // Queued signals and POSIX message queues count per user (rootless, the service's
+        // own user's, host-wide): next to none.
+        out.push((libc::RLIMIT_SIGPENDING as c_int, both(64)));
+        out.push((libc::RLIMIT_MSGQUEUE as c_int, both(0)));
         // Without a memory cgroup, each process's memory instead: its address space for the
         // languages that bear it, else its data (heap, stacks, private writable mappings) at
         // four times the limit: the JVM, Go and Node.js map more than they use (Node.js hangs

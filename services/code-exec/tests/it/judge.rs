@@ -93,7 +93,11 @@ fn every_language_found_here_runs_under_the_default_limits() {
             language.name,
             String::from_utf8_lossy(verdict.compile_output.as_deref().unwrap_or_default())
         );
-        assert!(verdict.time.is_some() && verdict.memory.is_some_and(|m| m > 0));
+        assert!(
+            verdict.time.is_some()
+                && (verdict.memory.is_some_and(|m| m > 0)
+                    || crate::rootless() && verdict.memory.is_none())
+        );
     }
 }
 
