@@ -153,9 +153,10 @@ pub fn any_waiting(conn: &mut DbConnection, stale_before: NaiveDateTime) -> AppR
     .get_result(conn)?)
 }
 
-/// Takes the next submission and marks it Processing: the oldest queued one of the tenant with
-/// the fewest submissions running, so that a tenant with a long queue shares the slots with the
-/// others instead of holding them all (ties go to the oldest). A submission whose worker went
+/// Takes the next submission and marks it Processing: of the tenant with the fewest
+/// submissions running, of its user with the fewest running, the oldest queued one, so that a
+/// tenant (or a user) with a long queue shares the slots with the others instead of holding
+/// them all (ties go to the oldest). A submission whose worker went
 /// away (Processing since before `stale_before`) is taken like a queued one. Run in a write
 /// transaction: on PostgreSQL two replicas may pick the same row, and the conditional update
 /// lets only one of them have it.
@@ -192,8 +193,36 @@ pub fn claim_next(
         else {
             return Ok(None);
         };
+        // Within the tenant, the same between its users: one student's long queue (an
+        // attempt's fifty cases) does not hold every slot the tenant gets.
+        let users_running: Vec<(String, i64)> = submissions::table
+            .filter(submissions::tenant_id.eq(tenant))
+            .filter(submissions::status_id.eq(processing))
+            .filter(submissions::started_at.ge(stale_before))
+            .group_by(submissions::user_id)
+            .select((submissions::user_id, diesel::dsl::count_star()))
+            .load(conn)?;
+        let users_waiting: Vec<(String, Option<NaiveDateTime>)> = submissions::table
+            .filter(submissions::tenant_id.eq(tenant))
+            .filter(takeable(stale_before))
+            .group_by(submissions::user_id)
+            .select((
+                submissions::user_id,
+                diesel::dsl::min(submissions::created_at),
+            ))
+            .load(conn)?;
+        let Some((user, _)) = users_waiting.iter().min_by_key(|(user, oldest)| {
+            let running = users_running
+                .iter()
+                .find(|(u, _)| u == user)
+                .map_or(0, |(_, n)| *n);
+            (running, *oldest)
+        }) else {
+            continue;
+        };
         let candidate: Option<(String, i32, Option<NaiveDateTime>)> = submissions::table
             .filter(submissions::tenant_id.eq(tenant))
+            .filter(submissions::user_id.eq(user))
             .filter(takeable(stale_before))
             .order(submissions::created_at.asc())
             .select((

@@ -17,6 +17,7 @@ agora_shared::on_sqlite_and_postgres!(
     bad_submissions_are_refused_naming_the_field,
     fifty_submissions_at_once_against_a_queue_of_ten,
     a_tenant_with_a_long_queue_does_not_hold_every_slot,
+    a_user_with_a_long_queue_does_not_hold_every_slot_of_the_tenant,
     finished_submissions_are_forgotten_after_their_retention,
     a_callback_brings_the_verdict_to_the_submitters_url,
 );
@@ -549,5 +550,39 @@ async fn a_callback_brings_the_verdict_to_the_submitters_url(store: Store) {
     assert_eq!(
         STANDARD.decode(body["stdout"].as_str().unwrap()).unwrap(),
         b"called back\n"
+    );
+}
+
+async fn a_user_with_a_long_queue_does_not_hold_every_slot_of_the_tenant(store: Store) {
+    let p = platform(store, "").await;
+    let admin = p.kit.tenant("Acme").await;
+    let student = p.kit.member(&admin, "student@acme.test", &[]).await;
+    if !p.runs_programs(&admin).await {
+        return;
+    }
+    let slots = p.state.sandbox.as_ref().unwrap().slots();
+    // One user of the tenant queues four runs of two seconds per slot; another user's run
+    // then takes the first slot to come free instead of waiting behind them all.
+    let sleep = json!({"source_code": "import time; time.sleep(2)", "language_id": 71});
+    for _ in 0..4 * slots {
+        assert_eq!(p.submit(&admin, "", sleep.clone()).await.status(), 201);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let done: Value = p
+        .submit(
+            &student,
+            "?wait=true",
+            json!({"source_code": "print('mine')", "language_id": 71}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(done["status"]["id"], 3, "{done}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "the student waited {:?} behind another user's queue",
+        started.elapsed()
     );
 }
