@@ -82,4 +82,28 @@ impl Scope {
         };
         query::parse_range(&value, today).map_err(|e| AppError::invalid("date_range", e))
     }
+
+    /// The range asked for (`default` when none) as its first and last days and the half-open
+    /// window of times from the first day's start to the day after the last; all `None` for
+    /// `all`.
+    pub fn window(&self, today: NaiveDate, default: &str) -> AppResult<Window> {
+        Ok(match self.range(today, default)? {
+            Range::All => (None, None, None),
+            Range::Days(from, to) => {
+                let start = |d: NaiveDate| d.and_hms_opt(0, 0, 0).unwrap_or_default();
+                (
+                    Some(from),
+                    Some(to),
+                    Some((start(from), start(to.succ_opt().unwrap_or(to)))),
+                )
+            }
+        })
+    }
 }
+
+/// First day, last day and `[from, to)` times of a date range (see [`Scope::window`]).
+pub type Window = (
+    Option<NaiveDate>,
+    Option<NaiveDate>,
+    Option<(chrono::NaiveDateTime, chrono::NaiveDateTime)>,
+);

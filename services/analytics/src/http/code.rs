@@ -2,13 +2,13 @@
 //! their acceptance rate per language, and exercise attempts with their pass rate and score.
 
 use actix_web::{HttpResponse, web};
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::NaiveDate;
 use serde::Serialize;
 
 use agora_shared::{AppResult, db::now, http::Caller};
 
 use super::Scope;
-use crate::{AnalyticsState, query::Range, store::code};
+use crate::{AnalyticsState, store::code};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/analytics/code", web::get().to(code_runs));
@@ -66,18 +66,7 @@ pub async fn code_runs(
     scope: web::Query<Scope>,
 ) -> AppResult<HttpResponse> {
     let tenant_id = scope.tenant(&caller)?;
-    let (from, to, window) = match scope.range(now().date(), "30d")? {
-        Range::All => (None, None, None),
-        Range::Days(from, to) => {
-            let start =
-                |d: NaiveDate| -> NaiveDateTime { d.and_hms_opt(0, 0, 0).unwrap_or_default() };
-            (
-                Some(from),
-                Some(to),
-                Some((start(from), start(to.succ_opt().unwrap_or(to)))),
-            )
-        }
-    };
+    let (from, to, window) = scope.window(now().date(), "30d")?;
     let (languages, attempts) = state
         .db
         .read(move |conn| {

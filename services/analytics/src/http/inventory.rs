@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, web};
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::NaiveDate;
 use serde::Serialize;
 
 use agora_shared::{AppResult, db::now, http::Caller};
 
 use super::Scope;
-use crate::{AnalyticsState, query::Range, store::inventory::groups};
+use crate::{AnalyticsState, store::inventory::groups};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/analytics/inventory", web::get().to(inventory));
@@ -60,19 +60,7 @@ pub async fn inventory(
     scope: web::Query<Scope>,
 ) -> AppResult<HttpResponse> {
     let tenant_id = scope.tenant(&caller)?;
-    let range = scope.range(now().date(), "30d")?;
-    let (from, to, window) = match range {
-        Range::All => (None, None, None),
-        Range::Days(from, to) => {
-            let start =
-                |d: NaiveDate| -> NaiveDateTime { d.and_hms_opt(0, 0, 0).unwrap_or_default() };
-            (
-                Some(from),
-                Some(to),
-                Some((start(from), start(to.succ_opt().unwrap_or(to)))),
-            )
-        }
-    };
+    let (from, to, window) = scope.window(now().date(), "30d")?;
     let report = state
         .db
         .read(move |conn| {

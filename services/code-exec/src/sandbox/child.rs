@@ -230,15 +230,7 @@ pub extern "C" fn keeper(arg: *mut c_void) -> c_int {
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
         libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
-        let mut from: u32 = 3;
-        for &fd in &plan.keep {
-            let fd = fd as u32;
-            if fd > from {
-                libc::syscall(libc::SYS_close_range, from, fd - 1, 0u32);
-            }
-            from = from.max(fd + 1);
-        }
-        libc::syscall(libc::SYS_close_range, from, u32::MAX, 0u32);
+        close_all_but(&plan.keep);
         let fail = |stage: i32| keeper_fail(plan.ready, stage);
         let mut byte = 0u8;
         while libc::read(plan.go, &mut byte as *mut u8 as *mut c_void, 1) > 0 {}
@@ -275,6 +267,21 @@ pub extern "C" fn keeper(arg: *mut c_void) -> c_int {
     }
 }
 
+/// Closes every descriptor above 2 but those in `keep` (sorted).
+unsafe fn close_all_but(keep: &[c_int]) {
+    unsafe {
+        let mut from: u32 = 3;
+        for &fd in keep {
+            let fd = fd as u32;
+            if fd > from {
+                libc::syscall(libc::SYS_close_range, from, fd - 1, 0u32);
+            }
+            from = from.max(fd + 1);
+        }
+        libc::syscall(libc::SYS_close_range, from, u32::MAX, 0u32);
+    }
+}
+
 /// Writes (stage, errno) to the keeper's ready pipe and exits.
 unsafe fn keeper_fail(ready: c_int, stage: i32) -> ! {
     unsafe {
@@ -296,15 +303,7 @@ unsafe fn init_inner(plan: &Plan) -> c_int {
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         // Nothing of the supervisor's stays: its descriptors (above 2; the program's own 0-2
         // are replaced by the pipes), its signal handlers and ignored signals, its mask.
-        let mut from: u32 = 3;
-        for &fd in &plan.keep {
-            let fd = fd as u32;
-            if fd > from {
-                libc::syscall(libc::SYS_close_range, from, fd - 1, 0u32);
-            }
-            from = from.max(fd + 1);
-        }
-        libc::syscall(libc::SYS_close_range, from, u32::MAX, 0u32);
+        close_all_but(&plan.keep);
         for signal in 1..=64 {
             if signal != libc::SIGKILL && signal != libc::SIGSTOP {
                 libc::signal(signal, libc::SIG_DFL);

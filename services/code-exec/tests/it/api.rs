@@ -2,15 +2,14 @@
 //! submissions waited for or polled, base64 and fields as Judge0 has them, batches, tenant
 //! isolation, validation naming the field, and a tenant's queue quota under 50 requests at once.
 
-use std::sync::Arc;
-
 use base64::{Engine, engine::general_purpose::STANDARD};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use agora_code_exec::CodeExecState;
 use agora_shared::testing::{Call, Store, problem};
 use agora_testkit::Session;
+
+use crate::{Platform, platform};
 
 agora_shared::on_sqlite_and_postgres!(
     submissions_run_and_are_read_as_judge0_shows_them,
@@ -22,55 +21,7 @@ agora_shared::on_sqlite_and_postgres!(
     a_callback_brings_the_verdict_to_the_submitters_url,
 );
 
-struct Platform {
-    kit: agora_testkit::Platform,
-    state: Arc<CodeExecState>,
-}
-
-async fn platform(store: Store, settings: &str) -> Platform {
-    let work = tempfile::tempdir().expect("tempdir").keep();
-    let settings = format!("work_dir = \"{}\"\n{settings}", work.display());
-    let mut kit = agora_testkit::Platform::builder(store)
-        .service("code_exec", &settings)
-        .start()
-        .await;
-    let started = agora_code_exec::start(&kit.context(), kit.shutdown.child_token())
-        .await
-        .expect("code-exec starts");
-    let state = started.state.clone();
-    kit.serve(started.service);
-    kit.gateway().await;
-    Platform { kit, state }
-}
-
 impl Platform {
-    /// Whether programs can run here; where they cannot, submissions are refused with 503.
-    async fn runs_programs(&self, who: &Session) -> bool {
-        if self.state.sandbox.is_ok() {
-            return true;
-        }
-        assert!(
-            std::env::var_os("AGORA_TEST_REQUIRE_INFRA").is_none(),
-            "the sandbox cannot run here: {:?}",
-            self.state.sandbox.as_ref().err()
-        );
-        let refused = self
-            .kit
-            .authed(Method::POST, "/api/v1/code-exec/submissions", who)
-            .json(&json!({"source_code": "print(1)", "language_id": 71}))
-            .call()
-            .await;
-        let body = problem(refused, 503).await;
-        assert!(
-            body["detail"]
-                .as_str()
-                .unwrap()
-                .contains("cannot run programs")
-        );
-        eprintln!("SKIPPED: the sandbox cannot run here; checked that submissions get 503");
-        false
-    }
-
     async fn submit(&self, who: &Session, query: &str, body: Value) -> reqwest::Response {
         self.kit
             .authed(

@@ -3,17 +3,17 @@
 //! exercise, not the attempt, not the cases' submissions by token, not the events), who may
 //! manage and read what, the last two cases finishing at once, and the events analytics reads.
 
-use std::sync::Arc;
-
 use diesel::prelude::*;
 use prost::Message;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use agora_code_exec::{CodeExecState, schema::submissions};
+use agora_code_exec::schema::submissions;
 use agora_proto::events::v1 as ev;
 use agora_shared::testing::{Call, Store, problem};
 use agora_testkit::Session;
+
+use crate::{Platform, platform};
 
 agora_shared::on_sqlite_and_postgres!(
     an_attempt_is_scored_case_by_case_and_hidden_cases_show_their_status_alone,
@@ -25,31 +25,6 @@ agora_shared::on_sqlite_and_postgres!(
     an_exercise_deleted_under_a_running_attempt_takes_it_along,
     an_exercise_larger_than_the_queue_quota_is_refused_naming_it,
 );
-
-struct Platform {
-    kit: agora_testkit::Platform,
-    state: Arc<CodeExecState>,
-}
-
-async fn platform(store: Store) -> Platform {
-    platform_with(store, "").await
-}
-
-async fn platform_with(store: Store, settings: &str) -> Platform {
-    let work = tempfile::tempdir().expect("tempdir").keep();
-    let settings = format!("work_dir = \"{}\"\n{settings}", work.display());
-    let mut kit = agora_testkit::Platform::builder(store)
-        .service("code_exec", &settings)
-        .start()
-        .await;
-    let started = agora_code_exec::start(&kit.context(), kit.shutdown.child_token())
-        .await
-        .expect("code-exec starts");
-    let state = started.state.clone();
-    kit.serve(started.service);
-    kit.gateway().await;
-    Platform { kit, state }
-}
 
 /// The secret a hidden case holds: its input and expected output.
 const SECRET: &str = "hidden-input-7f3a";
@@ -71,6 +46,28 @@ fn exercise() -> Value {
 }
 
 impl Platform {
+    /// `exercise()` under `id`, created.
+    async fn create(&self, who: &Session, id: &str) {
+        let resp = self
+            .call(
+                who,
+                Method::PUT,
+                &format!("/exercises/{id}"),
+                Some(exercise()),
+            )
+            .await;
+        assert_eq!(resp.status(), 201);
+    }
+
+    /// The JSON body of a call.
+    async fn value(&self, who: &Session, method: Method, path: &str, body: Option<Value>) -> Value {
+        self.call(who, method, path, body)
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+
     async fn call(
         &self,
         who: &Session,
@@ -85,19 +82,6 @@ impl Platform {
             Some(body) => request.json(&body).call().await,
             None => request.call().await,
         }
-    }
-
-    async fn runs_programs(&self) -> bool {
-        if self.state.sandbox.is_ok() {
-            return true;
-        }
-        assert!(
-            std::env::var_os("AGORA_TEST_REQUIRE_INFRA").is_none(),
-            "the sandbox cannot run here: {:?}",
-            self.state.sandbox.as_ref().err()
-        );
-        eprintln!("SKIPPED: the sandbox cannot run here");
-        false
     }
 
     async fn attempt(&self, who: &Session, exercise: &str, source: &str) -> Value {
@@ -117,10 +101,10 @@ impl Platform {
 }
 
 async fn an_attempt_is_scored_case_by_case_and_hidden_cases_show_their_status_alone(store: Store) {
-    let p = platform(store).await;
+    let p = platform(store, "").await;
     let admin = p.kit.tenant("Acme").await;
     let student = p.kit.member(&admin, "student@acme.test", &[]).await;
-    if !p.runs_programs().await {
+    if !p.runs_programs(&admin).await {
         return;
     }
     let resp = p
@@ -194,19 +178,13 @@ async fn an_attempt_is_scored_case_by_case_and_hidden_cases_show_their_status_al
     problem(p.call(&other, Method::GET, &path, None).await, 404).await;
     assert_eq!(p.call(&admin, Method::GET, &path, None).await.status(), 200);
     let mine: Value = p
-        .call(&student, Method::GET, "/exercises/reverse-1/attempts", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .value(&student, Method::GET, "/exercises/reverse-1/attempts", None)
+        .await;
     assert_eq!(mine.as_array().unwrap().len(), 2);
     assert_eq!(mine[0]["id"], wrong["id"], "newest first");
     let theirs: Value = p
-        .call(&other, Method::GET, "/exercises/reverse-1/attempts", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .value(&other, Method::GET, "/exercises/reverse-1/attempts", None)
+        .await;
     assert_eq!(theirs, json!([]));
     let student_id = right["user_id"].as_str().unwrap();
     problem(
@@ -221,11 +199,8 @@ async fn an_attempt_is_scored_case_by_case_and_hidden_cases_show_their_status_al
     )
     .await;
     let all: Value = p
-        .call(&admin, Method::GET, "/exercises/reverse-1/attempts", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .value(&admin, Method::GET, "/exercises/reverse-1/attempts", None)
+        .await;
     assert_eq!(all.as_array().unwrap().len(), 2);
 
     // Another tenant sees neither the exercise nor the attempt.
@@ -253,7 +228,7 @@ async fn an_attempt_is_scored_case_by_case_and_hidden_cases_show_their_status_al
 async fn exercises_are_managed_by_holders_of_the_permission_and_read_within_the_tenant(
     store: Store,
 ) {
-    let p = platform(store).await;
+    let p = platform(store, "").await;
     let admin = p.kit.tenant("Acme").await;
     let student = p.kit.member(&admin, "student@acme.test", &[]).await;
     let teacher = p
@@ -282,23 +257,13 @@ async fn exercises_are_managed_by_holders_of_the_permission_and_read_within_the_
     assert_eq!(v2["version"], 2);
     assert_eq!(v2["max_score"], 6);
     // The student reads it without the hidden case's input and expected output.
-    let seen: Value = p
-        .call(&student, Method::GET, "/exercises/e1", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let seen: Value = p.value(&student, Method::GET, "/exercises/e1", None).await;
     assert_eq!(seen["title"], "Reverse a line, again");
     assert_eq!(seen["cases"][0]["stdin"], "abc");
     assert_eq!(seen["cases"][2]["hidden"], true);
     assert!(seen["cases"][2].get("stdin").is_none(), "{seen}");
     assert!(!seen.to_string().contains(SECRET), "{seen}");
-    let listed: Value = p
-        .call(&student, Method::GET, "/exercises", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = p.value(&student, Method::GET, "/exercises", None).await;
     assert!(!listed.to_string().contains(SECRET), "{listed}");
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert!(
@@ -310,12 +275,7 @@ async fn exercises_are_managed_by_holders_of_the_permission_and_read_within_the_
         (&json!(3), &json!(6))
     );
     // The teacher sees the hidden case.
-    let full: Value = p
-        .call(&teacher, Method::GET, "/exercises/e1", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let full: Value = p.value(&teacher, Method::GET, "/exercises/e1", None).await;
     assert_eq!(full["cases"][2]["stdin"], SECRET);
     // Another tenant's admin can neither read, replace nor delete it.
     let beta = p.kit.tenant("Beta").await;
@@ -328,12 +288,7 @@ async fn exercises_are_managed_by_holders_of_the_permission_and_read_within_the_
         .call(&beta, Method::PUT, "/exercises/e1", Some(exercise()))
         .await;
     assert_eq!(resp.status(), 201, "Beta's own e1");
-    let still: Value = p
-        .call(&student, Method::GET, "/exercises/e1", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let still: Value = p.value(&student, Method::GET, "/exercises/e1", None).await;
     assert_eq!(still["version"], 2, "Acme's e1 is untouched");
     // Deleting: students may not; the teacher may, and then it is gone.
     problem(
@@ -360,7 +315,7 @@ async fn exercises_are_managed_by_holders_of_the_permission_and_read_within_the_
 }
 
 async fn bad_exercises_and_attempts_are_refused_naming_the_field(store: Store) {
-    let p = platform(store).await;
+    let p = platform(store, "").await;
     let admin = p.kit.tenant("Acme").await;
     let bad_id = problem(
         p.call(&admin, Method::PUT, "/exercises/a%20b", Some(exercise()))
@@ -399,13 +354,8 @@ async fn bad_exercises_and_attempts_are_refused_naming_the_field(store: Store) {
     )
     .await;
     assert!(body.to_string().contains("secret"), "{body}");
-    assert_eq!(
-        p.call(&admin, Method::PUT, "/exercises/e1", Some(exercise()))
-            .await
-            .status(),
-        201
-    );
-    if !p.runs_programs().await {
+    p.create(&admin, "e1").await;
+    if !p.runs_programs(&admin).await {
         return;
     }
     // A language the exercise does not take, an unknown exercise, an empty program.
@@ -447,15 +397,10 @@ async fn bad_exercises_and_attempts_are_refused_naming_the_field(store: Store) {
 }
 
 async fn an_exercise_larger_than_the_queue_quota_is_refused_naming_it(store: Store) {
-    let p = platform_with(store, "max_queued_per_tenant = 2\n").await;
+    let p = platform(store, "max_queued_per_tenant = 2\n").await;
     let admin = p.kit.tenant("Acme").await;
-    assert_eq!(
-        p.call(&admin, Method::PUT, "/exercises/e3", Some(exercise()))
-            .await
-            .status(),
-        201
-    );
-    if !p.runs_programs().await {
+    p.create(&admin, "e3").await;
+    if !p.runs_programs(&admin).await {
         return;
     }
     let body = problem(
@@ -473,24 +418,17 @@ async fn an_exercise_larger_than_the_queue_quota_is_refused_naming_it(store: Sto
 }
 
 async fn finished_runs_are_published_without_their_texts(store: Store) {
-    let p = platform(store).await;
+    let p = platform(store, "").await;
     let admin = p.kit.tenant("Acme").await;
-    if !p.runs_programs().await {
+    if !p.runs_programs(&admin).await {
         return;
     }
     let topic = agora_code_exec::events::topic();
     assert_eq!(topic, "agora.code-exec.events");
-    let done: Value = p
-        .call(
-            &admin,
+    let done: Value = p.value(&admin,
             Method::POST,
             "/submissions?wait=true&fields=token,status",
-            Some(json!({"source_code": "print('out-9c1e')", "language_id": 71, "stdin": "in-51d2", "expected_output": "out-9c1e"})),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+            Some(json!({"source_code": "print('out-9c1e')", "language_id": 71, "stdin": "in-51d2", "expected_output": "out-9c1e"}))).await;
     assert_eq!(done["status"]["id"], 3);
     let finished = p
         .kit
@@ -511,12 +449,7 @@ async fn finished_runs_are_published_without_their_texts(store: Store) {
         );
     }
 
-    assert_eq!(
-        p.call(&admin, Method::PUT, "/exercises/rev", Some(exercise()))
-            .await
-            .status(),
-        201
-    );
+    p.create(&admin, "rev").await;
     let attempt = p.attempt(&admin, "rev", REVERSER).await;
     let finished = p
         .kit
@@ -554,9 +487,9 @@ async fn finished_runs_are_published_without_their_texts(store: Store) {
 }
 
 async fn a_compile_error_fails_every_case_once(store: Store) {
-    let p = platform(store).await;
+    let p = platform(store, "").await;
     let admin = p.kit.tenant("Acme").await;
-    if !p.runs_programs().await {
+    if !p.runs_programs(&admin).await {
         return;
     }
     let mut body = exercise();
@@ -601,28 +534,20 @@ const SLOW_ON_HIDDEN: &str =
     "import time\ns = input()\nif s.startswith('hidden'):\n    time.sleep(2)\nprint(s[::-1])\n";
 
 async fn a_running_attempt_shows_no_case_before_all_are_done(store: Store) {
-    let p = platform(store).await;
+    let p = platform(store, "").await;
     let admin = p.kit.tenant("Acme").await;
-    if !p.runs_programs().await {
+    if !p.runs_programs(&admin).await {
         return;
     }
-    assert_eq!(
-        p.call(&admin, Method::PUT, "/exercises/rev", Some(exercise()))
-            .await
-            .status(),
-        201
-    );
+    p.create(&admin, "rev").await;
     let queued: Value = p
-        .call(
+        .value(
             &admin,
             Method::POST,
             "/exercises/rev/attempts",
             Some(json!({"source_code": SLOW_ON_HIDDEN, "language_id": 71})),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let path = format!("/exercises/rev/attempts/{}", queued["id"].as_str().unwrap());
     // While the hidden case sleeps the visible ones are done, yet every case shows the
     // attempt's state alone: nothing tells when any case ended.
@@ -630,12 +555,7 @@ async fn a_running_attempt_shows_no_case_before_all_are_done(store: Store) {
         std::time::Duration::from_secs(10),
         "the attempt running",
         || async {
-            let view: Value = p
-                .call(&admin, Method::GET, &path, None)
-                .await
-                .json()
-                .await
-                .unwrap();
+            let view: Value = p.value(&admin, Method::GET, &path, None).await;
             if view["state"] == "running" {
                 Ok(view)
             } else {
@@ -645,12 +565,7 @@ async fn a_running_attempt_shows_no_case_before_all_are_done(store: Store) {
     )
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
-    let mid: Value = p
-        .call(&admin, Method::GET, &path, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let mid: Value = p.value(&admin, Method::GET, &path, None).await;
     for view in [&running, &mid] {
         if view["state"] == "finished" {
             continue;
@@ -665,12 +580,7 @@ async fn a_running_attempt_shows_no_case_before_all_are_done(store: Store) {
         std::time::Duration::from_secs(30),
         "the attempt scored",
         || async {
-            let view: Value = p
-                .call(&admin, Method::GET, &path, None)
-                .await
-                .json()
-                .await
-                .unwrap();
+            let view: Value = p.value(&admin, Method::GET, &path, None).await;
             if view["state"] == "finished" {
                 Ok(view)
             } else {
@@ -682,38 +592,27 @@ async fn a_running_attempt_shows_no_case_before_all_are_done(store: Store) {
     assert_eq!(done["score"], 6, "{done}");
     // A list shows attempts without cases.
     let listed: Value = p
-        .call(&admin, Method::GET, "/exercises/rev/attempts", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .value(&admin, Method::GET, "/exercises/rev/attempts", None)
+        .await;
     assert!(listed[0].get("cases").is_none(), "{listed}");
     assert_eq!(listed[0]["state"], "finished");
 }
 
 async fn an_exercise_deleted_under_a_running_attempt_takes_it_along(store: Store) {
-    let p = platform(store).await;
+    let p = platform(store, "").await;
     let admin = p.kit.tenant("Acme").await;
-    if !p.runs_programs().await {
+    if !p.runs_programs(&admin).await {
         return;
     }
-    assert_eq!(
-        p.call(&admin, Method::PUT, "/exercises/rev", Some(exercise()))
-            .await
-            .status(),
-        201
-    );
+    p.create(&admin, "rev").await;
     let queued: Value = p
-        .call(
+        .value(
             &admin,
             Method::POST,
             "/exercises/rev/attempts",
             Some(json!({"source_code": SLOW_ON_HIDDEN, "language_id": 71})),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(
         p.call(&admin, Method::DELETE, "/exercises/rev", None)
@@ -750,17 +649,9 @@ async fn an_exercise_deleted_under_a_running_attempt_takes_it_along(store: Store
         .await;
     assert!(scored.is_empty(), "{scored:?}");
     // The id may be used again; the new exercise has no attempts.
-    assert_eq!(
-        p.call(&admin, Method::PUT, "/exercises/rev", Some(exercise()))
-            .await
-            .status(),
-        201
-    );
+    p.create(&admin, "rev").await;
     let none: Value = p
-        .call(&admin, Method::GET, "/exercises/rev/attempts", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .value(&admin, Method::GET, "/exercises/rev/attempts", None)
+        .await;
     assert_eq!(none, json!([]));
 }

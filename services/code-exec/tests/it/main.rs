@@ -42,6 +42,59 @@ pub(crate) fn sandbox() -> Option<&'static Sandbox> {
         .as_ref()
 }
 
+/// code-exec behind the gateway with the real auth service, on `store`, configured with
+/// `settings` (TOML lines of `[code_exec]`), in a work directory of its own.
+pub(crate) struct Platform {
+    pub kit: agora_testkit::Platform,
+    pub state: std::sync::Arc<agora_code_exec::CodeExecState>,
+}
+
+pub(crate) async fn platform(store: agora_shared::testing::Store, settings: &str) -> Platform {
+    let work = tempfile::tempdir().expect("tempdir").keep();
+    let settings = format!("work_dir = \"{}\"\n{settings}", work.display());
+    let mut kit = agora_testkit::Platform::builder(store)
+        .service("code_exec", &settings)
+        .start()
+        .await;
+    let started = agora_code_exec::start(&kit.context(), kit.shutdown.child_token())
+        .await
+        .expect("code-exec starts");
+    let state = started.state.clone();
+    kit.serve(started.service);
+    kit.gateway().await;
+    Platform { kit, state }
+}
+
+impl Platform {
+    /// Whether programs can run here; where they cannot, submissions are refused with 503.
+    pub(crate) async fn runs_programs(&self, who: &agora_testkit::Session) -> bool {
+        use agora_shared::testing::Call;
+        if self.state.sandbox.is_ok() {
+            return true;
+        }
+        assert!(
+            std::env::var_os("AGORA_TEST_REQUIRE_INFRA").is_none(),
+            "the sandbox cannot run here: {:?}",
+            self.state.sandbox.as_ref().err()
+        );
+        let refused = self
+            .kit
+            .authed(reqwest::Method::POST, "/api/v1/code-exec/submissions", who)
+            .json(&serde_json::json!({"source_code": "print(1)", "language_id": 71}))
+            .call()
+            .await;
+        let body = agora_shared::testing::problem(refused, 503).await;
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("cannot run programs")
+        );
+        eprintln!("SKIPPED: the sandbox cannot run here; checked that submissions get 503");
+        false
+    }
+}
+
 const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 fn env() -> Vec<(String, String)> {
@@ -672,6 +725,22 @@ fn a_run_holds_none_of_the_supervisors_descriptors() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let init = seen.expect("the run's init");
+    // Looked at once it has started the program, which it does after closing what it must not
+    // hold (before that, it is part-way through closing them).
+    for _ in 0..500 {
+        let children = std::fs::read_dir(init.join("task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|task| {
+                std::fs::read_to_string(task.path().join("children"))
+                    .is_ok_and(|c| !c.trim().is_empty())
+            });
+        if children {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     if rootless() {
         // The init is not dumpable: neither the service's own user nor a program (its uid in
         // the box's user namespace) can look into it, and a program holds only its 0, 1, 2.
