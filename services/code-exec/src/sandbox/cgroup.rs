@@ -35,8 +35,7 @@ const BASE: &str = "agora-code-exec";
 /// controllers to the sandbox's cgroups.
 const SUPERVISOR: &str = "agora-code-exec-supervisor";
 
-/// Moves every process of cgroup `from` into its child `leaf` (made if missing). Processes
-/// that cannot move (kernel threads of a host's root cgroup) stay.
+/// Moves every process of cgroup `from` into its child `leaf` (made if missing).
 fn leave(from: &Path, leaf: &Path) -> io::Result<()> {
     make_dir(leaf)?;
     // Processes may start meanwhile: moved until none is left, a few rounds at most.
@@ -119,16 +118,23 @@ impl Hierarchy {
             .collect::<Vec<_>>()
             .join(" ");
         let control = root.join("cgroup.subtree_control");
-        if let Err(err) = write(&control, &enable) {
-            // In a container, `root` is the container's own cgroup and holds its processes
-            // (this one among them); a cgroup with processes cannot hand controllers to its
-            // children (cgroup v2's "no internal processes" rule). Every process in it moves
-            // to a leaf of its own, then the controllers can be handed down.
-            if err.kind() != io::ErrorKind::ResourceBusy {
-                return None;
+        // In a container, `root` is the container's own cgroup and holds its processes (this
+        // one among them); a cgroup with processes cannot hand controllers to its children
+        // (cgroup v2's "no internal processes" rule). Every process in it moves to a leaf of
+        // its own, then the controllers can be handed down (again, should one start between).
+        let mut handed = write(&control, &enable);
+        for _ in 0..5 {
+            match &handed {
+                Err(err) if err.kind() == io::ErrorKind::ResourceBusy => {
+                    leave(&root, &root.join(SUPERVISOR)).ok()?;
+                    handed = write(&control, &enable);
+                }
+                _ => break,
             }
-            leave(&root, &root.join(SUPERVISOR)).ok()?;
-            write(&control, &enable).ok()?;
+        }
+        if let Err(err) = handed {
+            tracing::warn!(error = %err, "code-exec: cannot hand the cgroup v2 controllers down");
+            return None;
         }
         let base = root.join(BASE);
         make_dir(&base).ok()?;

@@ -79,9 +79,6 @@ pub struct Plan {
     pub set_groups: bool,
     /// The one CPU the program may run on, where no cgroup caps its CPU bandwidth.
     pub cpu: Option<usize>,
-    /// The init stops itself (SIGALRM), and with it the run, this long after it starts: a
-    /// backstop past the supervisor's own deadline, for an init the supervisor lost track of.
-    pub backstop_secs: u32,
     pub root: CString,
     pub ops: Vec<Op>,
     pub cgroup_procs: Vec<c_int>,
@@ -312,7 +309,6 @@ unsafe fn init_inner(plan: &Plan) -> c_int {
         let mut none: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut none);
         libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-        libc::alarm(plan.backstop_secs);
         for &fd in &plan.cgroup_procs {
             check!(plan, 0, libc::write(fd, b"0".as_ptr() as *const c_void, 1));
             libc::close(fd);

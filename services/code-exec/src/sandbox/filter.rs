@@ -147,20 +147,27 @@ pub fn seccomp() -> anyhow::Result<Vec<Vec<seccompiler::sock_filter>>> {
 }
 
 /// Where no cgroup charges a run's memory (rootless, or a host without cgroups), the memory
-/// rlimits do not reach shared memory: System V segments, memfds and shared anonymous
-/// mappings are refused (EPERM), as are inotify and fanotify instances, which count against
-/// the user's host-wide quota (rootless, the service's own user's).
+/// rlimits do not reach shared memory or kernel objects: shared anonymous mappings (the
+/// rlimits on data do not count them), memfds and secret memfds, System V shared memory, semaphores and message queues are refused (EPERM), as are
+/// inotify and fanotify instances, which count against the user's host-wide quota (rootless,
+/// the service's own user's).
 pub fn without_cgroup() -> anyhow::Result<Vec<seccompiler::sock_filter>> {
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = [
+    let mut calls = vec![
         libc::SYS_shmget,
+        libc::SYS_semget,
+        libc::SYS_msgget,
         libc::SYS_memfd_create,
-        libc::SYS_inotify_init,
+        libc::SYS_memfd_secret,
         libc::SYS_inotify_init1,
         libc::SYS_fanotify_init,
-    ]
-    .into_iter()
-    .map(|call| (call, vec![]))
-    .collect();
+    ];
+    #[cfg(target_arch = "x86_64")]
+    calls.push(libc::SYS_inotify_init);
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
+        calls.into_iter().map(|call| (call, vec![])).collect();
+    // Shared anonymous mappings (MAP_SHARED_VALIDATE holds MAP_SHARED's bit). Shared mappings
+    // of files are bounded by the size of the tmpfs they are on, and the sandbox has no
+    // `/dev/zero` where this filter applies (a shared mapping of it is anonymous memory).
     let shared_anonymous = (libc::MAP_SHARED | libc::MAP_ANONYMOUS) as u64;
     rules.insert(
         libc::SYS_mmap,

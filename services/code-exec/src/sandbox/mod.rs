@@ -260,10 +260,7 @@ impl Sandbox {
         };
         let mut seccomp = filter::seccomp().unwrap_or_default();
         if cgroups.is_none() && !seccomp.is_empty() {
-            match filter::without_cgroup() {
-                Ok(extra) => seccomp.push(extra),
-                Err(_) => seccomp.clear(),
-            }
+            seccomp.push(filter::without_cgroup()?);
         }
         let landlock_abi = filter::landlock_abi();
         let layers = Layers {
@@ -388,7 +385,7 @@ impl Sandbox {
             return Ok(mounted);
         }
         let options = CString::new(format!(
-            "size={},mode=0700,uid={uid},gid={uid}",
+            "size={},nr_inodes={INODES},mode=0700,uid={uid},gid={uid}",
             self.config.box_bytes,
             uid = self.uid(slot)
         ))?;
@@ -454,7 +451,7 @@ impl Keeper {
             ready: ready_w.as_raw_fd(),
             box_dir: cstring(box_dir)?,
             options: CString::new(format!(
-                "size={},mode=0700,uid={uid},gid={uid}",
+                "size={},nr_inodes={INODES},mode=0700,uid={uid},gid={uid}",
                 sandbox.config.box_bytes
             ))?,
         };
@@ -635,9 +632,6 @@ impl OpenBox<'_> {
             keep,
             set_groups: enter.is_none(),
             enter,
-            backstop_secs: (limits.wall_time.as_secs() as u32)
-                .saturating_mul(2)
-                .saturating_add(30),
             cpu: match cgroup {
                 Some(_) => None,
                 None => self
@@ -717,8 +711,9 @@ impl OpenBox<'_> {
                     Ok(4) => libc::pid_t::from_ne_bytes(pid),
                     _ => {
                         // Its report, if it made one: never waited for (this process holds
-                        // the pipe's other end; an init started meanwhile does too, and stops
-                        // at its own deadline, `child::Plan::backstop_secs`).
+                        // the pipe's other end). An init it started before it died unreported
+                        // (killed between two system calls) is not found: it runs to its
+                        // program's end under its rlimits.
                         let mut report = [0u8; 8];
                         // SAFETY: fcntl(2) and read(2) on our own pipe, into a buffer of that
                         // size.
@@ -805,9 +800,13 @@ impl OpenBox<'_> {
             |i: usize| i64::from_ne_bytes(program[i * 8..i * 8 + 8].try_into().unwrap_or_default());
         let (program_status, program_peak_kb) = match read {
             Ok(24) => {
-                // The program's peak, and what its process started with before exec.
+                // The program's peak, and what its process started with before exec (both
+                // approximate: the kernel counts resident pages lazily, so a margin of 1 MiB).
                 let (peak, start) = (field(1).max(0) as u64, field(2).max(0) as u64);
-                (Some(field(0) as c_int), (peak > start).then_some(peak))
+                (
+                    Some(field(0) as c_int),
+                    (peak > start + 1024).then_some(peak),
+                )
             }
             _ => (None, None),
         };
@@ -823,14 +822,10 @@ impl OpenBox<'_> {
             .unwrap_or(rusage_cpu)
             .max(rusage_cpu);
         // Without a cgroup, the program's own peak where it is known (see `Outcome`).
-        let memory_bytes = match cgroup {
-            Some(cgroup) => Some(
-                cgroup
-                    .memory_peak()
-                    .unwrap_or(usage.ru_maxrss as u64 * 1024),
-            ),
-            None => program_peak_kb.map(|kb| kb * 1024),
-        };
+        // (A cgroup without a peak, v2 before Linux 5.19, falls back to the same.)
+        let memory_bytes = cgroup
+            .and_then(cgroup::Run::memory_peak)
+            .or(program_peak_kb.map(|kb| kb * 1024));
         let mut limit = watched.limit;
         if limit.is_none() {
             let cpu_limit = limits.cpu_time;
@@ -1068,7 +1063,10 @@ impl PlanData {
             fstype: c"tmpfs".to_owned(),
             dst: inside(Path::new("/tmp"))?,
             flags: libc::MS_NOSUID | libc::MS_NODEV | MS_NOSYMFOLLOW,
-            data: CString::new(format!("size={},mode=1777", sandbox.config.box_bytes))?,
+            data: CString::new(format!(
+                "size={},nr_inodes={INODES},mode=1777",
+                sandbox.config.box_bytes
+            ))?,
         });
         mkdirs(Path::new("/proc"), &mut ops)?;
         ops.push(child::Op::Mount {
@@ -1085,6 +1083,11 @@ impl PlanData {
             data: c"size=64k,mode=0755".to_owned(),
         });
         for device in ["null", "zero", "random", "urandom"] {
+            if device == "zero" && sandbox.cgroups.is_none() {
+                // A shared mapping of it is memory no rlimit counts (see
+                // `filter::without_cgroup`).
+                continue;
+            }
             let path = Path::new("/dev").join(device);
             ops.push(child::Op::Touch(inside(&path)?));
             ops.push(child::Op::Bind {
@@ -1113,6 +1116,10 @@ impl PlanData {
         })
     }
 }
+
+/// Files a run may make in the box and in `/tmp`, each: inodes are kernel memory that only a
+/// memory cgroup would charge, and a tmpfs's default count grows with the host's memory.
+const INODES: u32 = 16 * 1024;
 
 /// MS_NOSYMFOLLOW (Linux 5.10): symbolic links on the mount are not followed.
 const MS_NOSYMFOLLOW: libc::c_ulong = 256;
@@ -1148,6 +1155,8 @@ fn rlimits(limits: &Limits, cgroup: bool) -> Vec<(c_int, libc::rlimit)> {
         // own user's, host-wide): next to none.
         out.push((libc::RLIMIT_SIGPENDING as c_int, both(64)));
         out.push((libc::RLIMIT_MSGQUEUE as c_int, both(0)));
+        // Locked memory no rlimit on data or address space counts.
+        out.push((libc::RLIMIT_MEMLOCK as c_int, both(64 << 10)));
         // Without a memory cgroup, each process's memory instead: its address space for the
         // languages that bear it, else its data (heap, stacks, private writable mappings) at
         // four times the limit: the JVM, Go and Node.js map more than they use (Node.js hangs

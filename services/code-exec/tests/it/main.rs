@@ -382,6 +382,13 @@ fn shared_memory_is_charged_to_the_run_or_refused() {
             "AssertionError",
         ),
         ("assert libc.inotify_init() >= 0", "AssertionError"),
+        (
+            "assert libc.semget(0, 32000, 0o1600) >= 0",
+            "AssertionError",
+        ),
+        ("assert libc.msgget(0, 0o1600) >= 0", "AssertionError"),
+        // No /dev/zero to map shared.
+        ("open('/dev/zero', 'rb')", "FileNotFoundError"),
     ] {
         let probe = python(
             &format!("import ctypes, os\nlibc = ctypes.CDLL(None)\n{call}\n"),

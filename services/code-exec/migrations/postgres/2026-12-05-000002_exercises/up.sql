@@ -40,3 +40,5 @@ CREATE INDEX attempts_exercise ON attempts (tenant_id, exercise_id, created_at);
 ALTER TABLE submissions ADD COLUMN attempt_id TEXT;
 ALTER TABLE submissions ADD COLUMN case_index INTEGER;
 CREATE INDEX submissions_attempt ON submissions (attempt_id);
+-- The queue's claim picks a tenant's user with the fewest runs, then that user's oldest.
+CREATE INDEX submissions_tenant_user ON submissions (tenant_id, status_id, user_id, created_at);
