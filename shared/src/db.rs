@@ -537,6 +537,11 @@ pub fn utc(ts: chrono::NaiveDateTime) -> chrono::DateTime<chrono::Utc> {
     ts.and_utc()
 }
 
+/// A stored timestamp as events carry it: RFC 3339 in UTC with microseconds and a `Z`.
+pub fn rfc3339(ts: chrono::NaiveDateTime) -> String {
+    utc(ts).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,24 +3,19 @@
 //! the attempt. Each is written to the outbox in the transaction that stores the verdict. No
 //! event carries a program's source, input or output.
 
-use chrono::NaiveDateTime;
 use prost::Message;
 
 use agora_proto::events::v1 as ev;
 use agora_shared::{
     AppResult,
     bus::{Event, Outbox, topic_for},
-    db::{DbConnection, utc},
+    db::DbConnection,
 };
 
 pub const SOURCE: &str = "agora/code-exec";
 
 pub fn topic() -> String {
     topic_for(crate::NAME)
-}
-
-pub fn rfc3339(t: NaiveDateTime) -> String {
-    utc(t).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 fn emit(

@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use agora_shared::{
     AppError, AppResult,
-    db::{now, utc},
+    db::{DbConnection, now, utc},
     error::FieldError,
     http::{Caller, ValidJson, json::JsonLimit},
 };
@@ -636,22 +636,12 @@ pub async fn create(
     }
     // Polls the status alone, more slowly as the wait grows; the row once, at the end. The
     // submission is queued whatever happens now: any failure still answers its token.
-    let deadline =
-        tokio::time::Instant::now() + Duration::from_secs(state.config.wait_timeout_secs);
-    let mut pause = Duration::from_millis(20);
-    loop {
-        let (tenant, t) = (caller.tenant_id.clone(), token.clone());
-        let status = state
-            .db
-            .read(move |conn| store::status_of(conn, &tenant, &t))
-            .await;
-        let done = matches!(status, Ok(Some(s)) if s > Status::Processing.id() as i32);
-        if done || status.is_err() || tokio::time::Instant::now() >= deadline {
-            break;
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(250));
-    }
+    let (tenant, t) = (caller.tenant_id.clone(), token.clone());
+    wait_for(&state, move |conn| {
+        let status = store::status_of(conn, &tenant, &t)?;
+        Ok(status.is_some_and(|s| s > Status::Processing.id() as i32))
+    })
+    .await;
     let (tenant, t) = (caller.tenant_id.clone(), token.clone());
     let shown_row = match state
         .db
@@ -774,8 +764,28 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(render(&state, &row, params.base64_encoded, &shown)?))
 }
 
+/// Waits until `done` reads true (or cannot be read), up to `code_exec.wait_timeout_secs`,
+/// polling more slowly as the wait grows (what `wait=true` does).
+pub(crate) async fn wait_for<F>(state: &CodeExecState, done: F)
+where
+    F: Fn(&mut DbConnection) -> AppResult<bool> + Clone + Send + 'static,
+{
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(state.config.wait_timeout_secs);
+    let mut pause = Duration::from_millis(20);
+    loop {
+        let probe = done.clone();
+        let finished = state.db.read(move |conn| probe(conn)).await;
+        if !matches!(finished, Ok(false)) || tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(250));
+    }
+}
+
 /// Judge0's timestamps: UTC with milliseconds and a `Z`.
-fn timestamp(at: chrono::NaiveDateTime) -> String {
+pub(crate) fn timestamp(at: chrono::NaiveDateTime) -> String {
     utc(at).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 

@@ -74,6 +74,14 @@ pub fn insert(conn: &mut DbConnection, row: &SubmissionRow) -> AppResult<()> {
     Ok(())
 }
 
+/// The tenant's Judge0 submissions: an exercise attempt's test cases are never among them.
+#[diesel::dsl::auto_type]
+fn judge0_of(tenant_id: String) -> _ {
+    submissions::tenant_id
+        .eq(tenant_id)
+        .and(submissions::attempt_id.is_null())
+}
+
 /// The tenant's submission `token` (another tenant's is not found, nor an attempt's test case).
 pub fn get(
     conn: &mut DbConnection,
@@ -81,9 +89,8 @@ pub fn get(
     token: &str,
 ) -> AppResult<Option<SubmissionRow>> {
     Ok(submissions::table
-        .filter(submissions::tenant_id.eq(tenant_id))
+        .filter(judge0_of(tenant_id.to_owned()))
         .filter(submissions::token.eq(token))
-        .filter(submissions::attempt_id.is_null())
         .select(SubmissionRow::as_select())
         .first(conn)
         .optional()?)
@@ -105,9 +112,8 @@ pub fn get_many(
     tokens: &[String],
 ) -> AppResult<Vec<SubmissionRow>> {
     Ok(submissions::table
-        .filter(submissions::tenant_id.eq(tenant_id))
+        .filter(judge0_of(tenant_id.to_owned()))
         .filter(submissions::token.eq_any(tokens))
-        .filter(submissions::attempt_id.is_null())
         .select(SubmissionRow::as_select())
         .load(conn)?)
 }
@@ -265,9 +271,8 @@ pub fn claim_next(
 /// A submission's status alone (what `wait=true` polls).
 pub fn status_of(conn: &mut DbConnection, tenant_id: &str, token: &str) -> AppResult<Option<i32>> {
     Ok(submissions::table
-        .filter(submissions::tenant_id.eq(tenant_id))
+        .filter(judge0_of(tenant_id.to_owned()))
         .filter(submissions::token.eq(token))
-        .filter(submissions::attempt_id.is_null())
         .select(submissions::status_id)
         .first(conn)
         .optional()?)

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use agora_proto::events::v1 as ev;
 use agora_shared::{
     AppResult,
-    db::{DbConnection, now},
+    db::{DbConnection, now, rfc3339},
 };
 
 use crate::{
@@ -198,8 +198,8 @@ impl Finished {
                     time: verdict.time.unwrap_or_default(),
                     wall_time: verdict.wall_time.unwrap_or_default(),
                     memory_kb: verdict.memory.map_or(0, |m| m as i64),
-                    created_at: events::rfc3339(self.created_at),
-                    finished_at: events::rfc3339(at),
+                    created_at: rfc3339(self.created_at),
+                    finished_at: rfc3339(at),
                 },
             )?,
         }

@@ -9,7 +9,7 @@ use agora_proto::{events::v1 as ev, inventory::v1 as pb};
 use agora_shared::{
     AppResult,
     bus::{Event, Outbox, topic_for},
-    db::{DbConnection, utc},
+    db::DbConnection,
 };
 
 use crate::{
@@ -26,8 +26,7 @@ pub fn topic() -> String {
 }
 
 fn rfc3339(t: Option<NaiveDateTime>) -> String {
-    t.map(|t| utc(t).to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-        .unwrap_or_default()
+    t.map(agora_shared::db::rfc3339).unwrap_or_default()
 }
 
 pub fn item_message(r: &ItemRow) -> pb::Item {

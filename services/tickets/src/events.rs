@@ -8,7 +8,7 @@ use agora_proto::{events::v1 as ev, tickets::v1 as pb};
 use agora_shared::{
     AppResult,
     bus::{Event, Outbox, topic_for},
-    db::{DbConnection, utc},
+    db::DbConnection,
 };
 
 use crate::{
@@ -24,8 +24,7 @@ pub fn topic() -> String {
 }
 
 fn rfc3339(t: Option<NaiveDateTime>) -> String {
-    t.map(|t| utc(t).to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-        .unwrap_or_default()
+    t.map(agora_shared::db::rfc3339).unwrap_or_default()
 }
 
 /// The ticket as other services see it, with its SLA standing at `now`.

@@ -3,8 +3,6 @@
 //! the hidden cases' input and expected output, and attempt them. An attempt is seen by the one
 //! who made it and by managers.
 
-use std::time::Duration;
-
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -12,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use agora_shared::{
     AppError, AppResult,
-    db::{now, utc},
+    db::now,
     error::FieldError,
     http::{Caller, ValidJson},
 };
@@ -23,7 +21,7 @@ use super::{
 };
 use crate::{
     CodeExecState,
-    http::{SubmissionIn, bounded, enqueue, runnable, validate, whole},
+    http::{SubmissionIn, bounded, enqueue, runnable, timestamp, validate, wait_for, whole},
     judge::defaults as d,
     status::Status,
     store::{self, SubmissionRow},
@@ -182,10 +180,6 @@ fn is_manager(caller: &Caller) -> bool {
     caller.require_permission(MANAGE).is_ok()
 }
 
-fn timestamp(at: chrono::NaiveDateTime) -> String {
-    utc(at).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
 /// Exercise ids: 1 to 64 letters, digits, `.`, `_` or `-`.
 fn check_id(id: &str) -> AppResult<()> {
     let ok = !id.is_empty()
@@ -228,17 +222,7 @@ fn render_summary(row: &ExerciseSummary) -> AppResult<Value> {
 
 /// The exercise with its cases: a hidden case's input and expected output for managers only.
 fn render_exercise(row: &ExerciseRow, manager: bool) -> AppResult<Value> {
-    let mut out = render_summary(&ExerciseSummary {
-        id: row.id.clone(),
-        title: row.title.clone(),
-        language_ids: row.language_ids.clone(),
-        limits: row.limits.clone(),
-        case_count: row.case_count,
-        max_score: row.max_score,
-        version: row.version,
-        created_at: row.created_at,
-        updated_at: row.updated_at,
-    })?;
+    let mut out = render_summary(&row.summary())?;
     let shown: Vec<Value> = row
         .cases()?
         .iter()
@@ -288,21 +272,7 @@ fn render_attempt(row: &AttemptRow, started: bool) -> AppResult<Value> {
     } else {
         ("running", Status::Processing.id() as i32)
     };
-    let mut out = render_attempt_summary(
-        &AttemptSummary {
-            id: row.id.clone(),
-            exercise_id: row.exercise_id.clone(),
-            exercise_version: row.exercise_version,
-            user_id: row.user_id.clone(),
-            language_id: row.language_id,
-            score: row.score,
-            max_score: row.max_score,
-            passed: row.passed,
-            created_at: row.created_at,
-            finished_at: row.finished_at,
-        },
-        state,
-    );
+    let mut out = render_attempt_summary(&row.summary(), state);
     let cases: Vec<Value> = results
         .cases
         .iter()
@@ -584,16 +554,15 @@ pub async fn attempt(
             ),
         ));
     }
-    let allowed: Vec<u32> = serde_json::from_str(&exercise.language_ids)
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("stored languages: {e}")))?;
+    let summary = exercise.summary();
+    let allowed = summary.language_ids()?;
     if !allowed.is_empty() && !allowed.iter().any(|l| i64::from(*l) == input.language_id) {
         return Err(AppError::invalid(
             "language_id",
             format!("this exercise is attempted in languages {allowed:?}"),
         ));
     }
-    let limits: ExerciseLimits = serde_json::from_str(&exercise.limits)
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("stored limits: {e}")))?;
+    let limits = summary.limits()?;
     let template = validate(
         &state,
         &caller,
@@ -650,21 +619,11 @@ pub async fn attempt(
     };
     enqueue(&state, rows, Some(attempt)).await?;
     if params.wait {
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_secs(state.config.wait_timeout_secs);
-        let mut pause = Duration::from_millis(20);
-        while tokio::time::Instant::now() < deadline {
-            let (tenant, a) = (caller.tenant_id.clone(), attempt_id.clone());
-            let finished = state
-                .db
-                .read(move |conn| super::attempt_finished(conn, &tenant, &a))
-                .await;
-            if !matches!(finished, Ok(false)) {
-                break;
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(250));
-        }
+        let (tenant, a) = (caller.tenant_id.clone(), attempt_id.clone());
+        wait_for(&state, move |conn| {
+            super::attempt_finished(conn, &tenant, &a)
+        })
+        .await;
     }
     let shown = read_attempt(&state, &caller, &exercise.id, &attempt_id).await?;
     Ok(HttpResponse::Created().json(shown))

@@ -12,7 +12,10 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use agora_proto::events::v1 as ev;
-use agora_shared::{AppError, AppResult, db::DbConnection};
+use agora_shared::{
+    AppError, AppResult,
+    db::{DbConnection, rfc3339},
+};
 
 use crate::{
     events,
@@ -87,6 +90,21 @@ pub struct ExerciseRow {
 impl ExerciseRow {
     pub fn cases(&self) -> AppResult<Vec<Case>> {
         serde_json::from_str(&self.cases).map_err(|e| corrupt("exercise's cases", e))
+    }
+
+    /// The exercise without its cases.
+    pub fn summary(&self) -> ExerciseSummary {
+        ExerciseSummary {
+            id: self.id.clone(),
+            title: self.title.clone(),
+            language_ids: self.language_ids.clone(),
+            limits: self.limits.clone(),
+            case_count: self.case_count,
+            max_score: self.max_score,
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
     }
 }
 
@@ -163,6 +181,22 @@ pub struct AttemptRow {
 impl AttemptRow {
     pub fn results(&self) -> AppResult<AttemptResults> {
         serde_json::from_str(&self.cases).map_err(|e| corrupt("attempt", e))
+    }
+
+    /// The attempt without its cases.
+    pub fn summary(&self) -> AttemptSummary {
+        AttemptSummary {
+            id: self.id.clone(),
+            exercise_id: self.exercise_id.clone(),
+            exercise_version: self.exercise_version,
+            user_id: self.user_id.clone(),
+            language_id: self.language_id,
+            score: self.score,
+            max_score: self.max_score,
+            passed: self.passed,
+            created_at: self.created_at,
+            finished_at: self.finished_at,
+        }
     }
 }
 
@@ -520,8 +554,8 @@ pub fn settle(
             cases: status_ids.len() as i32,
             accepted_cases,
             case_status_ids: status_ids,
-            created_at: events::rfc3339(attempt.created_at),
-            finished_at: events::rfc3339(now),
+            created_at: rfc3339(attempt.created_at),
+            finished_at: rfc3339(now),
         },
     )
 }

@@ -379,7 +379,7 @@ impl Sandbox {
         if self.rootless {
             let keeper = Keeper::start(self, &box_dir, self.uid(slot))?;
             // The keeper's working directory is its fresh box, empty until these files.
-            let inside = PathBuf::from(format!("/proc/{}/cwd", keeper.pid));
+            let inside = PathBuf::from(format!("/proc/{}/cwd", keeper.process.pid));
             mounted.keeper = Some(keeper);
             write_files(&inside, files)?;
             return Ok(mounted);
@@ -434,7 +434,7 @@ fn write_files(box_dir: &Path, files: &[(&str, &[u8])]) -> anyhow::Result<()> {
 /// Without root, the process holding a box's user and mount namespaces (see
 /// `child::keeper`); killed and reaped when dropped, which unmounts the box with its namespace.
 struct Keeper {
-    pid: libc::pid_t,
+    process: InitGuard,
     userns: OwnedFd,
     mntns: OwnedFd,
 }
@@ -475,6 +475,8 @@ impl Keeper {
             );
         }
         drop((go_r, ready_w));
+        // Killed and reaped on any failure below, or when the box is dropped.
+        let process = InitGuard { pid, reaped: false };
         let opened = (|| -> anyhow::Result<(OwnedFd, OwnedFd)> {
             // The box's user is `uid` inside, this service's user outside (one id of each, as
             // an unprivileged process may map).
@@ -501,27 +503,12 @@ impl Keeper {
             ))
         })();
         drop(stack);
-        match opened {
-            Ok((userns, mntns)) => Ok(Keeper { pid, userns, mntns }),
-            Err(err) => {
-                // SAFETY: our own unreaped child.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                    libc::waitpid(pid, std::ptr::null_mut(), 0);
-                }
-                Err(err)
-            }
-        }
-    }
-}
-
-impl Drop for Keeper {
-    fn drop(&mut self) {
-        // SAFETY: our own unreaped child: kill(2) and waitpid(2) on it.
-        unsafe {
-            libc::kill(self.pid, libc::SIGKILL);
-            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
-        }
+        let (userns, mntns) = opened?;
+        Ok(Keeper {
+            process,
+            userns,
+            mntns,
+        })
     }
 }
 
@@ -854,7 +841,7 @@ impl OpenBox<'_> {
 static RUN_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Kills and reaps a run's init unless the watch reaped it (an early return or a panic must
-/// not leave a program running unsupervised).
+/// not leave a program running unsupervised); a box's keeper too, when the box is dropped.
 struct InitGuard {
     pid: libc::pid_t,
     reaped: bool,
