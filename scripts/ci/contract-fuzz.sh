@@ -35,10 +35,8 @@ if ! "$VENV/bin/pip" show judge0 2>/dev/null | grep -q "^Version: $JUDGE0_VERSIO
 fi
 
 work="$(mktemp -d)"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-GATEWAY_PORT="$(free_port)"
-# Where stripe_signatures.py answers as Stripe's API.
-STRIPE_PORT="$(free_port)"
+# The gateway's port, and where stripe_signatures.py answers as Stripe's API.
+{ read -r GATEWAY_PORT; read -r STRIPE_PORT; } < <(python3 scripts/ci/free_ports.py 2)
 cat > "$work/fuzz.toml" <<TOML
 data_dir = "$work/data"
 [auth]

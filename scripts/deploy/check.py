@@ -29,7 +29,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,9 @@ import kubernetes_validate
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts" / "ci"))
+from free_ports import free_port  # noqa: E402 (the CI scripts' one port picker)
+
 CHART = ROOT / "deploy" / "helm" / "agora"
 BASE = ROOT / "k8s" / "base" / "agora.yaml"
 BASE_CONFIG = ROOT / "k8s" / "base" / "config.env"
@@ -427,12 +429,6 @@ def assert_runtime_libraries(binary: str) -> None:
 
 
 # -- starting the binary as the manifests say ------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
