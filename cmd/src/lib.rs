@@ -26,6 +26,7 @@ pub const SERVICES: &[fn() -> ServiceSpec] = &[
     agora_analytics::spec,
     agora_inventory_sync::spec,
     agora_code_exec::spec,
+    agora_realtime::spec,
     agora_gateway::spec,
 ];
 

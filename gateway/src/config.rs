@@ -247,6 +247,18 @@ impl Default for GatewayConfig {
             max_body_bytes: Some(8 * 1024 * 1024),
             ..Default::default()
         };
+        // Live updates: the native WebSocket and Socket.IO (long polls wait up to a ping
+        // interval). Both authenticate in their first frame (browsers cannot set headers on a
+        // WebSocket), so their paths are public here. Dashboards and chats go quiet when it
+        // is down; the rest of the platform does not.
+        let realtime = UpstreamConfig {
+            url: "http://127.0.0.1:8086".into(),
+            prefixes: vec!["/api/v1/realtime".into(), "/socket.io".into()],
+            required: false,
+            http2: true,
+            timeout_secs: 60,
+            ..Default::default()
+        };
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], crate::PORT)),
             http_workers: 2,
@@ -256,6 +268,7 @@ impl Default for GatewayConfig {
                 ("analytics".to_owned(), analytics),
                 ("inventory_sync".to_owned(), inventory_sync),
                 ("code_exec".to_owned(), code_exec),
+                ("realtime".to_owned(), realtime),
             ]),
             public_paths: [
                 "/api/v1/auth/register",
@@ -267,6 +280,10 @@ impl Default for GatewayConfig {
                 "/.well-known/jwks.json",
                 // Stripe delivers webhooks with its signature, checked by inventory-sync.
                 "/api/v1/inventory/webhooks/stripe/",
+                // The realtime service authenticates these in-band: a connect frame, or
+                // Socket.IO's handshake `auth`.
+                "/api/v1/realtime/ws",
+                "/socket.io/",
             ]
             .map(String::from)
             .to_vec(),

@@ -24,6 +24,12 @@ pub mod inventory {
     }
 }
 
+pub mod realtime {
+    pub mod v1 {
+        tonic::include_proto!("agora.realtime.v1");
+    }
+}
+
 pub mod events {
     pub mod v1 {
         tonic::include_proto!("agora.events.v1");

@@ -7,7 +7,9 @@
 # accepts and refuses exactly the signatures the official `stripe` library (also from PyPI)
 # accepts and refuses (scripts/ci/stripe_signatures.py), and that Judge0's own Python client
 # (`judge0` from PyPI) runs programs through code-exec (scripts/ci/judge0_client.py; the
-# sandbox needs root, as CI has). Exits non-zero on any failure.
+# sandbox needs root, as CI has), and that Socket.IO's own client (`socket.io-client` from npm,
+# with Node.js) and a plain WebSocket client (`ws`) talk to realtime through the gateway
+# (scripts/ci/socketio/check.mjs). Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -33,6 +35,16 @@ if ! "$VENV/bin/pip" show judge0 2>/dev/null | grep -q "^Version: $JUDGE0_VERSIO
   log "installing judge0 $JUDGE0_VERSION into $VENV"
   "$VENV/bin/pip" install --quiet "judge0==$JUDGE0_VERSION"
 fi
+
+# socket.io-client and ws from npm, as the lock file pins them, beside a copy of the check.
+SOCKETIO="${AGORA_SOCKETIO_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/agora-socketio}"
+mkdir -p "$SOCKETIO"
+if ! cmp -s scripts/ci/socketio/package-lock.json "$SOCKETIO/package-lock.json" || [ ! -d "$SOCKETIO/node_modules" ]; then
+  log "installing socket.io-client and ws (npm ci) into $SOCKETIO"
+  cp scripts/ci/socketio/package.json scripts/ci/socketio/package-lock.json "$SOCKETIO/"
+  (cd "$SOCKETIO" && npm ci --no-audit --no-fund --silent)
+fi
+cp scripts/ci/socketio/check.mjs "$SOCKETIO/check.mjs"
 
 work="$(mktemp -d)"
 # The gateway's port, and where stripe_signatures.py answers as Stripe's API.
@@ -64,6 +76,9 @@ token_url = "http://127.0.0.1:$STRIPE_PORT/token"
 revoke_url = "http://127.0.0.1:$STRIPE_PORT/revoke"
 gmail_url = "http://127.0.0.1:$STRIPE_PORT"
 [code_exec]
+http_addr = "127.0.0.1:0"
+grpc_addr = "127.0.0.1:0"
+[realtime]
 http_addr = "127.0.0.1:0"
 grpc_addr = "127.0.0.1:0"
 [gateway]
@@ -113,6 +128,8 @@ log "Judge0's Python client through the gateway"
 J_ACCESS="$(curl -fsS -X POST "$B/api/v1/auth/register" -H 'content-type: application/json' \
   -d '{"email":"judge0@example.test","password":"Judge0-passw0rd!","name":"Judge0","tenant_name":"Judge0"}' | json '["access_token"]')"
 GATEWAY="$B" API_KEY="$J_ACCESS" "$VENV/bin/python" scripts/ci/judge0_client.py || status=1
+log "Socket.IO's own client and a plain WebSocket client through the gateway"
+GATEWAY="$B" node "$SOCKETIO/check.mjs" || status=1
 if grep -q 'panicked' "$work/agora.log"; then
   log "the platform panicked:"; grep -A5 panicked "$work/agora.log" >&2; status=1
 fi

@@ -122,6 +122,38 @@ impl Interceptor for Forward {
     }
 }
 
+/// How a service calls a peer as itself: a configured platform-admin API key or token, or
+/// tokens auth issues in-process (embedded mode).
+#[derive(Clone)]
+pub enum ServiceCredential {
+    Static(crate::config::Secret),
+    Issued(std::sync::Arc<dyn Fn() -> anyhow::Result<String> + Send + Sync>),
+}
+
+impl std::fmt::Debug for ServiceCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServiceCredential(***)")
+    }
+}
+
+impl ServiceCredential {
+    /// `message` as a request carrying the credential (`x-api-key` for an API key).
+    pub fn authorize<T>(&self, message: T) -> anyhow::Result<Request<T>> {
+        let secret = match self {
+            Self::Static(s) => s.expose().to_owned(),
+            Self::Issued(issue) => issue()?,
+        };
+        let mut request = Request::new(message);
+        let (name, value) = if secret.starts_with(crate::http::caller::API_KEY_PREFIX) {
+            ("x-api-key", secret)
+        } else {
+            ("authorization", format!("Bearer {secret}"))
+        };
+        request.metadata_mut().insert(name, value.parse()?);
+        Ok(request)
+    }
+}
+
 /// Server side: the verified caller of a gRPC request (401-equivalent `Unauthenticated` when the
 /// credential is missing or invalid).
 pub async fn caller<T>(auth: &Authenticator, request: &Request<T>) -> Result<Caller, Status> {

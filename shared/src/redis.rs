@@ -284,6 +284,11 @@ impl Redis {
         }
     }
 
+    /// A connection of its own for pub/sub (subscribing takes a connection over).
+    pub async fn pubsub(&self) -> redis::RedisResult<redis::aio::PubSub> {
+        self.client.get_async_pubsub().await
+    }
+
     /// This thread's own connection when it runs a single-threaded runtime (made on first
     /// use, so its driver runs on that runtime), else `None`.
     fn local_slot(&self) -> Option<Arc<Slot>> {

@@ -3,50 +3,20 @@
 //! then recomputes each tenant's rollups from its facts. Run once on first start and by
 //! `agora analytics rebuild`.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use diesel::prelude::*;
 use tokio_util::sync::CancellationToken;
-use tonic::{Request, transport::Channel};
+use tonic::transport::Channel;
 
 use agora_proto::tickets::v1::{self as pb, ticket_service_client::TicketServiceClient};
-use agora_shared::{
-    config::Secret,
-    db::{Db, now},
-};
+use agora_shared::db::{Db, now};
 
 use crate::{AnalyticsState, ingest::fact_of, schema::backfills, store};
 
 /// How a backfill authenticates to tickets: a configured platform-admin API key or token, or
 /// tokens issued in-process (embedded mode).
-#[derive(Clone)]
-pub enum Credential {
-    Static(Secret),
-    Issued(Arc<dyn Fn() -> anyhow::Result<String> + Send + Sync>),
-}
-
-impl fmt::Debug for Credential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Credential(***)")
-    }
-}
-
-impl Credential {
-    fn authorize<T>(&self, message: T) -> anyhow::Result<Request<T>> {
-        let secret = match self {
-            Self::Static(s) => s.expose().to_owned(),
-            Self::Issued(issue) => issue()?,
-        };
-        let mut request = Request::new(message);
-        let (name, value) = if secret.starts_with("agk_") {
-            ("x-api-key", secret)
-        } else {
-            ("authorization", format!("Bearer {secret}"))
-        };
-        request.metadata_mut().insert(name, value.parse()?);
-        Ok(request)
-    }
-}
+pub use agora_shared::grpc::ServiceCredential as Credential;
 
 /// What a backfill did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
