@@ -15,12 +15,13 @@ use serde_json::{Value, json};
 
 use agora_shared::testing::{TestDb, skip_or_fail};
 
-const SERVICES: [&str; 6] = [
+const SERVICES: [&str; 7] = [
     "auth",
     "tickets",
     "analytics",
     "inventory-sync",
     "code-exec",
+    "realtime",
     "gateway",
 ];
 const PASSWORD: &str = "Sup3r-secret!";
@@ -62,7 +63,7 @@ fn config(
     redis: &str,
     kafka: &str,
 ) -> (std::path::PathBuf, Vec<u16>) {
-    let ports: Vec<u16> = (0..11)
+    let ports: Vec<u16> = (0..13)
         .map(|_| agora_shared::testing::unclaimed_port())
         .collect();
     let nanos = std::time::SystemTime::now()
@@ -107,6 +108,13 @@ grpc_addr = "127.0.0.1:{cg}"
 database_url = "{code_exec_db}"
 work_dir = "{work_dir}"
 
+[realtime]
+http_addr = "127.0.0.1:{r}"
+grpc_addr = "127.0.0.1:{rg}"
+database_url = "{realtime_db}"
+tickets_grpc = "127.0.0.1:{tg}"
+engine = "redis"
+
 [gateway]
 http_addr = "127.0.0.1:{g}"
 
@@ -132,6 +140,11 @@ prefixes = ["/api/v1/inventory"]
 [gateway.services.code_exec]
 url = "http://127.0.0.1:{c}"
 prefixes = ["/api/v1/code-exec"]
+
+[gateway.services.realtime]
+url = "http://127.0.0.1:{r}"
+prefixes = ["/api/v1/realtime", "/socket.io"]
+required = false
 
 [kafka]
 brokers = "{kafka}"
@@ -159,6 +172,9 @@ key_prefix = "{prefix}"
         cg = ports[10],
         code_exec_db = stores[4].url,
         work_dir = dir.join("code-exec").display(),
+        r = ports[11],
+        rg = ports[12],
+        realtime_db = stores[5].url,
         kek = crate::KEK,
     );
     let path = dir.join("agora.toml");
@@ -205,6 +221,7 @@ async fn the_platform_runs_as_one_process_per_service() {
         TestDb::postgres().unwrap(),
         TestDb::postgres().unwrap(),
         TestDb::postgres().unwrap(),
+        TestDb::postgres().unwrap(),
     ];
     let dir = tempfile::tempdir().unwrap();
     let (path, ports) = config(dir.path(), &stores, &redis, &kafka);
@@ -243,6 +260,7 @@ async fn the_platform_runs_as_one_process_per_service() {
         analytics.clone(),
         inventory.clone(),
         port(9),
+        port(11),
     ];
     for url in services.map(|b| format!("{b}/health/ready")) {
         ready(&client, &mut processes, &url, Duration::from_secs(60)).await;
@@ -340,6 +358,36 @@ async fn the_platform_runs_as_one_process_per_service() {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "analytics after 60 s: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Realtime heard them too, over Kafka, and keeps them in the dashboard's stream in Redis.
+    let started = Instant::now();
+    loop {
+        let resp = call(
+            Method::GET,
+            "/api/v1/realtime/channels/dashboard/history",
+            &token,
+        )
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.unwrap();
+        let created = body["publications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["event"] == "ticket.created")
+            .count();
+        if created == 2 {
+            assert_eq!(body["offset"], 2, "{body}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "realtime after 60 s: {body}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -79,7 +79,7 @@ fn an_unknown_service_is_refused_naming_the_known_ones() {
         assert_eq!(
             stderr,
             vec![
-                "error: unknown service `nosuch`; the services are: auth, tickets, analytics, inventory-sync, code-exec, gateway"
+                "error: unknown service `nosuch`; the services are: auth, tickets, analytics, inventory-sync, code-exec, realtime, gateway"
             ],
             "{command}"
         );
@@ -320,6 +320,7 @@ fn embedded(dir: &std::path::Path) -> Command {
         "ANALYTICS",
         "INVENTORY_SYNC",
         "CODE_EXEC",
+        "REALTIME",
     ] {
         cmd.env(format!("AGORA_{service}__HTTP_ADDR"), "127.0.0.1:0")
             .env(format!("AGORA_{service}__GRPC_ADDR"), "127.0.0.1:0");
@@ -452,12 +453,19 @@ fn tokio_stream_listener(
 fn migrate_and_admin_commands() {
     use agora_shared::testing::TestDb;
     let sqlite = || TestDb::sqlite();
-    let mut stores = vec![(sqlite(), sqlite(), sqlite(), sqlite(), sqlite())];
+    let mut stores = vec![(sqlite(), sqlite(), sqlite(), sqlite(), sqlite(), sqlite())];
     if let Some(auth) = TestDb::postgres() {
         let postgres = || TestDb::postgres().expect("postgres");
-        stores.push((auth, postgres(), postgres(), postgres(), postgres()));
+        stores.push((
+            auth,
+            postgres(),
+            postgres(),
+            postgres(),
+            postgres(),
+            postgres(),
+        ));
     }
-    for (db, tickets_db, analytics_db, inventory_db, code_exec_db) in stores {
+    for (db, tickets_db, analytics_db, inventory_db, code_exec_db, realtime_db) in stores {
         let run = |args: &[&str]| {
             let out = agora()
                 .args(args)
@@ -467,6 +475,7 @@ fn migrate_and_admin_commands() {
                 .env("AGORA_ANALYTICS__DATABASE_URL", &analytics_db.url)
                 .env("AGORA_INVENTORY_SYNC__DATABASE_URL", &inventory_db.url)
                 .env("AGORA_CODE_EXEC__DATABASE_URL", &code_exec_db.url)
+                .env("AGORA_REALTIME__DATABASE_URL", &realtime_db.url)
                 .env("AGORA_NEW_USER_PASSWORD", "Adm1n-password!")
                 .output()
                 .unwrap();
@@ -485,7 +494,7 @@ fn migrate_and_admin_commands() {
             (
                 true,
                 format!(
-                    "auth: 0 migration(s) applied\ntickets: {} migration(s) applied\nanalytics: 4 migration(s) applied\ninventory-sync: 5 migration(s) applied\ncode-exec: 3 migration(s) applied\n",
+                    "auth: 0 migration(s) applied\ntickets: {} migration(s) applied\nanalytics: 4 migration(s) applied\ninventory-sync: 5 migration(s) applied\ncode-exec: 3 migration(s) applied\nrealtime: 2 migration(s) applied\n",
                     // SQLite's tickets store has its own text index.
                     if db.backend == "sqlite" { 4 } else { 3 }
                 )

@@ -37,6 +37,7 @@ async fn a_failed_task_stops_every_service_and_names_the_cause() {
             "analytics",
             "inventory-sync",
             "code-exec",
+            "realtime",
             "gateway"
         ],
         "started in the table's order"
