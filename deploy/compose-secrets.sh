@@ -34,6 +34,9 @@ key_encryption_key = "$(random)"
 [code_exec]
 database_url = "postgres://agora:$password@postgres:5432/code_exec"
 
+[realtime]
+database_url = "postgres://agora:$password@postgres:5432/realtime"
+
 [gateway]
 ops_token = "$(token)"
 TOML

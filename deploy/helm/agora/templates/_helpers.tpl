@@ -35,12 +35,12 @@ auth:
   httpPort: 8081
   grpcPort: 9081
   store: true
-  callers: [gateway, tickets, analytics, inventory-sync, code-exec]
+  callers: [gateway, tickets, analytics, inventory-sync, code-exec, realtime]
 tickets:
   httpPort: 8082
   grpcPort: 9082
   store: true
-  callers: [gateway, analytics]
+  callers: [gateway, analytics, realtime]
 analytics:
   httpPort: 8083
   grpcPort: 9083
@@ -59,6 +59,11 @@ code-exec:
   # Runs untrusted programs in a sandbox it builds itself (namespaces, mounts, cgroups, a uid
   # per slot): its container is privileged and root; see values.yaml services.code-exec.
   sandbox: true
+realtime:
+  httpPort: 8086
+  grpcPort: 9086
+  store: true
+  callers: [gateway]
 gateway:
   httpPort: 8080
   store: false
@@ -77,11 +82,15 @@ AGORA_KAFKA__REPLICATION: {{ .Values.kafka.replication | quote }}
 AGORA_AUTH_PEER__URL: "http://{{ $name }}-auth:8081"
 AGORA_AUTH_PEER__GRPC: "{{ $name }}-auth:9081"
 AGORA_ANALYTICS__TICKETS_GRPC: "{{ $name }}-tickets:9082"
+AGORA_REALTIME__TICKETS_GRPC: "{{ $name }}-tickets:9082"
+# Replicas share channels' history, presence and publications through Redis.
+AGORA_REALTIME__ENGINE: redis
 AGORA_GATEWAY__SERVICES__AUTH__URL: "http://{{ $name }}-auth:8081"
 AGORA_GATEWAY__SERVICES__TICKETS__URL: "http://{{ $name }}-tickets:8082"
 AGORA_GATEWAY__SERVICES__ANALYTICS__URL: "http://{{ $name }}-analytics:8083"
 AGORA_GATEWAY__SERVICES__INVENTORY_SYNC__URL: "http://{{ $name }}-inventory-sync:8084"
 AGORA_GATEWAY__SERVICES__CODE_EXEC__URL: "http://{{ $name }}-code-exec:8085"
+AGORA_GATEWAY__SERVICES__REALTIME__URL: "http://{{ $name }}-realtime:8086"
 AGORA_AUTH__TRUSTED_PROXIES: {{ printf "[%s]" (join ", " .Values.trustedProxies) | quote }}
 AGORA_GATEWAY__TRUSTED_PROXIES: {{ printf "[%s]" (join ", " .Values.trustedProxies) | quote }}
 {{- with .Values.otlpEndpoint }}
