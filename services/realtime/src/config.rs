@@ -35,6 +35,15 @@ pub struct RealtimeConfig {
     /// Client publishes (and typing notices) per connection: a burst, refilled per second.
     pub client_publish_burst: u32,
     pub client_publish_per_sec: u32,
+    /// Every other command (subscribe, presence, history, refresh, ping...) per connection:
+    /// a burst, refilled per second.
+    pub client_command_burst: u32,
+    pub client_commands_per_sec: u32,
+    /// Open connections of one user (both protocols, this process); more are refused.
+    pub max_connections_per_user: usize,
+    /// Connections and Socket.IO sessions not yet authenticated (this process); more are
+    /// refused with 503 until some connect or time out (10 s).
+    pub max_pending_connections: usize,
     /// Pushes waiting for one slow client before it is disconnected (code 4008).
     pub send_queue: usize,
     /// Life of a connection token.
@@ -72,6 +81,10 @@ impl Default for RealtimeConfig {
             max_channels_per_connection: 128,
             client_publish_burst: 20,
             client_publish_per_sec: 5,
+            client_command_burst: 50,
+            client_commands_per_sec: 10,
+            max_connections_per_user: 100,
+            max_pending_connections: 10_000,
             send_queue: 1024,
             connection_token_ttl_secs: 60,
             recheck_secs: 60,
@@ -88,7 +101,7 @@ impl Validate for RealtimeConfig {
         if self.tickets_grpc.trim().is_empty() {
             return Err(ConfigError::new(key("tickets_grpc"), "must not be empty"));
         }
-        let at_least_one: [(&str, u64); 12] = [
+        let at_least_one: [(&str, u64); 16] = [
             ("history_size", self.history_size as u64),
             ("history_ttl_secs", self.history_ttl_secs),
             ("history_meta_ttl_secs", self.history_meta_ttl_secs),
@@ -104,6 +117,19 @@ impl Validate for RealtimeConfig {
             (
                 "client_publish_per_sec",
                 u64::from(self.client_publish_per_sec),
+            ),
+            ("client_command_burst", u64::from(self.client_command_burst)),
+            (
+                "client_commands_per_sec",
+                u64::from(self.client_commands_per_sec),
+            ),
+            (
+                "max_connections_per_user",
+                self.max_connections_per_user as u64,
+            ),
+            (
+                "max_pending_connections",
+                self.max_pending_connections as u64,
             ),
             ("send_queue", self.send_queue as u64),
             ("connection_token_ttl_secs", self.connection_token_ttl_secs),

@@ -111,37 +111,80 @@ pub struct Conn {
     pub overflow: CancellationToken,
     /// Channel -> the last position this client was given in it.
     subs: HashMap<String, Position>,
+    /// Publishes, typing notices and signals.
     bucket: Bucket,
+    /// Every command.
+    commands: Bucket,
+}
+
+impl Bucket {
+    fn new(burst: u32, per_sec: u32) -> Self {
+        Self {
+            tokens: f64::from(burst),
+            burst: f64::from(burst),
+            per_sec: f64::from(per_sec),
+            at: Instant::now(),
+        }
+    }
 }
 
 impl Conn {
-    /// A connection of `caller`; its pushes arrive on the returned receiver.
+    /// A connection of `caller`; its pushes arrive on the returned receiver. Refused when
+    /// the user already holds `max_connections_per_user` here.
     pub fn open(
         state: Arc<RealtimeState>,
         caller: Caller,
         proof: Proof,
         transport: &'static str,
-    ) -> (Self, mpsc::Receiver<Push>) {
-        let (tx, rx) = mpsc::channel(state.config.send_queue);
+    ) -> Result<(Self, mpsc::Receiver<Push>), CmdError> {
+        let config = &state.config;
+        {
+            let mut per_user = state.per_user.lock().unwrap_or_else(|p| p.into_inner());
+            let open = per_user
+                .entry((caller.tenant_id.clone(), caller.user_id.clone()))
+                .or_default();
+            if *open >= config.max_connections_per_user {
+                return Err(CmdError::new(
+                    "too_many_connections",
+                    format!(
+                        "at most {} open connections per user",
+                        config.max_connections_per_user
+                    ),
+                ));
+            }
+            *open += 1;
+        }
+        let (tx, rx) = mpsc::channel(config.send_queue);
         state.connections.fetch_add(1, Ordering::Relaxed);
-        let bucket = Bucket {
-            tokens: f64::from(state.config.client_publish_burst),
-            burst: f64::from(state.config.client_publish_burst),
-            per_sec: f64::from(state.config.client_publish_per_sec),
-            at: Instant::now(),
-        };
         let conn = Self {
-            caller,
             proof,
             client: Arc::from(crate::hub::random_id()),
             transport,
             tx,
             overflow: CancellationToken::new(),
             subs: HashMap::new(),
-            bucket,
+            bucket: Bucket::new(config.client_publish_burst, config.client_publish_per_sec),
+            commands: Bucket::new(config.client_command_burst, config.client_commands_per_sec),
+            caller,
             state,
         };
-        (conn, rx)
+        Ok((conn, rx))
+    }
+
+    /// Spends one command of the connection's allowance.
+    pub fn command(&mut self) -> Result<(), CmdError> {
+        if self.commands.take() {
+            Ok(())
+        } else {
+            Err(CmdError::new(
+                "too_many_requests",
+                format!(
+                    "at most {} commands a second per connection (bursts of {})",
+                    self.state.config.client_commands_per_sec,
+                    self.state.config.client_command_burst
+                ),
+            ))
+        }
     }
 
     pub fn info(&self) -> ClientInfo {
@@ -268,7 +311,7 @@ impl Conn {
                 ),
             ));
         }
-        self.authorize(channel).await?;
+        let kind = self.authorize(channel).await?;
         let key = self.key(channel);
         let hub = &self.state.hub;
         hub.local.add(
@@ -299,14 +342,20 @@ impl Conn {
             }
         };
         let info = self.info();
+        // Joins and leaves are told in conversations and sessions (a few people each), not
+        // in tenant-wide channels, where every arrival would reach everyone.
         let joined = async {
             hub.engine.presence_add(&key, &info).await?;
-            hub.engine
-                .broadcast(&key, Message::Join(info.clone()))
-                .await
+            if kind.clients_publish() {
+                hub.engine
+                    .broadcast(&key, Message::Join(info.clone()))
+                    .await?;
+            }
+            Ok::<(), anyhow::Error>(())
         };
         if let Err(err) = joined.await {
             hub.local.remove(&key, &self.client);
+            let _ = hub.engine.presence_remove(&key, &info.client).await;
             return Err(CmdError::unavailable(err));
         }
         let History {
@@ -342,11 +391,15 @@ impl Conn {
         let hub = &self.state.hub;
         hub.local.remove(&key, &self.client);
         let info = self.info();
+        let told = channel::parse(channel).is_ok_and(|k| k.clients_publish());
         let left = async {
             hub.engine.presence_remove(&key, &info.client).await?;
-            hub.engine
-                .broadcast(&key, Message::Leave(info.clone()))
-                .await
+            if told {
+                hub.engine
+                    .broadcast(&key, Message::Leave(info.clone()))
+                    .await?;
+            }
+            Ok::<(), anyhow::Error>(())
         };
         if let Err(err) = left.await {
             tracing::warn!(error = %format!("{err:#}"), "leaving a channel's presence failed");
@@ -550,6 +603,14 @@ impl Conn {
     /// Replaces the credential (a client refreshing its access token): it must be the same
     /// user in the same tenant.
     pub async fn refresh(&mut self, token: &str) -> Result<(), CmdError> {
+        if token.starts_with(agora_shared::http::caller::API_KEY_PREFIX)
+            || token.starts_with(crate::store::PREFIX)
+        {
+            return Err(CmdError::new(
+                "bad_request",
+                "a refresh takes an access token (API keys do not expire; connection tokens are for connecting)",
+            ));
+        }
         let caller = self
             .state
             .authenticator
@@ -596,26 +657,70 @@ impl Conn {
 impl Drop for Conn {
     fn drop(&mut self) {
         self.state.connections.fetch_sub(1, Ordering::Relaxed);
-        // A connection dropped without `close` (its task ended abruptly) still leaves.
-        if !self.subs.is_empty() {
-            let (state, client, caller) =
-                (self.state.clone(), self.client.clone(), self.caller.clone());
-            let channels: Vec<String> = self.subs.drain().map(|(c, _)| c).collect();
-            let transport = self.transport;
-            tokio::spawn(async move {
-                for channel in channels {
-                    let key = Key::new(&caller.tenant_id, &channel);
-                    state.hub.local.remove(&key, &client);
-                    let info = ClientInfo {
-                        client: client.to_string(),
-                        user_id: caller.user_id.clone(),
-                        transport: transport.to_owned(),
-                    };
-                    let _ = state.hub.engine.presence_remove(&key, &info.client).await;
-                    let _ = state.hub.engine.broadcast(&key, Message::Leave(info)).await;
+        {
+            let mut per_user = self
+                .state
+                .per_user
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let key = (self.caller.tenant_id.clone(), self.caller.user_id.clone());
+            if let Some(open) = per_user.get_mut(&key) {
+                *open -= 1;
+                if *open == 0 {
+                    per_user.remove(&key);
                 }
-            });
+            }
         }
+        // A connection dropped without `close` (its task ended abruptly) still leaves.
+        let channels: Vec<String> = self.subs.drain().map(|(c, _)| c).collect();
+        if channels.is_empty() {
+            return;
+        }
+        let info = self.info();
+        for channel in &channels {
+            self.state
+                .hub
+                .local
+                .remove(&self.key(channel), &self.client);
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (state, tenant) = (self.state.clone(), self.caller.tenant_id.clone());
+        runtime.spawn(async move {
+            for channel in channels {
+                let key = Key::new(&tenant, &channel);
+                let _ = state.hub.engine.presence_remove(&key, &info.client).await;
+                if channel::parse(&channel).is_ok_and(|k| k.clients_publish()) {
+                    let _ = state
+                        .hub
+                        .engine
+                        .broadcast(&key, Message::Leave(info.clone()))
+                        .await;
+                }
+            }
+        });
+    }
+}
+
+/// A place among the connections not yet authenticated; given back when dropped.
+pub struct Pending(Arc<RealtimeState>);
+
+impl Pending {
+    /// A place, or `None` when `max_pending_connections` are waiting already.
+    pub fn take(state: &Arc<RealtimeState>) -> Option<Self> {
+        let before = state.pending.fetch_add(1, Ordering::AcqRel);
+        if before >= state.config.max_pending_connections {
+            state.pending.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Self(state.clone()))
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.pending.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

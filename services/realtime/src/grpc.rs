@@ -42,7 +42,7 @@ fn key(caller: &Caller, tenant: &str, name: &str) -> Result<Key, Status> {
 }
 
 fn internal(err: anyhow::Error) -> Status {
-    AppError::Internal(err).into()
+    crate::http::unavailable(err).into()
 }
 
 fn info(i: ClientInfo) -> pb::ClientInfo {
@@ -61,6 +61,13 @@ impl Grpc {
         }
         let data = serde_json::from_str(data_json)
             .map_err(|e| AppError::invalid("data_json", format!("is not JSON: {e}")))?;
+        if !crate::http::shallow(&data, crate::http::MAX_DEPTH) {
+            return Err(AppError::invalid(
+                "data_json",
+                format!("nests deeper than {} levels", crate::http::MAX_DEPTH),
+            )
+            .into());
+        }
         Ok(data)
     }
 }

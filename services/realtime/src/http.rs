@@ -98,6 +98,32 @@ pub struct PublishedOut {
     pub epoch: String,
 }
 
+/// The problem when the engine cannot answer (Redis unreachable): 503, retry.
+pub fn unavailable(err: anyhow::Error) -> AppError {
+    tracing::warn!(error = %format!("{err:#}"), "realtime engine failed");
+    AppError::Unavailable("channel state is unavailable; retry".into())
+}
+
+/// Deepest nesting of a publication's data (the fan-out between replicas wraps it twice more
+/// and must still read it back).
+pub const MAX_DEPTH: usize = 32;
+
+/// Whether `value` nests at most `max` levels.
+pub fn shallow(value: &Value, max: usize) -> bool {
+    let mut stack = vec![(value, 1usize)];
+    while let Some((v, depth)) = stack.pop() {
+        if depth > max {
+            return false;
+        }
+        match v {
+            Value::Array(items) => stack.extend(items.iter().map(|i| (i, depth + 1))),
+            Value::Object(fields) => stack.extend(fields.values().map(|i| (i, depth + 1))),
+            _ => {}
+        }
+    }
+    true
+}
+
 /// Checks an event name.
 pub fn check_event(event: &str) -> Result<(), String> {
     let ok = !event.is_empty()
@@ -133,6 +159,12 @@ pub async fn publish(
     let body = body.0;
     let key = managed(&caller, body.tenant_id.as_deref(), &body.channel)?;
     check_event(&body.event).map_err(|e| AppError::invalid("event", e))?;
+    if !shallow(&body.data, MAX_DEPTH) {
+        return Err(AppError::invalid(
+            "data",
+            format!("nests deeper than {MAX_DEPTH} levels"),
+        ));
+    }
     let size = serde_json::to_vec(&body.data).map_or(0, |v| v.len());
     if size > state.config.max_message_bytes {
         return Err(AppError::invalid(
@@ -148,7 +180,7 @@ pub async fn publish(
         .engine
         .publish(&key, &body.event, body.data, None)
         .await
-        .map_err(AppError::Internal)?;
+        .map_err(unavailable)?;
     Ok(HttpResponse::Created().json(PublishedOut {
         offset: publication.offset,
         epoch,
@@ -173,12 +205,7 @@ pub async fn presence(
     query: web::Query<TenantParam>,
 ) -> AppResult<HttpResponse> {
     let key = managed(&caller, query.tenant_id.as_deref(), &path)?;
-    let clients = state
-        .hub
-        .engine
-        .presence(&key)
-        .await
-        .map_err(AppError::Internal)?;
+    let clients = state.hub.engine.presence(&key).await.map_err(unavailable)?;
     Ok(HttpResponse::Ok().json(json!({ "clients": clients })))
 }
 
@@ -220,13 +247,13 @@ pub async fn history(
     let limit = q
         .limit
         .unwrap_or(state.config.history_size)
-        .min(state.config.history_size);
+        .clamp(1, state.config.history_size);
     let h = state
         .hub
         .engine
         .history(&key, since.as_ref(), limit)
         .await
-        .map_err(AppError::Internal)?;
+        .map_err(unavailable)?;
     if since.is_some() && !h.complete {
         return Err(AppError::Conflict(
             "the publications after that position are no longer all kept (or the epoch changed)"

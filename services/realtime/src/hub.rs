@@ -220,9 +220,10 @@ pub fn new_epoch() -> String {
         .collect()
 }
 
-/// Picks publications after `since` out of a stream holding `kept` (oldest first) up to `top`.
-pub fn after(
-    kept: impl DoubleEndedIterator<Item = Publication> + ExactSizeIterator,
+/// Picks publications after `since` out of a stream holding `kept` (oldest first) up to
+/// `position`: the newest `limit` without `since`, the first `limit` after it with one.
+pub fn after<'a>(
+    kept: impl DoubleEndedIterator<Item = &'a Publication> + ExactSizeIterator,
     position: Position,
     since: Option<&Position>,
     limit: usize,
@@ -231,7 +232,7 @@ pub fn after(
         None => {
             let skip = kept.len().saturating_sub(limit);
             History {
-                publications: kept.skip(skip).collect(),
+                publications: kept.skip(skip).cloned().collect(),
                 position,
                 complete: true,
             }
@@ -244,18 +245,13 @@ pub fn after(
                     complete: false,
                 };
             }
-            let publications: Vec<Publication> = kept
-                .filter(|p| p.offset > since.offset)
-                .take(limit)
-                .collect();
+            let mut missed = kept.filter(|p| p.offset > since.offset).peekable();
             // Complete when nothing after `since` was trimmed: the first kept one follows it
             // directly (or nothing was published since).
             let complete = since.offset == position.offset
-                || publications
-                    .first()
-                    .is_some_and(|p| p.offset == since.offset + 1);
+                || missed.peek().is_some_and(|p| p.offset == since.offset + 1);
             History {
-                publications,
+                publications: missed.take(limit).cloned().collect(),
                 position,
                 complete,
             }
@@ -328,9 +324,15 @@ impl MemoryEngine {
             let mut streams = shard.lock().unwrap_or_else(|p| p.into_inner());
             streams.retain(|_, s| {
                 s.trim(&self.retention, now);
+                // A stream never published to (only read, or subscribed to and left) is kept
+                // no longer than a publication would be.
+                let keep_for = match s.top {
+                    0 => self.retention.ttl,
+                    _ => self.retention.meta_ttl,
+                };
                 !s.kept.is_empty()
                     || !s.presence.is_empty()
-                    || now.duration_since(s.touched) < self.retention.meta_ttl
+                    || now.duration_since(s.touched) < keep_for
             });
         }
     }
@@ -394,7 +396,7 @@ impl Engine for MemoryEngine {
             epoch: stream.epoch.clone(),
         };
         Ok(after(
-            stream.kept.iter().map(|(_, p)| p.clone()),
+            stream.kept.iter().map(|(_, p)| p),
             position,
             since,
             limit,

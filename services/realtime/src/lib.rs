@@ -89,6 +89,10 @@ pub struct RealtimeState {
     pub service_credential: Option<ServiceCredential>,
     /// Open client connections of this process, both protocols.
     pub connections: AtomicUsize,
+    /// Open connections per (tenant, user).
+    pub per_user: std::sync::Mutex<std::collections::HashMap<(String, String), usize>>,
+    /// Connections and Socket.IO sessions not yet authenticated.
+    pub pending: AtomicUsize,
     /// Socket.IO sessions of this process.
     pub sessions: socketio::Sessions,
     /// Fires when the service stops: connections are closed (1001) so clients reconnect
@@ -190,6 +194,8 @@ pub async fn start(
         tickets,
         service_credential,
         connections: AtomicUsize::new(0),
+        per_user: Default::default(),
+        pending: AtomicUsize::new(0),
         sessions: socketio::Sessions::default(),
         shutdown: shutdown.clone(),
     });

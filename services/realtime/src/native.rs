@@ -36,6 +36,7 @@ pub mod close {
     pub const SLOW: u16 = 4008;
     pub const INSUFFICIENT: u16 = 4009;
     pub const EXPIRED: u16 = 4010;
+    pub const TOO_MANY: u16 = 4029;
 }
 
 #[utoipa::path(get, path = "/api/v1/realtime/ws", tag = "realtime",
@@ -46,6 +47,11 @@ pub async fn ws(
     body: web::Payload,
     state: web::Data<RealtimeState>,
 ) -> Result<HttpResponse, AppError> {
+    let pending = conn::Pending::take(&state.clone().into_inner()).ok_or_else(|| {
+        AppError::Unavailable(
+            "too many connections are being opened here; retry in a few seconds".into(),
+        )
+    })?;
     let (response, session, stream) = actix_ws::handle(&req, body).map_err(|_| {
         AppError::BadRequest(
             "this endpoint takes a WebSocket upgrade (GET with Upgrade: websocket)".into(),
@@ -56,7 +62,7 @@ pub async fn ws(
         .max_frame_size(max)
         .aggregate_continuations()
         .max_continuation_size(max);
-    actix_web::rt::spawn(run(state.into_inner(), session, stream));
+    actix_web::rt::spawn(run(state.into_inner(), session, stream, pending));
     Ok(response)
 }
 
@@ -246,13 +252,21 @@ pub fn push_json(d: &Delivery) -> String {
     .to_string()
 }
 
+/// How long a frame may wait for the client to take it: a client that stops reading is
+/// dropped instead of holding its connection's task.
+const SEND_WITHIN: Duration = Duration::from_secs(10);
+
+/// Whether `sending` went out in time.
+async fn within(sending: impl std::future::Future<Output = Result<(), actix_ws::Closed>>) -> bool {
+    matches!(tokio::time::timeout(SEND_WITHIN, sending).await, Ok(Ok(())))
+}
+
 async fn shut(session: Session, code: u16, why: &str) {
-    let _ = session
-        .close(Some(CloseReason {
-            code: CloseCode::Other(code),
-            description: Some(why.to_owned()),
-        }))
-        .await;
+    let closing = session.close(Some(CloseReason {
+        code: CloseCode::Other(code),
+        description: Some(why.to_owned()),
+    }));
+    let _ = tokio::time::timeout(SEND_WITHIN, closing).await;
 }
 
 /// Waits for the connect frame and authenticates it.
@@ -287,9 +301,11 @@ async fn handshake(
         let _ = session.text(error(&command.id, &err)).await;
         return Err((close::BAD_REQUEST, err.message));
     };
-    match conn::authenticate(state, &args.token).await {
-        Ok((caller, proof)) => {
-            let (conn, rx) = Conn::open(state.clone(), caller, proof, "native");
+    let opened = conn::authenticate(state, &args.token)
+        .await
+        .and_then(|(caller, proof)| Conn::open(state.clone(), caller, proof, "native"));
+    match opened {
+        Ok((conn, rx)) => {
             let connected = json!({ "client": &*conn.client, "expires_in": conn.expires_in() });
             let _ = session
                 .text(reply(&command.id, "connected", connected))
@@ -298,7 +314,11 @@ async fn handshake(
         }
         Err(err) => {
             let _ = session.text(error(&command.id, &err)).await;
-            Err((close::UNAUTHORIZED, err.message))
+            let code = match err.code {
+                "too_many_connections" => close::TOO_MANY,
+                _ => close::UNAUTHORIZED,
+            };
+            Err((code, err.message))
         }
     }
 }
@@ -320,8 +340,15 @@ fn next_deadline(conn: &Conn, warned: bool) -> Instant {
     }
 }
 
-async fn run(state: Arc<RealtimeState>, mut session: Session, mut stream: AggregatedMessageStream) {
-    let (mut conn, mut rx) = match handshake(&state, &mut session, &mut stream).await {
+async fn run(
+    state: Arc<RealtimeState>,
+    mut session: Session,
+    mut stream: AggregatedMessageStream,
+    pending: conn::Pending,
+) {
+    let handshake = handshake(&state, &mut session, &mut stream).await;
+    drop(pending);
+    let (mut conn, mut rx) = match handshake {
         Ok(c) => c,
         Err((code, why)) => return shut(session, code, &why).await,
     };
@@ -345,7 +372,7 @@ async fn run(state: Arc<RealtimeState>, mut session: Session, mut stream: Aggreg
                 match message {
                     Some(Ok(AggregatedMessage::Text(text))) => {
                         let (answer, refreshed) = command(&mut conn, &text).await;
-                        if session.text(answer).await.is_err() {
+                        if !within(session.text(answer)).await {
                             break None;
                         }
                         if refreshed {
@@ -354,7 +381,7 @@ async fn run(state: Arc<RealtimeState>, mut session: Session, mut stream: Aggreg
                         }
                     }
                     Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                        if session.pong(&bytes).await.is_err() {
+                        if !within(session.pong(&bytes)).await {
                             break None;
                         }
                     }
@@ -373,7 +400,7 @@ async fn run(state: Arc<RealtimeState>, mut session: Session, mut stream: Aggreg
                 match conn.accept(&push) {
                     Accept::Skip => {}
                     Accept::Gap => break Some((close::INSUFFICIENT, "publications were missed: reconnect and recover".into())),
-                    Accept::Deliver => if session.text(push_json(&push)).await.is_err() {
+                    Accept::Deliver => if !within(session.text(push_json(&push))).await {
                         break None;
                     },
                 }
@@ -382,7 +409,7 @@ async fn run(state: Arc<RealtimeState>, mut session: Session, mut stream: Aggreg
                 if last_heard.elapsed() > ping_every * 2 {
                     break Some((close::NO_PONG, "no frame from the client in two ping intervals".into()));
                 }
-                if session.ping(b"").await.is_err() {
+                if !within(session.ping(b"")).await {
                     break None;
                 }
             }
@@ -397,7 +424,7 @@ async fn run(state: Arc<RealtimeState>, mut session: Session, mut stream: Aggreg
                 }
                 warned = true;
                 let notice = json!({ "refresh": { "expires_in": conn.expires_in() } }).to_string();
-                if session.text(notice).await.is_err() {
+                if !within(session.text(notice)).await {
                     break None;
                 }
                 expiry.as_mut().reset(next_deadline(&conn, warned));
@@ -428,8 +455,9 @@ async fn execute(conn: &mut Conn, c: Command) -> Result<(&'static str, Value), C
     let limit_of = |asked: Option<usize>| {
         asked
             .unwrap_or(state.config.history_size)
-            .min(state.config.history_size)
+            .clamp(1, state.config.history_size)
     };
+    conn.command()?;
     if c.connect.is_some() {
         return Err(CmdError::new("already_connected", "already connected"));
     }

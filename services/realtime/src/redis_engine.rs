@@ -51,17 +51,33 @@ redis.call('PUBLISH', KEYS[3], '{"key":' .. ARGV[6] .. ',"message":{"kind":"pub"
 return {top, epoch}
 "#;
 
-/// Reads a stream: KEYS = meta, history; ARGV = a new epoch, meta ttl. Returns
-/// {epoch, top, entries}.
+/// Reads a stream: KEYS = meta, history; ARGV = a new epoch, meta ttl, history ttl, the
+/// offset publications are wanted after (-1: none), limit, history size. Returns {epoch,
+/// top, entries}: the newest `limit` kept, or all kept after the offset. A stream made by a
+/// read (never published to) lives only as long as a publication would.
 const READ: &str = r#"
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   epoch = ARGV[1]
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'top', 0)
 end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-local top = redis.call('HGET', KEYS[1], 'top')
-return {epoch, top, redis.call('LRANGE', KEYS[2], 0, -1)}
+local top = tonumber(redis.call('HGET', KEYS[1], 'top'))
+if top > 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+elseif redis.call('TTL', KEYS[1]) < 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+end
+local since = tonumber(ARGV[4])
+local want = tonumber(ARGV[5])
+if since >= 0 then
+  want = top - since
+end
+want = math.min(want, tonumber(ARGV[6]))
+local entries = {}
+if want > 0 then
+  entries = redis.call('LRANGE', KEYS[2], -want, -1)
+end
+return {epoch, top, entries}
 "#;
 
 /// Presence now: KEYS = scores, infos; ARGV = now (ms). Drops expired entries; returns the
@@ -153,22 +169,23 @@ impl RedisEngine {
             .map_err(|e| failed("publish", e))
     }
 
-    async fn put_presence(&self, key: &Key, info: &ClientInfo) -> anyhow::Result<()> {
-        let (_, _, scores, infos) = self.keys(key);
+    /// Writes presence entries (and keeps their channels' positions alive meanwhile), in one
+    /// round trip.
+    async fn put_presence(&self, entries: &[(Key, ClientInfo)]) -> anyhow::Result<()> {
         let expires = now_ms() + PRESENCE_TTL.as_millis() as i64;
-        let (client, value) = (info.client.clone(), serde_json::to_string(info)?);
         let ttl = PRESENCE_TTL.as_secs() as i64 * 2;
+        let meta_ttl = self.retention.meta_ttl.as_secs().max(1) as i64;
+        let mut pipe = redis::pipe();
+        for (key, info) in entries {
+            let (meta, _, scores, infos) = self.keys(key);
+            pipe.zadd(&scores, &info.client, expires)
+                .hset(&infos, &info.client, serde_json::to_string(info)?)
+                .expire(&scores, ttl)
+                .expire(&infos, ttl)
+                .expire(&meta, meta_ttl);
+        }
         self.redis
-            .run(|mut conn| async move {
-                redis::pipe()
-                    .atomic()
-                    .zadd(&scores, &client, expires)
-                    .hset(&infos, &client, value)
-                    .expire(&scores, ttl)
-                    .expire(&infos, ttl)
-                    .query_async::<()>(&mut conn)
-                    .await
-            })
+            .run(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
             .await
             .map_err(|e| failed("presence", e))
     }
@@ -185,17 +202,24 @@ impl RedisEngine {
                         _ = tokio::time::sleep(PRESENCE_TTL / 3) => {}
                         _ = stop.cancelled() => return,
                     }
-                    let entries: Vec<(Key, ClientInfo)> = engine
+                    let keys: Vec<(Key, String)> = engine
                         .mine
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .iter()
-                        .map(|((k, _), info)| (k.clone(), info.clone()))
+                        .keys()
+                        .cloned()
                         .collect();
-                    for (key, info) in entries {
-                        if let Err(err) = engine.put_presence(&key, &info).await {
+                    for batch in keys.chunks(200) {
+                        // Entries that left since the list was taken are not written back.
+                        let entries: Vec<(Key, ClientInfo)> = {
+                            let mine = engine.mine.lock().unwrap_or_else(|p| p.into_inner());
+                            batch
+                                .iter()
+                                .filter_map(|k| mine.get(k).map(|info| (k.0.clone(), info.clone())))
+                                .collect()
+                        };
+                        if let Err(err) = engine.put_presence(&entries).await {
                             tracing::warn!(error = %format!("{err:#}"), "refreshing presence failed");
-                            break;
                         }
                     }
                 }
@@ -291,7 +315,8 @@ impl Engine for RedisEngine {
     ) -> anyhow::Result<History> {
         let (meta, hist, ..) = self.keys(key);
         let script = self.read.clone();
-        let meta_ttl = self.retention.meta_ttl.as_secs().max(1);
+        let r = self.retention;
+        let after_offset = since.map_or(-1, |s| s.offset.min(i64::MAX as u64) as i64);
         let (epoch, top, entries): (String, u64, Vec<String>) = self
             .redis
             .run(|mut conn| async move {
@@ -299,7 +324,11 @@ impl Engine for RedisEngine {
                     .key(meta)
                     .key(hist)
                     .arg(new_epoch())
-                    .arg(meta_ttl)
+                    .arg(r.meta_ttl.as_secs().max(1))
+                    .arg(r.ttl.as_secs().max(1))
+                    .arg(after_offset)
+                    .arg(limit)
+                    .arg(r.size)
                     .invoke_async(&mut conn)
                     .await
             })
@@ -313,7 +342,7 @@ impl Engine for RedisEngine {
             .map(|e| e.publication)
             .collect();
         Ok(after(
-            kept.into_iter(),
+            kept.iter(),
             Position { offset: top, epoch },
             since,
             limit,
@@ -321,11 +350,13 @@ impl Engine for RedisEngine {
     }
 
     async fn presence_add(&self, key: &Key, info: &ClientInfo) -> anyhow::Result<()> {
+        self.put_presence(std::slice::from_ref(&(key.clone(), info.clone())))
+            .await?;
         self.mine
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert((key.clone(), info.client.clone()), info.clone());
-        self.put_presence(key, info).await
+        Ok(())
     }
 
     async fn presence_remove(&self, key: &Key, client: &str) -> anyhow::Result<()> {

@@ -124,8 +124,9 @@ fn open_packet(state: &RealtimeState, sid: &str, upgrades: &[&str]) -> String {
     )
 }
 
-/// A new session and its task.
-fn new_session(state: &Arc<RealtimeState>, upgraded: bool) -> Arc<EioSession> {
+/// A new session and its task, if this process takes more sessions not yet connected.
+fn new_session(state: &Arc<RealtimeState>, upgraded: bool) -> Option<Arc<EioSession>> {
+    let pending = conn::Pending::take(state)?;
     let (in_tx, in_rx) = mpsc::channel(64);
     let (out_tx, out_rx) = mpsc::channel(state.config.send_queue);
     let session = Arc::new(EioSession {
@@ -137,8 +138,20 @@ fn new_session(state: &Arc<RealtimeState>, upgraded: bool) -> Arc<EioSession> {
         closed: CancellationToken::new(),
     });
     state.sessions.insert(session.clone());
-    actix_web::rt::spawn(run_socket(state.clone(), session.clone(), in_rx, out_tx));
-    session
+    actix_web::rt::spawn(run_socket(
+        state.clone(),
+        session.clone(),
+        in_rx,
+        out_tx,
+        pending,
+    ));
+    Some(session)
+}
+
+fn busy() -> HttpResponse {
+    HttpResponse::ServiceUnavailable()
+        .insert_header(("retry-after", "5"))
+        .json(json!({ "code": 3, "message": "too many sessions are being opened here; retry" }))
 }
 
 async fn get(
@@ -152,10 +165,10 @@ async fn get(
         return eio_error(5, "Unsupported protocol version");
     }
     match (query.transport.as_deref(), query.sid.as_deref()) {
-        (Some("polling"), None) => {
-            let session = new_session(&state, false);
-            text(open_packet(&state, &session.sid, &["websocket"]))
-        }
+        (Some("polling"), None) => match new_session(&state, false) {
+            Some(session) => text(open_packet(&state, &session.sid, &["websocket"])),
+            None => busy(),
+        },
         (Some("polling"), Some(sid)) => {
             let Some(session) = state.sessions.get(sid) else {
                 return eio_error(1, "Session ID unknown");
@@ -263,7 +276,10 @@ async fn websocket(
 ) {
     let session = match existing {
         None => {
-            let session = new_session(&state, true);
+            let Some(session) = new_session(&state, true) else {
+                let _ = ws.close(None).await;
+                return;
+            };
             if ws
                 .text(open_packet(&state, &session.sid, &[]))
                 .await
@@ -288,7 +304,7 @@ async fn websocket(
                         }
                         probed = true;
                         // Wakes the poll in flight; a later one would find nothing else.
-                        let _ = session.outbound_tx.send("6".to_owned()).await;
+                        let _ = session.outbound_tx.try_send("6".to_owned());
                     }
                     Ok(Some(Ok(AggregatedMessage::Text(t)))) if &*t == "5" && probed => break,
                     Ok(Some(Ok(AggregatedMessage::Ping(b)))) => {
@@ -406,7 +422,14 @@ fn push_event(d: &Delivery) -> (String, Value) {
         None => base["channel"] = json!(channel),
     }
     match &d.message {
-        Message::Pub { publication, .. } => (publication.event.clone(), publication.data.clone()),
+        Message::Pub { publication, .. } => {
+            // Which channel it came from, for a client in several.
+            let mut data = publication.data.clone();
+            if let Value::Object(fields) = &mut data {
+                fields.entry("channel").or_insert_with(|| json!(channel));
+            }
+            (publication.event.clone(), data)
+        }
         Message::Typing {
             user_id, typing, ..
         } => {
@@ -467,14 +490,10 @@ fn string<'a>(payload: &'a Value, field: &str) -> Result<&'a str, CmdError> {
 }
 
 /// Handles one event; its ack's payload.
-async fn on_event(
-    conn: &mut Conn,
-    name: &str,
-    payload: Value,
-    out: &mpsc::Sender<String>,
-) -> Value {
+async fn on_event(conn: &mut Conn, name: &str, payload: Value, out: &Out) -> Value {
     const CHAT: &[&str] = &["session_id", "conversation_id"];
     let result: Result<Value, CmdError> = async {
+        conn.command()?;
         match name {
             "join_session" | "join_conversation" | "subscribe" => {
                 let fields: &[&str] = match name {
@@ -515,7 +534,7 @@ async fn on_event(
                 Ok(json!({ "ok": true }))
             }
             "ping" => {
-                let _ = out.send(packet::event("pong", &json!({}))).await;
+                out.put(packet::event("pong", &json!({})));
                 Ok(json!({ "ok": true }))
             }
             other => Err(CmdError::new(
@@ -528,177 +547,214 @@ async fn on_event(
     result.unwrap_or_else(|e| failure(&e))
 }
 
+/// A session's outgoing packets. Never waits: a client that lets them pile up past the
+/// queue's bound (it stopped polling or reading) loses its session, so that no session task
+/// ever stalls on one.
+struct Out(mpsc::Sender<String>);
+
+impl Out {
+    /// Queues `packet`; false when the client is too far behind (or gone).
+    fn put(&self, packet: String) -> bool {
+        self.0.try_send(packet).is_ok()
+    }
+}
+
+/// How a session ends.
+enum End {
+    /// The client reconnects by itself (Engine.IO close: server stopping, too slow, missed
+    /// publications, token expired).
+    Reconnect,
+    /// The server disconnected the socket (Socket.IO disconnect: credential revoked); the
+    /// client stays disconnected.
+    Disconnect,
+    /// Its connect was refused (the connect_error is queued).
+    Refused,
+    /// Nothing to say: the client left, broke the protocol or fell behind.
+    Silent,
+}
+
 /// The Socket.IO side of one session, until it ends: heartbeat, connect, events, pushes.
 async fn run_socket(
     state: Arc<RealtimeState>,
     session: Arc<EioSession>,
     mut inbound: mpsc::Receiver<String>,
     out: mpsc::Sender<String>,
+    pending: conn::Pending,
 ) {
+    let mut pending = Some(pending);
+    let out = Out(out);
     let ping_every = Duration::from_secs(state.config.ping_secs);
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     let recheck_every = Duration::from_secs(state.config.recheck_secs);
     let mut recheck = tokio::time::interval_at(Instant::now() + recheck_every, recheck_every);
     let mut ponged = true;
     let mut conn: Option<(Conn, mpsc::Receiver<Push>)> = None;
-    // Nothing connects within this: the session ends.
-    let connect_by = Instant::now() + Duration::from_secs(30);
+    // Not connected within this (as native connections): the session ends.
+    let connect_by = Instant::now() + Duration::from_secs(10);
     let shutdown = state.shutdown.clone();
-    loop {
-        let expiry = conn
-            .as_ref()
-            .and_then(|(c, _)| c.expires_in())
-            .map(|s| Instant::now() + Duration::from_secs(s as u64))
-            .unwrap_or_else(|| {
-                if conn.is_none() {
-                    connect_by
-                } else {
-                    Instant::now() + Duration::from_secs(86_400)
-                }
-            });
+    let end = loop {
+        let expiry = match &conn {
+            None => connect_by,
+            Some((c, _)) => c
+                .expires_in()
+                .map(|s| Instant::now() + Duration::from_secs(s as u64))
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400)),
+        };
         let overflow = conn.as_ref().map(|(c, _)| c.overflow.clone());
         tokio::select! {
             biased;
-            _ = session.closed.cancelled() => break,
-            _ = shutdown.cancelled() => {
-                let _ = out.send("41".to_owned()).await;
-                break;
-            }
+            _ = session.closed.cancelled() => break End::Silent,
+            _ = shutdown.cancelled() => break End::Reconnect,
             _ = async { match &overflow { Some(o) => o.cancelled().await, None => std::future::pending().await } } => {
-                let _ = out.send("41".to_owned()).await;
-                break;
+                break End::Reconnect;
             }
             packet = inbound.recv() => {
-                let Some(packet) = packet else { break };
+                let Some(packet) = packet else { break End::Silent };
                 match packet.as_bytes().first() {
                     Some(b'3') => ponged = true,
-                    Some(b'2') => { let _ = out.send("3".to_owned()).await; }
-                    Some(b'1') => break,
+                    Some(b'1') => break End::Silent,
                     Some(b'4') => {
-                        if !socket_packet(&state, &packet[1..], &mut conn, &out).await {
-                            break;
+                        match socket_packet(&state, &packet[1..], &mut conn, &out).await {
+                            Ok(()) => {}
+                            Err(end) => break end,
+                        }
+                        if conn.is_some() {
+                            pending = None;
                         }
                     }
                     // Upgrade and noop packets are the transports' business.
                     Some(b'5' | b'6') => {}
-                    _ => break,
+                    // Engine.IO 4 clients never ping; anything else breaks the protocol.
+                    _ => break End::Silent,
                 }
             }
             push = async { match &mut conn { Some((_, rx)) => rx.recv().await, None => std::future::pending().await } } => {
-                let Some(push) = push else { break };
+                let Some(push) = push else { break End::Silent };
                 let Some((c, _)) = &mut conn else { continue };
                 match c.accept(&push) {
                     Accept::Skip => {}
-                    Accept::Gap => {
-                        let _ = out.send("41".to_owned()).await;
-                        break;
-                    }
+                    Accept::Gap => break End::Reconnect,
                     Accept::Deliver => {
                         let (event, data) = push_event(&push);
-                        if out.send(packet::event(&event, &data)).await.is_err() {
-                            break;
+                        if !out.put(packet::event(&event, &data)) {
+                            break End::Silent;
                         }
                     }
                 }
             }
             _ = ping.tick() => {
-                if !ponged {
-                    break;
+                if !ponged || !out.put("2".to_owned()) {
+                    break End::Silent;
                 }
                 ponged = false;
-                if out.send("2".to_owned()).await.is_err() {
-                    break;
-                }
             }
             _ = recheck.tick() => {
                 if let Some((c, _)) = &conn
                     && c.still_allowed().await.is_err()
                 {
-                    let _ = out.send("41".to_owned()).await;
-                    break;
+                    break End::Disconnect;
                 }
             }
-            _ = tokio::time::sleep_until(expiry) => {
-                // Not connected in time, or the token expired: the client reconnects with a
-                // fresh one.
-                let _ = out.send("41".to_owned()).await;
-                break;
-            }
+            // Not connected in time (the session ends), or the token expired (the client
+            // reconnects with a fresh one).
+            _ = tokio::time::sleep_until(expiry) => break if conn.is_some() { End::Reconnect } else { End::Silent },
         }
+    };
+    match end {
+        End::Reconnect => {
+            out.put("1".to_owned());
+        }
+        End::Disconnect => {
+            out.put("41".to_owned());
+        }
+        End::Refused | End::Silent => {}
     }
+    drop(pending);
     if let Some((mut c, _)) = conn {
         c.close().await;
+    }
+    // The last packet (a close, a connect_error) is left for the client's next poll, a few
+    // seconds at most, before the session is gone.
+    let last_words = !matches!(end, End::Silent);
+    let linger = Instant::now() + Duration::from_secs(5);
+    while last_words && out.0.capacity() < out.0.max_capacity() && Instant::now() < linger {
+        if session.closed.is_cancelled() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     state.sessions.remove(&session.sid);
     session.closed.cancel();
 }
 
-/// Handles one Socket.IO packet; false when the session must end.
+/// Handles one Socket.IO packet; the session's end when it must end.
 async fn socket_packet(
     state: &Arc<RealtimeState>,
     raw: &str,
     conn: &mut Option<(Conn, mpsc::Receiver<Push>)>,
-    out: &mpsc::Sender<String>,
-) -> bool {
+    out: &Out,
+) -> Result<(), End> {
     let Some(p) = packet::parse(raw) else {
-        return false;
+        return Err(End::Silent);
     };
     if p.namespace != "/" {
         let message = json!({ "message": "Invalid namespace" });
-        let _ = out.send(format!("44{},{message}", p.namespace)).await;
-        return true;
+        out.put(format!("44{},{message}", p.namespace));
+        return Ok(());
     }
-    match p.kind {
+    let sent = match p.kind {
         0 => {
             if conn.is_some() {
-                return true;
+                return Ok(());
             }
             let auth: Value = serde_json::from_str(p.data).unwrap_or(Value::Null);
             let token = auth.get("token").and_then(Value::as_str).unwrap_or("");
-            match conn::authenticate(state, token).await {
-                Ok((caller, proof)) => {
-                    let (mut c, rx) = Conn::open(state.clone(), caller, proof, "socket.io");
+            match conn::authenticate(state, token)
+                .await
+                .and_then(|(caller, proof)| Conn::open(state.clone(), caller, proof, "socket.io"))
+            {
+                Ok((mut c, rx)) => {
                     // Each socket hears its own user's channel.
                     let own = format!("user:{}", c.caller.user_id);
                     if let Err(err) = c.subscribe(&own, None).await {
                         tracing::warn!(code = err.code, "joining the user's own channel failed");
                     }
-                    let _ = out
-                        .send(format!("40{}", json!({ "sid": &*c.client })))
-                        .await;
+                    let sent = out.put(format!("40{}", json!({ "sid": &*c.client })));
                     *conn = Some((c, rx));
-                    true
+                    sent
                 }
                 Err(err) => {
+                    // One attempt per session: the client makes a new one to try again.
                     let message = json!({ "message": err.message, "data": { "code": err.code } });
-                    let _ = out.send(format!("44{message}")).await;
-                    true
+                    out.put(format!("44{message}"));
+                    return Err(End::Refused);
                 }
             }
         }
-        1 => false,
+        1 => return Err(End::Silent),
         2 => {
             let Some((c, _)) = conn else {
-                return true;
+                return Ok(());
             };
             let args: Vec<Value> = match serde_json::from_str(p.data) {
                 Ok(Value::Array(a)) => a,
-                _ => return false,
+                _ => return Err(End::Silent),
             };
             let Some(name) = args.first().and_then(Value::as_str).map(str::to_owned) else {
-                return false;
+                return Err(End::Silent);
             };
             let payload = args.get(1).cloned().unwrap_or(Value::Null);
             let answer = on_event(c, &name, payload, out).await;
-            if let Some(id) = p.ack {
-                let _ = out.send(packet::ack(id, &answer)).await;
+            match p.ack {
+                Some(id) => out.put(packet::ack(id, &answer)),
+                None => true,
             }
-            true
         }
         // Acks of the server's emits (it asks for none) and binary packets (not offered).
         3 => true,
-        _ => false,
-    }
+        _ => return Err(End::Silent),
+    };
+    if sent { Ok(()) } else { Err(End::Silent) }
 }
 
 #[cfg(test)]

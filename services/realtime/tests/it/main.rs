@@ -5,6 +5,7 @@
 
 mod support;
 
+mod engineio;
 mod native;
 mod replicas;
 mod rights;

@@ -125,6 +125,9 @@ async fn chat_presence_typing_and_signals(store: Store) {
         "not_subscribed"
     );
     b.subscribe("tenant").await;
+    // Tenant-wide channels tell no joins (every arrival would reach everyone).
+    c.subscribe("tenant").await;
+    b.quiet(200).await;
     assert_eq!(
         b.refused(json!({"publish": {"channel": "tenant", "data": {"text": "x"}}}))
             .await,
@@ -217,7 +220,7 @@ async fn chat_presence_typing_and_signals(store: Store) {
 async fn publishes_are_rate_limited_and_sized(store: Store) {
     let p = platform(
         store,
-        "client_publish_burst = 3\nclient_publish_per_sec = 1\nmax_message_bytes = 2048",
+        "client_publish_burst = 3\nclient_publish_per_sec = 1\nmax_message_bytes = 2048\nclient_command_burst = 12\nclient_commands_per_sec = 1\nmax_connections_per_user = 2",
     )
     .await;
     let admin = p.tenant("Acme").await;
@@ -229,6 +232,21 @@ async fn publishes_are_rate_limited_and_sized(store: Store) {
         assert!(r["published"].is_object(), "{r}");
     }
     assert_eq!(a.refused(publish.clone()).await, "too_many_requests");
+    // Every other command has an allowance too (5 spent so far, with the subscribe).
+    for _ in 0..7 {
+        assert_eq!(a.call(json!({"ping": {}})).await["pong"], json!({}));
+    }
+    assert_eq!(a.refused(json!({"ping": {}})).await, "too_many_requests");
+    // A user holds at most two connections here: the third is refused and closed.
+    let _second = Ws::connect(&p.url(""), &admin.access).await;
+    let mut third = Ws::open(&p.url("")).await;
+    assert_eq!(
+        third
+            .refused(json!({"connect": {"token": admin.access}}))
+            .await,
+        "too_many_connections"
+    );
+    assert_eq!(third.closed().await.0, 4029);
     // A frame larger than the limit closes the connection.
     let big =
         json!({"publish": {"channel": "conversation:c1", "data": {"text": "x".repeat(4096)}}});

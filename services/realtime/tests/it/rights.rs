@@ -16,6 +16,11 @@ use agora_shared::{
 
 use crate::support::{Platform, Session, Ws, platform};
 
+/// An array nested `n` levels deep.
+fn deep(n: usize) -> Value {
+    (0..n).fold(json!(1), |inner, _| json!([inner]))
+}
+
 fn ticket_body() -> Value {
     json!({
         "title": "No signal", "description": "The router blinks", "category": "REPAIR",
@@ -243,6 +248,23 @@ async fn expired_and_revoked_credentials_end_connections(store: Store) {
             .await,
         "forbidden"
     );
+    let key = p
+        .authed(Method::POST, "/api/v1/api-keys", &admin)
+        .json(&json!({"name": "bot", "role": "TENANT_USER"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        ws.refused(json!({"refresh": {"token": key}})).await,
+        "bad_request",
+        "an API key would make the connection outlive every token"
+    );
     let r = ws.call(json!({"refresh": {"token": member.access}})).await;
     assert!(r["refreshed"]["expires_in"].as_i64().unwrap() > 60, "{r}");
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -326,6 +348,10 @@ async fn admin_publishing_over_http_and_grpc(store: Store) {
         ),
         (
             json!({"channel": "tenant", "event": "x", "data": "y".repeat(70_000)}),
+            "data",
+        ),
+        (
+            json!({"channel": "tenant", "event": "x", "data": deep(40)}),
             "data",
         ),
     ] {
