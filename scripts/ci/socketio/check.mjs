@@ -161,6 +161,26 @@ async function main() {
   b.emit("typing_stop", { conversation_id: "c1" });
   ok("typing_stop says typing: false", (await stop).typing === false);
 
+  // Another tenant's ticket channel is refused; the tenant's own is not.
+  const ticket = await post(
+    "/api/v1/tickets",
+    { title: "Live", category: "REPAIR", priority: "LOW" },
+    admin.access_token,
+  );
+  const spy = await x.emitWithAck("subscribe", { channel: `ticket:${ticket.id}` });
+  ok("another tenant's ticket channel is refused", spy.ok === false && spy.error.code === "not_found", spy);
+  const own = await b.emitWithAck("subscribe", { channel: `ticket:${ticket.id}` });
+  ok("the tenant's own ticket channel is not", own.ok === true, own);
+  const updated = next(b, "ticket.status_changed");
+  const patch = await fetch(`${B}/api/v1/tickets/${ticket.id}`, {
+    method: "PATCH",
+    headers: { "content-type": "application/json", authorization: `Bearer ${admin.access_token}` },
+    body: JSON.stringify({ status: "IN_PROGRESS" }),
+  });
+  ok("the ticket moves", patch.ok, patch.status);
+  const change = await updated;
+  ok("its subscribers get the ticket's event", change.ticket_id === ticket.id && change.to_status === "IN_PROGRESS" && change.channel === `ticket:${ticket.id}`, change);
+
   // A message from Socket.IO reaches Socket.IO and native clients, not another tenant.
   const toB = next(b, "new_message");
   const leak = none(x, "new_message");

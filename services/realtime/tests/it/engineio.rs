@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use agora_shared::testing::Store;
 use agora_testkit::eventually;
 
-use crate::support::{Platform, platform};
+use crate::support::{Platform, platform, short_token};
 
 /// A session's id, from a polling handshake.
 async fn handshake(p: &Platform) -> String {
@@ -117,6 +117,16 @@ async fn misbehaving_sessions_end(store: Store) {
     .await;
     let (status, _) = poll(&p, &sid).await;
     assert_eq!(status, 400, "the session no longer exists");
+
+    // A token that expires ends its session with an Engine.IO close (the client reconnects
+    // with a fresh one).
+    let sid = handshake(&p).await;
+    let short = json!({ "token": short_token(&p, &admin, 2) });
+    post(&p, &sid, &format!("40{short}")).await;
+    let (_, connected) = poll(&p, &sid).await;
+    assert!(connected.starts_with("40{"), "{connected}");
+    let (status, closed) = poll(&p, &sid).await;
+    assert_eq!((status, closed.as_str()), (200, "1"), "closed at expiry");
 
     // A failed connect ends its session: one attempt each.
     let sid = handshake(&p).await;

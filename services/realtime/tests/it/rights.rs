@@ -9,12 +9,9 @@ use serde_json::{Value, json};
 use tonic::Request;
 
 use agora_proto::realtime::v1::{self as pb, realtime_service_client::RealtimeServiceClient};
-use agora_shared::{
-    testing::Store,
-    tokens::{Signer, Subject, TokenSettings},
-};
+use agora_shared::testing::Store;
 
-use crate::support::{Platform, Session, Ws, platform};
+use crate::support::{Session, Ws, platform, short_token};
 
 /// An array nested `n` levels deep.
 fn deep(n: usize) -> Value {
@@ -27,31 +24,6 @@ fn ticket_body() -> Value {
         "priority": "HIGH", "location": "12 Main St",
         "customer_name": "Ada", "customer_contact": "+1 555 0100",
     })
-}
-
-/// An access token for `s` that expires in `secs` seconds, signed with auth's key.
-fn short_token(p: &Platform, s: &Session, secs: u64) -> String {
-    let key = p.key.as_ref().expect("configured key");
-    let signer = Signer::new(
-        TokenSettings {
-            issuer: "agora".into(),
-            audience: "agora".into(),
-            access_ttl: Duration::from_secs(secs),
-        },
-        key,
-    );
-    signer
-        .issue(&Subject {
-            user_id: &s.user_id,
-            tenant_id: &s.tenant_id,
-            role: "TENANT_USER",
-            permissions: &[],
-            email: &s.email,
-            session_id: None,
-            plan: None,
-        })
-        .expect("token")
-        .0
 }
 
 async fn tickets_reach_dashboards_and_their_channels(store: Store) {

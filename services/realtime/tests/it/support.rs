@@ -10,7 +10,11 @@ use futures::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::{Value, json};
 
 use agora_realtime::RealtimeState;
-use agora_shared::{grpc::ServiceCredential, testing::Store};
+use agora_shared::{
+    grpc::ServiceCredential,
+    testing::Store,
+    tokens::{Signer, Subject, TokenSettings},
+};
 
 pub use agora_testkit::Session;
 
@@ -54,6 +58,31 @@ pub async fn platform(store: Store, settings: &str) -> Platform {
         realtime: state,
         realtime_grpc,
     }
+}
+
+/// An access token for `s` that expires in `secs` seconds, signed with auth's key.
+pub fn short_token(p: &Platform, s: &Session, secs: u64) -> String {
+    let key = p.key.as_ref().expect("configured key");
+    let signer = Signer::new(
+        TokenSettings {
+            issuer: "agora".into(),
+            audience: "agora".into(),
+            access_ttl: Duration::from_secs(secs),
+        },
+        key,
+    );
+    signer
+        .issue(&Subject {
+            user_id: &s.user_id,
+            tenant_id: &s.tenant_id,
+            role: "TENANT_USER",
+            permissions: &[],
+            email: &s.email,
+            session_id: None,
+            plan: None,
+        })
+        .expect("token")
+        .0
 }
 
 type Tx = Pin<Box<dyn Sink<Message, Error = WsProtocolError>>>;
