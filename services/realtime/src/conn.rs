@@ -85,6 +85,20 @@ struct Bucket {
 }
 
 impl Bucket {
+    /// Takes one, or says how many `what` the bucket allows.
+    fn spend(&mut self, what: &str) -> Result<(), CmdError> {
+        if self.take() {
+            return Ok(());
+        }
+        Err(CmdError::new(
+            "too_many_requests",
+            format!(
+                "at most {} {what} a second per connection (bursts of {})",
+                self.per_sec, self.burst
+            ),
+        ))
+    }
+
     fn take(&mut self) -> bool {
         let now = Instant::now();
         let refill = now.duration_since(self.at).as_secs_f64() * self.per_sec;
@@ -173,18 +187,7 @@ impl Conn {
 
     /// Spends one command of the connection's allowance.
     pub fn command(&mut self) -> Result<(), CmdError> {
-        if self.commands.take() {
-            Ok(())
-        } else {
-            Err(CmdError::new(
-                "too_many_requests",
-                format!(
-                    "at most {} commands a second per connection (bursts of {})",
-                    self.state.config.client_commands_per_sec,
-                    self.state.config.client_command_burst
-                ),
-            ))
-        }
+        self.commands.spend("commands")
     }
 
     pub fn info(&self) -> ClientInfo {
@@ -414,18 +417,7 @@ impl Conn {
     }
 
     fn spend(&mut self) -> Result<(), CmdError> {
-        if self.bucket.take() {
-            Ok(())
-        } else {
-            Err(CmdError::new(
-                "too_many_requests",
-                format!(
-                    "at most {} messages a second per connection (bursts of {})",
-                    self.state.config.client_publish_per_sec,
-                    self.state.config.client_publish_burst
-                ),
-            ))
-        }
+        self.bucket.spend("messages")
     }
 
     /// A chat message from this client in a conversation or session it is subscribed to.

@@ -11,7 +11,7 @@ use tonic::Request;
 use agora_proto::realtime::v1::{self as pb, realtime_service_client::RealtimeServiceClient};
 use agora_shared::testing::Store;
 
-use crate::support::{Session, Ws, platform, short_token};
+use crate::support::{Session, Ws, api_key, platform, short_token};
 
 /// An array nested `n` levels deep.
 fn deep(n: usize) -> Value {
@@ -157,16 +157,7 @@ async fn connection_tokens_are_single_use_and_short_lived(store: Store) {
         "unauthorized"
     );
     // Only signed-in users get one: an API key connects with itself.
-    let created = p
-        .authed(Method::POST, "/api/v1/api-keys", &admin)
-        .json(&json!({"name": "bot", "role": "TENANT_USER"}))
-        .send()
-        .await
-        .unwrap();
-    let key = created.json::<Value>().await.unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = api_key(&p, &admin).await;
     let resp = p
         .authed(Method::POST, "/api/v1/realtime/tokens", &key)
         .send()
@@ -220,18 +211,7 @@ async fn expired_and_revoked_credentials_end_connections(store: Store) {
             .await,
         "forbidden"
     );
-    let key = p
-        .authed(Method::POST, "/api/v1/api-keys", &admin)
-        .json(&json!({"name": "bot", "role": "TENANT_USER"}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = api_key(&p, &admin).await;
     assert_eq!(
         ws.refused(json!({"refresh": {"token": key}})).await,
         "bad_request",

@@ -85,6 +85,20 @@ pub fn short_token(p: &Platform, s: &Session, secs: u64) -> String {
         .0
 }
 
+/// A new API key of `who`'s.
+pub async fn api_key(p: &Platform, who: &Session) -> String {
+    let created: serde_json::Value = p
+        .authed(reqwest::Method::POST, "/api/v1/api-keys", who)
+        .json(&json!({"name": "bot", "role": "TENANT_USER"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    created["key"].as_str().expect("an API key").to_owned()
+}
+
 type Tx = Pin<Box<dyn Sink<Message, Error = WsProtocolError>>>;
 type Rx = Pin<Box<dyn Stream<Item = Result<Frame, WsProtocolError>>>>;
 
