@@ -178,8 +178,12 @@ pub struct WebSocketLimits {
     /// Longest life of one connection, whatever flows (1001 at the end; clients reconnect,
     /// and their credential is checked again).
     pub max_lifetime_secs: u64,
-    /// Open connections per caller (user, API key, or client IP when anonymous); 429 above.
+    /// Open connections per user (whichever of their API keys or sessions); 429 above.
     pub max_per_caller: u32,
+    /// Open anonymous connections per client address (an IPv6 client by its /64); 429 above.
+    /// Realtime's WebSockets authenticate in their first frame, so the gateway sees no caller
+    /// for them: every user behind one NAT shares this.
+    pub max_per_address: u32,
     /// Open connections in all; 503 above.
     pub max_connections: u32,
 }
@@ -190,6 +194,7 @@ impl Default for WebSocketLimits {
             idle_timeout_secs: 120,
             max_lifetime_secs: 2 * 3600,
             max_per_caller: 16,
+            max_per_address: 256,
             max_connections: 10_000,
         }
     }
@@ -371,6 +376,7 @@ impl Validate for GatewayConfig {
             ("idle_timeout_secs", ws.idle_timeout_secs),
             ("max_lifetime_secs", ws.max_lifetime_secs),
             ("max_per_caller", ws.max_per_caller.into()),
+            ("max_per_address", ws.max_per_address.into()),
             ("max_connections", ws.max_connections.into()),
         ] {
             if value == 0 {

@@ -57,13 +57,15 @@ impl Connections {
                 limits.max_connections
             )));
         }
+        // Anonymous callers are counted by address (see `connection_key`).
+        let (limit, whom) = match caller.starts_with("ip:") {
+            true => (limits.max_per_address, "client address"),
+            false => (limits.max_per_caller, "user"),
+        };
         let mine = open.entry(caller.clone()).or_default();
-        if *mine >= limits.max_per_caller {
+        if *mine >= limit {
             return Err(AppError::TooManyRequests {
-                detail: format!(
-                    "at most {} open WebSockets per caller; close one first",
-                    limits.max_per_caller
-                ),
+                detail: format!("at most {limit} open WebSockets per {whom}; close one first"),
                 retry_after_secs: 5,
             });
         }

@@ -414,6 +414,27 @@ async fn websockets_are_bounded_per_user() {
 }
 
 #[actix_web::test]
+async fn anonymous_websockets_are_bounded_per_address() {
+    // A public WebSocket (realtime's authenticate in their first frame): the gateway sees no
+    // caller, and counts them by client address, with a bound of their own.
+    let s = stack(
+        "websocket = { max_per_caller = 1, max_per_address = 3 }\npublic_paths = [\"/api/v1/echo/ws\"]",
+        "",
+    )
+    .await;
+    let url = s.url("/api/v1/echo/ws").replacen("http://", "ws://", 1);
+    let open = || awc::Client::new().ws(url.clone()).connect();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(open().await.expect("within the address's bound").1);
+    }
+    match open().await {
+        Err(awc::error::WsClientError::InvalidResponseStatus(status)) => assert_eq!(status, 429),
+        other => panic!("fourth connection: {:?}", other.map(|_| ())),
+    }
+}
+
+#[actix_web::test]
 async fn websockets_end_when_idle_and_at_their_lifetime() {
     let s = stack(
         "websocket = { idle_timeout_secs = 1, max_lifetime_secs = 3 }",
