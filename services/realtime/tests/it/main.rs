@@ -6,6 +6,7 @@
 mod support;
 
 mod engineio;
+mod engines;
 mod native;
 mod replicas;
 mod rights;
