@@ -76,7 +76,7 @@ pub struct Subscribed {
     pub publications: Vec<Publication>,
 }
 
-/// Client publishes and typing notices allowed per connection: a token bucket.
+/// An allowance of one connection: a token bucket, full at first.
 struct Bucket {
     tokens: f64,
     burst: f64,
@@ -85,6 +85,15 @@ struct Bucket {
 }
 
 impl Bucket {
+    fn new(burst: u32, per_sec: u32) -> Self {
+        Self {
+            tokens: f64::from(burst),
+            burst: f64::from(burst),
+            per_sec: f64::from(per_sec),
+            at: Instant::now(),
+        }
+    }
+
     /// Takes one, or says how many `what` the bucket allows.
     fn spend(&mut self, what: &str) -> Result<(), CmdError> {
         if self.take() {
@@ -129,17 +138,6 @@ pub struct Conn {
     bucket: Bucket,
     /// Every command.
     commands: Bucket,
-}
-
-impl Bucket {
-    fn new(burst: u32, per_sec: u32) -> Self {
-        Self {
-            tokens: f64::from(burst),
-            burst: f64::from(burst),
-            per_sec: f64::from(per_sec),
-            at: Instant::now(),
-        }
-    }
 }
 
 impl Conn {
@@ -214,14 +212,6 @@ impl Conn {
     pub fn expires_in(&self) -> Option<i64> {
         self.expires_at()
             .map(|exp| (exp - chrono::Utc::now().timestamp()).max(0))
-    }
-
-    pub fn is_subscribed(&self, channel: &str) -> bool {
-        self.subs.contains_key(channel)
-    }
-
-    pub fn channels(&self) -> impl Iterator<Item = &String> {
-        self.subs.keys()
     }
 
     /// Whether the caller may see `channel`'s messages (and so its presence and history).
