@@ -60,6 +60,26 @@ pub enum Proof {
     Revocation(RevocationCheck),
 }
 
+/// Why a connection's credential no longer holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
+    /// The access token expired: the client reconnects with a fresh one.
+    Expired,
+    /// Revoked, cut off, logged out, deleted: the client is told so.
+    Revoked(String),
+    /// It could not be checked now (the denylist or auth is unreachable).
+    Unknown(String),
+}
+
+impl std::fmt::Display for Denied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Expired => f.write_str("token expired"),
+            Self::Revoked(why) | Self::Unknown(why) => f.write_str(why),
+        }
+    }
+}
+
 /// What a connection does with a push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accept {
@@ -322,10 +342,10 @@ impl Conn {
         let history = match &recover {
             Some(since) => {
                 hub.engine
-                    .history(&key, Some(since), config.recovery_max_publications)
+                    .open(&key, Some(since), config.recovery_max_publications)
                     .await
             }
-            None => hub.engine.history(&key, None, 0).await,
+            None => hub.engine.open(&key, None, 0).await,
         };
         let history = match history {
             Ok(h) => h,
@@ -611,16 +631,27 @@ impl Conn {
     }
 
     /// Whether the connection may stay open: its credential is still good (not expired,
-    /// revoked, cut off or deleted).
-    pub async fn still_allowed(&self) -> Result<(), String> {
+    /// revoked, cut off or deleted). A check that cannot be made (Redis or auth away) is
+    /// `Unknown`: the connection stays, and is checked again next time.
+    pub async fn still_allowed(&self) -> Result<(), Denied> {
         match &self.proof {
-            Proof::Credential => self
-                .state
-                .authenticator
-                .authenticate(Some(&self.caller.credential.authorization()), None)
-                .await
-                .map(|_| ())
-                .map_err(|e| problem_detail(&e)),
+            Proof::Credential => {
+                let checked = self
+                    .state
+                    .authenticator
+                    .authenticate(Some(&self.caller.credential.authorization()), None)
+                    .await;
+                match checked {
+                    Ok(_) => Ok(()),
+                    Err(AppError::Unauthorized(why)) if why.contains("expired") => {
+                        Err(Denied::Expired)
+                    }
+                    Err(e @ (AppError::Unauthorized(_) | AppError::Forbidden(_))) => {
+                        Err(Denied::Revoked(problem_detail(&e)))
+                    }
+                    Err(e) => Err(Denied::Unknown(problem_detail(&e))),
+                }
+            }
             Proof::Revocation(check) => {
                 unexpired_and_unrevoked(&self.state, &self.caller, check).await
             }
@@ -737,7 +768,7 @@ pub async fn authenticate(state: &RealtimeState, token: &str) -> Result<(Caller,
             })?;
         unexpired_and_unrevoked(state, &redeemed.caller, &redeemed.revocation)
             .await
-            .map_err(|why| CmdError::new("unauthorized", why))?;
+            .map_err(|why| CmdError::new("unauthorized", why.to_string()))?;
         return Ok((redeemed.caller, Proof::Revocation(redeemed.revocation)));
     }
     let caller = state
@@ -753,11 +784,11 @@ async fn unexpired_and_unrevoked(
     state: &RealtimeState,
     caller: &Caller,
     check: &RevocationCheck,
-) -> Result<(), String> {
+) -> Result<(), Denied> {
     if let Credential::Jwt { exp, .. } = &caller.credential
         && *exp <= chrono::Utc::now().timestamp()
     {
-        return Err("token expired".into());
+        return Err(Denied::Expired);
     }
     let refused = state
         .authenticator
@@ -765,9 +796,9 @@ async fn unexpired_and_unrevoked(
         .denylist()
         .refuses(&check.jti, &check.subjects, check.issued_ms)
         .await
-        .map_err(|e| problem_detail(&e))?;
+        .map_err(|e| Denied::Unknown(problem_detail(&e)))?;
     if refused {
-        return Err("access token revoked".into());
+        return Err(Denied::Revoked("access token revoked".into()));
     }
     Ok(())
 }

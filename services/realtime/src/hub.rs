@@ -47,6 +47,16 @@ pub struct Position {
     pub epoch: String,
 }
 
+impl Position {
+    /// Where a channel never opened is: offset 0 of no epoch.
+    pub fn none() -> Self {
+        Self {
+            offset: 0,
+            epoch: String::new(),
+        }
+    }
+}
+
 /// What reaches a channel's subscribers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -171,8 +181,18 @@ pub trait Engine: Send + Sync {
     ) -> anyhow::Result<(Publication, String)>;
 
     /// Publications after `since` (all kept, without one), oldest first, at most `limit`:
-    /// the newest `limit` without `since`, the first `limit` after it with one.
+    /// the newest `limit` without `since`, the first `limit` after it with one. Reading keeps
+    /// nothing: a channel never opened is at offset 0 of no epoch (`""`).
     async fn history(
+        &self,
+        key: &Key,
+        since: Option<&Position>,
+        limit: usize,
+    ) -> anyhow::Result<History>;
+
+    /// `history` for a subscriber: the stream is made (with its epoch) when there is none,
+    /// so that the position the subscriber starts from is one it can recover from.
+    async fn open(
         &self,
         key: &Key,
         since: Option<&Position>,
@@ -337,6 +357,22 @@ impl MemoryEngine {
         }
     }
 
+    fn read(&self, key: &Key, since: Option<&Position>, limit: usize, create: bool) -> History {
+        let now = Instant::now();
+        let mut streams = self.shard(key);
+        if !create && !streams.contains_key(key) {
+            return after(std::iter::empty(), Position::none(), since, limit);
+        }
+        let stream = streams.entry(key.clone()).or_insert_with(Stream::new);
+        stream.trim(&self.retention, now);
+        stream.touched = now;
+        let position = Position {
+            offset: stream.top,
+            epoch: stream.epoch.clone(),
+        };
+        after(stream.kept.iter().map(|(_, p)| p), position, since, limit)
+    }
+
     /// Streams held (for tests and metrics).
     pub fn streams(&self) -> usize {
         self.shards
@@ -386,21 +422,16 @@ impl Engine for MemoryEngine {
         since: Option<&Position>,
         limit: usize,
     ) -> anyhow::Result<History> {
-        let now = Instant::now();
-        let mut streams = self.shard(key);
-        let stream = streams.entry(key.clone()).or_insert_with(Stream::new);
-        stream.trim(&self.retention, now);
-        stream.touched = now;
-        let position = Position {
-            offset: stream.top,
-            epoch: stream.epoch.clone(),
-        };
-        Ok(after(
-            stream.kept.iter().map(|(_, p)| p),
-            position,
-            since,
-            limit,
-        ))
+        Ok(self.read(key, since, limit, false))
+    }
+
+    async fn open(
+        &self,
+        key: &Key,
+        since: Option<&Position>,
+        limit: usize,
+    ) -> anyhow::Result<History> {
+        Ok(self.read(key, since, limit, true))
     }
 
     async fn presence_add(&self, key: &Key, info: &ClientInfo) -> anyhow::Result<()> {

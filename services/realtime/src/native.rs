@@ -18,7 +18,7 @@ use agora_shared::AppError;
 
 use crate::{
     RealtimeState,
-    conn::{self, Accept, CmdError, Conn},
+    conn::{self, Accept, CmdError, Conn, Denied},
     hub::{Delivery, Message, Position, Publication, Push},
 };
 
@@ -161,15 +161,19 @@ fn valid_id(id: &Option<Value>) -> Result<(), CmdError> {
     }
 }
 
+/// The id of a frame that is an object with a valid one.
+fn id_of(text: &str) -> Option<Value> {
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| v.get("id").cloned())
+        .filter(|id| valid_id(&Some(id.clone())).is_ok())
+}
+
 fn parse(text: &str) -> Result<Command, (Option<Value>, CmdError)> {
     let command: Command = serde_json::from_str(text).map_err(|e| {
         // The id, when the frame is an object that has one, still goes back.
-        let id = serde_json::from_str::<Value>(text)
-            .ok()
-            .and_then(|v| v.get("id").cloned())
-            .filter(|id| valid_id(&Some(id.clone())).is_ok());
         (
-            id,
+            id_of(text),
             CmdError::new("bad_request", format!("invalid command: {e}")),
         )
     })?;
@@ -254,10 +258,12 @@ pub fn push_json(d: &Delivery) -> String {
 
 /// How long a frame may wait for the client to take it: a client that stops reading is
 /// dropped instead of holding its connection's task.
-const SEND_WITHIN: Duration = Duration::from_secs(10);
+pub(crate) const SEND_WITHIN: Duration = Duration::from_secs(10);
 
 /// Whether `sending` went out in time.
-async fn within(sending: impl std::future::Future<Output = Result<(), actix_ws::Closed>>) -> bool {
+pub(crate) async fn within(
+    sending: impl std::future::Future<Output = Result<(), actix_ws::Closed>>,
+) -> bool {
     matches!(tokio::time::timeout(SEND_WITHIN, sending).await, Ok(Ok(())))
 }
 
@@ -283,7 +289,9 @@ async fn handshake(
         match next {
             Some(Ok(AggregatedMessage::Text(t))) => break t,
             Some(Ok(AggregatedMessage::Ping(b))) => {
-                let _ = session.pong(&b).await;
+                if !within(session.pong(&b)).await {
+                    return Err((close::BAD_REQUEST, "the client does not read".to_owned()));
+                }
             }
             Some(Ok(AggregatedMessage::Pong(_))) => {}
             _ => return Err((close::BAD_REQUEST, "expected a connect frame".to_owned())),
@@ -413,11 +421,14 @@ async fn run(
                     break None;
                 }
             }
-            _ = recheck.tick() => {
-                if let Err(why) = conn.still_allowed().await {
-                    break Some((close::REVOKED, format!("credential no longer valid: {why}")));
+            _ = recheck.tick() => match conn.still_allowed().await {
+                Ok(()) => {}
+                Err(Denied::Expired) => break Some((close::EXPIRED, "token expired; reconnect with a fresh one".into())),
+                Err(Denied::Revoked(why)) => break Some((close::REVOKED, format!("credential no longer valid: {why}"))),
+                Err(Denied::Unknown(why)) => {
+                    tracing::warn!(%why, "a connection's credential could not be checked again; it stays");
                 }
-            }
+            },
             () = &mut expiry => {
                 if warned || conn.expires_in().unwrap_or(1) == 0 {
                     break Some((close::EXPIRED, "token expired; reconnect with a fresh one".into()));
@@ -439,6 +450,10 @@ async fn run(
 
 /// Runs one command frame: the answer to send, and whether the credential was refreshed.
 async fn command(conn: &mut Conn, text: &str) -> (String, bool) {
+    // Every frame counts, even one that does not parse.
+    if let Err(err) = conn.command() {
+        return (error(&id_of(text), &err), false);
+    }
     let command = match parse(text) {
         Ok(c) => c,
         Err((id, err)) => return (error(&id, &err), false),
@@ -457,7 +472,6 @@ async fn execute(conn: &mut Conn, c: Command) -> Result<(&'static str, Value), C
             .unwrap_or(state.config.history_size)
             .clamp(1, state.config.history_size)
     };
-    conn.command()?;
     if c.connect.is_some() {
         return Err(CmdError::new("already_connected", "already connected"));
     }

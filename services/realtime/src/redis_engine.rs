@@ -38,6 +38,7 @@ const PUBLISH: &str = r#"
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   epoch = ARGV[1]
+  redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'top', 0)
 end
 local top = redis.call('HINCRBY', KEYS[1], 'top', 1)
@@ -52,32 +53,42 @@ return {top, epoch}
 "#;
 
 /// Reads a stream: KEYS = meta, history; ARGV = a new epoch, meta ttl, history ttl, the
-/// offset publications are wanted after (-1: none), limit, history size. Returns {epoch,
-/// top, entries}: the newest `limit` kept, or all kept after the offset. A stream made by a
-/// read (never published to) lives only as long as a publication would.
+/// offset publications are wanted after (-1: none) and its epoch, limit, history size,
+/// whether to make the stream when there is none (`1`, a subscriber) or not (`0`, a read).
+/// Returns {epoch, top, entries}: the newest `limit` kept, or the first `limit` kept after
+/// the offset (nothing when the epoch is another). A stream made by a subscriber and never
+/// published to lives as long as a publication would, or as its subscribers' presence.
 const READ: &str = r#"
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
+  if ARGV[8] == '0' then
+    return {'', 0, {}}
+  end
   epoch = ARGV[1]
+  redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'top', 0)
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
 end
 local top = tonumber(redis.call('HGET', KEYS[1], 'top'))
 if top > 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[2])
-elseif redis.call('TTL', KEYS[1]) < 0 then
-  redis.call('EXPIRE', KEYS[1], ARGV[3])
 end
 local since = tonumber(ARGV[4])
-local want = tonumber(ARGV[5])
+local limit = math.min(tonumber(ARGV[6]), tonumber(ARGV[7]))
+if limit <= 0 then
+  return {epoch, top, {}}
+end
+local first = -limit
+local last = -1
 if since >= 0 then
-  want = top - since
+  if ARGV[5] ~= epoch or since >= top then
+    return {epoch, top, {}}
+  end
+  local missed = math.min(top - since, tonumber(ARGV[7]))
+  first = -missed
+  last = math.min(-missed + limit - 1, -1)
 end
-want = math.min(want, tonumber(ARGV[6]))
-local entries = {}
-if want > 0 then
-  entries = redis.call('LRANGE', KEYS[2], -want, -1)
-end
-return {epoch, top, entries}
+return {epoch, top, redis.call('LRANGE', KEYS[2], first, last)}
 "#;
 
 /// Presence now: KEYS = scores, infos; ARGV = now (ms). Drops expired entries; returns the
@@ -174,7 +185,6 @@ impl RedisEngine {
     async fn put_presence(&self, entries: &[(Key, ClientInfo)]) -> anyhow::Result<()> {
         let expires = now_ms() + PRESENCE_TTL.as_millis() as i64;
         let ttl = PRESENCE_TTL.as_secs() as i64 * 2;
-        let meta_ttl = self.retention.meta_ttl.as_secs().max(1) as i64;
         let mut pipe = redis::pipe();
         for (key, info) in entries {
             let (meta, _, scores, infos) = self.keys(key);
@@ -182,12 +192,64 @@ impl RedisEngine {
                 .hset(&infos, &info.client, serde_json::to_string(info)?)
                 .expire(&scores, ttl)
                 .expire(&infos, ttl)
-                .expire(&meta, meta_ttl);
+                // The stream's position lives while someone is subscribed; GT never shortens
+                // what a publication gave it.
+                .cmd("EXPIRE")
+                .arg(&meta)
+                .arg(ttl)
+                .arg("GT")
+                .ignore();
         }
         self.redis
             .run(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
             .await
             .map_err(|e| failed("presence", e))
+    }
+
+    async fn read_stream(
+        &self,
+        key: &Key,
+        since: Option<&Position>,
+        limit: usize,
+        create: bool,
+    ) -> anyhow::Result<History> {
+        let (meta, hist, ..) = self.keys(key);
+        let script = self.read.clone();
+        let r = self.retention;
+        let after_offset = since.map_or(-1, |s| s.offset.min(i64::MAX as u64) as i64);
+        let since_epoch = since.map(|s| s.epoch.clone()).unwrap_or_default();
+        let (epoch, top, entries): (String, u64, Vec<String>) = self
+            .redis
+            .run(|mut conn| async move {
+                script
+                    .key(meta)
+                    .key(hist)
+                    .arg(new_epoch())
+                    .arg(r.meta_ttl.as_secs().max(1))
+                    .arg(r.ttl.as_secs().max(1))
+                    .arg(after_offset)
+                    .arg(since_epoch)
+                    .arg(limit)
+                    .arg(r.size)
+                    .arg(if create { 1 } else { 0 })
+                    .invoke_async(&mut conn)
+                    .await
+            })
+            .await
+            .map_err(|e| failed("history", e))?;
+        let oldest = now_ms() - self.retention.ttl.as_millis() as i64;
+        let kept: Vec<Publication> = entries
+            .iter()
+            .filter_map(|e| serde_json::from_str::<Entry>(e).ok())
+            .filter(|e| e.t >= oldest)
+            .map(|e| e.publication)
+            .collect();
+        Ok(after(
+            kept.iter(),
+            Position { offset: top, epoch },
+            since,
+            limit,
+        ))
     }
 
     /// Hands every replica's messages to this one's subscribers, and keeps this replica's
@@ -313,40 +375,16 @@ impl Engine for RedisEngine {
         since: Option<&Position>,
         limit: usize,
     ) -> anyhow::Result<History> {
-        let (meta, hist, ..) = self.keys(key);
-        let script = self.read.clone();
-        let r = self.retention;
-        let after_offset = since.map_or(-1, |s| s.offset.min(i64::MAX as u64) as i64);
-        let (epoch, top, entries): (String, u64, Vec<String>) = self
-            .redis
-            .run(|mut conn| async move {
-                script
-                    .key(meta)
-                    .key(hist)
-                    .arg(new_epoch())
-                    .arg(r.meta_ttl.as_secs().max(1))
-                    .arg(r.ttl.as_secs().max(1))
-                    .arg(after_offset)
-                    .arg(limit)
-                    .arg(r.size)
-                    .invoke_async(&mut conn)
-                    .await
-            })
-            .await
-            .map_err(|e| failed("history", e))?;
-        let oldest = now_ms() - self.retention.ttl.as_millis() as i64;
-        let kept: Vec<Publication> = entries
-            .iter()
-            .filter_map(|e| serde_json::from_str::<Entry>(e).ok())
-            .filter(|e| e.t >= oldest)
-            .map(|e| e.publication)
-            .collect();
-        Ok(after(
-            kept.iter(),
-            Position { offset: top, epoch },
-            since,
-            limit,
-        ))
+        self.read_stream(key, since, limit, false).await
+    }
+
+    async fn open(
+        &self,
+        key: &Key,
+        since: Option<&Position>,
+        limit: usize,
+    ) -> anyhow::Result<History> {
+        self.read_stream(key, since, limit, true).await
     }
 
     async fn presence_add(&self, key: &Key, info: &ClientInfo) -> anyhow::Result<()> {

@@ -10,7 +10,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -25,14 +25,26 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     RealtimeState,
-    conn::{self, Accept, CmdError, Conn},
+    conn::{self, Accept, CmdError, Conn, Denied},
     hub::{Delivery, Message, Push},
+    native::{SEND_WITHIN, within},
 };
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     for path in ["/socket.io", "/socket.io/"] {
         cfg.route(path, web::get().to(get))
             .route(path, web::post().to(post));
+    }
+}
+
+impl EioSession {
+    /// `packet` left the queue for the client.
+    fn taken(&self, packet: &str) {
+        let _ = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                Some(q.saturating_sub(packet.len()))
+            });
     }
 }
 
@@ -85,6 +97,8 @@ struct EioSession {
     outbound_tx: mpsc::Sender<String>,
     /// Its packets travel over a WebSocket now (polls are refused).
     upgraded: AtomicBool,
+    /// Bytes of packets waiting for the client (see `Out`).
+    queued: AtomicUsize,
     /// Fires when the session ends, whoever ends it.
     closed: CancellationToken,
 }
@@ -135,6 +149,7 @@ fn new_session(state: &Arc<RealtimeState>, upgraded: bool) -> Option<Arc<EioSess
         outbound: tokio::sync::Mutex::new(out_rx),
         outbound_tx: out_tx.clone(),
         upgraded: AtomicBool::new(upgraded),
+        queued: AtomicUsize::new(0),
         closed: CancellationToken::new(),
     });
     state.sessions.insert(session.clone());
@@ -217,10 +232,14 @@ async fn poll(state: &RealtimeState, session: &EioSession) -> HttpResponse {
     let Some(first) = first else {
         return text("1".to_owned());
     };
+    session.taken(&first);
     let mut packets = vec![first];
     while packets.len() < 256 {
         match outbound.try_recv() {
-            Ok(p) => packets.push(p),
+            Ok(p) => {
+                session.taken(&p);
+                packets.push(p);
+            }
             Err(_) => break,
         }
     }
@@ -280,11 +299,7 @@ async fn websocket(
                 let _ = ws.close(None).await;
                 return;
             };
-            if ws
-                .text(open_packet(&state, &session.sid, &[]))
-                .await
-                .is_err()
-            {
+            if !within(ws.text(open_packet(&state, &session.sid, &[]))).await {
                 session.closed.cancel();
                 return;
             }
@@ -299,7 +314,7 @@ async fn websocket(
                 let frame = tokio::time::timeout_at(deadline, stream.recv()).await;
                 match frame {
                     Ok(Some(Ok(AggregatedMessage::Text(t)))) if &*t == "2probe" && !probed => {
-                        if ws.text("3probe").await.is_err() {
+                        if !within(ws.text("3probe")).await {
                             return;
                         }
                         probed = true;
@@ -308,7 +323,9 @@ async fn websocket(
                     }
                     Ok(Some(Ok(AggregatedMessage::Text(t)))) if &*t == "5" && probed => break,
                     Ok(Some(Ok(AggregatedMessage::Ping(b)))) => {
-                        let _ = ws.pong(&b).await;
+                        if !within(ws.pong(&b)).await {
+                            return;
+                        }
                     }
                     _ => {
                         let _ = ws.close(None).await;
@@ -326,12 +343,13 @@ async fn websocket(
         tokio::select! {
             frame = stream.recv() => match frame {
                 Some(Ok(AggregatedMessage::Text(t))) => {
-                    if session.inbound.send(t.to_string()).await.is_err() {
+                    let handed = tokio::time::timeout(SEND_WITHIN, session.inbound.send(t.to_string())).await;
+                    if !matches!(handed, Ok(Ok(()))) {
                         break false;
                     }
                 }
                 Some(Ok(AggregatedMessage::Ping(b))) => {
-                    if ws.pong(&b).await.is_err() {
+                    if !within(ws.pong(&b)).await {
                         break false;
                     }
                 }
@@ -339,9 +357,12 @@ async fn websocket(
                 _ => break false,
             },
             packet = outbound.recv() => match packet {
-                Some(p) => if ws.text(p).await.is_err() {
-                    break false;
-                },
+                Some(p) => {
+                    session.taken(&p);
+                    if !within(ws.text(p)).await {
+                        break false;
+                    }
+                }
                 None => break true,
             },
             _ = session.closed.cancelled() => break true,
@@ -349,7 +370,7 @@ async fn websocket(
     };
     session.closed.cancel();
     if ending {
-        let _ = ws.close(None).await;
+        let _ = tokio::time::timeout(SEND_WITHIN, ws.close(None)).await;
     }
 }
 
@@ -550,12 +571,32 @@ async fn on_event(conn: &mut Conn, name: &str, payload: Value, out: &Out) -> Val
 /// A session's outgoing packets. Never waits: a client that lets them pile up past the
 /// queue's bound (it stopped polling or reading) loses its session, so that no session task
 /// ever stalls on one.
-struct Out(mpsc::Sender<String>);
+struct Out {
+    tx: mpsc::Sender<String>,
+    session: Arc<EioSession>,
+    /// Most bytes waiting at once: packets are copies of their publications, so a count of
+    /// them alone would let one session hold the queue's length in 64 KiB messages.
+    budget: usize,
+}
 
 impl Out {
     /// Queues `packet`; false when the client is too far behind (or gone).
     fn put(&self, packet: String) -> bool {
-        self.0.try_send(packet).is_ok()
+        let len = packet.len();
+        if self.session.queued.load(Ordering::Acquire) + len > self.budget {
+            return false;
+        }
+        self.session.queued.fetch_add(len, Ordering::AcqRel);
+        if self.tx.try_send(packet).is_err() {
+            self.session.queued.fetch_sub(len, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// Whether the client has taken everything queued.
+    fn drained(&self) -> bool {
+        self.tx.capacity() == self.tx.max_capacity()
     }
 }
 
@@ -582,7 +623,11 @@ async fn run_socket(
     pending: conn::Pending,
 ) {
     let mut pending = Some(pending);
-    let out = Out(out);
+    let out = Out {
+        tx: out,
+        session: session.clone(),
+        budget: (2 * state.config.max_message_bytes).max(1 << 20),
+    };
     let ping_every = Duration::from_secs(state.config.ping_secs);
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     let recheck_every = Duration::from_secs(state.config.recheck_secs);
@@ -649,10 +694,15 @@ async fn run_socket(
                 ponged = false;
             }
             _ = recheck.tick() => {
-                if let Some((c, _)) = &conn
-                    && c.still_allowed().await.is_err()
-                {
-                    break End::Disconnect;
+                if let Some((c, _)) = &conn {
+                    match c.still_allowed().await {
+                        Ok(()) => {}
+                        Err(Denied::Expired) => break End::Reconnect,
+                        Err(Denied::Revoked(_)) => break End::Disconnect,
+                        Err(Denied::Unknown(why)) => {
+                            tracing::warn!(%why, "a socket's credential could not be checked again; it stays");
+                        }
+                    }
                 }
             }
             // Not connected in time (the session ends), or the token expired (the client
@@ -669,7 +719,6 @@ async fn run_socket(
         }
         End::Refused | End::Silent => {}
     }
-    drop(pending);
     if let Some((mut c, _)) = conn {
         c.close().await;
     }
@@ -677,12 +726,13 @@ async fn run_socket(
     // seconds at most, before the session is gone.
     let last_words = !matches!(end, End::Silent);
     let linger = Instant::now() + Duration::from_secs(5);
-    while last_words && out.0.capacity() < out.0.max_capacity() && Instant::now() < linger {
+    while last_words && !out.drained() && Instant::now() < linger {
         if session.closed.is_cancelled() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    drop(pending);
     state.sessions.remove(&session.sid);
     session.closed.cancel();
 }
@@ -697,10 +747,20 @@ async fn socket_packet(
     let Some(p) = packet::parse(raw) else {
         return Err(End::Silent);
     };
+    // Every packet of a connected socket counts against its allowance (events are refused
+    // in their ack; anything else past it ends the session).
+    if p.kind != 2
+        && let Some((c, _)) = conn
+        && c.command().is_err()
+    {
+        return Err(End::Silent);
+    }
     if p.namespace != "/" {
         let message = json!({ "message": "Invalid namespace" });
-        out.put(format!("44{},{message}", p.namespace));
-        return Ok(());
+        return match out.put(format!("44{},{message}", p.namespace)) {
+            true => Ok(()),
+            false => Err(End::Silent),
+        };
     }
     let sent = match p.kind {
         0 => {

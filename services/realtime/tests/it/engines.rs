@@ -61,8 +61,14 @@ async fn conformance(engine: Arc<dyn Engine>, local: Arc<Local>) {
     let tenant = uuid::Uuid::now_v7().to_string();
     let key = Key::new(&tenant, "session:x");
 
-    // A new stream: offset 0 in a fresh epoch; offsets then follow one another in it.
-    let empty = engine.history(&key, None, 10).await.unwrap();
+    // Reading a channel never opened keeps nothing: offset 0 of no epoch, every time.
+    for _ in 0..2 {
+        let read = engine.history(&key, None, 10).await.unwrap();
+        assert_eq!(read.position, Position::none());
+        assert!(read.publications.is_empty());
+    }
+    // Opened (a subscriber): offset 0 in a fresh epoch; offsets then follow one another.
+    let empty = engine.open(&key, None, 10).await.unwrap();
     assert_eq!(empty.position.offset, 0);
     assert!(!empty.position.epoch.is_empty());
     assert!(empty.publications.is_empty());
