@@ -252,6 +252,23 @@ impl RedisEngine {
         ))
     }
 
+    /// Deletes one presence entry (whether or not this replica still holds it).
+    async fn remove_presence(&self, key: &Key, client: &str) -> anyhow::Result<()> {
+        let (_, _, scores, infos) = self.keys(key);
+        let client = client.to_owned();
+        self.redis
+            .run(|mut conn| async move {
+                redis::pipe()
+                    .atomic()
+                    .zrem(&scores, &client)
+                    .hdel(&infos, &client)
+                    .query_async::<()>(&mut conn)
+                    .await
+            })
+            .await
+            .map_err(|e| failed("presence", e))
+    }
+
     /// Hands every replica's messages to this one's subscribers, and keeps this replica's
     /// presence entries alive, until `shutdown`; reconnects after failures.
     pub async fn listen(self: Arc<Self>, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -282,6 +299,20 @@ impl RedisEngine {
                         };
                         if let Err(err) = engine.put_presence(&entries).await {
                             tracing::warn!(error = %format!("{err:#}"), "refreshing presence failed");
+                            continue;
+                        }
+                        // One that left while the batch was being written may have been
+                        // written back after its removal: removed again.
+                        let gone: Vec<(Key, String)> = {
+                            let mine = engine.mine.lock().unwrap_or_else(|p| p.into_inner());
+                            entries
+                                .iter()
+                                .map(|(k, info)| (k.clone(), info.client.clone()))
+                                .filter(|entry| !mine.contains_key(entry))
+                                .collect()
+                        };
+                        for (key, client) in gone {
+                            let _ = engine.remove_presence(&key, &client).await;
                         }
                     }
                 }
@@ -402,19 +433,7 @@ impl Engine for RedisEngine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&(key.clone(), client.to_owned()));
-        let (_, _, scores, infos) = self.keys(key);
-        let client = client.to_owned();
-        self.redis
-            .run(|mut conn| async move {
-                redis::pipe()
-                    .atomic()
-                    .zrem(&scores, &client)
-                    .hdel(&infos, &client)
-                    .query_async::<()>(&mut conn)
-                    .await
-            })
-            .await
-            .map_err(|e| failed("presence", e))
+        self.remove_presence(key, client).await
     }
 
     async fn presence(&self, key: &Key) -> anyhow::Result<Vec<ClientInfo>> {
