@@ -101,16 +101,33 @@ pub struct Subscriber {
     pub overflow: CancellationToken,
 }
 
-/// This process's subscribers, per channel.
-#[derive(Default)]
+/// This process's subscribers, per channel, in shards: a delivery to one channel never waits
+/// for one to another (unless they share a shard).
 pub struct Local {
-    channels: Mutex<HashMap<Key, HashMap<Arc<str>, Subscriber>>>,
+    shards: Vec<Mutex<Channels>>,
+    hasher: RandomState,
+}
+
+type Channels = HashMap<Key, HashMap<Arc<str>, Subscriber>>;
+
+impl Default for Local {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
+        }
+    }
 }
 
 impl Local {
+    fn shard(&self, key: &Key) -> std::sync::MutexGuard<'_, Channels> {
+        let i = (self.hasher.hash_one(key) as usize) % SHARDS;
+        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Adds `subscriber`; false when its client is already there.
     pub fn add(&self, key: &Key, subscriber: Subscriber) -> bool {
-        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        let mut channels = self.shard(key);
         let subs = channels.entry(key.clone()).or_default();
         if subs.contains_key(&subscriber.client) {
             return false;
@@ -120,7 +137,7 @@ impl Local {
     }
 
     pub fn remove(&self, key: &Key, client: &str) {
-        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        let mut channels = self.shard(key);
         if let Some(subs) = channels.get_mut(key) {
             subs.remove(client);
             if subs.is_empty() {
@@ -132,7 +149,7 @@ impl Local {
     /// Hands `delivery` to each subscriber it is for, without waiting: a subscriber whose queue
     /// is full is told to close (a slow client never slows the channel).
     pub fn deliver(&self, delivery: Delivery) {
-        let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        let channels = self.shard(&delivery.key);
         let Some(subs) = channels.get(&delivery.key) else {
             return;
         };
@@ -152,8 +169,13 @@ impl Local {
 
     /// Subscriptions held here, over all channels.
     pub fn subscriptions(&self) -> usize {
-        let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        channels.values().map(HashMap::len).sum()
+        self.shards
+            .iter()
+            .map(|shard| {
+                let channels = shard.lock().unwrap_or_else(|p| p.into_inner());
+                channels.values().map(HashMap::len).sum::<usize>()
+            })
+            .sum()
     }
 }
 
