@@ -16,6 +16,9 @@ pub enum Kind {
     Session(String),
     /// One user's own notifications.
     User(String),
+    /// A Judge0 submission's verdict, for whoever holds its token (as Judge0's own
+    /// `GET /submissions/{token}` is).
+    Submission(String),
     /// Everyone in the tenant.
     Tenant,
     /// The tenant's live dashboards (ticket changes as they happen).
@@ -58,7 +61,7 @@ pub fn parse(name: &str) -> Result<Kind, String> {
     }
     let Some((kind, id)) = name.split_once(':') else {
         return Err(format!(
-            "unknown channel {name:?}: channels are conversation:<id>, ticket:<id>, session:<id>, user:<id>, tenant and dashboard"
+            "unknown channel {name:?}: channels are conversation:<id>, ticket:<id>, session:<id>, user:<id>, submission:<token>, tenant and dashboard"
         ));
     };
     if id.is_empty()
@@ -77,8 +80,9 @@ pub fn parse(name: &str) -> Result<Kind, String> {
         "ticket" => Ok(Kind::Ticket(id)),
         "session" => Ok(Kind::Session(id)),
         "user" => Ok(Kind::User(id)),
+        "submission" => Ok(Kind::Submission(id)),
         _ => Err(format!(
-            "unknown channel kind {kind:?}: use conversation, ticket, session or user"
+            "unknown channel kind {kind:?}: use conversation, ticket, session, user or submission"
         )),
     }
 }

@@ -246,7 +246,8 @@ impl Conn {
             }
             Kind::Ticket(id) => self.may_see_ticket(id).await?,
             // Conversations belong to the agents service and sessions to the tutor, neither
-            // of which runs yet: any member of the tenant may use them, and only in it.
+            // of which runs yet: any member of the tenant may use them, and only in it. A
+            // submission's channel is its token's holders', as Judge0's GET is.
             _ => {}
         }
         Ok(kind)

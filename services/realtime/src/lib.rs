@@ -223,11 +223,15 @@ pub async fn start(
     service
         .tasks
         .spawn(ctx.invalidations().watch(peer, shutdown.clone()));
-    service.tasks.spawn(events::run(
-        ctx.bus.clone(),
-        state.hub.clone(),
-        shutdown.clone(),
-    ));
+    for (source, map) in events::SOURCES {
+        service.tasks.spawn(events::run(
+            ctx.bus.clone(),
+            state.hub.clone(),
+            source,
+            map,
+            shutdown.clone(),
+        ));
+    }
     service.tasks.spawn(forget_tokens(db, shutdown));
     Ok(Started { service, state })
 }

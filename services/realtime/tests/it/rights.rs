@@ -390,7 +390,107 @@ async fn admin_publishing_over_http_and_grpc(store: Store) {
     assert_eq!(presence.clients[0].user_id, member.user_id);
 }
 
+async fn code_runs_reach_their_channels(store: Store) {
+    use agora_shared::bus::{Event, EventBus};
+    use prost::Message as _;
+
+    let p = platform(store, "").await;
+    let admin = p.tenant("Acme").await;
+    let student = p.member(&admin, "s@acme.test", &[]).await;
+    let globex = p.tenant("Globex").await;
+    let base = p.url("");
+    let token = uuid::Uuid::now_v7().to_string();
+    let mut own = Ws::connect(&base, &student.access).await;
+    own.subscribe(&format!("submission:{token}")).await;
+    own.subscribe(&format!("user:{}", student.user_id)).await;
+    let mut teacher = Ws::connect(&base, &admin.access).await;
+    teacher.subscribe(&format!("user:{}", admin.user_id)).await;
+    let mut spy = Ws::connect(&base, &globex.access).await;
+    spy.subscribe(&format!("submission:{token}")).await;
+
+    // code-exec's events, as it writes them, on the platform's bus.
+    let finished = agora_proto::events::v1::SubmissionFinished {
+        token: token.clone(),
+        tenant_id: admin.tenant_id.clone(),
+        user_id: student.user_id.clone(),
+        language_id: 71,
+        language: "Python (3.11.2)".into(),
+        status_id: 3,
+        status: "Accepted".into(),
+        time: 0.02,
+        wall_time: 0.05,
+        memory_kb: 3800,
+        created_at: "2026-12-05T10:00:00Z".into(),
+        finished_at: "2026-12-05T10:00:01Z".into(),
+    };
+    let topic = agora_shared::bus::topic_for("code-exec");
+    let publish = |name: &str, key: &str, data: Vec<u8>| {
+        Event::new(
+            "agora/code-exec",
+            &format!("agora.code_exec.{name}"),
+            key,
+            Some(admin.tenant_id.clone()),
+            data,
+        )
+    };
+    let event = publish("submission.finished", &token, finished.encode_to_vec());
+    p.bus.publish(&topic, &event).await.unwrap();
+    let mut channels = Vec::new();
+    for _ in 0..2 {
+        let pushed = own.next_pub().await;
+        assert_eq!(pushed["event"], "submission.finished", "{pushed}");
+        assert_eq!(pushed["data"]["token"], token.as_str());
+        assert_eq!(
+            pushed["data"]["status"],
+            json!({"id": 3, "description": "Accepted"})
+        );
+        assert_eq!(pushed["data"]["event_id"], event.id.as_str());
+        channels.push(pushed["channel"].as_str().unwrap().to_owned());
+    }
+    channels.sort();
+    assert_eq!(
+        channels,
+        vec![
+            format!("submission:{token}"),
+            format!("user:{}", student.user_id)
+        ]
+    );
+    let attempt = agora_proto::events::v1::AttemptFinished {
+        attempt_id: "a1".into(),
+        tenant_id: admin.tenant_id.clone(),
+        user_id: student.user_id.clone(),
+        exercise_id: "sum-line".into(),
+        exercise_version: 1,
+        language_id: 71,
+        language: "Python (3.11.2)".into(),
+        score: 2,
+        max_score: 3,
+        passed: false,
+        cases: 2,
+        accepted_cases: 1,
+        case_status_ids: vec![3, 4],
+        created_at: "2026-12-05T10:00:00Z".into(),
+        finished_at: "2026-12-05T10:00:02Z".into(),
+    };
+    let event = publish("attempt.finished", "a1", attempt.encode_to_vec());
+    p.bus.publish(&topic, &event).await.unwrap();
+    let pushed = own.next_pub().await;
+    assert_eq!(pushed["event"], "attempt.finished");
+    assert_eq!(pushed["channel"], format!("user:{}", student.user_id));
+    assert_eq!(
+        (
+            pushed["data"]["score"].clone(),
+            pushed["data"]["max_score"].clone()
+        ),
+        (json!(2), json!(3))
+    );
+    // Nobody else's channels, and no other tenant's.
+    teacher.quiet(300).await;
+    spy.quiet(300).await;
+}
+
 crate::on_every_store!(
+    code_runs_reach_their_channels,
     tickets_reach_dashboards_and_their_channels,
     connection_tokens_are_single_use_and_short_lived,
     expired_and_revoked_credentials_end_connections,
