@@ -94,6 +94,16 @@ impl Default for RealtimeConfig {
     }
 }
 
+impl RealtimeConfig {
+    /// How many publications a history read gives: what was asked (none: all kept), between
+    /// 1 and `history_size`.
+    pub fn history_limit(&self, asked: Option<usize>) -> usize {
+        asked
+            .unwrap_or(self.history_size)
+            .clamp(1, self.history_size)
+    }
+}
+
 impl Validate for RealtimeConfig {
     fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         let key = |k: &str| format!("{prefix}.{k}");

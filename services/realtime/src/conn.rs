@@ -401,23 +401,7 @@ impl Conn {
     }
 
     async fn leave(&self, channel: &str) {
-        let key = self.key(channel);
-        let hub = &self.state.hub;
-        hub.local.remove(&key, &self.client);
-        let info = self.info();
-        let told = channel::parse(channel).is_ok_and(|k| k.clients_publish());
-        let left = async {
-            hub.engine.presence_remove(&key, &info.client).await?;
-            if told {
-                hub.engine
-                    .broadcast(&key, Message::Leave(info.clone()))
-                    .await?;
-            }
-            Ok::<(), anyhow::Error>(())
-        };
-        if let Err(err) = left.await {
-            tracing::warn!(error = %format!("{err:#}"), "leaving a channel's presence failed");
-        }
+        leave(&self.state, &self.key(channel), self.info()).await;
     }
 
     fn subscribed(&self, channel: &str) -> Result<Kind, CmdError> {
@@ -570,7 +554,7 @@ impl Conn {
         if since.is_some() && !history.complete {
             return Err(CmdError::new(
                 "unrecoverable_position",
-                "the publications after that position are no longer all kept (or the epoch changed)",
+                crate::http::LOST_POSITION,
             ));
         }
         Ok(history)
@@ -703,15 +687,7 @@ impl Drop for Conn {
         let (state, tenant) = (self.state.clone(), self.caller.tenant_id.clone());
         runtime.spawn(async move {
             for channel in channels {
-                let key = Key::new(&tenant, &channel);
-                let _ = state.hub.engine.presence_remove(&key, &info.client).await;
-                if channel::parse(&channel).is_ok_and(|k| k.clients_publish()) {
-                    let _ = state
-                        .hub
-                        .engine
-                        .broadcast(&key, Message::Leave(info.clone()))
-                        .await;
-                }
+                leave(&state, &Key::new(&tenant, &channel), info.clone()).await;
             }
         });
     }
@@ -735,6 +711,26 @@ impl Pending {
 impl Drop for Pending {
     fn drop(&mut self) {
         self.0.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Takes a client out of a channel: out of this process's subscribers and the presence, and
+/// (in conversations and sessions) a leave to the others.
+async fn leave(state: &RealtimeState, key: &Key, info: ClientInfo) {
+    let hub = &state.hub;
+    hub.local.remove(key, &info.client);
+    let told = channel::parse(&key.channel).is_ok_and(|k| k.clients_publish());
+    let left = async {
+        hub.engine.presence_remove(key, &info.client).await?;
+        if told {
+            hub.engine
+                .broadcast(key, Message::Leave(info.clone()))
+                .await?;
+        }
+        Ok::<(), anyhow::Error>(())
+    };
+    if let Err(err) = left.await {
+        tracing::warn!(error = %format!("{err:#}"), "leaving a channel's presence failed");
     }
 }
 

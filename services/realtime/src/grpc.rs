@@ -17,8 +17,7 @@ use agora_shared::{
 
 use crate::{
     RealtimeState,
-    channel::{self, Key},
-    http::{MANAGE, check_event},
+    channel::Key,
     hub::{ClientInfo, Position},
 };
 
@@ -35,10 +34,7 @@ pub fn routes(state: Arc<RealtimeState>, auth: Authenticator) -> Routes {
 }
 
 fn key(caller: &Caller, tenant: &str, name: &str) -> Result<Key, Status> {
-    caller.require_permission(MANAGE)?;
-    let tenant = caller.tenant_to_read(tenant, "channels")?;
-    channel::parse(name).map_err(|e| AppError::invalid("channel", e))?;
-    Ok(Key::new(&tenant, name))
+    Ok(crate::http::managed(caller, tenant, name)?)
 }
 
 fn internal(err: anyhow::Error) -> Status {
@@ -55,19 +51,12 @@ fn info(i: ClientInfo) -> pb::ClientInfo {
 
 impl Grpc {
     fn data(&self, event: &str, data_json: &str) -> Result<serde_json::Value, Status> {
-        check_event(event).map_err(|e| AppError::invalid("event", e))?;
         if data_json.len() > self.state.config.max_message_bytes {
             return Err(AppError::invalid("data_json", "is too big").into());
         }
         let data = serde_json::from_str(data_json)
             .map_err(|e| AppError::invalid("data_json", format!("is not JSON: {e}")))?;
-        if !crate::http::shallow(&data, crate::http::MAX_DEPTH) {
-            return Err(AppError::invalid(
-                "data_json",
-                format!("nests deeper than {} levels", crate::http::MAX_DEPTH),
-            )
-            .into());
-        }
+        crate::http::check_publication(&self.state.config, event, &data, "data_json")?;
         Ok(data)
     }
 }
@@ -157,12 +146,9 @@ impl RealtimeService for Grpc {
             offset: r.since_offset,
             epoch: r.since_epoch.clone(),
         });
-        let max = self.state.config.history_size;
-        let limit = if r.limit == 0 {
-            max
-        } else {
-            (r.limit as usize).min(max)
-        };
+        // proto3's 0 is "not set": everything kept.
+        let asked = (r.limit != 0).then_some(r.limit as usize);
+        let limit = self.state.config.history_limit(asked);
         let h = self
             .state
             .hub
@@ -171,9 +157,7 @@ impl RealtimeService for Grpc {
             .await
             .map_err(internal)?;
         if since.is_some() && !h.complete {
-            return Err(Status::failed_precondition(
-                "the publications after that position are no longer all kept (or the epoch changed)",
-            ));
+            return Err(Status::failed_precondition(crate::http::LOST_POSITION));
         }
         Ok(Response::new(pb::HistoryResponse {
             publications: h

@@ -139,10 +139,39 @@ pub fn check_event(event: &str) -> Result<(), String> {
     }
 }
 
-/// The channel `name` of the tenant a manager acts in.
-fn managed(caller: &Caller, tenant: Option<&str>, name: &str) -> AppResult<Key> {
+/// What a history read after a position answers when that position is lost.
+pub const LOST_POSITION: &str =
+    "the publications after that position are no longer all kept (or the epoch changed)";
+
+/// A publication's data as a manager or a service gives it: `event` a valid name, `data`
+/// small and shallow enough; the problem names `data_field` otherwise.
+pub fn check_publication(
+    config: &crate::RealtimeConfig,
+    event: &str,
+    data: &Value,
+    data_field: &str,
+) -> AppResult<()> {
+    check_event(event).map_err(|e| AppError::invalid("event", e))?;
+    if !shallow(data, MAX_DEPTH) {
+        return Err(AppError::invalid(
+            data_field,
+            format!("nests deeper than {MAX_DEPTH} levels"),
+        ));
+    }
+    let size = serde_json::to_vec(data).map_or(0, |v| v.len());
+    if size > config.max_message_bytes {
+        return Err(AppError::invalid(
+            data_field,
+            format!("is {size} bytes; at most {}", config.max_message_bytes),
+        ));
+    }
+    Ok(())
+}
+
+/// The channel `name` of the tenant a manager acts in (`tenant` empty: the caller's own).
+pub fn managed(caller: &Caller, tenant: &str, name: &str) -> AppResult<Key> {
     caller.require_permission(MANAGE)?;
-    let tenant = caller.tenant_to_read(tenant.unwrap_or_default(), "channels")?;
+    let tenant = caller.tenant_to_read(tenant, "channels")?;
     channel::parse(name).map_err(|e| AppError::invalid("channel", e))?;
     Ok(Key::new(&tenant, name))
 }
@@ -157,24 +186,12 @@ pub async fn publish(
     body: ValidJson<PublishIn>,
 ) -> AppResult<HttpResponse> {
     let body = body.0;
-    let key = managed(&caller, body.tenant_id.as_deref(), &body.channel)?;
-    check_event(&body.event).map_err(|e| AppError::invalid("event", e))?;
-    if !shallow(&body.data, MAX_DEPTH) {
-        return Err(AppError::invalid(
-            "data",
-            format!("nests deeper than {MAX_DEPTH} levels"),
-        ));
-    }
-    let size = serde_json::to_vec(&body.data).map_or(0, |v| v.len());
-    if size > state.config.max_message_bytes {
-        return Err(AppError::invalid(
-            "data",
-            format!(
-                "is {size} bytes; at most {}",
-                state.config.max_message_bytes
-            ),
-        ));
-    }
+    let key = managed(
+        &caller,
+        body.tenant_id.as_deref().unwrap_or_default(),
+        &body.channel,
+    )?;
+    check_publication(&state.config, &body.event, &body.data, "data")?;
     let (publication, epoch) = state
         .hub
         .engine
@@ -204,7 +221,11 @@ pub async fn presence(
     path: web::Path<String>,
     query: web::Query<TenantParam>,
 ) -> AppResult<HttpResponse> {
-    let key = managed(&caller, query.tenant_id.as_deref(), &path)?;
+    let key = managed(
+        &caller,
+        query.tenant_id.as_deref().unwrap_or_default(),
+        &path,
+    )?;
     let clients = state.hub.engine.presence(&key).await.map_err(unavailable)?;
     Ok(HttpResponse::Ok().json(json!({ "clients": clients })))
 }
@@ -233,7 +254,7 @@ pub async fn history(
     query: web::Query<HistoryParams>,
 ) -> AppResult<HttpResponse> {
     let q = query.into_inner();
-    let key = managed(&caller, q.tenant_id.as_deref(), &path)?;
+    let key = managed(&caller, q.tenant_id.as_deref().unwrap_or_default(), &path)?;
     let since = match (q.since_offset, q.epoch) {
         (None, None) => None,
         (Some(offset), Some(epoch)) => Some(Position { offset, epoch }),
@@ -244,10 +265,7 @@ pub async fn history(
             ));
         }
     };
-    let limit = q
-        .limit
-        .unwrap_or(state.config.history_size)
-        .clamp(1, state.config.history_size);
+    let limit = state.config.history_limit(q.limit);
     let h = state
         .hub
         .engine
@@ -255,10 +273,7 @@ pub async fn history(
         .await
         .map_err(unavailable)?;
     if since.is_some() && !h.complete {
-        return Err(AppError::Conflict(
-            "the publications after that position are no longer all kept (or the epoch changed)"
-                .into(),
-        ));
+        return Err(AppError::Conflict(LOST_POSITION.into()));
     }
     let publications: Vec<Value> = h
         .publications

@@ -466,12 +466,6 @@ async fn command(conn: &mut Conn, text: &str) -> (String, bool) {
 }
 
 async fn execute(conn: &mut Conn, c: Command) -> Result<(&'static str, Value), CmdError> {
-    let state = conn.state.clone();
-    let limit_of = |asked: Option<usize>| {
-        asked
-            .unwrap_or(state.config.history_size)
-            .clamp(1, state.config.history_size)
-    };
     if c.connect.is_some() {
         return Err(CmdError::new("already_connected", "already connected"));
     }
@@ -528,7 +522,13 @@ async fn execute(conn: &mut Conn, c: Command) -> Result<(&'static str, Value), C
         ));
     }
     if let Some(a) = c.history {
-        let history = conn.history(&a.channel, a.since, limit_of(a.limit)).await?;
+        let history = conn
+            .history(
+                &a.channel,
+                a.since,
+                conn.state.config.history_limit(a.limit),
+            )
+            .await?;
         let publications: Vec<Value> = history.publications.iter().map(publication_json).collect();
         return Ok((
             "history",
