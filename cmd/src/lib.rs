@@ -27,6 +27,7 @@ pub const SERVICES: &[fn() -> ServiceSpec] = &[
     agora_inventory_sync::spec,
     agora_code_exec::spec,
     agora_realtime::spec,
+    agora_ai::spec,
     agora_gateway::spec,
 ];
 

@@ -264,6 +264,18 @@ impl Default for GatewayConfig {
             timeout_secs: 60,
             ..Default::default()
         };
+        // Documents are uploaded whole (up to ai.max_document_bytes, 20 MiB, in JSON or a
+        // multipart form); answers and chats are the AI features of four products, which
+        // the rest of the platform does without while ai is down.
+        let ai = UpstreamConfig {
+            url: "http://127.0.0.1:8087".into(),
+            prefixes: vec!["/api/v1/ai".into()],
+            required: false,
+            http2: true,
+            timeout_secs: 120,
+            max_body_bytes: Some(48 * 1024 * 1024),
+            ..Default::default()
+        };
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], crate::PORT)),
             http_workers: 2,
@@ -274,6 +286,7 @@ impl Default for GatewayConfig {
                 ("inventory_sync".to_owned(), inventory_sync),
                 ("code_exec".to_owned(), code_exec),
                 ("realtime".to_owned(), realtime),
+                ("ai".to_owned(), ai),
             ]),
             public_paths: [
                 "/api/v1/auth/register",

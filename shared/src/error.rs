@@ -49,6 +49,9 @@ pub enum AppError {
     PayloadTooLarge(String),
     #[error("{0}")]
     HeadersTooLarge(String),
+    /// A body in a format the route does not take (415).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("{detail}")]
     TooManyRequests {
         detail: String,
@@ -127,6 +130,7 @@ impl AppError {
             Self::PreconditionFailed(_) => "precondition_failed",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::HeadersTooLarge(_) => "headers_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::TooManyRequests { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
             Self::BadGateway(_) => "bad_gateway",
@@ -147,6 +151,7 @@ impl AppError {
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
@@ -209,6 +214,7 @@ impl AppError {
             409 => Self::Conflict(detail),
             412 => Self::PreconditionFailed(detail),
             413 => Self::PayloadTooLarge(detail),
+            415 => Self::UnsupportedMediaType(detail),
             422 => Self::Validation(problem.errors.unwrap_or_default()),
             429 => Self::TooManyRequests {
                 detail,
@@ -260,7 +266,9 @@ impl From<AppError> for tonic::Status {
     fn from(err: AppError) -> Self {
         use tonic::Code;
         let code = match err.inner() {
-            AppError::BadRequest(_) | AppError::Validation(_) => Code::InvalidArgument,
+            AppError::BadRequest(_)
+            | AppError::Validation(_)
+            | AppError::UnsupportedMediaType(_) => Code::InvalidArgument,
             AppError::Unauthorized(_) => Code::Unauthenticated,
             AppError::Forbidden(_) => Code::PermissionDenied,
             AppError::NotFound(_) => Code::NotFound,

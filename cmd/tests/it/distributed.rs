@@ -15,13 +15,14 @@ use serde_json::{Value, json};
 
 use agora_shared::testing::{TestDb, skip_or_fail};
 
-const SERVICES: [&str; 7] = [
+const SERVICES: [&str; 8] = [
     "auth",
     "tickets",
     "analytics",
     "inventory-sync",
     "code-exec",
     "realtime",
+    "ai",
     "gateway",
 ];
 const PASSWORD: &str = "Sup3r-secret!";
@@ -63,7 +64,7 @@ fn config(
     redis: &str,
     kafka: &str,
 ) -> (std::path::PathBuf, Vec<u16>) {
-    let ports: Vec<u16> = (0..13)
+    let ports: Vec<u16> = (0..15)
         .map(|_| agora_shared::testing::unclaimed_port())
         .collect();
     let nanos = std::time::SystemTime::now()
@@ -115,6 +116,11 @@ database_url = "{realtime_db}"
 tickets_grpc = "127.0.0.1:{tg}"
 engine = "redis"
 
+[ai]
+http_addr = "127.0.0.1:{ai}"
+grpc_addr = "127.0.0.1:{aig}"
+database_url = "{ai_db}"
+
 [gateway]
 http_addr = "127.0.0.1:{g}"
 
@@ -146,6 +152,11 @@ url = "http://127.0.0.1:{r}"
 prefixes = ["/api/v1/realtime", "/socket.io"]
 required = false
 
+[gateway.services.ai]
+url = "http://127.0.0.1:{ai}"
+prefixes = ["/api/v1/ai"]
+required = false
+
 [kafka]
 brokers = "{kafka}"
 partitions = 1
@@ -175,6 +186,9 @@ key_prefix = "{prefix}"
         r = ports[11],
         rg = ports[12],
         realtime_db = stores[5].url,
+        ai = ports[13],
+        aig = ports[14],
+        ai_db = stores[6].url,
         kek = crate::KEK,
     );
     let path = dir.join("agora.toml");
@@ -222,6 +236,7 @@ async fn the_platform_runs_as_one_process_per_service() {
         TestDb::postgres().unwrap(),
         TestDb::postgres().unwrap(),
         TestDb::postgres().unwrap(),
+        TestDb::postgres().unwrap(),
     ];
     let dir = tempfile::tempdir().unwrap();
     let (path, ports) = config(dir.path(), &stores, &redis, &kafka);
@@ -261,6 +276,7 @@ async fn the_platform_runs_as_one_process_per_service() {
         inventory.clone(),
         port(9),
         port(11),
+        port(13),
     ];
     for url in services.map(|b| format!("{b}/health/ready")) {
         ready(&client, &mut processes, &url, Duration::from_secs(60)).await;
@@ -391,6 +407,40 @@ async fn the_platform_runs_as_one_process_per_service() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // The ai service on PostgreSQL: a document given through the gateway is searchable at
+    // once, and an answer quotes it.
+    let collection: Value = call(Method::POST, "/api/v1/ai/collections", &token)
+        .json(&json!({"name": "Handbook"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let collection = collection["id"].as_str().expect("a collection").to_owned();
+    let doc = call(
+        Method::POST,
+        &format!("/api/v1/ai/collections/{collection}/documents"),
+        &token,
+    )
+    .json(&json!({"title": "Returns", "text": "# Returns\n\nRefunds are paid within five business days."}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(doc.status(), 201);
+    let answer: Value = call(Method::POST, "/api/v1/ai/answer", &token)
+        .json(&json!({"collection_ids": [collection], "question": "When are refunds paid?"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer["citations"][0]["quote"], "Refunds are paid within five business days.",
+        "{answer}"
+    );
 
     // An API key works through the gateway and at the service; auth's VerifyApiKey answers
     // only peers that present the secret; a revoked key is refused at once everywhere.

@@ -79,7 +79,7 @@ fn an_unknown_service_is_refused_naming_the_known_ones() {
         assert_eq!(
             stderr,
             vec![
-                "error: unknown service `nosuch`; the services are: auth, tickets, analytics, inventory-sync, code-exec, realtime, gateway"
+                "error: unknown service `nosuch`; the services are: auth, tickets, analytics, inventory-sync, code-exec, realtime, ai, gateway"
             ],
             "{command}"
         );
@@ -321,6 +321,7 @@ fn embedded(dir: &std::path::Path) -> Command {
         "INVENTORY_SYNC",
         "CODE_EXEC",
         "REALTIME",
+        "AI",
     ] {
         cmd.env(format!("AGORA_{service}__HTTP_ADDR"), "127.0.0.1:0")
             .env(format!("AGORA_{service}__GRPC_ADDR"), "127.0.0.1:0");
@@ -453,7 +454,15 @@ fn tokio_stream_listener(
 fn migrate_and_admin_commands() {
     use agora_shared::testing::TestDb;
     let sqlite = || TestDb::sqlite();
-    let mut stores = vec![(sqlite(), sqlite(), sqlite(), sqlite(), sqlite(), sqlite())];
+    let mut stores = vec![(
+        sqlite(),
+        sqlite(),
+        sqlite(),
+        sqlite(),
+        sqlite(),
+        sqlite(),
+        sqlite(),
+    )];
     if let Some(auth) = TestDb::postgres() {
         let postgres = || TestDb::postgres().expect("postgres");
         stores.push((
@@ -463,9 +472,10 @@ fn migrate_and_admin_commands() {
             postgres(),
             postgres(),
             postgres(),
+            postgres(),
         ));
     }
-    for (db, tickets_db, analytics_db, inventory_db, code_exec_db, realtime_db) in stores {
+    for (db, tickets_db, analytics_db, inventory_db, code_exec_db, realtime_db, ai_db) in stores {
         let run = |args: &[&str]| {
             let out = agora()
                 .args(args)
@@ -476,6 +486,7 @@ fn migrate_and_admin_commands() {
                 .env("AGORA_INVENTORY_SYNC__DATABASE_URL", &inventory_db.url)
                 .env("AGORA_CODE_EXEC__DATABASE_URL", &code_exec_db.url)
                 .env("AGORA_REALTIME__DATABASE_URL", &realtime_db.url)
+                .env("AGORA_AI__DATABASE_URL", &ai_db.url)
                 .env("AGORA_NEW_USER_PASSWORD", "Adm1n-password!")
                 .output()
                 .unwrap();
@@ -494,7 +505,7 @@ fn migrate_and_admin_commands() {
             (
                 true,
                 format!(
-                    "auth: 0 migration(s) applied\ntickets: {} migration(s) applied\nanalytics: 4 migration(s) applied\ninventory-sync: 5 migration(s) applied\ncode-exec: 3 migration(s) applied\nrealtime: 2 migration(s) applied\n",
+                    "auth: 0 migration(s) applied\ntickets: {} migration(s) applied\nanalytics: 4 migration(s) applied\ninventory-sync: 5 migration(s) applied\ncode-exec: 3 migration(s) applied\nrealtime: 2 migration(s) applied\nai: 2 migration(s) applied\n",
                     // SQLite's tickets store has its own text index.
                     if db.backend == "sqlite" { 4 } else { 3 }
                 )

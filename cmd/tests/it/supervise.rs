@@ -38,6 +38,7 @@ async fn a_failed_task_stops_every_service_and_names_the_cause() {
             "inventory-sync",
             "code-exec",
             "realtime",
+            "ai",
             "gateway"
         ],
         "started in the table's order"

@@ -1,0 +1,3 @@
+DROP TABLE chunks;
+DROP TABLE documents;
+DROP TABLE collections;

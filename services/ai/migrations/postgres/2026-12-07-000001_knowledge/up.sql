@@ -1,0 +1,62 @@
+-- Knowledge bases: a tenant's collections of documents, each document's text cut into
+-- chunks with their embeddings (f32 little-endian blobs, scored exactly in the service) and their
+-- full-text index. `generation` moves on with every change to a
+-- collection's chunks, so that replicas know when their in-memory vectors are stale.
+CREATE TABLE collections (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT,
+    embedding_model TEXT NOT NULL,
+    generation BIGINT NOT NULL DEFAULT 0,
+    created_by TEXT NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL,
+    UNIQUE (tenant_id, name)
+);
+
+-- A document keeps what was uploaded (to process it again) and where processing stands:
+-- PROCESSING (waiting for or held by a worker since claimed_at), COMPLETED or ERROR (error
+-- says why).
+CREATE TABLE documents (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    collection_id TEXT NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+    title TEXT NOT NULL,
+    format TEXT NOT NULL,
+    content BYTEA NOT NULL,
+    bytes BIGINT NOT NULL,
+    metadata TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    chunk_count INTEGER NOT NULL DEFAULT 0,
+    attempt BIGINT NOT NULL DEFAULT 0,
+    claimed_at TIMESTAMP,
+    created_by TEXT NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL,
+    processed_at TIMESTAMP
+);
+CREATE INDEX documents_collection ON documents (tenant_id, collection_id, id);
+CREATE INDEX documents_waiting ON documents (status, claimed_at);
+
+CREATE TABLE chunks (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    collection_id TEXT NOT NULL,
+    document_id TEXT NOT NULL REFERENCES documents (id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL,
+    heading TEXT,
+    text TEXT NOT NULL,
+    start_offset BIGINT NOT NULL,
+    end_offset BIGINT NOT NULL,
+    embedding BYTEA NOT NULL
+);
+CREATE INDEX chunks_collection ON chunks (tenant_id, collection_id);
+CREATE INDEX chunks_document ON chunks (document_id, ordinal);
+
+-- Keyword search: PostgreSQL's full text over each chunk (the `simple` configuration: no
+-- language's stemming, so every language is found as written).
+ALTER TABLE chunks ADD COLUMN terms tsvector
+    GENERATED ALWAYS AS (to_tsvector('simple', coalesce(heading, '') || ' ' || text)) STORED;
+CREATE INDEX chunks_terms ON chunks USING GIN (terms);

@@ -1,0 +1,266 @@
+//! Search over the tenant's collections, and answers grounded in it: the local model quotes
+//! the sentences that answer, with their documents and chunks, or says the documents do not
+//! answer.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use agora_shared::{
+    AppError, AppResult,
+    http::{Caller, ValidJson},
+};
+
+use super::{collection_ids, input_text};
+use crate::{
+    AiState,
+    knowledge::search::{self, Hit, Mode},
+    local::{self, answer},
+};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/ai/search", web::post().to(search_route))
+        .route("/api/v1/ai/answer", web::post().to(answer_route));
+}
+
+/// Most results a search returns.
+pub const MAX_LIMIT: usize = 50;
+
+/// Longest search query or question, in bytes.
+pub const MAX_QUERY_BYTES: usize = 4096;
+
+#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+#[serde(deny_unknown_fields)]
+pub struct SearchIn {
+    /// The tenant's collections to search (1 to 20).
+    pub collection_ids: Vec<String>,
+    /// At most 4 KiB.
+    pub query: String,
+    /// `hybrid` (the default), `semantic` or `keyword`.
+    pub mode: Option<Mode>,
+    /// 1 to 50 (default 10).
+    pub limit: Option<usize>,
+    /// Only documents whose metadata has each of these keys with the same value.
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchItem {
+    pub document_id: String,
+    pub chunk_id: String,
+    pub collection_id: String,
+    /// The document's title.
+    pub title: String,
+    /// The headings above the chunk.
+    pub heading: Option<String>,
+    pub text: String,
+    /// Higher is better: cosine (semantic), the full-text rank (keyword) or the fused
+    /// reciprocal rank (hybrid).
+    pub score: f64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchOut {
+    pub items: Vec<SearchItem>,
+    pub mode: Mode,
+    /// The model queries and chunks are embedded with.
+    pub embedding_model: &'static str,
+}
+
+fn check_query(field: &str, text: &str) -> AppResult<()> {
+    input_text(field, text, MAX_QUERY_BYTES)
+}
+
+/// Runs a search for `caller` in its own tenant.
+pub async fn run(
+    state: &AiState,
+    caller: &Caller,
+    ids: &[String],
+    query: &str,
+    mode: Mode,
+    limit: usize,
+    filter: Option<&Map<String, Value>>,
+) -> AppResult<Vec<Hit>> {
+    let ids = collection_ids("collection_ids", ids)?;
+    search::search(
+        state,
+        search::Query {
+            tenant: &caller.tenant_id,
+            collections: &ids,
+            text: query,
+            mode,
+            limit,
+            filter,
+        },
+    )
+    .await
+}
+
+#[utoipa::path(post, path = "/api/v1/ai/search", tag = "ai", request_body = SearchIn,
+    responses((status = 200, body = SearchOut), (status = 404, description = "a collection the tenant does not have"), (status = 422)),
+    security(("bearer" = [])))]
+pub async fn search_route(
+    state: web::Data<AiState>,
+    caller: Caller,
+    body: ValidJson<SearchIn>,
+) -> AppResult<HttpResponse> {
+    let body = body.0;
+    check_query("query", &body.query)?;
+    let limit = body.limit.unwrap_or(10);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(AppError::invalid(
+            "limit",
+            format!("must be from 1 to {MAX_LIMIT}"),
+        ));
+    }
+    let mode = body.mode.unwrap_or(Mode::Hybrid);
+    let hits = run(
+        &state,
+        &caller,
+        &body.collection_ids,
+        &body.query,
+        mode,
+        limit,
+        body.filter.as_ref(),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(SearchOut {
+        items: hits
+            .into_iter()
+            .map(|h| SearchItem {
+                document_id: h.document_id,
+                chunk_id: h.chunk_id,
+                collection_id: h.collection_id,
+                title: h.title,
+                heading: h.heading,
+                text: h.text,
+                score: h.score,
+            })
+            .collect(),
+        mode,
+        embedding_model: local::embed::MODEL,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerIn {
+    /// The tenant's collections to answer from (1 to 20).
+    pub collection_ids: Vec<String>,
+    /// At most 4 KiB.
+    pub question: String,
+    /// `local` (the default; the only model this service has without a provider).
+    pub model: Option<String>,
+    /// Passages retrieved to answer from (1 to 20, default 5).
+    pub top_k: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Citation {
+    pub document_id: String,
+    pub chunk_id: String,
+    pub title: String,
+    /// The sentence quoted, exactly as the chunk has it.
+    pub quote: String,
+    /// Where the quote is in the chunk's text (byte offsets).
+    pub start: usize,
+    pub end: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnswerOut {
+    pub answer: String,
+    pub citations: Vec<Citation>,
+    /// Whether the answer comes from the documents (false: they do not answer).
+    pub grounded: bool,
+    pub provider: &'static str,
+    pub model: &'static str,
+}
+
+/// A model name given in a request: `local` or nothing.
+pub fn check_model(field: &str, model: Option<&str>) -> AppResult<()> {
+    match model {
+        None | Some(local::MODEL) => Ok(()),
+        Some(other) => Err(AppError::invalid(
+            field,
+            format!("model `{other}` does not exist; this service has `local`"),
+        )),
+    }
+}
+
+/// The passages and quotes answering `question` from the caller's `ids`.
+pub async fn grounded(
+    state: &AiState,
+    caller: &Caller,
+    ids: &[String],
+    question: &str,
+    top_k: usize,
+) -> AppResult<AnswerOut> {
+    let hits = run(state, caller, ids, question, Mode::Hybrid, top_k, None).await?;
+    let passages: Vec<answer::Passage> = hits
+        .into_iter()
+        .map(|h| answer::Passage {
+            document_id: h.document_id,
+            chunk_id: h.chunk_id,
+            title: h.title,
+            text: h.text,
+        })
+        .collect();
+    let question = question.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let quotes = answer::answer(&question, &passages, 3);
+        let citations: Vec<Citation> = quotes
+            .iter()
+            .map(|q| {
+                let p = &passages[q.passage];
+                Citation {
+                    document_id: p.document_id.clone(),
+                    chunk_id: p.chunk_id.clone(),
+                    title: p.title.clone(),
+                    quote: p.text[q.start..q.end].to_owned(),
+                    start: q.start,
+                    end: q.end,
+                }
+            })
+            .collect();
+        let grounded = !citations.is_empty();
+        AnswerOut {
+            answer: match grounded {
+                true => citations
+                    .iter()
+                    .map(|c| c.quote.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                false => answer::NOT_FOUND.into(),
+            },
+            citations,
+            grounded,
+            provider: local::PROVIDER,
+            model: answer::MODEL,
+        }
+    })
+    .await
+    .map_err(|e| AppError::Internal(anyhow::anyhow!("answer failed: {e}")))
+}
+
+#[utoipa::path(post, path = "/api/v1/ai/answer", tag = "ai", request_body = AnswerIn,
+    responses((status = 200, description = "the answer, quoting the documents, or saying they do not answer", body = AnswerOut),
+        (status = 404), (status = 422)),
+    security(("bearer" = [])))]
+pub async fn answer_route(
+    state: web::Data<AiState>,
+    caller: Caller,
+    body: ValidJson<AnswerIn>,
+) -> AppResult<HttpResponse> {
+    let body = body.0;
+    check_query("question", &body.question)?;
+    check_model("model", body.model.as_deref())?;
+    let top_k = body.top_k.unwrap_or(5);
+    if !(1..=20).contains(&top_k) {
+        return Err(AppError::invalid("top_k", "must be from 1 to 20"));
+    }
+    let out = grounded(&state, &caller, &body.collection_ids, &body.question, top_k).await?;
+    Ok(HttpResponse::Ok().json(out))
+}

@@ -1,0 +1,654 @@
+//! Collections and their documents: create, list, read, rename, delete; documents given as
+//! JSON text or uploaded as a file (multipart), processed at once when small, in the
+//! background otherwise; reprocess; delete.
+
+use actix_multipart::Multipart;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+
+use agora_shared::{
+    AppError, AppResult,
+    db::rfc3339,
+    http::{Caller, Page, PageParams, ValidJson, json::double_option},
+};
+
+use super::{clean, require_manage};
+use crate::{
+    AiState,
+    knowledge::{
+        extract::{self, Format},
+        process,
+        store::{self, CollectionRow, DocumentRow, NewDocument, PROCESSING},
+    },
+    local::embed,
+};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/ai/collections", web::post().to(create))
+        .route("/api/v1/ai/collections", web::get().to(list))
+        .route("/api/v1/ai/collections/{id}", web::get().to(get))
+        .route("/api/v1/ai/collections/{id}", web::patch().to(update))
+        .route("/api/v1/ai/collections/{id}", web::delete().to(delete))
+        .route(
+            "/api/v1/ai/collections/{id}/documents",
+            web::post().to(add_document),
+        )
+        .route(
+            "/api/v1/ai/collections/{id}/documents",
+            web::get().to(documents),
+        )
+        .route(
+            "/api/v1/ai/collections/{id}/documents/{doc_id}",
+            web::get().to(document),
+        )
+        .route(
+            "/api/v1/ai/collections/{id}/documents/{doc_id}",
+            web::delete().to(delete_document),
+        )
+        .route(
+            "/api/v1/ai/collections/{id}/documents/{doc_id}/reprocess",
+            web::post().to(reprocess),
+        );
+}
+
+#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionIn {
+    /// Unique in the tenant, 1 to 100 characters.
+    pub name: String,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionPatch {
+    pub name: Option<String>,
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CollectionOut {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    /// The model its chunks are embedded with.
+    pub embedding_model: String,
+    pub document_count: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CollectionPage {
+    pub items: Vec<CollectionOut>,
+    pub next_cursor: Option<String>,
+}
+
+fn render_collection(row: CollectionRow, document_count: i64) -> CollectionOut {
+    CollectionOut {
+        id: row.id,
+        name: row.name,
+        description: row.description,
+        embedding_model: row.embedding_model,
+        document_count,
+        created_at: rfc3339(row.created_at),
+        updated_at: rfc3339(row.updated_at),
+    }
+}
+
+fn description(value: Option<&str>) -> AppResult<Option<String>> {
+    value
+        .map(|d| match d.chars().count() {
+            0..=2000 => Ok(d.trim().to_owned()),
+            _ => Err(AppError::invalid(
+                "description",
+                "must be at most 2000 characters",
+            )),
+        })
+        .transpose()
+}
+
+#[utoipa::path(post, path = "/api/v1/ai/collections", tag = "ai", request_body = CollectionIn,
+    responses((status = 201, body = CollectionOut), (status = 403, description = "needs TENANT_ADMIN or ai:manage"),
+        (status = 409, description = "a collection of that name exists, or the tenant has as many as it may"), (status = 422)),
+    security(("bearer" = [])))]
+pub async fn create(
+    state: web::Data<AiState>,
+    caller: Caller,
+    body: ValidJson<CollectionIn>,
+) -> AppResult<HttpResponse> {
+    require_manage(&caller)?;
+    let now = agora_shared::db::now();
+    let row = CollectionRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: caller.tenant_id.clone(),
+        name: clean("name", &body.0.name, 100)?,
+        description: description(body.0.description.as_deref())?,
+        embedding_model: embed::MODEL.into(),
+        generation: 0,
+        created_by: caller.user_id.clone(),
+        created_at: now,
+        updated_at: now,
+    };
+    let cap = state.config.max_collections_per_tenant;
+    let stored = row.clone();
+    state
+        .db
+        .write(move |conn| store::create_collection(conn, &stored, cap))
+        .await?;
+    Ok(HttpResponse::Created().json(render_collection(row, 0)))
+}
+
+#[utoipa::path(get, path = "/api/v1/ai/collections", tag = "ai",
+    params(("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = CollectionPage), (status = 422)), security(("bearer" = [])))]
+pub async fn list(
+    state: web::Data<AiState>,
+    caller: Caller,
+    page: web::Query<PageParams>,
+) -> AppResult<HttpResponse> {
+    let (limit, after) = (page.limit()?, page.after()?);
+    let tenant = caller.tenant_id.clone();
+    let page = state
+        .db
+        .read(move |conn| {
+            let rows = store::collections(conn, &tenant, after.as_deref(), limit)?;
+            let page = Page::from_rows(rows, limit, |c| c.id.clone());
+            let ids: Vec<String> = page.items.iter().map(|c| c.id.clone()).collect();
+            let counts = store::document_counts(conn, &ids)?;
+            Ok(Page {
+                items: page
+                    .items
+                    .into_iter()
+                    .zip(counts)
+                    .map(|(row, n)| render_collection(row, n))
+                    .collect::<Vec<_>>(),
+                next_cursor: page.next_cursor,
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+#[utoipa::path(get, path = "/api/v1/ai/collections/{id}", tag = "ai",
+    responses((status = 200, body = CollectionOut), (status = 404)), security(("bearer" = [])))]
+pub async fn get(
+    state: web::Data<AiState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let (tenant, id) = (caller.tenant_id.clone(), id.into_inner());
+    let out = state
+        .db
+        .read(move |conn| {
+            let row = store::collection(conn, &tenant, &id)?;
+            let n = store::document_counts(conn, std::slice::from_ref(&row.id))?[0];
+            Ok(render_collection(row, n))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(out))
+}
+
+#[utoipa::path(patch, path = "/api/v1/ai/collections/{id}", tag = "ai", request_body = CollectionPatch,
+    responses((status = 200, body = CollectionOut), (status = 403), (status = 404), (status = 409), (status = 422)),
+    security(("bearer" = [])))]
+pub async fn update(
+    state: web::Data<AiState>,
+    caller: Caller,
+    id: web::Path<String>,
+    body: ValidJson<CollectionPatch>,
+) -> AppResult<HttpResponse> {
+    require_manage(&caller)?;
+    let name = body
+        .0
+        .name
+        .as_deref()
+        .map(|n| clean("name", n, 100))
+        .transpose()?;
+    let description = match body.0.description {
+        None => None,
+        Some(d) => Some(description(d.as_deref())?),
+    };
+    let (tenant, id) = (caller.tenant_id.clone(), id.into_inner());
+    let out = state
+        .db
+        .write(move |conn| {
+            let row = store::rename_collection(
+                conn,
+                &tenant,
+                &id,
+                name.as_deref(),
+                description.as_ref().map(|d| d.as_deref()),
+            )?;
+            let n = store::document_counts(conn, std::slice::from_ref(&row.id))?[0];
+            Ok(render_collection(row, n))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(out))
+}
+
+#[utoipa::path(delete, path = "/api/v1/ai/collections/{id}", tag = "ai",
+    responses((status = 204, description = "deleted, with its documents and their chunks"), (status = 403), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn delete(
+    state: web::Data<AiState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    require_manage(&caller)?;
+    let (tenant, id) = (caller.tenant_id.clone(), id.into_inner());
+    state
+        .db
+        .write(move |conn| store::delete_collection(conn, &tenant, &id))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A document given as text.
+#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentIn {
+    /// 1 to 300 characters.
+    pub title: String,
+    /// The document's text (Markdown headings, `#`, become its chunks' context).
+    pub text: String,
+    /// `markdown` (the default) or `text`.
+    pub format: Option<String>,
+    /// A JSON object (at most 32 keys, 8 KiB) searches can filter on.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChunkOut {
+    pub id: String,
+    pub ordinal: i32,
+    pub heading: Option<String>,
+    pub text: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DocumentOut {
+    pub id: String,
+    pub collection_id: String,
+    pub title: String,
+    /// text, markdown, html, pdf or docx.
+    pub format: String,
+    pub bytes: i64,
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    /// PROCESSING, COMPLETED or ERROR.
+    pub status: String,
+    /// Why processing failed (ERROR only).
+    pub error: Option<String>,
+    pub chunk_count: i32,
+    pub created_at: String,
+    pub updated_at: String,
+    pub processed_at: Option<String>,
+    /// The document's chunks, in order (reading one document only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<Vec<ChunkOut>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DocumentPage {
+    pub items: Vec<DocumentOut>,
+    pub next_cursor: Option<String>,
+}
+
+fn render_document(row: DocumentRow, chunks: Option<Vec<ChunkOut>>) -> DocumentOut {
+    DocumentOut {
+        id: row.id,
+        collection_id: row.collection_id,
+        title: row.title,
+        format: row.format,
+        bytes: row.bytes,
+        metadata: serde_json::from_str(&row.metadata).unwrap_or(Value::Object(Map::new())),
+        status: row.status,
+        error: row.error,
+        chunk_count: row.chunk_count,
+        created_at: rfc3339(row.created_at),
+        updated_at: rfc3339(row.updated_at),
+        processed_at: row.processed_at.map(rfc3339),
+        chunks,
+    }
+}
+
+/// Checks a document's metadata: an object of at most 32 keys and 8 KiB.
+fn metadata(value: Option<Value>) -> AppResult<String> {
+    let value = value.unwrap_or(Value::Object(Map::new()));
+    let Value::Object(map) = &value else {
+        return Err(AppError::invalid("metadata", "must be a JSON object"));
+    };
+    if map.len() > 32 {
+        return Err(AppError::invalid("metadata", "must have at most 32 keys"));
+    }
+    let text = value.to_string();
+    if text.len() > 8192 {
+        return Err(AppError::invalid(
+            "metadata",
+            "must be at most 8 KiB as JSON",
+        ));
+    }
+    Ok(text)
+}
+
+/// A document as received, before it is stored.
+struct Received {
+    title: String,
+    format: Format,
+    content: Vec<u8>,
+    metadata: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/ai/collections/{id}/documents", tag = "ai",
+    request_body(description = "JSON {title, text}, or multipart/form-data with `file` (txt, md, html, pdf or docx) and optionally `title` and `metadata` (a JSON object as text)",
+        content(
+            (DocumentIn = "application/json"),
+            (Object = "multipart/form-data"),
+        )),
+    responses((status = 201, description = "processed in the request: COMPLETED (searchable now) or ERROR", body = DocumentOut),
+        (status = 202, description = "stored; PROCESSING in the background (poll the document)", body = DocumentOut),
+        (status = 403), (status = 404), (status = 409, description = "the collection has as many documents as it may"),
+        (status = 413), (status = 415, description = "a file in a format not taken, or a body neither JSON nor multipart"), (status = 422)),
+    security(("bearer" = [])))]
+pub async fn add_document(
+    state: web::Data<AiState>,
+    caller: Caller,
+    id: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> AppResult<HttpResponse> {
+    require_manage(&caller)?;
+    let collection = id.into_inner();
+    // The collection first: nothing is read of a body sent to another tenant's.
+    let (tenant, c) = (caller.tenant_id.clone(), collection.clone());
+    state
+        .db
+        .read(move |conn| store::collection(conn, &tenant, &c))
+        .await?;
+    let essence = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let max = state.config.max_document_bytes;
+    let received = if essence == "multipart/form-data" {
+        from_multipart(Multipart::new(req.headers(), payload), max).await?
+    } else if essence == "application/json" || essence.ends_with("+json") {
+        from_json(payload, max).await?
+    } else {
+        return Err(AppError::UnsupportedMediaType(
+            "send JSON {title, text} or multipart/form-data with a `file`".into(),
+        ));
+    };
+    let now = agora_shared::db::now();
+    let inline = received.format.is_light() && received.content.len() <= state.config.inline_bytes;
+    let row = NewDocument {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: caller.tenant_id.clone(),
+        collection_id: collection.clone(),
+        title: received.title,
+        format: received.format.as_str().into(),
+        bytes: received.content.len() as i64,
+        content: received.content,
+        metadata: received.metadata,
+        status: PROCESSING.into(),
+        // Inline, this request holds the claim (a worker takes it over if the process dies).
+        attempt: 1,
+        claimed_at: inline.then_some(now),
+        created_by: caller.user_id.clone(),
+        created_at: now,
+        updated_at: now,
+    };
+    let doc_id = row.id.clone();
+    let cap = state.config.max_documents_per_collection;
+    state
+        .db
+        .write(move |conn| store::insert_document(conn, &row, cap))
+        .await?;
+    if inline {
+        process::process(&state, &doc_id, 1).await?;
+    } else {
+        state.wake.notify_one();
+    }
+    let tenant = caller.tenant_id.clone();
+    let out = state
+        .db
+        .read(move |conn| store::document(conn, &tenant, &collection, &doc_id))
+        .await?;
+    let status = match out.status.as_str() {
+        PROCESSING => actix_web::http::StatusCode::ACCEPTED,
+        _ => actix_web::http::StatusCode::CREATED,
+    };
+    Ok(HttpResponse::build(status).json(render_document(out, None)))
+}
+
+async fn from_json(mut payload: web::Payload, max: usize) -> AppResult<Received> {
+    // The JSON around the text: escapes can double it, and the title and metadata add a bit.
+    let limit = max * 2 + 64 * 1024;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| AppError::BadRequest(format!("body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(AppError::PayloadTooLarge(format!(
+                "a document is at most {max} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let input: DocumentIn = agora_shared::http::json::parse(&body)?;
+    let title = clean("title", &input.title, 300)?;
+    if input.text.trim().is_empty() {
+        return Err(AppError::invalid("text", "must not be empty"));
+    }
+    if input.text.len() > max {
+        return Err(AppError::PayloadTooLarge(format!(
+            "a document is at most {max} bytes"
+        )));
+    }
+    let format = match input.format.as_deref() {
+        None | Some("markdown") => Format::Markdown,
+        Some("text") => Format::Text,
+        Some(_) => return Err(AppError::invalid("format", "must be markdown or text")),
+    };
+    Ok(Received {
+        title,
+        format,
+        content: input.text.into_bytes(),
+        metadata: metadata(input.metadata)?,
+    })
+}
+
+async fn from_multipart(mut form: Multipart, max: usize) -> AppResult<Received> {
+    let mut file: Option<(Format, Vec<u8>, Option<String>)> = None;
+    let mut title = None;
+    let mut meta = None;
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(|e| AppError::BadRequest(format!("multipart: {e}")))?;
+        let name = field.name().unwrap_or_default().to_owned();
+        let limit = match name.as_str() {
+            "file" => max,
+            "title" | "metadata" => 16 * 1024,
+            other => {
+                return Err(AppError::invalid(
+                    other,
+                    "is not a field of a document upload (file, title, metadata)",
+                ));
+            }
+        };
+        let file_name = field
+            .content_disposition()
+            .and_then(|d| d.get_filename())
+            .map(str::to_owned);
+        let content_type = field.content_type().map(|m| m.essence_str().to_owned());
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(|e| AppError::BadRequest(format!("multipart: {e}")))?;
+            if bytes.len() + chunk.len() > limit {
+                return Err(match name.as_str() {
+                    "file" => {
+                        AppError::PayloadTooLarge(format!("a document is at most {max} bytes"))
+                    }
+                    _ => AppError::invalid(&name, "must be at most 16 KiB"),
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        match name.as_str() {
+            "file" => {
+                if file.is_some() {
+                    return Err(AppError::invalid("file", "must be given once"));
+                }
+                let format = Format::detect(file_name.as_deref(), content_type.as_deref())
+                    .ok_or_else(|| {
+                        AppError::UnsupportedMediaType(format!(
+                            "a document must be {}",
+                            extract::ACCEPTED
+                        ))
+                    })?;
+                file = Some((format, bytes, file_name));
+            }
+            "title" => {
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| AppError::invalid("title", "must be UTF-8 text"))?;
+                title = Some(clean("title", &text, 300)?);
+            }
+            _ => {
+                let value: Value = serde_json::from_slice(&bytes)
+                    .map_err(|_| AppError::invalid("metadata", "must be a JSON object"))?;
+                meta = Some(value);
+            }
+        }
+    }
+    let (format, content, file_name) =
+        file.ok_or_else(|| AppError::invalid("file", "is required"))?;
+    if content.is_empty() {
+        return Err(AppError::invalid("file", "is empty"));
+    }
+    let title = match title {
+        Some(t) => t,
+        None => clean("title", file_name.as_deref().unwrap_or("untitled"), 300)
+            .unwrap_or_else(|_| "untitled".into()),
+    };
+    Ok(Received {
+        title,
+        format,
+        content,
+        metadata: metadata(meta)?,
+    })
+}
+
+#[utoipa::path(get, path = "/api/v1/ai/collections/{id}/documents", tag = "ai",
+    params(("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = DocumentPage), (status = 404), (status = 422)), security(("bearer" = [])))]
+pub async fn documents(
+    state: web::Data<AiState>,
+    caller: Caller,
+    id: web::Path<String>,
+    page: web::Query<PageParams>,
+) -> AppResult<HttpResponse> {
+    let (limit, after) = (page.limit()?, page.after()?);
+    let (tenant, id) = (caller.tenant_id.clone(), id.into_inner());
+    let page = state
+        .db
+        .read(move |conn| {
+            store::collection(conn, &tenant, &id)?;
+            let rows = store::documents(conn, &tenant, &id, after.as_deref(), limit)?;
+            Ok(Page::from_rows(rows, limit, |d| d.id.clone()))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(page.map(|d| render_document(d, None))))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct DocumentQuery {
+    /// Leave out the chunks.
+    #[serde(default)]
+    pub without_chunks: bool,
+}
+
+#[utoipa::path(get, path = "/api/v1/ai/collections/{id}/documents/{doc_id}", tag = "ai", params(DocumentQuery),
+    responses((status = 200, description = "the document, with its chunks", body = DocumentOut), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn document(
+    state: web::Data<AiState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    query: web::Query<DocumentQuery>,
+) -> AppResult<HttpResponse> {
+    let (collection, id) = path.into_inner();
+    let tenant = caller.tenant_id.clone();
+    let with_chunks = !query.without_chunks;
+    let out = state
+        .db
+        .read(move |conn| {
+            let row = store::document(conn, &tenant, &collection, &id)?;
+            let chunks = match with_chunks {
+                true => Some(
+                    store::document_chunks(conn, &row.id)?
+                        .into_iter()
+                        .map(|c| ChunkOut {
+                            id: c.id,
+                            ordinal: c.ordinal,
+                            heading: c.heading,
+                            text: c.text,
+                        })
+                        .collect(),
+                ),
+                false => None,
+            };
+            Ok(render_document(row, chunks))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(out))
+}
+
+#[utoipa::path(delete, path = "/api/v1/ai/collections/{id}/documents/{doc_id}", tag = "ai",
+    responses((status = 204, description = "deleted with its chunks"), (status = 403), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn delete_document(
+    state: web::Data<AiState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> AppResult<HttpResponse> {
+    require_manage(&caller)?;
+    let (collection, id) = path.into_inner();
+    let tenant = caller.tenant_id.clone();
+    state
+        .db
+        .write(move |conn| store::delete_document(conn, &tenant, &collection, &id))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(post, path = "/api/v1/ai/collections/{id}/documents/{doc_id}/reprocess", tag = "ai",
+    responses((status = 202, description = "PROCESSING again in the background; its chunks stay searchable until replaced", body = DocumentOut),
+        (status = 403), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn reprocess(
+    state: web::Data<AiState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> AppResult<HttpResponse> {
+    require_manage(&caller)?;
+    let (collection, id) = path.into_inner();
+    let tenant = caller.tenant_id.clone();
+    let out = state
+        .db
+        .write(move |conn| {
+            store::reprocess(conn, &tenant, &collection, &id)?;
+            store::document(conn, &tenant, &collection, &id)
+        })
+        .await?;
+    state.wake.notify_one();
+    Ok(HttpResponse::Accepted().json(render_document(out, None)))
+}

@@ -1,0 +1,160 @@
+//! The chunk vectors of recently searched collections, held in memory so that a semantic
+//! search scores vectors instead of reading them. An entry is good while its collection's
+//! `generation` in the store is the one it was read at (every replica checks, so a change
+//! made through another replica is seen at the next search). Past the memory budget, the
+//! least recently used collections are let go; a collection bigger than the whole budget is
+//! read for each search. Vectors are held as bytes (each coordinate scaled to -127..127 by
+//! its vector's largest), a quarter of their stored size; rankings are the same to within
+//! the rounding.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
+
+use agora_shared::{AppResult, db::Db};
+
+use crate::local::embed;
+
+/// One collection's vectors: row `i` is `data[i * DIMS..(i + 1) * DIMS]` times `scales[i]`.
+pub struct Vectors {
+    pub generation: i64,
+    pub ids: Vec<(Arc<str>, Arc<str>)>,
+    pub data: Vec<i8>,
+    pub scales: Vec<f32>,
+}
+
+/// A vector as bytes and the scale that gives it back.
+fn quantize(v: &[f32], into: &mut Vec<i8>) -> f32 {
+    let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+    if max == 0.0 {
+        into.extend(std::iter::repeat_n(0, v.len()));
+        return 0.0;
+    }
+    let scale = max / 127.0;
+    into.extend(v.iter().map(|x| (x / scale).round() as i8));
+    scale
+}
+
+impl Vectors {
+    fn bytes(&self) -> usize {
+        self.data.len() + self.ids.len() * 100
+    }
+
+    /// The `k` rows most similar to `query` with a positive score: (chunk id, document id,
+    /// cosine), best first, among the documents `allowed` lets through.
+    pub fn nearest(
+        &self,
+        query: &[f32],
+        k: usize,
+        allowed: &dyn Fn(&str) -> bool,
+    ) -> Vec<(Arc<str>, Arc<str>, f32)> {
+        let mut scored: Vec<(usize, f32)> = self
+            .data
+            .chunks_exact(embed::DIMS)
+            .enumerate()
+            .map(|(i, row)| {
+                let dot: f32 = query.iter().zip(row).map(|(q, x)| q * f32::from(*x)).sum();
+                (i, dot * self.scales[i])
+            })
+            .filter(|(i, s)| *s > 0.0 && allowed(&self.ids[*i].1))
+            .collect();
+        let k = k.min(scored.len());
+        if k == 0 {
+            return Vec::new();
+        }
+        scored.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        scored.truncate(k);
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        scored
+            .into_iter()
+            .map(|(i, s)| (self.ids[i].0.clone(), self.ids[i].1.clone(), s))
+            .collect()
+    }
+}
+
+/// The cache.
+pub struct VectorCache {
+    budget: usize,
+    entries: Mutex<HashMap<String, (Arc<Vectors>, Instant)>>,
+}
+
+impl VectorCache {
+    pub fn new(budget_bytes: usize) -> Self {
+        Self {
+            budget: budget_bytes,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The vectors of the tenant's `collection` as of `generation`.
+    pub async fn get(
+        &self,
+        db: &Db,
+        tenant: &str,
+        collection: &str,
+        generation: i64,
+    ) -> AppResult<Arc<Vectors>> {
+        if let Some((hit, used)) = self
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(collection)
+            && hit.generation == generation
+        {
+            *used = Instant::now();
+            return Ok(hit.clone());
+        }
+        let (t, c) = (tenant.to_owned(), collection.to_owned());
+        let rows = db
+            .read(move |conn| super::store::vectors(conn, &t, &c))
+            .await?;
+        let loaded = tokio::task::spawn_blocking(move || {
+            let mut ids = Vec::with_capacity(rows.len());
+            let mut data = Vec::with_capacity(rows.len() * embed::DIMS);
+            let mut scales = Vec::with_capacity(rows.len());
+            for (chunk, document, blob) in rows {
+                // A vector of another length (a model not this one) is not comparable.
+                if let Some(v) = embed::from_bytes(&blob) {
+                    ids.push((Arc::from(chunk), Arc::from(document)));
+                    scales.push(quantize(&v, &mut data));
+                }
+            }
+            Vectors {
+                generation,
+                ids,
+                data,
+                scales,
+            }
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("vector load failed: {e}"))?;
+        let loaded = Arc::new(loaded);
+        self.keep(collection, loaded.clone());
+        Ok(loaded)
+    }
+
+    fn keep(&self, collection: &str, vectors: Arc<Vectors>) {
+        let size = vectors.bytes();
+        if size > self.budget {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.remove(collection);
+        let mut used: usize = entries.values().map(|(v, _)| v.bytes()).sum();
+        while used + size > self.budget {
+            let Some(oldest) = entries
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some((v, _)) = entries.remove(&oldest) {
+                used -= v.bytes();
+            }
+        }
+        entries.insert(collection.to_owned(), (vectors, Instant::now()));
+    }
+}

@@ -1,0 +1,129 @@
+//! The ai service: knowledge bases (collections of documents, chunked and embedded, searched
+//! semantically, by keyword or both; see `knowledge`), grounded answers quoting them,
+//! summaries, fact-checks and emotion (see `http`), and an OpenAI-compatible API (see
+//! `openai`), all answered by the built-in local model (see `local`), which needs no key and
+//! no network and says what it is in every response.
+
+use std::sync::Arc;
+
+use diesel_migrations::embed_migrations;
+use tokio_util::sync::CancellationToken;
+
+use agora_shared::{
+    db::{Db, Migrations},
+    peer_auth,
+    service::{Parts, RunningService, ServiceContext, ServiceSpec},
+};
+
+pub mod config;
+pub mod http;
+pub mod knowledge;
+pub mod local;
+pub mod openai;
+pub mod openapi;
+pub mod schema;
+
+pub use config::AiConfig;
+
+/// Service name: `--service` value, store file, metrics label.
+pub const NAME: &str = "ai";
+
+/// Its configuration section (`AGORA_AI__*`).
+pub const SECTION: &str = "ai";
+
+/// The store's migrations for both backends.
+pub const MIGRATIONS: Migrations = Migrations {
+    postgres: embed_migrations!("migrations/postgres"),
+    sqlite: embed_migrations!("migrations/sqlite"),
+};
+
+/// HTTP and gRPC ports when none are configured.
+pub const PORTS: (u16, u16) = (8087, 9087);
+
+/// Document workers per replica.
+const WORKERS: usize = 2;
+
+/// The service contract the binary starts it by.
+pub fn spec() -> ServiceSpec {
+    ServiceSpec {
+        name: NAME,
+        migrations: Some(MIGRATIONS),
+        default_ports: (PORTS.0, Some(PORTS.1)),
+        publishes: false,
+        openapi: Some(openapi::document),
+        config_keys: agora_shared::service::config_keys::<AiConfig>,
+        open_config_maps: &[],
+        start: |ctx, shutdown| Box::pin(async move { Ok(start(&ctx, shutdown).await?.service) }),
+    }
+}
+
+/// Everything handlers and workers need.
+pub struct AiState {
+    pub db: Db,
+    pub config: AiConfig,
+    /// Chunk vectors of recently searched collections.
+    pub vectors: knowledge::vectors::VectorCache,
+    /// Wakes the document workers when documents are queued.
+    pub wake: tokio::sync::Notify,
+}
+
+/// A started ai service and its state (tests reach into the state).
+pub struct Started {
+    pub service: RunningService,
+    pub state: Arc<AiState>,
+}
+
+/// Starts HTTP, gRPC (health) and the document workers; all stop on `shutdown`.
+pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow::Result<Started> {
+    let config: AiConfig = ctx.config.section(SECTION)?;
+    let url = config
+        .endpoints
+        .resolve_database_url(SECTION, &ctx.common, NAME)?;
+    if ctx.migrate_on_start {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || Db::migrate(&url, MIGRATIONS)).await??;
+    }
+    let db = Db::connect(&url, config.endpoints.database_pool_size)?;
+    let peer = Arc::new(peer_auth::connect(&ctx.auth_peer(), ctx.denylist.clone())?);
+    let authenticator = peer.authenticator.clone();
+    let state = Arc::new(AiState {
+        db: db.clone(),
+        vectors: knowledge::vectors::VectorCache::new(config.vector_cache_mib * 1024 * 1024),
+        config: config.clone(),
+        wake: tokio::sync::Notify::new(),
+    });
+    let (reporter, health) = agora_shared::grpc::health();
+    tokio::spawn(async move {
+        reporter
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await
+    });
+    let mut service = agora_shared::service::start(
+        ctx,
+        Parts {
+            name: NAME,
+            endpoints: config.endpoints.clone(),
+            http_workers: config.http_workers,
+            state: state.clone(),
+            db,
+            authenticator,
+            http_routes: http::routes,
+            openapi: openapi::document,
+            grpc_routes: tonic::service::Routes::new(health),
+            publishes: false,
+        },
+        shutdown.clone(),
+    )
+    .await?;
+    service
+        .tasks
+        .spawn(ctx.invalidations().watch(peer, shutdown.clone()));
+    for _ in 0..WORKERS {
+        let (state, shutdown) = (state.clone(), shutdown.clone());
+        service.tasks.spawn(async move {
+            knowledge::process::run(state, shutdown).await;
+            Ok(())
+        });
+    }
+    Ok(Started { service, state })
+}

@@ -1,0 +1,58 @@
+//! Diesel table definitions of the ai store (the outbox and inbox come from the kernel). The
+//! full-text index (FTS5's `chunk_terms`, PostgreSQL's `chunks.terms`) is reached with SQL of
+//! each backend's own, in `knowledge::store`.
+
+diesel::table! {
+    collections (id) {
+        id -> Text,
+        tenant_id -> Text,
+        name -> Text,
+        description -> Nullable<Text>,
+        embedding_model -> Text,
+        generation -> BigInt,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    documents (id) {
+        id -> Text,
+        tenant_id -> Text,
+        collection_id -> Text,
+        title -> Text,
+        format -> Text,
+        content -> Binary,
+        bytes -> BigInt,
+        metadata -> Text,
+        status -> Text,
+        error -> Nullable<Text>,
+        chunk_count -> Integer,
+        attempt -> BigInt,
+        claimed_at -> Nullable<Timestamp>,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        processed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    chunks (id) {
+        id -> Text,
+        tenant_id -> Text,
+        collection_id -> Text,
+        document_id -> Text,
+        ordinal -> Integer,
+        heading -> Nullable<Text>,
+        text -> Text,
+        start_offset -> BigInt,
+        end_offset -> BigInt,
+        embedding -> Binary,
+    }
+}
+
+diesel::joinable!(documents -> collections (collection_id));
+diesel::joinable!(chunks -> documents (document_id));
+diesel::allow_tables_to_appear_in_same_query!(collections, documents, chunks);
