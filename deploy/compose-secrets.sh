@@ -37,6 +37,9 @@ database_url = "postgres://agora:$password@postgres:5432/code_exec"
 [realtime]
 database_url = "postgres://agora:$password@postgres:5432/realtime"
 
+[ai]
+database_url = "postgres://agora:$password@postgres:5432/ai"
+
 [gateway]
 ops_token = "$(token)"
 TOML

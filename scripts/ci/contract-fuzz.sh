@@ -9,7 +9,9 @@
 # (`judge0` from PyPI) runs programs through code-exec (scripts/ci/judge0_client.py; the
 # sandbox needs root, as CI has), and that Socket.IO's own client (`socket.io-client` from npm,
 # with Node.js) and a plain WebSocket client (`ws`) talk to realtime through the gateway
-# (scripts/ci/socketio/check.mjs). Exits non-zero on any failure.
+# (scripts/ci/socketio/check.mjs), and that the official OpenAI Python SDK (`openai` from PyPI)
+# talks to the ai service's OpenAI-compatible API (scripts/ci/openai_client.py). Exits non-zero
+# on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -18,6 +20,7 @@ VENV="${AGORA_FUZZ_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/agora-schemathesis}"
 SCHEMATHESIS_VERSION="${SCHEMATHESIS_VERSION:-4.32.5}"
 STRIPE_VERSION="${STRIPE_VERSION:-16.1.0}"
 JUDGE0_VERSION="${JUDGE0_VERSION:-0.0.8}"
+OPENAI_VERSION="${OPENAI_VERSION:-3.63.0}"
 EXAMPLES="${AGORA_FUZZ_EXAMPLES:-25}"
 log() { echo "contract-fuzz: $*" >&2; }
 
@@ -34,6 +37,11 @@ fi
 if ! "$VENV/bin/pip" show judge0 2>/dev/null | grep -q "^Version: $JUDGE0_VERSION$"; then
   log "installing judge0 $JUDGE0_VERSION into $VENV"
   "$VENV/bin/pip" install --quiet "judge0==$JUDGE0_VERSION"
+fi
+
+if ! "$VENV/bin/pip" show openai 2>/dev/null | grep -q "^Version: $OPENAI_VERSION$"; then
+  log "installing openai $OPENAI_VERSION into $VENV"
+  "$VENV/bin/pip" install --quiet "openai==$OPENAI_VERSION"
 fi
 
 # socket.io-client and ws from npm, as the lock file pins them, beside a copy of the check.
@@ -79,6 +87,9 @@ gmail_url = "http://127.0.0.1:$STRIPE_PORT"
 http_addr = "127.0.0.1:0"
 grpc_addr = "127.0.0.1:0"
 [realtime]
+http_addr = "127.0.0.1:0"
+grpc_addr = "127.0.0.1:0"
+[ai]
 http_addr = "127.0.0.1:0"
 grpc_addr = "127.0.0.1:0"
 [gateway]
@@ -130,6 +141,10 @@ J_ACCESS="$(curl -fsS -X POST "$B/api/v1/auth/register" -H 'content-type: applic
 GATEWAY="$B" API_KEY="$J_ACCESS" "$VENV/bin/python" scripts/ci/judge0_client.py || status=1
 log "Socket.IO's own client and a plain WebSocket client through the gateway"
 GATEWAY="$B" node "$SOCKETIO/check.mjs" || status=1
+log "the official OpenAI Python SDK through the gateway"
+O_ACCESS="$(curl -fsS -X POST "$B/api/v1/auth/register" -H 'content-type: application/json' \
+  -d '{"email":"openai@example.test","password":"OpenAI-passw0rd!","name":"OpenAI","tenant_name":"OpenAI"}' | json '["access_token"]')"
+GATEWAY="$B" ACCESS="$O_ACCESS" "$VENV/bin/python" scripts/ci/openai_client.py || status=1
 if grep -q 'panicked' "$work/agora.log"; then
   log "the platform panicked:"; grep -A5 panicked "$work/agora.log" >&2; status=1
 fi

@@ -54,8 +54,8 @@ GENERATED = (
     "# Generated from deploy/helm/agora by `python3 scripts/deploy/check.py --write` "
     "({values}); edit the chart, not this file.\n"
 )
-SERVICES = ["auth", "tickets", "analytics", "inventory-sync", "code-exec", "realtime", "gateway"]
-STORES = ["auth", "tickets", "analytics", "inventory-sync", "code-exec", "realtime"]
+SERVICES = ["auth", "tickets", "analytics", "inventory-sync", "code-exec", "realtime", "ai", "gateway"]
+STORES = ["auth", "tickets", "analytics", "inventory-sync", "code-exec", "realtime", "ai"]
 # The service whose container is privileged and root, for the sandbox it builds (its pod
 # asserts exactly that; every other is non-root and unprivileged).
 SANDBOX = "code-exec"
@@ -71,6 +71,7 @@ SECRET_KEYS = {
     "inventory-sync-database-url",
     "code-exec-database-url",
     "realtime-database-url",
+    "ai-database-url",
     "inventory-sync-key-encryption-key",
     "inventory-sync-amazon-client-secret",
     "inventory-sync-google-client-secret",

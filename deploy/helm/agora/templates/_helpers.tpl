@@ -35,7 +35,7 @@ auth:
   httpPort: 8081
   grpcPort: 9081
   store: true
-  callers: [gateway, tickets, analytics, inventory-sync, code-exec, realtime]
+  callers: [gateway, tickets, analytics, inventory-sync, code-exec, realtime, ai]
 tickets:
   httpPort: 8082
   grpcPort: 9082
@@ -62,6 +62,11 @@ code-exec:
 realtime:
   httpPort: 8086
   grpcPort: 9086
+  store: true
+  callers: [gateway]
+ai:
+  httpPort: 8087
+  grpcPort: 9087
   store: true
   callers: [gateway]
 gateway:
@@ -91,6 +96,7 @@ AGORA_GATEWAY__SERVICES__ANALYTICS__URL: "http://{{ $name }}-analytics:8083"
 AGORA_GATEWAY__SERVICES__INVENTORY_SYNC__URL: "http://{{ $name }}-inventory-sync:8084"
 AGORA_GATEWAY__SERVICES__CODE_EXEC__URL: "http://{{ $name }}-code-exec:8085"
 AGORA_GATEWAY__SERVICES__REALTIME__URL: "http://{{ $name }}-realtime:8086"
+AGORA_GATEWAY__SERVICES__AI__URL: "http://{{ $name }}-ai:8087"
 AGORA_AUTH__TRUSTED_PROXIES: {{ printf "[%s]" (join ", " .Values.trustedProxies) | quote }}
 AGORA_GATEWAY__TRUSTED_PROXIES: {{ printf "[%s]" (join ", " .Values.trustedProxies) | quote }}
 {{- with .Values.otlpEndpoint }}
