@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/agora/inventory/v1/inventory.proto",
         "proto/agora/events/v1/inventory.proto",
         "proto/agora/events/v1/code_exec.proto",
+        "proto/agora/events/v1/ai.proto",
         "proto/agora/realtime/v1/realtime.proto",
     ];
     let mut config = prost_build::Config::new();

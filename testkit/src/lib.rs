@@ -13,6 +13,7 @@
 mod client;
 pub mod fake_amazon;
 pub mod fake_google;
+pub mod fake_llm;
 mod fake_server;
 pub mod fake_stripe;
 mod smtp;

@@ -1,1 +1,290 @@
-fn main() {}
+//! Prints what the knowledge base costs with the local model, on 2 cores:
+//! - embeddings/s (the `lexical-hash-1024` model over chunk-sized texts);
+//! - chunks indexed/s: documents of 1,000 chunks chunked, embedded and written with their
+//!   full-text rows, as the workers do;
+//! - search latency p50/p99 over `AGORA_BENCH_CHUNKS` (100,000) chunks in one tenant's
+//!   collection, per mode (hybrid, semantic, keyword), 200 queries each, the vector cache warm
+//!   (the first, cold search is printed apart);
+//!
+//! on SQLite, and on PostgreSQL too when `AGORA_BENCH_DATABASE_URL` names a server; then
+//! - the router's overhead per call: 2,000 chat completions through the router to a local
+//!   fake provider, against the same calls made straight to it (p50/p99 of each, and of the
+//!   difference of the medians).
+//!
+//! `cargo bench -p agora-ai --bench knowledge`.
+
+use std::time::Instant;
+
+use agora_ai::{
+    AiConfig, AiState,
+    knowledge::{
+        chunk, search,
+        store::{self, CollectionRow, NewChunk, NewDocument},
+        vectors::VectorCache,
+    },
+    local::embed,
+};
+use agora_shared::{db::Db, testing::TestDb};
+
+const WORDS: [&str; 48] = [
+    "refund",
+    "delivery",
+    "warehouse",
+    "invoice",
+    "customer",
+    "ticket",
+    "zone",
+    "team",
+    "router",
+    "fibre",
+    "outage",
+    "contract",
+    "payment",
+    "schedule",
+    "technician",
+    "meter",
+    "signal",
+    "antenna",
+    "billing",
+    "account",
+    "address",
+    "parcel",
+    "courier",
+    "return",
+    "warranty",
+    "repair",
+    "install",
+    "upgrade",
+    "network",
+    "modem",
+    "cable",
+    "voucher",
+    "discount",
+    "order",
+    "stock",
+    "supplier",
+    "claim",
+    "dispute",
+    "refusal",
+    "approval",
+    "manager",
+    "region",
+    "north",
+    "south",
+    "urgent",
+    "weekly",
+    "monthly",
+    "policy",
+];
+
+/// A deterministic stream of pseudo-random numbers (xorshift).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as usize
+    }
+
+    fn sentence(&mut self, words: usize) -> String {
+        let mut s: Vec<&str> = (0..words)
+            .map(|_| WORDS[self.next() % WORDS.len()])
+            .collect();
+        s[0] = "The";
+        format!("{} {}.", s.join(" "), self.next() % 10_000)
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn run(label: &str, db: Db, chunks: usize) {
+    let config = AiConfig::default();
+    let state = AiState {
+        db: db.clone(),
+        vectors: VectorCache::new(config.vector_cache_mib * 1024 * 1024),
+        config,
+        wake: tokio::sync::Notify::new(),
+        router: agora_ai::router::Router::new(),
+    };
+    let now = agora_shared::db::now();
+    let collection = CollectionRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: "bench-tenant".into(),
+        name: "bench".into(),
+        description: None,
+        embedding_model: embed::MODEL.into(),
+        generation: 0,
+        created_by: "bench".into(),
+        created_at: now,
+        updated_at: now,
+    };
+    let row = collection.clone();
+    db.write(move |conn| store::create_collection(conn, &row, 10))
+        .await
+        .unwrap();
+
+    // Documents of 1,000 chunks: text made, chunked, embedded and written as a worker does.
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let per_document = 1000;
+    let started = Instant::now();
+    let mut embed_secs = 0.0;
+    for d in 0..chunks.div_ceil(per_document) {
+        let text: String = (0..per_document)
+            .map(|i| {
+                format!(
+                    "## Section {i}\n\n{} {} {}\n\n",
+                    rng.sentence(14),
+                    rng.sentence(12),
+                    rng.sentence(10)
+                )
+            })
+            .collect();
+        let id = uuid::Uuid::now_v7().to_string();
+        let doc = NewDocument {
+            id: id.clone(),
+            tenant_id: collection.tenant_id.clone(),
+            collection_id: collection.id.clone(),
+            title: format!("Document {d}"),
+            format: "markdown".into(),
+            bytes: text.len() as i64,
+            content: Vec::new(),
+            metadata: "{}".into(),
+            status: store::PROCESSING.into(),
+            attempt: 1,
+            claimed_at: Some(now),
+            created_by: "bench".into(),
+            created_at: now,
+            updated_at: now,
+        };
+        db.write(move |conn| store::insert_document(conn, &doc, 100_000))
+            .await
+            .unwrap();
+        let embedding = Instant::now();
+        let rows: Vec<NewChunk> = chunk::chunk(&text, 1000, 150)
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| NewChunk {
+                id: uuid::Uuid::now_v7().to_string(),
+                tenant_id: collection.tenant_id.clone(),
+                collection_id: collection.id.clone(),
+                document_id: id.clone(),
+                ordinal: i as i32,
+                embedding: embed::to_bytes(&embed::embed(&c.indexed_text())),
+                heading: c.heading,
+                text: c.text,
+                start_offset: c.start as i64,
+                end_offset: c.end as i64,
+            })
+            .collect();
+        embed_secs += embedding.elapsed().as_secs_f64();
+        db.write(move |conn| store::complete(conn, &id, 1, &rows))
+            .await
+            .unwrap();
+    }
+    let indexing = started.elapsed().as_secs_f64();
+    println!(
+        "{label}: indexed {chunks} chunks in {indexing:.1} s: {:.0} chunks/s (embedding alone {:.0} chunks/s)",
+        chunks as f64 / indexing,
+        chunks as f64 / embed_secs
+    );
+
+    let ids = vec![collection.id.clone()];
+    let cold = Instant::now();
+    search::search(
+        &state,
+        search::Query {
+            tenant: &collection.tenant_id,
+            collections: &ids,
+            text: "refund warehouse",
+            mode: search::Mode::Hybrid,
+            limit: 10,
+            filter: None,
+        },
+    )
+    .await
+    .unwrap();
+    println!(
+        "{label}: first search (vectors read into the cache): {:.0} ms",
+        cold.elapsed().as_secs_f64() * 1000.0
+    );
+    for mode in [
+        search::Mode::Hybrid,
+        search::Mode::Semantic,
+        search::Mode::Keyword,
+    ] {
+        let mut times = Vec::new();
+        for _ in 0..200 {
+            let query: Vec<&str> = (0..1 + rng.next() % 4)
+                .map(|_| WORDS[rng.next() % WORDS.len()])
+                .collect();
+            let query = query.join(" ");
+            let t = Instant::now();
+            let hits = search::search(
+                &state,
+                search::Query {
+                    tenant: &collection.tenant_id,
+                    collections: &ids,
+                    text: &query,
+                    mode,
+                    limit: 10,
+                    filter: None,
+                },
+            )
+            .await
+            .unwrap();
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            assert!(!hits.is_empty(), "{query}");
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "{label}: {mode:?} search over {chunks} chunks: p50 {:.1} ms, p99 {:.1} ms",
+            percentile(&times, 0.5),
+            percentile(&times, 0.99)
+        );
+    }
+}
+
+fn main() {
+    let chunks: usize = std::env::var("AGORA_BENCH_CHUNKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut rng = Rng(42);
+        let texts: Vec<String> = (0..20_000).map(|_| rng.sentence(40)).collect();
+        let t = Instant::now();
+        for text in &texts {
+            std::hint::black_box(embed::embed(text));
+        }
+        println!(
+            "embeddings: {:.0}/s ({} texts of 40 words)",
+            texts.len() as f64 / t.elapsed().as_secs_f64(),
+            texts.len()
+        );
+        let sqlite = TestDb::sqlite();
+        run(
+            "sqlite",
+            sqlite.migrated(agora_ai::MIGRATIONS, 4).await,
+            chunks,
+        )
+        .await;
+        if let Ok(url) = std::env::var("AGORA_BENCH_DATABASE_URL") {
+            let pg = TestDb::postgres_at(&url);
+            run(
+                "postgres",
+                pg.migrated(agora_ai::MIGRATIONS, 4).await,
+                chunks,
+            )
+            .await;
+        }
+    });
+}

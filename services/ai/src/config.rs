@@ -1,8 +1,64 @@
 //! The `[ai]` configuration section (`AGORA_AI__*`).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
-use agora_shared::config::{ConfigError, ServiceEndpoints, Validate};
+use agora_shared::config::{ConfigError, Secret, ServiceEndpoints, Validate};
+
+/// What API a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// OpenAI's chat completions and embeddings, at any base URL (OpenAI, Azure OpenAI's
+    /// v1 API, Ollama, vLLM, LM Studio, Mistral, Groq...).
+    Openai,
+    /// Anthropic's Messages API.
+    Anthropic,
+}
+
+/// A model provider the router may call.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub kind: ProviderKind,
+    /// The API's base, e.g. `https://api.openai.com/v1` or `https://api.anthropic.com`.
+    pub base_url: String,
+    /// The platform's key for it (a tenant's own key, when it set one, is used instead);
+    /// none for servers that take none (a local Ollama).
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    /// How long a call may take (for a stream: until its first event, then between events).
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_timeout() -> u64 {
+    60
+}
+
+/// One way to serve a model alias: a provider's model, and what its tokens cost.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentConfig {
+    /// A key of `ai.providers`.
+    pub provider: String,
+    /// The provider's model name.
+    pub model: String,
+    /// Minor units of the platform's currency per million input and output tokens.
+    #[serde(default)]
+    pub input_cost_per_million: i64,
+    #[serde(default)]
+    pub output_cost_per_million: i64,
+}
+
+/// A model alias clients name (`default`, `fast`, `embed`...): its deployments, tried in
+/// order (each one the next one's fallback).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub deployments: Vec<DeploymentConfig>,
+}
 
 /// Settings of the ai service.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,6 +90,22 @@ pub struct AiConfig {
     /// Memory the in-process vector cache may hold, in MiB (collections past it are read
     /// from the store for each search).
     pub vector_cache_mib: usize,
+    /// Model providers by name.
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Model aliases (`local` is built in and cannot be one).
+    pub models: BTreeMap<String, ModelConfig>,
+    /// Seals tenants' own provider keys (base64 of 32 random bytes); without it tenants
+    /// cannot set keys.
+    pub key_encryption_key: Option<Secret>,
+    /// Retries of a deployment on 429, 5xx, timeouts and refused connections, before the
+    /// next deployment is tried.
+    pub max_retries: u32,
+    /// The longest `Retry-After` waited for; a longer one moves on to the next deployment.
+    pub max_retry_after_secs: u64,
+    /// How long a deployment that failed (or said 429) is skipped.
+    pub cooldown_secs: u64,
+    /// Tokens a chat call reserves for its answer when it names no `max_tokens`.
+    pub default_max_tokens: u64,
 }
 
 impl Default for AiConfig {
@@ -50,6 +122,13 @@ impl Default for AiConfig {
             max_documents_per_collection: 10_000,
             max_input_bytes: 256 * 1024,
             vector_cache_mib: 512,
+            providers: BTreeMap::new(),
+            models: BTreeMap::new(),
+            key_encryption_key: None,
+            max_retries: 2,
+            max_retry_after_secs: 10,
+            cooldown_secs: 5,
+            default_max_tokens: 1024,
         }
     }
 }
@@ -87,6 +166,48 @@ impl Validate for AiConfig {
                 key("chunk_overlap_chars"),
                 "must be at most half of chunk_chars",
             ));
+        }
+        for (name, provider) in &self.providers {
+            let url = reqwest::Url::parse(&provider.base_url).ok();
+            if !url.is_some_and(|u| matches!(u.scheme(), "http" | "https")) {
+                return Err(ConfigError::new(
+                    key(&format!("providers.{name}.base_url")),
+                    "must be an http(s) URL",
+                ));
+            }
+            if provider.timeout_secs == 0 {
+                return Err(ConfigError::new(
+                    key(&format!("providers.{name}.timeout_secs")),
+                    "must be at least 1",
+                ));
+            }
+        }
+        for (alias, model) in &self.models {
+            if alias == crate::local::MODEL {
+                return Err(ConfigError::new(
+                    key("models.local"),
+                    "`local` is the built-in model; name the alias otherwise",
+                ));
+            }
+            if model.deployments.is_empty() {
+                return Err(ConfigError::new(
+                    key(&format!("models.{alias}.deployments")),
+                    "must name at least one deployment",
+                ));
+            }
+            for (i, d) in model.deployments.iter().enumerate() {
+                if !self.providers.contains_key(&d.provider) {
+                    return Err(ConfigError::new(
+                        key(&format!("models.{alias}.deployments[{i}].provider")),
+                        format!("`{}` is not a key of {prefix}.providers", d.provider),
+                    ));
+                }
+            }
+        }
+        if let Some(kek) = &self.key_encryption_key
+            && let Err(e) = agora_shared::sealed::Sealer::from_base64(kek.expose())
+        {
+            return Err(ConfigError::new(key("key_encryption_key"), e));
         }
         if self.inline_bytes > self.max_document_bytes {
             return Err(ConfigError::new(

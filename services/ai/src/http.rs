@@ -6,6 +6,7 @@ use actix_web::web;
 
 use agora_shared::{AppError, AppResult, http::Caller};
 
+pub mod admin;
 pub mod answers;
 pub mod collections;
 pub mod texts;
@@ -16,6 +17,7 @@ pub const MANAGE: &str = "ai:manage";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     collections::routes(cfg);
+    admin::routes(cfg);
     answers::routes(cfg);
     texts::routes(cfg);
     crate::openai::routes(cfg);

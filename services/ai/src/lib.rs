@@ -15,13 +15,18 @@ use agora_shared::{
     service::{Parts, RunningService, ServiceContext, ServiceSpec},
 };
 
+pub mod budget;
 pub mod config;
 pub mod http;
+pub mod keys;
 pub mod knowledge;
 pub mod local;
 pub mod openai;
 pub mod openapi;
+pub mod providers;
+pub mod router;
 pub mod schema;
+pub mod usage;
 
 pub use config::AiConfig;
 
@@ -49,7 +54,7 @@ pub fn spec() -> ServiceSpec {
         name: NAME,
         migrations: Some(MIGRATIONS),
         default_ports: (PORTS.0, Some(PORTS.1)),
-        publishes: false,
+        publishes: true,
         openapi: Some(openapi::document),
         config_keys: agora_shared::service::config_keys::<AiConfig>,
         open_config_maps: &[],
@@ -65,6 +70,8 @@ pub struct AiState {
     pub vectors: knowledge::vectors::VectorCache,
     /// Wakes the document workers when documents are queued.
     pub wake: tokio::sync::Notify,
+    /// Every call to a model provider.
+    pub router: router::Router,
 }
 
 /// A started ai service and its state (tests reach into the state).
@@ -91,6 +98,7 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
         vectors: knowledge::vectors::VectorCache::new(config.vector_cache_mib * 1024 * 1024),
         config: config.clone(),
         wake: tokio::sync::Notify::new(),
+        router: router::Router::new(),
     });
     let (reporter, health) = agora_shared::grpc::health();
     tokio::spawn(async move {
@@ -110,7 +118,7 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
             http_routes: http::routes,
             openapi: openapi::document,
             grpc_routes: tonic::service::Routes::new(health),
-            publishes: false,
+            publishes: true,
         },
         shutdown.clone(),
     )

@@ -10,17 +10,21 @@
 
 use actix_web::{HttpResponse, ResponseError, body::BoxBody, http::StatusCode, web};
 use base64::Engine;
-use futures::stream;
+use futures::{StreamExt, stream};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use agora_shared::{AppError, http::Caller};
 
 use crate::{
-    AiState,
+    AiState, budget,
     http::answers,
+    keys,
     knowledge::store,
     local::{self, embed, text::estimate_tokens},
+    providers::{self, Reply as Upstream},
+    router::{Call, Served},
+    usage::{Answerer, Meter},
 };
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -110,24 +114,20 @@ fn unknown_model(model: &str) -> OpenAiError {
     )
 }
 
-fn check_model(model: &str) -> Result<(), OpenAiError> {
-    match model == local::MODEL {
-        true => Ok(()),
-        false => Err(unknown_model(model)),
-    }
-}
-
-fn model_object() -> Value {
-    // The day the local model's behaviour was fixed (its embeddings are stored).
-    json!({"id": local::MODEL, "object": "model", "created": 1_796_515_200, "owned_by": "agora"})
+fn model_object(id: &str) -> Value {
+    // The day the platform's models were first served (the local model's embeddings are
+    // stored, so its behaviour is fixed from then on).
+    json!({"id": id, "object": "model", "created": 1_796_515_200, "owned_by": "agora"})
 }
 
 /// Lists the models.
 #[utoipa::path(get, path = "/api/v1/ai/openai/v1/models", tag = "ai-openai",
     responses((status = 200, description = "OpenAI's model list: `local` and the configured models", body = Object)),
     security(("bearer" = [])))]
-pub async fn models(_caller: Caller) -> HttpResponse {
-    HttpResponse::Ok().json(json!({"object": "list", "data": [model_object()]}))
+pub async fn models(state: web::Data<AiState>, _caller: Caller) -> HttpResponse {
+    let mut data = vec![model_object(local::MODEL)];
+    data.extend(state.config.models.keys().map(|alias| model_object(alias)));
+    HttpResponse::Ok().json(json!({"object": "list", "data": data}))
 }
 
 /// One model.
@@ -135,9 +135,9 @@ pub async fn models(_caller: Caller) -> HttpResponse {
     params(("model" = String, Path)),
     responses((status = 200, description = "OpenAI's model object", body = Object), (status = 404)),
     security(("bearer" = [])))]
-pub async fn model(_caller: Caller, model: web::Path<String>) -> Reply {
-    check_model(&model)?;
-    Ok(HttpResponse::Ok().json(model_object()))
+pub async fn model(state: web::Data<AiState>, _caller: Caller, model: web::Path<String>) -> Reply {
+    check_model(&state, &model)?;
+    Ok(HttpResponse::Ok().json(model_object(&model)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,7 +207,8 @@ impl Message {
     security(("bearer" = [])))]
 pub async fn chat(state: web::Data<AiState>, caller: Caller, body: web::Bytes) -> Reply {
     let input: ChatIn = parse(&body)?;
-    check_model(&input.model)?;
+    let mut raw: Value = parse(&body)?;
+    let local = check_model(&state, &input.model)?;
     if input.messages.is_empty() {
         return Err(invalid("messages", "must hold at least one message"));
     }
@@ -222,7 +223,7 @@ pub async fn chat(state: web::Data<AiState>, caller: Caller, body: web::Bytes) -
             ));
         }
     }
-    if input.n.is_some_and(|n| n != 1) {
+    if local && input.n.is_some_and(|n| n != 1) {
         return Err(invalid("n", "the local model gives one choice"));
     }
     let prompt: usize = input.messages.iter().map(|m| m.text().len()).sum();
@@ -235,6 +236,221 @@ pub async fn chat(state: web::Data<AiState>, caller: Caller, body: web::Bytes) -
             ),
         ));
     }
+    let limit = input.max_completion_tokens.or(input.max_tokens);
+    if limit == Some(0) {
+        return Err(invalid("max_tokens", "must be at least 1"));
+    }
+    let prompt_tokens: u64 = input
+        .messages
+        .iter()
+        .map(|m| estimate_tokens(&m.text()))
+        .sum();
+    let stream = input.stream == Some(true);
+    let include_usage = input
+        .stream_options
+        .as_ref()
+        .is_some_and(|o| o.include_usage);
+    // The call's hold on the tenant's budget, given back with what it used when it ends.
+    let estimate = prompt_tokens + limit.unwrap_or(state.config.default_max_tokens);
+    let mut meter = meter(&state, &caller, &input.model, "chat", estimate).await?;
+    if local {
+        let answer = local_chat(&state, &caller, &input, limit).await;
+        let (content, finish, citations) = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                meter.status(&e.0.code());
+                meter.record().await?;
+                return Err(e);
+            }
+        };
+        let completion_tokens = estimate_tokens(&content);
+        meter.answered_by(Answerer {
+            provider: local::PROVIDER.into(),
+            provider_model: local::answer::MODEL.into(),
+            ..Answerer::default()
+        });
+        meter.tokens(prompt_tokens as i64, completion_tokens as i64);
+        meter.status("ok");
+        meter.record().await?;
+        let usage = json!({
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        });
+        return Ok(local_reply(
+            content,
+            finish,
+            citations,
+            usage,
+            stream,
+            include_usage,
+        ));
+    }
+    if let Some(fields) = raw.as_object_mut() {
+        fields.remove("collection_ids");
+    }
+    let keys = match keys::tenant_keys(&state, &caller.tenant_id).await {
+        Ok(k) => k,
+        Err(e) => {
+            meter.status(&e.code());
+            meter.record().await?;
+            return Err(e.into());
+        }
+    };
+    let routed = state
+        .router
+        .call(
+            &state.config,
+            &input.model,
+            &raw,
+            Call::Chat { stream },
+            &keys,
+        )
+        .await;
+    let (reply, served) = match routed {
+        Ok(r) => r,
+        Err(e) => {
+            meter.status(&e.code());
+            meter.record().await?;
+            return Err(e.into());
+        }
+    };
+    meter.answered_by(answerer(&served));
+    match reply {
+        Upstream::Whole(mut completion) => {
+            let usage = &completion["usage"];
+            meter.tokens(
+                usage["prompt_tokens"]
+                    .as_i64()
+                    .unwrap_or(prompt_tokens as i64),
+                usage["completion_tokens"].as_i64().unwrap_or(0),
+            );
+            meter.status("ok");
+            meter.record().await?;
+            completion["provider"] = json!(served.deployment.provider);
+            Ok(HttpResponse::Ok().json(completion))
+        }
+        Upstream::Stream(chunks) => Ok(HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .insert_header(("cache-control", "no-cache"))
+            .streaming(relay(
+                chunks,
+                meter,
+                include_usage,
+                served.deployment.provider,
+            ))),
+    }
+}
+
+/// Whether `model` is the local model (true) or a configured alias (false); 404 otherwise.
+fn check_model(state: &AiState, model: &str) -> Result<bool, OpenAiError> {
+    if model == local::MODEL {
+        Ok(true)
+    } else if state.config.models.contains_key(model) {
+        Ok(false)
+    } else {
+        Err(unknown_model(model))
+    }
+}
+
+fn answerer(served: &Served) -> Answerer {
+    Answerer {
+        provider: served.deployment.provider.clone(),
+        provider_model: served.deployment.model.clone(),
+        input_cost_per_million: served.deployment.input_cost_per_million,
+        output_cost_per_million: served.deployment.output_cost_per_million,
+    }
+}
+
+/// Reserves `estimate` tokens of the caller's tenant's budget for a call to `model`.
+async fn meter(
+    state: &web::Data<AiState>,
+    caller: &Caller,
+    model: &str,
+    kind: &'static str,
+    estimate: u64,
+) -> Result<Meter, OpenAiError> {
+    let (tenant, now) = (caller.tenant_id.clone(), agora_shared::db::now());
+    let reservation = state
+        .db
+        .write(move |conn| budget::reserve(conn, &tenant, estimate as i64, now))
+        .await?;
+    Ok(Meter::new(
+        state.clone().into_inner(),
+        reservation,
+        &caller.user_id,
+        model,
+        kind,
+    ))
+}
+
+/// A provider's stream as server-sent events to the client, counting the usage it reports;
+/// the usage chunk goes on only when the client asked for it. An error after the first chunk
+/// ends the stream with an OpenAI error event.
+fn relay(
+    chunks: providers::ChunkStream,
+    meter: Meter,
+    include_usage: bool,
+    provider: String,
+) -> impl futures::Stream<Item = Result<web::Bytes, std::convert::Infallible>> {
+    stream::unfold(
+        (chunks, Some(meter), false),
+        move |(mut chunks, mut meter, done)| {
+            let provider = provider.clone();
+            async move {
+                if done {
+                    return None;
+                }
+                loop {
+                    match chunks.next().await {
+                        Some(Ok(mut chunk)) => {
+                            if let (Some(m), Some(usage)) =
+                                (meter.as_mut(), chunk.get("usage").filter(|u| u.is_object()))
+                            {
+                                m.tokens(
+                                    usage["prompt_tokens"].as_i64().unwrap_or(0),
+                                    usage["completion_tokens"].as_i64().unwrap_or(0),
+                                );
+                            }
+                            let usage_only = chunk["choices"].as_array().is_some_and(Vec::is_empty);
+                            if usage_only && !include_usage {
+                                continue;
+                            }
+                            chunk["provider"] = json!(provider);
+                            let frame = web::Bytes::from(format!("data: {chunk}\n\n"));
+                            return Some((Ok(frame), (chunks, meter, false)));
+                        }
+                        Some(Err(e)) => {
+                            if let Some(mut m) = meter.take() {
+                                m.status("upstream_failed");
+                                let _ = m.record().await;
+                            }
+                            let error = json!({"error": {"message": format!("the provider's stream failed: {}", e.message), "type": "api_error", "code": "ai.upstream_failed", "param": null}});
+                            let frame = web::Bytes::from(format!("data: {error}\n\n"));
+                            return Some((Ok(frame), (chunks, None, true)));
+                        }
+                        None => {
+                            if let Some(mut m) = meter.take() {
+                                m.status("ok");
+                                let _ = m.record().await;
+                            }
+                            let frame = web::Bytes::from_static(b"data: [DONE]\n\n");
+                            return Some((Ok(frame), (chunks, None, true)));
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// The local model's chat answer: (content, finish reason, citations).
+async fn local_chat(
+    state: &AiState,
+    caller: &Caller,
+    input: &ChatIn,
+    limit: Option<u64>,
+) -> Result<(String, &'static str, Value), OpenAiError> {
     let Some(question) = input
         .messages
         .iter()
@@ -245,16 +461,8 @@ pub async fn chat(state: web::Data<AiState>, caller: Caller, body: web::Bytes) -
     else {
         return Err(invalid("messages", "must hold a user message with text"));
     };
-    let question: String = question
-        .chars()
-        .rev()
-        .take(2000)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    let ids = match input.collection_ids {
-        Some(ids) => ids,
+    let ids = match &input.collection_ids {
+        Some(ids) => ids.clone(),
         None => {
             let tenant = caller.tenant_id.clone();
             state
@@ -268,85 +476,81 @@ pub async fn chat(state: web::Data<AiState>, caller: Caller, body: web::Bytes) -
     };
     let answer = match ids.is_empty() {
         true => None,
-        false => Some(answers::grounded(&state, &caller, &ids, &question, 5).await?),
+        false => Some(answers::grounded(state, caller, &ids, &question, 5).await?),
     };
     let (mut content, citations) = match answer {
         Some(a) => (a.answer, a.citations),
         None => (local::answer::NOT_FOUND.to_owned(), Vec::new()),
     };
-    let limit = input.max_completion_tokens.or(input.max_tokens);
     let mut finish = "stop";
-    if let Some(limit) = limit {
-        if limit == 0 {
-            return Err(invalid("max_tokens", "must be at least 1"));
-        }
-        if estimate_tokens(&content) > limit {
-            content = cut(&content, limit);
-            finish = "length";
-        }
+    if let Some(limit) = limit
+        && estimate_tokens(&content) > limit
+    {
+        content = cut(&content, limit);
+        finish = "length";
     }
-    let prompt_tokens: u64 = input
-        .messages
-        .iter()
-        .map(|m| estimate_tokens(&m.text()))
-        .sum();
-    let completion_tokens = estimate_tokens(&content);
-    let usage = json!({
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-    });
+    let citations = serde_json::to_value(&citations).unwrap_or(Value::Null);
+    Ok((content, finish, citations))
+}
+
+/// The local model's answer as OpenAI's completion, or its stream of chunks.
+fn local_reply(
+    content: String,
+    finish: &str,
+    citations: Value,
+    usage: Value,
+    stream: bool,
+    include_usage: bool,
+) -> HttpResponse {
     let id = format!("chatcmpl-{}", uuid::Uuid::now_v7().simple());
     let created = chrono::Utc::now().timestamp();
-    let citations = serde_json::to_value(&citations).unwrap_or(Value::Null);
-    if input.stream == Some(true) {
-        let include_usage = input.stream_options.is_some_and(|o| o.include_usage);
-        let chunk = |delta: Value, finish: Option<&str>| {
-            json!({
-                "id": id, "object": "chat.completion.chunk", "created": created,
-                "model": local::MODEL, "system_fingerprint": null, "provider": local::PROVIDER,
-                "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
-            })
-        };
-        let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), None)];
-        for piece in pieces(&content) {
-            events.push(chunk(json!({"content": piece}), None));
-        }
-        let mut last = chunk(json!({}), Some(finish));
-        last["citations"] = citations;
-        events.push(last);
-        if include_usage {
-            events.push(json!({
-                "id": id, "object": "chat.completion.chunk", "created": created,
-                "model": local::MODEL, "system_fingerprint": null, "choices": [], "usage": usage,
-            }));
-        }
-        let mut frames: Vec<Result<web::Bytes, std::convert::Infallible>> = events
-            .into_iter()
-            .map(|e| Ok(web::Bytes::from(format!("data: {e}\n\n"))))
-            .collect();
-        frames.push(Ok(web::Bytes::from_static(b"data: [DONE]\n\n")));
-        return Ok(HttpResponse::Ok()
-            .content_type("text/event-stream")
-            .insert_header(("cache-control", "no-cache"))
-            .streaming(stream::iter(frames)));
+    if !stream {
+        return HttpResponse::Ok().json(json!({
+            "id": id,
+            "object": "chat.completion",
+            "created": created,
+            "model": local::MODEL,
+            "system_fingerprint": null,
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": null},
+                "logprobs": null,
+                "finish_reason": finish,
+            }],
+            "usage": usage,
+            "provider": local::PROVIDER,
+            "citations": citations,
+        }));
     }
-    Ok(HttpResponse::Ok().json(json!({
-        "id": id,
-        "object": "chat.completion",
-        "created": created,
-        "model": local::MODEL,
-        "system_fingerprint": null,
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": content, "refusal": null},
-            "logprobs": null,
-            "finish_reason": finish,
-        }],
-        "usage": usage,
-        "provider": local::PROVIDER,
-        "citations": citations,
-    })))
+    let chunk = |delta: Value, finish: Option<&str>| {
+        json!({
+            "id": id, "object": "chat.completion.chunk", "created": created,
+            "model": local::MODEL, "system_fingerprint": null, "provider": local::PROVIDER,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        })
+    };
+    let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), None)];
+    for piece in pieces(&content) {
+        events.push(chunk(json!({"content": piece}), None));
+    }
+    let mut last = chunk(json!({}), Some(finish));
+    last["citations"] = citations;
+    events.push(last);
+    if include_usage {
+        events.push(json!({
+            "id": id, "object": "chat.completion.chunk", "created": created,
+            "model": local::MODEL, "system_fingerprint": null, "choices": [], "usage": usage,
+        }));
+    }
+    let mut frames: Vec<Result<web::Bytes, std::convert::Infallible>> = events
+        .into_iter()
+        .map(|e| Ok(web::Bytes::from(format!("data: {e}\n\n"))))
+        .collect();
+    frames.push(Ok(web::Bytes::from_static(b"data: [DONE]\n\n")));
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        .streaming(stream::iter(frames))
 }
 
 /// `content` cut to about `limit` tokens, at a word's end.
@@ -392,9 +596,11 @@ struct EmbeddingsIn {
     responses((status = 200, description = "OpenAI's embedding list (floats, or base64 of little-endian f32s)", body = Object),
         (status = 400), (status = 404, description = "an unknown model"), (status = 422)),
     security(("bearer" = [])))]
-pub async fn embeddings(state: web::Data<AiState>, _caller: Caller, body: web::Bytes) -> Reply {
+pub async fn embeddings(state: web::Data<AiState>, caller: Caller, body: web::Bytes) -> Reply {
     let input: EmbeddingsIn = parse(&body)?;
-    check_model(&input.model)?;
+    if !check_model(&state, &input.model)? {
+        return remote_embeddings(&state, &caller, &input.model, &body).await;
+    }
     let texts = match input.input {
         EmbeddingInput::One(t) => vec![t],
         EmbeddingInput::Many(t) => t,
@@ -434,6 +640,14 @@ pub async fn embeddings(state: web::Data<AiState>, _caller: Caller, body: web::B
         ));
     }
     let tokens: u64 = texts.iter().map(|t| estimate_tokens(t)).sum();
+    let mut meter = meter(&state, &caller, local::MODEL, "embeddings", tokens).await?;
+    meter.answered_by(Answerer {
+        provider: local::PROVIDER.into(),
+        provider_model: embed::MODEL.into(),
+        ..Answerer::default()
+    });
+    meter.tokens(tokens as i64, 0);
+    meter.status("ok");
     let data = tokio::task::spawn_blocking(move || {
         texts
             .iter()
@@ -461,6 +675,7 @@ pub async fn embeddings(state: web::Data<AiState>, _caller: Caller, body: web::B
     })
     .await
     .map_err(|e| AppError::Internal(anyhow::anyhow!("embedding failed: {e}")))?;
+    meter.record().await?;
     Ok(HttpResponse::Ok().json(json!({
         "object": "list",
         "data": data,
@@ -469,4 +684,60 @@ pub async fn embeddings(state: web::Data<AiState>, _caller: Caller, body: web::B
         "provider": local::PROVIDER,
         "embedding_model": embed::MODEL,
     })))
+}
+
+/// Embeddings from a configured alias, through the router.
+async fn remote_embeddings(
+    state: &web::Data<AiState>,
+    caller: &Caller,
+    model: &str,
+    body: &[u8],
+) -> Reply {
+    if body.len() > state.config.max_input_bytes {
+        return Err(invalid(
+            "input",
+            format!(
+                "holds {} bytes; at most {}",
+                body.len(),
+                state.config.max_input_bytes
+            ),
+        ));
+    }
+    let raw: Value = parse(body)?;
+    let estimate = estimate_tokens(&raw["input"].to_string());
+    let mut meter = meter(state, caller, model, "embeddings", estimate).await?;
+    let keys = match keys::tenant_keys(state, &caller.tenant_id).await {
+        Ok(k) => k,
+        Err(e) => {
+            meter.status(&e.code());
+            meter.record().await?;
+            return Err(e.into());
+        }
+    };
+    match state
+        .router
+        .call(&state.config, model, &raw, Call::Embeddings, &keys)
+        .await
+    {
+        Ok((Upstream::Whole(mut list), served)) => {
+            meter.answered_by(answerer(&served));
+            meter.tokens(list["usage"]["prompt_tokens"].as_i64().unwrap_or(0), 0);
+            meter.status("ok");
+            meter.record().await?;
+            list["provider"] = json!(served.deployment.provider);
+            Ok(HttpResponse::Ok().json(list))
+        }
+        Ok((Upstream::Stream(_), _)) => {
+            meter.status("upstream_failed");
+            meter.record().await?;
+            Err(OpenAiError(AppError::BadGateway(
+                "the provider streamed embeddings".into(),
+            )))
+        }
+        Err(e) => {
+            meter.status(&e.code());
+            meter.record().await?;
+            Err(e.into())
+        }
+    }
 }

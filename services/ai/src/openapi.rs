@@ -5,7 +5,7 @@ use utoipa::OpenApi;
 use agora_shared::http::openapi::BearerAuth;
 
 use crate::{
-    http::{answers, collections as col, texts},
+    http::{admin, answers, collections as col, texts},
     knowledge::search::Mode,
     openai,
 };
@@ -19,6 +19,7 @@ use crate::{
         answers::search_route, answers::answer_route,
         texts::summarize, texts::emotion_route, texts::fact_check,
         openai::models, openai::model, openai::chat, openai::embeddings,
+        admin::list_keys, admin::put_key, admin::delete_key, admin::get_budget, admin::put_budget,
     ),
     components(schemas(
         col::CollectionIn, col::CollectionPatch, col::CollectionOut, col::CollectionPage,
@@ -28,6 +29,7 @@ use crate::{
         texts::SummarizeIn, texts::SummaryOut, texts::EmotionIn, texts::EmotionOut,
         texts::FactCheckIn, texts::FactCheckOut, texts::SourceIn, texts::ClaimOut,
         texts::EvidenceOut,
+        admin::KeyIn, admin::ProviderOut, admin::BudgetIn, admin::BudgetOut, admin::UsageOut,
     )),
     modifiers(&BearerAuth),
 )]

@@ -56,3 +56,53 @@ diesel::table! {
 diesel::joinable!(documents -> collections (collection_id));
 diesel::joinable!(chunks -> documents (document_id));
 diesel::allow_tables_to_appear_in_same_query!(collections, documents, chunks);
+
+diesel::table! {
+    provider_keys (tenant_id, provider) {
+        tenant_id -> Text,
+        provider -> Text,
+        sealed_key -> Text,
+        hint -> Text,
+        created_by -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    budgets (tenant_id) {
+        tenant_id -> Text,
+        period -> Text,
+        max_tokens -> Nullable<BigInt>,
+        max_requests -> Nullable<BigInt>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    usage_periods (tenant_id, period_start) {
+        tenant_id -> Text,
+        period_start -> Timestamp,
+        requests -> BigInt,
+        tokens_reserved -> BigInt,
+        tokens_used -> BigInt,
+        cost_minor -> BigInt,
+    }
+}
+
+diesel::table! {
+    usage_records (id) {
+        id -> Text,
+        tenant_id -> Text,
+        user_id -> Text,
+        model -> Text,
+        provider -> Text,
+        provider_model -> Text,
+        kind -> Text,
+        tokens_in -> BigInt,
+        tokens_out -> BigInt,
+        latency_ms -> BigInt,
+        cost_minor -> BigInt,
+        status -> Text,
+        created_at -> Timestamp,
+    }
+}

@@ -11,6 +11,7 @@ mod knowledge;
 mod local;
 mod openai;
 mod retrieval;
+mod router;
 
 /// The fields a 422 problem names.
 pub(crate) fn fields(problem: &serde_json::Value) -> Vec<String> {

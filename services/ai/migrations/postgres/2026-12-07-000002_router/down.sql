@@ -1,0 +1,4 @@
+DROP TABLE usage_records;
+DROP TABLE usage_periods;
+DROP TABLE budgets;
+DROP TABLE provider_keys;

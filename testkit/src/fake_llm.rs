@@ -1,0 +1,300 @@
+//! A local model provider for tests, speaking OpenAI's and Anthropic's documented wire
+//! formats on one port:
+//! - OpenAI: `POST /v1/chat/completions` (whole, or `stream: true` as `chat.completion.chunk`
+//!   server-sent events ending `data: [DONE]`, with a usage chunk when
+//!   `stream_options.include_usage`), `POST /v1/embeddings`, errors as `{"error": {message,
+//!   type, param, code}}`, keys as `Authorization: Bearer`.
+//! - Anthropic: `POST /v1/messages` (whole, or `stream: true` as `message_start`,
+//!   `content_block_start`, `ping`, `content_block_delta`, `content_block_stop`,
+//!   `message_delta`, `message_stop` events), which needs `x-api-key` and `anthropic-version`
+//!   headers, errors as `{"type": "error", "error": {type, message}}`.
+//!
+//! Every answer says who gave it: `"<label>: <the last user message>"`. Tests script failures
+//! (a status with an optional `Retry-After`, a delay) for the next requests, and read back what
+//! was asked (path, key, body).
+
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Value, json};
+
+/// What the next request meets.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// An error answer with this status, and a `Retry-After` of these seconds.
+    Fail(u16, Option<u64>),
+    /// The answer comes after this long.
+    Delay(Duration),
+}
+
+/// A request the fake received.
+#[derive(Debug, Clone)]
+pub struct Asked {
+    pub path: String,
+    /// The key presented (Bearer or x-api-key).
+    pub key: Option<String>,
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct State {
+    label: String,
+    steps: VecDeque<Step>,
+    keys: Vec<String>,
+    asked: Vec<Asked>,
+}
+
+/// A running fake; stops with the test process.
+#[derive(Clone)]
+pub struct FakeLlm {
+    /// The base URL (`<url>/v1` is OpenAI's base; `<url>` Anthropic's).
+    pub url: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeLlm {
+    /// A fake whose answers start with `label`.
+    pub fn start(label: &str) -> Self {
+        let state = Arc::new(Mutex::new(State {
+            label: label.into(),
+            ..State::default()
+        }));
+        let url = crate::fake_server::serve(state.clone(), 4, routes);
+        Self { url, state }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        f(&mut self.state.lock().expect("fake llm state"))
+    }
+
+    /// The next requests meet these steps, one each, in order.
+    pub fn script(&self, steps: &[Step]) {
+        self.with(|s| s.steps.extend(steps.iter().cloned()));
+    }
+
+    /// Only these keys are taken (none set: any, or none).
+    pub fn require_keys(&self, keys: &[&str]) {
+        self.with(|s| s.keys = keys.iter().map(|k| (*k).to_owned()).collect());
+    }
+
+    /// Every request received, in order.
+    pub fn asked(&self) -> Vec<Asked> {
+        self.with(|s| s.asked.clone())
+    }
+}
+
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/chat/completions", web::post().to(openai_chat))
+        .route("/v1/embeddings", web::post().to(openai_embeddings))
+        .route("/v1/messages", web::post().to(anthropic_messages));
+}
+
+type Shared = web::Data<Mutex<State>>;
+
+fn header(req: &HttpRequest, name: &str) -> Option<String> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Records the request and takes the next step: the error to answer, if any.
+async fn admit(
+    state: &Shared,
+    req: &HttpRequest,
+    key: Option<String>,
+    body: &Value,
+    anthropic: bool,
+) -> Result<String, HttpResponse> {
+    let (step, label, keys) = {
+        let mut s = state.lock().expect("fake llm state");
+        s.asked.push(Asked {
+            path: req.path().to_owned(),
+            key: key.clone(),
+            body: body.clone(),
+        });
+        (s.steps.pop_front(), s.label.clone(), s.keys.clone())
+    };
+    let error = |status: u16, kind: &str, message: &str| {
+        let body = match anthropic {
+            true => json!({"type": "error", "error": {"type": kind, "message": message}}),
+            false => {
+                json!({"error": {"message": message, "type": kind, "param": null, "code": null}})
+            }
+        };
+        let mut resp =
+            HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("a status"));
+        resp.json(body)
+    };
+    if !keys.is_empty() && !key.as_ref().is_some_and(|k| keys.contains(k)) {
+        return Err(error(401, "authentication_error", "invalid api key"));
+    }
+    match step {
+        Some(Step::Delay(d)) => tokio::time::sleep(d).await,
+        Some(Step::Fail(status, retry_after)) => {
+            let kind = match status {
+                429 => "rate_limit_error",
+                400 => "invalid_request_error",
+                529 => "overloaded_error",
+                _ => "api_error",
+            };
+            let mut resp = error(status, kind, &format!("scripted {status}"));
+            if let Some(secs) = retry_after {
+                resp.headers_mut().insert(
+                    actix_web::http::header::RETRY_AFTER,
+                    actix_web::http::header::HeaderValue::from(secs),
+                );
+            }
+            return Err(resp);
+        }
+        None => {}
+    }
+    Ok(label)
+}
+
+fn last_user(messages: &Value) -> String {
+    messages
+        .as_array()
+        .into_iter()
+        .flatten()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .map(|m| match &m["content"] {
+            Value::String(s) => s.clone(),
+            Value::Array(parts) => parts
+                .iter()
+                .filter_map(|p| p["text"].as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => String::new(),
+        })
+        .unwrap_or_default()
+}
+
+fn sse(events: Vec<String>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .body(events.concat())
+}
+
+async fn openai_chat(state: Shared, req: HttpRequest, body: web::Json<Value>) -> HttpResponse {
+    let key =
+        header(&req, "authorization").and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned));
+    let label = match admit(&state, &req, key, &body, false).await {
+        Ok(l) => l,
+        Err(resp) => return resp,
+    };
+    let text = format!("{label}: {}", last_user(&body["messages"]));
+    let model = body["model"].clone();
+    let usage = json!({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15});
+    if body["stream"] != true {
+        return HttpResponse::Ok().json(json!({
+            "id": "chatcmpl-fake", "object": "chat.completion", "created": 1_700_000_000, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": usage,
+        }));
+    }
+    let chunk = |delta: Value, finish: Value| {
+        format!(
+            "data: {}\n\n",
+            json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_700_000_000,
+                "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        )
+    };
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
+    for word in text.split_inclusive(' ') {
+        events.push(chunk(json!({"content": word}), Value::Null));
+    }
+    events.push(chunk(json!({}), json!("stop")));
+    if body["stream_options"]["include_usage"] == true {
+        events.push(format!(
+            "data: {}\n\n",
+            json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_700_000_000,
+                "model": model, "choices": [], "usage": usage})
+        ));
+    }
+    events.push("data: [DONE]\n\n".into());
+    sse(events)
+}
+
+async fn openai_embeddings(
+    state: Shared,
+    req: HttpRequest,
+    body: web::Json<Value>,
+) -> HttpResponse {
+    let key =
+        header(&req, "authorization").and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned));
+    if let Err(resp) = admit(&state, &req, key, &body, false).await {
+        return resp;
+    }
+    let inputs: Vec<Value> = match &body["input"] {
+        Value::Array(items) => items.clone(),
+        other => vec![other.clone()],
+    };
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, _)| json!({"object": "embedding", "index": i, "embedding": [0.6, 0.8, 0.0]}))
+        .collect();
+    HttpResponse::Ok().json(json!({
+        "object": "list", "data": data, "model": body["model"],
+        "usage": {"prompt_tokens": 3 * inputs.len(), "total_tokens": 3 * inputs.len()},
+    }))
+}
+
+async fn anthropic_messages(
+    state: Shared,
+    req: HttpRequest,
+    body: web::Json<Value>,
+) -> HttpResponse {
+    if header(&req, "anthropic-version").is_none() {
+        return HttpResponse::BadRequest().json(json!({"type": "error", "error": {"type": "invalid_request_error", "message": "anthropic-version header is required"}}));
+    }
+    if body["max_tokens"].as_u64().is_none() {
+        return HttpResponse::BadRequest().json(json!({"type": "error", "error": {"type": "invalid_request_error", "message": "max_tokens: Field required"}}));
+    }
+    let key = header(&req, "x-api-key");
+    let label = match admit(&state, &req, key, &body, true).await {
+        Ok(l) => l,
+        Err(resp) => return resp,
+    };
+    let text = format!("{label}: {}", last_user(&body["messages"]));
+    let model = body["model"].clone();
+    if body["stream"] != true {
+        return HttpResponse::Ok().json(json!({
+            "id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn", "stop_sequence": null,
+            "usage": {"input_tokens": 12, "output_tokens": 6},
+        }));
+    }
+    let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let mut events = vec![
+        event(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_fake", "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": null, "usage": {"input_tokens": 12, "output_tokens": 1}}}),
+        ),
+        event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        event("ping", json!({"type": "ping"})),
+    ];
+    for word in text.split_inclusive(' ') {
+        events.push(event("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}})));
+    }
+    events.push(event(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    ));
+    events.push(event("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 6}})));
+    events.push(event("message_stop", json!({"type": "message_stop"})));
+    sse(events)
+}
