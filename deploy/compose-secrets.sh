@@ -39,6 +39,7 @@ database_url = "postgres://agora:$password@postgres:5432/realtime"
 
 [ai]
 database_url = "postgres://agora:$password@postgres:5432/ai"
+key_encryption_key = "$(random)"
 
 [gateway]
 ops_token = "$(token)"

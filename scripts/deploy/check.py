@@ -77,6 +77,7 @@ SECRET_KEYS = {
     "inventory-sync-google-client-secret",
     "analytics-tickets-credential",
     "realtime-tickets-credential",
+    "ai-key-encryption-key",
 }
 # What must never be a literal value in a manifest.
 SECRET_NAMES = re.compile(

@@ -88,11 +88,28 @@ impl Rng {
         (self.0 >> 11) as usize
     }
 
+    /// A word: half the time one of the common words, else one of 4,000 rarer ones (a
+    /// corpus of one small vocabulary would match every chunk on every word).
+    fn word(&mut self) -> String {
+        if self.next().is_multiple_of(2) {
+            return WORDS[self.next() % WORDS.len()].to_owned();
+        }
+        const SYLLABLES: [&str; 16] = [
+            "ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ber", "dan", "fel", "gor", "hin",
+            "jul", "mar", "pes",
+        ];
+        let n = self.next() % 4000;
+        format!(
+            "{}{}{}",
+            SYLLABLES[n % 16],
+            SYLLABLES[(n / 16) % 16],
+            SYLLABLES[n / 256]
+        )
+    }
+
     fn sentence(&mut self, words: usize) -> String {
-        let mut s: Vec<&str> = (0..words)
-            .map(|_| WORDS[self.next() % WORDS.len()])
-            .collect();
-        s[0] = "The";
+        let mut s: Vec<String> = (0..words).map(|_| self.word()).collect();
+        s[0] = "The".into();
         format!("{} {}.", s.join(" "), self.next() % 10_000)
     }
 }
@@ -109,6 +126,8 @@ async fn run(label: &str, db: Db, chunks: usize) {
         config,
         wake: tokio::sync::Notify::new(),
         router: agora_ai::router::Router::new(),
+        extraction: std::sync::Arc::new(tokio::sync::Semaphore::new(2)),
+        local_work: std::sync::Arc::new(tokio::sync::Semaphore::new(4)),
     };
     let now = agora_shared::db::now();
     let collection = CollectionRow {
@@ -218,9 +237,7 @@ async fn run(label: &str, db: Db, chunks: usize) {
     ] {
         let mut times = Vec::new();
         for _ in 0..200 {
-            let query: Vec<&str> = (0..1 + rng.next() % 4)
-                .map(|_| WORDS[rng.next() % WORDS.len()])
-                .collect();
+            let query: Vec<String> = (0..1 + rng.next() % 4).map(|_| rng.word()).collect();
             let query = query.join(" ");
             let t = Instant::now();
             let hits = search::search(

@@ -76,9 +76,21 @@ pub fn set_budget(conn: &mut DbConnection, row: &BudgetRow) -> AppResult<()> {
         .set(row)
         .execute(conn)?;
     if updated == 0 {
-        diesel::insert_into(budgets::table)
-            .values(row)
-            .execute(conn)?;
+        let inserted = match conn {
+            DbConnection::Sqlite(c) => diesel::insert_into(budgets::table)
+                .values(row)
+                .on_conflict_do_nothing()
+                .execute(c)?,
+            DbConnection::Postgres(c) => diesel::insert_into(budgets::table)
+                .values(row)
+                .on_conflict_do_nothing()
+                .execute(c)?,
+        };
+        if inserted == 0 {
+            diesel::update(budgets::table.find(&row.tenant_id))
+                .set(row)
+                .execute(conn)?;
+        }
     }
     Ok(())
 }

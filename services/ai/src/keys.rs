@@ -47,9 +47,22 @@ pub fn put(conn: &mut DbConnection, row: &KeyRow) -> AppResult<()> {
         .set(row)
         .execute(conn)?;
     if updated == 0 {
-        diesel::insert_into(provider_keys::table)
-            .values(row)
-            .execute(conn)?;
+        // Two first PUTs at once: the one that loses the insert updates what the other wrote.
+        let inserted = match conn {
+            DbConnection::Sqlite(c) => diesel::insert_into(provider_keys::table)
+                .values(row)
+                .on_conflict_do_nothing()
+                .execute(c)?,
+            DbConnection::Postgres(c) => diesel::insert_into(provider_keys::table)
+                .values(row)
+                .on_conflict_do_nothing()
+                .execute(c)?,
+        };
+        if inserted == 0 {
+            diesel::update(provider_keys::table.find((&row.tenant_id, &row.provider)))
+                .set(row)
+                .execute(conn)?;
+        }
     }
     Ok(())
 }

@@ -46,7 +46,10 @@ pub const MIGRATIONS: Migrations = Migrations {
 pub const PORTS: (u16, u16) = (8087, 9087);
 
 /// Document workers per replica.
-const WORKERS: usize = 2;
+pub const WORKERS: usize = 2;
+
+/// Local-model requests computed at once per replica (others wait their turn).
+pub const LOCAL_WORK: usize = 4;
 
 /// The service contract the binary starts it by.
 pub fn spec() -> ServiceSpec {
@@ -72,6 +75,10 @@ pub struct AiState {
     pub wake: tokio::sync::Notify,
     /// Every call to a model provider.
     pub router: router::Router,
+    /// Documents read at once (extraction threads).
+    pub extraction: Arc<tokio::sync::Semaphore>,
+    /// Blocking work of the local model (summaries, fact-checks, answers) at once.
+    pub local_work: Arc<tokio::sync::Semaphore>,
 }
 
 /// A started ai service and its state (tests reach into the state).
@@ -99,6 +106,8 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
         config: config.clone(),
         wake: tokio::sync::Notify::new(),
         router: router::Router::new(),
+        extraction: Arc::new(tokio::sync::Semaphore::new(WORKERS)),
+        local_work: Arc::new(tokio::sync::Semaphore::new(LOCAL_WORK)),
     });
     let (reporter, health) = agora_shared::grpc::health();
     tokio::spawn(async move {

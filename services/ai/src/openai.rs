@@ -96,6 +96,9 @@ impl ResponseError for OpenAiError {
 
 type Reply = Result<HttpResponse, OpenAiError>;
 
+/// The most tokens a chat call may ask to be answered with (what it reserves of its budget).
+pub const MAX_COMPLETION_TOKENS: u64 = 1_000_000;
+
 fn invalid(field: &str, message: impl Into<String>) -> OpenAiError {
     OpenAiError(AppError::invalid(field, message))
 }
@@ -237,8 +240,11 @@ pub async fn chat(state: web::Data<AiState>, caller: Caller, body: web::Bytes) -
         ));
     }
     let limit = input.max_completion_tokens.or(input.max_tokens);
-    if limit == Some(0) {
-        return Err(invalid("max_tokens", "must be at least 1"));
+    if limit.is_some_and(|l| !(1..=MAX_COMPLETION_TOKENS).contains(&l)) {
+        return Err(invalid(
+            "max_tokens",
+            format!("must be from 1 to {MAX_COMPLETION_TOKENS}"),
+        ));
     }
     let prompt_tokens: u64 = input
         .messages
@@ -330,15 +336,21 @@ pub async fn chat(state: web::Data<AiState>, caller: Caller, body: web::Bytes) -
             completion["provider"] = json!(served.deployment.provider);
             Ok(HttpResponse::Ok().json(completion))
         }
-        Upstream::Stream(chunks) => Ok(HttpResponse::Ok()
-            .content_type("text/event-stream")
-            .insert_header(("cache-control", "no-cache"))
-            .streaming(relay(
-                chunks,
-                meter,
-                include_usage,
-                served.deployment.provider,
-            ))),
+        Upstream::Stream(chunks) => {
+            // Until the provider reports what it used, the call is charged its whole
+            // reservation: a client that hangs up before the end pays for what it asked.
+            let reserved = estimate as i64;
+            meter.tokens(prompt_tokens as i64, reserved - prompt_tokens as i64);
+            Ok(HttpResponse::Ok()
+                .content_type("text/event-stream")
+                .insert_header(("cache-control", "no-cache"))
+                .streaming(relay(
+                    chunks,
+                    meter,
+                    include_usage,
+                    served.deployment.provider,
+                )))
+        }
     }
 }
 

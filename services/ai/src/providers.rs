@@ -157,11 +157,32 @@ async fn read_capped(resp: reqwest::Response) -> Vec<u8> {
     body
 }
 
+/// Largest whole answer read from a provider.
+const MAX_ANSWER_BYTES: usize = 32 << 20;
+
+/// Largest stream relayed from a provider, in all.
+const MAX_STREAM_BYTES: usize = 64 << 20;
+
 async fn whole(resp: reqwest::Response, timeout: Duration) -> Result<Value, CallError> {
-    let body = tokio::time::timeout(timeout, resp.bytes())
+    let read = async {
+        let mut body = Vec::new();
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| CallError::transport(&e))?;
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_ANSWER_BYTES {
+                return Err(CallError::new(
+                    Failure::Retryable,
+                    None,
+                    "the answer is too large",
+                ));
+            }
+        }
+        Ok(body)
+    };
+    let body = tokio::time::timeout(timeout, read)
         .await
-        .map_err(|_| CallError::timeout())?
-        .map_err(|e| CallError::transport(&e))?;
+        .map_err(|_| CallError::timeout())??;
     serde_json::from_slice(&body).map_err(|_| {
         CallError::new(
             Failure::Retryable,
@@ -172,56 +193,70 @@ async fn whole(resp: reqwest::Response, timeout: Duration) -> Result<Value, Call
 }
 
 /// The `data` of each server-sent event of `resp`, as it arrives; `idle` bounds the wait for
-/// each.
+/// each, and the whole stream is at most `MAX_STREAM_BYTES`.
 fn events(
     resp: reqwest::Response,
     idle: Duration,
 ) -> Pin<Box<dyn Stream<Item = Result<String, CallError>> + Send>> {
-    let bytes = resp.bytes_stream();
-    Box::pin(futures::stream::unfold(
-        (bytes, Vec::<u8>::new(), false),
-        move |(mut bytes, mut buf, done)| async move {
-            if done {
-                return None;
+    struct Read<S> {
+        bytes: S,
+        buf: Vec<u8>,
+        /// Where the next look for an event's end starts (a separator may straddle chunks).
+        scanned: usize,
+        total: usize,
+        done: bool,
+    }
+    let read = Read {
+        bytes: resp.bytes_stream(),
+        buf: Vec::new(),
+        scanned: 0,
+        total: 0,
+        done: false,
+    };
+    Box::pin(futures::stream::unfold(read, move |mut r| async move {
+        if r.done {
+            return None;
+        }
+        loop {
+            if let Some((end, next)) = find_event_end(&r.buf, r.scanned) {
+                r.scanned = 0;
+                let raw: Vec<u8> = r.buf.drain(..next).collect();
+                let text = String::from_utf8_lossy(&raw[..end]);
+                let data: Vec<&str> = text
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                    .collect();
+                if data.is_empty() {
+                    continue;
+                }
+                let data = data.join("\n");
+                return Some((Ok(data), r));
             }
-            loop {
-                if let Some(end) = find_event_end(&buf) {
-                    let raw: Vec<u8> = buf.drain(..end.0).collect();
-                    buf.drain(..end.1 - end.0);
-                    let text = String::from_utf8_lossy(&raw);
-                    let data: Vec<&str> = text
-                        .lines()
-                        .filter_map(|l| l.strip_prefix("data:"))
-                        .map(|d| d.strip_prefix(' ').unwrap_or(d))
-                        .collect();
-                    if data.is_empty() {
+            r.scanned = r.buf.len().saturating_sub(3);
+            let failed = match tokio::time::timeout(idle, r.bytes.next()).await {
+                Err(_) => CallError::timeout(),
+                Ok(None) => return None,
+                Ok(Some(Err(e))) => CallError::transport(&e),
+                Ok(Some(Ok(chunk))) => {
+                    r.buf.extend_from_slice(&chunk);
+                    r.total += chunk.len();
+                    if r.buf.len() <= MAX_EVENT_BYTES && r.total <= MAX_STREAM_BYTES {
                         continue;
                     }
-                    return Some((Ok(data.join("\n")), (bytes, buf, false)));
+                    CallError::new(Failure::Retryable, None, "the stream is too large")
                 }
-                match tokio::time::timeout(idle, bytes.next()).await {
-                    Err(_) => return Some((Err(CallError::timeout()), (bytes, buf, true))),
-                    Ok(None) => return None,
-                    Ok(Some(Err(e))) => {
-                        return Some((Err(CallError::transport(&e)), (bytes, buf, true)));
-                    }
-                    Ok(Some(Ok(chunk))) => {
-                        buf.extend_from_slice(&chunk);
-                        if buf.len() > MAX_EVENT_BYTES {
-                            let err =
-                                CallError::new(Failure::Retryable, None, "an event too large");
-                            return Some((Err(err), (bytes, buf, true)));
-                        }
-                    }
-                }
-            }
-        },
-    ))
+            };
+            r.done = true;
+            return Some((Err(failed), r));
+        }
+    }))
 }
 
-/// Where the first event of `buf` ends: (its end, the end of its blank line).
-fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
-    for i in 0..buf.len() {
+/// Where the first event of `buf` ends, looking from `from`: (its end, the end of its blank
+/// line).
+fn find_event_end(buf: &[u8], from: usize) -> Option<(usize, usize)> {
+    for i in from..buf.len() {
         if buf[i..].starts_with(b"\n\n") {
             return Some((i, i + 2));
         }
@@ -517,6 +552,7 @@ mod tests {
         assert_eq!(out["max_tokens"], 50);
         assert_eq!(out["stop_sequences"], json!(["END"]));
         assert_eq!(out["stream"], true);
-        assert_eq!(find_event_end(b"data: a\r\n\r\nx"), Some((7, 11)));
+        assert_eq!(find_event_end(b"data: a\r\n\r\nx", 0), Some((7, 11)));
+        assert_eq!(find_event_end(b"data: a\n\nx", 6), Some((7, 9)));
     }
 }

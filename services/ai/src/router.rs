@@ -116,10 +116,17 @@ impl Router {
             let Some(provider) = config.providers.get(&d.provider) else {
                 continue;
             };
-            let key = keys
-                .get(&d.provider)
+            // A tenant's own key failing says nothing of the deployment for anyone else: it
+            // is cooled down only when the platform's key was used.
+            let own_key = keys.get(&d.provider);
+            let key = own_key
                 .map(String::as_str)
                 .or(provider.api_key.as_ref().map(|k| k.expose()));
+            let cool = |for_: Duration| {
+                if own_key.is_none() {
+                    self.cool(d, for_);
+                }
+            };
             for attempt in 0..=config.max_retries {
                 attempts += 1;
                 let outcome = match call {
@@ -171,11 +178,13 @@ impl Router {
                     deployment = %key_of(d), attempt, status = ?err.status, error = %err.message,
                     "model call failed"
                 );
+                // What the client is told: the status, or this service's own words (a
+                // provider's message may name the platform's account or key).
                 failures.push(format!(
                     "{}: {}",
                     key_of(d),
                     match err.status {
-                        Some(s) => format!("{s} {}", err.message),
+                        Some(s) => format!("HTTP {s}"),
                         None => err.message.clone(),
                     }
                 ));
@@ -189,7 +198,7 @@ impl Router {
                         .with_code("ai.provider_refused"));
                     }
                     Failure::Deployment => {
-                        self.cool(d, Duration::from_secs(config.cooldown_secs));
+                        cool(Duration::from_secs(config.cooldown_secs));
                         break;
                     }
                     Failure::Retryable => {}
@@ -200,7 +209,7 @@ impl Router {
                 if attempt == config.max_retries || wait > max_wait || (rate_limited && has_next) {
                     let cooldown = Duration::from_secs(config.cooldown_secs)
                         .max(err.retry_after.unwrap_or_default());
-                    self.cool(d, cooldown);
+                    cool(cooldown);
                     break;
                 }
                 tokio::time::sleep(wait).await;

@@ -30,6 +30,7 @@ diesel::table! {
         error -> Nullable<Text>,
         chunk_count -> Integer,
         attempt -> BigInt,
+        claims -> Integer,
         claimed_at -> Nullable<Timestamp>,
         created_by -> Text,
         created_at -> Timestamp,

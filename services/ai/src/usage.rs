@@ -19,6 +19,9 @@ use crate::{AiState, budget::Reservation, schema::usage_records};
 
 pub const SOURCE: &str = "agora/ai";
 
+/// The most tokens one call is counted for, in or out.
+const MAX_TOKENS: i64 = 1_000_000_000;
+
 pub fn topic() -> String {
     topic_for(crate::NAME)
 }
@@ -82,10 +85,11 @@ impl Meter {
         }
     }
 
+    /// What the call used (a provider's figures, bounded: no answer is a billion tokens).
     pub fn tokens(&mut self, tokens_in: i64, tokens_out: i64) {
         if let Some(r) = &mut self.inner {
-            r.tokens_in = tokens_in.max(0);
-            r.tokens_out = tokens_out.max(0);
+            r.tokens_in = tokens_in.clamp(0, MAX_TOKENS);
+            r.tokens_out = tokens_out.clamp(0, MAX_TOKENS);
         }
     }
 
@@ -120,9 +124,14 @@ impl Drop for Meter {
 }
 
 async fn write(state: &AiState, r: Reading) -> AppResult<()> {
-    let cost = (r.tokens_in * r.answerer.input_cost_per_million
-        + r.tokens_out * r.answerer.output_cost_per_million
-        + 500_000)
+    let cost = r
+        .tokens_in
+        .saturating_mul(r.answerer.input_cost_per_million)
+        .saturating_add(
+            r.tokens_out
+                .saturating_mul(r.answerer.output_cost_per_million),
+        )
+        .saturating_add(500_000)
         / 1_000_000;
     let now = agora_shared::db::now();
     let id = uuid::Uuid::now_v7().to_string();

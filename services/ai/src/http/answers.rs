@@ -209,7 +209,7 @@ pub async fn grounded(
         })
         .collect();
     let question = question.to_owned();
-    tokio::task::spawn_blocking(move || {
+    super::texts::blocking(state, move || {
         let quotes = answer::answer(&question, &passages, 3);
         let citations: Vec<Citation> = quotes
             .iter()
@@ -242,7 +242,6 @@ pub async fn grounded(
         }
     })
     .await
-    .map_err(|e| AppError::Internal(anyhow::anyhow!("answer failed: {e}")))
 }
 
 #[utoipa::path(post, path = "/api/v1/ai/answer", tag = "ai", request_body = AnswerIn,

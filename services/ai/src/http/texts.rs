@@ -45,7 +45,17 @@ pub struct SummaryOut {
     pub model: &'static str,
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> AppResult<T> {
+/// Runs the local model's work on the blocking pool, a few requests at a time (each may cost
+/// up to a second of CPU).
+pub async fn blocking<T: Send + 'static>(
+    state: &AiState,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> AppResult<T> {
+    let _turn = state
+        .local_work
+        .acquire()
+        .await
+        .map_err(|_| AppError::Unavailable("the service is stopping".into()))?;
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("local model failed: {e}")))
@@ -64,7 +74,7 @@ pub async fn summarize(
     if !(1..=20).contains(&max) {
         return Err(AppError::invalid("max_sentences", "must be from 1 to 20"));
     }
-    let sentences = blocking(move || {
+    let sentences = blocking(&state, move || {
         summary::summarize(&body.text, max)
             .into_iter()
             .map(|(a, b)| body.text[a..b].to_owned())
@@ -108,7 +118,7 @@ pub async fn emotion_route(
 ) -> AppResult<HttpResponse> {
     let text = body.0.text;
     input_text("text", &text, state.config.max_input_bytes)?;
-    let reading = blocking(move || emotion::read(&text)).await?;
+    let reading = blocking(&state, move || emotion::read(&text)).await?;
     Ok(HttpResponse::Ok().json(EmotionOut {
         emotions: reading.scores,
         dominant: reading.dominant,
@@ -218,7 +228,7 @@ pub async fn fact_check(
                         text: h.text,
                     })
                     .collect();
-                results.push(blocking(move || judge(claim, &passages, false)).await?);
+                results.push(blocking(&state, move || judge(claim, &passages, false)).await?);
             }
         }
         (None, Some(sources)) => {
@@ -241,7 +251,7 @@ pub async fn fact_check(
                     text: s.text,
                 })
                 .collect();
-            results = blocking(move || {
+            results = blocking(&state, move || {
                 claims
                     .into_iter()
                     .map(|c| judge(c, &passages, true))

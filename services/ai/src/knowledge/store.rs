@@ -336,25 +336,42 @@ pub fn any_waiting(conn: &mut DbConnection, stale_before: NaiveDateTime) -> AppR
     .get_result(conn)?)
 }
 
+/// Workers a document may have taken before it is given up: a document that left its worker
+/// this often without an outcome (the process died, out of memory, say) would take down
+/// every replica in turn.
+pub const MAX_CLAIMS: i32 = 3;
+
 /// Takes a document waiting to be processed (or left by a worker since before
-/// `stale_before`): its id and the attempt the claim is.
+/// `stale_before`): its id and the attempt the claim is. Documents never taken go first; one
+/// already taken `MAX_CLAIMS` times is marked ERROR instead.
 pub fn claim(
     conn: &mut DbConnection,
     now: NaiveDateTime,
     stale_before: NaiveDateTime,
 ) -> AppResult<Option<(String, i64)>> {
-    let waiting: Vec<(String, i64)> = documents::table
+    let waiting: Vec<(String, i64, i32)> = documents::table
         .filter(documents::status.eq(PROCESSING))
         .filter(
             documents::claimed_at
                 .is_null()
                 .or(documents::claimed_at.lt(stale_before)),
         )
-        .order(documents::updated_at)
-        .select((documents::id, documents::attempt))
+        .order((documents::claims, documents::updated_at))
+        .select((documents::id, documents::attempt, documents::claims))
         .limit(5)
         .load(conn)?;
-    for (id, attempt) in waiting {
+    for (id, attempt, claims) in waiting {
+        if claims >= MAX_CLAIMS {
+            fail(
+                conn,
+                &id,
+                attempt,
+                &format!(
+                    "processing stopped {claims} times without finishing; the document may cost too much to read"
+                ),
+            )?;
+            continue;
+        }
         // Only one replica's update finds the attempt it read.
         let taken = diesel::update(
             documents::table
@@ -364,6 +381,7 @@ pub fn claim(
         )
         .set((
             documents::attempt.eq(attempt + 1),
+            documents::claims.eq(documents::claims + 1),
             documents::claimed_at.eq(Some(now)),
         ))
         .execute(conn)?;
@@ -486,20 +504,14 @@ pub fn reprocess(
     collection: &str,
     id: &str,
 ) -> AppResult<()> {
-    let row = documents::table
-        .filter(documents::tenant_id.eq(tenant))
-        .filter(documents::collection_id.eq(collection))
-        .filter(documents::id.eq(id))
-        .select(documents::attempt)
-        .first::<i64>(conn)
-        .optional()?
-        .ok_or_else(|| AppError::not_found("document"))?;
+    document(conn, tenant, collection, id)?;
     let now = agora_shared::db::now();
     diesel::update(documents::table.find(id))
         .set((
             documents::status.eq(PROCESSING),
             documents::error.eq(None::<String>),
-            documents::attempt.eq(row + 1),
+            documents::attempt.eq(documents::attempt + 1),
+            documents::claims.eq(0),
             documents::claimed_at.eq(None::<NaiveDateTime>),
             documents::updated_at.eq(now),
         ))

@@ -50,13 +50,20 @@ impl Vectors {
         k: usize,
         allowed: &dyn Fn(&str) -> bool,
     ) -> Vec<(Arc<str>, Arc<str>, f32)> {
+        // The query as bytes too: byte products summed in i32 are what CPUs do many of at once.
+        let mut q = Vec::with_capacity(query.len());
+        let query_scale = quantize(query, &mut q);
         let mut scored: Vec<(usize, f32)> = self
             .data
             .chunks_exact(embed::DIMS)
             .enumerate()
             .map(|(i, row)| {
-                let dot: f32 = query.iter().zip(row).map(|(q, x)| q * f32::from(*x)).sum();
-                (i, dot * self.scales[i])
+                let dot: i32 = q
+                    .iter()
+                    .zip(row)
+                    .map(|(a, b)| i32::from(*a) * i32::from(*b))
+                    .sum();
+                (i, dot as f32 * self.scales[i] * query_scale)
             })
             .filter(|(i, s)| *s > 0.0 && allowed(&self.ids[*i].1))
             .collect();
@@ -78,6 +85,9 @@ impl Vectors {
 pub struct VectorCache {
     budget: usize,
     entries: Mutex<HashMap<String, (Arc<Vectors>, Instant)>>,
+    /// One read of the store at a time: searches that miss wait for the read in progress
+    /// (and then find its result) instead of each reading the whole collection.
+    loading: tokio::sync::Mutex<()>,
 }
 
 impl VectorCache {
@@ -85,6 +95,7 @@ impl VectorCache {
         Self {
             budget: budget_bytes,
             entries: Mutex::new(HashMap::new()),
+            loading: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -96,15 +107,12 @@ impl VectorCache {
         collection: &str,
         generation: i64,
     ) -> AppResult<Arc<Vectors>> {
-        if let Some((hit, used)) = self
-            .entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(collection)
-            && hit.generation == generation
-        {
-            *used = Instant::now();
-            return Ok(hit.clone());
+        if let Some(hit) = self.hit(collection, generation) {
+            return Ok(hit);
+        }
+        let _loading = self.loading.lock().await;
+        if let Some(hit) = self.hit(collection, generation) {
+            return Ok(hit);
         }
         let (t, c) = (tenant.to_owned(), collection.to_owned());
         let rows = db
@@ -133,6 +141,16 @@ impl VectorCache {
         let loaded = Arc::new(loaded);
         self.keep(collection, loaded.clone());
         Ok(loaded)
+    }
+
+    fn hit(&self, collection: &str, generation: i64) -> Option<Arc<Vectors>> {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let (hit, used) = entries.get_mut(collection)?;
+        if hit.generation != generation {
+            return None;
+        }
+        *used = Instant::now();
+        Some(hit.clone())
     }
 
     fn keep(&self, collection: &str, vectors: Arc<Vectors>) {

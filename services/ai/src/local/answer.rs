@@ -34,6 +34,8 @@ pub struct Quote {
     pub coverage: f32,
     /// How many of the question's words it holds.
     pub matched: usize,
+    /// The sentence's index among all the passages' sentences.
+    pub sentence: usize,
 }
 
 /// Least share of the question a sentence must cover to be quoted as an answer.
@@ -99,7 +101,8 @@ impl<'a> Sentences<'a> {
             .spans
             .iter()
             .zip(&self.stems)
-            .filter_map(|(&(passage, start, end), stems)| {
+            .enumerate()
+            .filter_map(|(sentence, (&(passage, start, end), stems))| {
                 let held: Vec<f32> = terms
                     .iter()
                     .filter(|t| stems.contains(*t))
@@ -111,6 +114,7 @@ impl<'a> Sentences<'a> {
                     end,
                     coverage: held.iter().sum::<f32>() / total,
                     matched: held.len(),
+                    sentence,
                 })
             })
             .collect();
@@ -125,10 +129,7 @@ impl<'a> Sentences<'a> {
 
     /// The stems of a sentence quoted from these passages.
     pub fn stems_of(&self, quote: &Quote) -> Option<&HashSet<String>> {
-        self.spans
-            .iter()
-            .position(|&(p, a, _)| p == quote.passage && a == quote.start)
-            .map(|i| &self.stems[i])
+        self.stems.get(quote.sentence)
     }
 
     /// The text of a quote.

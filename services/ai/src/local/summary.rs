@@ -10,8 +10,8 @@ use super::text;
 pub const MODEL: &str = "textrank";
 
 /// Sentences ranked at most (a longer text is summarized from its first ones: the graph is
-/// quadratic in sentences).
-const MAX_SENTENCES: usize = 1500;
+/// quadratic in sentences, and 400 keep a summary well under a second).
+const MAX_SENTENCES: usize = 400;
 
 /// The `max_sentences` sentences of `input` that best stand for it, in their order, with
 /// their byte ranges.

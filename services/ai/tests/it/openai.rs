@@ -208,6 +208,14 @@ async fn an_openai_client_talks_to_the_local_model(store: Store) {
             "validation_failed",
         ),
         (
+            // Built to wrap the budget's arithmetic.
+            "chat/completions",
+            json!({"model": "local", "max_tokens": 9_223_372_036_854_775_808u64, "messages": [{"role": "user", "content": "hi"}]}),
+            422,
+            json!("max_tokens"),
+            "validation_failed",
+        ),
+        (
             "chat/completions",
             json!({"messages": [{"role": "user", "content": "hi"}]}),
             422,

@@ -129,10 +129,14 @@ async fn fallback_retry_after_cooldown_and_timeouts() {
     );
     let detail = body["detail"].as_str().unwrap();
     assert!(
-        detail.contains("a/gpt-a: 503") && detail.contains("b/claude-b: 529"),
+        detail.contains("a/gpt-a: HTTP 503") && detail.contains("b/claude-b: HTTP 529"),
         "{detail}"
     );
-    assert!(!detail.contains("sk-"), "{detail}");
+    // The providers' own words stay in the logs.
+    assert!(
+        !detail.contains("sk-") && !detail.contains("scripted"),
+        "{detail}"
+    );
     tokio::time::sleep(Duration::from_millis(2100)).await;
 
     // A request the provider refuses is the client's: 400, no fallback.
@@ -319,6 +323,31 @@ async fn tenants_bring_their_own_sealed_keys() {
         let text = String::from_utf8_lossy(&e.data);
         assert!(!text.contains("sk-") && !text.contains("mine"), "{text}");
     }
+
+    // A tenant's own wrong key fails its own calls only: the deployment does not cool down for
+    // the others.
+    a.require_keys(&["sk-platform-a", tenant_key]);
+    assert_eq!(
+        put(&globex, "a", "sk-globex-wrong-0000").await.status(),
+        200
+    );
+    for _ in 0..3 {
+        let (status, body) = ask(&p, &globex, "solo", "mine?").await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (502, Some("ai.upstream_failed")),
+            "{body}"
+        );
+        assert!(
+            body["detail"].as_str().unwrap().contains("HTTP 401"),
+            "{body}"
+        );
+    }
+    let third = p.tenant("Initech").await;
+    let (status, v) = ask(&p, &third, "solo", "still here").await;
+    assert_eq!((status, content(&v)), (200, "A: still here"), "{v}");
+    let (status, _) = ask(&p, &acme, "solo", "me too").await;
+    assert_eq!(status, 200);
 
     // Deleted: Acme's calls use the platform's key again.
     let resp = p

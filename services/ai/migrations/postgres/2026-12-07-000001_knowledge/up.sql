@@ -17,7 +17,9 @@ CREATE TABLE collections (
 
 -- A document keeps what was uploaded (to process it again) and where processing stands:
 -- PROCESSING (waiting for or held by a worker since claimed_at), COMPLETED or ERROR (error
--- says why).
+-- says why). `attempt` moves on with every claim and reprocess (a result of an older attempt
+-- is dropped); `claims` counts workers that took it since it was last given, so that one that
+-- kills its workers is given up.
 CREATE TABLE documents (
     id TEXT PRIMARY KEY,
     tenant_id TEXT NOT NULL,
@@ -31,6 +33,7 @@ CREATE TABLE documents (
     error TEXT,
     chunk_count INTEGER NOT NULL DEFAULT 0,
     attempt BIGINT NOT NULL DEFAULT 0,
+    claims INTEGER NOT NULL DEFAULT 0,
     claimed_at TIMESTAMP,
     created_by TEXT NOT NULL,
     created_at TIMESTAMP NOT NULL,
