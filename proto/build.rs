@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/agora/events/v1/code_exec.proto",
         "proto/agora/events/v1/ai.proto",
         "proto/agora/realtime/v1/realtime.proto",
+        "proto/agora/ai/v1/ai.proto",
     ];
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);

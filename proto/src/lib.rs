@@ -24,6 +24,12 @@ pub mod inventory {
     }
 }
 
+pub mod ai {
+    pub mod v1 {
+        tonic::include_proto!("agora.ai.v1");
+    }
+}
+
 pub mod realtime {
     pub mod v1 {
         tonic::include_proto!("agora.realtime.v1");

@@ -303,5 +303,62 @@ fn main() {
             )
             .await;
         }
+        router_overhead().await;
     });
+}
+
+async fn router_overhead() {
+    let fake = agora_testkit::fake_llm::FakeLlm::start("bench");
+    let settings = format!(
+        "[ai]\nproviders = {{ p = {{ kind = \"openai\", base_url = \"{}/v1\" }} }}\n\
+         models = {{ fast = {{ deployments = [{{ provider = \"p\", model = \"m\" }}] }} }}\n",
+        fake.url
+    );
+    let config: AiConfig = agora_shared::config::ConfigSource::from_toml(&settings)
+        .section("ai")
+        .unwrap();
+    let router = agora_ai::router::Router::new();
+    let body = serde_json::json!({"model": "fast", "messages": [{"role": "user", "content": "hello there"}]});
+    let direct = reqwest::Client::new();
+    let keys = std::collections::HashMap::new();
+    let (mut via, mut straight) = (Vec::new(), Vec::new());
+    let call = agora_ai::router::Call::Chat { stream: false };
+    for i in 0..2200 {
+        let t = Instant::now();
+        let (reply, _) = router
+            .call(&config, "fast", &body, call, &keys)
+            .await
+            .unwrap();
+        let routed = t.elapsed().as_secs_f64() * 1000.0;
+        assert!(matches!(reply, agora_ai::providers::Reply::Whole(_)));
+        let t = Instant::now();
+        let answer: serde_json::Value = direct
+            .post(format!("{}/v1/chat/completions", fake.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let plain = t.elapsed().as_secs_f64() * 1000.0;
+        assert!(answer["choices"].is_array());
+        // The first 200 of each warm the connections up.
+        if i >= 200 {
+            via.push(routed);
+            straight.push(plain);
+        }
+    }
+    via.sort_by(f64::total_cmp);
+    straight.sort_by(f64::total_cmp);
+    println!(
+        "router: {} calls to a local fake provider: through the router p50 {:.3} ms, p99 {:.3} ms; \
+         straight p50 {:.3} ms, p99 {:.3} ms; the router's overhead at the median {:.3} ms",
+        via.len(),
+        percentile(&via, 0.5),
+        percentile(&via, 0.99),
+        percentile(&straight, 0.5),
+        percentile(&straight, 0.99),
+        percentile(&via, 0.5) - percentile(&straight, 0.5)
+    );
 }

@@ -17,6 +17,7 @@ use agora_shared::{
 
 pub mod budget;
 pub mod config;
+pub mod grpc;
 pub mod http;
 pub mod keys;
 pub mod knowledge;
@@ -109,12 +110,6 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
         extraction: Arc::new(tokio::sync::Semaphore::new(WORKERS)),
         local_work: Arc::new(tokio::sync::Semaphore::new(LOCAL_WORK)),
     });
-    let (reporter, health) = agora_shared::grpc::health();
-    tokio::spawn(async move {
-        reporter
-            .set_service_status("", tonic_health::ServingStatus::Serving)
-            .await
-    });
     let mut service = agora_shared::service::start(
         ctx,
         Parts {
@@ -123,10 +118,10 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
             http_workers: config.http_workers,
             state: state.clone(),
             db,
-            authenticator,
+            authenticator: authenticator.clone(),
             http_routes: http::routes,
             openapi: openapi::document,
-            grpc_routes: tonic::service::Routes::new(health),
+            grpc_routes: grpc::routes(state.clone(), authenticator),
             publishes: true,
         },
         shutdown.clone(),

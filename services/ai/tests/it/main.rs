@@ -6,6 +6,7 @@
 mod support;
 
 mod files;
+mod grpc;
 mod isolation;
 mod knowledge;
 mod local;

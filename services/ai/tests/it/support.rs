@@ -11,6 +11,8 @@ pub use agora_testkit::Session;
 
 pub struct Platform {
     kit: agora_testkit::Platform,
+    /// The ai service's gRPC address.
+    pub grpc: String,
 }
 
 impl Deref for Platform {
@@ -29,9 +31,13 @@ pub async fn platform(store: Store, settings: &str) -> Platform {
     let started = agora_ai::start(&kit.context(), kit.shutdown.clone())
         .await
         .expect("ai starts");
+    let grpc = format!(
+        "http://{}",
+        started.service.grpc_addr.expect("ai serves gRPC")
+    );
     kit.serve(started.service);
     kit.gateway().await;
-    Platform { kit }
+    Platform { kit, grpc }
 }
 
 impl Platform {

@@ -1,0 +1,219 @@
+//! gRPC `AiService` as the other services call it: each method for the caller its credential
+//! names, with the HTTP API's rules (another tenant's collection is NotFound, bad input
+//! InvalidArgument, no credential Unauthenticated, the budget counted).
+
+use serde_json::json;
+use tonic::{Code, Request};
+
+use agora_proto::ai::v1::{self as pb, ai_service_client::AiServiceClient};
+use agora_shared::testing::Store;
+
+use crate::support::{Session, platform};
+
+fn authed<T>(message: T, who: &Session) -> Request<T> {
+    let mut r = Request::new(message);
+    r.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", who.access).parse().unwrap(),
+    );
+    r
+}
+
+async fn every_method_for_its_caller(store: Store) {
+    let p = platform(store, "").await;
+    let acme = p.tenant("Acme").await;
+    let globex = p.tenant("Globex").await;
+    let c = p.collection(&acme, "Handbook").await;
+    p.text(
+        &acme,
+        &c,
+        "Returns",
+        "# Returns\n\nRefunds are paid within five business days.",
+    )
+    .await;
+    let mut client = AiServiceClient::connect(p.grpc.clone()).await.unwrap();
+
+    let hits = client
+        .search(authed(
+            pb::SearchRequest {
+                collection_ids: vec![c.clone()],
+                query: "refunds".into(),
+                ..Default::default()
+            },
+            &acme,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .hits;
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].heading, "Returns");
+
+    let answer = client
+        .answer(authed(
+            pb::AnswerRequest {
+                collection_ids: vec![c.clone()],
+                question: "When are refunds paid?".into(),
+                top_k: 0,
+            },
+            &acme,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(answer.grounded);
+    assert_eq!(
+        answer.citations[0].quote,
+        "Refunds are paid within five business days."
+    );
+    assert_eq!(answer.provider, "local");
+
+    let chat = client
+        .chat(authed(
+            pb::ChatRequest {
+                model: "local".into(),
+                messages: vec![pb::ChatMessage {
+                    role: "user".into(),
+                    content: "When are refunds paid?".into(),
+                }],
+                max_tokens: None,
+                collection_ids: vec![c.clone()],
+            },
+            &acme,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(chat.content, "Refunds are paid within five business days.");
+    assert_eq!(
+        (chat.finish_reason.as_str(), chat.provider.as_str()),
+        ("stop", "local")
+    );
+    assert!(chat.prompt_tokens > 0 && chat.completion_tokens > 0);
+    assert_eq!(chat.citations.len(), 1);
+
+    let embedded = client
+        .embed(authed(
+            pb::EmbedRequest {
+                model: "local".into(),
+                inputs: vec!["a refund".into(), "a delivery".into()],
+            },
+            &acme,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(embedded.embeddings.len(), 2);
+    assert_eq!(embedded.embeddings[0].values.len(), 1024);
+
+    let summary = client
+        .summarize(authed(
+            pb::SummarizeRequest {
+                text: "One fact. Another fact. A third fact.".into(),
+                max_sentences: 1,
+            },
+            &acme,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(summary.sentences.len(), 1);
+
+    let checked = client
+        .fact_check(authed(
+            pb::FactCheckRequest {
+                claims: vec!["Refunds are paid within ten business days.".into()],
+                collection_ids: vec![c.clone()],
+                ..Default::default()
+            },
+            &acme,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(checked.results[0].verdict, "contradicted");
+    assert_eq!(checked.results[0].evidence[0].source_index, -1);
+
+    let emotion = client
+        .emotion(authed(
+            pb::EmotionRequest {
+                text: "I am so confused, I don't understand".into(),
+            },
+            &acme,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(emotion.dominant, "confusion");
+    assert!((emotion.emotions.values().sum::<f32>() - 1.0).abs() < 0.01);
+
+    // Another tenant's collection is not found; bad input is the caller's; no credential, no call.
+    let err = client
+        .search(authed(
+            pb::SearchRequest {
+                collection_ids: vec![c.clone()],
+                query: "refunds".into(),
+                ..Default::default()
+            },
+            &globex,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    let err = client
+        .chat(authed(
+            pb::ChatRequest {
+                model: "local".into(),
+                collection_ids: vec![c.clone()],
+                messages: vec![pb::ChatMessage {
+                    role: "user".into(),
+                    content: "refunds?".into(),
+                }],
+                max_tokens: None,
+            },
+            &globex,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    let err = client
+        .summarize(authed(
+            pb::SummarizeRequest {
+                text: String::new(),
+                max_sentences: 0,
+            },
+            &acme,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = client
+        .chat(authed(
+            pb::ChatRequest {
+                model: "gpt-9".into(),
+                ..Default::default()
+            },
+            &acme,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = client
+        .emotion(Request::new(pb::EmotionRequest { text: "hi".into() }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+
+    // The budget counts gRPC calls as the HTTP API's.
+    let usage = p
+        .authed(reqwest::Method::GET, "/api/v1/ai/budget", &acme)
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(usage["usage"]["requests"], json!(2), "{usage}");
+}
+
+crate::on_every_store!(every_method_for_its_caller);
