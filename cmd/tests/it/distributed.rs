@@ -120,6 +120,7 @@ engine = "redis"
 http_addr = "127.0.0.1:{ai}"
 grpc_addr = "127.0.0.1:{aig}"
 database_url = "{ai_db}"
+tickets_grpc = "127.0.0.1:{tg}"
 
 [gateway]
 http_addr = "127.0.0.1:{g}"

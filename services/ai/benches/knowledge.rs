@@ -114,6 +114,11 @@ impl Rng {
     }
 }
 
+fn nowhere() -> tonic::transport::Channel {
+    let t = std::time::Duration::from_secs(1);
+    agora_shared::grpc::channel("127.0.0.1:9", t, t).unwrap()
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -128,6 +133,10 @@ async fn run(label: &str, db: Db, chunks: usize) {
         router: agora_ai::router::Router::new(),
         extraction: std::sync::Arc::new(tokio::sync::Semaphore::new(2)),
         local_work: std::sync::Arc::new(tokio::sync::Semaphore::new(4)),
+        // Recommendations are not measured here: channels that are never used.
+        tickets: nowhere(),
+        auth: nowhere(),
+        auth_peer_secret: None,
     };
     let now = agora_shared::db::now();
     let collection = CollectionRow {

@@ -106,6 +106,9 @@ pub struct AiConfig {
     pub cooldown_secs: u64,
     /// Tokens a chat call reserves for its answer when it names no `max_tokens`.
     pub default_max_tokens: u64,
+    /// The tickets service's gRPC address (recommendations read tickets and teams' loads);
+    /// embedded mode fills it in.
+    pub tickets_grpc: String,
 }
 
 impl Default for AiConfig {
@@ -129,6 +132,7 @@ impl Default for AiConfig {
             max_retry_after_secs: 10,
             cooldown_secs: 5,
             default_max_tokens: 1024,
+            tickets_grpc: "127.0.0.1:9082".into(),
         }
     }
 }

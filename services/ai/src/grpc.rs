@@ -308,4 +308,48 @@ impl AiService for Grpc {
             model: text(&v["model"]),
         }))
     }
+
+    async fn recommend(
+        &self,
+        request: Request<pb::RecommendRequest>,
+    ) -> Result<Response<pb::RecommendResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let r = request.into_inner();
+        let mut q = json!({"ticket_id": r.ticket_id});
+        if r.limit > 0 {
+            q["limit"] = json!(r.limit);
+        }
+        let v = body(crate::recommend::recommend(self.state.clone(), caller, input(q)?).await)?;
+        let candidates = v["candidates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| pb::Candidate {
+                team_id: text(&c["team_id"]),
+                name: text(&c["name"]),
+                zone: text(&c["zone"]),
+                score: c["score"].as_f64().unwrap_or(0.0),
+                factors: c["factors"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, f)| {
+                        (
+                            k.clone(),
+                            pb::Factor {
+                                score: f["score"].as_f64().unwrap_or(0.0),
+                                weight: f["weight"].as_f64().unwrap_or(0.0),
+                                explanation: text(&f["explanation"]),
+                            },
+                        )
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(Response::new(pb::RecommendResponse {
+            ticket_id: text(&v["ticket_id"]),
+            ticket_number: text(&v["ticket_number"]),
+            candidates,
+        }))
+    }
 }

@@ -21,6 +21,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     answers::routes(cfg);
     texts::routes(cfg);
     crate::openai::routes(cfg);
+    crate::recommend::routes(cfg);
 }
 
 /// `value` trimmed, 1 to `max` characters without control characters, or a 422 naming

@@ -4,7 +4,7 @@
 //! `openai`), all answered by the built-in local model (see `local`), which needs no key and
 //! no network and says what it is in every response.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use diesel_migrations::embed_migrations;
 use tokio_util::sync::CancellationToken;
@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use agora_shared::{
     db::{Db, Migrations},
     peer_auth,
-    service::{Parts, RunningService, ServiceContext, ServiceSpec},
+    service::{Discovered, Parts, RunningService, ServiceContext, ServiceSpec},
 };
 
 pub mod budget;
@@ -25,6 +25,7 @@ pub mod local;
 pub mod openai;
 pub mod openapi;
 pub mod providers;
+pub mod recommend;
 pub mod router;
 pub mod schema;
 pub mod usage;
@@ -80,6 +81,11 @@ pub struct AiState {
     pub extraction: Arc<tokio::sync::Semaphore>,
     /// Blocking work of the local model (summaries, fact-checks, answers) at once.
     pub local_work: Arc<tokio::sync::Semaphore>,
+    /// The tickets service (tickets and teams' loads, for recommendations).
+    pub tickets: tonic::transport::Channel,
+    /// The auth service (teams), and the secret it wants of peers.
+    pub auth: tonic::transport::Channel,
+    pub auth_peer_secret: Option<agora_shared::config::Secret>,
 }
 
 /// A started ai service and its state (tests reach into the state).
@@ -90,7 +96,10 @@ pub struct Started {
 
 /// Starts HTTP, gRPC (health) and the document workers; all stop on `shutdown`.
 pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow::Result<Started> {
-    let config: AiConfig = ctx.config.section(SECTION)?;
+    let mut config: AiConfig = ctx.config.section(SECTION)?;
+    if let Some(tickets) = Discovered::find(&ctx.discovered, "tickets") {
+        config.tickets_grpc = tickets.grpc.to_string();
+    }
     let url = config
         .endpoints
         .resolve_database_url(SECTION, &ctx.common, NAME)?;
@@ -101,6 +110,10 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
     let db = Db::connect(&url, config.endpoints.database_pool_size)?;
     let peer = Arc::new(peer_auth::connect(&ctx.auth_peer(), ctx.denylist.clone())?);
     let authenticator = peer.authenticator.clone();
+    let auth_peer = ctx.auth_peer();
+    let (connect, request) = (Duration::from_secs(2), Duration::from_secs(10));
+    let tickets = agora_shared::grpc::channel(&config.tickets_grpc, connect, request)?;
+    let auth = agora_shared::grpc::channel(&auth_peer.grpc, connect, request)?;
     let state = Arc::new(AiState {
         db: db.clone(),
         vectors: knowledge::vectors::VectorCache::new(config.vector_cache_mib * 1024 * 1024),
@@ -109,6 +122,9 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
         router: router::Router::new(),
         extraction: Arc::new(tokio::sync::Semaphore::new(WORKERS)),
         local_work: Arc::new(tokio::sync::Semaphore::new(LOCAL_WORK)),
+        tickets,
+        auth,
+        auth_peer_secret: auth_peer.secret.clone(),
     });
     let mut service = agora_shared::service::start(
         ctx,

@@ -19,6 +19,7 @@ use crate::{
         answers::search_route, answers::answer_route,
         texts::summarize, texts::emotion_route, texts::fact_check,
         openai::models, openai::model, openai::chat, openai::embeddings,
+        crate::recommend::recommend,
         admin::list_keys, admin::put_key, admin::delete_key, admin::get_budget, admin::put_budget,
     ),
     components(schemas(
@@ -29,6 +30,8 @@ use crate::{
         texts::SummarizeIn, texts::SummaryOut, texts::EmotionIn, texts::EmotionOut,
         texts::FactCheckIn, texts::FactCheckOut, texts::SourceIn, texts::ClaimOut,
         texts::EvidenceOut,
+        crate::recommend::RecommendIn, crate::recommend::RecommendationOut,
+        crate::recommend::CandidateOut, crate::recommend::FactorOut,
         admin::KeyIn, admin::ProviderOut, admin::BudgetIn, admin::BudgetOut, admin::UsageOut,
     )),
     modifiers(&BearerAuth),

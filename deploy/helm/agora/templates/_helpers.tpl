@@ -40,7 +40,7 @@ tickets:
   httpPort: 8082
   grpcPort: 9082
   store: true
-  callers: [gateway, analytics, realtime]
+  callers: [gateway, analytics, realtime, ai]
 analytics:
   httpPort: 8083
   grpcPort: 9083
@@ -88,6 +88,7 @@ AGORA_AUTH_PEER__URL: "http://{{ $name }}-auth:8081"
 AGORA_AUTH_PEER__GRPC: "{{ $name }}-auth:9081"
 AGORA_ANALYTICS__TICKETS_GRPC: "{{ $name }}-tickets:9082"
 AGORA_REALTIME__TICKETS_GRPC: "{{ $name }}-tickets:9082"
+AGORA_AI__TICKETS_GRPC: "{{ $name }}-tickets:9082"
 # Replicas share channels' history, presence and publications through Redis.
 AGORA_REALTIME__ENGINE: redis
 AGORA_GATEWAY__SERVICES__AUTH__URL: "http://{{ $name }}-auth:8081"

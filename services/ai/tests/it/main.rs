@@ -11,6 +11,7 @@ mod isolation;
 mod knowledge;
 mod local;
 mod openai;
+mod recommend;
 mod retrieval;
 mod router;
 

@@ -298,7 +298,7 @@ async fn tenants_bring_their_own_sealed_keys() {
     );
 
     // Stored sealed, bound to the tenant and provider.
-    let store = p.store(1);
+    let store = p.store(2);
     let db = agora_shared::db::Db::connect(&store.url, 1).unwrap();
     let sealed: Vec<(String, String)> = db
         .read(|conn| {
@@ -441,7 +441,7 @@ async fn budgets_are_exact_under_concurrency(store: Store) {
     );
 
     // Each call that ran is recorded, with its event.
-    let db = agora_shared::db::Db::connect(&p.store(1).url, 1).unwrap();
+    let db = agora_shared::db::Db::connect(&p.store(2).url, 1).unwrap();
     let events = p
         .events_of(&db, "agora.ai.events", "agora.ai.usage.recorded")
         .await;

@@ -22,12 +22,17 @@ impl Deref for Platform {
     }
 }
 
-/// Starts auth, ai with `settings` (lines of `[ai]`) and the gateway.
+/// Starts auth, tickets, ai with `settings` (lines of `[ai]`) and the gateway.
 pub async fn platform(store: Store, settings: &str) -> Platform {
     let mut kit = agora_testkit::Platform::builder(store)
+        .service("tickets", "")
         .service("ai", settings)
         .start()
         .await;
+    let tickets = agora_tickets::start(&kit.context(), kit.shutdown.clone())
+        .await
+        .expect("tickets starts");
+    kit.serve(tickets.service);
     let started = agora_ai::start(&kit.context(), kit.shutdown.clone())
         .await
         .expect("ai starts");
