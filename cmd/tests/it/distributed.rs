@@ -121,6 +121,7 @@ http_addr = "127.0.0.1:{ai}"
 grpc_addr = "127.0.0.1:{aig}"
 database_url = "{ai_db}"
 tickets_grpc = "127.0.0.1:{tg}"
+analytics_grpc = "127.0.0.1:{ng}"
 
 [gateway]
 http_addr = "127.0.0.1:{g}"

@@ -135,6 +135,7 @@ async fn run(label: &str, db: Db, chunks: usize) {
         local_work: std::sync::Arc::new(tokio::sync::Semaphore::new(4)),
         // Recommendations are not measured here: channels that are never used.
         tickets: nowhere(),
+        analytics: nowhere(),
         auth: nowhere(),
         auth_peer_secret: None,
     };

@@ -109,6 +109,8 @@ pub struct AiConfig {
     /// The tickets service's gRPC address (recommendations read tickets and teams' loads);
     /// embedded mode fills it in.
     pub tickets_grpc: String,
+    /// The analytics service's gRPC address (insights); embedded mode fills it in.
+    pub analytics_grpc: String,
 }
 
 impl Default for AiConfig {
@@ -133,6 +135,7 @@ impl Default for AiConfig {
             cooldown_secs: 5,
             default_max_tokens: 1024,
             tickets_grpc: "127.0.0.1:9082".into(),
+            analytics_grpc: "127.0.0.1:9083".into(),
         }
     }
 }

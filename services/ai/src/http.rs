@@ -22,6 +22,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     texts::routes(cfg);
     crate::openai::routes(cfg);
     crate::recommend::routes(cfg);
+    crate::insights::routes(cfg);
 }
 
 /// `value` trimmed, 1 to `max` characters without control characters, or a 422 naming

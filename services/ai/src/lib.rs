@@ -19,6 +19,7 @@ pub mod budget;
 pub mod config;
 pub mod grpc;
 pub mod http;
+pub mod insights;
 pub mod keys;
 pub mod knowledge;
 pub mod local;
@@ -83,6 +84,8 @@ pub struct AiState {
     pub local_work: Arc<tokio::sync::Semaphore>,
     /// The tickets service (tickets and teams' loads, for recommendations).
     pub tickets: tonic::transport::Channel,
+    /// The analytics service (insights).
+    pub analytics: tonic::transport::Channel,
     /// The auth service (teams), and the secret it wants of peers.
     pub auth: tonic::transport::Channel,
     pub auth_peer_secret: Option<agora_shared::config::Secret>,
@@ -100,6 +103,9 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
     if let Some(tickets) = Discovered::find(&ctx.discovered, "tickets") {
         config.tickets_grpc = tickets.grpc.to_string();
     }
+    if let Some(analytics) = Discovered::find(&ctx.discovered, "analytics") {
+        config.analytics_grpc = analytics.grpc.to_string();
+    }
     let url = config
         .endpoints
         .resolve_database_url(SECTION, &ctx.common, NAME)?;
@@ -114,6 +120,7 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
     let (connect, request) = (Duration::from_secs(2), Duration::from_secs(10));
     let tickets = agora_shared::grpc::channel(&config.tickets_grpc, connect, request)?;
     let auth = agora_shared::grpc::channel(&auth_peer.grpc, connect, request)?;
+    let analytics = agora_shared::grpc::channel(&config.analytics_grpc, connect, request)?;
     let state = Arc::new(AiState {
         db: db.clone(),
         vectors: knowledge::vectors::VectorCache::new(config.vector_cache_mib * 1024 * 1024),
@@ -123,6 +130,7 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
         extraction: Arc::new(tokio::sync::Semaphore::new(WORKERS)),
         local_work: Arc::new(tokio::sync::Semaphore::new(LOCAL_WORK)),
         tickets,
+        analytics,
         auth,
         auth_peer_secret: auth_peer.secret.clone(),
     });

@@ -19,7 +19,7 @@ use crate::{
         answers::search_route, answers::answer_route,
         texts::summarize, texts::emotion_route, texts::fact_check,
         openai::models, openai::model, openai::chat, openai::embeddings,
-        crate::recommend::recommend,
+        crate::recommend::recommend, crate::insights::insights,
         admin::list_keys, admin::put_key, admin::delete_key, admin::get_budget, admin::put_budget,
     ),
     components(schemas(
@@ -32,6 +32,8 @@ use crate::{
         texts::EvidenceOut,
         crate::recommend::RecommendIn, crate::recommend::RecommendationOut,
         crate::recommend::CandidateOut, crate::recommend::FactorOut,
+        crate::insights::InsightsOut, crate::insights::ZoneRisk, crate::insights::SlaTrend,
+        crate::insights::Week,
         admin::KeyIn, admin::ProviderOut, admin::BudgetIn, admin::BudgetOut, admin::UsageOut,
     )),
     modifiers(&BearerAuth),

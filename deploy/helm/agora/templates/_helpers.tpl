@@ -45,7 +45,7 @@ analytics:
   httpPort: 8083
   grpcPort: 9083
   store: true
-  callers: [gateway]
+  callers: [gateway, ai]
 inventory-sync:
   httpPort: 8084
   grpcPort: 9084
@@ -89,6 +89,7 @@ AGORA_AUTH_PEER__GRPC: "{{ $name }}-auth:9081"
 AGORA_ANALYTICS__TICKETS_GRPC: "{{ $name }}-tickets:9082"
 AGORA_REALTIME__TICKETS_GRPC: "{{ $name }}-tickets:9082"
 AGORA_AI__TICKETS_GRPC: "{{ $name }}-tickets:9082"
+AGORA_AI__ANALYTICS_GRPC: "{{ $name }}-analytics:9083"
 # Replicas share channels' history, presence and publications through Redis.
 AGORA_REALTIME__ENGINE: redis
 AGORA_GATEWAY__SERVICES__AUTH__URL: "http://{{ $name }}-auth:8081"

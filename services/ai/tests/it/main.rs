@@ -7,6 +7,7 @@ mod support;
 
 mod files;
 mod grpc;
+mod insights;
 mod isolation;
 mod knowledge;
 mod local;

@@ -24,15 +24,32 @@ impl Deref for Platform {
 
 /// Starts auth, tickets, ai with `settings` (lines of `[ai]`) and the gateway.
 pub async fn platform(store: Store, settings: &str) -> Platform {
-    let mut kit = agora_testkit::Platform::builder(store)
+    start(store, settings, false).await
+}
+
+/// The same with analytics too (its store is the fourth).
+pub async fn with_analytics(store: Store) -> Platform {
+    start(store, "", true).await
+}
+
+async fn start(store: Store, settings: &str, analytics: bool) -> Platform {
+    let mut builder = agora_testkit::Platform::builder(store)
         .service("tickets", "")
-        .service("ai", settings)
-        .start()
-        .await;
+        .service("ai", settings);
+    if analytics {
+        builder = builder.service("analytics", "metrics_scrape_secs = 60");
+    }
+    let mut kit = builder.start().await;
     let tickets = agora_tickets::start(&kit.context(), kit.shutdown.clone())
         .await
         .expect("tickets starts");
     kit.serve(tickets.service);
+    if analytics {
+        let started = agora_analytics::start(&kit.context(), kit.shutdown.clone(), None)
+            .await
+            .expect("analytics starts");
+        kit.serve(started.service);
+    }
     let started = agora_ai::start(&kit.context(), kit.shutdown.clone())
         .await
         .expect("ai starts");

@@ -1,0 +1,186 @@
+//! Field force: what a tenant's figures say, from analytics' gRPC (with the caller's own
+//! credential, so only the caller's tenant is seen): the zones at risk now (overdue and urgent
+//! open tickets), SLA compliance this week against the week before, and highlights written
+//! from those figures by rules. Nothing is said that the figures do not show.
+
+use actix_web::{HttpResponse, web};
+use chrono::{Duration, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use agora_proto::analytics::v1::{
+    QueryRequest, QueryResponse, analytics_service_client::AnalyticsServiceClient,
+};
+use agora_shared::{AppError, AppResult, grpc::Forward, http::Caller};
+
+use crate::AiState;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/ai/insights", web::get().to(insights));
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ZoneRisk {
+    pub zone: String,
+    pub open: i64,
+    pub urgent_open: i64,
+    pub overdue: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Week {
+    /// Inclusive ISO dates.
+    pub from: String,
+    pub to: String,
+    pub completed: i64,
+    pub breached: i64,
+    /// % of completed tickets that met their due time (none when none was completed).
+    pub sla_compliance_pct: Option<f64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SlaTrend {
+    pub this_week: Week,
+    pub previous_week: Week,
+    /// improving, worsening, steady (within 5 points), or unknown (a week without completions).
+    pub trend: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InsightsOut {
+    /// Zones with overdue or urgent open tickets, most at risk first.
+    pub zones_at_risk: Vec<ZoneRisk>,
+    pub sla: SlaTrend,
+    /// The figures above in sentences.
+    pub highlights: Vec<String>,
+    pub provider: &'static str,
+    pub model: &'static str,
+}
+
+fn metric(resp: &QueryResponse, row: usize, i: usize) -> Option<f64> {
+    resp.rows.get(row)?.metrics.get(i)?.value
+}
+
+async fn query(
+    state: &AiState,
+    caller: &Caller,
+    request: QueryRequest,
+) -> AppResult<QueryResponse> {
+    let mut client = AnalyticsServiceClient::with_interceptor(
+        state.analytics.clone(),
+        Forward::for_caller(caller),
+    );
+    Ok(client
+        .query(request)
+        .await
+        .map_err(AppError::from)?
+        .into_inner())
+}
+
+async fn week(state: &AiState, caller: &Caller, ends_days_ago: i64) -> AppResult<Week> {
+    let to = (Utc::now() - Duration::days(ends_days_ago)).date_naive();
+    let from = to - Duration::days(6);
+    let resp = query(
+        state,
+        caller,
+        QueryRequest {
+            metrics: vec![
+                "completed".into(),
+                "breached".into(),
+                "sla_compliance".into(),
+            ],
+            date_from: from.to_string(),
+            date_to: to.to_string(),
+            ..QueryRequest::default()
+        },
+    )
+    .await?;
+    // No row: nothing happened that week.
+    Ok(Week {
+        from: from.to_string(),
+        to: to.to_string(),
+        completed: metric(&resp, 0, 0).unwrap_or(0.0) as i64,
+        breached: metric(&resp, 0, 1).unwrap_or(0.0) as i64,
+        sla_compliance_pct: metric(&resp, 0, 2).map(|v| (v * 10.0).round() / 10.0),
+    })
+}
+
+#[utoipa::path(get, path = "/api/v1/ai/insights", tag = "ai",
+    responses((status = 200, description = "the tenant's zones at risk, SLA trend and highlights, from analytics", body = InsightsOut),
+        (status = 502), (status = 503)),
+    security(("bearer" = [])))]
+pub async fn insights(state: web::Data<AiState>, caller: Caller) -> AppResult<HttpResponse> {
+    let zones = query(
+        &state,
+        &caller,
+        QueryRequest {
+            metrics: vec!["open".into(), "urgent_open".into(), "overdue".into()],
+            dimensions: vec!["zone".into()],
+            date_range: "all".into(),
+            ..QueryRequest::default()
+        },
+    )
+    .await?;
+    let mut at_risk: Vec<ZoneRisk> = zones
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(i, row)| ZoneRisk {
+            zone: match row.dimensions.first().map(String::as_str) {
+                Some("") | None => "(no zone)".into(),
+                Some(z) => z.to_owned(),
+            },
+            open: metric(&zones, i, 0).unwrap_or(0.0) as i64,
+            urgent_open: metric(&zones, i, 1).unwrap_or(0.0) as i64,
+            overdue: metric(&zones, i, 2).unwrap_or(0.0) as i64,
+        })
+        .filter(|z| z.overdue > 0 || z.urgent_open > 0)
+        .collect();
+    at_risk.sort_by(|a, b| {
+        (b.overdue, b.urgent_open, b.open)
+            .cmp(&(a.overdue, a.urgent_open, a.open))
+            .then(a.zone.cmp(&b.zone))
+    });
+    let this_week = week(&state, &caller, 0).await?;
+    let previous_week = week(&state, &caller, 7).await?;
+    let trend = match (
+        this_week.sla_compliance_pct,
+        previous_week.sla_compliance_pct,
+    ) {
+        (Some(now), Some(before)) if now > before + 5.0 => "improving",
+        (Some(now), Some(before)) if now < before - 5.0 => "worsening",
+        (Some(_), Some(_)) => "steady",
+        _ => "unknown",
+    };
+    let mut highlights = Vec::new();
+    for z in at_risk.iter().take(3) {
+        highlights.push(format!(
+            "{}: {} overdue and {} urgent of {} open tickets.",
+            z.zone, z.overdue, z.urgent_open, z.open
+        ));
+    }
+    if at_risk.is_empty() {
+        highlights.push("No zone has overdue or urgent open tickets.".into());
+    }
+    match (this_week.sla_compliance_pct, previous_week.sla_compliance_pct) {
+        (Some(now), Some(before)) => highlights.push(format!(
+            "SLA compliance is {now}% this week against {before}% the week before ({trend})."
+        )),
+        (Some(now), None) => highlights.push(format!(
+            "SLA compliance is {now}% this week ({} completed, {} breached); the week before had no completions.",
+            this_week.completed, this_week.breached
+        )),
+        _ => highlights.push("No ticket was completed this week.".into()),
+    }
+    Ok(HttpResponse::Ok().json(InsightsOut {
+        zones_at_risk: at_risk,
+        sla: SlaTrend {
+            this_week,
+            previous_week,
+            trend,
+        },
+        highlights,
+        provider: crate::local::PROVIDER,
+        model: "insight-rules",
+    }))
+}
