@@ -8,6 +8,7 @@ use agora_shared::{AppError, AppResult, http::Caller};
 
 pub mod admin;
 pub mod answers;
+pub mod chat;
 pub mod collections;
 pub mod texts;
 
@@ -18,6 +19,7 @@ pub const MANAGE: &str = "ai:manage";
 pub fn routes(cfg: &mut web::ServiceConfig) {
     collections::routes(cfg);
     admin::routes(cfg);
+    chat::routes(cfg);
     answers::routes(cfg);
     texts::routes(cfg);
     crate::openai::routes(cfg);

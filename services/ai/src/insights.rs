@@ -110,9 +110,15 @@ async fn week(state: &AiState, caller: &Caller, ends_days_ago: i64) -> AppResult
         (status = 502), (status = 503)),
     security(("bearer" = [])))]
 pub async fn insights(state: web::Data<AiState>, caller: Caller) -> AppResult<HttpResponse> {
+    let out = gather(&state, &caller).await?;
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// The caller's tenant's insights.
+pub async fn gather(state: &AiState, caller: &Caller) -> AppResult<InsightsOut> {
     let zones = query(
-        &state,
-        &caller,
+        state,
+        caller,
         QueryRequest {
             metrics: vec!["open".into(), "urgent_open".into(), "overdue".into()],
             dimensions: vec!["zone".into()],
@@ -141,8 +147,8 @@ pub async fn insights(state: web::Data<AiState>, caller: Caller) -> AppResult<Ht
             .cmp(&(a.overdue, a.urgent_open, a.open))
             .then(a.zone.cmp(&b.zone))
     });
-    let this_week = week(&state, &caller, 0).await?;
-    let previous_week = week(&state, &caller, 7).await?;
+    let this_week = week(state, caller, 0).await?;
+    let previous_week = week(state, caller, 7).await?;
     let trend = match (
         this_week.sla_compliance_pct,
         previous_week.sla_compliance_pct,
@@ -172,7 +178,7 @@ pub async fn insights(state: web::Data<AiState>, caller: Caller) -> AppResult<Ht
         )),
         _ => highlights.push("No ticket was completed this week.".into()),
     }
-    Ok(HttpResponse::Ok().json(InsightsOut {
+    Ok(InsightsOut {
         zones_at_risk: at_risk,
         sla: SlaTrend {
             this_week,
@@ -182,5 +188,5 @@ pub async fn insights(state: web::Data<AiState>, caller: Caller) -> AppResult<Ht
         highlights,
         provider: crate::local::PROVIDER,
         model: "insight-rules",
-    }))
+    })
 }

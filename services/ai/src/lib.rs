@@ -15,6 +15,7 @@ use agora_shared::{
     service::{Discovered, Parts, RunningService, ServiceContext, ServiceSpec},
 };
 
+pub mod assistant;
 pub mod budget;
 pub mod config;
 pub mod grpc;

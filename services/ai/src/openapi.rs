@@ -5,7 +5,7 @@ use utoipa::OpenApi;
 use agora_shared::http::openapi::BearerAuth;
 
 use crate::{
-    http::{admin, answers, collections as col, texts},
+    http::{admin, answers, chat, collections as col, texts},
     knowledge::search::Mode,
     openai,
 };
@@ -20,6 +20,7 @@ use crate::{
         texts::summarize, texts::emotion_route, texts::fact_check,
         openai::models, openai::model, openai::chat, openai::embeddings,
         crate::recommend::recommend, crate::insights::insights,
+        chat::chat, chat::list, chat::get, chat::delete,
         admin::list_keys, admin::put_key, admin::delete_key, admin::get_budget, admin::put_budget,
     ),
     components(schemas(
@@ -34,6 +35,7 @@ use crate::{
         crate::recommend::CandidateOut, crate::recommend::FactorOut,
         crate::insights::InsightsOut, crate::insights::ZoneRisk, crate::insights::SlaTrend,
         crate::insights::Week,
+        chat::ChatIn, chat::ChatOut, chat::MessageOut, chat::ConversationOut, chat::ConversationPage,
         admin::KeyIn, admin::ProviderOut, admin::BudgetIn, admin::BudgetOut, admin::UsageOut,
     )),
     modifiers(&BearerAuth),

@@ -110,7 +110,7 @@ fn grpc_error(status: tonic::Status) -> AppError {
     AppError::from(status)
 }
 
-async fn tickets_of(
+pub async fn tickets_of(
     state: &AiState,
     caller: &Caller,
     request: ListTicketsRequest,
@@ -335,8 +335,19 @@ pub async fn recommend(
     if !(1..=50).contains(&limit) {
         return Err(AppError::invalid("limit", "must be from 1 to 50"));
     }
+    let out = rank_for(&state, &caller, id, limit).await?;
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// Ticket `id` (its id or number) of the caller's tenant, and the best `limit` teams for it.
+pub async fn rank_for(
+    state: &AiState,
+    caller: &Caller,
+    id: String,
+    limit: usize,
+) -> AppResult<RecommendationOut> {
     let mut client =
-        TicketServiceClient::with_interceptor(state.tickets.clone(), Forward::for_caller(&caller));
+        TicketServiceClient::with_interceptor(state.tickets.clone(), Forward::for_caller(caller));
     let ticket = client
         .get_ticket(GetTicketRequest {
             id,
@@ -345,10 +356,10 @@ pub async fn recommend(
         .await
         .map_err(grpc_error)?
         .into_inner();
-    let teams = teams_of(&state, &caller).await?;
+    let teams = teams_of(state, caller).await?;
     let active = tickets_of(
-        &state,
-        &caller,
+        state,
+        caller,
         ListTicketsRequest {
             status: vec!["OPEN".into(), "IN_PROGRESS".into()],
             ..ListTicketsRequest::default()
@@ -359,8 +370,8 @@ pub async fn recommend(
     let since =
         (now - chrono::Duration::days(30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let completed = tickets_of(
-        &state,
-        &caller,
+        state,
+        caller,
         ListTicketsRequest {
             status: vec!["COMPLETED".into()],
             created_from: since,
@@ -384,13 +395,13 @@ pub async fn recommend(
     }
     let mut candidates = rank(&ticket, &teams, &records, now);
     candidates.truncate(limit);
-    Ok(HttpResponse::Ok().json(RecommendationOut {
+    Ok(RecommendationOut {
         ticket_id: ticket.id,
         ticket_number: ticket.number,
         candidates,
         provider: crate::local::PROVIDER,
         model: "assignment-rules",
-    }))
+    })
 }
 
 #[cfg(test)]

@@ -107,3 +107,26 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    conversations (id) {
+        id -> Text,
+        tenant_id -> Text,
+        user_id -> Text,
+        title -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    conversation_messages (id) {
+        id -> Text,
+        conversation_id -> Text,
+        ordinal -> Integer,
+        role -> Text,
+        content -> Text,
+        data -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}

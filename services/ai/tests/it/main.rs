@@ -5,6 +5,7 @@
 
 mod support;
 
+mod chat;
 mod files;
 mod grpc;
 mod insights;

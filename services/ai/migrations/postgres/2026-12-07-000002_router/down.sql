@@ -1,3 +1,5 @@
+DROP TABLE conversation_messages;
+DROP TABLE conversations;
 DROP TABLE usage_records;
 DROP TABLE usage_periods;
 DROP TABLE budgets;

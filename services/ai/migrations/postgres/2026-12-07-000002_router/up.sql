@@ -48,3 +48,26 @@ CREATE TABLE usage_records (
     created_at TIMESTAMP NOT NULL
 );
 CREATE INDEX usage_records_tenant ON usage_records (tenant_id, created_at);
+
+-- The field-force assistant's conversations, each its user's own, with their messages in order
+-- (`data`: what the assistant looked up, as JSON).
+CREATE TABLE conversations (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL
+);
+CREATE INDEX conversations_owner ON conversations (tenant_id, user_id, id);
+
+CREATE TABLE conversation_messages (
+    id TEXT PRIMARY KEY,
+    conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL,
+    role TEXT NOT NULL,
+    content TEXT NOT NULL,
+    data TEXT,
+    created_at TIMESTAMP NOT NULL
+);
+CREATE INDEX conversation_messages_order ON conversation_messages (conversation_id, ordinal);
