@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use agora_proto::tickets::v1::{
     GetTicketRequest, ListTicketsRequest, ticket_service_client::TicketServiceClient,
 };
-use agora_shared::{AppError, AppResult, grpc::Forward, http::Caller};
+use agora_shared::{AppResult, grpc::Forward, http::Caller};
 
 use crate::{AiState, insights, recommend};
 
@@ -212,7 +212,7 @@ async fn ticket(state: &AiState, caller: &Caller, number: &str) -> AppResult<(St
                 json!({"tool": "tickets.get", "ticket": number, "found": false}),
             ));
         }
-        Err(s) => return Err(AppError::from(s)),
+        Err(s) => return Err(crate::recommend::grpc_error(s)),
     };
     let team = match t.team_id.is_empty() {
         true => "not assigned".to_owned(),
@@ -257,8 +257,13 @@ async fn count(state: &AiState, caller: &Caller, f: &Filters) -> AppResult<(Stri
     if !f.category.is_empty() {
         what.push(f.category.join(" or "));
     }
+    let at_least = if n >= recommend::MAX_TICKETS {
+        "at least "
+    } else {
+        ""
+    };
     let mut text = format!(
-        "There {} {n} {}ticket{}",
+        "There {} {at_least}{n} {}ticket{}",
         if n == 1 { "is" } else { "are" },
         what.iter().map(|w| format!("{w} ")).collect::<String>(),
         if n == 1 { "" } else { "s" }

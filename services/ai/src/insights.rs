@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use agora_proto::analytics::v1::{
     QueryRequest, QueryResponse, analytics_service_client::AnalyticsServiceClient,
 };
-use agora_shared::{AppError, AppResult, grpc::Forward, http::Caller};
+use agora_shared::{AppResult, grpc::Forward, http::Caller};
 
 use crate::AiState;
 
@@ -73,7 +73,7 @@ async fn query(
     Ok(client
         .query(request)
         .await
-        .map_err(AppError::from)?
+        .map_err(crate::recommend::grpc_error)?
         .into_inner())
 }
 

@@ -96,6 +96,45 @@ impl ResponseError for OpenAiError {
 
 type Reply = Result<HttpResponse, OpenAiError>;
 
+/// The fields of a chat request passed on to a provider. Others (`store`, `service_tier`,
+/// `audio`, `metadata`, built-in tools...) would keep tenants' prompts in the platform's
+/// account or be billed at prices the router does not know.
+const FORWARDED: [&str; 16] = [
+    "messages",
+    "temperature",
+    "top_p",
+    "stop",
+    "max_tokens",
+    "max_completion_tokens",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+    "user",
+    "response_format",
+    "tools",
+    "tool_choice",
+    "logit_bias",
+    "n",
+    "stream_options",
+];
+
+/// What a provider is sent of a chat request: the forwarded fields, with an answer limit
+/// (`max_tokens`, the reservation's) when the client named none.
+fn forwarded(raw: &Value, answer_limit: u64) -> Value {
+    let mut out = serde_json::Map::new();
+    if let Some(fields) = raw.as_object() {
+        for name in FORWARDED {
+            if let Some(v) = fields.get(name) {
+                out.insert(name.to_owned(), v.clone());
+            }
+        }
+    }
+    if !out.contains_key("max_tokens") && !out.contains_key("max_completion_tokens") {
+        out.insert("max_tokens".into(), json!(answer_limit));
+    }
+    Value::Object(out)
+}
+
 /// The most tokens a chat call may ask to be answered with (what it reserves of its budget).
 pub const MAX_COMPLETION_TOKENS: u64 = 1_000_000;
 
@@ -210,7 +249,7 @@ impl Message {
     security(("bearer" = [])))]
 pub async fn chat(state: web::Data<AiState>, caller: Caller, body: web::Bytes) -> Reply {
     let input: ChatIn = parse(&body)?;
-    let mut raw: Value = parse(&body)?;
+    let raw: Value = parse(&body)?;
     let local = check_model(&state, &input.model)?;
     if input.messages.is_empty() {
         return Err(invalid("messages", "must hold at least one message"));
@@ -229,6 +268,9 @@ pub async fn chat(state: web::Data<AiState>, caller: Caller, body: web::Bytes) -
     if local && input.n.is_some_and(|n| n != 1) {
         return Err(invalid("n", "the local model gives one choice"));
     }
+    if input.n.is_some_and(|n| !(1..=8).contains(&n)) {
+        return Err(invalid("n", "must be from 1 to 8"));
+    }
     let prompt: usize = input.messages.iter().map(|m| m.text().len()).sum();
     if prompt > state.config.max_input_bytes {
         return Err(invalid(
@@ -239,13 +281,19 @@ pub async fn chat(state: web::Data<AiState>, caller: Caller, body: web::Bytes) -
             ),
         ));
     }
-    let limit = input.max_completion_tokens.or(input.max_tokens);
-    if limit.is_some_and(|l| !(1..=MAX_COMPLETION_TOKENS).contains(&l)) {
-        return Err(invalid(
-            "max_tokens",
-            format!("must be from 1 to {MAX_COMPLETION_TOKENS}"),
-        ));
+    for (field, value) in [
+        ("max_tokens", input.max_tokens),
+        ("max_completion_tokens", input.max_completion_tokens),
+    ] {
+        if value.is_some_and(|l| !(1..=MAX_COMPLETION_TOKENS).contains(&l)) {
+            return Err(invalid(
+                field,
+                format!("must be from 1 to {MAX_COMPLETION_TOKENS}"),
+            ));
+        }
     }
+    // The larger of the two is what a provider may answer with.
+    let limit = input.max_completion_tokens.max(input.max_tokens);
     let prompt_tokens: u64 = input
         .messages
         .iter()
@@ -256,8 +304,11 @@ pub async fn chat(state: web::Data<AiState>, caller: Caller, body: web::Bytes) -
         .stream_options
         .as_ref()
         .is_some_and(|o| o.include_usage);
-    // The call's hold on the tenant's budget, given back with what it used when it ends.
-    let estimate = prompt_tokens + limit.unwrap_or(state.config.default_max_tokens);
+    // The call's hold on the tenant's budget, given back with what it used when it ends: its
+    // prompt and, for each choice, the most it may be answered with.
+    let choices = u64::from(input.n.unwrap_or(1));
+    let answer_limit = limit.unwrap_or(state.config.default_max_tokens);
+    let estimate = prompt_tokens + choices * answer_limit;
     let mut meter = meter(&state, &caller, &input.model, "chat", estimate).await?;
     if local {
         let answer = local_chat(&state, &caller, &input, limit).await;
@@ -292,9 +343,7 @@ pub async fn chat(state: web::Data<AiState>, caller: Caller, body: web::Bytes) -
             include_usage,
         ));
     }
-    if let Some(fields) = raw.as_object_mut() {
-        fields.remove("collection_ids");
-    }
+    let raw = forwarded(&raw, answer_limit);
     let keys = match keys::tenant_keys(&state, &caller.tenant_id).await {
         Ok(k) => k,
         Err(e) => {
@@ -324,12 +373,15 @@ pub async fn chat(state: web::Data<AiState>, caller: Caller, body: web::Bytes) -
     meter.answered_by(answerer(&served));
     match reply {
         Upstream::Whole(mut completion) => {
+            // A provider that reports no usage is charged the reservation.
             let usage = &completion["usage"];
             meter.tokens(
                 usage["prompt_tokens"]
                     .as_i64()
                     .unwrap_or(prompt_tokens as i64),
-                usage["completion_tokens"].as_i64().unwrap_or(0),
+                usage["completion_tokens"]
+                    .as_i64()
+                    .unwrap_or((estimate - prompt_tokens) as i64),
             );
             meter.status("ok");
             meter.record().await?;
@@ -415,6 +467,16 @@ fn relay(
                 }
                 loop {
                     match chunks.next().await {
+                        // A provider's error event: its words are logged, not relayed.
+                        Some(Ok(chunk)) if chunk.get("error").is_some() => {
+                            tracing::info!(error = %chunk["error"], "the provider's stream sent an error");
+                            if let Some(mut m) = meter.take() {
+                                m.status("upstream_failed");
+                                let _ = m.record().await;
+                            }
+                            let frame = web::Bytes::from(format!("data: {}\n\n", stream_error()));
+                            return Some((Ok(frame), (chunks, None, true)));
+                        }
                         Some(Ok(mut chunk)) => {
                             if let (Some(m), Some(usage)) =
                                 (meter.as_mut(), chunk.get("usage").filter(|u| u.is_object()))
@@ -433,12 +495,12 @@ fn relay(
                             return Some((Ok(frame), (chunks, meter, false)));
                         }
                         Some(Err(e)) => {
+                            tracing::info!(error = %e.message, "the provider's stream failed");
                             if let Some(mut m) = meter.take() {
                                 m.status("upstream_failed");
                                 let _ = m.record().await;
                             }
-                            let error = json!({"error": {"message": format!("the provider's stream failed: {}", e.message), "type": "api_error", "code": "ai.upstream_failed", "param": null}});
-                            let frame = web::Bytes::from(format!("data: {error}\n\n"));
+                            let frame = web::Bytes::from(format!("data: {}\n\n", stream_error()));
                             return Some((Ok(frame), (chunks, None, true)));
                         }
                         None => {
@@ -454,6 +516,11 @@ fn relay(
             }
         },
     )
+}
+
+/// The error event that ends a relayed stream whose provider failed.
+fn stream_error() -> Value {
+    json!({"error": {"message": "the provider's stream failed", "type": "api_error", "code": "ai.upstream_failed", "param": null}})
 }
 
 /// The local model's chat answer: (content, finish reason, citations).
@@ -473,6 +540,16 @@ async fn local_chat(
     else {
         return Err(invalid("messages", "must hold a user message with text"));
     };
+    if question.len() > answers::MAX_QUERY_BYTES {
+        return Err(invalid(
+            "messages",
+            format!(
+                "the last user message is {} bytes; the local model answers at most {}",
+                question.len(),
+                answers::MAX_QUERY_BYTES
+            ),
+        ));
+    }
     let ids = match &input.collection_ids {
         Some(ids) => ids.clone(),
         None => {
@@ -486,7 +563,8 @@ async fn local_chat(
                 .collect()
         }
     };
-    let answer = match ids.is_empty() {
+    // No collection at all answers "not found"; an empty list given is the client's error.
+    let answer = match ids.is_empty() && input.collection_ids.is_none() {
         true => None,
         false => Some(answers::grounded(state, caller, &ids, &question, 5).await?),
     };
@@ -733,7 +811,12 @@ async fn remote_embeddings(
     {
         Ok((Upstream::Whole(mut list), served)) => {
             meter.answered_by(answerer(&served));
-            meter.tokens(list["usage"]["prompt_tokens"].as_i64().unwrap_or(0), 0);
+            meter.tokens(
+                list["usage"]["prompt_tokens"]
+                    .as_i64()
+                    .unwrap_or(estimate as i64),
+                0,
+            );
             meter.status("ok");
             meter.record().await?;
             list["provider"] = json!(served.deployment.provider);

@@ -79,8 +79,10 @@ impl CallError {
 fn classify(status: u16) -> Failure {
     match status {
         408 | 409 | 429 | 500..=599 => Failure::Retryable,
-        401 | 403 | 404 => Failure::Deployment,
-        _ => Failure::Request,
+        // The request itself: too large, or refused as such.
+        400 | 413 | 422 => Failure::Request,
+        // The deployment's account, key or model (401, 402, 403, 404...): the next one.
+        _ => Failure::Deployment,
     }
 }
 

@@ -54,8 +54,8 @@ pub const WEIGHTS: [(&str, f64); 7] = [
 /// A team's daily capacity when it has none set.
 const DEFAULT_CAPACITY: i32 = 5;
 
-/// Tickets read for loads and records, at most.
-const MAX_TICKETS: usize = 5000;
+/// Tickets read for loads, records and counts, at most.
+pub const MAX_TICKETS: usize = 5000;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/ai/recommendations", web::post().to(recommend));
@@ -106,8 +106,17 @@ struct Record {
     on_time: i64,
 }
 
-fn grpc_error(status: tonic::Status) -> AppError {
-    AppError::from(status)
+/// A peer's answer as this service's error. A peer refusing the credential this service
+/// presented (the caller's, which this service accepted, or its own peer secret) is this
+/// service's failure, not the caller's: 502, never a 401 that would sign the client out.
+pub fn grpc_error(status: tonic::Status) -> AppError {
+    match status.code() {
+        tonic::Code::Unauthenticated => {
+            tracing::warn!(message = %status.message(), "a peer service refused this service's call");
+            AppError::BadGateway("a peer service refused the call".into())
+        }
+        _ => AppError::from(status),
+    }
 }
 
 pub async fn tickets_of(
@@ -129,8 +138,9 @@ pub async fn tickets_of(
             .await
             .map_err(grpc_error)?
             .into_inner();
+        let empty = page.tickets.is_empty();
         out.extend(page.tickets);
-        if page.next_cursor.is_empty() || out.len() >= MAX_TICKETS {
+        if empty || page.next_cursor.is_empty() || out.len() >= MAX_TICKETS {
             return Ok(out);
         }
         cursor = page.next_cursor;
@@ -152,8 +162,9 @@ async fn teams_of(state: &AiState, caller: &Caller) -> AppResult<Vec<Team>> {
             .await
             .map_err(grpc_error)?
             .into_inner();
+        let empty = page.teams.is_empty();
         out.extend(page.teams);
-        if page.next_cursor.is_empty() || out.len() >= 1000 {
+        if empty || page.next_cursor.is_empty() || out.len() >= 1000 {
             return Ok(out);
         }
         cursor = page.next_cursor;
@@ -172,7 +183,13 @@ fn skilled(skills: &[String], ticket: &Ticket) -> Option<String> {
     if wanted.iter().any(|w| w == "fiber") {
         wanted.push("fibre".into());
     }
-    wanted.extend(ticket.tags.iter().map(|t| t.to_lowercase()));
+    wanted.extend(
+        ticket
+            .tags
+            .iter()
+            .map(|t| t.trim().to_lowercase())
+            .filter(|t| t.chars().count() > 2),
+    );
     skills.iter().find_map(|skill| {
         let s = skill.to_lowercase();
         wanted
@@ -367,14 +384,17 @@ pub async fn rank_for(
     )
     .await?;
     let now = Utc::now();
-    let since =
-        (now - chrono::Duration::days(30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    // Tickets list by creation time; those completed in the last 30 days were created in the
+    // last 90 (or are left out), then kept by when they were completed.
+    let created_since =
+        (now - chrono::Duration::days(90)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let completed_since = now - chrono::Duration::days(30);
     let completed = tickets_of(
         state,
         caller,
         ListTicketsRequest {
             status: vec!["COMPLETED".into()],
-            created_from: since,
+            created_from: created_since,
             ..ListTicketsRequest::default()
         },
     )
@@ -386,7 +406,15 @@ pub async fn rank_for(
     {
         records.entry(t.team_id.clone()).or_default().active += 1;
     }
-    for t in completed.iter().filter(|t| !t.team_id.is_empty()) {
+    let recent = |t: &&Ticket| {
+        DateTime::parse_from_rfc3339(&t.completed_at)
+            .is_ok_and(|at| at.with_timezone(&Utc) >= completed_since)
+    };
+    for t in completed
+        .iter()
+        .filter(|t| !t.team_id.is_empty())
+        .filter(recent)
+    {
         let r = records.entry(t.team_id.clone()).or_default();
         r.completed += 1;
         if t.sla_status != "BREACHED" {

@@ -22,6 +22,9 @@ use crate::{
     providers::{self, CallError, Failure, Reply},
 };
 
+/// The longest a deployment is left alone, whatever its provider's `Retry-After` says.
+pub const MAX_COOLDOWN: Duration = Duration::from_secs(300);
+
 /// What answered.
 #[derive(Debug, Clone)]
 pub struct Served {
@@ -90,10 +93,12 @@ impl Router {
             AppError::NotFound(format!("the model `{alias}` does not exist"))
                 .with_code("model_not_found")
         })?;
+        // A deployment called with the tenant's own key is never held back by the cooldown of
+        // the platform's.
         let ready: Vec<&DeploymentConfig> = model
             .deployments
             .iter()
-            .filter(|d| self.cooling_for(d).is_none())
+            .filter(|d| keys.contains_key(&d.provider) || self.cooling_for(d).is_none())
             .collect();
         if ready.is_empty() {
             let wait = model
@@ -207,9 +212,15 @@ impl Router {
                 let wait = err.retry_after.unwrap_or_else(|| backoff(attempt));
                 let rate_limited = err.status == Some(429);
                 if attempt == config.max_retries || wait > max_wait || (rate_limited && has_next) {
-                    let cooldown = Duration::from_secs(config.cooldown_secs)
-                        .max(err.retry_after.unwrap_or_default());
-                    cool(cooldown);
+                    // A timeout may be this request's own (a long answer): it moves on without
+                    // holding the deployment back for everyone. A provider's Retry-After is
+                    // honoured up to MAX_COOLDOWN.
+                    if err.status.is_some() || err.message != "timed out" {
+                        let cooldown = Duration::from_secs(config.cooldown_secs)
+                            .max(err.retry_after.unwrap_or_default())
+                            .min(MAX_COOLDOWN);
+                        cool(cooldown);
+                    }
                     break;
                 }
                 tokio::time::sleep(wait).await;

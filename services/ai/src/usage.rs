@@ -123,7 +123,24 @@ impl Drop for Meter {
     }
 }
 
+/// Records a call, trying again a few times: a reservation left unsettled would hold the
+/// tenant's budget until the period ends.
 async fn write(state: &AiState, r: Reading) -> AppResult<()> {
+    let mut attempt = 0;
+    loop {
+        match write_once(state, r.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(err) if attempt < 4 => {
+                attempt += 1;
+                tracing::warn!(error = %err, attempt, "usage not recorded yet; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+async fn write_once(state: &AiState, r: Reading) -> AppResult<()> {
     let cost = r
         .tokens_in
         .saturating_mul(r.answerer.input_cost_per_million)

@@ -139,12 +139,23 @@ fn append(
     data: Option<&Value>,
     at: NaiveDateTime,
 ) -> AppResult<()> {
+    // Messages of one conversation are numbered one writer at a time (SQLite has one writer;
+    // on PostgreSQL, a lock on the conversation until the transaction ends).
+    if let DbConnection::Postgres(pg) = conn {
+        diesel::sql_query(
+            "SELECT pg_advisory_xact_lock(hashtextextended('ai:conversation:' || $1, 0))",
+        )
+        .bind::<diesel::sql_types::Text, _>(conversation)
+        .execute(pg)?;
+    }
     let next: Option<i32> = messages::table
         .filter(messages::conversation_id.eq(conversation))
         .select(diesel::dsl::max(messages::ordinal))
         .first(conn)?;
     let ordinal = next.map_or(0, |n| n + 1);
-    if i64::from(ordinal) >= MAX_MESSAGES {
+    // A question needs room for its answer too.
+    let needed = if role == "user" { 2 } else { 1 };
+    if i64::from(ordinal) + needed > MAX_MESSAGES {
         return Err(AppError::Conflict(format!(
             "the conversation holds {MAX_MESSAGES} messages, the most it may; start another"
         ))

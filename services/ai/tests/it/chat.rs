@@ -106,9 +106,22 @@ async fn the_assistant_answers_from_the_tenants_tickets(store: Store) {
 
     // The conversation is kept, in order, and is its user's alone.
     let path = format!("/api/v1/ai/chat/conversations/{conversation}");
+    let before = p.authed(Method::GET, &path, &admin).value().await["messages"]
+        .as_array()
+        .unwrap()
+        .len();
+    // Ten messages at once to one conversation: every one kept, with its answer.
+    let calls = (0..10).map(|i| {
+        let req = p
+            .authed(Method::POST, "/api/v1/ai/chat", &admin)
+            .json(&json!({"message": format!("How many tickets are open? ({i})"), "conversation_id": conversation}));
+        async move { req.call().await.status() }
+    });
+    let statuses = futures::future::join_all(calls).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     let kept = p.authed(Method::GET, &path, &admin).value().await;
     let messages = kept["messages"].as_array().unwrap();
-    assert!(messages.len() >= 10, "{kept}");
+    assert_eq!(messages.len(), before + 20, "{kept}");
     assert_eq!(messages[0]["role"], "user");
     assert_eq!(
         messages[0]["content"],

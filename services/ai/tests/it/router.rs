@@ -67,12 +67,20 @@ async fn fallback_retry_after_cooldown_and_timeouts() {
     assert_eq!(sent.body["system"], "Be brief.");
     assert_eq!(sent.body["max_tokens"], 1024);
 
+    // A provider refusing the platform's account (402), once A's cooldown is over: the next
+    // deployment, not the client's error, and the provider's own words stay in the logs.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    a.script(&[Step::Fail(402, None)]);
+    let (status, v) = ask(&p, &admin, "default", "pay").await;
+    assert_eq!((status, content(&v)), (200, "B: pay"), "{v}");
+    let cooled = a.asked().len();
+
     // A cools down: the next call goes straight to B.
     let (_, v) = ask(&p, &admin, "default", "cool").await;
     assert_eq!(content(&v), "B: cool");
     assert_eq!(
         a.asked().len(),
-        before + 2,
+        cooled,
         "A is left alone while it cools down"
     );
     // And after the cooldown, A serves again.
@@ -188,6 +196,21 @@ async fn streams_of_both_providers_pass_through() {
     // budget) not passed on to a client that did not ask for it.
     let (chunks, text) = streamed(&p, &admin, body.clone()).await;
     assert_eq!(text, "A: tell me");
+    // Only OpenAI's request fields go on, with an answer limit (the reservation's) when the
+    // client named none: no `store`, no `service_tier` billed at another price.
+    let sent = &a.asked()[0].body;
+    assert_eq!(sent["max_tokens"], 1024, "{sent}");
+    let (status, _) = p
+        .post_as(&admin, CHAT, json!({"model": "solo", "store": true, "service_tier": "priority", "max_tokens": 7, "messages": [{"role": "user", "content": "x"}]}))
+        .await;
+    assert_eq!(status, 200);
+    let asked = a.asked();
+    let sent = &asked.last().unwrap().body;
+    assert!(
+        sent.get("store").is_none() && sent.get("service_tier").is_none(),
+        "{sent}"
+    );
+    assert_eq!(sent["max_tokens"], 7);
     // Embeddings through an alias.
     let (status, v) = p
         .post_as(
@@ -206,7 +229,7 @@ async fn streams_of_both_providers_pass_through() {
     );
     assert!(chunks.iter().all(|c| c["usage"].is_null()), "{chunks:?}");
     assert_eq!(a.asked()[0].body["stream_options"]["include_usage"], true);
-    assert_eq!(a.asked()[1].path, "/v1/embeddings");
+    assert_eq!(a.asked()[2].path, "/v1/embeddings");
     let mut with_usage = body.clone();
     with_usage["stream_options"] = json!({"include_usage": true});
     let (chunks, _) = streamed(&p, &admin, with_usage.clone()).await;
@@ -348,8 +371,20 @@ async fn tenants_bring_their_own_sealed_keys() {
     assert_eq!((status, content(&v)), (200, "A: still here"), "{v}");
     let (status, _) = ask(&p, &acme, "solo", "me too").await;
     assert_eq!(status, 200);
+    // And the platform key's cooldown does not hold back a tenant calling with its own.
+    a.script(&[Step::Fail(500, None), Step::Fail(500, None)]);
+    let (status, _) = ask(&p, &third, "solo", "fail").await;
+    assert_eq!(status, 502);
+    let (status, body) = ask(&p, &third, "solo", "cooling").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (429, Some("ai.deployments_cooling"))
+    );
+    let (status, v) = ask(&p, &acme, "solo", "mine still").await;
+    assert_eq!((status, content(&v)), (200, "A: mine still"), "{v}");
 
-    // Deleted: Acme's calls use the platform's key again.
+    // Deleted: Acme's calls use the platform's key again (once its cooldown is over).
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     let resp = p
         .authed(Method::DELETE, "/api/v1/ai/provider-keys/a", &acme)
         .call()

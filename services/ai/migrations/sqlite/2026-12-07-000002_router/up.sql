@@ -70,4 +70,4 @@ CREATE TABLE conversation_messages (
     data TEXT,
     created_at TIMESTAMP NOT NULL
 );
-CREATE INDEX conversation_messages_order ON conversation_messages (conversation_id, ordinal);
+CREATE UNIQUE INDEX conversation_messages_order ON conversation_messages (conversation_id, ordinal);
