@@ -55,14 +55,17 @@ fn input<T: serde::de::DeserializeOwned>(value: Value) -> Result<ValidJson<T>, S
     Ok(ValidJson(agora_shared::http::json::parse(&bytes)?))
 }
 
+/// The items of a JSON array (none for anything else).
+fn each(v: &Value) -> impl Iterator<Item = &Value> {
+    v.as_array().into_iter().flatten()
+}
+
 fn text(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_owned()
 }
 
 fn citations(v: &Value) -> Vec<pb::Citation> {
-    v.as_array()
-        .into_iter()
-        .flatten()
+    each(v)
         .map(|c| pb::Citation {
             document_id: text(&c["document_id"]),
             chunk_id: text(&c["chunk_id"]),
@@ -126,15 +129,9 @@ impl AiService for Grpc {
             .await
             .map_err(|e| e.0);
         let v = body(answer)?;
-        let embeddings = v["data"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let embeddings = each(&v["data"])
             .map(|d| pb::Embedding {
-                values: d["embedding"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
+                values: each(&d["embedding"])
                     .map(|x| x.as_f64().unwrap_or(0.0) as f32)
                     .collect(),
             })
@@ -166,10 +163,7 @@ impl AiService for Grpc {
             q["filter"] = filter;
         }
         let v = body(answers::search_route(self.state.clone(), caller, input(q)?).await)?;
-        let hits = v["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let hits = each(&v["items"])
             .map(|h| pb::SearchHit {
                 document_id: text(&h["document_id"]),
                 chunk_id: text(&h["chunk_id"]),
@@ -216,12 +210,7 @@ impl AiService for Grpc {
         let v = body(texts::summarize(self.state.clone(), caller, input(q)?).await)?;
         Ok(Response::new(pb::SummarizeResponse {
             summary: text(&v["summary"]),
-            sentences: v["sentences"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(text)
-                .collect(),
+            sentences: each(&v["sentences"]).map(text).collect(),
             provider: text(&v["provider"]),
             model: text(&v["model"]),
         }))
@@ -250,18 +239,12 @@ impl AiService for Grpc {
             true => q["collection_ids"] = json!(r.collection_ids),
         }
         let v = body(texts::fact_check(self.state.clone(), caller, input(q)?).await)?;
-        let results = v["results"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let results = each(&v["results"])
             .map(|c| pb::ClaimResult {
                 claim: text(&c["claim"]),
                 verdict: text(&c["verdict"]),
                 reason: text(&c["reason"]),
-                evidence: c["evidence"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
+                evidence: each(&c["evidence"])
                     .map(|e| pb::Evidence {
                         quote: text(&e["quote"]),
                         document_id: text(&e["document_id"]),
@@ -298,12 +281,7 @@ impl AiService for Grpc {
             emotions,
             dominant: text(&v["dominant"]),
             recommendation: text(&v["recommendation"]),
-            cues: v["cues"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(text)
-                .collect(),
+            cues: each(&v["cues"]).map(text).collect(),
             provider: text(&v["provider"]),
             model: text(&v["model"]),
         }))
@@ -320,10 +298,7 @@ impl AiService for Grpc {
             q["limit"] = json!(r.limit);
         }
         let v = body(crate::recommend::recommend(self.state.clone(), caller, input(q)?).await)?;
-        let candidates = v["candidates"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let candidates = each(&v["candidates"])
             .map(|c| pb::Candidate {
                 team_id: text(&c["team_id"]),
                 name: text(&c["name"]),
