@@ -46,6 +46,8 @@ struct State {
     steps: VecDeque<Step>,
     keys: Vec<String>,
     asked: Vec<Asked>,
+    /// What every answer says instead of echoing the question.
+    answer: Option<String>,
 }
 
 /// A running fake; stops with the test process.
@@ -81,6 +83,11 @@ impl FakeLlm {
         self.with(|s| s.keys = keys.iter().map(|k| (*k).to_owned()).collect());
     }
 
+    /// Every answer from now on says `text`.
+    pub fn answer_with(&self, text: &str) {
+        self.with(|s| s.answer = Some(text.into()));
+    }
+
     /// Every request received, in order.
     pub fn asked(&self) -> Vec<Asked> {
         self.with(|s| s.asked.clone())
@@ -109,15 +116,20 @@ async fn admit(
     key: Option<String>,
     body: &Value,
     anthropic: bool,
-) -> Result<String, HttpResponse> {
-    let (step, label, keys) = {
+) -> Result<Option<String>, HttpResponse> {
+    let (step, label, keys, answer) = {
         let mut s = state.lock().expect("fake llm state");
         s.asked.push(Asked {
             path: req.path().to_owned(),
             key: key.clone(),
             body: body.clone(),
         });
-        (s.steps.pop_front(), s.label.clone(), s.keys.clone())
+        (
+            s.steps.pop_front(),
+            s.label.clone(),
+            s.keys.clone(),
+            s.answer.clone(),
+        )
     };
     let error = |status: u16, kind: &str, message: &str| {
         let body = match anthropic {
@@ -153,7 +165,14 @@ async fn admit(
         }
         None => {}
     }
-    Ok(label)
+    Ok(Some(answer.unwrap_or_else(|| format!("{label}: {{}}"))))
+}
+
+/// The answer's text: the scripted one, or `<label>: <the last user message>`.
+fn reply(pattern: Option<String>, messages: &Value) -> String {
+    pattern
+        .unwrap_or_default()
+        .replace("{}", &last_user(messages))
 }
 
 fn last_user(messages: &Value) -> String {
@@ -184,11 +203,11 @@ fn sse(events: Vec<String>) -> HttpResponse {
 async fn openai_chat(state: Shared, req: HttpRequest, body: web::Json<Value>) -> HttpResponse {
     let key =
         header(&req, "authorization").and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned));
-    let label = match admit(&state, &req, key, &body, false).await {
-        Ok(l) => l,
+    let pattern = match admit(&state, &req, key, &body, false).await {
+        Ok(p) => p,
         Err(resp) => return resp,
     };
-    let text = format!("{label}: {}", last_user(&body["messages"]));
+    let text = reply(pattern, &body["messages"]);
     let model = body["model"].clone();
     let usage = json!({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15});
     if body["stream"] != true {
@@ -261,11 +280,11 @@ async fn anthropic_messages(
         return HttpResponse::BadRequest().json(json!({"type": "error", "error": {"type": "invalid_request_error", "message": "max_tokens: Field required"}}));
     }
     let key = header(&req, "x-api-key");
-    let label = match admit(&state, &req, key, &body, true).await {
-        Ok(l) => l,
+    let pattern = match admit(&state, &req, key, &body, true).await {
+        Ok(p) => p,
         Err(resp) => return resp,
     };
-    let text = format!("{label}: {}", last_user(&body["messages"]));
+    let text = reply(pattern, &body["messages"]);
     let model = body["model"].clone();
     if body["stream"] != true {
         return HttpResponse::Ok().json(json!({

@@ -417,7 +417,7 @@ fn check_model(state: &AiState, model: &str) -> Result<bool, OpenAiError> {
     }
 }
 
-fn answerer(served: &Served) -> Answerer {
+pub(crate) fn answerer(served: &Served) -> Answerer {
     Answerer {
         provider: served.deployment.provider.clone(),
         provider_model: served.deployment.model.clone(),
@@ -427,7 +427,7 @@ fn answerer(served: &Served) -> Answerer {
 }
 
 /// Reserves `estimate` tokens of the caller's tenant's budget for a call to `model`.
-async fn meter(
+pub(crate) async fn meter(
     state: &web::Data<AiState>,
     caller: &Caller,
     model: &str,
