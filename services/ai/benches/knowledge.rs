@@ -336,7 +336,7 @@ async fn router_overhead() {
     for i in 0..2200 {
         let t = Instant::now();
         let (reply, _) = router
-            .call(&config, "fast", &body, call, &keys)
+            .call(&config, "fast", None, &body, call, &keys)
             .await
             .unwrap();
         let routed = t.elapsed().as_secs_f64() * 1000.0;

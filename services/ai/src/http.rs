@@ -25,6 +25,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     crate::openai::routes(cfg);
     crate::recommend::routes(cfg);
     crate::insights::routes(cfg);
+    crate::models::routes(cfg);
 }
 
 /// `value` trimmed, 1 to `max` characters without control characters, or a 422 naming

@@ -24,6 +24,7 @@ pub mod insights;
 pub mod keys;
 pub mod knowledge;
 pub mod local;
+pub mod models;
 pub mod openai;
 pub mod openapi;
 pub mod providers;

@@ -22,6 +22,7 @@ use crate::{
     keys,
     knowledge::store,
     local::{self, embed, text::estimate_tokens},
+    models::Target,
     providers::{self, Reply as Upstream},
     router::{Call, Served},
     usage::{Answerer, Meter},
@@ -166,10 +167,19 @@ fn model_object(id: &str) -> Value {
 #[utoipa::path(get, path = "/api/v1/ai/openai/v1/models", tag = "ai-openai",
     responses((status = 200, description = "OpenAI's model list: `local` and the configured models", body = Object)),
     security(("bearer" = [])))]
-pub async fn models(state: web::Data<AiState>, _caller: Caller) -> HttpResponse {
+pub async fn models(state: web::Data<AiState>, caller: Caller) -> Reply {
     let mut data = vec![model_object(local::MODEL)];
-    data.extend(state.config.models.keys().map(|alias| model_object(alias)));
-    HttpResponse::Ok().json(json!({"object": "list", "data": data}))
+    let own = crate::models::tenant_aliases(&state, &caller.tenant_id).await?;
+    data.extend(own.iter().map(|alias| model_object(alias)));
+    data.extend(
+        state
+            .config
+            .models
+            .keys()
+            .filter(|alias| !own.contains(alias))
+            .map(|alias| model_object(alias)),
+    );
+    Ok(HttpResponse::Ok().json(json!({"object": "list", "data": data})))
 }
 
 /// One model.
@@ -177,8 +187,8 @@ pub async fn models(state: web::Data<AiState>, _caller: Caller) -> HttpResponse 
     params(("model" = String, Path)),
     responses((status = 200, description = "OpenAI's model object", body = Object), (status = 404)),
     security(("bearer" = [])))]
-pub async fn model(state: web::Data<AiState>, _caller: Caller, model: web::Path<String>) -> Reply {
-    check_model(&state, &model)?;
+pub async fn model(state: web::Data<AiState>, caller: Caller, model: web::Path<String>) -> Reply {
+    target(&state, &caller, &model).await?;
     Ok(HttpResponse::Ok().json(model_object(&model)))
 }
 
@@ -250,7 +260,12 @@ impl Message {
 pub async fn chat(state: web::Data<AiState>, caller: Caller, body: web::Bytes) -> Reply {
     let input: ChatIn = parse(&body)?;
     let raw: Value = parse(&body)?;
-    let local = check_model(&state, &input.model)?;
+    let target = target(&state, &caller, &input.model).await?;
+    let local = matches!(target, Target::Local);
+    let own = match target {
+        Target::Tenant(m) => Some(m),
+        _ => None,
+    };
     if input.messages.is_empty() {
         return Err(invalid("messages", "must hold at least one message"));
     }
@@ -357,6 +372,7 @@ pub async fn chat(state: web::Data<AiState>, caller: Caller, body: web::Bytes) -
         .call(
             &state.config,
             &input.model,
+            own.as_ref(),
             &raw,
             Call::Chat { stream },
             &keys,
@@ -406,15 +422,12 @@ pub async fn chat(state: web::Data<AiState>, caller: Caller, body: web::Bytes) -
     }
 }
 
-/// Whether `model` is the local model (true) or a configured alias (false); 404 otherwise.
-fn check_model(state: &AiState, model: &str) -> Result<bool, OpenAiError> {
-    if model == local::MODEL {
-        Ok(true)
-    } else if state.config.models.contains_key(model) {
-        Ok(false)
-    } else {
-        Err(unknown_model(model))
-    }
+/// What `model` names for the caller's tenant: the local model, a platform alias or the
+/// tenant's own; 404 otherwise.
+async fn target(state: &AiState, caller: &Caller, model: &str) -> Result<Target, OpenAiError> {
+    crate::models::target(state, &caller.tenant_id, model)
+        .await?
+        .ok_or_else(|| unknown_model(model))
 }
 
 pub(crate) fn answerer(served: &Served) -> Answerer {
@@ -688,8 +701,14 @@ struct EmbeddingsIn {
     security(("bearer" = [])))]
 pub async fn embeddings(state: web::Data<AiState>, caller: Caller, body: web::Bytes) -> Reply {
     let input: EmbeddingsIn = parse(&body)?;
-    if !check_model(&state, &input.model)? {
-        return remote_embeddings(&state, &caller, &input.model, &body).await;
+    match target(&state, &caller, &input.model).await? {
+        Target::Local => {}
+        Target::Platform => {
+            return remote_embeddings(&state, &caller, &input.model, None, &body).await;
+        }
+        Target::Tenant(m) => {
+            return remote_embeddings(&state, &caller, &input.model, Some(m), &body).await;
+        }
     }
     let texts = match input.input {
         EmbeddingInput::One(t) => vec![t],
@@ -781,6 +800,7 @@ async fn remote_embeddings(
     state: &web::Data<AiState>,
     caller: &Caller,
     model: &str,
+    own: Option<crate::config::ModelConfig>,
     body: &[u8],
 ) -> Reply {
     if body.len() > state.config.max_input_bytes {
@@ -806,7 +826,14 @@ async fn remote_embeddings(
     };
     match state
         .router
-        .call(&state.config, model, &raw, Call::Embeddings, &keys)
+        .call(
+            &state.config,
+            model,
+            own.as_ref(),
+            &raw,
+            Call::Embeddings,
+            &keys,
+        )
         .await
     {
         Ok((Upstream::Whole(mut list), served)) => {

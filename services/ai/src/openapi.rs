@@ -21,6 +21,7 @@ use crate::{
         openai::models, openai::model, openai::chat, openai::embeddings,
         crate::recommend::recommend, crate::insights::insights,
         chat::chat, chat::list, chat::get, chat::delete,
+        crate::models::list, crate::models::put, crate::models::delete,
         admin::list_keys, admin::put_key, admin::delete_key, admin::get_budget, admin::put_budget,
     ),
     components(schemas(
@@ -35,6 +36,7 @@ use crate::{
         crate::recommend::CandidateOut, crate::recommend::FactorOut,
         crate::insights::InsightsOut, crate::insights::ZoneRisk, crate::insights::SlaTrend,
         crate::insights::Week,
+        crate::models::AliasIn, crate::models::AliasOut, crate::models::DeploymentIn,
         chat::ChatIn, chat::ChatOut, chat::MessageOut, chat::ConversationOut, chat::ConversationPage,
         admin::KeyIn, admin::ProviderOut, admin::BudgetIn, admin::BudgetOut, admin::UsageOut,
     )),

@@ -18,7 +18,7 @@ use agora_shared::{AppError, AppResult};
 
 use crate::{
     AiConfig,
-    config::DeploymentConfig,
+    config::{DeploymentConfig, ModelConfig},
     providers::{self, CallError, Failure, Reply},
 };
 
@@ -81,18 +81,26 @@ impl Router {
 
     /// Calls `alias` with `body` (an OpenAI request). `keys` are the tenant's own provider
     /// keys, by provider.
+    /// `own` is the tenant's own alias of that name, if it has one: its deployments are
+    /// called with the tenant's keys only.
+    #[allow(clippy::too_many_arguments)]
     pub async fn call(
         &self,
         config: &AiConfig,
         alias: &str,
+        own: Option<&ModelConfig>,
         body: &Value,
         call: Call,
         keys: &HashMap<String, String>,
     ) -> AppResult<(Reply, Served)> {
-        let model = config.models.get(alias).ok_or_else(|| {
-            AppError::NotFound(format!("the model `{alias}` does not exist"))
-                .with_code("model_not_found")
-        })?;
+        let tenant_only = own.is_some();
+        let model = match own {
+            Some(m) => m,
+            None => config.models.get(alias).ok_or_else(|| {
+                AppError::NotFound(format!("the model `{alias}` does not exist"))
+                    .with_code("model_not_found")
+            })?,
+        };
         // A deployment called with the tenant's own key is never held back by the cooldown of
         // the platform's.
         let ready: Vec<&DeploymentConfig> = model
@@ -124,6 +132,15 @@ impl Router {
             // A tenant's own key failing says nothing of the deployment for anyone else: it
             // is cooled down only when the platform's key was used.
             let own_key = keys.get(&d.provider);
+            if tenant_only && own_key.is_none() {
+                all_rate_limited = false;
+                failures.push(format!(
+                    "{}: the tenant holds no key of {}",
+                    key_of(d),
+                    d.provider
+                ));
+                continue;
+            }
             let key = own_key
                 .map(String::as_str)
                 .or(provider.api_key.as_ref().map(|k| k.expose()));

@@ -130,3 +130,12 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    tenant_models (tenant_id, alias) {
+        tenant_id -> Text,
+        alias -> Text,
+        deployments -> Text,
+        updated_at -> Timestamp,
+    }
+}

@@ -181,20 +181,25 @@ pub struct AnswerOut {
     pub model: String,
 }
 
-/// A model named in a request: the alias to write the answer with, or none for the local
-/// model (`local` or nothing).
-pub fn check_model<'a>(
+/// A model named in a request: the alias to write the answer with (and the tenant's own
+/// definition of it, if it is one), or none for the local model (`local` or nothing).
+pub async fn check_model<'a>(
     state: &AiState,
+    caller: &Caller,
     field: &str,
     model: Option<&'a str>,
-) -> AppResult<Option<&'a str>> {
-    match model {
-        None | Some(local::MODEL) => Ok(None),
-        Some(alias) if state.config.models.contains_key(alias) => Ok(Some(alias)),
-        Some(other) => Err(AppError::invalid(
+) -> AppResult<Option<(&'a str, Option<crate::config::ModelConfig>)>> {
+    let Some(name) = model else {
+        return Ok(None);
+    };
+    match crate::models::target(state, &caller.tenant_id, name).await? {
+        Some(crate::models::Target::Local) => Ok(None),
+        Some(crate::models::Target::Platform) => Ok(Some((name, None))),
+        Some(crate::models::Target::Tenant(m)) => Ok(Some((name, Some(m)))),
+        None => Err(AppError::invalid(
             field,
             format!(
-                "model `{other}` does not exist; this service has `local` and its configured aliases"
+                "model `{name}` does not exist; this service has `local` and its configured aliases"
             ),
         )),
     }
@@ -338,6 +343,7 @@ pub async fn written(
     question: &str,
     top_k: usize,
     alias: &str,
+    own: Option<crate::config::ModelConfig>,
 ) -> AppResult<AnswerOut> {
     let hits = run(state, caller, ids, question, Mode::Hybrid, top_k, None).await?;
     let passages: Vec<answer::Passage> = hits
@@ -362,6 +368,7 @@ pub async fn written(
                 .call(
                     &state.config,
                     alias,
+                    own.as_ref(),
                     &body,
                     crate::router::Call::Chat { stream: false },
                     &keys,
@@ -420,15 +427,15 @@ pub async fn answer_route(
 ) -> AppResult<HttpResponse> {
     let body = body.0;
     check_query("question", &body.question)?;
-    let alias = check_model(&state, "model", body.model.as_deref())?;
+    let alias = check_model(&state, &caller, "model", body.model.as_deref()).await?;
     let top_k = body.top_k.unwrap_or(5);
     if !(1..=20).contains(&top_k) {
         return Err(AppError::invalid("top_k", "must be from 1 to 20"));
     }
     let out = match alias {
-        Some(alias) => {
+        Some((alias, own)) => {
             let ids = collection_ids("collection_ids", &body.collection_ids)?;
-            written(&state, &caller, &ids, &body.question, top_k, alias).await?
+            written(&state, &caller, &ids, &body.question, top_k, alias, own).await?
         }
         None => grounded(&state, &caller, &body.collection_ids, &body.question, top_k).await?,
     };

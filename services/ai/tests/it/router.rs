@@ -606,3 +606,125 @@ async fn answers_written_by_a_configured_model_keep_documents_as_data() {
         .await;
     assert_eq!(usage["usage"]["requests"], 2, "{usage}");
 }
+
+#[actix_web::test]
+async fn tenants_define_their_own_aliases_on_their_own_keys() {
+    let (a, b) = (FakeLlm::start("A"), FakeLlm::start("B"));
+    let p = platform(agora_shared::testing::TestDb::sqlite, &settings(&a, &b)).await;
+    let acme = p.tenant("Acme").await;
+    let globex = p.tenant("Globex").await;
+    let member = p.member(&acme, "m@acme.test", &["ai:manage"]).await;
+    let put = |who, alias: &str, body: Value| {
+        let req = p
+            .authed(Method::PUT, &format!("/api/v1/ai/models/{alias}"), who)
+            .json(&body);
+        async move {
+            let resp = req.call().await;
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let mine = json!({"deployments": [{"provider": "a", "model": "gpt-own"}]});
+    // Only on providers the tenant holds a key of, and only a signed-in tenant admin.
+    let (status, body) = put(&acme, "mine", mine.clone()).await;
+    assert_eq!(
+        (status, crate::fields(&body)),
+        (422, vec!["deployments[0].provider".to_owned()])
+    );
+    assert_eq!(put(&member, "mine", mine.clone()).await.0, 403);
+    let key = p
+        .authed(Method::PUT, "/api/v1/ai/provider-keys/a", &acme)
+        .json(&json!({"api_key": "sk-acme-own-key-7741"}))
+        .call()
+        .await;
+    assert_eq!(key.status(), 200);
+    let (status, body) = put(&acme, "mine", mine.clone()).await;
+    assert_eq!(
+        (status, body["owner"].as_str()),
+        (200, Some("tenant")),
+        "{body}"
+    );
+    for (alias, body, field) in [
+        ("local", mine.clone(), "alias"),
+        ("bad name!", mine.clone(), "alias"),
+        (
+            "x",
+            json!({"deployments": [{"provider": "nope", "model": "m"}]}),
+            "deployments[0].provider",
+        ),
+        ("x", json!({"deployments": []}), "deployments"),
+    ] {
+        let (status, problem) = put(&acme, alias, body).await;
+        assert_eq!(
+            (status, crate::fields(&problem)),
+            (422, vec![field.to_owned()]),
+            "{alias}"
+        );
+    }
+
+    // Acme's alias answers with Acme's key; Globex has no such model.
+    let (status, v) = ask(&p, &acme, "mine", "hi").await;
+    assert_eq!((status, content(&v)), (200, "A: hi"), "{v}");
+    let sent = a.asked().last().unwrap().clone();
+    assert_eq!(
+        (sent.body["model"].as_str(), sent.key.as_deref()),
+        (Some("gpt-own"), Some("sk-acme-own-key-7741"))
+    );
+    let (status, body) = ask(&p, &globex, "mine", "hi").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("model_not_found"))
+    );
+    let listed = p
+        .authed(Method::GET, "/api/v1/ai/openai/v1/models", &acme)
+        .value()
+        .await;
+    let ids: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["local", "mine", "default", "solo"]);
+    let theirs = p
+        .authed(Method::GET, "/api/v1/ai/openai/v1/models", &globex)
+        .value()
+        .await;
+    assert!(!theirs.to_string().contains("mine"));
+
+    // A tenant's alias is found before the platform's of the same name.
+    put(
+        &acme,
+        "solo",
+        json!({"deployments": [{"provider": "a", "model": "gpt-acme-solo"}]}),
+    )
+    .await;
+    ask(&p, &acme, "solo", "x").await;
+    assert_eq!(a.asked().last().unwrap().body["model"], "gpt-acme-solo");
+    ask(&p, &globex, "solo", "x").await;
+    assert_eq!(a.asked().last().unwrap().body["model"], "gpt-a");
+
+    // Its key deleted, the alias fails: never billed to the platform's key.
+    let before = a.asked().len();
+    p.authed(Method::DELETE, "/api/v1/ai/provider-keys/a", &acme)
+        .call()
+        .await;
+    let (status, body) = ask(&p, &acme, "mine", "still?").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (502, Some("ai.upstream_failed")),
+        "{body}"
+    );
+    assert_eq!(
+        a.asked().len(),
+        before,
+        "the platform's key was used for a tenant's alias"
+    );
+    let gone = p
+        .authed(Method::DELETE, "/api/v1/ai/models/mine", &acme)
+        .call()
+        .await;
+    assert_eq!(gone.status(), 204);
+    let (status, _) = ask(&p, &acme, "mine", "x").await;
+    assert_eq!(status, 404);
+}

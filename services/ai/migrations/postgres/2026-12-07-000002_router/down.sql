@@ -1,3 +1,4 @@
+DROP TABLE tenant_models;
 DROP TABLE conversation_messages;
 DROP TABLE conversations;
 DROP TABLE usage_records;

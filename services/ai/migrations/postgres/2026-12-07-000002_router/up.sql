@@ -71,3 +71,13 @@ CREATE TABLE conversation_messages (
     created_at TIMESTAMP NOT NULL
 );
 CREATE UNIQUE INDEX conversation_messages_order ON conversation_messages (conversation_id, ordinal);
+
+-- A tenant's own model aliases: deployments on providers the tenant holds a key of (JSON:
+-- [{provider, model}]), found before the platform's aliases of the same name.
+CREATE TABLE tenant_models (
+    tenant_id TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    deployments TEXT NOT NULL,
+    updated_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (tenant_id, alias)
+);
