@@ -5,6 +5,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use actix_web::{HttpResponse, web};
+use futures::StreamExt;
 use serde_json::{Value, json};
 use tonic::{Request, Response, Status, service::Routes};
 
@@ -75,6 +76,21 @@ fn citations(v: &Value) -> Vec<pb::Citation> {
         .collect()
 }
 
+/// A `ChatRequest` as the OpenAI chat request the HTTP API takes.
+fn chat_request(r: pb::ChatRequest) -> Value {
+    let mut chat = json!({
+        "model": r.model,
+        "messages": r.messages.iter().map(|m| json!({"role": m.role, "content": m.content})).collect::<Vec<_>>(),
+    });
+    if let Some(max) = r.max_tokens {
+        chat["max_tokens"] = json!(max);
+    }
+    if !r.collection_ids.is_empty() {
+        chat["collection_ids"] = json!(r.collection_ids);
+    }
+    chat
+}
+
 impl Grpc {
     async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
         grpc::caller(&self.auth, request).await
@@ -88,17 +104,7 @@ impl AiService for Grpc {
         request: Request<pb::ChatRequest>,
     ) -> Result<Response<pb::ChatResponse>, Status> {
         let caller = self.caller(&request).await?;
-        let r = request.into_inner();
-        let mut chat = json!({
-            "model": r.model,
-            "messages": r.messages.iter().map(|m| json!({"role": m.role, "content": m.content})).collect::<Vec<_>>(),
-        });
-        if let Some(max) = r.max_tokens {
-            chat["max_tokens"] = json!(max);
-        }
-        if !r.collection_ids.is_empty() {
-            chat["collection_ids"] = json!(r.collection_ids);
-        }
+        let chat = chat_request(request.into_inner());
         let bytes = web::Bytes::from(chat.to_string());
         let answer = openai::chat(self.state.clone(), caller, bytes)
             .await
@@ -114,6 +120,75 @@ impl AiService for Grpc {
             completion_tokens: v["usage"]["completion_tokens"].as_u64().unwrap_or(0),
             citations: citations(&v["citations"]),
         }))
+    }
+
+    type ChatStreamStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::ChatDelta, Status>> + Send>>;
+
+    async fn chat_stream(
+        &self,
+        request: Request<pb::ChatRequest>,
+    ) -> Result<Response<Self::ChatStreamStream>, Status> {
+        let caller = self.caller(&request).await?;
+        let mut chat = chat_request(request.into_inner());
+        chat["stream"] = json!(true);
+        chat["stream_options"] = json!({"include_usage": true});
+        let opening = openai::open(&self.state, &caller, chat.to_string().as_bytes())
+            .await
+            .map_err(|e| Status::from(e.0))?;
+        let deltas: Self::ChatStreamStream = match opening.opened {
+            openai::Opened::Local {
+                content,
+                finish,
+                usage,
+                ..
+            } => {
+                let mut deltas: Vec<Result<pb::ChatDelta, Status>> = openai::pieces(&content)
+                    .into_iter()
+                    .map(|piece| {
+                        Ok(pb::ChatDelta {
+                            content: piece,
+                            ..Default::default()
+                        })
+                    })
+                    .collect();
+                deltas.push(Ok(pb::ChatDelta {
+                    finish_reason: finish.into(),
+                    prompt_tokens: usage["prompt_tokens"].as_u64().unwrap_or(0),
+                    completion_tokens: usage["completion_tokens"].as_u64().unwrap_or(0),
+                    provider: crate::local::PROVIDER.into(),
+                    ..Default::default()
+                }));
+                Box::pin(futures::stream::iter(deltas))
+            }
+            openai::Opened::Whole(v) => {
+                let choice = &v["choices"][0];
+                Box::pin(futures::stream::iter([Ok(pb::ChatDelta {
+                    content: text(&choice["message"]["content"]),
+                    finish_reason: text(&choice["finish_reason"]),
+                    prompt_tokens: v["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
+                    completion_tokens: v["usage"]["completion_tokens"].as_u64().unwrap_or(0),
+                    provider: text(&v["provider"]),
+                })]))
+            }
+            openai::Opened::Stream {
+                chunks,
+                meter,
+                provider,
+            } => Box::pin(openai::metered(chunks, meter).map(move |item| {
+                let chunk =
+                    item.map_err(|()| Status::unavailable("the provider's stream failed"))?;
+                let choice = &chunk["choices"][0];
+                Ok(pb::ChatDelta {
+                    content: text(&choice["delta"]["content"]),
+                    finish_reason: text(&choice["finish_reason"]),
+                    prompt_tokens: chunk["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
+                    completion_tokens: chunk["usage"]["completion_tokens"].as_u64().unwrap_or(0),
+                    provider: provider.clone(),
+                })
+            })),
+        };
+        Ok(Response::new(deltas))
     }
 
     async fn embed(

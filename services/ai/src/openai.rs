@@ -258,9 +258,61 @@ impl Message {
         (status = 400), (status = 404, description = "an unknown model or collection"), (status = 422)),
     security(("bearer" = [])))]
 pub async fn chat(state: web::Data<AiState>, caller: Caller, body: web::Bytes) -> Reply {
-    let input: ChatIn = parse(&body)?;
-    let raw: Value = parse(&body)?;
-    let target = target(&state, &caller, &input.model).await?;
+    let o = open(&state, &caller, &body).await?;
+    Ok(match o.opened {
+        Opened::Local {
+            content,
+            finish,
+            citations,
+            usage,
+        } => local_reply(content, finish, citations, usage, o.stream, o.include_usage),
+        Opened::Whole(completion) => HttpResponse::Ok().json(completion),
+        Opened::Stream {
+            chunks,
+            meter,
+            provider,
+        } => HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .insert_header(("cache-control", "no-cache"))
+            .streaming(relay(chunks, meter, o.include_usage, provider)),
+    })
+}
+
+/// A chat completion opened: the local model's whole answer, a provider's whole completion,
+/// or a provider's stream, metered until it ends.
+pub(crate) enum Opened {
+    Local {
+        content: String,
+        finish: &'static str,
+        citations: Value,
+        usage: Value,
+    },
+    Whole(Value),
+    Stream {
+        chunks: providers::ChunkStream,
+        meter: Meter,
+        provider: String,
+    },
+}
+
+/// An opened completion, and how the client asked for it.
+pub(crate) struct Opening {
+    pub opened: Opened,
+    pub stream: bool,
+    pub include_usage: bool,
+}
+
+/// Checks an OpenAI chat request (`body`), reserves its budget and opens its completion,
+/// from the local model or through the router.
+pub(crate) async fn open(
+    state: &web::Data<AiState>,
+    caller: &Caller,
+    body: &[u8],
+) -> Result<Opening, OpenAiError> {
+    let state = state.clone();
+    let input: ChatIn = parse(body)?;
+    let raw: Value = parse(body)?;
+    let target = target(&state, caller, &input.model).await?;
     let local = matches!(target, Target::Local);
     let own = match target {
         Target::Tenant(m) => Some(m),
@@ -324,9 +376,9 @@ pub async fn chat(state: web::Data<AiState>, caller: Caller, body: web::Bytes) -
     let choices = u64::from(input.n.unwrap_or(1));
     let answer_limit = limit.unwrap_or(state.config.default_max_tokens);
     let estimate = prompt_tokens + choices * answer_limit;
-    let mut meter = meter(&state, &caller, &input.model, "chat", estimate).await?;
+    let mut meter = meter(&state, caller, &input.model, "chat", estimate).await?;
     if local {
-        let answer = local_chat(&state, &caller, &input, limit).await;
+        let answer = local_chat(&state, caller, &input, limit).await;
         let (content, finish, citations) = match answer {
             Ok(a) => a,
             Err(e) => {
@@ -349,14 +401,16 @@ pub async fn chat(state: web::Data<AiState>, caller: Caller, body: web::Bytes) -
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
         });
-        return Ok(local_reply(
-            content,
-            finish,
-            citations,
-            usage,
+        return Ok(Opening {
+            opened: Opened::Local {
+                content,
+                finish,
+                citations,
+                usage,
+            },
             stream,
             include_usage,
-        ));
+        });
     }
     let raw = forwarded(&raw, answer_limit);
     let keys = match keys::tenant_keys(&state, &caller.tenant_id).await {
@@ -402,22 +456,26 @@ pub async fn chat(state: web::Data<AiState>, caller: Caller, body: web::Bytes) -
             meter.status("ok");
             meter.record().await?;
             completion["provider"] = json!(served.deployment.provider);
-            Ok(HttpResponse::Ok().json(completion))
+            Ok(Opening {
+                opened: Opened::Whole(completion),
+                stream,
+                include_usage,
+            })
         }
         Upstream::Stream(chunks) => {
             // Until the provider reports what it used, the call is charged its whole
             // reservation: a client that hangs up before the end pays for what it asked.
             let reserved = estimate as i64;
             meter.tokens(prompt_tokens as i64, reserved - prompt_tokens as i64);
-            Ok(HttpResponse::Ok()
-                .content_type("text/event-stream")
-                .insert_header(("cache-control", "no-cache"))
-                .streaming(relay(
+            Ok(Opening {
+                opened: Opened::Stream {
                     chunks,
                     meter,
-                    include_usage,
-                    served.deployment.provider,
-                )))
+                    provider: served.deployment.provider,
+                },
+                stream,
+                include_usage,
+            })
         }
     }
 }
@@ -461,74 +519,77 @@ pub(crate) async fn meter(
     ))
 }
 
-/// A provider's stream as server-sent events to the client, counting the usage it reports;
-/// the usage chunk goes on only when the client asked for it. An error after the first chunk
-/// ends the stream with an OpenAI error event.
+/// A provider's chunks, counting the usage they report into `meter`, which is recorded when
+/// the stream ends. A provider's error (an error event, or the stream failing) is logged,
+/// recorded, and ends the stream with `Err(())`: its words never reach the client.
+pub(crate) fn metered(
+    chunks: providers::ChunkStream,
+    meter: Meter,
+) -> impl futures::Stream<Item = Result<Value, ()>> + Send {
+    stream::unfold(
+        (chunks, Some(meter), false),
+        |(mut chunks, mut meter, done)| async move {
+            if done {
+                return None;
+            }
+            let failed = match chunks.next().await {
+                Some(Ok(chunk)) if chunk.get("error").is_some() => {
+                    tracing::info!(error = %chunk["error"], "the provider's stream sent an error");
+                    true
+                }
+                Some(Ok(chunk)) => {
+                    if let (Some(m), Some(usage)) =
+                        (meter.as_mut(), chunk.get("usage").filter(|u| u.is_object()))
+                    {
+                        m.tokens(
+                            usage["prompt_tokens"].as_i64().unwrap_or(0),
+                            usage["completion_tokens"].as_i64().unwrap_or(0),
+                        );
+                    }
+                    return Some((Ok(chunk), (chunks, meter, false)));
+                }
+                Some(Err(e)) => {
+                    tracing::info!(error = %e.message, "the provider's stream failed");
+                    true
+                }
+                None => false,
+            };
+            if let Some(mut m) = meter.take() {
+                m.status(if failed { "upstream_failed" } else { "ok" });
+                let _ = m.record().await;
+            }
+            failed.then_some((Err(()), (chunks, None, true)))
+        },
+    )
+}
+
+/// A provider's stream as server-sent events to the client: the usage chunk (asked for by
+/// the router, for the budget) only when the client asked for it, an error event when the
+/// provider failed, then `[DONE]`.
 fn relay(
     chunks: providers::ChunkStream,
     meter: Meter,
     include_usage: bool,
     provider: String,
 ) -> impl futures::Stream<Item = Result<web::Bytes, std::convert::Infallible>> {
-    stream::unfold(
-        (chunks, Some(meter), false),
-        move |(mut chunks, mut meter, done)| {
-            let provider = provider.clone();
-            async move {
-                if done {
-                    return None;
+    metered(chunks, meter)
+        .filter(move |item| {
+            let usage_only =
+                matches!(item, Ok(c) if c["choices"].as_array().is_some_and(Vec::is_empty));
+            std::future::ready(include_usage || !usage_only)
+        })
+        .map(move |item| {
+            Ok(match item {
+                Ok(mut chunk) => {
+                    chunk["provider"] = json!(provider);
+                    web::Bytes::from(format!("data: {chunk}\n\n"))
                 }
-                loop {
-                    match chunks.next().await {
-                        // A provider's error event: its words are logged, not relayed.
-                        Some(Ok(chunk)) if chunk.get("error").is_some() => {
-                            tracing::info!(error = %chunk["error"], "the provider's stream sent an error");
-                            if let Some(mut m) = meter.take() {
-                                m.status("upstream_failed");
-                                let _ = m.record().await;
-                            }
-                            let frame = web::Bytes::from(format!("data: {}\n\n", stream_error()));
-                            return Some((Ok(frame), (chunks, None, true)));
-                        }
-                        Some(Ok(mut chunk)) => {
-                            if let (Some(m), Some(usage)) =
-                                (meter.as_mut(), chunk.get("usage").filter(|u| u.is_object()))
-                            {
-                                m.tokens(
-                                    usage["prompt_tokens"].as_i64().unwrap_or(0),
-                                    usage["completion_tokens"].as_i64().unwrap_or(0),
-                                );
-                            }
-                            let usage_only = chunk["choices"].as_array().is_some_and(Vec::is_empty);
-                            if usage_only && !include_usage {
-                                continue;
-                            }
-                            chunk["provider"] = json!(provider);
-                            let frame = web::Bytes::from(format!("data: {chunk}\n\n"));
-                            return Some((Ok(frame), (chunks, meter, false)));
-                        }
-                        Some(Err(e)) => {
-                            tracing::info!(error = %e.message, "the provider's stream failed");
-                            if let Some(mut m) = meter.take() {
-                                m.status("upstream_failed");
-                                let _ = m.record().await;
-                            }
-                            let frame = web::Bytes::from(format!("data: {}\n\n", stream_error()));
-                            return Some((Ok(frame), (chunks, None, true)));
-                        }
-                        None => {
-                            if let Some(mut m) = meter.take() {
-                                m.status("ok");
-                                let _ = m.record().await;
-                            }
-                            let frame = web::Bytes::from_static(b"data: [DONE]\n\n");
-                            return Some((Ok(frame), (chunks, None, true)));
-                        }
-                    }
-                }
-            }
-        },
-    )
+                Err(()) => web::Bytes::from(format!("data: {}\n\n", stream_error())),
+            })
+        })
+        .chain(stream::once(async {
+            Ok(web::Bytes::from_static(b"data: [DONE]\n\n"))
+        }))
 }
 
 /// The error event that ends a relayed stream whose provider failed.
@@ -669,7 +730,7 @@ fn cut(content: &str, limit: u64) -> String {
 }
 
 /// The stream's content deltas: a few words each.
-fn pieces(content: &str) -> Vec<String> {
+pub(crate) fn pieces(content: &str) -> Vec<String> {
     let words: Vec<&str> = content.split_inclusive(' ').collect();
     words.chunks(4).map(|w| w.concat()).collect()
 }

@@ -92,6 +92,36 @@ async fn every_method_for_its_caller(store: Store) {
     assert!(chat.prompt_tokens > 0 && chat.completion_tokens > 0);
     assert_eq!(chat.citations.len(), 1);
 
+    // The same answer as it is written.
+    let mut deltas = client
+        .chat_stream(authed(
+            pb::ChatRequest {
+                model: "local".into(),
+                messages: vec![pb::ChatMessage {
+                    role: "user".into(),
+                    content: "When are refunds paid?".into(),
+                }],
+                max_tokens: None,
+                collection_ids: vec![c.clone()],
+            },
+            &acme,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut written = String::new();
+    let mut last = pb::ChatDelta::default();
+    while let Some(delta) = deltas.message().await.unwrap() {
+        written.push_str(&delta.content);
+        last = delta;
+    }
+    assert_eq!(written, "Refunds are paid within five business days.");
+    assert_eq!(
+        (last.finish_reason.as_str(), last.provider.as_str()),
+        ("stop", "local")
+    );
+    assert!(last.completion_tokens > 0);
+
     let embedded = client
         .embed(authed(
             pb::EmbedRequest {
@@ -213,7 +243,7 @@ async fn every_method_for_its_caller(store: Store) {
         .json::<serde_json::Value>()
         .await
         .unwrap();
-    assert_eq!(usage["usage"]["requests"], json!(2), "{usage}");
+    assert_eq!(usage["usage"]["requests"], json!(3), "{usage}");
 }
 
 crate::on_every_store!(every_method_for_its_caller);

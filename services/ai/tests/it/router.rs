@@ -256,6 +256,39 @@ async fn streams_of_both_providers_pass_through() {
     );
     assert_eq!(b.asked()[0].body["stream"], true);
 
+    // The same stream over gRPC, for the other services: deltas as they come, then usage.
+    let mut client =
+        agora_proto::ai::v1::ai_service_client::AiServiceClient::connect(p.grpc.clone())
+            .await
+            .unwrap();
+    let mut request = tonic::Request::new(agora_proto::ai::v1::ChatRequest {
+        model: "default".into(),
+        messages: vec![agora_proto::ai::v1::ChatMessage {
+            role: "user".into(),
+            content: "over grpc".into(),
+        }],
+        ..Default::default()
+    });
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", admin.access).parse().unwrap(),
+    );
+    let mut deltas = client.chat_stream(request).await.unwrap().into_inner();
+    let (mut written, mut tokens, mut finish) = (String::new(), 0, String::new());
+    while let Some(d) = deltas.message().await.unwrap() {
+        written.push_str(&d.content);
+        tokens = tokens.max(d.prompt_tokens + d.completion_tokens);
+        if !d.finish_reason.is_empty() {
+            finish = d.finish_reason;
+        }
+        // A still cools down from the 500s above: B (Anthropic's stream, translated) writes it.
+        assert_eq!(d.provider, "b");
+    }
+    assert_eq!(
+        (written.as_str(), finish.as_str(), tokens),
+        ("B: over grpc", "stop", 18)
+    );
+
     let models = p
         .authed(Method::GET, "/api/v1/ai/openai/v1/models", &admin)
         .value()
