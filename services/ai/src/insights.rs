@@ -9,9 +9,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use agora_proto::analytics::v1::{
-    QueryRequest, QueryResponse, analytics_service_client::AnalyticsServiceClient,
+    ForecastRequest, QueryRequest, QueryResponse, analytics_service_client::AnalyticsServiceClient,
 };
-use agora_shared::{AppResult, grpc::Forward, http::Caller};
+use agora_shared::{AppError, AppResult, grpc::Forward, http::Caller};
 
 use crate::AiState;
 
@@ -46,11 +46,26 @@ pub struct SlaTrend {
     pub trend: &'static str,
 }
 
+/// A zone's next week, from analytics' forecast and resource plan.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ZoneOutlook {
+    pub zone: String,
+    /// Tickets the forecast expects in the next 7 days.
+    pub forecast_tickets: f64,
+    /// Open now.
+    pub open: i64,
+    /// Teams and hours the plan needs for open and expected tickets.
+    pub teams: i64,
+    pub hours: f64,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InsightsOut {
     /// Zones with overdue or urgent open tickets, most at risk first.
     pub zones_at_risk: Vec<ZoneRisk>,
     pub sla: SlaTrend,
+    /// The next 7 days per zone, busiest first.
+    pub outlook: Vec<ZoneOutlook>,
     /// The figures above in sentences.
     pub highlights: Vec<String>,
     pub provider: &'static str,
@@ -149,6 +164,7 @@ pub async fn gather(state: &AiState, caller: &Caller) -> AppResult<InsightsOut> 
     });
     let this_week = week(state, caller, 0).await?;
     let previous_week = week(state, caller, 7).await?;
+    let outlook = outlook(state, caller).await?;
     let trend = match (
         this_week.sla_compliance_pct,
         previous_week.sla_compliance_pct,
@@ -168,6 +184,12 @@ pub async fn gather(state: &AiState, caller: &Caller) -> AppResult<InsightsOut> 
     if at_risk.is_empty() {
         highlights.push("No zone has overdue or urgent open tickets.".into());
     }
+    if let Some(busiest) = outlook.first() {
+        highlights.push(format!(
+            "Next 7 days: {} expects {:.1} new tickets on top of {} open; the plan needs {} team(s) and {:.0} hours.",
+            busiest.zone, busiest.forecast_tickets, busiest.open, busiest.teams, busiest.hours
+        ));
+    }
     match (this_week.sla_compliance_pct, previous_week.sla_compliance_pct) {
         (Some(now), Some(before)) => highlights.push(format!(
             "SLA compliance is {now}% this week against {before}% the week before ({trend})."
@@ -185,8 +207,46 @@ pub async fn gather(state: &AiState, caller: &Caller) -> AppResult<InsightsOut> 
             previous_week,
             trend,
         },
+        outlook,
         highlights,
         provider: crate::local::PROVIDER,
         model: "insight-rules",
     })
+}
+
+/// The next 7 days per zone from analytics' forecast report, busiest first (by open and
+/// expected tickets).
+async fn outlook(state: &AiState, caller: &Caller) -> AppResult<Vec<ZoneOutlook>> {
+    let mut client = AnalyticsServiceClient::with_interceptor(
+        state.analytics.clone(),
+        Forward::for_caller(caller),
+    );
+    let report = client
+        .forecast(ForecastRequest {
+            horizon: 7,
+            ..ForecastRequest::default()
+        })
+        .await
+        .map_err(crate::recommend::grpc_error)?
+        .into_inner();
+    let report: serde_json::Value = serde_json::from_str(&report.report_json)
+        .map_err(|_| AppError::BadGateway("analytics' forecast does not read".into()))?;
+    let mut zones: Vec<ZoneOutlook> = report["plan"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|z| ZoneOutlook {
+            zone: z["zone"].as_str().unwrap_or("(no zone)").to_owned(),
+            forecast_tickets: (z["forecast_tickets"].as_f64().unwrap_or(0.0) * 10.0).round() / 10.0,
+            open: z["open"].as_i64().unwrap_or(0),
+            teams: z["teams"].as_i64().unwrap_or(0),
+            hours: z["hours"].as_f64().unwrap_or(0.0),
+        })
+        .collect();
+    zones.sort_by(|a, b| {
+        (b.open as f64 + b.forecast_tickets)
+            .total_cmp(&(a.open as f64 + a.forecast_tickets))
+            .then(a.zone.cmp(&b.zone))
+    });
+    Ok(zones)
 }

@@ -34,7 +34,7 @@ use crate::{
         texts::EvidenceOut,
         crate::recommend::RecommendIn, crate::recommend::RecommendationOut,
         crate::recommend::CandidateOut, crate::recommend::FactorOut,
-        crate::insights::InsightsOut, crate::insights::ZoneRisk, crate::insights::SlaTrend,
+        crate::insights::InsightsOut, crate::insights::ZoneRisk, crate::insights::ZoneOutlook, crate::insights::SlaTrend,
         crate::insights::Week,
         crate::models::AliasIn, crate::models::AliasOut, crate::models::DeploymentIn,
         chat::ChatIn, chat::ChatOut, chat::MessageOut, chat::ConversationOut, chat::ConversationPage,

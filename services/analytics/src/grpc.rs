@@ -14,7 +14,11 @@ use agora_proto::analytics::v1::{
 };
 use agora_shared::{db::now, grpc, http::Authenticator};
 
-use crate::{AnalyticsState, http::query_api, query};
+use crate::{
+    AnalyticsState,
+    http::{forecast, query_api},
+    query,
+};
 
 pub struct Grpc {
     state: Arc<AnalyticsState>,
@@ -97,5 +101,25 @@ impl AnalyticsService for Grpc {
             date_from,
             date_to,
         }))
+    }
+
+    async fn forecast(
+        &self,
+        request: Request<pb::ForecastRequest>,
+    ) -> Result<Response<pb::ForecastResponse>, Status> {
+        let caller = grpc::caller(&self.auth, &request).await?;
+        let r = request.into_inner();
+        let text = |s: String| (!s.is_empty()).then_some(s);
+        let params = forecast::ForecastParams {
+            tenant_id: text(r.tenant_id),
+            horizon: (r.horizon > 0).then(|| r.horizon.to_string()),
+            zone: text(r.zone),
+            category: text(r.category),
+            level: None,
+        };
+        let report = forecast::forecast(&self.state, &caller, &params).await?;
+        let report_json = serde_json::to_string(&report)
+            .map_err(|e| Status::internal(format!("the report does not serialize: {e}")))?;
+        Ok(Response::new(pb::ForecastResponse { report_json }))
     }
 }

@@ -81,8 +81,20 @@ async fn insights_reflect_the_tenants_tickets(store: Store) {
         highlights[0],
         "Northern: 0 overdue and 2 urgent of 2 open tickets."
     );
+    // The next week from analytics' forecast and plan: no history yet, so only what is open.
+    let northern = &insights["outlook"][0];
+    assert_eq!(
+        (northern["zone"].as_str(), northern["open"].as_i64()),
+        (Some("Northern"), Some(2)),
+        "{insights}"
+    );
+    assert!(northern["teams"].as_i64().unwrap() >= 1);
     assert!(
-        highlights[1].starts_with("SLA compliance is 100% this week"),
+        highlights[1].starts_with("Next 7 days: Northern expects"),
+        "{highlights:?}"
+    );
+    assert!(
+        highlights[2].starts_with("SLA compliance is 100% this week"),
         "{highlights:?}"
     );
     assert!(!insights.to_string().contains("Borneo"));

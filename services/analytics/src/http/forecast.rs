@@ -92,8 +92,19 @@ pub async fn get_forecast(
     caller: Caller,
     params: web::Query<ForecastParams>,
 ) -> AppResult<HttpResponse> {
-    let tenant_id = super::tenant(&caller, params.tenant_id.as_deref())?;
-    let (horizon, level) = parse_params(&params)?;
+    let report = forecast(&state, &caller, &params).await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// The forecast report of the tenant `params` names (the caller's own by default), as the
+/// HTTP API and gRPC `Forecast` give it.
+pub async fn forecast(
+    state: &AnalyticsState,
+    caller: &Caller,
+    params: &ForecastParams,
+) -> AppResult<ForecastReport> {
+    let tenant_id = super::tenant(caller, params.tenant_id.as_deref())?;
+    let (horizon, level) = parse_params(params)?;
     let today = now().date();
     let yesterday = today - Duration::days(1);
     let mut filters = Vec::new();
@@ -121,9 +132,9 @@ pub async fn get_forecast(
         history_q.range,
     );
     urgent_q.filters = filters;
-    let history = load(&state, tenant_id.clone(), history_q).await?;
-    let open = load(&state, tenant_id.clone(), open_q).await?;
-    let priorities = load(&state, tenant_id.clone(), urgent_q).await?;
+    let history = load(state, tenant_id.clone(), history_q).await?;
+    let open = load(state, tenant_id.clone(), open_q).await?;
+    let priorities = load(state, tenant_id.clone(), urgent_q).await?;
     let factors = state
         .db
         .read(move |conn| store::factors::get(conn, &tenant_id))
@@ -138,10 +149,9 @@ pub async fn get_forecast(
         horizon,
         level,
     };
-    let report = tokio::task::spawn_blocking(move || planning::report(inputs))
+    tokio::task::spawn_blocking(move || planning::report(inputs))
         .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("forecast task failed: {e}")))?;
-    Ok(HttpResponse::Ok().json(report))
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("forecast task failed: {e}")))
 }
 
 #[utoipa::path(get, path = "/api/v1/analytics/forecast/factors", tag = "analytics", params(TenantParam),
