@@ -513,6 +513,19 @@ fn ensure_parent_writable(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Makes concurrent transactions that lock the same `key` take turns until this one ends: on
+/// PostgreSQL a transaction-scoped advisory lock on the key's hash; SQLite has one writer at a
+/// time anyway. Taking it twice in one transaction is fine.
+pub fn xact_lock(conn: &mut DbConnection, key: &str) -> AppResult<()> {
+    if let DbConnection::Postgres(pg) = conn {
+        use diesel::RunQueryDsl;
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind::<diesel::sql_types::Text, _>(key)
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
 /// Current UTC time as stored (`TIMESTAMP` without zone, microsecond precision).
 pub fn now() -> chrono::NaiveDateTime {
     let now = chrono::Utc::now().naive_utc();

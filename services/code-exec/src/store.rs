@@ -122,12 +122,7 @@ pub fn get_many(
 /// PostgreSQL an advisory lock on the key; SQLite has one writer at a time). Keys: `tenant:<id>`
 /// for the quota check, `attempt:<id>` for an attempt's last verdict.
 pub fn lock(conn: &mut DbConnection, key: &str) -> AppResult<()> {
-    if let DbConnection::Postgres(pg) = conn {
-        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('code-exec:' || $1, 0))")
-            .bind::<diesel::sql_types::Text, _>(key)
-            .execute(pg)?;
-    }
-    Ok(())
+    agora_shared::db::xact_lock(conn, &format!("code-exec:{key}"))
 }
 
 /// The tenant's submissions waiting or running.

@@ -28,12 +28,7 @@ pub const SCANNER: &str = "system:scan";
 /// wrote, and rows are never locked in two orders at once. SQLite has one writer anyway.
 /// Taking it twice in one transaction is fine.
 pub fn lock_tenant(conn: &mut DbConnection, tenant_id: &str) -> AppResult<()> {
-    if let DbConnection::Postgres(pg) = conn {
-        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind::<diesel::sql_types::Text, _>(format!("agora.inventory.counts:{tenant_id}"))
-            .execute(pg)?;
-    }
-    Ok(())
+    agora_shared::db::xact_lock(conn, &format!("agora.inventory.counts:{tenant_id}"))
 }
 
 /// Scans the tenant's counts (of `item_ids` only, when given) in the caller's transaction.

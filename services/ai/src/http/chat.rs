@@ -141,13 +141,7 @@ fn append(
 ) -> AppResult<()> {
     // Messages of one conversation are numbered one writer at a time (SQLite has one writer;
     // on PostgreSQL, a lock on the conversation until the transaction ends).
-    if let DbConnection::Postgres(pg) = conn {
-        diesel::sql_query(
-            "SELECT pg_advisory_xact_lock(hashtextextended('ai:conversation:' || $1, 0))",
-        )
-        .bind::<diesel::sql_types::Text, _>(conversation)
-        .execute(pg)?;
-    }
+    agora_shared::db::xact_lock(conn, &format!("ai:conversation:{conversation}"))?;
     let next: Option<i32> = messages::table
         .filter(messages::conversation_id.eq(conversation))
         .select(diesel::dsl::max(messages::ordinal))

@@ -214,12 +214,7 @@ pub fn delete_collection(conn: &mut DbConnection, tenant: &str, id: &str) -> App
 
 /// Makes concurrent transactions on `key` take turns (PostgreSQL; SQLite has one writer).
 fn lock(conn: &mut DbConnection, key: &str) -> AppResult<()> {
-    if let DbConnection::Postgres(pg) = conn {
-        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('ai:' || $1, 0))")
-            .bind::<Text, _>(key)
-            .execute(pg)?;
-    }
-    Ok(())
+    agora_shared::db::xact_lock(conn, &format!("ai:{key}"))
 }
 
 /// Adds a document to a collection of its tenant, within the collection's cap.
