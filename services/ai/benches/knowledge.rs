@@ -131,6 +131,7 @@ async fn run(label: &str, db: Db, chunks: usize) {
         config,
         wake: tokio::sync::Notify::new(),
         router: agora_ai::router::Router::new(),
+        sealer: None,
         extraction: std::sync::Arc::new(tokio::sync::Semaphore::new(2)),
         local_work: std::sync::Arc::new(tokio::sync::Semaphore::new(4)),
         // Recommendations are not measured here: channels that are never used.

@@ -27,15 +27,13 @@ fn bound(tenant: &str, provider: &str) -> String {
 }
 
 /// The sealer, or 409 when no key-encryption key is configured.
-pub fn sealer(state: &AiState) -> AppResult<Sealer> {
-    let kek = state.config.key_encryption_key.as_ref().ok_or_else(|| {
+pub fn sealer(state: &AiState) -> AppResult<&Sealer> {
+    state.sealer.as_ref().ok_or_else(|| {
         AppError::Conflict(
             "tenants' provider keys need ai.key_encryption_key, which is not configured".into(),
         )
         .with_code("ai.keys_not_configured")
-    })?;
-    Sealer::from_base64(kek.expose())
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("ai.key_encryption_key: {e}")))
+    })
 }
 
 pub fn seal(sealer: &Sealer, tenant: &str, provider: &str, key: &str) -> String {
@@ -81,11 +79,9 @@ pub fn list(conn: &mut DbConnection, tenant: &str) -> AppResult<Vec<KeyRow>> {
 /// The tenant's own keys, opened, by provider. None without a key-encryption key; a key
 /// that does not open (sealed under another key) is left out and logged by provider only.
 pub async fn tenant_keys(state: &AiState, tenant: &str) -> AppResult<HashMap<String, String>> {
-    let Some(kek) = &state.config.key_encryption_key else {
+    let Some(sealer) = &state.sealer else {
         return Ok(HashMap::new());
     };
-    let sealer = Sealer::from_base64(kek.expose())
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("ai.key_encryption_key: {e}")))?;
     let t = tenant.to_owned();
     let rows = state.db.read(move |conn| list(conn, &t)).await?;
     let mut keys = HashMap::new();

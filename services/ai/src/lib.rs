@@ -80,6 +80,8 @@ pub struct AiState {
     pub wake: tokio::sync::Notify,
     /// Every call to a model provider.
     pub router: router::Router,
+    /// Seals and opens tenants' provider keys (`ai.key_encryption_key`; none: not configured).
+    pub sealer: Option<agora_shared::sealed::Sealer>,
     /// Documents read at once (extraction threads).
     pub extraction: Arc<tokio::sync::Semaphore>,
     /// Blocking work of the local model (summaries, fact-checks, answers) at once.
@@ -129,6 +131,12 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
         config: config.clone(),
         wake: tokio::sync::Notify::new(),
         router: router::Router::new(),
+        sealer: config
+            .key_encryption_key
+            .as_ref()
+            .map(|k| agora_shared::sealed::Sealer::from_base64(k.expose()))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("ai.key_encryption_key: {e}"))?,
         extraction: Arc::new(tokio::sync::Semaphore::new(WORKERS)),
         local_work: Arc::new(tokio::sync::Semaphore::new(LOCAL_WORK)),
         tickets,

@@ -124,7 +124,7 @@ pub async fn put_key(
         .rev()
         .collect();
     let row = KeyRow {
-        sealed_key: keys::seal(&sealer, &caller.tenant_id, &provider, &key),
+        sealed_key: keys::seal(sealer, &caller.tenant_id, &provider, &key),
         tenant_id: caller.tenant_id.clone(),
         provider: provider.clone(),
         hint: hint.clone(),

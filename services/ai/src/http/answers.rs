@@ -434,8 +434,16 @@ pub async fn answer_route(
     }
     let out = match alias {
         Some((alias, own)) => {
-            let ids = collection_ids("collection_ids", &body.collection_ids)?;
-            written(&state, &caller, &ids, &body.question, top_k, alias, own).await?
+            written(
+                &state,
+                &caller,
+                &body.collection_ids,
+                &body.question,
+                top_k,
+                alias,
+                own,
+            )
+            .await?
         }
         None => grounded(&state, &caller, &body.collection_ids, &body.question, top_k).await?,
     };
