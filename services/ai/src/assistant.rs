@@ -160,11 +160,11 @@ pub async fn answer(
         }
         Intent::Count(f) => count(state, caller, &f).await,
         Intent::Zones => {
-            let i = insights::gather(state, caller).await?;
-            let text = match i.zones_at_risk.is_empty() {
+            let zones = insights::zones_at_risk(state, caller).await?;
+            let text = match zones.is_empty() {
                 true => "No zone has overdue or urgent open tickets.".to_owned(),
                 false => {
-                    i.zones_at_risk
+                    zones
                         .iter()
                         .map(|z| {
                             format!(
@@ -177,19 +177,14 @@ pub async fn answer(
                         + "."
                 }
             };
-            Ok((
-                text,
-                json!({"tool": "insights", "zones_at_risk": i.zones_at_risk}),
-            ))
+            Ok((text, json!({"tool": "insights", "zones_at_risk": zones})))
         }
         Intent::Sla => {
-            let i = insights::gather(state, caller).await?;
-            let text = i
-                .highlights
-                .last()
-                .cloned()
-                .unwrap_or_else(|| "No ticket was completed this week.".into());
-            Ok((text, json!({"tool": "insights", "sla": i.sla})))
+            let sla = insights::sla(state, caller).await?;
+            Ok((
+                insights::sla_sentence(&sla),
+                json!({"tool": "insights", "sla": sla}),
+            ))
         }
         Intent::Help => Ok((HELP.to_owned(), json!({"tool": null}))),
     }

@@ -131,6 +131,38 @@ pub async fn insights(state: web::Data<AiState>, caller: Caller) -> AppResult<Ht
 
 /// The caller's tenant's insights.
 pub async fn gather(state: &AiState, caller: &Caller) -> AppResult<InsightsOut> {
+    let at_risk = zones_at_risk(state, caller).await?;
+    let sla = sla(state, caller).await?;
+    let outlook = outlook(state, caller).await?;
+    let mut highlights = Vec::new();
+    for z in at_risk.iter().take(3) {
+        highlights.push(format!(
+            "{}: {} overdue and {} urgent of {} open tickets.",
+            z.zone, z.overdue, z.urgent_open, z.open
+        ));
+    }
+    if at_risk.is_empty() {
+        highlights.push("No zone has overdue or urgent open tickets.".into());
+    }
+    if let Some(busiest) = outlook.first() {
+        highlights.push(format!(
+            "Next 7 days: {} expects {:.1} new tickets on top of {} open; the plan needs {} team(s) and {:.0} hours.",
+            busiest.zone, busiest.forecast_tickets, busiest.open, busiest.teams, busiest.hours
+        ));
+    }
+    highlights.push(sla_sentence(&sla));
+    Ok(InsightsOut {
+        zones_at_risk: at_risk,
+        sla,
+        outlook,
+        highlights,
+        provider: crate::local::PROVIDER,
+        model: "insight-rules",
+    })
+}
+
+/// Zones with overdue or urgent open tickets now, most at risk first.
+pub async fn zones_at_risk(state: &AiState, caller: &Caller) -> AppResult<Vec<ZoneRisk>> {
     let zones = query(
         state,
         caller,
@@ -162,9 +194,13 @@ pub async fn gather(state: &AiState, caller: &Caller) -> AppResult<InsightsOut> 
             .cmp(&(a.overdue, a.urgent_open, a.open))
             .then(a.zone.cmp(&b.zone))
     });
+    Ok(at_risk)
+}
+
+/// SLA compliance this week and the week before, and the trend.
+pub async fn sla(state: &AiState, caller: &Caller) -> AppResult<SlaTrend> {
     let this_week = week(state, caller, 0).await?;
     let previous_week = week(state, caller, 7).await?;
-    let outlook = outlook(state, caller).await?;
     let trend = match (
         this_week.sla_compliance_pct,
         previous_week.sla_compliance_pct,
@@ -174,44 +210,27 @@ pub async fn gather(state: &AiState, caller: &Caller) -> AppResult<InsightsOut> 
         (Some(_), Some(_)) => "steady",
         _ => "unknown",
     };
-    let mut highlights = Vec::new();
-    for z in at_risk.iter().take(3) {
-        highlights.push(format!(
-            "{}: {} overdue and {} urgent of {} open tickets.",
-            z.zone, z.overdue, z.urgent_open, z.open
-        ));
-    }
-    if at_risk.is_empty() {
-        highlights.push("No zone has overdue or urgent open tickets.".into());
-    }
-    if let Some(busiest) = outlook.first() {
-        highlights.push(format!(
-            "Next 7 days: {} expects {:.1} new tickets on top of {} open; the plan needs {} team(s) and {:.0} hours.",
-            busiest.zone, busiest.forecast_tickets, busiest.open, busiest.teams, busiest.hours
-        ));
-    }
-    match (this_week.sla_compliance_pct, previous_week.sla_compliance_pct) {
-        (Some(now), Some(before)) => highlights.push(format!(
-            "SLA compliance is {now}% this week against {before}% the week before ({trend})."
-        )),
-        (Some(now), None) => highlights.push(format!(
-            "SLA compliance is {now}% this week ({} completed, {} breached); the week before had no completions.",
-            this_week.completed, this_week.breached
-        )),
-        _ => highlights.push("No ticket was completed this week.".into()),
-    }
-    Ok(InsightsOut {
-        zones_at_risk: at_risk,
-        sla: SlaTrend {
-            this_week,
-            previous_week,
-            trend,
-        },
-        outlook,
-        highlights,
-        provider: crate::local::PROVIDER,
-        model: "insight-rules",
+    Ok(SlaTrend {
+        this_week,
+        previous_week,
+        trend,
     })
+}
+
+/// The SLA trend in a sentence.
+pub fn sla_sentence(sla: &SlaTrend) -> String {
+    let (this, before) = (&sla.this_week, &sla.previous_week);
+    match (this.sla_compliance_pct, before.sla_compliance_pct) {
+        (Some(now), Some(was)) => format!(
+            "SLA compliance is {now}% this week against {was}% the week before ({}).",
+            sla.trend
+        ),
+        (Some(now), None) => format!(
+            "SLA compliance is {now}% this week ({} completed, {} breached); the week before had no completions.",
+            this.completed, this.breached
+        ),
+        _ => "No ticket was completed this week.".into(),
+    }
 }
 
 /// The next 7 days per zone from analytics' forecast report, busiest first (by open and
