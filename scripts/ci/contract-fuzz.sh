@@ -21,6 +21,7 @@ SCHEMATHESIS_VERSION="${SCHEMATHESIS_VERSION:-4.32.5}"
 STRIPE_VERSION="${STRIPE_VERSION:-16.1.0}"
 JUDGE0_VERSION="${JUDGE0_VERSION:-0.0.8}"
 OPENAI_VERSION="${OPENAI_VERSION:-3.63.0}"
+MODEL2VEC_VERSION="${MODEL2VEC_VERSION:-0.10.0}"
 EXAMPLES="${AGORA_FUZZ_EXAMPLES:-25}"
 log() { echo "contract-fuzz: $*" >&2; }
 
@@ -44,6 +45,11 @@ if ! "$VENV/bin/pip" show openai 2>/dev/null | grep -q "^Version: $OPENAI_VERSIO
   "$VENV/bin/pip" install --quiet "openai==$OPENAI_VERSION"
 fi
 
+if ! "$VENV/bin/pip" show model2vec 2>/dev/null | grep -q "^Version: $MODEL2VEC_VERSION$"; then
+  log "installing model2vec $MODEL2VEC_VERSION into $VENV"
+  "$VENV/bin/pip" install --quiet "model2vec==$MODEL2VEC_VERSION"
+fi
+
 # socket.io-client and ws from npm, as the lock file pins them, beside a copy of the check.
 SOCKETIO="${AGORA_SOCKETIO_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/agora-socketio}"
 mkdir -p "$SOCKETIO"
@@ -55,6 +61,8 @@ fi
 cp scripts/ci/socketio/check.mjs "$SOCKETIO/check.mjs"
 
 work="$(mktemp -d)"
+# Static embedding models written by Model2Vec itself, for the ai service to load.
+"$VENV/bin/python" scripts/ci/model2vec_models.py "$work/m2v"
 # The gateway's port, and where stripe_signatures.py answers as Stripe's API.
 { read -r GATEWAY_PORT; read -r STRIPE_PORT; } < <(python3 scripts/ci/free_ports.py 2)
 cat > "$work/fuzz.toml" <<TOML
@@ -92,6 +100,7 @@ grpc_addr = "127.0.0.1:0"
 [ai]
 http_addr = "127.0.0.1:0"
 grpc_addr = "127.0.0.1:0"
+embedding_models = { m2v = { path = "$work/m2v/m2v" }, "m2v-quantized" = { path = "$work/m2v/m2v-quantized" } }
 [gateway]
 http_addr = "127.0.0.1:$GATEWAY_PORT"
 # The fuzzer sends thousands of requests a minute from one caller.
@@ -144,7 +153,7 @@ GATEWAY="$B" node "$SOCKETIO/check.mjs" || status=1
 log "the official OpenAI Python SDK through the gateway"
 O_ACCESS="$(curl -fsS -X POST "$B/api/v1/auth/register" -H 'content-type: application/json' \
   -d '{"email":"openai@example.test","password":"OpenAI-passw0rd!","name":"OpenAI","tenant_name":"OpenAI"}' | json '["access_token"]')"
-GATEWAY="$B" ACCESS="$O_ACCESS" "$VENV/bin/python" scripts/ci/openai_client.py || status=1
+GATEWAY="$B" ACCESS="$O_ACCESS" M2V="$work/m2v" "$VENV/bin/python" scripts/ci/openai_client.py || status=1
 if grep -q 'panicked' "$work/agora.log"; then
   log "the platform panicked:"; grep -A5 panicked "$work/agora.log" >&2; status=1
 fi

@@ -2,7 +2,10 @@
 OpenAI-compatible API through the gateway, with an Agora credential as its API key: the model
 list, a chat completion whole and streamed (with usage), embeddings as the SDK asks for them by
 default (base64, which it decodes) and as floats, Agora's `collection_ids` passed as extra
-body, and the SDK's own error types for an unknown model and a bad request."""
+body, and the SDK's own error types for an unknown model and a bad request. With M2V (the
+directory scripts/ci/model2vec_models.py wrote, its models configured in the service under
+their names), the service's embeddings by Model2Vec's own models must be the vectors
+Model2Vec's `encode` gives."""
 
 import json
 import os
@@ -106,6 +109,29 @@ try:
     check("wrong key: AuthenticationError", False, "no error")
 except openai.AuthenticationError:
     check("wrong key: AuthenticationError", True)
+
+m2v = os.environ.get("M2V")
+if m2v:
+    spec = json.load(open(os.path.join(m2v, "expected.json")))
+    for name, vectors in spec["vectors"].items():
+        check(f"model2vec {name}: listed", name in models or name in [m.id for m in client.models.list()])
+        got = client.embeddings.create(model=name, input=spec["sentences"], encoding_format="float")
+        worst = max(
+            abs(a - b) / max(1.0, abs(b))
+            for d, want in zip(got.data, vectors)
+            for a, b in zip(d.embedding, want)
+        )
+        check(
+            f"model2vec {name}: {len(vectors)} vectors of {len(vectors[0])} as Model2Vec encodes them",
+            [len(d.embedding) for d in got.data] == [len(v) for v in vectors]
+            and worst <= spec["tolerance"][name],
+            f"largest difference {worst}",
+        )
+    try:
+        client.chat.completions.create(model="m2v", messages=messages)
+        check("model2vec: no chat with an embedding model", False, "no error")
+    except openai.UnprocessableEntityError as e:
+        check("model2vec: no chat with an embedding model", e.param == "model", e.param)
 
 print(f"openai {openai.__version__}: {'all checks passed' if not failures else f'{len(failures)} failed'}")
 sys.exit(1 if failures else 0)

@@ -127,6 +127,7 @@ async fn run(label: &str, db: Db, chunks: usize) {
     let config = AiConfig::default();
     let state = AiState {
         db: db.clone(),
+        embedders: agora_ai::embedders::Embedders::load(&config).unwrap(),
         vectors: VectorCache::new(config.vector_cache_mib * 1024 * 1024),
         config,
         wake: tokio::sync::Notify::new(),
@@ -151,6 +152,8 @@ async fn run(label: &str, db: Db, chunks: usize) {
         created_by: "bench".into(),
         created_at: now,
         updated_at: now,
+        next_embedding_model: None,
+        reembed_started_at: None,
     };
     let row = collection.clone();
     db.write(move |conn| store::create_collection(conn, &row, 10))
@@ -204,6 +207,7 @@ async fn run(label: &str, db: Db, chunks: usize) {
                 document_id: id.clone(),
                 ordinal: i as i32,
                 embedding: embed::to_bytes(&embed::embed(&c.indexed_text())),
+                next_embedding: None,
                 heading: c.heading,
                 text: c.text,
                 start_offset: c.start as i64,
@@ -211,7 +215,11 @@ async fn run(label: &str, db: Db, chunks: usize) {
             })
             .collect();
         embed_secs += embedding.elapsed().as_secs_f64();
-        db.write(move |conn| store::complete(conn, &id, 1, &rows))
+        let models = store::Models {
+            current: embed::MODEL.into(),
+            next: None,
+        };
+        db.write(move |conn| store::complete(conn, &id, 1, &rows, &models))
             .await
             .unwrap();
     }

@@ -60,6 +60,15 @@ pub struct ModelConfig {
     pub deployments: Vec<DeploymentConfig>,
 }
 
+/// A static embedding model (Model2Vec's format) collections may be embedded with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingModelConfig {
+    /// The directory holding its `tokenizer.json`, `model.safetensors` and `config.json`
+    /// (a `minishlab/potion-*` model as downloaded, say).
+    pub path: String,
+}
+
 /// Settings of the ai service.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -94,6 +103,11 @@ pub struct AiConfig {
     pub providers: BTreeMap<String, ProviderConfig>,
     /// Model aliases (`local` is built in and cannot be one).
     pub models: BTreeMap<String, ModelConfig>,
+    /// Static embedding models by the name collections and `/embeddings` know them by,
+    /// besides the built-in `lexical-hash-1024`.
+    pub embedding_models: BTreeMap<String, EmbeddingModelConfig>,
+    /// The model new collections are embedded with when they name none.
+    pub default_embedding_model: String,
     /// Seals tenants' own provider keys (base64 of 32 random bytes); without it tenants
     /// cannot set keys.
     pub key_encryption_key: Option<Secret>,
@@ -129,6 +143,8 @@ impl Default for AiConfig {
             vector_cache_mib: 512,
             providers: BTreeMap::new(),
             models: BTreeMap::new(),
+            embedding_models: BTreeMap::new(),
+            default_embedding_model: crate::local::embed::MODEL.into(),
             key_encryption_key: None,
             max_retries: 2,
             max_retry_after_secs: 10,
@@ -210,6 +226,40 @@ impl Validate for AiConfig {
                     ));
                 }
             }
+        }
+        for name in self.embedding_models.keys() {
+            let ok = (1..=64).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            if !ok {
+                return Err(ConfigError::new(
+                    key(&format!("embedding_models.{name}")),
+                    "a name is 1 to 64 of letters, digits, '-', '_' and '.'",
+                ));
+            }
+            if name == crate::local::MODEL
+                || name == crate::local::embed::MODEL
+                || self.models.contains_key(name)
+            {
+                return Err(ConfigError::new(
+                    key(&format!("embedding_models.{name}")),
+                    "names a built-in model or a model alias; name it otherwise",
+                ));
+            }
+        }
+        if self.default_embedding_model != crate::local::embed::MODEL
+            && !self
+                .embedding_models
+                .contains_key(&self.default_embedding_model)
+        {
+            return Err(ConfigError::new(
+                key("default_embedding_model"),
+                format!(
+                    "must be `{}` or a key of {prefix}.embedding_models",
+                    crate::local::embed::MODEL
+                ),
+            ));
         }
         if let Some(kek) = &self.key_encryption_key
             && let Err(e) = agora_shared::sealed::Sealer::from_base64(kek.expose())

@@ -7,6 +7,7 @@
 pub mod chunk;
 pub mod extract;
 pub mod process;
+pub mod reembed;
 pub mod search;
 pub mod store;
 pub mod vectors;

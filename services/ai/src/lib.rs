@@ -18,6 +18,7 @@ use agora_shared::{
 pub mod assistant;
 pub mod budget;
 pub mod config;
+pub mod embedders;
 pub mod grpc;
 pub mod http;
 pub mod insights;
@@ -74,6 +75,8 @@ pub fn spec() -> ServiceSpec {
 pub struct AiState {
     pub db: Db,
     pub config: AiConfig,
+    /// The embedding models this replica has.
+    pub embedders: embedders::Embedders,
     /// Chunk vectors of recently searched collections.
     pub vectors: knowledge::vectors::VectorCache,
     /// Wakes the document workers when documents are queued.
@@ -118,6 +121,9 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
         tokio::task::spawn_blocking(move || Db::migrate(&url, MIGRATIONS)).await??;
     }
     let db = Db::connect(&url, config.endpoints.database_pool_size)?;
+    let loading = config.clone();
+    let embedders =
+        tokio::task::spawn_blocking(move || embedders::Embedders::load(&loading)).await??;
     let peer = Arc::new(peer_auth::connect(&ctx.auth_peer(), ctx.denylist.clone())?);
     let authenticator = peer.authenticator.clone();
     let auth_peer = ctx.auth_peer();
@@ -127,6 +133,7 @@ pub async fn start(ctx: &ServiceContext, shutdown: CancellationToken) -> anyhow:
     let analytics = agora_shared::grpc::channel(&config.analytics_grpc, connect, request)?;
     let state = Arc::new(AiState {
         db: db.clone(),
+        embedders,
         vectors: knowledge::vectors::VectorCache::new(config.vector_cache_mib * 1024 * 1024),
         config: config.clone(),
         wake: tokio::sync::Notify::new(),

@@ -8,6 +8,7 @@ pub mod answer;
 pub mod embed;
 pub mod emotion;
 pub mod factcheck;
+pub mod static_model;
 pub mod summary;
 pub mod text;
 

@@ -24,6 +24,8 @@ use crate::{
 /// What a model name in a request is.
 pub enum Target {
     Local,
+    /// An embedding model (`lexical-hash-1024`, or a static model), for `/embeddings` only.
+    Embedder(crate::embedders::Embedder),
     /// A platform alias (configuration).
     Platform,
     /// The tenant's own alias.
@@ -40,6 +42,9 @@ const MAX_ALIASES: i64 = 50;
 pub async fn target(state: &AiState, tenant: &str, model: &str) -> AppResult<Option<Target>> {
     if model == local::MODEL {
         return Ok(Some(Target::Local));
+    }
+    if let Some(embedder) = state.embedders.get(model) {
+        return Ok(Some(Target::Embedder(embedder)));
     }
     let (t, m) = (tenant.to_owned(), model.to_owned());
     let own: Option<String> = state
@@ -188,6 +193,12 @@ pub async fn put(
     caller.require_session("setting a model alias")?;
     let alias = alias.into_inner();
     check_alias(&alias)?;
+    if state.embedders.get(&alias).is_some() {
+        return Err(AppError::invalid(
+            "alias",
+            format!("`{alias}` is an embedding model of this service"),
+        ));
+    }
     let deployments = body.0.deployments;
     if deployments.is_empty() || deployments.len() > MAX_DEPLOYMENTS {
         return Err(AppError::invalid(

@@ -165,7 +165,7 @@ fn model_object(id: &str) -> Value {
 
 /// Lists the models.
 #[utoipa::path(get, path = "/api/v1/ai/openai/v1/models", tag = "ai-openai",
-    responses((status = 200, description = "OpenAI's model list: `local` and the configured models", body = Object)),
+    responses((status = 200, description = "OpenAI's model list: `local`, the tenant's and the platform's aliases, then the embedding models", body = Object)),
     security(("bearer" = [])))]
 pub async fn models(state: web::Data<AiState>, caller: Caller) -> Reply {
     let mut data = vec![model_object(local::MODEL)];
@@ -179,6 +179,8 @@ pub async fn models(state: web::Data<AiState>, caller: Caller) -> Reply {
             .filter(|alias| !own.contains(alias))
             .map(|alias| model_object(alias)),
     );
+    // Then the embedding models (for `/embeddings` only).
+    data.extend(state.embedders.names().iter().map(|m| model_object(m)));
     Ok(HttpResponse::Ok().json(json!({"object": "list", "data": data})))
 }
 
@@ -313,6 +315,15 @@ pub(crate) async fn open(
     let input: ChatIn = parse(body)?;
     let raw: Value = parse(body)?;
     let target = target(&state, caller, &input.model).await?;
+    if let Target::Embedder(e) = &target {
+        return Err(invalid(
+            "model",
+            format!(
+                "`{}` is an embedding model; chat with `local` or a chat model alias",
+                e.name()
+            ),
+        ));
+    }
     let local = matches!(target, Target::Local);
     let own = match target {
         Target::Tenant(m) => Some(m),
@@ -762,15 +773,16 @@ struct EmbeddingsIn {
     security(("bearer" = [])))]
 pub async fn embeddings(state: web::Data<AiState>, caller: Caller, body: web::Bytes) -> Reply {
     let input: EmbeddingsIn = parse(&body)?;
-    match target(&state, &caller, &input.model).await? {
-        Target::Local => {}
+    let embedder = match target(&state, &caller, &input.model).await? {
+        Target::Local => crate::embedders::Embedder::Lexical,
+        Target::Embedder(e) => e,
         Target::Platform => {
             return remote_embeddings(&state, &caller, &input.model, None, &body).await;
         }
         Target::Tenant(m) => {
             return remote_embeddings(&state, &caller, &input.model, Some(m), &body).await;
         }
-    }
+    };
     let texts = match input.input {
         EmbeddingInput::One(t) => vec![t],
         EmbeddingInput::Many(t) => t,
@@ -802,36 +814,43 @@ pub async fn embeddings(state: web::Data<AiState>, caller: Caller, body: web::By
         Some("base64") => true,
         Some(_) => return Err(invalid("encoding_format", "must be float or base64")),
     };
-    let dims = input.dimensions.unwrap_or(embed::DIMS);
-    if !(1..=embed::DIMS).contains(&dims) {
-        return Err(invalid(
-            "dimensions",
-            format!("must be from 1 to {}", embed::DIMS),
-        ));
+    let full = embedder.dims();
+    let dims = input.dimensions.unwrap_or(full);
+    if !(1..=full).contains(&dims) {
+        return Err(invalid("dimensions", format!("must be from 1 to {full}")));
     }
     let tokens: u64 = texts.iter().map(|t| estimate_tokens(t)).sum();
-    let mut meter = meter(&state, &caller, local::MODEL, "embeddings", tokens).await?;
+    let requested = input.model.clone();
+    let mut meter = meter(&state, &caller, &requested, "embeddings", tokens).await?;
     meter.answered_by(Answerer {
         provider: local::PROVIDER.into(),
-        provider_model: embed::MODEL.into(),
+        provider_model: embedder.name().into(),
         ..Answerer::default()
     });
     meter.tokens(tokens as i64, 0);
     meter.status("ok");
+    let name = embedder.name().to_owned();
     let data = tokio::task::spawn_blocking(move || {
         texts
             .iter()
             .enumerate()
             .map(|(i, t)| {
-                let mut v = embed::embed(t);
-                if dims < embed::DIMS {
-                    // Folded, not cut: the same features hashed into fewer coordinates.
-                    let mut folded = vec![0f32; dims];
-                    for (i, x) in v.iter().enumerate() {
-                        folded[i % dims] += x;
-                    }
-                    embed::normalize(&mut folded);
-                    v = folded;
+                let mut v = embedder.embed(t);
+                if dims < full {
+                    v = match embedder {
+                        // Folded, not cut: the same features hashed into fewer coordinates.
+                        crate::embedders::Embedder::Lexical => {
+                            let mut folded = vec![0f32; dims];
+                            for (i, x) in v.iter().enumerate() {
+                                folded[i % dims] += x;
+                            }
+                            folded
+                        }
+                        // Cut: a static model's coordinates come by decreasing variance
+                        // (its PCA), so the first ones keep the most.
+                        crate::embedders::Embedder::Static { .. } => v[..dims].to_vec(),
+                    };
+                    embed::normalize(&mut v);
                 }
                 let embedding = match base64 {
                     true => Value::String(
@@ -849,10 +868,10 @@ pub async fn embeddings(state: web::Data<AiState>, caller: Caller, body: web::By
     Ok(HttpResponse::Ok().json(json!({
         "object": "list",
         "data": data,
-        "model": local::MODEL,
+        "model": requested,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         "provider": local::PROVIDER,
-        "embedding_model": embed::MODEL,
+        "embedding_model": name,
     })))
 }
 

@@ -13,6 +13,10 @@ diesel::table! {
         created_by -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        next_embedding_model -> Nullable<Text>,
+        reembed_started_at -> Nullable<Timestamp>,
+        reembed_claimed_at -> Nullable<Timestamp>,
+        reembed_cursor -> Nullable<Text>,
     }
 }
 
@@ -51,6 +55,7 @@ diesel::table! {
         start_offset -> BigInt,
         end_offset -> BigInt,
         embedding -> Binary,
+        next_embedding -> Nullable<Binary>,
     }
 }
 

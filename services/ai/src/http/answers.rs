@@ -65,8 +65,8 @@ pub struct SearchItem {
 pub struct SearchOut {
     pub items: Vec<SearchItem>,
     pub mode: Mode,
-    /// The model queries and chunks are embedded with.
-    pub embedding_model: &'static str,
+    /// The models queries and chunks were embedded with (each collection names its own).
+    pub embedding_models: Vec<String>,
 }
 
 fn check_query(field: &str, text: &str) -> AppResult<()> {
@@ -126,6 +126,11 @@ pub async fn search_route(
         body.filter.as_ref(),
     )
     .await?;
+    let (tenant, ids) = (caller.tenant_id.clone(), body.collection_ids.clone());
+    let searched = state
+        .db
+        .read(move |conn| crate::knowledge::store::generations(conn, &tenant, &ids))
+        .await?;
     Ok(HttpResponse::Ok().json(SearchOut {
         items: hits
             .into_iter()
@@ -140,7 +145,7 @@ pub async fn search_route(
             })
             .collect(),
         mode,
-        embedding_model: local::embed::MODEL,
+        embedding_models: search::models_of(&body.collection_ids, &searched),
     }))
 }
 
@@ -194,6 +199,13 @@ pub async fn check_model<'a>(
     };
     match crate::models::target(state, &caller.tenant_id, name).await? {
         Some(crate::models::Target::Local) => Ok(None),
+        Some(crate::models::Target::Embedder(e)) => Err(AppError::invalid(
+            field,
+            format!(
+                "`{}` is an embedding model; answers are written by `local` or a chat model alias",
+                e.name()
+            ),
+        )),
         Some(crate::models::Target::Platform) => Ok(Some((name, None))),
         Some(crate::models::Target::Tenant(m)) => Ok(Some((name, Some(m)))),
         None => Err(AppError::invalid(

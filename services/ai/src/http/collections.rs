@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use agora_shared::{
     AppError, AppResult,
-    db::rfc3339,
+    db::{DbConnection, rfc3339},
     http::{Caller, Page, PageParams, ValidJson, json::double_option},
 };
 
@@ -21,9 +21,9 @@ use crate::{
     knowledge::{
         extract::{self, Format},
         process,
+        reembed::{self, Progress},
         store::{self, CollectionRow, DocumentRow, NewDocument, PROCESSING},
     },
-    local::embed,
 };
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -60,6 +60,9 @@ pub struct CollectionIn {
     /// Unique in the tenant, 1 to 100 characters.
     pub name: String,
     pub description: Option<String>,
+    /// The model its chunks are embedded with: `lexical-hash-1024` (built in) or a static
+    /// model of `ai.embedding_models`; by default `ai.default_embedding_model`.
+    pub embedding_model: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema, validator::Validate)]
@@ -70,6 +73,10 @@ pub struct CollectionPatch {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
+    /// Another model: the chunks are embedded again in the background (`reembedding`
+    /// shows how far), and searches use the current vectors until all are done. The
+    /// current model stops a change under way.
+    pub embedding_model: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -77,8 +84,10 @@ pub struct CollectionOut {
     pub id: String,
     pub name: String,
     pub description: Option<String>,
-    /// The model its chunks are embedded with.
+    /// The model its chunks are embedded with (and searches embed queries with).
     pub embedding_model: String,
+    /// A change of embedding model under way: its chunks embedded again so far.
+    pub reembedding: Option<Progress>,
     pub document_count: i64,
     pub created_at: String,
     pub updated_at: String,
@@ -90,16 +99,43 @@ pub struct CollectionPage {
     pub next_cursor: Option<String>,
 }
 
-fn render_collection(row: CollectionRow, document_count: i64) -> CollectionOut {
+fn render_collection(
+    row: CollectionRow,
+    document_count: i64,
+    reembedding: Option<Progress>,
+) -> CollectionOut {
     CollectionOut {
         id: row.id,
         name: row.name,
         description: row.description,
         embedding_model: row.embedding_model,
+        reembedding,
         document_count,
         created_at: rfc3339(row.created_at),
         updated_at: rfc3339(row.updated_at),
     }
+}
+
+/// The embedding model a request names (or the default), if this service has it.
+fn embedding_model(state: &AiState, name: Option<&str>) -> AppResult<String> {
+    let name = name.unwrap_or(state.embedders.default_model());
+    match state.embedders.get(name) {
+        Some(model) => Ok(model.name().to_owned()),
+        None => Err(AppError::invalid(
+            "embedding_model",
+            format!(
+                "`{name}` is not an embedding model of this service ({})",
+                state.embedders.names().join(", ")
+            ),
+        )),
+    }
+}
+
+/// A collection as shown, read in the same transaction as its counts.
+fn shown(conn: &mut DbConnection, row: CollectionRow) -> AppResult<CollectionOut> {
+    let n = store::document_counts(conn, std::slice::from_ref(&row.id))?[0];
+    let progress = reembed::progress(conn, &row)?;
+    Ok(render_collection(row, n, progress))
 }
 
 fn description(value: Option<&str>) -> AppResult<Option<String>> {
@@ -130,11 +166,13 @@ pub async fn create(
         tenant_id: caller.tenant_id.clone(),
         name: clean("name", &body.0.name, 100)?,
         description: description(body.0.description.as_deref())?,
-        embedding_model: embed::MODEL.into(),
+        embedding_model: embedding_model(&state, body.0.embedding_model.as_deref())?,
         generation: 0,
         created_by: caller.user_id.clone(),
         created_at: now,
         updated_at: now,
+        next_embedding_model: None,
+        reembed_started_at: None,
     };
     let cap = state.config.max_collections_per_tenant;
     let stored = row.clone();
@@ -142,7 +180,7 @@ pub async fn create(
         .db
         .write(move |conn| store::create_collection(conn, &stored, cap))
         .await?;
-    Ok(HttpResponse::Created().json(render_collection(row, 0)))
+    Ok(HttpResponse::Created().json(render_collection(row, 0, None)))
 }
 
 #[utoipa::path(get, path = "/api/v1/ai/collections", tag = "ai",
@@ -162,13 +200,13 @@ pub async fn list(
             let page = Page::from_rows(rows, limit, |c| c.id.clone());
             let ids: Vec<String> = page.items.iter().map(|c| c.id.clone()).collect();
             let counts = store::document_counts(conn, &ids)?;
+            let mut items = Vec::with_capacity(page.items.len());
+            for (row, n) in page.items.into_iter().zip(counts) {
+                let progress = reembed::progress(conn, &row)?;
+                items.push(render_collection(row, n, progress));
+            }
             Ok(Page {
-                items: page
-                    .items
-                    .into_iter()
-                    .zip(counts)
-                    .map(|(row, n)| render_collection(row, n))
-                    .collect::<Vec<_>>(),
+                items,
                 next_cursor: page.next_cursor,
             })
         })
@@ -188,8 +226,7 @@ pub async fn get(
         .db
         .read(move |conn| {
             let row = store::collection(conn, &tenant, &id)?;
-            let n = store::document_counts(conn, std::slice::from_ref(&row.id))?[0];
-            Ok(render_collection(row, n))
+            shown(conn, row)
         })
         .await?;
     Ok(HttpResponse::Ok().json(out))
@@ -215,21 +252,33 @@ pub async fn update(
         None => None,
         Some(d) => Some(description(d.as_deref())?),
     };
+    let model = body
+        .0
+        .embedding_model
+        .as_deref()
+        .map(|m| embedding_model(&state, Some(m)))
+        .transpose()?;
     let (tenant, id) = (caller.tenant_id.clone(), id.into_inner());
+    let now = agora_shared::db::now();
     let out = state
         .db
         .write(move |conn| {
-            let row = store::rename_collection(
+            let mut row = store::rename_collection(
                 conn,
                 &tenant,
                 &id,
                 name.as_deref(),
                 description.as_ref().map(|d| d.as_deref()),
             )?;
-            let n = store::document_counts(conn, std::slice::from_ref(&row.id))?[0];
-            Ok(render_collection(row, n))
+            if let Some(model) = &model {
+                row = reembed::change_model(conn, &tenant, &id, model, now)?;
+            }
+            shown(conn, row)
         })
         .await?;
+    if out.reembedding.is_some() {
+        state.wake.notify_one();
+    }
     Ok(HttpResponse::Ok().json(out))
 }
 

@@ -16,6 +16,8 @@ use super::{
 };
 use crate::{AiState, local::embed};
 
+use super::reembed;
+
 /// A claim older than this is taken to be a worker that went away.
 const STALE_CLAIM: Duration = Duration::from_secs(300);
 
@@ -31,6 +33,7 @@ pub async fn process(state: &AiState, id: &str, attempt: i64) -> AppResult<()> {
         collection_id: collection,
         format,
         content,
+        mut models,
     }) = state
         .db
         .read(move |conn| store::document_content(conn, &doc))
@@ -52,34 +55,88 @@ pub async fn process(state: &AiState, id: &str, attempt: i64) -> AppResult<()> {
         }
     };
     let (target, overlap) = (state.config.chunk_chars, state.config.chunk_overlap_chars);
-    let rows = tokio::task::spawn_blocking(move || {
-        chunk::chunk(&text, target, overlap)
-            .into_iter()
-            .enumerate()
-            .map(|(i, c)| NewChunk {
-                id: uuid::Uuid::now_v7().to_string(),
-                tenant_id: tenant.clone(),
-                collection_id: collection.clone(),
-                document_id: doc.clone(),
-                ordinal: i as i32,
-                embedding: embed::to_bytes(&embed::embed(&c.indexed_text())),
-                heading: c.heading,
-                text: c.text,
-                start_offset: c.start as i64,
-                end_offset: c.end as i64,
-            })
-            .collect::<Vec<_>>()
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("chunking failed: {e}"))?;
-    let doc = id.to_owned();
-    let stored = state
-        .db
-        .write(move |conn| store::complete(conn, &doc, attempt, &rows))
-        .await?;
-    if !stored {
-        tracing::debug!(document = %id, attempt, "document changed while processed; result dropped");
+    let chunks = Arc::new(
+        tokio::task::spawn_blocking(move || chunk::chunk(&text, target, overlap))
+            .await
+            .map_err(|e| anyhow::anyhow!("chunking failed: {e}"))?,
+    );
+    // The collection's model may change while its chunks are embedded (a change takes the
+    // collection's lock and `complete` checks under it): embed again with the new one.
+    for _ in 0..3 {
+        let embedders = (
+            state.embedders.get(&models.current),
+            models.next.as_deref().map(|m| state.embedders.get(m)),
+        );
+        let (current, next) = match embedders {
+            (Some(current), None) => (current, None),
+            (Some(current), Some(Some(next))) => (current, Some(next)),
+            (None, _) | (_, Some(None)) => {
+                let missing = match embedders.0 {
+                    None => models.current.clone(),
+                    Some(_) => models.next.clone().unwrap_or_default(),
+                };
+                let reason = format!(
+                    "the collection's embedding model `{missing}` is not one this service has"
+                );
+                return state
+                    .db
+                    .write(move |conn| store::fail(conn, &doc, attempt, &reason))
+                    .await;
+            }
+        };
+        let (chunks, tenant, collection_id, doc_id) = (
+            chunks.clone(),
+            tenant.clone(),
+            collection.clone(),
+            doc.clone(),
+        );
+        let rows = tokio::task::spawn_blocking(move || {
+            chunks
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let text = c.indexed_text();
+                    NewChunk {
+                        id: uuid::Uuid::now_v7().to_string(),
+                        tenant_id: tenant.clone(),
+                        collection_id: collection_id.clone(),
+                        document_id: doc_id.clone(),
+                        ordinal: i as i32,
+                        embedding: embed::to_bytes(&current.embed(&text)),
+                        next_embedding: next.as_ref().map(|n| embed::to_bytes(&n.embed(&text))),
+                        heading: c.heading.clone(),
+                        text: c.text.clone(),
+                        start_offset: c.start as i64,
+                        end_offset: c.end as i64,
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("embedding failed: {e}"))?;
+        let (doc_id, with) = (doc.clone(), models.clone());
+        let stored = state
+            .db
+            .write(move |conn| store::complete(conn, &doc_id, attempt, &rows, &with))
+            .await?;
+        match stored {
+            store::Stored::Completed => return Ok(()),
+            store::Stored::Dropped => {
+                tracing::debug!(document = %id, attempt, "document changed while processed; result dropped");
+                return Ok(());
+            }
+            store::Stored::ModelChanged => {
+                let c = collection.clone();
+                match state.db.read(move |conn| store::models(conn, &c)).await? {
+                    Some(now) => models = now,
+                    None => return Ok(()),
+                }
+            }
+        }
     }
+    // The models changed three times in a row: the claim is left to go stale, and a worker
+    // takes the document up again.
+    tracing::info!(document = %id, "the collection's embedding model kept changing; processed later");
     Ok(())
 }
 
@@ -115,6 +172,11 @@ pub async fn run(state: Arc<AiState>, shutdown: CancellationToken) {
             if shutdown.is_cancelled() {
                 return;
             }
+        }
+        match reembed::work(&state, &shutdown).await {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(err) => tracing::warn!(error = %err, "re-embedding failed; retried later"),
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

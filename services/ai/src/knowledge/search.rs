@@ -1,4 +1,4 @@
-//! Search over a tenant's collections: semantic (cosine of the local model's embeddings),
+//! Search over a tenant's collections: semantic (cosine of each collection's model's embeddings),
 //! keyword (the store's full-text index) or hybrid (both lists fused by reciprocal rank,
 //! k = 60), filtered by tenant, collection and document metadata.
 
@@ -8,10 +8,7 @@ use serde_json::{Map, Value};
 
 use agora_shared::{AppError, AppResult};
 
-use crate::{
-    AiState,
-    local::{embed, text},
-};
+use crate::{AiState, local::text};
 
 /// How a search ranks.
 #[derive(
@@ -61,7 +58,7 @@ pub async fn search(state: &AiState, q: Query<'_>) -> AppResult<Vec<Hit>> {
     if let Some(missing) = q
         .collections
         .iter()
-        .find(|id| !generations.iter().any(|(g, _)| g == *id))
+        .find(|id| !generations.iter().any(|(g, _, _)| g == *id))
     {
         return Err(
             AppError::NotFound(format!("collection {missing} not found"))
@@ -134,22 +131,53 @@ fn matches(metadata: &str, filter: &Map<String, Value>) -> bool {
     filter.iter().all(|(k, v)| meta.get(k) == Some(v))
 }
 
+/// The embedding models of the collections `ids` (each once, in the order of `ids`).
+pub fn models_of(ids: &[String], generations: &[(String, i64, String)]) -> Vec<String> {
+    let mut models: Vec<String> = Vec::new();
+    for id in ids {
+        if let Some((_, _, model)) = generations.iter().find(|(c, _, _)| c == id)
+            && !models.contains(model)
+        {
+            models.push(model.clone());
+        }
+    }
+    models
+}
+
 async fn semantic(
     state: &AiState,
     q: &Query<'_>,
-    generations: &[(String, i64)],
+    generations: &[(String, i64, String)],
     allowed: Option<&HashSet<String>>,
     pool: usize,
 ) -> AppResult<Vec<(String, f64)>> {
-    let query = embed::embed(q.text);
-    if query.iter().all(|x| *x == 0.0) {
-        return Ok(Vec::new());
+    // The query embedded by each collection's model (scores of two models are both cosines,
+    // so their lists merge).
+    let mut queries: HashMap<&str, (usize, Vec<f32>)> = HashMap::new();
+    for (collection, _, model) in generations {
+        if queries.contains_key(model.as_str()) {
+            continue;
+        }
+        let embedder = state.embedders.get(model).ok_or_else(|| {
+            AppError::Conflict(format!(
+                "collection {collection} is embedded with `{model}`, which this service no longer has; \
+                 search it by keyword, or change its embedding model"
+            ))
+            .with_code("ai.embedding_model_unavailable")
+        })?;
+        queries.insert(model, (embedder.dims(), embedder.embed(q.text)));
     }
     let mut found = Vec::new();
-    for (collection, generation) in generations {
+    for (collection, generation, model) in generations {
+        let Some((dims, query)) = queries.get(model.as_str()) else {
+            continue;
+        };
+        if query.iter().all(|x| *x == 0.0) {
+            continue;
+        }
         let vectors = state
             .vectors
-            .get(&state.db, q.tenant, collection, *generation)
+            .get(&state.db, q.tenant, collection, *generation, *dims)
             .await?;
         let query = query.clone();
         let allowed = allowed.cloned();

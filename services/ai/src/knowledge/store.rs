@@ -27,6 +27,9 @@ pub struct CollectionRow {
     pub created_by: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// The model its chunks are being embedded with again, while they are.
+    pub next_embedding_model: Option<String>,
+    pub reembed_started_at: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -81,6 +84,8 @@ pub struct NewChunk {
     pub start_offset: i64,
     pub end_offset: i64,
     pub embedding: Vec<u8>,
+    /// Its embedding by the collection's next model, while the collection is re-embedded.
+    pub next_embedding: Option<Vec<u8>>,
 }
 
 /// A chunk as search results and citations show it.
@@ -213,7 +218,7 @@ pub fn delete_collection(conn: &mut DbConnection, tenant: &str, id: &str) -> App
 }
 
 /// Makes concurrent transactions on `key` take turns (PostgreSQL; SQLite has one writer).
-fn lock(conn: &mut DbConnection, key: &str) -> AppResult<()> {
+pub(super) fn lock(conn: &mut DbConnection, key: &str) -> AppResult<()> {
     agora_shared::db::xact_lock(conn, &format!("ai:{key}"))
 }
 
@@ -289,6 +294,15 @@ pub struct Upload {
     pub collection_id: String,
     pub format: String,
     pub content: Vec<u8>,
+    /// The collection's embedding model, and the one it is being embedded with again.
+    pub models: Models,
+}
+
+/// A collection's embedding model and, while it is re-embedded, its next one.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct Models {
+    pub current: String,
+    pub next: Option<String>,
 }
 
 /// The chunks of a document, in order.
@@ -306,12 +320,17 @@ pub fn document_chunks(
 /// What a worker needs to process document `id`.
 pub fn document_content(conn: &mut DbConnection, id: &str) -> AppResult<Option<Upload>> {
     Ok(documents::table
-        .find(id)
+        .inner_join(collections::table)
+        .filter(documents::id.eq(id))
         .select((
             documents::tenant_id,
             documents::collection_id,
             documents::format,
             documents::content,
+            (
+                collections::embedding_model,
+                collections::next_embedding_model,
+            ),
         ))
         .first(conn)
         .optional()?)
@@ -397,7 +416,7 @@ fn current(conn: &mut DbConnection, id: &str, attempt: i64) -> AppResult<Option<
         .optional()?)
 }
 
-fn bump(conn: &mut DbConnection, collection: &str) -> AppResult<()> {
+pub(super) fn bump(conn: &mut DbConnection, collection: &str) -> AppResult<()> {
     diesel::update(collections::table.find(collection))
         .set(collections::generation.eq(collections::generation + 1))
         .execute(conn)?;
@@ -414,17 +433,46 @@ fn delete_chunks_of(conn: &mut DbConnection, document_id: &str) -> AppResult<()>
     Ok(())
 }
 
-/// Replaces a document's chunks and marks it COMPLETED, if it is still at `attempt`
-/// (otherwise the result is dropped: the document was reprocessed or deleted meanwhile).
+/// What became of a document's chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    Completed,
+    /// The document was reprocessed or deleted meanwhile: the result is dropped.
+    Dropped,
+    /// The collection's embedding models are no longer those the chunks were embedded
+    /// with: embed them again.
+    ModelChanged,
+}
+
+/// The embedding models of collection `id`.
+pub fn models(conn: &mut DbConnection, id: &str) -> AppResult<Option<Models>> {
+    Ok(collections::table
+        .find(id)
+        .select((
+            collections::embedding_model,
+            collections::next_embedding_model,
+        ))
+        .first(conn)
+        .optional()?)
+}
+
+/// Replaces a document's chunks, embedded by `embedded_with`, and marks it COMPLETED, if it
+/// is still at `attempt` and its collection's models are still those.
 pub fn complete(
     conn: &mut DbConnection,
     id: &str,
     attempt: i64,
     rows: &[NewChunk],
-) -> AppResult<bool> {
+    embedded_with: &Models,
+) -> AppResult<Stored> {
     let Some(collection) = current(conn, id, attempt)? else {
-        return Ok(false);
+        return Ok(Stored::Dropped);
     };
+    // A change of model takes this lock too: chunks are never written by the model before.
+    lock(conn, &format!("collection:{collection}"))?;
+    if models(conn, &collection)?.as_ref() != Some(embedded_with) {
+        return Ok(Stored::ModelChanged);
+    }
     delete_chunks_of(conn, id)?;
     for batch in rows.chunks(500) {
         match conn {
@@ -466,7 +514,7 @@ pub fn complete(
         ))
         .execute(conn)?;
     bump(conn, &collection)?;
-    Ok(true)
+    Ok(Stored::Completed)
 }
 
 /// Marks a document ERROR with `reason`, if it is still at `attempt`; its chunks go (it is
@@ -526,16 +574,21 @@ pub fn delete_document(
     bump(conn, collection)
 }
 
-/// The generation of each of the tenant's collections among `ids` (others are left out).
+/// The generation and embedding model of each of the tenant's collections among `ids`
+/// (others are left out).
 pub fn generations(
     conn: &mut DbConnection,
     tenant: &str,
     ids: &[String],
-) -> AppResult<Vec<(String, i64)>> {
+) -> AppResult<Vec<(String, i64, String)>> {
     Ok(collections::table
         .filter(collections::tenant_id.eq(tenant))
         .filter(collections::id.eq_any(ids))
-        .select((collections::id, collections::generation))
+        .select((
+            collections::id,
+            collections::generation,
+            collections::embedding_model,
+        ))
         .load(conn)?)
 }
 

@@ -17,9 +17,10 @@ use agora_shared::{AppResult, db::Db};
 
 use crate::local::embed;
 
-/// One collection's vectors: row `i` is `data[i * DIMS..(i + 1) * DIMS]` times `scales[i]`.
+/// One collection's vectors: row `i` is `data[i * dims..(i + 1) * dims]` times `scales[i]`.
 pub struct Vectors {
     pub generation: i64,
+    pub dims: usize,
     pub ids: Vec<(Arc<str>, Arc<str>)>,
     pub data: Vec<i8>,
     pub scales: Vec<f32>,
@@ -51,11 +52,14 @@ impl Vectors {
         allowed: &dyn Fn(&str) -> bool,
     ) -> Vec<(Arc<str>, Arc<str>, f32)> {
         // The query as bytes too: byte products summed in i32 are what CPUs do many of at once.
+        if query.len() != self.dims {
+            return Vec::new();
+        }
         let mut q = Vec::with_capacity(query.len());
         let query_scale = quantize(query, &mut q);
         let mut scored: Vec<(usize, f32)> = self
             .data
-            .chunks_exact(embed::DIMS)
+            .chunks_exact(self.dims)
             .enumerate()
             .map(|(i, row)| {
                 let dot: i32 = q
@@ -99,13 +103,14 @@ impl VectorCache {
         }
     }
 
-    /// The vectors of the tenant's `collection` as of `generation`.
+    /// The vectors of the tenant's `collection` as of `generation`, of `dims` coordinates.
     pub async fn get(
         &self,
         db: &Db,
         tenant: &str,
         collection: &str,
         generation: i64,
+        dims: usize,
     ) -> AppResult<Arc<Vectors>> {
         if let Some(hit) = self.hit(collection, generation) {
             return Ok(hit);
@@ -120,17 +125,18 @@ impl VectorCache {
             .await?;
         let loaded = tokio::task::spawn_blocking(move || {
             let mut ids = Vec::with_capacity(rows.len());
-            let mut data = Vec::with_capacity(rows.len() * embed::DIMS);
+            let mut data = Vec::with_capacity(rows.len() * dims);
             let mut scales = Vec::with_capacity(rows.len());
             for (chunk, document, blob) in rows {
                 // A vector of another length (a model not this one) is not comparable.
-                if let Some(v) = embed::from_bytes(&blob) {
+                if let Some(v) = embed::from_bytes(&blob, dims) {
                     ids.push((Arc::from(chunk), Arc::from(document)));
                     scales.push(quantize(&v, &mut data));
                 }
             }
             Vectors {
                 generation,
+                dims,
                 ids,
                 data,
                 scales,

@@ -86,9 +86,9 @@ pub fn to_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-/// A stored vector back (`None` if it is not `DIMS` f32s).
-pub fn from_bytes(bytes: &[u8]) -> Option<Vec<f32>> {
-    if bytes.len() != DIMS * 4 {
+/// A stored vector back (`None` if it is not `dims` f32s).
+pub fn from_bytes(bytes: &[u8], dims: usize) -> Option<Vec<f32>> {
+    if bytes.len() != dims * 4 {
         return None;
     }
     Some(
@@ -112,6 +112,6 @@ mod tests {
         let far = embed("the technician repairs the fibre router on site");
         assert!(cosine(&a, &near) > cosine(&a, &far) + 0.1);
         assert!(embed("the of and").iter().all(|x| *x == 0.0));
-        assert_eq!(from_bytes(&to_bytes(&a)).unwrap(), a);
+        assert_eq!(from_bytes(&to_bytes(&a), DIMS).unwrap(), a);
     }
 }

@@ -6,6 +6,7 @@
 mod support;
 
 mod chat;
+mod embedding;
 mod files;
 mod grpc;
 mod insights;

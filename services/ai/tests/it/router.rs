@@ -299,7 +299,7 @@ async fn streams_of_both_providers_pass_through() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["local", "default", "solo"]);
+    assert_eq!(ids, ["local", "default", "solo", "lexical-hash-1024"]);
 }
 
 #[actix_web::test]
@@ -718,7 +718,10 @@ async fn tenants_define_their_own_aliases_on_their_own_keys() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["local", "mine", "default", "solo"]);
+    assert_eq!(
+        ids,
+        ["local", "mine", "default", "solo", "lexical-hash-1024"]
+    );
     let theirs = p
         .authed(Method::GET, "/api/v1/ai/openai/v1/models", &globex)
         .value()
