@@ -505,7 +505,7 @@ fn migrate_and_admin_commands() {
             (
                 true,
                 format!(
-                    "auth: 0 migration(s) applied\ntickets: {} migration(s) applied\nanalytics: 4 migration(s) applied\ninventory-sync: 5 migration(s) applied\ncode-exec: 3 migration(s) applied\nrealtime: 2 migration(s) applied\nai: 3 migration(s) applied\n",
+                    "auth: 0 migration(s) applied\ntickets: {} migration(s) applied\nanalytics: 4 migration(s) applied\ninventory-sync: 5 migration(s) applied\ncode-exec: 3 migration(s) applied\nrealtime: 2 migration(s) applied\nai: 4 migration(s) applied\n",
                     // SQLite's tickets store has its own text index.
                     if db.backend == "sqlite" { 4 } else { 3 }
                 )
