@@ -86,6 +86,9 @@ pub struct AiConfig {
     /// gives them (201, searchable at once); larger ones and PDF and DOCX files in the
     /// background (202).
     pub inline_bytes: usize,
+    /// How long a document announced without its content (UPLOADING) waits for it before
+    /// it is deleted, in seconds.
+    pub upload_expiry_secs: u64,
     /// A chunk's target length in characters (a section's end also ends a chunk).
     pub chunk_chars: usize,
     /// Characters of a chunk's end repeated at the start of the next (whole sentences).
@@ -135,6 +138,7 @@ impl Default for AiConfig {
             max_document_bytes: 20 * 1024 * 1024,
             max_extracted_bytes: 8 * 1024 * 1024,
             inline_bytes: 256 * 1024,
+            upload_expiry_secs: 24 * 3600,
             chunk_chars: 1000,
             chunk_overlap_chars: 150,
             max_collections_per_tenant: 100,
@@ -165,6 +169,7 @@ impl Validate for AiConfig {
             ("max_document_bytes", self.max_document_bytes),
             ("max_extracted_bytes", self.max_extracted_bytes),
             ("max_input_bytes", self.max_input_bytes),
+            ("upload_expiry_secs", self.upload_expiry_secs as usize),
             (
                 "max_collections_per_tenant",
                 self.max_collections_per_tenant as usize,

@@ -15,7 +15,7 @@ use crate::{
     info(title = "Agora ai", description = "Knowledge bases with hybrid search, grounded answers, summaries, fact-checks and emotion from the built-in local model, and an OpenAI-compatible API."),
     paths(
         col::create, col::list, col::get, col::update, col::delete,
-        col::add_document, col::documents, col::document, col::delete_document, col::reprocess,
+        col::add_document, col::documents, col::document, col::delete_document, col::upload_content, col::reprocess,
         answers::search_route, answers::answer_route,
         texts::summarize, texts::emotion_route, texts::fact_check,
         openai::models, openai::model, openai::chat, openai::embeddings,

@@ -22,7 +22,7 @@ use crate::{
         extract::{self, Format},
         process,
         reembed::{self, Progress},
-        store::{self, CollectionRow, DocumentRow, NewDocument, PROCESSING},
+        store::{self, CollectionRow, DocumentRow, NewDocument, PROCESSING, UPLOADING},
     },
 };
 
@@ -47,6 +47,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/api/v1/ai/collections/{id}/documents/{doc_id}",
             web::delete().to(delete_document),
+        )
+        .route(
+            "/api/v1/ai/collections/{id}/documents/{doc_id}/content",
+            web::put().to(upload_content),
         )
         .route(
             "/api/v1/ai/collections/{id}/documents/{doc_id}/reprocess",
@@ -299,15 +303,17 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// A document given as text.
+/// A document given as text, or announced to have its file uploaded next (no `text`).
 #[derive(Debug, Deserialize, ToSchema, validator::Validate)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentIn {
     /// 1 to 300 characters.
     pub title: String,
-    /// The document's text (Markdown headings, `#`, become its chunks' context).
-    pub text: String,
-    /// `markdown` (the default) or `text`.
+    /// The document's text (Markdown headings, `#`, become its chunks' context). Without
+    /// it, the document is UPLOADING until its content is PUT to `upload_url`.
+    pub text: Option<String>,
+    /// With `text`: `markdown` (the default) or `text`. Without: the format of the file to
+    /// come (`text`, `markdown`, `html`, `pdf` or `docx`), which is required.
     pub format: Option<String>,
     /// A JSON object (at most 32 keys, 8 KiB) searches can filter on.
     #[schema(value_type = Option<Object>)]
@@ -332,8 +338,11 @@ pub struct DocumentOut {
     pub bytes: i64,
     #[schema(value_type = Object)]
     pub metadata: Value,
-    /// PROCESSING, COMPLETED or ERROR.
+    /// UPLOADING (its content not yet given), PROCESSING, COMPLETED or ERROR.
     pub status: String,
+    /// Where to PUT the content of an UPLOADING document.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload_url: Option<String>,
     /// Why processing failed (ERROR only).
     pub error: Option<String>,
     pub chunk_count: i32,
@@ -352,7 +361,14 @@ pub struct DocumentPage {
 }
 
 fn render_document(row: DocumentRow, chunks: Option<Vec<ChunkOut>>) -> DocumentOut {
+    let upload_url = (row.status == UPLOADING).then(|| {
+        format!(
+            "/api/v1/ai/collections/{}/documents/{}/content",
+            row.collection_id, row.id
+        )
+    });
     DocumentOut {
+        upload_url,
         id: row.id,
         collection_id: row.collection_id,
         title: row.title,
@@ -388,11 +404,11 @@ fn metadata(value: Option<Value>) -> AppResult<String> {
     Ok(text)
 }
 
-/// A document as received, before it is stored.
+/// A document as received, before it is stored (no content: to be uploaded).
 struct Received {
     title: String,
     format: Format,
-    content: Vec<u8>,
+    content: Option<Vec<u8>>,
     metadata: String,
 }
 
@@ -440,19 +456,21 @@ pub async fn add_document(
         ));
     };
     let now = agora_shared::db::now();
-    let inline = received.format.is_light() && received.content.len() <= state.config.inline_bytes;
+    let announced = received.content.is_none();
+    let content = received.content.unwrap_or_default();
+    let inline = !announced && inline(&state, received.format, content.len());
     let row = NewDocument {
         id: uuid::Uuid::now_v7().to_string(),
         tenant_id: caller.tenant_id.clone(),
         collection_id: collection.clone(),
         title: received.title,
         format: received.format.as_str().into(),
-        bytes: received.content.len() as i64,
-        content: received.content,
+        bytes: content.len() as i64,
+        content,
         metadata: received.metadata,
-        status: PROCESSING.into(),
+        status: if announced { UPLOADING } else { PROCESSING }.into(),
         // Inline, this request holds the claim (a worker takes it over if the process dies).
-        attempt: 1,
+        attempt: i64::from(!announced),
         claimed_at: inline.then_some(now),
         created_by: caller.user_id.clone(),
         created_at: now,
@@ -464,21 +482,104 @@ pub async fn add_document(
         .db
         .write(move |conn| store::insert_document(conn, &row, cap))
         .await?;
+    if announced {
+        return answer(&state, &caller.tenant_id, &collection, &doc_id).await;
+    }
+    given(&state, &caller.tenant_id, &collection, &doc_id, inline).await
+}
+
+/// Whether a document is processed in the request that gives it.
+fn inline(state: &AiState, format: Format, bytes: usize) -> bool {
+    format.is_light() && bytes <= state.config.inline_bytes
+}
+
+/// Processes a document just given (in the request when `inline`, by a worker otherwise)
+/// and answers with it.
+async fn given(
+    state: &web::Data<AiState>,
+    tenant: &str,
+    collection: &str,
+    id: &str,
+    inline: bool,
+) -> AppResult<HttpResponse> {
     if inline {
-        process::process(&state, &doc_id, 1).await?;
+        process::process(state, id, 1).await?;
     } else {
         state.wake.notify_one();
     }
-    let tenant = caller.tenant_id.clone();
+    answer(state, tenant, collection, id).await
+}
+
+/// The document as it stands: 202 while PROCESSING, 201 otherwise.
+async fn answer(
+    state: &AiState,
+    tenant: &str,
+    collection: &str,
+    id: &str,
+) -> AppResult<HttpResponse> {
+    let (tenant, collection, id) = (tenant.to_owned(), collection.to_owned(), id.to_owned());
     let out = state
         .db
-        .read(move |conn| store::document(conn, &tenant, &collection, &doc_id))
+        .read(move |conn| store::document(conn, &tenant, &collection, &id))
         .await?;
     let status = match out.status.as_str() {
         PROCESSING => actix_web::http::StatusCode::ACCEPTED,
         _ => actix_web::http::StatusCode::CREATED,
     };
     Ok(HttpResponse::build(status).json(render_document(out, None)))
+}
+
+#[utoipa::path(put, path = "/api/v1/ai/collections/{id}/documents/{doc_id}/content", tag = "ai",
+    request_body(description = "The file's bytes, in the format the document was announced with", content(
+        (Vec<u8> = "application/octet-stream"),
+    )),
+    responses((status = 201, description = "processed in the request: COMPLETED or ERROR", body = DocumentOut),
+        (status = 202, description = "PROCESSING in the background", body = DocumentOut),
+        (status = 403), (status = 404), (status = 409, description = "the document is not UPLOADING (its content was given)"),
+        (status = 413), (status = 422, description = "an empty body")),
+    security(("bearer" = [])))]
+pub async fn upload_content(
+    state: web::Data<AiState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    mut payload: web::Payload,
+) -> AppResult<HttpResponse> {
+    require_manage(&caller)?;
+    let (collection, id) = path.into_inner();
+    // The document first: nothing is read of a body for another tenant's, or one given.
+    let (tenant, c, d) = (caller.tenant_id.clone(), collection.clone(), id.clone());
+    let doc = state
+        .db
+        .read(move |conn| store::document(conn, &tenant, &c, &d))
+        .await?;
+    if doc.status != UPLOADING {
+        return Err(
+            AppError::Conflict("the document's content was uploaded already".into())
+                .with_code("ai.document_uploaded"),
+        );
+    }
+    let max = state.config.max_document_bytes;
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| AppError::BadRequest(format!("body: {e}")))?;
+        if body.len() + chunk.len() > max {
+            return Err(AppError::PayloadTooLarge(format!(
+                "a document is at most {max} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if body.is_empty() {
+        return Err(AppError::invalid("body", "is empty: send the file's bytes"));
+    }
+    let format = Format::parse(&doc.format).unwrap_or(Format::Text);
+    let inline = inline(&state, format, body.len());
+    let (tenant, c, d) = (caller.tenant_id.clone(), collection.clone(), id.clone());
+    state
+        .db
+        .write(move |conn| store::upload(conn, &tenant, &c, &d, &body, inline))
+        .await?;
+    given(&state, &caller.tenant_id, &collection, &id, inline).await
 }
 
 async fn from_json(mut payload: web::Payload, max: usize) -> AppResult<Received> {
@@ -496,10 +597,28 @@ async fn from_json(mut payload: web::Payload, max: usize) -> AppResult<Received>
     }
     let input: DocumentIn = agora_shared::http::json::parse(&body)?;
     let title = clean("title", &input.title, 300)?;
-    if input.text.trim().is_empty() {
+    let Some(text) = input.text else {
+        // Announced: its file comes next.
+        let format = input.format.as_deref().ok_or_else(|| {
+            AppError::invalid(
+                "format",
+                "is required without `text`: the format of the file to upload",
+            )
+        })?;
+        let format = Format::parse(format).ok_or_else(|| {
+            AppError::invalid("format", "must be text, markdown, html, pdf or docx")
+        })?;
+        return Ok(Received {
+            title,
+            format,
+            content: None,
+            metadata: metadata(input.metadata)?,
+        });
+    };
+    if text.trim().is_empty() {
         return Err(AppError::invalid("text", "must not be empty"));
     }
-    if input.text.len() > max {
+    if text.len() > max {
         return Err(AppError::PayloadTooLarge(format!(
             "a document is at most {max} bytes"
         )));
@@ -512,7 +631,7 @@ async fn from_json(mut payload: web::Payload, max: usize) -> AppResult<Received>
     Ok(Received {
         title,
         format,
-        content: input.text.into_bytes(),
+        content: Some(text.into_bytes()),
         metadata: metadata(input.metadata)?,
     })
 }
@@ -591,7 +710,7 @@ async fn from_multipart(mut form: Multipart, max: usize) -> AppResult<Received> 
     Ok(Received {
         title,
         format,
-        content,
+        content: Some(content),
         metadata: metadata(meta)?,
     })
 }

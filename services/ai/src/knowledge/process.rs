@@ -4,7 +4,10 @@
 //! which claim waiting documents (one replica wins each claim) and take over documents whose
 //! worker went away.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use tokio_util::sync::CancellationToken;
 
@@ -140,9 +143,31 @@ pub async fn process(state: &AiState, id: &str, attempt: i64) -> AppResult<()> {
     Ok(())
 }
 
+/// Deletes the documents whose content never came, at most once per `every`.
+async fn expire_uploads(state: &AiState, last: &mut Instant, every: Duration) {
+    if last.elapsed() < every {
+        return;
+    }
+    *last = Instant::now();
+    let expiry = Duration::from_secs(state.config.upload_expiry_secs);
+    let before = agora_shared::db::now() - chrono::Duration::from_std(expiry).unwrap_or_default();
+    match state
+        .db
+        .write(move |conn| store::expire_uploads(conn, before))
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(documents = n, "uploads that never came deleted"),
+        Err(err) => tracing::warn!(error = %err, "cannot delete expired uploads"),
+    }
+}
+
 /// A worker: processes waiting documents until `shutdown`.
 pub async fn run(state: Arc<AiState>, shutdown: CancellationToken) {
+    let every = Duration::from_secs(state.config.upload_expiry_secs.min(60));
+    let mut expired = Instant::now();
     loop {
+        expire_uploads(&state, &mut expired, every).await;
         loop {
             let now = agora_shared::db::now();
             let stale = now - chrono::Duration::from_std(STALE_CLAIM).unwrap_or_default();

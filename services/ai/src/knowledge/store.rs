@@ -11,6 +11,7 @@ use agora_shared::{AppError, AppResult, db::DbConnection};
 use crate::schema::{chunks, collections, documents};
 
 /// Processing states of a document.
+pub const UPLOADING: &str = "UPLOADING";
 pub const PROCESSING: &str = "PROCESSING";
 pub const COMPLETED: &str = "COMPLETED";
 pub const ERROR: &str = "ERROR";
@@ -547,7 +548,9 @@ pub fn reprocess(
     collection: &str,
     id: &str,
 ) -> AppResult<()> {
-    document(conn, tenant, collection, id)?;
+    if document(conn, tenant, collection, id)?.status == UPLOADING {
+        return Err(not_uploaded());
+    }
     let now = agora_shared::db::now();
     diesel::update(documents::table.find(id))
         .set((
@@ -560,6 +563,59 @@ pub fn reprocess(
         ))
         .execute(conn)?;
     Ok(())
+}
+
+fn not_uploaded() -> AppError {
+    AppError::Conflict("the document's content has not been uploaded".into())
+        .with_code("ai.document_uploading")
+}
+
+/// Gives an UPLOADING document its content, and it becomes PROCESSING (held by this request
+/// when `claim` is set, for a worker otherwise); 409 if it is not (or no longer) UPLOADING.
+pub fn upload(
+    conn: &mut DbConnection,
+    tenant: &str,
+    collection: &str,
+    id: &str,
+    content: &[u8],
+    claim: bool,
+) -> AppResult<()> {
+    document(conn, tenant, collection, id)?;
+    let now = agora_shared::db::now();
+    // Of two uploads at once, one finds the document UPLOADING.
+    let given = diesel::update(
+        documents::table
+            .filter(documents::id.eq(id))
+            .filter(documents::status.eq(UPLOADING)),
+    )
+    .set((
+        documents::content.eq(content),
+        documents::bytes.eq(content.len() as i64),
+        documents::status.eq(PROCESSING),
+        documents::attempt.eq(1),
+        documents::claims.eq(0),
+        documents::claimed_at.eq(claim.then_some(now)),
+        documents::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    if given == 0 {
+        return Err(
+            AppError::Conflict("the document's content was uploaded already".into())
+                .with_code("ai.document_uploaded"),
+        );
+    }
+    Ok(())
+}
+
+/// Deletes documents left UPLOADING since before `before` (their content never came);
+/// returns how many.
+pub fn expire_uploads(conn: &mut DbConnection, before: NaiveDateTime) -> AppResult<usize> {
+    Ok(diesel::delete(
+        documents::table
+            .filter(documents::status.eq(UPLOADING))
+            .filter(documents::created_at.lt(before)),
+    )
+    .execute(conn)?)
 }
 
 pub fn delete_document(

@@ -415,4 +415,175 @@ async fn rights(store: Store) {
     p.text(&editor, &c, "Hours", "Open 9 to 5.").await;
 }
 
-crate::on_every_store!(documents_in_every_format, uploads_meet_their_limits, rights);
+/// PUTs `body` as a document's content; returns the status and the JSON answer.
+async fn put_content(
+    p: &crate::support::Platform,
+    who: &Session,
+    url: &str,
+    body: Vec<u8>,
+) -> (u16, Value) {
+    let resp = p
+        .authed(Method::PUT, url, who)
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .call()
+        .await;
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn uploads_in_two_steps(store: Store) {
+    let p = platform(store, "max_document_bytes = 65536\ninline_bytes = 4096").await;
+    let admin = p.tenant("Acme").await;
+    let c = p.collection(&admin, "Manuals").await;
+    let path = format!("/api/v1/ai/collections/{c}/documents");
+
+    // Announced without its content: UPLOADING, with where to put it.
+    let (status, doc) = p
+        .post_as(
+            &admin,
+            &path,
+            json!({"title": "Guide", "format": "docx", "metadata": {"lang": "en"}}),
+        )
+        .await;
+    assert_eq!(
+        (status, doc["status"].as_str()),
+        (201, Some("UPLOADING")),
+        "{doc}"
+    );
+    let id = doc["id"].as_str().unwrap().to_owned();
+    let url = format!("/api/v1/ai/collections/{c}/documents/{id}/content");
+    assert_eq!(doc["upload_url"], url.as_str());
+    assert_eq!(doc["bytes"], 0);
+    // Announcing needs the format, and one of those taken.
+    let (status, body) = p.post_as(&admin, &path, json!({"title": "x"})).await;
+    assert_eq!(
+        (status, crate::fields(&body)),
+        (422, vec!["format".to_owned()])
+    );
+    let (status, body) = p
+        .post_as(&admin, &path, json!({"title": "x", "format": "exe"}))
+        .await;
+    assert_eq!(
+        (status, crate::fields(&body)),
+        (422, vec!["format".to_owned()])
+    );
+    // Nothing to process yet.
+    let resp = p
+        .authed(Method::POST, &format!("{path}/{id}/reprocess"), &admin)
+        .call()
+        .await;
+    let body = problem(resp, 409).await;
+    assert_eq!(body["code"], "ai.document_uploading");
+
+    // Only its tenant's managers may give the content.
+    let other = p.tenant("Globex").await;
+    let manual = files::docx(&[
+        (Some("Heading1"), "Setup"),
+        (None, "Plug the router into the fibre socket."),
+    ]);
+    assert_eq!(put_content(&p, &other, &url, manual.clone()).await.0, 404);
+    let reader = p.member(&admin, "reader@acme.test", &[]).await;
+    assert_eq!(put_content(&p, &reader, &url, manual.clone()).await.0, 403);
+    let (status, body) = put_content(&p, &admin, &url, Vec::new()).await;
+    assert_eq!(
+        (status, crate::fields(&body)),
+        (422, vec!["body".to_owned()])
+    );
+    let (status, _) = put_content(&p, &admin, &url, vec![b'a'; 70_000]).await;
+    assert_eq!(status, 413);
+
+    // The same content sent 20 times at once: one upload takes it, the others are told.
+    let sends = (0..20).map(|_| put_content(&p, &admin, &url, manual.clone()));
+    let statuses: Vec<u16> = futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        19,
+        "{statuses:?}"
+    );
+    let doc = p.processed(&admin, &c, &id).await;
+    assert_eq!(doc["status"], "COMPLETED", "{doc}");
+    assert!(doc["upload_url"].is_null(), "{doc}");
+    assert_eq!(doc["bytes"], manual.len());
+    let found = p.search(&admin, &[&c], "fibre socket", "hybrid").await;
+    assert_eq!(found[0]["document_id"], id.as_str());
+    let (status, body) = put_content(&p, &admin, &url, manual).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("ai.document_uploaded"))
+    );
+
+    // A small text document is processed in the request that gives it.
+    let (_, doc) = p
+        .post_as(
+            &admin,
+            &path,
+            json!({"title": "Notes", "format": "markdown"}),
+        )
+        .await;
+    let (status, doc) = put_content(
+        &p,
+        &admin,
+        doc["upload_url"].as_str().unwrap(),
+        b"# Notes\n\nThe warranty lasts two years.".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (status, doc["status"].as_str()),
+        (201, Some("COMPLETED")),
+        "{doc}"
+    );
+
+    let list = p
+        .authed(Method::GET, &format!("/api/v1/ai/collections/{c}"), &admin)
+        .value()
+        .await;
+    assert_eq!(list["document_count"], 2, "{list}");
+}
+
+async fn uploads_that_never_come_expire(store: Store) {
+    let p = platform(store, "upload_expiry_secs = 1").await;
+    let admin = p.tenant("Acme").await;
+    let c = p.collection(&admin, "Manuals").await;
+    let path = format!("/api/v1/ai/collections/{c}/documents");
+    p.text(&admin, &c, "Kept", "This one came whole.").await;
+    // Content that never comes: the document is deleted once it is past its expiry.
+    let (_, doc) = p
+        .post_as(&admin, &path, json!({"title": "Never", "format": "pdf"}))
+        .await;
+    let gone = format!("{path}/{}", doc["id"].as_str().unwrap());
+    agora_testkit::eventually(
+        std::time::Duration::from_secs(30),
+        "the upload expires",
+        || async {
+            let resp = p.authed(Method::GET, &gone, &admin).call().await;
+            match resp.status().as_u16() {
+                404 => Ok(()),
+                other => Err(other.to_string()),
+            }
+        },
+    )
+    .await;
+    let list = p
+        .authed(Method::GET, &format!("/api/v1/ai/collections/{c}"), &admin)
+        .value()
+        .await;
+    assert_eq!(list["document_count"], 1, "{list}");
+}
+
+crate::on_every_store!(
+    documents_in_every_format,
+    uploads_meet_their_limits,
+    uploads_in_two_steps,
+    uploads_that_never_come_expire,
+    rights
+);
