@@ -517,17 +517,24 @@ pub(crate) async fn meter(
     estimate: u64,
 ) -> Result<Meter, OpenAiError> {
     let (tenant, now) = (caller.tenant_id.clone(), agora_shared::db::now());
-    let reservation = state
-        .db
-        .write(move |conn| budget::reserve(conn, &tenant, estimate as i64, now))
-        .await?;
-    Ok(Meter::new(
+    let (state, user, model) = (
         state.clone().into_inner(),
-        reservation,
-        &caller.user_id,
-        model,
-        kind,
-    ))
+        caller.user_id.clone(),
+        model.to_owned(),
+    );
+    // Reserved, and the meter made, in a task of its own: a caller that goes away meanwhile
+    // (a deadline, a client hanging up) drops the task's meter once it is made, which gives
+    // the reservation back, instead of leaving it held until the period ends.
+    let reserving = tokio::spawn(async move {
+        let reservation = state
+            .db
+            .write(move |conn| budget::reserve(conn, &tenant, estimate as i64, now))
+            .await?;
+        Ok::<_, AppError>(Meter::new(state, reservation, &user, &model, kind))
+    });
+    Ok(reserving
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("reserving failed: {e}")))??)
 }
 
 /// A provider's chunks, counting the usage they report into `meter`, which is recorded when

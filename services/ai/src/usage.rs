@@ -99,12 +99,17 @@ impl Meter {
         }
     }
 
-    /// Records the call now.
+    /// Records the call now, in a task of its own: a caller that goes away while it is
+    /// written (a deadline, a client hanging up) does not stop it half way, which would
+    /// leave the reservation held.
     pub async fn record(mut self) -> AppResult<()> {
-        match self.inner.take() {
-            Some(reading) => write(&self.state, reading).await,
-            None => Ok(()),
-        }
+        let Some(reading) = self.inner.take() else {
+            return Ok(());
+        };
+        let state = self.state.clone();
+        tokio::spawn(async move { write(&state, reading).await })
+            .await
+            .map_err(|e| anyhow::anyhow!("recording usage failed: {e}"))?
     }
 }
 

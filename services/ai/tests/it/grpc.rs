@@ -6,7 +6,7 @@ use serde_json::json;
 use tonic::{Code, Request};
 
 use agora_proto::ai::v1::{self as pb, ai_service_client::AiServiceClient};
-use agora_shared::testing::Store;
+use agora_shared::testing::{Call, Store};
 
 use crate::support::{Session, platform};
 
@@ -246,4 +246,56 @@ async fn every_method_for_its_caller(store: Store) {
     assert_eq!(usage["usage"]["requests"], json!(3), "{usage}");
 }
 
-crate::on_every_store!(every_method_for_its_caller);
+/// Calls whose deadline passes at any point, the writing of their reservation included,
+/// give their reservation back: none holds the tenant's budget afterwards.
+async fn callers_that_go_away_give_their_reservation_back(store: Store) {
+    let p = platform(store, "").await;
+    let acme = p.tenant("Acme").await;
+    let client = AiServiceClient::connect(p.grpc.clone()).await.unwrap();
+    let calls = (0..60u64).map(|i| {
+        let mut client = client.clone();
+        let mut request = authed(
+            pb::ChatRequest {
+                model: "local".into(),
+                messages: vec![pb::ChatMessage {
+                    role: "user".into(),
+                    content: format!("How are refunds paid, question {i}?"),
+                }],
+                max_tokens: Some(200),
+                ..Default::default()
+            },
+            &acme,
+        );
+        // Deadlines from 1 to 20 ms: the service drops the call wherever it falls.
+        request.set_timeout(std::time::Duration::from_millis(1 + i % 20));
+        async move { client.chat(request).await }
+    });
+    let results = futures::future::join_all(calls).await;
+    let cut = results
+        .iter()
+        .filter(
+            |r| matches!(r, Err(e) if matches!(e.code(), Code::DeadlineExceeded | Code::Cancelled)),
+        )
+        .count();
+    assert!(cut > 0, "no call was cut short: the test proves nothing");
+    agora_testkit::eventually(
+        std::time::Duration::from_secs(10),
+        "every reservation is given back",
+        || async {
+            let usage = p
+                .authed(reqwest::Method::GET, "/api/v1/ai/budget", &acme)
+                .value()
+                .await;
+            match usage["usage"]["tokens_reserved"] == json!(0) {
+                true => Ok(()),
+                false => Err(usage.to_string()),
+            }
+        },
+    )
+    .await;
+}
+
+crate::on_every_store!(
+    every_method_for_its_caller,
+    callers_that_go_away_give_their_reservation_back
+);
