@@ -9,9 +9,10 @@
 //!   `message_delta`, `message_stop` events), which needs `x-api-key` and `anthropic-version`
 //!   headers, errors as `{"type": "error", "error": {type, message}}`.
 //!
-//! Every answer says who gave it: `"<label>: <the last user message>"`. Tests script failures
-//! (a status with an optional `Retry-After`, a delay) for the next requests, and read back what
-//! was asked (path, key, body).
+//! Every answer says who gave it: `"<label>: <the last user message>"` (or the last tool
+//! result given back). Tests script failures (a status with an optional `Retry-After`, a
+//! delay) or tool calls (OpenAI's `tool_calls`, Anthropic's `tool_use` blocks, whole or
+//! streamed) for the next requests, and read back what was asked (path, key, body).
 
 use std::{
     collections::VecDeque,
@@ -29,6 +30,15 @@ pub enum Step {
     Fail(u16, Option<u64>),
     /// The answer comes after this long.
     Delay(Duration),
+    /// The answer is a call of this tool with these arguments.
+    CallTool(String, Value),
+}
+
+/// What an answer says.
+enum Answer {
+    /// Text: the pattern, `{}` standing for the last user message or tool result.
+    Text(String),
+    Tool(String, Value),
 }
 
 /// A request the fake received.
@@ -116,7 +126,7 @@ async fn admit(
     key: Option<String>,
     body: &Value,
     anthropic: bool,
-) -> Result<Option<String>, HttpResponse> {
+) -> Result<Answer, HttpResponse> {
     let (step, label, keys, answer) = {
         let mut s = state.lock().expect("fake llm state");
         s.asked.push(Asked {
@@ -147,6 +157,7 @@ async fn admit(
     }
     match step {
         Some(Step::Delay(d)) => tokio::time::sleep(d).await,
+        Some(Step::CallTool(name, arguments)) => return Ok(Answer::Tool(name, arguments)),
         Some(Step::Fail(status, retry_after)) => {
             let kind = match status {
                 429 => "rate_limit_error",
@@ -165,33 +176,52 @@ async fn admit(
         }
         None => {}
     }
-    Ok(Some(answer.unwrap_or_else(|| format!("{label}: {{}}"))))
+    Ok(Answer::Text(
+        answer.unwrap_or_else(|| format!("{label}: {{}}")),
+    ))
 }
 
 /// The answer's text: the scripted one, or `<label>: <the last user message>`.
-fn reply(pattern: Option<String>, messages: &Value) -> String {
-    pattern
-        .unwrap_or_default()
-        .replace("{}", &last_user(messages))
+fn reply(pattern: &str, messages: &Value) -> String {
+    pattern.replace("{}", &last_user(messages))
 }
 
+/// The last user message's text, or the last tool result (OpenAI's `tool` message,
+/// Anthropic's `tool_result` block).
 fn last_user(messages: &Value) -> String {
     messages
         .as_array()
         .into_iter()
         .flatten()
         .rev()
-        .find(|m| m["role"] == "user")
+        .find(|m| m["role"] == "user" || m["role"] == "tool")
         .map(|m| match &m["content"] {
             Value::String(s) => s.clone(),
             Value::Array(parts) => parts
                 .iter()
-                .filter_map(|p| p["text"].as_str())
+                .filter_map(|p| match p["type"].as_str() {
+                    Some("tool_result") => match &p["content"] {
+                        Value::String(s) => Some(s.clone()),
+                        other => Some(other.to_string()),
+                    },
+                    _ => p["text"].as_str().map(str::to_owned),
+                })
                 .collect::<Vec<_>>()
                 .join(" "),
             _ => String::new(),
         })
         .unwrap_or_default()
+}
+
+/// A tool call's id, made of its name.
+fn call_id(name: &str) -> String {
+    format!("call_{name}_{}", rand_suffix())
+}
+
+fn rand_suffix() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 fn sse(events: Vec<String>) -> HttpResponse {
@@ -203,13 +233,24 @@ fn sse(events: Vec<String>) -> HttpResponse {
 async fn openai_chat(state: Shared, req: HttpRequest, body: web::Json<Value>) -> HttpResponse {
     let key =
         header(&req, "authorization").and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned));
-    let pattern = match admit(&state, &req, key, &body, false).await {
+    let answer = match admit(&state, &req, key, &body, false).await {
         Ok(p) => p,
         Err(resp) => return resp,
     };
-    let text = reply(pattern, &body["messages"]);
     let model = body["model"].clone();
     let usage = json!({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15});
+    let text = match answer {
+        Answer::Text(pattern) => reply(&pattern, &body["messages"]),
+        Answer::Tool(name, arguments) => {
+            let call = json!({"id": call_id(&name), "type": "function",
+                "function": {"name": name, "arguments": arguments.to_string()}});
+            return HttpResponse::Ok().json(json!({
+                "id": "chatcmpl-fake", "object": "chat.completion", "created": 1_700_000_000, "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "tool_calls": [call]}, "finish_reason": "tool_calls"}],
+                "usage": usage,
+            }));
+        }
+    };
     if body["stream"] != true {
         return HttpResponse::Ok().json(json!({
             "id": "chatcmpl-fake", "object": "chat.completion", "created": 1_700_000_000, "model": model,
@@ -280,12 +321,45 @@ async fn anthropic_messages(
         return HttpResponse::BadRequest().json(json!({"type": "error", "error": {"type": "invalid_request_error", "message": "max_tokens: Field required"}}));
     }
     let key = header(&req, "x-api-key");
-    let pattern = match admit(&state, &req, key, &body, true).await {
+    let answer = match admit(&state, &req, key, &body, true).await {
         Ok(p) => p,
         Err(resp) => return resp,
     };
-    let text = reply(pattern, &body["messages"]);
     let model = body["model"].clone();
+    let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let text = match answer {
+        Answer::Text(pattern) => reply(&pattern, &body["messages"]),
+        Answer::Tool(name, arguments) => {
+            let id = call_id(&name);
+            if body["stream"] != true {
+                return HttpResponse::Ok().json(json!({
+                    "id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+                    "content": [{"type": "text", "text": "Looking it up."},
+                        {"type": "tool_use", "id": id, "name": name, "input": arguments}],
+                    "stop_reason": "tool_use", "stop_sequence": null,
+                    "usage": {"input_tokens": 12, "output_tokens": 6},
+                }));
+            }
+            // The arguments arrive as pieces of JSON, as Anthropic streams them.
+            let json_text = arguments.to_string();
+            let (head, tail) = json_text.split_at(json_text.len() / 2);
+            let mut events = vec![event(
+                "message_start",
+                json!({"type": "message_start", "message": {"id": "msg_fake", "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": null, "usage": {"input_tokens": 12, "output_tokens": 1}}}),
+            )];
+            events.push(event("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}}})));
+            for piece in [head, tail] {
+                events.push(event("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": piece}})));
+            }
+            events.push(event(
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": 0}),
+            ));
+            events.push(event("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 6}})));
+            events.push(event("message_stop", json!({"type": "message_stop"})));
+            return sse(events);
+        }
+    };
     if body["stream"] != true {
         return HttpResponse::Ok().json(json!({
             "id": "msg_fake", "type": "message", "role": "assistant", "model": model,
@@ -294,7 +368,6 @@ async fn anthropic_messages(
             "usage": {"input_tokens": 12, "output_tokens": 6},
         }));
     }
-    let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
     let mut events = vec![
         event(
             "message_start",

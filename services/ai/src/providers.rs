@@ -365,28 +365,110 @@ fn text_of(content: &Value) -> String {
     }
 }
 
+/// An OpenAI message's content as Anthropic's content blocks: its text, an assistant's
+/// tool calls as `tool_use` blocks, a tool's answer as a `tool_result` block.
+fn blocks_of(m: &Value) -> Vec<Value> {
+    let text = text_of(&m["content"]);
+    if m["role"] == "tool" {
+        return vec![json!({"type": "tool_result",
+            "tool_use_id": m["tool_call_id"].as_str().unwrap_or_default(), "content": text})];
+    }
+    let mut blocks = Vec::new();
+    // Anthropic refuses empty text blocks.
+    if !text.is_empty() {
+        blocks.push(json!({"type": "text", "text": text}));
+    }
+    for call in m["tool_calls"].as_array().into_iter().flatten() {
+        let arguments = call["function"]["arguments"].as_str().unwrap_or("{}");
+        let input = match serde_json::from_str::<Value>(arguments) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => json!({}),
+        };
+        blocks.push(json!({"type": "tool_use", "id": call["id"],
+            "name": call["function"]["name"], "input": input}));
+    }
+    blocks
+}
+
+/// OpenAI's function tools and tool choice as Anthropic's.
+fn tools_to_anthropic(body: &Value, out: &mut Value) {
+    let tools: Vec<Value> = body["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["type"] == "function")
+        .map(|t| {
+            let f = &t["function"];
+            let mut tool = json!({"name": f["name"], "input_schema": match &f["parameters"] {
+                Value::Object(_) => f["parameters"].clone(),
+                _ => json!({"type": "object", "properties": {}}),
+            }});
+            if f["description"].is_string() {
+                tool["description"] = f["description"].clone();
+            }
+            tool
+        })
+        .collect();
+    if tools.is_empty() {
+        return;
+    }
+    out["tools"] = json!(tools);
+    let mut choice = match &body["tool_choice"] {
+        Value::String(s) if s == "required" => json!({"type": "any"}),
+        Value::String(s) if s == "none" => json!({"type": "none"}),
+        Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("function") => {
+            json!({"type": "tool", "name": body["tool_choice"]["function"]["name"]})
+        }
+        _ => json!({"type": "auto"}),
+    };
+    if body["parallel_tool_calls"] == false && choice["type"] != "none" {
+        choice["disable_parallel_tool_use"] = json!(true);
+    }
+    out["tool_choice"] = choice;
+}
+
 /// An OpenAI chat request as Anthropic's Messages API takes it: system and developer
 /// messages become `system`; the others alternate user and assistant (neighbours of one role
-/// joined).
+/// joined; tool answers are the user's), tool calls and answers as their blocks, tools and
+/// the tool choice as Anthropic's.
 fn to_anthropic(body: &Value, model: &str, stream: bool, default_max_tokens: u64) -> Value {
     let mut system = Vec::new();
     let mut messages: Vec<Value> = Vec::new();
     for m in body["messages"].as_array().into_iter().flatten() {
-        let text = text_of(&m["content"]);
         let role = match m["role"].as_str() {
             Some("system" | "developer") => {
-                system.push(text);
+                system.push(text_of(&m["content"]));
                 continue;
             }
             Some("assistant") => "assistant",
             _ => "user",
         };
+        let plain = m["role"] != "tool" && m["tool_calls"].as_array().is_none_or(Vec::is_empty);
+        let content = match plain {
+            true => json!(text_of(&m["content"])),
+            false => json!(blocks_of(m)),
+        };
         match messages.last_mut() {
             Some(last) if last["role"] == role => {
-                let joined = format!("{}\n\n{text}", last["content"].as_str().unwrap_or_default());
-                last["content"] = json!(joined);
+                last["content"] = match (&last["content"], &content) {
+                    (Value::String(a), Value::String(b)) => json!(format!("{a}\n\n{b}")),
+                    _ => {
+                        let mut joined = match &last["content"] {
+                            Value::String(_) => blocks_of(last),
+                            Value::Array(b) => b.clone(),
+                            _ => Vec::new(),
+                        };
+                        match &content {
+                            Value::Array(b) => joined.extend(b.iter().cloned()),
+                            _ => {
+                                joined.extend(blocks_of(&json!({"role": role, "content": content})))
+                            }
+                        }
+                        json!(joined)
+                    }
+                };
             }
-            _ => messages.push(json!({"role": role, "content": text})),
+            _ => messages.push(json!({"role": role, "content": content})),
         }
     }
     let max_tokens = body["max_completion_tokens"]
@@ -407,6 +489,7 @@ fn to_anthropic(body: &Value, model: &str, stream: bool, default_max_tokens: u64
         Value::Array(a) => out["stop_sequences"] = json!(a),
         _ => {}
     }
+    tools_to_anthropic(body, &mut out);
     if stream {
         out["stream"] = json!(true);
     }
@@ -425,15 +508,29 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// An Anthropic message as an OpenAI chat completion.
+/// An Anthropic message as an OpenAI chat completion (its `tool_use` blocks as tool calls).
 fn from_anthropic(message: &Value) -> Value {
-    let text: String = message["content"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let blocks = message["content"].as_array().cloned().unwrap_or_default();
+    let text: String = blocks
+        .iter()
         .filter(|b| b["type"] == "text")
         .filter_map(|b| b["text"].as_str())
         .collect();
+    let calls: Vec<Value> = blocks
+        .iter()
+        .filter(|b| b["type"] == "tool_use")
+        .map(|b| {
+            json!({"id": b["id"], "type": "function", "function": {"name": b["name"],
+                "arguments": b["input"].to_string()}})
+        })
+        .collect();
+    let mut reply = json!({"role": "assistant", "content": text, "refusal": null});
+    if !calls.is_empty() {
+        if text.is_empty() {
+            reply["content"] = Value::Null;
+        }
+        reply["tool_calls"] = json!(calls);
+    }
     let (input, output) = (
         message["usage"]["input_tokens"].as_u64().unwrap_or(0),
         message["usage"]["output_tokens"].as_u64().unwrap_or(0),
@@ -445,7 +542,7 @@ fn from_anthropic(message: &Value) -> Value {
         "model": message["model"],
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": text, "refusal": null},
+            "message": reply,
             "logprobs": null,
             "finish_reason": finish_reason(&message["stop_reason"]),
         }],
@@ -463,12 +560,15 @@ fn anthropic_stream(
         model: Value,
         input: u64,
         output: u64,
+        /// Anthropic's block index of each tool call, in the order OpenAI numbers them.
+        tools: Vec<u64>,
     }
     let seen = Seen {
         id: String::new(),
         model: Value::Null,
         input: 0,
         output: 0,
+        tools: Vec::new(),
     };
     let created = now();
     Box::pin(
@@ -502,6 +602,23 @@ fn anthropic_stream(
                     }
                     Some("content_block_delta") if event["delta"]["type"] == "text_delta" => {
                         vec![Ok(chunk(seen, json!({"content": event["delta"]["text"]}), Value::Null))]
+                    }
+                    Some("content_block_start") if event["content_block"]["type"] == "tool_use" => {
+                        let block = &event["content_block"];
+                        seen.tools.push(event["index"].as_u64().unwrap_or_default());
+                        let call = json!({"index": seen.tools.len() - 1, "id": block["id"],
+                            "type": "function", "function": {"name": block["name"], "arguments": ""}});
+                        vec![Ok(chunk(seen, json!({"tool_calls": [call]}), Value::Null))]
+                    }
+                    Some("content_block_delta") if event["delta"]["type"] == "input_json_delta" => {
+                        let block = event["index"].as_u64().unwrap_or_default();
+                        match seen.tools.iter().position(|b| *b == block) {
+                            Some(i) => {
+                                let call = json!({"index": i, "function": {"arguments": event["delta"]["partial_json"]}});
+                                vec![Ok(chunk(seen, json!({"tool_calls": [call]}), Value::Null))]
+                            }
+                            None => vec![],
+                        }
                     }
                     Some("message_delta") => {
                         seen.output = event["usage"]["output_tokens"].as_u64().unwrap_or(seen.output);
@@ -555,6 +672,49 @@ mod tests {
         assert_eq!(out["stop_sequences"], json!(["END"]));
         assert_eq!(out["stream"], true);
         assert_eq!(find_event_end(b"data: a\r\n\r\nx", 0), Some((7, 11)));
+
+        // Tool calls and their answers become Anthropic's blocks; a tool's answer and the
+        // user's next words are one user turn.
+        let body = json!({"tool_choice": "required", "parallel_tool_calls": false,
+        "tools": [{"type": "function", "function": {"name": "f", "description": "F.",
+            "parameters": {"type": "object", "properties": {"a": {"type": "integer"}}}}}],
+        "messages": [
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+                "function": {"name": "f", "arguments": "{\"a\":1}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "42"},
+            {"role": "user", "content": "thanks"},
+        ]});
+        let out = to_anthropic(&body, "claude-x", false, 1024);
+        assert_eq!(
+            out["messages"],
+            json!([
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "c1", "name": "f", "input": {"a": 1}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c1", "content": "42"},
+                    {"type": "text", "text": "thanks"}]},
+            ])
+        );
+        assert_eq!(
+            out["tools"],
+            json!([{"name": "f", "description": "F.", "input_schema": {"type": "object", "properties": {"a": {"type": "integer"}}}}])
+        );
+        assert_eq!(
+            out["tool_choice"],
+            json!({"type": "any", "disable_parallel_tool_use": true})
+        );
+        let back = from_anthropic(
+            &json!({"id": "m", "model": "claude-x", "stop_reason": "tool_use",
+            "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {"a": 2}}],
+            "usage": {"input_tokens": 3, "output_tokens": 4}}),
+        );
+        let message = &back["choices"][0]["message"];
+        assert_eq!(message["content"], Value::Null);
+        assert_eq!(
+            message["tool_calls"][0]["function"]["arguments"],
+            "{\"a\":2}"
+        );
+        assert_eq!(back["choices"][0]["finish_reason"], "tool_calls");
         assert_eq!(find_event_end(b"data: a\n\nx", 6), Some((7, 9)));
     }
 }

@@ -346,31 +346,22 @@ pub fn cited(content: &str, question: &str, passages: &[answer::Passage]) -> Vec
         .collect()
 }
 
-/// An answer written by the configured model `alias` from the passages retrieved for
-/// `question`, through the router and against the caller's tenant's budget.
-pub async fn written(
+/// A whole chat completion of `body` (an OpenAI chat request with its `max_tokens`) from the
+/// configured model `alias` (the tenant's own definition `own`, if it is one), through the
+/// router and against the caller's tenant's budget, recorded as a call of `kind`.
+pub async fn complete(
     state: &web::Data<AiState>,
     caller: &Caller,
-    ids: &[String],
-    question: &str,
-    top_k: usize,
     alias: &str,
-    own: Option<crate::config::ModelConfig>,
-) -> AppResult<AnswerOut> {
-    let hits = run(state, caller, ids, question, Mode::Hybrid, top_k, None).await?;
-    let passages: Vec<answer::Passage> = hits
-        .into_iter()
-        .map(|h| answer::Passage {
-            document_id: h.document_id,
-            chunk_id: h.chunk_id,
-            title: h.title,
-            text: h.text,
-        })
-        .collect();
-    let limit = state.config.default_max_tokens;
-    let body = prompt(question, &passages, limit);
+    own: Option<&crate::config::ModelConfig>,
+    body: &Value,
+    kind: &'static str,
+) -> AppResult<(Value, crate::router::Served)> {
+    let limit = body["max_tokens"]
+        .as_u64()
+        .unwrap_or(state.config.default_max_tokens);
     let prompt_tokens = crate::local::text::estimate_tokens(&body["messages"].to_string());
-    let mut meter = crate::openai::meter(state, caller, alias, "answer", prompt_tokens + limit)
+    let mut meter = crate::openai::meter(state, caller, alias, kind, prompt_tokens + limit)
         .await
         .map_err(|e| e.0)?;
     let routed = match crate::keys::tenant_keys(state, &caller.tenant_id).await {
@@ -380,8 +371,8 @@ pub async fn written(
                 .call(
                     &state.config,
                     alias,
-                    own.as_ref(),
-                    &body,
+                    own,
+                    body,
                     crate::router::Call::Chat { stream: false },
                     &keys,
                 )
@@ -414,6 +405,34 @@ pub async fn written(
     );
     meter.status("ok");
     meter.record().await?;
+    Ok((completion, served))
+}
+
+/// An answer written by the configured model `alias` from the passages retrieved for
+/// `question`, through the router and against the caller's tenant's budget.
+pub async fn written(
+    state: &web::Data<AiState>,
+    caller: &Caller,
+    ids: &[String],
+    question: &str,
+    top_k: usize,
+    alias: &str,
+    own: Option<crate::config::ModelConfig>,
+) -> AppResult<AnswerOut> {
+    let hits = run(state, caller, ids, question, Mode::Hybrid, top_k, None).await?;
+    let passages: Vec<answer::Passage> = hits
+        .into_iter()
+        .map(|h| answer::Passage {
+            document_id: h.document_id,
+            chunk_id: h.chunk_id,
+            title: h.title,
+            text: h.text,
+        })
+        .collect();
+    let limit = state.config.default_max_tokens;
+    let body = prompt(question, &passages, limit);
+    let (completion, served) =
+        complete(state, caller, alias, own.as_ref(), &body, "answer").await?;
     let content = completion["choices"][0]["message"]["content"]
         .as_str()
         .unwrap_or_default()

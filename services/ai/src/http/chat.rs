@@ -42,6 +42,9 @@ pub struct ChatIn {
     pub message: String,
     /// The conversation to continue (none: a new one).
     pub conversation_id: Option<String>,
+    /// A chat model alias to answer with (it calls the look-ups as tools); none or `local`:
+    /// the built-in assistant, which reads questions by rules.
+    pub model: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -59,8 +62,8 @@ pub struct MessageOut {
 pub struct ChatOut {
     pub conversation_id: String,
     pub reply: MessageOut,
-    pub provider: &'static str,
-    pub model: &'static str,
+    pub provider: String,
+    pub model: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -172,6 +175,21 @@ fn append(
     Ok(())
 }
 
+/// Messages of a conversation a model is given, at most (the latest).
+const HISTORY: i64 = 20;
+
+/// The latest messages of a conversation, oldest first: (role, content).
+fn recent(conn: &mut DbConnection, conversation: &str) -> AppResult<Vec<(String, String)>> {
+    let mut rows: Vec<(String, String)> = messages::table
+        .filter(messages::conversation_id.eq(conversation))
+        .order(messages::ordinal.desc())
+        .select((messages::role, messages::content))
+        .limit(HISTORY)
+        .load(conn)?;
+    rows.reverse();
+    Ok(rows)
+}
+
 #[utoipa::path(post, path = "/api/v1/ai/chat", tag = "ai", request_body = ChatIn,
     responses((status = 200, description = "the assistant's answer, from the tenant's tickets and figures, kept in the caller's conversation", body = ChatOut),
         (status = 404, description = "no such conversation of the caller's"), (status = 409, description = "the conversation is full"), (status = 422)),
@@ -182,6 +200,9 @@ pub async fn chat(
     body: ValidJson<ChatIn>,
 ) -> AppResult<HttpResponse> {
     let body = body.0;
+    let model = super::answers::check_model(&state, &caller, "model", body.model.as_deref())
+        .await?
+        .map(|(alias, own)| (alias.to_owned(), own));
     let message = body.message.trim().to_owned();
     if message.is_empty() || message.chars().count() > MAX_MESSAGE_CHARS {
         return Err(AppError::invalid(
@@ -216,7 +237,24 @@ pub async fn chat(
             Ok(id)
         })
         .await?;
-    let (content, data) = assistant::answer(&state, &caller, &message).await?;
+    let (content, data, provider, model) = match model {
+        None => {
+            let (content, data) = assistant::answer(&state, &caller, &message).await?;
+            (
+                content,
+                data,
+                crate::local::PROVIDER.to_owned(),
+                assistant::MODEL.to_owned(),
+            )
+        }
+        Some((alias, own)) => {
+            let id = conversation.clone();
+            let history = state.db.read(move |conn| recent(conn, &id)).await?;
+            let (content, data, provider) =
+                assistant::model::answer(&state, &caller, &alias, own.as_ref(), &history).await?;
+            (content, data, provider, alias)
+        }
+    };
     let at = agora_shared::db::now();
     let (id, c, d) = (conversation.clone(), content.clone(), data.clone());
     state
@@ -231,8 +269,8 @@ pub async fn chat(
             data: Some(data),
             created_at: rfc3339(at),
         },
-        provider: crate::local::PROVIDER,
-        model: assistant::MODEL,
+        provider,
+        model,
     }))
 }
 
