@@ -36,6 +36,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Read one uploaded document (stdin) into text (stdout) within memory and CPU limits:
+    /// the process the ai service reads PDF and DOCX files in. Not for people.
+    #[command(hide = true)]
+    ExtractDocument {
+        #[arg(long)]
+        format: String,
+        #[arg(long)]
+        max_bytes: usize,
+        #[arg(long)]
+        memory_mib: u64,
+        #[arg(long)]
+        cpu_secs: u64,
+    },
     /// Run the chosen services (distributed mode).
     Serve {
         /// Service to run, by name (`all` for every one); repeat for several. An unknown name
@@ -110,6 +123,25 @@ enum AdminCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::ExtractDocument {
+        format,
+        max_bytes,
+        memory_mib,
+        cpu_secs,
+    }) = &cli.command
+    {
+        // No runtime, no configuration: this process reads one document and exits.
+        let code =
+            agora_ai::knowledge::extract::child_main(format, *max_bytes, *memory_mib, *cpu_secs);
+        return ExitCode::from(code as u8);
+    }
+    // The ai service reads PDF and DOCX files in child processes of this binary, under a
+    // memory limit. mimalloc reserves 1 GiB of address space as it starts, which the limit
+    // would count but not bound (the heap grows inside it): the readers reserve none.
+    agora_ai::knowledge::extract::read_in_child_processes(
+        std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into()),
+        vec![("MIMALLOC_ARENA_RESERVE".into(), "0".into())],
+    );
     // Container runtimes read 1 as unhealthy (and reserve 2).
     let failed = match cli.command {
         Some(Command::Health { .. }) => 1,
@@ -197,6 +229,8 @@ async fn run(cli: Cli, telemetry: &mut Option<TelemetryGuard>) -> anyhow::Result
             let (config, common) = load()?;
             rebuild_analytics(config, common).await
         }
+        // Answered in `main`, before any runtime.
+        Some(Command::ExtractDocument { .. }) => Ok(()),
     }
 }
 

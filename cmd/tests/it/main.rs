@@ -1,6 +1,7 @@
 //! The `agora` binary as a user runs it: start-up, bad configuration, shutdown, upgrades.
 
 mod distributed;
+mod documents;
 mod ops;
 mod supervise;
 mod upgrade;

@@ -86,6 +86,9 @@ pub struct AiConfig {
     /// gives them (201, searchable at once); larger ones and PDF and DOCX files in the
     /// background (202).
     pub inline_bytes: usize,
+    /// Memory a process reading a PDF or DOCX file may take, in MiB (the `agora` binary
+    /// reads them in child processes; a file needing more is ERROR).
+    pub extraction_memory_mib: u64,
     /// How long a document announced without its content (UPLOADING) waits for it before
     /// it is deleted, in seconds.
     pub upload_expiry_secs: u64,
@@ -139,6 +142,7 @@ impl Default for AiConfig {
             max_extracted_bytes: 8 * 1024 * 1024,
             inline_bytes: 256 * 1024,
             upload_expiry_secs: 24 * 3600,
+            extraction_memory_mib: 1024,
             chunk_chars: 1000,
             chunk_overlap_chars: 150,
             max_collections_per_tenant: 100,
@@ -170,6 +174,7 @@ impl Validate for AiConfig {
             ("max_extracted_bytes", self.max_extracted_bytes),
             ("max_input_bytes", self.max_input_bytes),
             ("upload_expiry_secs", self.upload_expiry_secs as usize),
+            ("extraction_memory_mib", self.extraction_memory_mib as usize),
             (
                 "max_collections_per_tenant",
                 self.max_collections_per_tenant as usize,

@@ -45,7 +45,12 @@ pub async fn process(state: &AiState, id: &str, attempt: i64) -> AppResult<()> {
         return Ok(());
     };
     let format = extract::Format::parse(&format).unwrap_or(extract::Format::Text);
-    let extracted = extract::extract(format, content, state.config.max_extracted_bytes).await;
+    let limits = extract::Limits {
+        max_bytes: state.config.max_extracted_bytes,
+        memory_mib: state.config.extraction_memory_mib,
+        permits: state.extraction.clone(),
+    };
+    let extracted = extract::extract(format, content, &limits).await;
     let doc = id.to_owned();
     let text = match extracted {
         Ok(text) => text,
