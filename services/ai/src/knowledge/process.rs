@@ -156,6 +156,15 @@ async fn expire_uploads(state: &AiState, last: &mut Instant, every: Duration) {
     *last = Instant::now();
     let expiry = Duration::from_secs(state.config.upload_expiry_secs);
     let before = agora_shared::db::now() - chrono::Duration::from_std(expiry).unwrap_or_default();
+    if !matches!(
+        state
+            .db
+            .read(move |conn| store::any_expired(conn, before))
+            .await,
+        Ok(true)
+    ) {
+        return;
+    }
     match state
         .db
         .write(move |conn| store::expire_uploads(conn, before))

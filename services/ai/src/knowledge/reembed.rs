@@ -126,6 +126,25 @@ struct Lease {
     cursor: String,
 }
 
+/// Whether a collection waits to be re-embedded with one of `models` (a read, so that idle
+/// workers commit nothing).
+fn any_waiting(
+    conn: &mut DbConnection,
+    models: &[String],
+    stale_before: NaiveDateTime,
+) -> AppResult<bool> {
+    Ok(diesel::select(diesel::dsl::exists(
+        collections::table
+            .filter(collections::next_embedding_model.eq_any(models))
+            .filter(
+                collections::reembed_claimed_at
+                    .is_null()
+                    .or(collections::reembed_claimed_at.lt(stale_before)),
+            ),
+    ))
+    .get_result(conn)?)
+}
+
 /// Takes the lease of a collection waiting to be re-embedded with one of `models` (the ones
 /// this replica has).
 fn claim(
@@ -293,6 +312,14 @@ pub async fn work(state: &AiState, shutdown: &CancellationToken) -> AppResult<bo
     let models: Vec<String> = state.embedders.names();
     let now = agora_shared::db::now();
     let stale = now - chrono::Duration::from_std(LEASE).unwrap_or_default();
+    let wanted = models.clone();
+    if !state
+        .db
+        .read(move |conn| any_waiting(conn, &wanted, stale))
+        .await?
+    {
+        return Ok(false);
+    }
     let Some(mut lease) = state
         .db
         .write(move |conn| claim(conn, &models, now, stale))

@@ -607,6 +607,17 @@ pub fn upload(
     Ok(())
 }
 
+/// Whether a document is left UPLOADING since before `before` (a read, so that idle workers
+/// commit nothing).
+pub fn any_expired(conn: &mut DbConnection, before: NaiveDateTime) -> AppResult<bool> {
+    Ok(diesel::select(diesel::dsl::exists(
+        documents::table
+            .filter(documents::status.eq(UPLOADING))
+            .filter(documents::created_at.lt(before)),
+    ))
+    .get_result(conn)?)
+}
+
 /// Deletes documents left UPLOADING since before `before` (their content never came);
 /// returns how many.
 pub fn expire_uploads(conn: &mut DbConnection, before: NaiveDateTime) -> AppResult<usize> {
