@@ -37,7 +37,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Read one uploaded document (stdin) into text (stdout) within memory and CPU limits:
-    /// the process the ai service reads PDF and DOCX files in. Not for people.
+    /// the process the ai service reads HTML, PDF and DOCX files in. Not for people.
     #[command(hide = true)]
     ExtractDocument {
         #[arg(long)]
@@ -135,11 +135,15 @@ fn main() -> ExitCode {
             agora_ai::knowledge::extract::child_main(format, *max_bytes, *memory_mib, *cpu_secs);
         return ExitCode::from(code as u8);
     }
-    // The ai service reads PDF and DOCX files in child processes of this binary, under a
+    // The ai service reads HTML, PDF and DOCX files in child processes of this binary, under a
     // memory limit. mimalloc reserves 1 GiB of address space as it starts, which the limit
     // would count but not bound (the heap grows inside it): the readers reserve none.
     agora_ai::knowledge::extract::read_in_child_processes(
-        std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into()),
+        // The running binary itself, even once an upgrade has replaced its file.
+        match std::path::Path::new("/proc/self/exe").exists() {
+            true => "/proc/self/exe".into(),
+            false => std::env::current_exe().unwrap_or_default(),
+        },
         vec![("MIMALLOC_ARENA_RESERVE".into(), "0".into())],
     );
     // Container runtimes read 1 as unhealthy (and reserve 2).

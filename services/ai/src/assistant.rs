@@ -339,8 +339,10 @@ pub mod model {
     /// Model calls per question (the last one may not call tools: it must answer).
     pub const MAX_ROUNDS: usize = 4;
 
-    /// Tool calls run per model call (more are answered as refused).
+    /// Tool calls run per model call, and per question (more are answered as refused): each
+    /// is a look-up in tickets or analytics, which the model's budget does not count.
     pub const MAX_CALLS: usize = 5;
+    pub const MAX_CALLS_PER_QUESTION: usize = 8;
 
     /// Longest tool result given back to the model, in bytes.
     const MAX_RESULT: usize = 16 * 1024;
@@ -520,10 +522,20 @@ pub mod model {
                 let id = call["id"].as_str().unwrap_or_default();
                 let name = call["function"]["name"].as_str().unwrap_or_default();
                 let arguments = call["function"]["arguments"].as_str().unwrap_or_default();
-                let result = match i < MAX_CALLS {
-                    true => run(state, caller, name, arguments).await?,
-                    false => {
-                        json!({"error": format!("at most {MAX_CALLS} tool calls are run at once")})
+                let result = if i >= MAX_CALLS {
+                    json!({"error": format!("at most {MAX_CALLS} tool calls are run at once")})
+                } else if trace.len() >= MAX_CALLS_PER_QUESTION {
+                    json!({"error": format!(
+                        "at most {MAX_CALLS_PER_QUESTION} tool calls are run per question; answer with what was found"
+                    )})
+                } else {
+                    match run(state, caller, name, arguments).await {
+                        Ok(found) => found,
+                        // The model is told, and may answer without it.
+                        Err(e) => {
+                            tracing::warn!(tool = %name, error = %e, "an assistant look-up failed");
+                            json!({"error": "the look-up failed; try again later"})
+                        }
                     }
                 };
                 let mut content = result.to_string();

@@ -86,7 +86,7 @@ pub struct AiConfig {
     /// gives them (201, searchable at once); larger ones and PDF and DOCX files in the
     /// background (202).
     pub inline_bytes: usize,
-    /// Memory a process reading a PDF or DOCX file may take, in MiB (the `agora` binary
+    /// Memory a process reading an HTML, PDF or DOCX file may take, in MiB (the `agora` binary
     /// reads them in child processes; a file needing more is ERROR).
     pub extraction_memory_mib: u64,
     /// How long a document announced without its content (UPLOADING) waits for it before
@@ -275,6 +275,12 @@ impl Validate for AiConfig {
             && let Err(e) = agora_shared::sealed::Sealer::from_base64(kek.expose())
         {
             return Err(ConfigError::new(key("key_encryption_key"), e));
+        }
+        if self.upload_expiry_secs > 30 * 24 * 3600 {
+            return Err(ConfigError::new(
+                key("upload_expiry_secs"),
+                "must be at most 2592000 (30 days)",
+            ));
         }
         if self.inline_bytes > self.max_document_bytes {
             return Err(ConfigError::new(

@@ -432,6 +432,9 @@ pub(crate) async fn open(
             return Err(e.into());
         }
     };
+    // While the provider works, the call is charged its reservation: a client that hangs up
+    // meanwhile pays for what it asked (the provider bills it all the same).
+    meter.tokens(prompt_tokens as i64, (estimate - prompt_tokens) as i64);
     let routed = state
         .router
         .call(
@@ -446,6 +449,7 @@ pub(crate) async fn open(
     let (reply, served) = match routed {
         Ok(r) => r,
         Err(e) => {
+            meter.tokens(0, 0);
             meter.status(&e.code());
             meter.record().await?;
             return Err(e.into());
@@ -911,6 +915,8 @@ async fn remote_embeddings(
             return Err(e.into());
         }
     };
+    // Charged its reservation while the provider works (see `open`).
+    meter.tokens(estimate as i64, 0);
     match state
         .router
         .call(
@@ -937,6 +943,7 @@ async fn remote_embeddings(
             Ok(HttpResponse::Ok().json(list))
         }
         Ok((Upstream::Stream(_), _)) => {
+            meter.tokens(0, 0);
             meter.status("upstream_failed");
             meter.record().await?;
             Err(OpenAiError(AppError::BadGateway(
@@ -944,6 +951,7 @@ async fn remote_embeddings(
             )))
         }
         Err(e) => {
+            meter.tokens(0, 0);
             meter.status(&e.code());
             meter.record().await?;
             Err(e.into())

@@ -379,9 +379,12 @@ fn blocks_of(m: &Value) -> Vec<Value> {
         blocks.push(json!({"type": "text", "text": text}));
     }
     for call in m["tool_calls"].as_array().into_iter().flatten() {
-        let arguments = call["function"]["arguments"].as_str().unwrap_or("{}");
-        let input = match serde_json::from_str::<Value>(arguments) {
-            Ok(v @ Value::Object(_)) => v,
+        let input = match &call["function"]["arguments"] {
+            Value::String(text) => match serde_json::from_str::<Value>(text) {
+                Ok(v @ Value::Object(_)) => v,
+                _ => json!({}),
+            },
+            v @ Value::Object(_) => v.clone(),
             _ => json!({}),
         };
         blocks.push(json!({"type": "tool_use", "id": call["id"],
@@ -445,7 +448,11 @@ fn to_anthropic(body: &Value, model: &str, stream: bool, default_max_tokens: u64
         };
         let plain = m["role"] != "tool" && m["tool_calls"].as_array().is_none_or(Vec::is_empty);
         let content = match plain {
-            true => json!(text_of(&m["content"])),
+            // Anthropic refuses empty content: an empty message says nothing anyway.
+            true => match text_of(&m["content"]) {
+                text if text.is_empty() => continue,
+                text => json!(text),
+            },
             false => json!(blocks_of(m)),
         };
         match messages.last_mut() {
@@ -470,6 +477,11 @@ fn to_anthropic(body: &Value, model: &str, stream: bool, default_max_tokens: u64
             }
             _ => messages.push(json!({"role": role, "content": content})),
         }
+    }
+    // Anthropic's conversations start with the user (a history cut to its latest messages
+    // may start with an answer).
+    while messages.first().is_some_and(|m| m["role"] == "assistant") {
+        messages.remove(0);
     }
     let max_tokens = body["max_completion_tokens"]
         .as_u64()

@@ -364,6 +364,9 @@ pub async fn complete(
     let mut meter = crate::openai::meter(state, caller, alias, kind, prompt_tokens + limit)
         .await
         .map_err(|e| e.0)?;
+    // Charged its reservation while the provider works: a caller that goes away meanwhile
+    // pays for what it asked.
+    meter.tokens(prompt_tokens as i64, limit as i64);
     let routed = match crate::keys::tenant_keys(state, &caller.tenant_id).await {
         Ok(keys) => {
             state
@@ -383,6 +386,7 @@ pub async fn complete(
     let (completion, served) = match routed {
         Ok((crate::providers::Reply::Whole(c), served)) => (c, served),
         Ok((crate::providers::Reply::Stream(_), _)) => {
+            meter.tokens(0, 0);
             meter.status("upstream_failed");
             meter.record().await?;
             return Err(AppError::BadGateway(
@@ -390,6 +394,7 @@ pub async fn complete(
             ));
         }
         Err(e) => {
+            meter.tokens(0, 0);
             meter.status(&e.code());
             meter.record().await?;
             return Err(e);

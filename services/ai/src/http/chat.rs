@@ -134,6 +134,7 @@ fn owned(conn: &mut DbConnection, caller: &Caller, id: &str) -> AppResult<Conver
         .ok_or_else(|| AppError::not_found("conversation"))
 }
 
+/// Adds a message to a conversation; returns its number in the conversation.
 fn append(
     conn: &mut DbConnection,
     conversation: &str,
@@ -141,7 +142,7 @@ fn append(
     content: &str,
     data: Option<&Value>,
     at: NaiveDateTime,
-) -> AppResult<()> {
+) -> AppResult<i32> {
     // Messages of one conversation are numbered one writer at a time (SQLite has one writer;
     // on PostgreSQL, a lock on the conversation until the transaction ends).
     agora_shared::db::xact_lock(conn, &format!("ai:conversation:{conversation}"))?;
@@ -172,16 +173,22 @@ fn append(
     diesel::update(conversations::table.find(conversation))
         .set(conversations::updated_at.eq(at))
         .execute(conn)?;
-    Ok(())
+    Ok(ordinal)
 }
 
 /// Messages of a conversation a model is given, at most (the latest).
 const HISTORY: i64 = 20;
 
-/// The latest messages of a conversation, oldest first: (role, content).
-fn recent(conn: &mut DbConnection, conversation: &str) -> AppResult<Vec<(String, String)>> {
+/// The latest messages of a conversation up to message `upto` (the question being
+/// answered: not another one sent at the same time), oldest first: (role, content).
+fn recent(
+    conn: &mut DbConnection,
+    conversation: &str,
+    upto: i32,
+) -> AppResult<Vec<(String, String)>> {
     let mut rows: Vec<(String, String)> = messages::table
         .filter(messages::conversation_id.eq(conversation))
+        .filter(messages::ordinal.le(upto))
         .order(messages::ordinal.desc())
         .select((messages::role, messages::content))
         .limit(HISTORY)
@@ -233,10 +240,11 @@ pub async fn chat(
                     row.id
                 }
             };
-            append(conn, &id, "user", &text, None, now)?;
-            Ok(id)
+            let ordinal = append(conn, &id, "user", &text, None, now)?;
+            Ok((id, ordinal))
         })
         .await?;
+    let (conversation, asked) = conversation;
     let (content, data, provider, model) = match model {
         None => {
             let (content, data) = assistant::answer(&state, &caller, &message).await?;
@@ -249,7 +257,7 @@ pub async fn chat(
         }
         Some((alias, own)) => {
             let id = conversation.clone();
-            let history = state.db.read(move |conn| recent(conn, &id)).await?;
+            let history = state.db.read(move |conn| recent(conn, &id, asked)).await?;
             let (content, data, provider) =
                 assistant::model::answer(&state, &caller, &alias, own.as_ref(), &history).await?;
             (content, data, provider, alias)
@@ -259,7 +267,7 @@ pub async fn chat(
     let (id, c, d) = (conversation.clone(), content.clone(), data.clone());
     state
         .db
-        .write(move |conn| append(conn, &id, "assistant", &c, Some(&d), at))
+        .write(move |conn| append(conn, &id, "assistant", &c, Some(&d), at).map(|_| ()))
         .await?;
     Ok(HttpResponse::Ok().json(ChatOut {
         conversation_id: conversation,

@@ -267,6 +267,9 @@ pub async fn update(
     let out = state
         .db
         .write(move |conn| {
+            if model.is_some() {
+                store::lock_collection(conn, &id)?;
+            }
             let mut row = store::rename_collection(
                 conn,
                 &tenant,
@@ -542,9 +545,22 @@ pub async fn upload_content(
     state: web::Data<AiState>,
     caller: Caller,
     path: web::Path<(String, String)>,
+    req: HttpRequest,
     mut payload: web::Payload,
 ) -> AppResult<HttpResponse> {
     require_manage(&caller)?;
+    let max = state.config.max_document_bytes;
+    // Too large by its own account: refused before anything is read.
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(AppError::PayloadTooLarge(format!(
+            "a document is at most {max} bytes"
+        )));
+    }
     let (collection, id) = path.into_inner();
     // The document first: nothing is read of a body for another tenant's, or one given.
     let (tenant, c, d) = (caller.tenant_id.clone(), collection.clone(), id.clone());
@@ -558,7 +574,6 @@ pub async fn upload_content(
                 .with_code("ai.document_uploaded"),
         );
     }
-    let max = state.config.max_document_bytes;
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| AppError::BadRequest(format!("body: {e}")))?;

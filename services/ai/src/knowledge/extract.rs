@@ -4,7 +4,7 @@
 //! most `permits` documents are read at once, each for at most `READ_TIMEOUT`.
 //!
 //! Where the running binary can read documents itself (`agora extract-document`, registered
-//! with [`read_in_child_processes`]), PDF and DOCX files are read in a child process of it
+//! with [`read_in_child_processes`]), HTML, PDF and DOCX files are read in a child process of it
 //! with its environment cleared, its memory (RLIMIT_DATA) and CPU time capped: a file built
 //! to decompress into gigabytes, or to loop, costs that process alone, and the document is
 //! ERROR with the reason. Otherwise (tests, benchmarks) they are read on a thread of the
@@ -128,7 +128,8 @@ pub async fn extract(format: Format, content: Vec<u8>, limits: &Limits) -> Resul
         .await
         .map_err(|_| "the service is stopping".to_owned())?;
     match READER.get() {
-        Some((program, env)) if !format.is_light() => {
+        // Text is read as it is; every parsed format goes to a reader process.
+        Some((program, env)) if !matches!(format, Format::Text | Format::Markdown) => {
             let read = in_child(program, env, format, content, limits);
             let text = read.await;
             drop(permit);

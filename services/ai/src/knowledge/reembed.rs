@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use agora_shared::{AppResult, db::DbConnection};
 
-use super::store::{self, CollectionRow, bump, lock};
+use super::store::{self, CollectionRow, bump};
 use crate::{
     AiState,
     local::embed,
@@ -76,9 +76,13 @@ pub fn change_model(
     now: NaiveDateTime,
 ) -> AppResult<CollectionRow> {
     store::collection(conn, tenant, id)?;
-    lock(conn, &format!("collection:{id}"))?;
+    store::lock_collection(conn, id)?;
     let mut row = store::collection(conn, tenant, id)?;
-    if row.next_embedding_model.as_deref() == Some(model) {
+    let unchanged = match &row.next_embedding_model {
+        Some(next) => next == model,
+        None => row.embedding_model == model,
+    };
+    if unchanged {
         return Ok(row);
     }
     if row.next_embedding_model.is_some() {
@@ -241,7 +245,7 @@ fn save(
     vectors: &[(String, Vec<u8>)],
     now: NaiveDateTime,
 ) -> AppResult<bool> {
-    lock(conn, &format!("collection:{}", lease.id))?;
+    store::lock_collection(conn, &lease.id)?;
     if !still(conn, &lease.id, &lease.model)? {
         return Ok(false);
     }
@@ -268,7 +272,7 @@ fn save(
 /// Swaps the new vectors in with the collection's model, if every chunk has one; `false`
 /// (the cursor back to the start, and the lease let go) if some chunk has none.
 fn finish(conn: &mut DbConnection, lease: &Lease, now: NaiveDateTime) -> AppResult<bool> {
-    lock(conn, &format!("collection:{}", lease.id))?;
+    store::lock_collection(conn, &lease.id)?;
     if !still(conn, &lease.id, &lease.model)? {
         return Ok(true);
     }

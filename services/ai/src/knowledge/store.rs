@@ -207,6 +207,7 @@ pub fn rename_collection(
 /// Deletes a collection, its documents and their chunks.
 pub fn delete_collection(conn: &mut DbConnection, tenant: &str, id: &str) -> AppResult<()> {
     collection(conn, tenant, id)?;
+    lock_collection(conn, id)?;
     if let DbConnection::Sqlite(c) = conn {
         diesel::sql_query("DELETE FROM chunk_terms WHERE collection_id = ?")
             .bind::<Text, _>(id)
@@ -223,10 +224,16 @@ pub(super) fn lock(conn: &mut DbConnection, key: &str) -> AppResult<()> {
     agora_shared::db::xact_lock(conn, &format!("ai:{key}"))
 }
 
+/// Takes collection `id`'s lock until the transaction ends: what changes its chunks or its
+/// models takes it first, before touching any row (one order, no deadlock).
+pub fn lock_collection(conn: &mut DbConnection, id: &str) -> AppResult<()> {
+    lock(conn, &format!("collection:{id}"))
+}
+
 /// Adds a document to a collection of its tenant, within the collection's cap.
 pub fn insert_document(conn: &mut DbConnection, row: &NewDocument, cap: u32) -> AppResult<()> {
     collection(conn, &row.tenant_id, &row.collection_id)?;
-    lock(conn, &format!("collection:{}", row.collection_id))?;
+    lock_collection(conn, &row.collection_id)?;
     let count: i64 = documents::table
         .filter(documents::collection_id.eq(&row.collection_id))
         .count()
@@ -470,7 +477,11 @@ pub fn complete(
         return Ok(Stored::Dropped);
     };
     // A change of model takes this lock too: chunks are never written by the model before.
-    lock(conn, &format!("collection:{collection}"))?;
+    lock_collection(conn, &collection)?;
+    // Reprocessed or deleted while this waited for the lock: dropped.
+    if current(conn, id, attempt)?.is_none() {
+        return Ok(Stored::Dropped);
+    }
     if models(conn, &collection)?.as_ref() != Some(embedded_with) {
         return Ok(Stored::ModelChanged);
     }
@@ -524,6 +535,10 @@ pub fn fail(conn: &mut DbConnection, id: &str, attempt: i64, reason: &str) -> Ap
     let Some(collection) = current(conn, id, attempt)? else {
         return Ok(());
     };
+    lock_collection(conn, &collection)?;
+    if current(conn, id, attempt)?.is_none() {
+        return Ok(());
+    }
     delete_chunks_of(conn, id)?;
     let now = agora_shared::db::now();
     diesel::update(documents::table.find(id))
@@ -636,6 +651,7 @@ pub fn delete_document(
     id: &str,
 ) -> AppResult<()> {
     document(conn, tenant, collection, id)?;
+    lock_collection(conn, collection)?;
     delete_chunks_of(conn, id)?;
     diesel::delete(documents::table.find(id)).execute(conn)?;
     bump(conn, collection)

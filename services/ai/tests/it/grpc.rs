@@ -295,6 +295,57 @@ async fn callers_that_go_away_give_their_reservation_back(store: Store) {
     .await;
 }
 
+/// A caller that goes away while a provider answers pays for what it asked: the provider
+/// bills the call all the same.
+#[actix_web::test]
+async fn a_caller_gone_during_a_provider_call_pays_its_reservation() {
+    use agora_testkit::fake_llm::{FakeLlm, Step};
+    let a = FakeLlm::start("A");
+    let settings = format!(
+        "providers = {{ a = {{ kind = \"openai\", base_url = \"{}/v1\", timeout_secs = 10 }} }}\n\
+         models = {{ gpt = {{ deployments = [{{ provider = \"a\", model = \"gpt-a\" }}] }} }}\n",
+        a.url
+    );
+    let p = platform(agora_shared::testing::TestDb::sqlite, &settings).await;
+    let acme = p.tenant("Acme").await;
+    let mut client = AiServiceClient::connect(p.grpc.clone()).await.unwrap();
+    a.script(&[Step::Delay(std::time::Duration::from_millis(1500))]);
+    let mut request = authed(
+        pb::ChatRequest {
+            model: "gpt".into(),
+            messages: vec![pb::ChatMessage {
+                role: "user".into(),
+                content: "Write me a long answer".into(),
+            }],
+            max_tokens: Some(300),
+            ..Default::default()
+        },
+        &acme,
+    );
+    request.set_timeout(std::time::Duration::from_millis(300));
+    let err = client.chat(request).await.unwrap_err();
+    assert!(
+        matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{err:?}"
+    );
+    agora_testkit::eventually(
+        std::time::Duration::from_secs(10),
+        "the call is settled at its reservation",
+        || async {
+            let usage = p
+                .authed(reqwest::Method::GET, "/api/v1/ai/budget", &acme)
+                .value()
+                .await;
+            let used = usage["usage"]["tokens_used"].as_i64().unwrap_or(0);
+            match usage["usage"]["tokens_reserved"] == json!(0) && used > 300 {
+                true => Ok(()),
+                false => Err(usage.to_string()),
+            }
+        },
+    )
+    .await;
+}
+
 crate::on_every_store!(
     every_method_for_its_caller,
     callers_that_go_away_give_their_reservation_back
