@@ -6,6 +6,9 @@
 //!   collection, per mode (hybrid, semantic, keyword), 200 queries each, the vector cache warm
 //!   (the first, cold search is printed apart);
 //!
+//! - re-embedding the whole collection with a static model (Model2Vec's format, 256
+//!   dimensions over the corpus' vocabulary), as the workers do after a change of model;
+//!
 //! on SQLite, and on PostgreSQL too when `AGORA_BENCH_DATABASE_URL` names a server; then
 //! - the router's overhead per call: 2,000 chat completions through the router to a local
 //!   fake provider, against the same calls made straight to it (p50/p99 of each, and of the
@@ -123,8 +126,17 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-async fn run(label: &str, db: Db, chunks: usize) {
-    let config = AiConfig::default();
+/// The static model's name in the bench.
+const STATIC: &str = "bench-static";
+
+async fn run(label: &str, db: Db, chunks: usize, model: &std::path::Path) {
+    let mut config = AiConfig::default();
+    config.embedding_models.insert(
+        STATIC.into(),
+        agora_ai::config::EmbeddingModelConfig {
+            path: model.display().to_string(),
+        },
+    );
     let state = AiState {
         db: db.clone(),
         embedders: agora_ai::embedders::Embedders::load(&config).unwrap(),
@@ -207,7 +219,8 @@ async fn run(label: &str, db: Db, chunks: usize) {
                 document_id: id.clone(),
                 ordinal: i as i32,
                 embedding: embed::to_bytes(&embed::embed(&c.indexed_text())),
-                next_embedding: None,
+                embedding_alt: None,
+                spare_change: None,
                 heading: c.heading,
                 text: c.text,
                 start_offset: c.start as i64,
@@ -218,6 +231,8 @@ async fn run(label: &str, db: Db, chunks: usize) {
         let models = store::Models {
             current: embed::MODEL.into(),
             next: None,
+            slot: 0,
+            change: 0,
         };
         db.write(move |conn| store::complete(conn, &id, 1, &rows, &models))
             .await
@@ -282,6 +297,38 @@ async fn run(label: &str, db: Db, chunks: usize) {
             percentile(&times, 0.99)
         );
     }
+
+    // The collection's model changed: every chunk embedded again by the workers' turns,
+    // then the slot flipped.
+    let started = Instant::now();
+    let (t, c) = (collection.tenant_id.clone(), collection.id.clone());
+    let now = agora_shared::db::now();
+    db.write(move |conn| agora_ai::knowledge::reembed::change_model(conn, &t, &c, STATIC, now))
+        .await
+        .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    loop {
+        let did = agora_ai::knowledge::reembed::work(&state, &stop)
+            .await
+            .unwrap();
+        let (t, c) = (collection.tenant_id.clone(), collection.id.clone());
+        let row = db
+            .read(move |conn| store::collection(conn, &t, &c))
+            .await
+            .unwrap();
+        if row.next_embedding_model.is_none() {
+            assert_eq!(row.embedding_model, STATIC);
+            break;
+        }
+        if !did {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+    let took = started.elapsed().as_secs_f64();
+    println!(
+        "{label}: re-embedded {chunks} chunks with a static model in {took:.1} s: {:.0} chunks/s",
+        chunks as f64 / took
+    );
 }
 
 fn main() {
@@ -306,11 +353,37 @@ fn main() {
             texts.len() as f64 / t.elapsed().as_secs_f64(),
             texts.len()
         );
+        // A static model over the corpus' words: 256 dimensions, random rows.
+        let mut vocabulary: Vec<String> = (0..200_000).map(|_| rng.word()).collect();
+        vocabulary.sort();
+        vocabulary.dedup();
+        let rows: Vec<(&str, Vec<f32>)> = vocabulary
+            .iter()
+            .map(|w| {
+                let row = (0..256)
+                    .map(|_| (rng.next() % 2001) as f32 / 1000.0 - 1.0)
+                    .collect();
+                (w.as_str(), row)
+            })
+            .collect();
+        let model = std::env::temp_dir().join(format!("agora-bench-model-{}", std::process::id()));
+        agora_ai::local::static_model::write_word_model(&model, &rows, true).unwrap();
+        let loaded = agora_ai::local::static_model::StaticModel::load(&model).unwrap();
+        let t = Instant::now();
+        for text in &texts {
+            std::hint::black_box(loaded.embed(text));
+        }
+        println!(
+            "static model embeddings ({} words, 256 dimensions): {:.0}/s",
+            rows.len(),
+            texts.len() as f64 / t.elapsed().as_secs_f64()
+        );
         let sqlite = TestDb::sqlite();
         run(
             "sqlite",
             sqlite.migrated(agora_ai::MIGRATIONS, 4).await,
             chunks,
+            &model,
         )
         .await;
         if let Ok(url) = std::env::var("AGORA_BENCH_DATABASE_URL") {
@@ -319,9 +392,11 @@ fn main() {
                 "postgres",
                 pg.migrated(agora_ai::MIGRATIONS, 4).await,
                 chunks,
+                &model,
             )
             .await;
         }
+        std::fs::remove_dir_all(&model).ok();
         router_overhead().await;
     });
 }

@@ -14,6 +14,8 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         next_embedding_model -> Nullable<Text>,
+        vector_slot -> SmallInt,
+        reembed_change -> BigInt,
         reembed_started_at -> Nullable<Timestamp>,
         reembed_claimed_at -> Nullable<Timestamp>,
         reembed_cursor -> Nullable<Text>,
@@ -55,7 +57,8 @@ diesel::table! {
         start_offset -> BigInt,
         end_offset -> BigInt,
         embedding -> Binary,
-        next_embedding -> Nullable<Binary>,
+        embedding_alt -> Nullable<Binary>,
+        spare_change -> Nullable<BigInt>,
     }
 }
 

@@ -92,11 +92,12 @@ pub async fn process(state: &AiState, id: &str, attempt: i64) -> AppResult<()> {
                     .await;
             }
         };
-        let (chunks, tenant, collection_id, doc_id) = (
+        let (chunks, tenant, collection_id, doc_id, slots) = (
             chunks.clone(),
             tenant.clone(),
             collection.clone(),
             doc.clone(),
+            models.clone(),
         );
         let rows = tokio::task::spawn_blocking(move || {
             chunks
@@ -104,14 +105,19 @@ pub async fn process(state: &AiState, id: &str, attempt: i64) -> AppResult<()> {
                 .enumerate()
                 .map(|(i, c)| {
                     let text = c.indexed_text();
+                    let (embedding, embedding_alt, spare_change) = slots.place(
+                        embed::to_bytes(&current.embed(&text)),
+                        next.as_ref().map(|n| embed::to_bytes(&n.embed(&text))),
+                    );
                     NewChunk {
                         id: uuid::Uuid::now_v7().to_string(),
                         tenant_id: tenant.clone(),
                         collection_id: collection_id.clone(),
                         document_id: doc_id.clone(),
                         ordinal: i as i32,
-                        embedding: embed::to_bytes(&current.embed(&text)),
-                        next_embedding: next.as_ref().map(|n| embed::to_bytes(&n.embed(&text))),
+                        embedding,
+                        embedding_alt,
+                        spare_change,
                         heading: c.heading.clone(),
                         text: c.text.clone(),
                         start_offset: c.start as i64,

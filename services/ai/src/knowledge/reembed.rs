@@ -1,11 +1,13 @@
-//! Changing a collection's embedding model. The change is recorded at once
-//! (`next_embedding_model`); the document workers then embed the collection's chunks again
-//! in the background, in chunk id order, into `next_embedding`, holding a lease on the
-//! collection that another replica takes over if it lapses, and keeping their place
-//! (`reembed_cursor`) so that nothing is done twice. Searches go on with the current vectors
-//! meanwhile; the last batch swaps the new vectors in, with the collection's model, in one
-//! transaction. Chunks written during the change are embedded by both models (see
-//! `process`), so the cursor never has to look back.
+//! Changing a collection's embedding model. Each chunk has two vector slots; the collection
+//! names the one its current model's vectors are in (`vector_slot`). A change is recorded at
+//! once (`next_embedding_model`, numbered `reembed_change`); the document workers then embed
+//! the collection's chunks again into the other slot, in chunk id order, marking each with
+//! the change (`spare_change`). They hold a lease on the collection that another replica
+//! takes over if it lapses, and keep their place (`reembed_cursor`), so nothing is done
+//! twice. Searches go on with the current slot meanwhile. The last batch flips the slot with
+//! the collection's model, in one transaction that writes one row whatever the collection's
+//! size; stopping a change writes nothing to the chunks either. Chunks written during a
+//! change are embedded by both models (see `process`), so the cursor never looks back.
 
 use std::time::{Duration, Instant};
 
@@ -42,11 +44,24 @@ pub struct Progress {
     pub started_at: String,
 }
 
+/// A chunk not yet embedded for change `$change`.
+macro_rules! pending {
+    ($change:expr) => {
+        chunks::spare_change
+            .is_null()
+            .or(chunks::spare_change.ne($change))
+    };
+}
+
 /// The progress of the tenant's collection's change of model, if one is under way.
 pub fn progress(conn: &mut DbConnection, row: &CollectionRow) -> AppResult<Option<Progress>> {
     let (Some(model), Some(started)) = (&row.next_embedding_model, row.reembed_started_at) else {
         return Ok(None);
     };
+    let change: i64 = collections::table
+        .find(&row.id)
+        .select(collections::reembed_change)
+        .first(conn)?;
     let of_collection = || {
         chunks::table
             .filter(chunks::tenant_id.eq(&row.tenant_id))
@@ -54,7 +69,7 @@ pub fn progress(conn: &mut DbConnection, row: &CollectionRow) -> AppResult<Optio
     };
     let total: i64 = of_collection().count().get_result(conn)?;
     let done: i64 = of_collection()
-        .filter(chunks::next_embedding.is_not_null())
+        .filter(chunks::spare_change.eq(change))
         .count()
         .get_result(conn)?;
     Ok(Some(Progress {
@@ -67,7 +82,8 @@ pub fn progress(conn: &mut DbConnection, row: &CollectionRow) -> AppResult<Optio
 
 /// Sets the model the tenant's collection `id` is embedded with: at once for a collection
 /// without chunks, otherwise by re-embedding in the background. Naming the current model
-/// stops a change under way; naming the model of the change under way changes nothing.
+/// stops a change under way; naming the model of the change under way, or the current one
+/// when none is, changes nothing.
 pub fn change_model(
     conn: &mut DbConnection,
     tenant: &str,
@@ -85,48 +101,56 @@ pub fn change_model(
     if unchanged {
         return Ok(row);
     }
-    if row.next_embedding_model.is_some() {
-        // Vectors of the model given up.
-        diesel::update(chunks::table.filter(chunks::collection_id.eq(id)))
-            .set(chunks::next_embedding.eq(None::<Vec<u8>>))
-            .execute(conn)?;
-    }
+    let stop = row.embedding_model == model;
     let any_chunk: bool = diesel::select(diesel::dsl::exists(
         chunks::table.filter(chunks::collection_id.eq(id)),
     ))
     .get_result(conn)?;
-    let switch_now = row.embedding_model == model || !any_chunk;
-    if switch_now {
+    row.updated_at = now;
+    row.reembed_started_at = None;
+    if stop || !any_chunk {
+        let switched = row.embedding_model != model;
         row.embedding_model = model.to_owned();
         row.next_embedding_model = None;
-        row.reembed_started_at = None;
-    } else {
-        row.next_embedding_model = Some(model.to_owned());
-        row.reembed_started_at = Some(now);
+        diesel::update(collections::table.find(id))
+            .set((
+                collections::embedding_model.eq(&row.embedding_model),
+                collections::next_embedding_model.eq(None::<String>),
+                collections::reembed_started_at.eq(None::<NaiveDateTime>),
+                collections::reembed_claimed_at.eq(None::<NaiveDateTime>),
+                collections::reembed_cursor.eq(None::<String>),
+                collections::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        if switched {
+            bump(conn, id)?;
+            row.generation += 1;
+        }
+        return Ok(row);
     }
-    row.updated_at = now;
+    row.next_embedding_model = Some(model.to_owned());
+    row.reembed_started_at = Some(now);
     diesel::update(collections::table.find(id))
         .set((
-            collections::embedding_model.eq(&row.embedding_model),
             collections::next_embedding_model.eq(&row.next_embedding_model),
-            collections::reembed_started_at.eq(row.reembed_started_at),
+            collections::reembed_change.eq(collections::reembed_change + 1),
+            collections::reembed_started_at.eq(Some(now)),
             collections::reembed_claimed_at.eq(None::<NaiveDateTime>),
             collections::reembed_cursor.eq(None::<String>),
             collections::updated_at.eq(now),
         ))
         .execute(conn)?;
-    if switch_now {
-        bump(conn, id)?;
-        row.generation += 1;
-    }
     Ok(row)
 }
 
-/// A collection a worker holds the lease of.
+/// A collection a worker holds the lease of: the change it is for, and where it is.
 #[derive(Clone)]
 struct Lease {
     id: String,
     model: String,
+    change: i64,
+    /// The slot of the current model's vectors (the change writes the other).
+    slot: i16,
     cursor: String,
 }
 
@@ -160,6 +184,8 @@ fn claim(
     type Waiting = (
         String,
         Option<String>,
+        i64,
+        i16,
         Option<NaiveDateTime>,
         Option<String>,
     );
@@ -174,17 +200,19 @@ fn claim(
         .select((
             collections::id,
             collections::next_embedding_model,
+            collections::reembed_change,
+            collections::vector_slot,
             collections::reembed_claimed_at,
             collections::reembed_cursor,
         ))
         .limit(5)
         .load(conn)?;
-    for (id, model, claimed, cursor) in waiting {
+    for (id, model, change, slot, claimed, cursor) in waiting {
         let Some(model) = model else { continue };
         // Only one replica's update finds the lease as it read it.
         let target = collections::table
             .filter(collections::id.eq(&id))
-            .filter(collections::next_embedding_model.eq(&model));
+            .filter(collections::reembed_change.eq(change));
         let set = collections::reembed_claimed_at.eq(Some(now));
         let taken = match claimed {
             Some(at) => diesel::update(target.filter(collections::reembed_claimed_at.eq(at)))
@@ -198,6 +226,8 @@ fn claim(
             return Ok(Some(Lease {
                 id,
                 model,
+                change,
+                slot,
                 cursor: cursor.unwrap_or_default(),
             }));
         }
@@ -205,22 +235,25 @@ fn claim(
     Ok(None)
 }
 
-/// Whether the collection is still to be re-embedded with `model` (not changed since).
-fn still(conn: &mut DbConnection, id: &str, model: &str) -> AppResult<bool> {
+/// Whether the collection is still to be re-embedded by `lease`'s change (not stopped or
+/// changed again since).
+fn still(conn: &mut DbConnection, lease: &Lease) -> AppResult<bool> {
     Ok(diesel::select(diesel::dsl::exists(
         collections::table
-            .filter(collections::id.eq(id))
-            .filter(collections::next_embedding_model.eq(model)),
+            .filter(collections::id.eq(&lease.id))
+            .filter(collections::next_embedding_model.eq(&lease.model))
+            .filter(collections::reembed_change.eq(lease.change)),
     ))
     .get_result(conn)?)
 }
 
-/// The next chunks after `cursor` not yet embedded by the next model: (id, text to embed).
-fn batch(conn: &mut DbConnection, id: &str, cursor: &str) -> AppResult<Vec<(String, String)>> {
+/// The next chunks after the lease's cursor not yet embedded for its change: (id, text to
+/// embed).
+fn batch(conn: &mut DbConnection, lease: &Lease) -> AppResult<Vec<(String, String)>> {
     let rows: Vec<(String, Option<String>, String)> = chunks::table
-        .filter(chunks::collection_id.eq(id))
-        .filter(chunks::id.gt(cursor))
-        .filter(chunks::next_embedding.is_null())
+        .filter(chunks::collection_id.eq(&lease.id))
+        .filter(chunks::id.gt(&lease.cursor))
+        .filter(pending!(lease.change))
         .order(chunks::id)
         .select((chunks::id, chunks::heading, chunks::text))
         .limit(BATCH)
@@ -237,8 +270,8 @@ fn batch(conn: &mut DbConnection, id: &str, cursor: &str) -> AppResult<Vec<(Stri
         .collect())
 }
 
-/// Writes a batch's vectors and moves the cursor on; `false` if the change was stopped or
-/// changed meanwhile.
+/// Writes a batch's vectors into the spare slot and moves the cursor on; `false` if the
+/// change was stopped or changed meanwhile.
 fn save(
     conn: &mut DbConnection,
     lease: &Lease,
@@ -246,17 +279,23 @@ fn save(
     now: NaiveDateTime,
 ) -> AppResult<bool> {
     store::lock_collection(conn, &lease.id)?;
-    if !still(conn, &lease.id, &lease.model)? {
+    if !still(conn, lease)? {
         return Ok(false);
     }
     for (chunk, vector) in vectors {
-        diesel::update(
-            chunks::table
-                .filter(chunks::id.eq(chunk))
-                .filter(chunks::next_embedding.is_null()),
-        )
-        .set(chunks::next_embedding.eq(Some(vector)))
-        .execute(conn)?;
+        let target = chunks::table
+            .filter(chunks::id.eq(chunk))
+            .filter(pending!(lease.change));
+        let mark = chunks::spare_change.eq(Some(lease.change));
+        match lease.slot {
+            // The current model's vectors are in `embedding`: the spare is `embedding_alt`.
+            0 => diesel::update(target)
+                .set((chunks::embedding_alt.eq(Some(vector)), mark))
+                .execute(conn)?,
+            _ => diesel::update(target)
+                .set((chunks::embedding.eq(vector), mark))
+                .execute(conn)?,
+        };
     }
     if let Some((last, _)) = vectors.last() {
         diesel::update(collections::table.find(&lease.id))
@@ -269,17 +308,17 @@ fn save(
     Ok(true)
 }
 
-/// Swaps the new vectors in with the collection's model, if every chunk has one; `false`
-/// (the cursor back to the start, and the lease let go) if some chunk has none.
+/// Flips the collection to the spare slot with its new model, if every chunk has a vector
+/// there; `false` (the cursor back to the start, and the lease let go) if some chunk has none.
 fn finish(conn: &mut DbConnection, lease: &Lease, now: NaiveDateTime) -> AppResult<bool> {
     store::lock_collection(conn, &lease.id)?;
-    if !still(conn, &lease.id, &lease.model)? {
+    if !still(conn, lease)? {
         return Ok(true);
     }
     let missing: bool = diesel::select(diesel::dsl::exists(
         chunks::table
             .filter(chunks::collection_id.eq(&lease.id))
-            .filter(chunks::next_embedding.is_null()),
+            .filter(pending!(lease.change)),
     ))
     .get_result(conn)?;
     if missing {
@@ -291,14 +330,9 @@ fn finish(conn: &mut DbConnection, lease: &Lease, now: NaiveDateTime) -> AppResu
             .execute(conn)?;
         return Ok(false);
     }
-    diesel::update(chunks::table.filter(chunks::collection_id.eq(&lease.id)))
-        .set((
-            chunks::embedding.eq(chunks::next_embedding.assume_not_null()),
-            chunks::next_embedding.eq(None::<Vec<u8>>),
-        ))
-        .execute(conn)?;
     diesel::update(collections::table.find(&lease.id))
         .set((
+            collections::vector_slot.eq(1 - lease.slot),
             collections::embedding_model.eq(&lease.model),
             collections::next_embedding_model.eq(None::<String>),
             collections::reembed_started_at.eq(None::<NaiveDateTime>),
@@ -336,8 +370,8 @@ pub async fn work(state: &AiState, shutdown: &CancellationToken) -> AppResult<bo
     };
     let began = Instant::now();
     loop {
-        let (id, cursor) = (lease.id.clone(), lease.cursor.clone());
-        let texts = state.db.read(move |conn| batch(conn, &id, &cursor)).await?;
+        let reading = lease.clone();
+        let texts = state.db.read(move |conn| batch(conn, &reading)).await?;
         let now = agora_shared::db::now();
         if texts.is_empty() {
             let done = state

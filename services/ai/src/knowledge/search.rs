@@ -175,10 +175,15 @@ async fn semantic(
         if query.iter().all(|x| *x == 0.0) {
             continue;
         }
-        let vectors = state
+        let Some(vectors) = state
             .vectors
             .get(&state.db, q.tenant, collection, *generation, *dims)
-            .await?;
+            .await?
+        else {
+            // Changed since the search began (a new model's vectors, maybe): left out of
+            // this search rather than scored against a query of another model.
+            continue;
+        };
         let query = query.clone();
         let allowed = allowed.cloned();
         let nearest = tokio::task::spawn_blocking(move || {

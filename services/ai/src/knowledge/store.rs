@@ -84,9 +84,11 @@ pub struct NewChunk {
     pub text: String,
     pub start_offset: i64,
     pub end_offset: i64,
+    /// Its vector slots (see [`Models::place`]).
     pub embedding: Vec<u8>,
-    /// Its embedding by the collection's next model, while the collection is re-embedded.
-    pub next_embedding: Option<Vec<u8>>,
+    pub embedding_alt: Option<Vec<u8>>,
+    /// The change of model its spare slot holds a vector for.
+    pub spare_change: Option<i64>,
 }
 
 /// A chunk as search results and citations show it.
@@ -306,11 +308,41 @@ pub struct Upload {
     pub models: Models,
 }
 
-/// A collection's embedding model and, while it is re-embedded, its next one.
+/// A collection's embedding model and, while it is re-embedded, its next one; the vector
+/// slot of the current model's vectors, and the number of the change under way.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable)]
 pub struct Models {
     pub current: String,
     pub next: Option<String>,
+    pub slot: i16,
+    pub change: i64,
+}
+
+/// A chunk's vector slots as stored: (`embedding`, `embedding_alt`, `spare_change`).
+pub type Slots = (Vec<u8>, Option<Vec<u8>>, Option<i64>);
+
+impl Models {
+    /// Where a chunk's vectors go: the current model's in the current slot, the next
+    /// model's (if a change is under way) in the other, marked with the change.
+    pub fn place(&self, current: Vec<u8>, next: Option<Vec<u8>>) -> Slots {
+        let change = next.as_ref().map(|_| self.change);
+        match self.slot {
+            0 => (current, next, change),
+            _ => (next.unwrap_or_default(), Some(current), change),
+        }
+    }
+}
+
+/// The models' columns of `collections`, as [`Models`] reads them.
+macro_rules! models_columns {
+    () => {
+        (
+            collections::embedding_model,
+            collections::next_embedding_model,
+            collections::vector_slot,
+            collections::reembed_change,
+        )
+    };
 }
 
 /// The chunks of a document, in order.
@@ -335,10 +367,7 @@ pub fn document_content(conn: &mut DbConnection, id: &str) -> AppResult<Option<U
             documents::collection_id,
             documents::format,
             documents::content,
-            (
-                collections::embedding_model,
-                collections::next_embedding_model,
-            ),
+            models_columns!(),
         ))
         .first(conn)
         .optional()?)
@@ -456,10 +485,7 @@ pub enum Stored {
 pub fn models(conn: &mut DbConnection, id: &str) -> AppResult<Option<Models>> {
     Ok(collections::table
         .find(id)
-        .select((
-            collections::embedding_model,
-            collections::next_embedding_model,
-        ))
+        .select(models_columns!())
         .first(conn)
         .optional()?)
 }
@@ -675,17 +701,42 @@ pub fn generations(
         .load(conn)?)
 }
 
-/// Every chunk vector of a collection: (chunk id, document id, embedding).
+/// A chunk's vector: (chunk id, document id, embedding).
+pub type ChunkVector = (String, String, Vec<u8>);
+
+/// Every chunk vector of a collection by its current model, and the collection's generation
+/// they are of.
 pub fn vectors(
     conn: &mut DbConnection,
     tenant: &str,
     collection: &str,
-) -> AppResult<Vec<(String, String, Vec<u8>)>> {
-    Ok(chunks::table
+) -> AppResult<(i64, Vec<ChunkVector>)> {
+    let Some((generation, slot)) = collections::table
+        .filter(collections::tenant_id.eq(tenant))
+        .filter(collections::id.eq(collection))
+        .select((collections::generation, collections::vector_slot))
+        .first::<(i64, i16)>(conn)
+        .optional()?
+    else {
+        return Ok((0, Vec::new()));
+    };
+    let of_collection = chunks::table
         .filter(chunks::tenant_id.eq(tenant))
-        .filter(chunks::collection_id.eq(collection))
-        .select((chunks::id, chunks::document_id, chunks::embedding))
-        .load(conn)?)
+        .filter(chunks::collection_id.eq(collection));
+    let rows = match slot {
+        0 => of_collection
+            .select((chunks::id, chunks::document_id, chunks::embedding))
+            .load(conn)?,
+        _ => of_collection
+            .select((
+                chunks::id,
+                chunks::document_id,
+                chunks::embedding_alt.assume_not_null(),
+            ))
+            .filter(chunks::embedding_alt.is_not_null())
+            .load(conn)?,
+    };
+    Ok((generation, rows))
 }
 
 /// The ids and metadata (JSON) of the completed documents of the tenant's collections.

@@ -103,7 +103,9 @@ impl VectorCache {
         }
     }
 
-    /// The vectors of the tenant's `collection` as of `generation`, of `dims` coordinates.
+    /// The vectors of the tenant's `collection` as of `generation`, of `dims` coordinates;
+    /// `None` if the collection has moved on since `generation` was read (its model may
+    /// have changed: they would not be comparable with the query).
     pub async fn get(
         &self,
         db: &Db,
@@ -111,18 +113,21 @@ impl VectorCache {
         collection: &str,
         generation: i64,
         dims: usize,
-    ) -> AppResult<Arc<Vectors>> {
+    ) -> AppResult<Option<Arc<Vectors>>> {
         if let Some(hit) = self.hit(collection, generation) {
-            return Ok(hit);
+            return Ok(Some(hit));
         }
         let _loading = self.loading.lock().await;
         if let Some(hit) = self.hit(collection, generation) {
-            return Ok(hit);
+            return Ok(Some(hit));
         }
         let (t, c) = (tenant.to_owned(), collection.to_owned());
-        let rows = db
+        let (now, rows) = db
             .read(move |conn| super::store::vectors(conn, &t, &c))
             .await?;
+        if now != generation {
+            return Ok(None);
+        }
         let loaded = tokio::task::spawn_blocking(move || {
             let mut ids = Vec::with_capacity(rows.len());
             let mut data = Vec::with_capacity(rows.len() * dims);
@@ -146,7 +151,7 @@ impl VectorCache {
         .map_err(|e| anyhow::anyhow!("vector load failed: {e}"))?;
         let loaded = Arc::new(loaded);
         self.keep(collection, loaded.clone());
-        Ok(loaded)
+        Ok(Some(loaded))
     }
 
     fn hit(&self, collection: &str, generation: i64) -> Option<Arc<Vectors>> {
@@ -165,6 +170,13 @@ impl VectorCache {
             return;
         }
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        // Never an older generation over a newer one.
+        if entries
+            .get(collection)
+            .is_some_and(|(kept, _)| kept.generation > vectors.generation)
+        {
+            return;
+        }
         entries.remove(collection);
         let mut used: usize = entries.values().map(|(v, _)| v.bytes()).sum();
         while used + size > self.budget {

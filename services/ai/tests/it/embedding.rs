@@ -200,6 +200,34 @@ async fn static_models_and_a_change_of_model(store: Store) {
         "Lunch"
     );
 
+    // The model in use named again changes nothing; a change stopped (the current model
+    // named again) leaves the collection as it was, whether or not the workers got to it.
+    let (status, body) = patch(
+        &p,
+        &admin,
+        &c,
+        json!({"embedding_model": "lexical-hash-1024"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["reembedding"].is_null(), "{body}");
+    let (status, _) = patch(&p, &admin, &c, json!({"embedding_model": "synonyms"})).await;
+    assert_eq!(status, 200);
+    let (status, body) = patch(
+        &p,
+        &admin,
+        &c,
+        json!({"embedding_model": "lexical-hash-1024"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let fleet = settled(&p, &admin, &c).await;
+    assert_eq!(fleet["embedding_model"], "lexical-hash-1024", "{fleet}");
+    assert_eq!(
+        titles(&semantic(&p, &admin, &[&c], "car").await)[0],
+        "Lunch"
+    );
+
     // An empty collection changes model at once.
     let empty = p.collection(&admin, "Empty").await;
     let (status, body) = patch(&p, &admin, &empty, json!({"embedding_model": "synonyms"})).await;
