@@ -11,6 +11,7 @@
 //! ```
 
 mod client;
+pub mod documents;
 pub mod fake_amazon;
 pub mod fake_google;
 pub mod fake_llm;

@@ -217,6 +217,26 @@ pub async fn check_model<'a>(
     }
 }
 
+/// The `top_k` passages of the caller's `ids` retrieved for `question` (hybrid search).
+async fn passages(
+    state: &AiState,
+    caller: &Caller,
+    ids: &[String],
+    question: &str,
+    top_k: usize,
+) -> AppResult<Vec<answer::Passage>> {
+    let hits = run(state, caller, ids, question, Mode::Hybrid, top_k, None).await?;
+    Ok(hits
+        .into_iter()
+        .map(|h| answer::Passage {
+            document_id: h.document_id,
+            chunk_id: h.chunk_id,
+            title: h.title,
+            text: h.text,
+        })
+        .collect())
+}
+
 /// The passages and quotes answering `question` from the caller's `ids`.
 pub async fn grounded(
     state: &AiState,
@@ -225,16 +245,7 @@ pub async fn grounded(
     question: &str,
     top_k: usize,
 ) -> AppResult<AnswerOut> {
-    let hits = run(state, caller, ids, question, Mode::Hybrid, top_k, None).await?;
-    let passages: Vec<answer::Passage> = hits
-        .into_iter()
-        .map(|h| answer::Passage {
-            document_id: h.document_id,
-            chunk_id: h.chunk_id,
-            title: h.title,
-            text: h.text,
-        })
-        .collect();
+    let passages = passages(state, caller, ids, question, top_k).await?;
     let question = question.to_owned();
     super::texts::blocking(state, move || {
         let quotes = answer::answer(&question, &passages, 3);
@@ -424,16 +435,7 @@ pub async fn written(
     alias: &str,
     own: Option<crate::config::ModelConfig>,
 ) -> AppResult<AnswerOut> {
-    let hits = run(state, caller, ids, question, Mode::Hybrid, top_k, None).await?;
-    let passages: Vec<answer::Passage> = hits
-        .into_iter()
-        .map(|h| answer::Passage {
-            document_id: h.document_id,
-            chunk_id: h.chunk_id,
-            title: h.title,
-            text: h.text,
-        })
-        .collect();
+    let passages = passages(state, caller, ids, question, top_k).await?;
     let limit = state.config.default_max_tokens;
     let body = prompt(question, &passages, limit);
     let (completion, served) =

@@ -1,6 +1,5 @@
-//! Documents made here the way their formats are written: a PDF with a text page (its
-//! objects and cross-reference table by hand, as the PDF 1.4 reference lays them out) and a
-//! DOCX (the Office Open XML parts in a zip).
+//! Documents made here the way their formats are written: a PDF with a text page (by
+//! testkit's writer) and a DOCX (the Office Open XML parts in a zip).
 
 use std::io::Write;
 
@@ -15,40 +14,7 @@ pub fn pdf(lines: &[&str]) -> Vec<u8> {
         content.push_str(&format!("({escaped}) Tj\nT*\n"));
     }
     content.push_str("ET\n");
-    let objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
-         /Resources << /Font << /F1 5 0 R >> >> >>"
-            .to_owned(),
-        format!(
-            "<< /Length {} >>\nstream\n{content}endstream",
-            content.len()
-        ),
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
-            .to_owned(),
-    ];
-    let mut out = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, object) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n{object}\nendobj\n", i + 1).as_bytes());
-    }
-    let xref = out.len();
-    out.extend_from_slice(
-        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
-    );
-    for offset in offsets {
-        out.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!(
-            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-            objects.len() + 1
-        )
-        .as_bytes(),
-    );
-    out
+    agora_testkit::documents::pdf(content.as_bytes(), "")
 }
 
 /// A DOCX whose body is `paragraphs`: (style, text), style `Heading1`... or none.
