@@ -10,8 +10,9 @@
 # sandbox needs root, as CI has), and that Socket.IO's own client (`socket.io-client` from npm,
 # with Node.js) and a plain WebSocket client (`ws`) talk to realtime through the gateway
 # (scripts/ci/socketio/check.mjs), and that the official OpenAI Python SDK (`openai` from PyPI)
-# talks to the ai service's OpenAI-compatible API (scripts/ci/openai_client.py). Exits non-zero
-# on any failure.
+# talks to the ai service's OpenAI-compatible API (scripts/ci/openai_client.py), embeddings by
+# static models that Model2Vec (`model2vec` from PyPI) wrote and encoded first
+# (scripts/ci/model2vec_models.py) included. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
