@@ -486,7 +486,8 @@ pub async fn add_document(
         .write(move |conn| store::insert_document(conn, &row, cap))
         .await?;
     if announced {
-        return answer(&state, &caller.tenant_id, &collection, &doc_id).await;
+        let created = actix_web::http::StatusCode::CREATED;
+        return answer(&state, &caller.tenant_id, &collection, &doc_id, created).await;
     }
     given(&state, &caller.tenant_id, &collection, &doc_id, inline).await
 }
@@ -505,20 +506,26 @@ async fn given(
     id: &str,
     inline: bool,
 ) -> AppResult<HttpResponse> {
-    if inline {
+    // 202 for a document handed to the workers, however fast one of them was; 201 for one
+    // processed here (a claim taken over by a worker, after a failure, still reads
+    // PROCESSING: 202).
+    let status = if inline {
         process::process(state, id, 1).await?;
+        actix_web::http::StatusCode::CREATED
     } else {
         state.wake.notify_one();
-    }
-    answer(state, tenant, collection, id).await
+        actix_web::http::StatusCode::ACCEPTED
+    };
+    answer(state, tenant, collection, id, status).await
 }
 
-/// The document as it stands: 202 while PROCESSING, 201 otherwise.
+/// The document as it stands, with `status` (202 whenever it is still PROCESSING).
 async fn answer(
     state: &AiState,
     tenant: &str,
     collection: &str,
     id: &str,
+    status: actix_web::http::StatusCode,
 ) -> AppResult<HttpResponse> {
     let (tenant, collection, id) = (tenant.to_owned(), collection.to_owned(), id.to_owned());
     let out = state
@@ -527,7 +534,7 @@ async fn answer(
         .await?;
     let status = match out.status.as_str() {
         PROCESSING => actix_web::http::StatusCode::ACCEPTED,
-        _ => actix_web::http::StatusCode::CREATED,
+        _ => status,
     };
     Ok(HttpResponse::build(status).json(render_document(out, None)))
 }
