@@ -166,6 +166,7 @@ async fn run(label: &str, db: Db, chunks: usize, model: &std::path::Path) {
         updated_at: now,
         next_embedding_model: None,
         reembed_started_at: None,
+        reembed_change: 0,
     };
     let row = collection.clone();
     db.write(move |conn| store::create_collection(conn, &row, 10))
@@ -274,7 +275,7 @@ async fn run(label: &str, db: Db, chunks: usize, model: &std::path::Path) {
             let query: Vec<String> = (0..1 + rng.next() % 4).map(|_| rng.word()).collect();
             let query = query.join(" ");
             let t = Instant::now();
-            let hits = search::search(
+            let found = search::search(
                 &state,
                 search::Query {
                     tenant: &collection.tenant_id,
@@ -288,7 +289,7 @@ async fn run(label: &str, db: Db, chunks: usize, model: &std::path::Path) {
             .await
             .unwrap();
             times.push(t.elapsed().as_secs_f64() * 1000.0);
-            assert!(!hits.is_empty(), "{query}");
+            assert!(!found.hits.is_empty(), "{query}");
         }
         times.sort_by(f64::total_cmp);
         println!(

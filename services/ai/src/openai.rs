@@ -393,8 +393,7 @@ pub(crate) async fn open(
         let (content, finish, citations) = match answer {
             Ok(a) => a,
             Err(e) => {
-                meter.status(&e.0.code());
-                meter.record().await?;
+                meter.fail(&e.0.code()).await?;
                 return Err(e);
             }
         };
@@ -427,8 +426,7 @@ pub(crate) async fn open(
     let keys = match keys::tenant_keys(&state, &caller.tenant_id).await {
         Ok(k) => k,
         Err(e) => {
-            meter.status(&e.code());
-            meter.record().await?;
+            meter.fail(&e.code()).await?;
             return Err(e.into());
         }
     };
@@ -449,9 +447,7 @@ pub(crate) async fn open(
     let (reply, served) = match routed {
         Ok(r) => r,
         Err(e) => {
-            meter.tokens(0, 0);
-            meter.status(&e.code());
-            meter.record().await?;
+            meter.fail(&e.code()).await?;
             return Err(e.into());
         }
     };
@@ -910,8 +906,7 @@ async fn remote_embeddings(
     let keys = match keys::tenant_keys(state, &caller.tenant_id).await {
         Ok(k) => k,
         Err(e) => {
-            meter.status(&e.code());
-            meter.record().await?;
+            meter.fail(&e.code()).await?;
             return Err(e.into());
         }
     };
@@ -943,17 +938,13 @@ async fn remote_embeddings(
             Ok(HttpResponse::Ok().json(list))
         }
         Ok((Upstream::Stream(_), _)) => {
-            meter.tokens(0, 0);
-            meter.status("upstream_failed");
-            meter.record().await?;
+            meter.fail("upstream_failed").await?;
             Err(OpenAiError(AppError::BadGateway(
                 "the provider streamed embeddings".into(),
             )))
         }
         Err(e) => {
-            meter.tokens(0, 0);
-            meter.status(&e.code());
-            meter.record().await?;
+            meter.fail(&e.code()).await?;
             Err(e.into())
         }
     }

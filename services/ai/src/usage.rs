@@ -99,6 +99,13 @@ impl Meter {
         }
     }
 
+    /// Records a call that failed with `status`: nothing used, its reservation given back.
+    pub async fn fail(mut self, status: &str) -> AppResult<()> {
+        self.tokens(0, 0);
+        self.status(status);
+        self.record().await
+    }
+
     /// Records the call now, in a task of its own: a caller that goes away while it is
     /// written (a deadline, a client hanging up) does not stop it half way, which would
     /// leave the reservation held.

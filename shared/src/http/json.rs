@@ -46,10 +46,7 @@ where
                     .to_ascii_lowercase();
                 ct == "application/json" || ct.ends_with("+json")
             });
-        let declared = req
-            .headers()
-            .get(actix_web::http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        let declared = content_length(req);
         let mut payload = payload.take();
         Box::pin(async move {
             if !content_type_ok {
@@ -58,17 +55,7 @@ where
                 )
                 .into());
             }
-            if declared.is_some_and(|n| n > limit) {
-                return Err(too_large(limit).into());
-            }
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| AppError::BadRequest(format!("body: {e}")))?;
-                if body.len() + chunk.len() > limit {
-                    return Err(too_large(limit).into());
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body = read_body(&mut payload, declared, limit, || too_large(limit)).await?;
             let value = parse::<T>(&body)?;
             value
                 .validate()
@@ -76,6 +63,39 @@ where
             Ok(ValidJson(value))
         })
     }
+}
+
+/// The length a request says its body has, if it says one.
+pub fn content_length(req: &HttpRequest) -> Option<usize> {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+}
+
+/// Reads a request body of at most `limit` bytes. One that says it is longer (`declared`,
+/// its Content-Length) is refused before anything is read, and one that turns out longer as
+/// soon as it passes the limit; `too_large` is the error either way.
+pub async fn read_body<S>(
+    payload: &mut S,
+    declared: Option<usize>,
+    limit: usize,
+    too_large: impl Fn() -> AppError,
+) -> Result<web::BytesMut, AppError>
+where
+    S: futures::Stream<Item = Result<web::Bytes, actix_web::error::PayloadError>> + Unpin,
+{
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| AppError::BadRequest(format!("body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn too_large(limit: usize) -> AppError {

@@ -15,7 +15,7 @@ use agora_shared::{
 use super::{collection_ids, input_text};
 use crate::{
     AiState,
-    knowledge::search::{self, Hit, Mode},
+    knowledge::search::{self, Mode},
     local::{self, answer},
 };
 
@@ -82,7 +82,7 @@ pub async fn run(
     mode: Mode,
     limit: usize,
     filter: Option<&Map<String, Value>>,
-) -> AppResult<Vec<Hit>> {
+) -> AppResult<search::Found> {
     let ids = collection_ids("collection_ids", ids)?;
     search::search(
         state,
@@ -116,7 +116,7 @@ pub async fn search_route(
         ));
     }
     let mode = body.mode.unwrap_or(Mode::Hybrid);
-    let hits = run(
+    let found = run(
         &state,
         &caller,
         &body.collection_ids,
@@ -126,13 +126,9 @@ pub async fn search_route(
         body.filter.as_ref(),
     )
     .await?;
-    let (tenant, ids) = (caller.tenant_id.clone(), body.collection_ids.clone());
-    let searched = state
-        .db
-        .read(move |conn| crate::knowledge::store::generations(conn, &tenant, &ids))
-        .await?;
     Ok(HttpResponse::Ok().json(SearchOut {
-        items: hits
+        items: found
+            .hits
             .into_iter()
             .map(|h| SearchItem {
                 document_id: h.document_id,
@@ -145,7 +141,7 @@ pub async fn search_route(
             })
             .collect(),
         mode,
-        embedding_models: search::models_of(&body.collection_ids, &searched),
+        embedding_models: found.embedding_models,
     }))
 }
 
@@ -218,15 +214,16 @@ pub async fn check_model<'a>(
 }
 
 /// The `top_k` passages of the caller's `ids` retrieved for `question` (hybrid search).
-async fn passages(
+pub(crate) async fn passages(
     state: &AiState,
     caller: &Caller,
     ids: &[String],
     question: &str,
     top_k: usize,
 ) -> AppResult<Vec<answer::Passage>> {
-    let hits = run(state, caller, ids, question, Mode::Hybrid, top_k, None).await?;
-    Ok(hits
+    let found = run(state, caller, ids, question, Mode::Hybrid, top_k, None).await?;
+    Ok(found
+        .hits
         .into_iter()
         .map(|h| answer::Passage {
             document_id: h.document_id,
@@ -397,17 +394,13 @@ pub async fn complete(
     let (completion, served) = match routed {
         Ok((crate::providers::Reply::Whole(c), served)) => (c, served),
         Ok((crate::providers::Reply::Stream(_), _)) => {
-            meter.tokens(0, 0);
-            meter.status("upstream_failed");
-            meter.record().await?;
+            meter.fail("upstream_failed").await?;
             return Err(AppError::BadGateway(
                 "the provider streamed an answer asked whole".into(),
             ));
         }
         Err(e) => {
-            meter.tokens(0, 0);
-            meter.status(&e.code());
-            meter.record().await?;
+            meter.fail(&e.code()).await?;
             return Err(e);
         }
     };

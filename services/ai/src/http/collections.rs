@@ -177,6 +177,7 @@ pub async fn create(
         updated_at: now,
         next_embedding_model: None,
         reembed_started_at: None,
+        reembed_change: 0,
     };
     let cap = state.config.max_collections_per_tenant;
     let stored = row.clone();
@@ -452,7 +453,7 @@ pub async fn add_document(
     let received = if essence == "multipart/form-data" {
         from_multipart(Multipart::new(req.headers(), payload), max).await?
     } else if essence == "application/json" || essence.ends_with("+json") {
-        from_json(payload, max).await?
+        from_json(payload, agora_shared::http::json::content_length(&req), max).await?
     } else {
         return Err(AppError::UnsupportedMediaType(
             "send JSON {title, text} or multipart/form-data with a `file`".into(),
@@ -557,16 +558,11 @@ pub async fn upload_content(
 ) -> AppResult<HttpResponse> {
     require_manage(&caller)?;
     let max = state.config.max_document_bytes;
+    let too_large = || AppError::PayloadTooLarge(format!("a document is at most {max} bytes"));
     // Too large by its own account: refused before anything is read.
-    let declared = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return Err(AppError::PayloadTooLarge(format!(
-            "a document is at most {max} bytes"
-        )));
+    let declared = agora_shared::http::json::content_length(&req);
+    if declared.is_some_and(|n| n > max) {
+        return Err(too_large());
     }
     let (collection, id) = path.into_inner();
     // The document first: nothing is read of a body for another tenant's, or one given.
@@ -581,16 +577,7 @@ pub async fn upload_content(
                 .with_code("ai.document_uploaded"),
         );
     }
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| AppError::BadRequest(format!("body: {e}")))?;
-        if body.len() + chunk.len() > max {
-            return Err(AppError::PayloadTooLarge(format!(
-                "a document is at most {max} bytes"
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = agora_shared::http::json::read_body(&mut payload, declared, max, too_large).await?;
     if body.is_empty() {
         return Err(AppError::invalid("body", "is empty: send the file's bytes"));
     }
@@ -604,19 +591,16 @@ pub async fn upload_content(
     given(&state, &caller.tenant_id, &collection, &id, inline).await
 }
 
-async fn from_json(mut payload: web::Payload, max: usize) -> AppResult<Received> {
+async fn from_json(
+    mut payload: web::Payload,
+    declared: Option<usize>,
+    max: usize,
+) -> AppResult<Received> {
     // The JSON around the text: escapes can double it, and the title and metadata add a bit.
     let limit = max * 2 + 64 * 1024;
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| AppError::BadRequest(format!("body: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(AppError::PayloadTooLarge(format!(
-                "a document is at most {max} bytes"
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let too_large = || AppError::PayloadTooLarge(format!("a document is at most {max} bytes"));
+    let body =
+        agora_shared::http::json::read_body(&mut payload, declared, limit, too_large).await?;
     let input: DocumentIn = agora_shared::http::json::parse(&body)?;
     let title = clean("title", &input.title, 300)?;
     let Some(text) = input.text else {

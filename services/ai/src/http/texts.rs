@@ -15,7 +15,6 @@ use agora_shared::{
 use super::{answers, input_text};
 use crate::{
     AiState,
-    knowledge::search::Mode,
     local::{self, answer::Passage, emotion, factcheck, summary},
 };
 
@@ -217,17 +216,7 @@ pub async fn fact_check(
     match (body.collection_ids, body.sources) {
         (Some(ids), None) => {
             for claim in claims {
-                let hits =
-                    answers::run(&state, &caller, &ids, &claim, Mode::Hybrid, 5, None).await?;
-                let passages: Vec<Passage> = hits
-                    .into_iter()
-                    .map(|h| Passage {
-                        document_id: h.document_id,
-                        chunk_id: h.chunk_id,
-                        title: h.title,
-                        text: h.text,
-                    })
-                    .collect();
+                let passages = answers::passages(&state, &caller, &ids, &claim, 5).await?;
                 results.push(blocking(&state, move || judge(claim, &passages, false)).await?);
             }
         }

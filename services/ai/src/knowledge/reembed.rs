@@ -58,10 +58,6 @@ pub fn progress(conn: &mut DbConnection, row: &CollectionRow) -> AppResult<Optio
     let (Some(model), Some(started)) = (&row.next_embedding_model, row.reembed_started_at) else {
         return Ok(None);
     };
-    let change: i64 = collections::table
-        .find(&row.id)
-        .select(collections::reembed_change)
-        .first(conn)?;
     let of_collection = || {
         chunks::table
             .filter(chunks::tenant_id.eq(&row.tenant_id))
@@ -69,7 +65,7 @@ pub fn progress(conn: &mut DbConnection, row: &CollectionRow) -> AppResult<Optio
     };
     let total: i64 = of_collection().count().get_result(conn)?;
     let done: i64 = of_collection()
-        .filter(chunks::spare_change.eq(change))
+        .filter(chunks::spare_change.eq(row.reembed_change))
         .count()
         .get_result(conn)?;
     Ok(Some(Progress {
@@ -130,6 +126,7 @@ pub fn change_model(
     }
     row.next_embedding_model = Some(model.to_owned());
     row.reembed_started_at = Some(now);
+    row.reembed_change += 1;
     diesel::update(collections::table.find(id))
         .set((
             collections::next_embedding_model.eq(&row.next_embedding_model),

@@ -48,8 +48,16 @@ pub struct Hit {
     pub score: f64,
 }
 
+/// What a search found, and the models the collections searched are embedded with (each
+/// once, in the order the collections were named).
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub hits: Vec<Hit>,
+    pub embedding_models: Vec<String>,
+}
+
 /// Runs a search; 404 names a collection the tenant does not have.
-pub async fn search(state: &AiState, q: Query<'_>) -> AppResult<Vec<Hit>> {
+pub async fn search(state: &AiState, q: Query<'_>) -> AppResult<Found> {
     let (tenant, ids) = (q.tenant.to_owned(), q.collections.to_vec());
     let generations = state
         .db
@@ -104,7 +112,7 @@ pub async fn search(state: &AiState, q: Query<'_>) -> AppResult<Vec<Hit>> {
         .await?;
     let mut by_id: HashMap<String, super::store::ChunkText> =
         texts.into_iter().map(|c| (c.id.clone(), c)).collect();
-    Ok(ranked
+    let hits = ranked
         .into_iter()
         // A chunk deleted since it was ranked is left out.
         .filter_map(|(id, score)| {
@@ -120,7 +128,11 @@ pub async fn search(state: &AiState, q: Query<'_>) -> AppResult<Vec<Hit>> {
                 score,
             })
         })
-        .collect())
+        .collect();
+    Ok(Found {
+        hits,
+        embedding_models: models_of(q.collections, &generations),
+    })
 }
 
 /// Whether a document's metadata (JSON text) has every key of `filter` with its value.
@@ -132,7 +144,7 @@ fn matches(metadata: &str, filter: &Map<String, Value>) -> bool {
 }
 
 /// The embedding models of the collections `ids` (each once, in the order of `ids`).
-pub fn models_of(ids: &[String], generations: &[(String, i64, String)]) -> Vec<String> {
+fn models_of(ids: &[String], generations: &[(String, i64, String)]) -> Vec<String> {
     let mut models: Vec<String> = Vec::new();
     for id in ids {
         if let Some((_, _, model)) = generations.iter().find(|(c, _, _)| c == id)

@@ -31,6 +31,8 @@ pub struct CollectionRow {
     /// The model its chunks are being embedded with again, while they are.
     pub next_embedding_model: Option<String>,
     pub reembed_started_at: Option<NaiveDateTime>,
+    /// The number of the latest change of model.
+    pub reembed_change: i64,
 }
 
 #[derive(Debug, Clone, Insertable)]

@@ -5,7 +5,6 @@
 //! in the transaction that records it: refund and dispute news moves the connection's claims.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -76,16 +75,15 @@ pub async fn stripe_event(
         .transpose()
         .map_err(|_| bad_signature("the header is not ASCII"))?
         .ok_or_else(|| bad_signature("the Stripe-Signature header is missing"))?;
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| AppError::BadRequest(format!("body: {e}")))?;
-        if body.len() + chunk.len() > MAX_EVENT_BYTES {
-            return Err(AppError::PayloadTooLarge(format!(
-                "a Stripe event is at most {MAX_EVENT_BYTES} bytes"
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let too_large =
+        || AppError::PayloadTooLarge(format!("a Stripe event is at most {MAX_EVENT_BYTES} bytes"));
+    let body = agora_shared::http::json::read_body(
+        &mut payload,
+        agora_shared::http::json::content_length(&req),
+        MAX_EVENT_BYTES,
+        too_large,
+    )
+    .await?;
     let id = id.into_inner();
     let lookup = id.clone();
     let connection = state
